@@ -1,0 +1,49 @@
+# Front door. `make help` lists targets; `make train EXP=sf2f` and `make test` set up everything they need.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stack
+EXP ?= sf2f
+DATA ?=
+CKPT ?=
+ARGS ?=
+SIZE ?= demo
+DATASET ?= hq_voxceleb
+
+# The pinned stack (DEVELOPERS.md). torch goes first and alone; facenet-pytorch without its own pins.
+TORCH := torch==2.9.1 torchvision==0.24.1
+
+.DEFAULT_GOAL := help
+.PHONY: help setup train test test-slow demo-data format clean
+
+help: ## List targets and experiments
+	@echo "Usage: make <target> [EXP=name] [DATA=path] [CKPT=last|path] [ARGS='--trainer.max_steps=100 …']"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
+	@echo "Experiments (EXP=):"; for f in experiments/*.yaml; do n=$$(basename $$f .yaml); \
+	  [ $$n = smoke ] || printf "  %-16s %s\n" $$n "$$(head -1 $$f | sed 's/^# //')"; done
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-deps facenet-pytorch==2.6.0
+	@touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv with the pinned stack (done automatically by train/test)
+
+demo-data: $(STAMP) ## Generate a demo dataset: DATASET=hq_voxceleb SIZE=demo|tiny
+	$(PY) -m datamodules.synthetic --layout $(DATASET) --size $(SIZE) --out data/demo/$(SIZE)/$(DATASET)
+
+train: $(STAMP) ## Train EXP (default sf2f) on DATA, or on the demo dataset; CKPT=last resumes
+	$(PY) -m experiments.train $(EXP) $(if $(DATA),--data $(DATA)) $(if $(CKPT),--resume $(CKPT)) $(ARGS)
+
+test: $(STAMP) ## Run the test suite (CPU; slow and GPU tests excluded)
+	$(PY) -m pytest -q $(ARGS)
+
+test-slow: $(STAMP) ## Run only the slow tests (real-size checks, demo training)
+	$(PY) -m pytest -q -m slow $(ARGS)
+
+clean: ## Remove generated data, runs and caches (keeps .venv)
+	rm -rf data runs wandb lightning_logs .pytest_cache

@@ -1,0 +1,115 @@
+"""Audio reading, resampling and voice-activity detection shared by every dataset.
+
+Audio is read with soundfile (wav/flac) or PyAV (m4a/aac, video containers) and returned as float32 mono
+in [-1, 1]. Resampling goes through torchaudio's polyphase resampler; `torchaudio.load` is avoided on
+purpose because it needs system ffmpeg libraries.
+"""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+from .errors import DatasetError
+
+SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg"}
+
+
+def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+    """Read any audio file as mono float32 at `sample_rate`.
+
+    Returns:
+        `(T,)` float32 in [-1, 1]. Multi-channel audio is averaged to mono.
+    Raises:
+        DatasetError: naming the file when it cannot be decoded or holds no samples.
+    """
+    path = Path(path)
+    try:
+        if path.suffix.lower() in SOUNDFILE_SUFFIXES:
+            wave, source_rate = sf.read(path, dtype="float32", always_2d=True)
+            wave = wave.mean(axis=1)
+        else:
+            wave, source_rate = _decode_with_pyav(path)
+    except DatasetError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any decoder failure is the file's fault
+        raise DatasetError(
+            f"{path}: cannot decode audio ({type(error).__name__}: {error}). "
+            "Re-encode it as 16-bit PCM wav or remove it from the dataset."
+        ) from None
+    if wave.size == 0:
+        raise DatasetError(f"{path}: the audio stream holds no samples. Remove the file or re-export it.")
+    return resample(wave, source_rate, sample_rate)
+
+
+def _decode_with_pyav(path: Path) -> tuple[np.ndarray, int]:
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            raise DatasetError(f"{path}: the file has no audio stream. Use a file with its speech track.")
+        stream = container.streams.audio[0]
+        chunks = [frame.to_ndarray().astype(np.float32) for frame in container.decode(stream)]
+        source_rate = stream.codec_context.sample_rate
+    # Planar frames are (channels, samples); packed ones (1, samples * channels): average channels either way.
+    channels = stream.codec_context.channels or 1
+    samples = np.concatenate([c.reshape(channels, -1) if c.shape[0] == 1 else c for c in chunks], axis=1)
+    return samples.mean(axis=0), source_rate
+
+
+def resample(wave: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    """`(T,)` at `source_rate` → `(T * target_rate / source_rate,)` float32."""
+    if source_rate == target_rate:
+        return np.ascontiguousarray(wave, dtype=np.float32)
+    resampled = AF.resample(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), source_rate, target_rate)
+    return resampled.numpy()
+
+
+def voiced_audio(
+    wave: np.ndarray,
+    sample_rate: int,
+    aggressiveness: int = 1,
+    frame_ms: int = 30,
+    padding_ms: int = 300,
+    trigger_ratio: float = 0.9,
+) -> np.ndarray:
+    """Keep only the voiced stretches of `wave`, concatenated (WebRTC VAD with a padding ring buffer).
+
+    SF2F's data preparation works this way (spec §1): 30 ms frames, a 300 ms ring buffer, and a stretch
+    opens when more than 90 % of the buffer is voiced and closes when more than 90 % is unvoiced.
+
+    Args:
+        wave: `(T,)` float32 in [-1, 1]; `sample_rate` must be 8, 16, 32 or 48 kHz (WebRTC's rates).
+    Returns:
+        `(T',)` float32, T' <= T; empty when nothing is voiced.
+    """
+    import webrtcvad
+
+    vad = webrtcvad.Vad(aggressiveness)
+    frame_len = sample_rate * frame_ms // 1000
+    pcm = (np.clip(wave, -1.0, 1.0) * 32767).astype(np.int16)
+    frames = [pcm[i : i + frame_len] for i in range(0, len(pcm) - frame_len + 1, frame_len)]
+    ring: collections.deque = collections.deque(maxlen=max(1, padding_ms // frame_ms))
+    kept: list[np.ndarray] = []
+    triggered = False
+    for frame in frames:
+        is_speech = vad.is_speech(frame.tobytes(), sample_rate)
+        ring.append((frame, is_speech))
+        voiced_share = sum(speech for _, speech in ring) / ring.maxlen
+        if not triggered and voiced_share > trigger_ratio:
+            triggered = True
+            kept.extend(f for f, _ in ring)  # the padding before the onset belongs to the stretch
+            ring.clear()
+        elif triggered:
+            kept.append(frame)
+            if 1.0 - voiced_share > trigger_ratio:
+                triggered = False
+                ring.clear()
+    if not kept:
+        return np.zeros(0, dtype=np.float32)
+    return np.concatenate(kept).astype(np.float32) / 32767.0

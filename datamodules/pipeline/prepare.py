@@ -1,0 +1,96 @@
+"""Run a per-file preprocessing function over many files into a `ShardedCache`.
+
+Files are grouped into fixed shards; finished shards are skipped, so an interrupted run resumes where it
+stopped. Worker processes compute, the parent alone writes. A file that cannot be used is rejected with
+its reason (kept in the shard and gathered into `rejected.csv`) instead of stopping the run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import multiprocessing as mp
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .cache import ShardedCache, atomic_write_bytes
+from .errors import DatasetError
+
+Item = tuple[dict, dict[str, np.ndarray]]
+ProcessFn = Callable[[dict], Item]
+
+
+@dataclass(frozen=True)
+class PrepareReport:
+    """What one preprocessing pass did."""
+
+    items: int
+    rejected: int
+    shards_written: int
+    shards_skipped: int
+
+
+def _process_shard(task: tuple[ProcessFn, list[dict]]) -> tuple[list[Item], list[dict]]:
+    process, jobs = task
+    items, rejected = [], []
+    for job in jobs:
+        try:
+            items.append(process(job))
+        except DatasetError as error:
+            rejected.append({"path": job["path"], "reason": str(error)})
+        except Exception as error:  # noqa: BLE001 - one bad file must never end the whole run
+            rejected.append({"path": job["path"], "reason": f"{type(error).__name__}: {error}"})
+    return items, rejected
+
+
+def prepare_cache(
+    cache: ShardedCache,
+    jobs: list[dict],
+    process: ProcessFn,
+    *,
+    shard_size: int = 256,
+    num_workers: int = 0,
+    description: str = "preprocessing",
+) -> PrepareReport:
+    """Process `jobs` (dicts with at least a "path") into `cache`, resumably.
+
+    `process(job)` returns `(meta, {name: array})` or raises `DatasetError` with the reason to reject.
+    The job list must be in a stable order across reruns (shard k always covers the same jobs).
+    """
+    shards = [jobs[start : start + shard_size] for start in range(0, len(jobs), shard_size)]
+    todo = [k for k in range(len(shards)) if not cache.is_complete(k)]
+    already_done = len(jobs) - sum(len(shards[k]) for k in todo)
+    progress = tqdm(total=len(jobs), initial=already_done, desc=description, unit="file")
+    tasks = [(process, shards[k]) for k in todo]
+    if num_workers > 0 and len(tasks) > 1:
+        pool = mp.get_context("spawn").Pool(num_workers)
+        results = pool.imap(_process_shard, tasks)
+    else:
+        pool, results = None, map(_process_shard, tasks)
+    try:
+        for shard, (items, rejected) in zip(todo, results):
+            cache.write_shard(shard, items, rejected)
+            progress.update(len(shards[shard]))
+    finally:
+        progress.close()
+        if pool is not None:
+            pool.terminate()
+    all_rejected = cache.rejected()
+    write_rejected_csv(cache, all_rejected)
+    return PrepareReport(
+        items=len(cache.read()),
+        rejected=len(all_rejected),
+        shards_written=len(todo),
+        shards_skipped=len(shards) - len(todo),
+    )
+
+
+def write_rejected_csv(cache: ShardedCache, rejected: list[dict[str, Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["path", "reason"])
+    writer.writeheader()
+    writer.writerows(rejected)
+    atomic_write_bytes(cache.directory / "rejected.csv", lambda f: f.write(buffer.getvalue().encode()))

@@ -1,0 +1,392 @@
+"""Voice → face data: per identity, face crops and utterances, preprocessed once into a cache.
+
+Used by systems that map a speaker's voice to a face of that speaker (SF2F). A dataset adapter (e.g.
+`hq_voxceleb.py`) only lists each identity's files and split; everything else happens here:
+
+- `prepare_data` decodes every face (resized to `image_size`) and every utterance (voice-activity
+  detection, then log-mel) into two sharded caches, in worker processes, resumably.
+- `setup` memory-maps the caches and builds per-split datasets. Training draws one random face and one
+  random utterance per identity (an "epoch" is one pass over the identities, spec §5); evaluation is
+  deterministic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Optional, TypedDict
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from torch.utils.data import DataLoader, Dataset
+
+from .pipeline.audio import read_audio, voiced_audio
+from .pipeline.cache import CachedItems, ShardedCache
+from .pipeline.errors import DatasetError
+from .pipeline.features import LogMelConfig, log_mel
+from .pipeline.images import IMAGENET_MEAN, IMAGENET_STD, read_image
+from .pipeline.prepare import prepare_cache
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SPLITS = ("train", "val", "test")
+
+
+def data_root() -> Path:
+    """Where demo datasets and caches go: `$TF_DATA_DIR`, else `data/` in the repository."""
+    return Path(os.environ.get("TF_DATA_DIR", REPO_ROOT / "data"))
+
+
+@dataclass(frozen=True)
+class IdentityFiles:
+    """One identity as a dataset adapter found it on disk."""
+
+    name: str
+    split: str
+    faces: tuple[Path, ...]
+    speech: tuple[Path, ...]
+
+
+class VoiceFaceBatch(TypedDict, total=False):
+    """A collated batch. Images are ImageNet-normalised float32.
+
+    face: `(B, 3, S, S)`; identity: `(B,)` int64 index among the training identities (train) or among
+    the split's identities (val/test); mel: `(B, n_mels, T)`; mels: `(B, N, n_mels, W)` (fuser stage);
+    faces: `(B, K, 3, S, S)` every face of the identity, padded, with face_mask `(B, K)` bool (evaluation).
+    """
+
+    face: torch.Tensor
+    identity: torch.Tensor
+    mel: torch.Tensor
+    mels: torch.Tensor
+    faces: torch.Tensor
+    face_mask: torch.Tensor
+
+
+# ----------------------------------------------------------------------------- preprocessing (workers)
+
+
+def face_item(job: dict) -> tuple[dict, dict[str, np.ndarray]]:
+    face = read_image(job["path"], job["image_size"])
+    return {"identity": job["identity"], "path": job["path"]}, {"face": face[None]}
+
+
+def speech_item(job: dict) -> tuple[dict, dict[str, np.ndarray]]:
+    config = LogMelConfig(**job["log_mel"])
+    wave = read_audio(job["path"], config.sample_rate)
+    if job["vad"]:
+        wave = voiced_audio(wave, config.sample_rate)
+    seconds = len(wave) / config.sample_rate
+    if seconds < job["min_speech_seconds"]:
+        raise DatasetError(
+            f"{job['path']}: only {seconds:.2f} s of speech{' after voice-activity detection' if job['vad'] else ''}"
+            f" (minimum {job['min_speech_seconds']} s): the file is silent, clipped or too short. Remove it, or "
+            "lower --data.init_args.min_speech_seconds."
+        )
+    features = log_mel(wave, config)  # (n_mels, frames)
+    return {"identity": job["identity"], "path": job["path"]}, {"mel": features.T.astype(np.float16)}
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def normalise_face(face: np.ndarray) -> torch.Tensor:
+    """`(3, S, S)` uint8 → `(3, S, S)` float32 in ImageNet-normalised space."""
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (torch.from_numpy(np.asarray(face, dtype=np.float32)) / 255.0 - mean) / std
+
+
+class VoiceFaceCorpus:
+    """The cached faces and utterances of one split, grouped by identity."""
+
+    def __init__(self, faces: CachedItems, mels: CachedItems, names: list[str]):
+        self.names = names
+        position = {name: i for i, name in enumerate(names)}
+        self.face_rows: list[list[int]] = [[] for _ in names]
+        self.mel_rows: list[list[int]] = [[] for _ in names]
+        for rows, items in ((self.face_rows, faces), (self.mel_rows, mels)):
+            for row, meta in enumerate(items.metas):
+                if meta["identity"] in position:
+                    rows[position[meta["identity"]]].append(row)
+        self._faces, self._mels = faces, mels
+        # An identity whose files were all rejected keeps its index (class ids stay stable) but is not drawn.
+        self.usable = [i for i in range(len(names)) if self.face_rows[i] and self.mel_rows[i]]
+
+    def face(self, row: int) -> np.ndarray:
+        return self._faces[row][1]["face"][0]
+
+    def mel(self, row: int) -> np.ndarray:
+        """`(n_mels, T)` float32."""
+        return np.asarray(self._mels[row][1]["mel"], dtype=np.float32).T
+
+
+class TrainPairs(Dataset):
+    """One random face and one random utterance (or `segments` windows) per usable identity."""
+
+    def __init__(self, corpus: VoiceFaceCorpus, segments: int, window_frames: int):
+        self.corpus, self.segments, self.window_frames = corpus, segments, window_frames
+
+    def __len__(self) -> int:
+        return len(self.corpus.usable)
+
+    def __getitem__(self, index: int) -> dict:
+        identity = self.corpus.usable[index]
+        face_rows, mel_rows = self.corpus.face_rows[identity], self.corpus.mel_rows[identity]
+        item = {
+            "face": normalise_face(self.corpus.face(face_rows[_randint(len(face_rows))])),
+            "identity": identity,
+        }
+        if self.segments:
+            item["mels"] = torch.from_numpy(self._windows(mel_rows))
+        else:
+            item["mel"] = torch.from_numpy(self.corpus.mel(mel_rows[_randint(len(mel_rows))]))
+        return item
+
+    def _windows(self, mel_rows: list[int]) -> np.ndarray:
+        """`segments` non-overlapping windows from the identity's utterances in random order (spec §3).
+
+        Windows are taken at a random start offset in each shuffled utterance; an identity with too little
+        speech for `segments` windows repeats its windows cyclically.
+        """
+        width, windows = self.window_frames, []
+        for row in np.random.permutation(mel_rows):
+            mel = _pad_to(self.corpus.mel(row), width)
+            start = _randint(mel.shape[1] % width + 1)
+            windows += [mel[:, s : s + width] for s in range(start, mel.shape[1] - width + 1, width)]
+            if len(windows) >= self.segments:
+                break
+        repeated = [windows[i % len(windows)] for i in range(self.segments)]
+        return np.stack(repeated)
+
+
+class EvaluationIdentities(Dataset):
+    """Deterministic evaluation items: every face of the identity and its first `eval_frames` of speech."""
+
+    def __init__(self, corpus: VoiceFaceCorpus, eval_frames: int):
+        self.corpus, self.eval_frames = corpus, eval_frames
+
+    def __len__(self) -> int:
+        return len(self.corpus.usable)
+
+    def __getitem__(self, index: int) -> dict:
+        identity = self.corpus.usable[index]
+        faces = torch.stack([normalise_face(self.corpus.face(r)) for r in self.corpus.face_rows[identity]])
+        speech = np.concatenate([self.corpus.mel(r) for r in self.corpus.mel_rows[identity]], axis=1)
+        return {
+            "face": faces[0],
+            "faces": faces,
+            "identity": identity,
+            "mel": torch.from_numpy(_pad_to(speech, self.eval_frames)[:, : self.eval_frames].copy()),
+        }
+
+
+def _randint(high: int) -> int:
+    # torch's generator is reseeded per DataLoader worker, numpy's global one is not.
+    return int(torch.randint(high, ()).item())
+
+
+def _pad_to(mel: np.ndarray, frames: int, value: float = LogMelConfig().padding_value) -> np.ndarray:
+    """Right-pad `(n_mels, T)` to at least `frames` with the normalised value of zero log-energy."""
+    missing = frames - mel.shape[1]
+    return mel if missing <= 0 else np.pad(mel, ((0, 0), (0, missing)), constant_values=value)
+
+
+class RandomCropCollate:
+    """Stack items, cropping every `mel` to one length drawn per batch from [min_frames, max_frames]."""
+
+    def __init__(self, min_frames: int, max_frames: int):
+        self.min_frames, self.max_frames = min_frames, max_frames
+
+    def __call__(self, items: list[dict]) -> VoiceFaceBatch:
+        frames = self.min_frames + _randint(self.max_frames - self.min_frames + 1)
+        batch = _stack(items, exclude=("mel",))
+        if "mel" in items[0]:
+            crops = []
+            for item in items:
+                mel = _pad_to(item["mel"].numpy(), frames)
+                start = _randint(mel.shape[1] - frames + 1)
+                crops.append(torch.from_numpy(mel[:, start : start + frames].copy()))
+            batch["mel"] = torch.stack(crops)
+        return batch
+
+
+def evaluation_collate(items: list[dict]) -> VoiceFaceBatch:
+    """Stack items, padding each identity's face set to the largest one with a `face_mask`."""
+    batch = _stack(items, exclude=("faces",))
+    most = max(len(item["faces"]) for item in items)
+    faces = torch.zeros(len(items), most, *items[0]["faces"].shape[1:])
+    mask = torch.zeros(len(items), most, dtype=torch.bool)
+    for i, item in enumerate(items):
+        faces[i, : len(item["faces"])] = item["faces"]
+        mask[i, : len(item["faces"])] = True
+    batch["faces"], batch["face_mask"] = faces, mask
+    return batch
+
+
+def _stack(items: list[dict], exclude: tuple[str, ...]) -> dict:
+    return {
+        key: torch.stack([i[key] for i in items]) if torch.is_tensor(items[0][key]) else torch.tensor([i[key] for i in items])
+        for key in items[0]
+        if key not in exclude
+    }
+
+
+# ----------------------------------------------------------------------------- datamodule
+
+
+class VoiceFaceDataModule(L.LightningDataModule):
+    """Base datamodule for voice → face datasets; subclasses set `layout` and implement `scan(root)`.
+
+    Args:
+        root: dataset folder in the adapter's real layout; None uses the embedded demo dataset
+            (generated under `data/demo/<demo_size>/<layout>` on first use).
+        cache_dir: where preprocessed shards go (default `data/cache/<layout>-<hash of root>`).
+        image_size: face side in pixels after resizing (64 or 128 for SF2F).
+        n_mels: log-mel bands (40 for SF2F).
+        vad: keep only voiced audio (WebRTC VAD, as the SF2F authors' preparation does).
+        min_speech_seconds: utterances with less (voiced) speech are rejected.
+        clip_frames: training clips are cropped to T frames, T drawn per batch in this inclusive range.
+        segments: 0 for single clips; N > 0 yields `mels (B, N, n_mels, window_frames)` (SF2F's fuser stage).
+        eval_frames: length of the deterministic evaluation clip.
+        batch_size: global batch (divided by the number of devices).
+        demo_size: "demo" or "tiny" (tests) when root is None.
+    """
+
+    layout = ""
+
+    def __init__(
+        self,
+        root: Optional[str] = None,
+        cache_dir: Optional[str] = None,
+        image_size: int = 64,
+        n_mels: int = 40,
+        vad: bool = True,
+        min_speech_seconds: float = 0.5,
+        clip_frames: tuple[int, int] = (100, 150),
+        segments: int = 0,
+        window_frames: int = 125,
+        eval_frames: int = 125,
+        batch_size: int = 256,
+        eval_batch_size: int = 64,
+        num_workers: int = 2,
+        prepare_workers: int = 2,
+        demo_size: str = "demo",
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        if clip_frames[0] > clip_frames[1] or clip_frames[0] < 1:
+            raise ValueError(f"clip_frames must be an increasing (min, max) pair, got {clip_frames}")
+        self.log_mel_config = LogMelConfig(n_mels=n_mels)
+        self.corpora: dict[str, VoiceFaceCorpus] = {}
+
+    def scan(self, root: Path) -> list[IdentityFiles]:
+        raise NotImplementedError
+
+    # --- discovery -----------------------------------------------------------------------------------
+
+    @cached_property
+    def root(self) -> Path:
+        if self.hparams.root is not None:
+            return Path(self.hparams.root).expanduser()
+        from .synthetic import ensure_dataset
+
+        size = self.hparams.demo_size
+        return ensure_dataset(self.layout, data_root() / "demo" / size / self.layout, size=size)
+
+    @cached_property
+    def identities(self) -> list[IdentityFiles]:
+        return self.scan(self.root)
+
+    def names(self, split: str) -> list[str]:
+        return [identity.name for identity in self.identities if identity.split == split]
+
+    @property
+    def num_identities(self) -> int:
+        """Training identities: the number of classes of an identity classifier."""
+        return len(self.names("train"))
+
+    @cached_property
+    def cache_root(self) -> Path:
+        if self.hparams.cache_dir is not None:
+            return Path(self.hparams.cache_dir).expanduser()
+        digest = hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:8]
+        return data_root() / "cache" / f"{self.layout}-{digest}"
+
+    def _caches(self) -> tuple[ShardedCache, ShardedCache]:
+        size, audio = self.hparams.image_size, self.log_mel_config
+        faces = ShardedCache(self.cache_root / f"faces-{size}px", {"root": str(self.root), "image_size": size})
+        vad = "vad" if self.hparams.vad else "novad"
+        mel_params = {**asdict(audio), "root": str(self.root), "vad": self.hparams.vad,
+                      "min_speech_seconds": self.hparams.min_speech_seconds}
+        mels = ShardedCache(self.cache_root / f"logmel-{audio.n_mels}-{vad}", mel_params)
+        return faces, mels
+
+    # --- Lightning hooks -----------------------------------------------------------------------------
+
+    def prepare_data(self) -> None:
+        """Decode and featurise every file once (rank 0 only); reruns skip finished shards."""
+        faces, mels = self._caches()
+        face_jobs = [{"path": str(p), "identity": i.name, "image_size": self.hparams.image_size}
+                     for i in self.identities for p in i.faces]
+        speech_jobs = [{"path": str(p), "identity": i.name, "log_mel": asdict(self.log_mel_config),
+                        "vad": self.hparams.vad, "min_speech_seconds": self.hparams.min_speech_seconds}
+                       for i in self.identities for p in i.speech]
+        workers = self.hparams.prepare_workers
+        for cache, jobs, process, what in ((faces, face_jobs, face_item, "faces"),
+                                           (mels, speech_jobs, speech_item, "speech")):
+            report = prepare_cache(cache, jobs, process, num_workers=workers, description=f"{self.layout} {what}")
+            if report.rejected:
+                rank_zero_info(f"{self.layout}: {report.rejected} {what} file(s) rejected; reasons in "
+                               f"{cache.directory / 'rejected.csv'}")
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        faces, mels = (cache.read() for cache in self._caches())
+        for split in SPLITS:
+            corpus = VoiceFaceCorpus(faces, mels, self.names(split))
+            if not corpus.usable and self.names(split):
+                raise DatasetError(
+                    f"{self.root}: none of the {len(self.names(split))} {split} identities has a usable face and "
+                    f"utterance after preprocessing; see the rejected.csv files under {self.cache_root}."
+                )
+            self.corpora[split] = corpus
+        self._check_batch_size()
+
+    def _check_batch_size(self) -> None:
+        world = self._world()
+        if self.hparams.batch_size % world:
+            raise ValueError(f"batch_size {self.hparams.batch_size} is not divisible by the {world} devices")
+        usable = len(self.corpora["train"].usable)
+        if self.hparams.batch_size // world > usable:
+            raise DatasetError(
+                f"{self.root}: batch of {self.hparams.batch_size // world} per device exceeds the {usable} usable "
+                "training identities (one item per identity per epoch). Lower --data.init_args.batch_size."
+            )
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = TrainPairs(self.corpora["train"], self.hparams.segments, self.hparams.window_frames)
+        return self._loader(dataset, self.hparams.batch_size // self._world(), shuffle=True,
+                            collate=RandomCropCollate(*self.hparams.clip_frames))
+
+    def val_dataloader(self) -> DataLoader:
+        return self._evaluation_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._evaluation_loader("test")
+
+    def _evaluation_loader(self, split: str) -> DataLoader:
+        dataset = EvaluationIdentities(self.corpora[split], self.hparams.eval_frames)
+        return self._loader(dataset, self.hparams.eval_batch_size, shuffle=False, collate=evaluation_collate)
+
+    def _world(self) -> int:
+        return self.trainer.world_size if self.trainer is not None else 1
+
+    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, collate) -> DataLoader:
+        workers = self.hparams.num_workers
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=shuffle,
+                          collate_fn=collate, num_workers=workers, persistent_workers=workers > 0,
+                          pin_memory=torch.cuda.is_available())

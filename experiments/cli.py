@@ -1,0 +1,91 @@
+"""The project's one LightningCLI: shared links, run-directory conventions, checkpointing, W&B offline.
+
+Every experiment YAML in this folder is a plain LightningCLI config (model / data / trainer sections).
+This class adds what all of them share, so no YAML repeats it:
+
+- values stated once in `data` and copied into `model` (`link_arguments`): image size, mel bands, and the
+  number of training identities (known only once the dataset is scanned);
+- `next_stage`: the experiment to run after this one, initialised from this one's best checkpoint
+  (read by `experiments.train`, which chains stages such as SF2F's encoder-decoder → fuser);
+- checkpoints in `<run dir>/checkpoints/`: `last.ckpt` every `checkpoint_every_n_steps` optimiser steps
+  and on interruption (Ctrl-C, SIGTERM), plus the best one by the model's `checkpoint_monitor`;
+- a W&B logger, offline by default, writing under the run directory (upload later with `wandb sync`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+WANDB_PROJECT = "talking-faces"
+LINKED_VALUES = ("image_size", "n_mels")
+TRAINER_DEFAULTS = {
+    "logger": {
+        "class_path": "lightning.pytorch.loggers.WandbLogger",
+        "init_args": {"offline": True, "project": WANDB_PROJECT},
+    },
+    "log_every_n_steps": 10,
+}
+
+
+class ProjectCLI(LightningCLI):
+    """`LightningCLI` with the project's conventions; `args` as for LightningCLI (e.g. ["fit", ...])."""
+
+    def __init__(self, args: Optional[list[str]] = None, run: bool = True):
+        super().__init__(
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            trainer_defaults=TRAINER_DEFAULTS,
+            save_config_kwargs={"overwrite": True},
+            args=args,
+            run=run,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        for name in LINKED_VALUES:
+            parser.link_arguments(f"data.init_args.{name}", f"model.init_args.{name}")
+        parser.link_arguments("data.num_identities", "model.init_args.num_identities", apply_on="instantiate")
+        parser.add_argument("--next_stage", type=Optional[str], default=None,
+                            help="Experiment run next by experiments.train, initialised from this stage's best checkpoint.")
+        parser.add_argument("--checkpoint_every_n_steps", type=int, default=200,
+                            help="Write <run dir>/checkpoints/last.ckpt every this many optimiser steps.")
+
+    def before_instantiate_classes(self) -> None:
+        """Point an offline W&B logger at the run directory and name the run after it."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        logger = config.trainer.logger
+        if getattr(logger, "class_path", "").endswith("WandbLogger"):
+            run_dir = Path(config.trainer.default_root_dir or "runs/adhoc")
+            if logger.init_args.get("save_dir") in (None, "."):
+                logger.init_args.save_dir = str(run_dir)
+            if logger.init_args.get("name") is None:
+                logger.init_args.name = "/".join(run_dir.parts[-3:])
+            if logger.init_args.get("group") is None:
+                logger.init_args.group = run_dir.parts[-3] if len(run_dir.parts) >= 3 else None
+
+    def instantiate_trainer(self, **kwargs):
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        checkpoint_dir = Path(config.trainer.default_root_dir or ".") / "checkpoints"
+        callbacks = [
+            ModelCheckpoint(dirpath=checkpoint_dir, save_last=True, save_top_k=0,
+                            every_n_train_steps=config.checkpoint_every_n_steps),
+            OnExceptionCheckpoint(dirpath=checkpoint_dir, filename="last"),
+        ]
+        monitor = getattr(self.model, "checkpoint_monitor", None)
+        if monitor is not None:
+            key, mode = monitor
+            callbacks.append(ModelCheckpoint(dirpath=checkpoint_dir, monitor=key, mode=mode, save_top_k=1,
+                                             filename="best-{step}", auto_insert_metric_name=False))
+        self.trainer_defaults = {**self.trainer_defaults, "callbacks": callbacks}
+        return super().instantiate_trainer(**kwargs)
+
+
+def main() -> None:
+    ProjectCLI()
+
+
+if __name__ == "__main__":
+    main()

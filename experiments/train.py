@@ -1,0 +1,169 @@
+"""Train an experiment: `python -m experiments.train EXP [--data DIR] [--resume last|CKPT] [overrides…]`.
+
+What `make train EXP=…` runs. An experiment is `experiments/<EXP>.yaml`; when its `next_stage` names
+another experiment, that stage runs afterwards, initialised from this stage's best checkpoint (SF2F:
+encoder-decoder, then the fuser). Each run lives in `runs/<EXP>/<timestamp>/<stage>/` (config, W&B
+offline run, sample grids, `checkpoints/`); a finished stage leaves `COMPLETED.json` there.
+
+Without --data, the embedded demo dataset is used (generated on first use) and the overlay
+`experiments/demo/<stage>.yaml`, when present, sizes the run for a CPU. Overrides are LightningCLI
+arguments (`--trainer.max_steps=100`) and apply to every stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+EXPERIMENTS = Path(__file__).resolve().parent
+
+
+def runs_root() -> Path:
+    """Where runs go: `$TF_RUNS_DIR`, else `runs/` in the repository."""
+    return Path(os.environ.get("TF_RUNS_DIR", EXPERIMENTS.parent / "runs"))
+
+
+class ExperimentError(RuntimeError):
+    """The experiment name, run folder or checkpoint asked for does not exist."""
+
+
+def experiment_names() -> list[str]:
+    return sorted(p.stem for p in EXPERIMENTS.glob("*.yaml") if p.stem != "smoke")
+
+
+def stage_chain(experiment: str) -> list[str]:
+    """`experiment` followed by the stages its configs name in `next_stage`."""
+    chain = [experiment]
+    while True:
+        path = EXPERIMENTS / f"{chain[-1]}.yaml"
+        if not path.exists():
+            raise ExperimentError(f"{path}: no such experiment. Known: {', '.join(experiment_names())}")
+        following = (yaml.safe_load(path.read_text()) or {}).get("next_stage")
+        if not following:
+            return chain
+        if following in chain:
+            raise ExperimentError(f"{path}: next_stage {following!r} makes a cycle: {chain}")
+        chain.append(following)
+
+
+def resolve_run_dir(experiment: str, resume: str | None) -> Path:
+    runs = runs_root() / experiment
+    if resume is None:
+        return runs / time.strftime("%Y%m%d-%H%M%S")
+    if resume == "last":
+        earlier = sorted(p for p in runs.glob("*") if p.is_dir()) if runs.is_dir() else []
+        if not earlier:
+            raise ExperimentError(f"{runs}: no earlier run to resume. Drop CKPT=last to start one.")
+        return earlier[-1]
+    checkpoint = Path(resume)
+    if not checkpoint.is_file():
+        raise ExperimentError(f"{checkpoint}: checkpoint not found. Pass CKPT=last or an existing .ckpt file.")
+    return checkpoint.resolve().parents[2]  # <run>/<stage>/checkpoints/<file>.ckpt
+
+
+def stage_configs(stage: str, demo: bool, smoke: bool) -> list[str]:
+    """Config files for one stage, later ones overriding earlier ones."""
+    candidates = [EXPERIMENTS / f"{stage}.yaml"]
+    if demo:
+        candidates.append(EXPERIMENTS / "demo" / f"{stage}.yaml")
+    if smoke:
+        candidates += [EXPERIMENTS / "smoke.yaml", EXPERIMENTS / "smoke" / f"{stage}.yaml"]
+    return [str(p) for p in candidates if p.exists()]
+
+
+def run_stage(stage: str, stage_dir: Path, configs: list[str], overrides: list[str], ckpt_path: str | None):
+    """Fit one stage in this process; returns the trainer."""
+    from experiments.cli import ProjectCLI
+
+    args = ["fit"] + [a for c in configs for a in ("--config", c)]
+    args += [f"--trainer.default_root_dir={stage_dir}", *overrides]
+    if ckpt_path:
+        args.append(f"--ckpt_path={ckpt_path}")
+    return ProjectCLI(args=args).trainer
+
+
+def train(experiment: str, data: str | None = None, resume: str | None = None,
+          overrides: list[str] | None = None, smoke: bool = False) -> Path:
+    """Run every stage of `experiment` that has not completed yet; returns the run folder."""
+    overrides = list(overrides or [])
+    if data is not None:
+        overrides.insert(0, f"--data.init_args.root={data}")
+    run_dir = resolve_run_dir(experiment, resume)
+    previous_best: str | None = None
+    for stage in stage_chain(experiment):
+        stage_dir = run_dir / stage
+        completed = stage_dir / "COMPLETED.json"
+        if completed.exists():
+            previous_best = json.loads(completed.read_text())["best"]
+            print(f"[train] {stage}: already completed in {stage_dir}, skipping")
+            continue
+        stage_overrides = list(overrides)
+        if previous_best is not None:
+            stage_overrides.append(f"--model.init_args.init_from={previous_best}")
+        ckpt = _resume_checkpoint(stage_dir, resume)
+        print(f"[train] {stage}: {'resuming ' + ckpt if ckpt else 'starting'} in {stage_dir}")
+        trainer = run_stage(stage, stage_dir, stage_configs(stage, demo=data is None, smoke=smoke),
+                            stage_overrides, ckpt)
+        if trainer.interrupted:
+            print(f"[train] {stage} interrupted; rerun with CKPT=last to resume.")
+            sys.exit(130)
+        previous_best = _best_checkpoint(trainer)
+        completed.write_text(json.dumps({"best": previous_best, "global_step": trainer.global_step}))
+    print(f"[train] done: {run_dir}")
+    return run_dir
+
+
+def _resume_checkpoint(stage_dir: Path, resume: str | None) -> str | None:
+    if resume is None:
+        return None
+    if resume.endswith(".ckpt") and Path(resume).resolve().parents[1] == stage_dir.resolve():
+        return resume
+    last = stage_dir / "checkpoints" / "last.ckpt"
+    return str(last) if last.exists() else None
+
+
+def _best_checkpoint(trainer) -> str:
+    best = getattr(trainer.checkpoint_callback, "best_model_path", "")
+    for callback in trainer.checkpoint_callbacks:
+        if callback.monitor is not None and callback.best_model_path:
+            best = callback.best_model_path
+    if not best:
+        best = str(Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt")
+        trainer.save_checkpoint(best)
+    return best
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.train",
+        description=__doc__.split("\n\n")[0],
+        epilog="Experiments: " + ", ".join(experiment_names())
+        + ". Any other argument goes to LightningCLI, e.g. --trainer.max_steps=100 --trainer.precision=bf16-mixed "
+        "--trainer.devices=2 --trainer.strategy=ddp; add --print_config to see the resolved config.",
+    )
+    parser.add_argument("experiment", help="experiment name: a file experiments/<name>.yaml")
+    parser.add_argument("--data", help="dataset root in the experiment's real layout (default: the demo dataset)")
+    parser.add_argument("--resume", help="'last' (newest run of this experiment) or a .ckpt path")
+    parser.add_argument("--smoke", action="store_true", help="stack experiments/smoke.yaml: a few CPU steps")
+    return parser.parse_known_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, overrides = parse_args(sys.argv[1:] if argv is None else argv)
+    from datamodules.pipeline.errors import DatasetError
+    from lightning_modules.common.errors import CheckpointError, WeightsError
+
+    try:
+        train(args.experiment, data=args.data, resume=args.resume, overrides=overrides, smoke=args.smoke)
+    except (ExperimentError, DatasetError, WeightsError, CheckpointError) as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,9 @@
+"""Errors raised by the models; each message names the file and says what to do."""
+
+
+class WeightsError(RuntimeError):
+    """User-supplied pretrained weights are missing, unreadable or do not fit the network."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint does not belong to this model or configuration."""

@@ -1,0 +1,128 @@
+"""The manual-optimisation GAN training step, written once for every adversarial system.
+
+A system subclasses `AdversarialModule` and supplies:
+
+- `generate(batch) -> output`: the generator's forward pass (e.g. the fake images),
+- `generator_loss(batch, output) -> LossTerms`,
+- `discriminator_loss(batch, output) -> LossTerms` (`output` arrives detached),
+- `configure_optimizers()` returning `[generator_optimizer, discriminator_optimizer]`.
+
+The choreography (toggle → zero_grad → manual_backward → clip → step, for G then D, or D first) lives
+here, so precision plugins, DDP and gradient clipping apply the same way to every system. Note that in
+manual optimisation Lightning's `global_step` counts optimiser steps: two per batch here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+
+NONFINITE_POLICIES = ("raise", "skip")
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or Inf; the message names the batch and the offending terms."""
+
+
+@dataclass
+class LossTerms:
+    """A total loss and its named parts, for logging."""
+
+    total: torch.Tensor
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def detach_all(value: Any) -> Any:
+    """Detach every tensor inside nested tuples/lists/dicts."""
+    if torch.is_tensor(value):
+        return value.detach()
+    if isinstance(value, (list, tuple)):
+        return type(value)(detach_all(v) for v in value)
+    if isinstance(value, dict):
+        return {k: detach_all(v) for k, v in value.items()}
+    return value
+
+
+class AdversarialModule(L.LightningModule):
+    """Base LightningModule with the shared two-player training step.
+
+    Args:
+        nonfinite: "raise" stops at the first NaN/Inf loss naming the batch; "skip" drops that update.
+        gradient_clip_norm: clip each player's gradient norm (manual optimisation ignores the Trainer's).
+        discriminator_first: step D before G on each batch (G's loss then sees the updated D).
+    """
+
+    def __init__(
+        self,
+        nonfinite: str = "raise",
+        gradient_clip_norm: Optional[float] = None,
+        discriminator_first: bool = False,
+    ):
+        super().__init__()
+        if nonfinite not in NONFINITE_POLICIES:
+            raise ValueError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
+        self.automatic_optimization = False
+        self.nonfinite = nonfinite
+        self.gradient_clip_norm = gradient_clip_norm
+        self.discriminator_first = discriminator_first
+
+    def generate(self, batch: Any) -> Any:
+        raise NotImplementedError
+
+    def generator_loss(self, batch: Any, output: Any) -> LossTerms:
+        raise NotImplementedError
+
+    def discriminator_loss(self, batch: Any, output: Any) -> LossTerms:
+        raise NotImplementedError
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        generator_optimizer, discriminator_optimizer = self.optimizers()
+        output = self.generate(batch)
+        # G's graph stays valid across a D update: D's parameters are not part of it until G's loss runs.
+        steps = [
+            (generator_optimizer, lambda: self.generator_loss(batch, output), "g"),
+            (discriminator_optimizer, lambda: self.discriminator_loss(batch, detach_all(output)), "d"),
+        ]
+        for optimizer, compute_loss, player in steps[::-1] if self.discriminator_first else steps:
+            loss = self._player_step(optimizer, compute_loss, player, batch_idx)
+            self._log_terms(loss, player, batch)
+
+    def _player_step(self, optimizer, compute_loss, player: str, batch_idx: int) -> LossTerms:
+        self.toggle_optimizer(optimizer)
+        loss = compute_loss()
+        if self._is_finite(loss, player, batch_idx):
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss.total)
+            if self.gradient_clip_norm is not None:
+                self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_norm, gradient_clip_algorithm="norm")
+            optimizer.step()
+        self.untoggle_optimizer(optimizer)
+        return loss
+
+    def _is_finite(self, loss: LossTerms, player: str, batch_idx: int) -> bool:
+        if torch.isfinite(loss.total).all():
+            return True
+        bad = {name: float(value) for name, value in loss.terms.items() if not torch.isfinite(value).all()}
+        message = (f"non-finite {player.upper()} loss {float(loss.total)} at epoch {self.current_epoch}, batch "
+                   f"{batch_idx}, global step {self.global_step}; non-finite terms: {bad or 'none (total only)'}")
+        if self.nonfinite == "raise":
+            raise NonFiniteLossError(message + ". Set --model.init_args.nonfinite=skip to drop such updates.")
+        rank_zero_warn(message + "; update skipped.")
+        return False
+
+    def _log_terms(self, loss: LossTerms, player: str, batch: Any) -> None:
+        batch_size = _batch_size(batch)
+        self.log(f"train/{player}_loss", loss.total.detach(), prog_bar=True, batch_size=batch_size)
+        for name, value in loss.terms.items():
+            self.log(f"train/{player}_{name}", value.detach(), batch_size=batch_size)
+
+
+def _batch_size(batch: Any) -> Optional[int]:
+    if isinstance(batch, dict):
+        first = next((v for v in batch.values() if torch.is_tensor(v)), None)
+        return None if first is None else len(first)
+    return None

@@ -1,0 +1,123 @@
+"""The shared data pipeline: audio reading, log-mel features, the sharded cache and resumable preparation."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from datamodules.pipeline.audio import read_audio, resample, voiced_audio
+from datamodules.pipeline.cache import ShardedCache
+from datamodules.pipeline.errors import CacheMismatchError, DatasetError
+from datamodules.pipeline.features import LogMelConfig, log_mel
+from datamodules.pipeline.images import read_image
+from datamodules.pipeline.prepare import prepare_cache
+
+
+def tone(seconds: float, rate: int = 16000, freq: float = 220.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def test_log_mel_frame_count_and_normalisation():
+    config = LogMelConfig()
+    features = log_mel(tone(1.0), config)
+    assert features.shape == (40, 99)  # 1 + ceil((16000 - 400) / 160), spec §9.1
+    silent = log_mel(np.zeros(16000, np.float32), config)
+    assert np.isfinite(silent).all()
+    assert config.padding_value == pytest.approx(-10.9915 / 3.1661)
+
+
+def test_read_audio_downmixes_and_resamples(tmp_path):
+    stereo = np.stack([tone(0.5, 48000), tone(0.5, 48000)], axis=1)
+    sf.write(tmp_path / "s.wav", stereo, 48000, subtype="PCM_16")
+    wave = read_audio(tmp_path / "s.wav", 16000)
+    assert wave.ndim == 1 and len(wave) == 8000
+    assert abs(np.abs(wave).max() - 0.3) < 0.02
+
+
+def test_resample_length_is_exact():
+    assert len(resample(tone(1.0, 25000), 25000, 16000)) == 16000
+
+
+def test_corrupt_audio_names_the_file(tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF\x00\x00not a wav at all")
+    with pytest.raises(DatasetError, match="bad.wav"):
+        read_audio(bad, 16000)
+
+
+def test_vad_drops_silence():
+    speechlike = np.concatenate([np.zeros(16000, np.float32), tone(1.0) * np.random.default_rng(0).uniform(0.5, 1, 16000).astype(np.float32)])
+    kept = voiced_audio(speechlike, 16000)
+    assert 0 < len(kept) < len(speechlike)
+    assert len(voiced_audio(np.zeros(32000, np.float32), 16000)) == 0
+
+
+def test_read_image_converts_modes(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.full((30, 40, 4), 128, np.uint8), "RGBA").save(tmp_path / "a.png")
+    Image.fromarray(np.full((30, 40), 50, np.uint8), "L").save(tmp_path / "g.png")
+    assert read_image(tmp_path / "a.png", 16).shape == (3, 16, 16)
+    assert read_image(tmp_path / "g.png", 16)[0, 0, 0] == 50
+    (tmp_path / "junk.jpg").write_bytes(b"junk")
+    with pytest.raises(DatasetError, match="junk.jpg"):
+        read_image(tmp_path / "junk.jpg", 16)
+
+
+def _square(job: dict):
+    if job["path"].endswith("bad"):
+        raise DatasetError(f"{job['path']}: bad on purpose")
+    value = int(job["path"])
+    return {"value": value}, {"x": np.full((value % 3 + 1, 2), value, np.float32)}
+
+
+def test_cache_round_trip_and_rejections(tmp_path):
+    cache = ShardedCache(tmp_path / "c", {"a": 1})
+    jobs = [{"path": str(i)} for i in range(7)] + [{"path": "7bad"}]
+    report = prepare_cache(cache, jobs, _square, shard_size=3)
+    assert report.items == 7 and report.rejected == 1 and report.shards_written == 3
+    items = cache.read()
+    for i in range(7):
+        meta, arrays = items[i]
+        assert meta["value"] == i and arrays["x"].shape == (i % 3 + 1, 2) and (arrays["x"] == i).all()
+    rows = list(csv.DictReader(open(tmp_path / "c" / "rejected.csv")))
+    assert rows == [{"path": "7bad", "reason": "7bad: bad on purpose"}]
+
+
+def test_cache_refuses_other_parameters(tmp_path):
+    ShardedCache(tmp_path / "c", {"image_size": 64})
+    with pytest.raises(CacheMismatchError, match="image_size"):
+        ShardedCache(tmp_path / "c", {"image_size": 128})
+
+
+def test_interrupted_preparation_resumes_without_duplicates(tmp_path):
+    jobs = [{"path": str(i)} for i in range(10)]
+    calls = []
+
+    def crash_after_four(job):
+        calls.append(job["path"])
+        if len(calls) > 4:
+            raise KeyboardInterrupt  # not a per-file error: it must stop the run, as a crash would
+        return _square(job)
+
+    cache = ShardedCache(tmp_path / "c", {})
+    with pytest.raises(KeyboardInterrupt):
+        prepare_cache(cache, jobs, crash_after_four, shard_size=2)
+    assert len(cache.read()) == 4  # two complete shards survive, the third was never marked complete
+    report = prepare_cache(ShardedCache(tmp_path / "c", {}), jobs, _square, shard_size=2)
+    assert report.shards_skipped == 2 and report.shards_written == 3
+    values = [meta["value"] for meta in cache.read().metas]
+    assert values == list(range(10))
+    assert not list((tmp_path / "c").glob(".*tmp"))
+
+
+def test_parallel_preparation_matches_serial(tmp_path):
+    jobs = [{"path": str(i)} for i in range(9)]
+    serial, parallel = ShardedCache(tmp_path / "s", {}), ShardedCache(tmp_path / "p", {})
+    prepare_cache(serial, jobs, _square, shard_size=2)
+    prepare_cache(parallel, jobs, _square, shard_size=2, num_workers=2)
+    assert serial.read().metas == parallel.read().metas
+    assert json.loads((tmp_path / "p" / "manifest.json").read_text())["params"] == {}
