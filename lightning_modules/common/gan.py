@@ -106,8 +106,8 @@ class AdversarialModule(L.LightningModule):
     def _is_finite(self, loss: LossTerms, player: str, batch_idx: int) -> bool:
         if torch.isfinite(loss.total).all():
             return True
-        bad = {name: float(value) for name, value in loss.terms.items() if not torch.isfinite(value).all()}
-        message = (f"non-finite {player.upper()} loss {float(loss.total)} at epoch {self.current_epoch}, batch "
+        bad = {name: float(value.detach()) for name, value in loss.terms.items() if not torch.isfinite(value).all()}
+        message = (f"non-finite {player.upper()} loss {float(loss.total.detach())} at epoch {self.current_epoch}, batch "
                    f"{batch_idx}, global step {self.global_step}; non-finite terms: {bad or 'none (total only)'}")
         if self.nonfinite == "raise":
             raise NonFiniteLossError(message + ". Set --model.init_args.nonfinite=skip to drop such updates.")

@@ -1,0 +1,70 @@
+"""The shared manual-optimisation GAN step, on a toy 1-D GAN."""
+
+import lightning as L
+import pytest
+import torch
+from torch import nn
+
+from lightning_modules.common.gan import AdversarialModule, LossTerms, NonFiniteLossError
+from lightning_modules.common.losses import discriminator_adversarial_loss, generator_adversarial_loss
+
+
+class ToyGAN(AdversarialModule):
+    def __init__(self, poison_step: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.generator, self.critic = nn.Linear(2, 2), nn.Linear(2, 1)
+        self.poison_step = poison_step
+
+    def generate(self, batch):
+        return self.generator(batch["noise"])
+
+    def generator_loss(self, batch, fake):
+        loss = generator_adversarial_loss(self.critic(fake))
+        if self.poison_step is not None and self.global_step >= self.poison_step:
+            loss = loss * float("nan")
+        return LossTerms(loss, {"adv": loss})
+
+    def discriminator_loss(self, batch, fake):
+        assert not fake.requires_grad  # the shared step hands D a detached fake
+        loss = discriminator_adversarial_loss(self.critic(batch["real"]), self.critic(fake))
+        return LossTerms(loss, {"adv": loss})
+
+    def configure_optimizers(self):
+        return [torch.optim.SGD(self.generator.parameters(), 0.1), torch.optim.SGD(self.critic.parameters(), 0.1)]
+
+
+def loader(n: int = 8):
+    data = [{"noise": torch.randn(2), "real": torch.randn(2) + 3} for _ in range(n)]
+    return torch.utils.data.DataLoader(data, batch_size=4)
+
+
+def fit(model, steps: int = 4):
+    trainer = L.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu")
+    trainer.fit(model, loader())
+    return trainer
+
+
+@pytest.mark.parametrize("discriminator_first", [False, True])
+def test_both_players_update(discriminator_first):
+    torch.manual_seed(0)
+    model = ToyGAN(discriminator_first=discriminator_first)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = fit(model)
+    assert all(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert trainer.global_step == 4  # manual optimisation counts each player's step
+    assert {"train/g_loss", "train/d_loss", "train/g_adv"} <= set(trainer.callback_metrics)
+
+
+def test_nonfinite_loss_stops_with_the_batch_named():
+    with pytest.raises(NonFiniteLossError, match="batch 1"):
+        fit(ToyGAN(poison_step=2))
+
+
+def test_nonfinite_loss_can_be_skipped():
+    torch.manual_seed(0)
+    model = ToyGAN(poison_step=0, nonfinite="skip")
+    generator_before = model.generator.weight.clone()
+    with pytest.warns(UserWarning, match="update skipped"):
+        fit(model)
+    assert torch.equal(model.generator.weight, generator_before)

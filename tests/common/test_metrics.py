@@ -1,0 +1,51 @@
+"""Identity metrics on known inputs (spec sf2f.md §9.9)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lightning_modules.common.metrics import (
+    chance_recall,
+    embedding_cosine,
+    embedding_l1,
+    identity_embedding,
+    recall_at_k,
+)
+
+
+def unit(n: int, d: int = 64, seed: int = 0) -> torch.Tensor:
+    return F.normalize(torch.randn(n, d, generator=torch.Generator().manual_seed(seed)), dim=-1)
+
+
+def test_perfect_generation_scores_perfectly():
+    u = unit(250)
+    assert torch.allclose(embedding_cosine(u, u), torch.ones(250))
+    assert torch.allclose(embedding_l1(u, u), torch.zeros(250))
+    assert recall_at_k(u, u) == {1: 1.0, 2: 1.0, 5: 1.0, 10: 1.0}
+
+
+def test_random_embeddings_sit_at_chance_within_100_blocks():
+    recalls = [recall_at_k(unit(300, seed=s), unit(300, seed=100 + s)) for s in range(5)]
+    for k in (1, 5, 10):
+        mean = sum(r[k] for r in recalls) / len(recalls)
+        assert mean == pytest.approx(k / 100, abs=0.025)
+    assert chance_recall(378) == {1: 0.01, 2: 0.02, 5: 0.05, 10: 0.1}
+
+
+def test_small_sets_are_one_block_with_matching_chance():
+    assert chance_recall(10) == {1: 0.1, 2: 0.2, 5: 0.5, 10: 1.0}
+    u = unit(10)
+    swapped = u[[1, 0, *range(2, 10)]]
+    assert recall_at_k(swapped, u)[1] == pytest.approx(0.8)
+
+
+def test_l1_of_random_512d_pairs_matches_the_papers_scale():
+    assert embedding_l1(unit(2000, 512), unit(2000, 512, seed=1)).mean() == pytest.approx(25.5, abs=0.3)
+
+
+def test_identity_embedding_ignores_padding():
+    faces = torch.zeros(1, 3, 4)
+    faces[0, 0, 0] = faces[0, 1, 0] = 1.0
+    faces[0, 2, 1] = 100.0  # padding row: must not count
+    mask = torch.tensor([[True, True, False]])
+    assert torch.allclose(identity_embedding(faces, mask), torch.tensor([[1.0, 0, 0, 0]]))
