@@ -13,6 +13,7 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from ..common.errors import CheckpointError
@@ -106,9 +107,12 @@ class SF2FModule(AdversarialModule):
         self._evaluation: dict[str, list] = {}
         if init_from:
             self.load_stage_weights(init_from)
+        elif stage == "fuser":
+            rank_zero_warn("SF2F fuser stage without init_from: the frozen encoder and decoder are random. Pass "
+                           "--model.init_args.init_from=<stage-1 checkpoint> or run `make train EXP=sf2f`.")
         if stage == "fuser":
             for network in (self.voice_encoder, self.face_decoder):
-                network.requires_grad_(False)
+                network.requires_grad_(False).eval()
 
     # --- forward ---------------------------------------------------------------------------------------
 
@@ -185,7 +189,11 @@ class SF2FModule(AdversarialModule):
                 torch.optim.Adam(critics.parameters(), lr=h.lr, betas=tuple(h.betas))]
 
     def train(self, mode: bool = True):
-        """Keep the frozen encoder and decoder in eval mode in the fuser stage (BN statistics stay fixed)."""
+        """Keep the frozen encoder and decoder in eval mode in the fuser stage (BN statistics stay fixed).
+
+        Lightning restores each submodule's own mode around validation, so setting eval at construction
+        and here covers every path.
+        """
         super().train(mode)
         if self.hparams.stage == "fuser":
             self.voice_encoder.eval()
