@@ -17,8 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from lightning_modules.common.callbacks import LastCheckpoint
 
 WANDB_PROJECT = "talking-faces"
 LINKED_VALUES = ("image_size", "n_mels")
@@ -69,11 +71,7 @@ class ProjectCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs):
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
         checkpoint_dir = Path(config.trainer.default_root_dir or ".") / "checkpoints"
-        callbacks = [
-            ModelCheckpoint(dirpath=checkpoint_dir, save_last=True, save_top_k=0,
-                            every_n_train_steps=config.checkpoint_every_n_steps),
-            OnExceptionCheckpoint(dirpath=checkpoint_dir, filename="last"),
-        ]
+        callbacks = [LastCheckpoint(checkpoint_dir, every_n_steps=config.checkpoint_every_n_steps)]
         monitor = getattr(self.model, "checkpoint_monitor", None)
         if monitor is not None:
             key, mode = monitor

@@ -129,14 +129,15 @@ def _resume_checkpoint(stage_dir: Path, resume: str | None) -> str | None:
 
 
 def _best_checkpoint(trainer) -> str:
-    best = getattr(trainer.checkpoint_callback, "best_model_path", "")
+    """The monitored best checkpoint of the stage, else its final state."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
     for callback in trainer.checkpoint_callbacks:
-        if callback.monitor is not None and callback.best_model_path:
-            best = callback.best_model_path
-    if not best:
-        best = str(Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt")
-        trainer.save_checkpoint(best)
-    return best
+        if isinstance(callback, ModelCheckpoint) and callback.monitor is not None and callback.best_model_path:
+            return callback.best_model_path
+    final = str(Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt")
+    trainer.save_checkpoint(final)
+    return final
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
