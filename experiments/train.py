@@ -85,7 +85,11 @@ def run_stage(stage: str, stage_dir: Path, configs: list[str], overrides: list[s
     args += [f"--trainer.default_root_dir={stage_dir}", *overrides]
     if ckpt_path:
         args.append(f"--ckpt_path={ckpt_path}")
-    return ProjectCLI(args=args).trainer
+    argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI reads `args`; keep it from also seeing ours
+    try:
+        return ProjectCLI(args=args).trainer
+    finally:
+        sys.argv = argv
 
 
 def train(experiment: str, data: str | None = None, resume: str | None = None,

@@ -43,3 +43,39 @@ def test_sf2f_trains_both_stages_and_resumes(isolated_data_and_runs):
                                 overrides=["--trainer.max_steps=6"])
     assert resumed == run_dir
     assert json.loads((run_dir / "sf2f_fuser" / "COMPLETED.json").read_text())["global_step"] == 6
+
+
+def test_ctrl_c_saves_last_checkpoint_and_resume_continues(isolated_data_and_runs, tmp_path):
+    """Interrupt a real training process with SIGINT, then resume it from last.ckpt with CKPT=last."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    env = {**os.environ, "TF_RUNS_DIR": str(tmp_path / "runs")}
+    command = [sys.executable, "-m", "experiments.train", "sf2f", "--smoke", "--trainer.max_steps=400",
+               "--checkpoint_every_n_steps=2", "--trainer.val_check_interval=null"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    last = None
+    deadline = time.time() + 120
+    while time.time() < deadline and last is None:
+        found = list((tmp_path / "runs").glob("sf2f/*/sf2f/checkpoints/last.ckpt"))
+        last = found[0] if found else None
+        time.sleep(0.5)
+    assert last is not None, "no last.ckpt appeared"
+    time.sleep(2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0 and "KeyboardInterrupt" in stderr  # Lightning exits 1 after a graceful stop
+    assert not (last.parents[1] / "COMPLETED.json").exists()
+    interrupted_step = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
+    assert 0 < interrupted_step < 400
+    resumed = subprocess.run([*command[:5], "--resume", "last", "--trainer.max_steps=" + str(interrupted_step + 4),
+                              *command[6:]], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resuming {last}" in resumed.stdout
+    stage_one = json.loads((last.parents[1] / "COMPLETED.json").read_text())
+    assert stage_one["global_step"] == interrupted_step + 4
