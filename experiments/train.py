@@ -78,7 +78,7 @@ def stage_configs(stage: str, demo: bool, smoke: bool) -> list[str]:
 
 
 def run_stage(stage: str, stage_dir: Path, configs: list[str], overrides: list[str], ckpt_path: str | None):
-    """Fit one stage in this process; returns the trainer."""
+    """Fit one stage in this process; returns the CLI (trainer, model, datamodule)."""
     from experiments.cli import ProjectCLI
 
     args = ["fit"] + [a for c in configs for a in ("--config", c)]
@@ -87,7 +87,7 @@ def run_stage(stage: str, stage_dir: Path, configs: list[str], overrides: list[s
         args.append(f"--ckpt_path={ckpt_path}")
     argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI reads `args`; keep it from also seeing ours
     try:
-        return ProjectCLI(args=args).trainer
+        return ProjectCLI(args=args)
     finally:
         sys.argv = argv
 
@@ -112,13 +112,15 @@ def train(experiment: str, data: str | None = None, resume: str | None = None,
             stage_overrides.append(f"--model.init_args.init_from={previous_best}")
         ckpt = _resume_checkpoint(stage_dir, resume)
         print(f"[train] {stage}: {'resuming ' + ckpt if ckpt else 'starting'} in {stage_dir}")
-        trainer = run_stage(stage, stage_dir, stage_configs(stage, demo=data is None, smoke=smoke),
-                            stage_overrides, ckpt)
-        if trainer.interrupted:
+        cli = run_stage(stage, stage_dir, stage_configs(stage, demo=data is None, smoke=smoke), stage_overrides, ckpt)
+        if cli.trainer.interrupted:
             print(f"[train] {stage} interrupted; rerun with CKPT=last to resume.")
             sys.exit(130)
-        previous_best = _best_checkpoint(trainer)
-        completed.write_text(json.dumps({"best": previous_best, "global_step": trainer.global_step}))
+        previous_best = _best_checkpoint(cli.trainer)
+        test_metrics = _test(cli, previous_best)
+        summary = {"best": previous_best, "global_step": cli.trainer.global_step, "test": test_metrics}
+        completed.write_text(json.dumps(summary, indent=1))
+        print(f"[train] {stage}: held-out test metrics of {Path(previous_best).name}: {test_metrics}")
     print(f"[train] done: {run_dir}")
     return run_dir
 
@@ -130,6 +132,12 @@ def _resume_checkpoint(stage_dir: Path, resume: str | None) -> str | None:
         return resume
     last = stage_dir / "checkpoints" / "last.ckpt"
     return str(last) if last.exists() else None
+
+
+def _test(cli, checkpoint: str) -> dict[str, float]:
+    """Evaluate `checkpoint` on the datamodule's test split (identities never seen in training)."""
+    results = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=checkpoint, weights_only=False)
+    return {k: round(float(v), 5) for k, v in (results[0] if results else {}).items()}
 
 
 def _best_checkpoint(trainer) -> str:

@@ -34,6 +34,7 @@ def test_sf2f_trains_both_stages_and_resumes(isolated_data_and_runs):
         stage_dir = run_dir / stage
         completed = json.loads((stage_dir / "COMPLETED.json").read_text())
         assert Path(completed["best"]).exists() and completed["global_step"] == 4
+        assert {"test/l1", "test/cosine", "test/r@1", "test/r@1_chance"} <= set(completed["test"])
         assert (stage_dir / "checkpoints" / "last.ckpt").exists()
         assert (stage_dir / "config.yaml").exists()
         assert list((stage_dir / "samples").glob("val_samples-*.png"))
@@ -79,3 +80,13 @@ def test_ctrl_c_saves_last_checkpoint_and_resume_continues(isolated_data_and_run
     assert f"resuming {last}" in resumed.stdout
     stage_one = json.loads((last.parents[1] / "COMPLETED.json").read_text())
     assert stage_one["global_step"] == interrupted_step + 4
+
+
+@pytest.mark.slow
+def test_demo_training_beats_chance_on_held_out_speakers(isolated_data_and_runs):
+    """The default demo run (`make train EXP=sf2f`) learns voice → face: test-speaker R@1 well above chance."""
+    run_dir = train_entry.train("sf2f", overrides=["--trainer.logger=false"])
+    for stage in ("sf2f", "sf2f_fuser"):
+        test = json.loads((run_dir / stage / "COMPLETED.json").read_text())["test"]
+        assert test["test/r@1"] >= 2 * test["test/r@1_chance"], (stage, test)
+        assert test["test/r@5"] > test["test/r@5_chance"], (stage, test)
