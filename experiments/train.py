@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 EXPERIMENTS = Path(__file__).resolve().parent
+ACTIVE_STAGE_VARIABLE = "TF_ACTIVE_STAGE"
 
 
 def runs_root() -> Path:
@@ -98,7 +99,8 @@ def train(experiment: str, data: str | None = None, resume: str | None = None,
     overrides = list(overrides or [])
     if data is not None:
         overrides.insert(0, f"--data.init_args.root={data}")
-    run_dir = resolve_run_dir(experiment, resume)
+    launched = _launched_stage()
+    run_dir = Path(launched[0]) if launched else resolve_run_dir(experiment, resume)
     previous_best: str | None = None
     for stage in stage_chain(experiment):
         stage_dir = run_dir / stage
@@ -112,17 +114,30 @@ def train(experiment: str, data: str | None = None, resume: str | None = None,
             stage_overrides.append(f"--model.init_args.init_from={previous_best}")
         ckpt = _resume_checkpoint(stage_dir, resume)
         print(f"[train] {stage}: {'resuming ' + ckpt if ckpt else 'starting'} in {stage_dir}")
+        # Lightning's DDP launcher re-runs this command for ranks > 0; they read where to go from here.
+        os.environ[ACTIVE_STAGE_VARIABLE] = f"{run_dir}{os.pathsep}{stage}"
         cli = run_stage(stage, stage_dir, stage_configs(stage, demo=data is None, smoke=smoke), stage_overrides, ckpt)
         if cli.trainer.interrupted:
             print(f"[train] {stage} interrupted; rerun with CKPT=last to resume.")
             sys.exit(130)
         previous_best = _best_checkpoint(cli.trainer)
         test_metrics = _test(cli, previous_best)
+        if launched:  # a DDP worker joins only the stage rank 0 launched it for; rank 0 writes the summary
+            return run_dir
         summary = {"best": previous_best, "global_step": cli.trainer.global_step, "test": test_metrics}
         completed.write_text(json.dumps(summary, indent=1))
         print(f"[train] {stage}: held-out test metrics of {Path(previous_best).name}: {test_metrics}")
     print(f"[train] done: {run_dir}")
     return run_dir
+
+
+def _launched_stage() -> tuple[str, str] | None:
+    """(run dir, stage) when this process is a DDP worker started by rank 0 for one stage."""
+    value = os.environ.get(ACTIVE_STAGE_VARIABLE)
+    if value is None or int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0"))) == 0:
+        return None
+    run_dir, stage = value.rsplit(os.pathsep, 1)
+    return run_dir, stage
 
 
 def _resume_checkpoint(stage_dir: Path, resume: str | None) -> str | None:

@@ -7,6 +7,10 @@ Both take ImageNet-normalised `(B, 3, H, W)` images and return unit-norm `(B, D)
 - `dlib`: the ResNet face-recognition model shipped in `face-recognition-models` (D = 128), on a 5-point
   alignment of the whole image. Works offline with no user weights, but its cosine/L1/recall values are
   NOT comparable with the papers' FaceNet numbers (other network, other dimension: L1 has another scale).
+- `thumbnail`: a 16×16 colour thumbnail, mean-centred and L2-normalised (D = 768). Not a face-recognition
+  embedding: it is the demo dataset's proxy. Every demo speaker is one real face transformed per speaker
+  (tint, scale, pose), which recognition networks are built to ignore, and they also fail on blurry 64 px
+  generations; the thumbnail measures exactly the per-speaker appearance the demo voices encode.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from torch import nn
 
 from .images import imagenet_to_unit
 
-EMBEDDERS = ("facenet", "dlib")
+EMBEDDERS = ("facenet", "dlib", "thumbnail")
+THUMBNAIL_SIDE = 16
 
 
 class DlibFaceEmbedder(nn.Module):
@@ -68,9 +73,23 @@ class FaceNetEmbedder(nn.Module):
         return self.features.embed(images)
 
 
+class ThumbnailEmbedder(nn.Module):
+    """Appearance proxy for the demo data: `(B, 3, H, W)` ImageNet-normalised → `(B, 768)` unit-norm."""
+
+    dim = 3 * THUMBNAIL_SIDE * THUMBNAIL_SIDE
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        small = torch.nn.functional.interpolate(imagenet_to_unit(images.float()), size=THUMBNAIL_SIDE, mode="area")
+        flat = small.flatten(1)
+        return torch.nn.functional.normalize(flat - flat.mean(dim=1, keepdim=True), dim=-1)
+
+
 def build_face_embedder(kind: str, facenet_weights: Optional[str] = None, allow_random: bool = False) -> nn.Module:
     if kind == "dlib":
         return DlibFaceEmbedder()
     if kind == "facenet":
         return FaceNetEmbedder(facenet_weights, allow_random=allow_random)
+    if kind == "thumbnail":
+        return ThumbnailEmbedder()
     raise ValueError(f"face embedder must be one of {EMBEDDERS}, got {kind!r}")

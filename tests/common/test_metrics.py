@@ -49,3 +49,17 @@ def test_identity_embedding_ignores_padding():
     faces[0, 2, 1] = 100.0  # padding row: must not count
     mask = torch.tensor([[True, True, False]])
     assert torch.allclose(identity_embedding(faces, mask), torch.tensor([[1.0, 0, 0, 0]]))
+
+
+def test_thumbnail_embedder_separates_tints_and_ignores_nothing_else():
+    from lightning_modules.common.face_embedding import build_face_embedder
+
+    embed = build_face_embedder("thumbnail")
+    base = torch.rand(1, 3, 64, 64)
+    tinted = base.clone()
+    tinted[:, 0] += 0.5
+    out = embed(torch.cat([base, base, tinted]))
+    assert out.shape == (3, 768) and torch.allclose(out.norm(dim=-1), torch.ones(3), atol=1e-5)
+    assert torch.allclose(out[0], out[1]) and (out[0] - out[2]).abs().sum() > 0.1
+    with pytest.raises(ValueError, match="'vgg'"):
+        build_face_embedder("vgg")
