@@ -14,11 +14,13 @@ This class adds what all of them share, so no YAML repeats it:
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Optional
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_modules.common.callbacks import LastCheckpoint
 
@@ -56,8 +58,16 @@ class ProjectCLI(LightningCLI):
                             help="Write <run dir>/checkpoints/last.ckpt every this many optimiser steps.")
 
     def before_instantiate_classes(self) -> None:
-        """Point an offline W&B logger at the run directory and name the run after it."""
         config = self.config[self.subcommand] if self.subcommand else self.config
+        self._name_wandb_run(config)
+        if config.trainer.strategy == "ddp" and _is_adversarial(config.model.class_path):
+            # Each player's backward leaves the other player's parameters without gradients.
+            config.trainer.strategy = "ddp_find_unused_parameters_true"
+            rank_zero_info("GAN model: using strategy 'ddp_find_unused_parameters_true' for 'ddp'.")
+
+    @staticmethod
+    def _name_wandb_run(config) -> None:
+        """Point an offline W&B logger at the run directory and name the run after it."""
         logger = config.trainer.logger
         if getattr(logger, "class_path", "").endswith("WandbLogger"):
             run_dir = Path(config.trainer.default_root_dir or "runs/adhoc")
@@ -79,6 +89,13 @@ class ProjectCLI(LightningCLI):
                                              filename="best-{step}", auto_insert_metric_name=False))
         self.trainer_defaults = {**self.trainer_defaults, "callbacks": callbacks}
         return super().instantiate_trainer(**kwargs)
+
+
+def _is_adversarial(class_path: str) -> bool:
+    from lightning_modules.common.gan import AdversarialModule
+
+    module_name, _, class_name = class_path.rpartition(".")
+    return issubclass(getattr(importlib.import_module(module_name), class_name), AdversarialModule)
 
 
 def main() -> None:

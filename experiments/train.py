@@ -17,12 +17,14 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import yaml
 
 EXPERIMENTS = Path(__file__).resolve().parent
 ACTIVE_STAGE_VARIABLE = "TF_ACTIVE_STAGE"
+INITIAL_ENVIRONMENT = frozenset(os.environ)
 
 
 def runs_root() -> Path:
@@ -63,6 +65,8 @@ def resolve_run_dir(experiment: str, resume: str | None) -> Path:
             raise ExperimentError(f"{runs}: no earlier run to resume. Drop CKPT=last to start one.")
         return earlier[-1]
     checkpoint = Path(resume)
+    if checkpoint.is_dir():
+        return checkpoint
     if not checkpoint.is_file():
         raise ExperimentError(f"{checkpoint}: checkpoint not found. Pass CKPT=last or an existing .ckpt file.")
     return checkpoint.resolve().parents[2]  # <run>/<stage>/checkpoints/<file>.ckpt
@@ -86,11 +90,9 @@ def run_stage(stage: str, stage_dir: Path, configs: list[str], overrides: list[s
     args += [f"--trainer.default_root_dir={stage_dir}", *overrides]
     if ckpt_path:
         args.append(f"--ckpt_path={ckpt_path}")
-    argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI reads `args`; keep it from also seeing ours
-    try:
-        return ProjectCLI(args=args)
-    finally:
-        sys.argv = argv
+    # sys.argv must stay as it is: Lightning's DDP launcher re-runs it for the other ranks.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+    return ProjectCLI(args=args)
 
 
 def train(experiment: str, data: str | None = None, resume: str | None = None,
@@ -127,8 +129,24 @@ def train(experiment: str, data: str | None = None, resume: str | None = None,
         summary = {"best": previous_best, "global_step": cli.trainer.global_step, "test": test_metrics}
         completed.write_text(json.dumps(summary, indent=1))
         print(f"[train] {stage}: held-out test metrics of {Path(previous_best).name}: {test_metrics}")
+        if cli.trainer.world_size > 1 and stage != stage_chain(experiment)[-1]:
+            _restart_for_next_stage(run_dir)
     print(f"[train] done: {run_dir}")
     return run_dir
+
+
+def _restart_for_next_stage(run_dir: Path) -> None:
+    """Continue the chain in a fresh process: a second DDP launch cannot reuse this one's process group.
+
+    The command line is the same plus `--resume <run dir>`, so completed stages are skipped; the variables
+    Lightning's launcher added to this process's environment are dropped so the next stage launches anew.
+    """
+    for name in set(os.environ) - INITIAL_ENVIRONMENT:
+        os.environ.pop(name)
+    argv = [a for a in sys.argv[1:] if not a.startswith("--resume")]
+    print(f"[train] restarting for the next stage of {run_dir}")
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "experiments.train", *argv, "--resume", str(run_dir)])
 
 
 def _launched_stage() -> tuple[str, str] | None:
