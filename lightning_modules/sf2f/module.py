@@ -249,7 +249,7 @@ class SF2FModule(AdversarialModule):
         reference_faces = _resize_like(batch["faces"].flatten(0, 1), fake)
         reference = identity_embedding(embed(reference_faces).unflatten(0, batch["faces"].shape[:2]), batch["face_mask"])
         store = self._evaluation.setdefault(split, [])
-        store.append((embed(fake).float().cpu(), reference.float().cpu(), F.l1_loss(fake, real).item()))
+        store.append((embed(fake).float(), reference.float(), batch["identity"], F.l1_loss(fake, real).item()))
         if batch_idx == 0:
             log_sample_grid(self, f"{split}/samples", [imagenet_to_unit(fake[:8]), imagenet_to_unit(real[:8])],
                             caption="top: generated from speech, bottom: a real face of the same identity")
@@ -258,12 +258,11 @@ class SF2FModule(AdversarialModule):
         outputs = self._evaluation.pop(split, [])
         if not outputs:
             return
-        generated = torch.cat([g for g, _, _ in outputs])
-        reference = torch.cat([r for _, r, _ in outputs])
+        generated, reference = self._gather_identities(outputs)
         metrics = {
             f"{split}/l1": embedding_l1(generated, reference).mean(),
             f"{split}/cosine": embedding_cosine(generated, reference).mean(),
-            f"{split}/image_l1": torch.tensor(sum(o[2] for o in outputs) / len(outputs)),
+            f"{split}/image_l1": torch.tensor(sum(o[3] for o in outputs) / len(outputs), device=self.device),
         }
         if len(generated) >= 2:
             block = self.hparams.recall_block
@@ -272,6 +271,23 @@ class SF2FModule(AdversarialModule):
             for k, value in chance_recall(len(generated), block_size=block).items():
                 metrics[f"{split}/r@{k}_chance"] = torch.tensor(value)
         self.log_dict(metrics, sync_dist=True)
+
+    def _gather_identities(self, outputs: list) -> tuple[torch.Tensor, torch.Tensor]:
+        """Generated and reference embeddings of every evaluated identity, across all processes, in order.
+
+        Under DDP each process saw a shard (the sampler pads shards with repeats); retrieval needs the
+        whole gallery, so gather everything and keep each identity once.
+        """
+        generated = torch.cat([o[0] for o in outputs])
+        reference = torch.cat([o[1] for o in outputs])
+        identity = torch.cat([o[2] for o in outputs])
+        if self.trainer is not None and self.trainer.world_size > 1:
+            generated, reference, identity = (self.all_gather(t).flatten(0, 1) for t in (generated, reference, identity))
+        order = torch.argsort(identity, stable=True)
+        identity = identity[order]
+        first = torch.ones_like(identity, dtype=torch.bool)
+        first[1:] = identity[1:] != identity[:-1]
+        return generated[order][first].cpu(), reference[order][first].cpu()
 
 
 def _resize_like(images: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
