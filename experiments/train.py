@@ -104,7 +104,8 @@ def train(experiment: str, data: str | None = None, resume: str | None = None,
     launched = _launched_stage()
     run_dir = Path(launched[0]) if launched else resolve_run_dir(experiment, resume)
     previous_best: str | None = None
-    for stage in stage_chain(experiment):
+    chain = stage_chain(experiment)
+    for stage in chain:
         stage_dir = run_dir / stage
         completed = stage_dir / "COMPLETED.json"
         if completed.exists():
@@ -129,7 +130,7 @@ def train(experiment: str, data: str | None = None, resume: str | None = None,
         summary = {"best": previous_best, "global_step": cli.trainer.global_step, "test": test_metrics}
         completed.write_text(json.dumps(summary, indent=1))
         print(f"[train] {stage}: held-out test metrics of {Path(previous_best).name}: {test_metrics}")
-        if cli.trainer.world_size > 1 and stage != stage_chain(experiment)[-1]:
+        if cli.trainer.world_size > 1 and stage != chain[-1]:
             _restart_for_next_stage(run_dir)
     print(f"[train] done: {run_dir}")
     return run_dir
