@@ -51,3 +51,40 @@ def log_mel(wave: np.ndarray, config: LogMelConfig) -> np.ndarray:
         nfft=config.nfft,
     )
     return ((energies.T - config.mean) / config.std).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class MfccConfig:
+    """TCSAN's MFCCs (spec §1): 13 cepstra from 26 filters every 10 ms, c0 (energy) dropped → 12."""
+
+    sample_rate: int = 16000
+    num_cepstra: int = 13
+    n_filters: int = 26
+    win_seconds: float = 0.025
+    hop_seconds: float = 0.01
+    nfft: int = 512
+    pre_emphasis: float = 0.97
+    lifter: int = 22
+    drop_energy: bool = True
+
+    @property
+    def rate(self) -> int:
+        """Feature columns per second."""
+        return round(1.0 / self.hop_seconds)
+
+
+def mfcc(wave: np.ndarray, config: MfccConfig) -> np.ndarray:
+    """`(T,)` float32 speech in [-1, 1] → `(frames, 12)` float32, unstandardised (100 frames/s)."""
+    coefficients = psf.mfcc(
+        wave.astype(np.float64),
+        samplerate=config.sample_rate,
+        winlen=config.win_seconds,
+        winstep=config.hop_seconds,
+        numcep=config.num_cepstra,
+        nfilt=config.n_filters,
+        nfft=config.nfft,
+        preemph=config.pre_emphasis,
+        ceplifter=config.lifter,
+        appendEnergy=True,
+    )
+    return (coefficients[:, 1:] if config.drop_energy else coefficients).astype(np.float32)

@@ -42,7 +42,8 @@ def _process_shard(task: tuple[ProcessFn, list[dict]]) -> tuple[list[Item], list
         except DatasetError as error:
             rejected.append({"path": job["path"], "reason": str(error)})
         except Exception as error:  # noqa: BLE001 - one bad file must never end the whole run
-            rejected.append({"path": job["path"], "reason": f"{type(error).__name__}: {error}"})
+            rejected.append({"path": job["path"], "reason": f"{job['path']}: unexpected {type(error).__name__} while "
+                             f"preprocessing ({error}). Probably a bug: please report it with this file."})
     return items, rejected
 
 
