@@ -12,34 +12,22 @@ Used by systems that map a speaker's voice to a face of that speaker (SF2F). A d
 
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Optional, TypedDict
 
-import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
+from .base import SPLITS, CachedDataModule, randint, stack_items
 from .pipeline.audio import read_audio, voiced_audio
 from .pipeline.cache import CachedItems, ShardedCache
 from .pipeline.errors import DatasetError
 from .pipeline.features import LogMelConfig, log_mel
 from .pipeline.images import IMAGENET_MEAN, IMAGENET_STD, read_image
 from .pipeline.prepare import prepare_cache
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SPLITS = ("train", "val", "test")
-
-
-def data_root() -> Path:
-    """Where demo datasets and caches go: `$TF_DATA_DIR`, else `data/` in the repository."""
-    return Path(os.environ.get("TF_DATA_DIR", REPO_ROOT / "data"))
-
 
 @dataclass(frozen=True)
 class IdentityFiles:
@@ -138,13 +126,13 @@ class TrainPairs(Dataset):
         identity = self.corpus.usable[index]
         face_rows, mel_rows = self.corpus.face_rows[identity], self.corpus.mel_rows[identity]
         item = {
-            "face": normalise_face(self.corpus.face(face_rows[_randint(len(face_rows))])),
+            "face": normalise_face(self.corpus.face(face_rows[randint(len(face_rows))])),
             "identity": identity,
         }
         if self.segments:
             item["mels"] = torch.from_numpy(self._windows(mel_rows))
         else:
-            item["mel"] = torch.from_numpy(self.corpus.mel(mel_rows[_randint(len(mel_rows))]))
+            item["mel"] = torch.from_numpy(self.corpus.mel(mel_rows[randint(len(mel_rows))]))
         return item
 
     def _windows(self, mel_rows: list[int]) -> np.ndarray:
@@ -156,7 +144,7 @@ class TrainPairs(Dataset):
         width, windows = self.window_frames, []
         for row in np.random.permutation(mel_rows):
             mel = _pad_to(self.corpus.mel(row), width)
-            start = _randint(mel.shape[1] % width + 1)
+            start = randint(mel.shape[1] % width + 1)
             windows += [mel[:, s : s + width] for s in range(start, mel.shape[1] - width + 1, width)]
             if len(windows) >= self.segments:
                 break
@@ -185,11 +173,6 @@ class EvaluationIdentities(Dataset):
         }
 
 
-def _randint(high: int) -> int:
-    # torch's generator is reseeded per DataLoader worker, numpy's global one is not.
-    return int(torch.randint(high, ()).item())
-
-
 def _pad_to(mel: np.ndarray, frames: int, value: float = LogMelConfig().padding_value) -> np.ndarray:
     """Right-pad `(n_mels, T)` to at least `frames` with the normalised value of zero log-energy."""
     missing = frames - mel.shape[1]
@@ -203,13 +186,13 @@ class RandomCropCollate:
         self.min_frames, self.max_frames = min_frames, max_frames
 
     def __call__(self, items: list[dict]) -> VoiceFaceBatch:
-        frames = self.min_frames + _randint(self.max_frames - self.min_frames + 1)
-        batch = _stack(items, exclude=("mel",))
+        frames = self.min_frames + randint(self.max_frames - self.min_frames + 1)
+        batch = stack_items(items, exclude=("mel",))
         if "mel" in items[0]:
             crops = []
             for item in items:
                 mel = _pad_to(item["mel"].numpy(), frames)
-                start = _randint(mel.shape[1] - frames + 1)
+                start = randint(mel.shape[1] - frames + 1)
                 crops.append(torch.from_numpy(mel[:, start : start + frames].copy()))
             batch["mel"] = torch.stack(crops)
         return batch
@@ -217,7 +200,7 @@ class RandomCropCollate:
 
 def evaluation_collate(items: list[dict]) -> VoiceFaceBatch:
     """Stack items, padding each identity's face set to the largest one with a `face_mask`."""
-    batch = _stack(items, exclude=("faces",))
+    batch = stack_items(items, exclude=("faces",))
     most = max(len(item["faces"]) for item in items)
     faces = torch.zeros(len(items), most, *items[0]["faces"].shape[1:])
     mask = torch.zeros(len(items), most, dtype=torch.bool)
@@ -228,18 +211,10 @@ def evaluation_collate(items: list[dict]) -> VoiceFaceBatch:
     return batch
 
 
-def _stack(items: list[dict], exclude: tuple[str, ...]) -> dict:
-    return {
-        key: torch.stack([i[key] for i in items]) if torch.is_tensor(items[0][key]) else torch.tensor([i[key] for i in items])
-        for key in items[0]
-        if key not in exclude
-    }
-
-
 # ----------------------------------------------------------------------------- datamodule
 
 
-class VoiceFaceDataModule(L.LightningDataModule):
+class VoiceFaceDataModule(CachedDataModule):
     """Base datamodule for voice → face datasets; subclasses set `layout` and implement `scan(root)`.
 
     Args:
@@ -256,8 +231,6 @@ class VoiceFaceDataModule(L.LightningDataModule):
         batch_size: global batch (divided by the number of devices).
         demo_size: "demo" or "tiny" (tests) when root is None.
     """
-
-    layout = ""
 
     def __init__(
         self,
@@ -290,15 +263,6 @@ class VoiceFaceDataModule(L.LightningDataModule):
     # --- discovery -----------------------------------------------------------------------------------
 
     @cached_property
-    def root(self) -> Path:
-        if self.hparams.root is not None:
-            return Path(self.hparams.root).expanduser()
-        from .synthetic import ensure_dataset
-
-        size = self.hparams.demo_size
-        return ensure_dataset(self.layout, data_root() / "demo" / size / self.layout, size=size)
-
-    @cached_property
     def identities(self) -> list[IdentityFiles]:
         return self.scan(self.root)
 
@@ -309,13 +273,6 @@ class VoiceFaceDataModule(L.LightningDataModule):
     def num_identities(self) -> int:
         """Training identities: the number of classes of an identity classifier."""
         return len(self.names("train"))
-
-    @cached_property
-    def cache_root(self) -> Path:
-        if self.hparams.cache_dir is not None:
-            return Path(self.hparams.cache_dir).expanduser()
-        digest = hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:8]
-        return data_root() / "cache" / f"{self.layout}-{digest}"
 
     def _caches(self) -> tuple[ShardedCache, ShardedCache]:
         size, audio = self.hparams.image_size, self.log_mel_config
@@ -340,9 +297,7 @@ class VoiceFaceDataModule(L.LightningDataModule):
         for cache, jobs, process, what in ((faces, face_jobs, face_item, "faces"),
                                            (mels, speech_jobs, speech_item, "speech")):
             report = prepare_cache(cache, jobs, process, num_workers=workers, description=f"{self.layout} {what}")
-            if report.rejected:
-                rank_zero_info(f"{self.layout}: {report.rejected} {what} file(s) rejected; reasons in "
-                               f"{cache.directory / 'rejected.csv'}")
+            self.report(report, cache, what)
 
     def setup(self, stage: Optional[str] = None) -> None:
         faces, mels = (cache.read() for cache in self._caches())
@@ -357,19 +312,16 @@ class VoiceFaceDataModule(L.LightningDataModule):
         self._check_batch_size()
 
     def _check_batch_size(self) -> None:
-        world = self._world()
-        if self.hparams.batch_size % world:
-            raise ValueError(f"batch_size {self.hparams.batch_size} is not divisible by the {world} devices")
         usable = len(self.corpora["train"].usable)
-        if self.hparams.batch_size // world > usable:
+        if self.per_device_batch() > usable:
             raise DatasetError(
-                f"{self.root}: batch of {self.hparams.batch_size // world} per device exceeds the {usable} usable "
+                f"{self.root}: batch of {self.per_device_batch()} per device exceeds the {usable} usable "
                 "training identities (one item per identity per epoch). Lower --data.init_args.batch_size."
             )
 
     def train_dataloader(self) -> DataLoader:
         dataset = TrainPairs(self.corpora["train"], self.hparams.segments, self.hparams.window_frames)
-        return self._loader(dataset, self.hparams.batch_size // self._world(), shuffle=True,
+        return self.loader(dataset, self.per_device_batch(), shuffle=True,
                             collate=RandomCropCollate(*self.hparams.clip_frames))
 
     def val_dataloader(self) -> DataLoader:
@@ -380,13 +332,4 @@ class VoiceFaceDataModule(L.LightningDataModule):
 
     def _evaluation_loader(self, split: str) -> DataLoader:
         dataset = EvaluationIdentities(self.corpora[split], self.hparams.eval_frames)
-        return self._loader(dataset, self.hparams.eval_batch_size, shuffle=False, collate=evaluation_collate)
-
-    def _world(self) -> int:
-        return self.trainer.world_size if self.trainer is not None else 1
-
-    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, collate) -> DataLoader:
-        workers = self.hparams.num_workers
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=shuffle,
-                          collate_fn=collate, num_workers=workers, persistent_workers=workers > 0,
-                          pin_memory=torch.cuda.is_available())
+        return self.loader(dataset, self.hparams.eval_batch_size, shuffle=False, collate=evaluation_collate)

@@ -1,0 +1,86 @@
+"""What every dataset's datamodule shares: where the data and its caches live, and how loaders are built.
+
+A subclass names its on-disk `layout` (also the synthetic generator's name for it) and implements the
+preprocessing; `root=None` means the embedded demo dataset, generated on first use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import cached_property
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from torch.utils.data import DataLoader, Dataset
+
+from .pipeline.cache import ShardedCache
+from .pipeline.prepare import PrepareReport
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SPLITS = ("train", "val", "test")
+
+
+def data_root() -> Path:
+    """Where demo datasets and caches go: `$TF_DATA_DIR`, else `data/` in the repository."""
+    return Path(os.environ.get("TF_DATA_DIR", REPO_ROOT / "data"))
+
+
+class CachedDataModule(L.LightningDataModule):
+    """Base of the dataset datamodules. Subclasses set `layout` and call `save_hyperparameters()` with at
+    least `root`, `cache_dir`, `demo_size`, `num_workers` and `batch_size`."""
+
+    layout = ""
+
+    @cached_property
+    def root(self) -> Path:
+        if self.hparams.root is not None:
+            return Path(self.hparams.root).expanduser()
+        from .synthetic import ensure_dataset
+
+        size = self.hparams.demo_size
+        return ensure_dataset(self.layout, data_root() / "demo" / size / self.layout, size=size)
+
+    @cached_property
+    def cache_root(self) -> Path:
+        if self.hparams.cache_dir is not None:
+            return Path(self.hparams.cache_dir).expanduser()
+        digest = hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:8]
+        return data_root() / "cache" / f"{self.layout}-{digest}"
+
+    def report(self, report: PrepareReport, cache: ShardedCache, what: str) -> None:
+        if report.rejected:
+            rank_zero_info(f"{self.layout}: {report.rejected} {what} file(s) rejected, {report.items} kept; reasons in "
+                           f"{cache.directory / 'rejected.csv'}")
+
+    def world(self) -> int:
+        return self.trainer.world_size if self.trainer is not None else 1
+
+    def per_device_batch(self) -> int:
+        world = self.world()
+        if self.hparams.batch_size % world:
+            raise ValueError(f"batch_size {self.hparams.batch_size} is not divisible by the {world} devices")
+        return self.hparams.batch_size // world
+
+    def loader(self, dataset: Dataset, batch_size: int, shuffle: bool, collate) -> DataLoader:
+        workers = self.hparams.num_workers
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=shuffle,
+                          collate_fn=collate, num_workers=workers, persistent_workers=workers > 0,
+                          pin_memory=torch.cuda.is_available())
+
+
+def randint(high: int) -> int:
+    """A random int in [0, high) from torch's generator, which is reseeded per DataLoader worker (numpy's
+    global one is not)."""
+    return int(torch.randint(high, ()).item())
+
+
+def stack_items(items: list[dict], exclude: tuple[str, ...] = ()) -> dict:
+    """Collate same-shaped tensors (stacked) and scalars (into a tensor), skipping `exclude` keys."""
+    return {
+        key: torch.stack([i[key] for i in items]) if torch.is_tensor(items[0][key]) else torch.tensor([i[key] for i in items])
+        for key in items[0]
+        if key not in exclude
+    }
