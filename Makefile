@@ -10,12 +10,14 @@ CKPT ?=
 ARGS ?=
 SIZE ?= demo
 DATASET ?= hq_voxceleb
+ROOT ?=
+OUT ?=
 
 # The pinned stack (DEVELOPERS.md). torch goes first and alone; facenet-pytorch without its own pins.
 TORCH := torch==2.9.1 torchvision==0.24.1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train test test-slow demo-data format clean
+.PHONY: help setup train test test-slow demo-data prepare format clean
 
 help: ## List targets and experiments
 	@echo "Usage: make <target> [EXP=name] [DATA=path] [CKPT=last|path] [ARGS='--trainer.max_steps=100 …']"
@@ -35,6 +37,10 @@ setup: $(STAMP) ## Create .venv with the pinned stack (done automatically by tra
 
 demo-data: $(STAMP) ## Generate a demo dataset: DATASET=hq_voxceleb SIZE=demo|tiny
 	$(PY) -m datamodules.synthetic --layout $(DATASET) --size $(SIZE) --out data/demo/$(SIZE)/$(DATASET)
+
+prepare: $(STAMP) ## Preprocess DATASET at ROOT into its cache (OUT=folder, EXP=take its parameters, ARGS='--set k=v')
+	$(PY) -m datamodules.prepare $(DATASET) $(if $(ROOT),--root $(ROOT)) $(if $(OUT),--out $(OUT)) \
+	  $(if $(filter command line,$(origin EXP)),--experiment $(EXP)) $(ARGS)
 
 train: $(STAMP) ## Train EXP (default sf2f) on DATA, or on the demo dataset; CKPT=last resumes
 	$(PY) -m experiments.train $(EXP) $(if $(DATA),--data $(DATA)) $(if $(CKPT),--resume $(CKPT)) $(ARGS)

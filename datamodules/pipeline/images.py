@@ -14,16 +14,17 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def read_image(path: str | Path, size: int) -> np.ndarray:
-    """Read any image (grey, RGBA, palette…) as RGB and resize it bilinearly.
+def read_image(path: str | Path, size: int | None) -> np.ndarray:
+    """Read any image (grey, RGBA, palette…) as RGB and resize it bilinearly (unless `size` is None).
 
     Returns:
-        `(3, size, size)` uint8.
+        `(3, size, size)` uint8 (`(3, H, W)` when size is None).
     """
     path = Path(path)
     try:
         with Image.open(path) as image:
-            rgb = image.convert("RGB").resize((size, size), Image.BILINEAR)
+            rgb = image.convert("RGB")
+            rgb = rgb if size is None else rgb.resize((size, size), Image.BILINEAR)
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise DatasetError(f"{path}: cannot read the image ({error}). Replace or delete the file.") from None
     return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1).copy()

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import broken, layouts, video_layouts
+from . import broken, clip_layouts, layouts, tcd_timit, video_layouts, youtubers
 from .speakers import make_speakers
 
 GENERATOR_VERSION = 1
@@ -38,6 +38,12 @@ LAYOUTS: dict[str, Layout] = {
                           broken.write_broken_hq_voxceleb),
     "lrw": Layout(video_layouts.write_lrw, video_layouts.LRW_SIZES, video_layouts.write_broken_lrw),
     "grid": Layout(video_layouts.write_grid, video_layouts.GRID_SIZES, video_layouts.write_broken_grid),
+    "youtubers": Layout(youtubers.write_youtubers, youtubers.YOUTUBERS_SIZES,
+                        youtubers.write_broken_youtubers),
+    "avspeech": Layout(clip_layouts.write_avspeech, clip_layouts.AVSPEECH_SIZES,
+                       clip_layouts.write_broken_avspeech),
+    "tcd_timit": Layout(tcd_timit.write_tcd_timit, tcd_timit.TCD_TIMIT_SIZES,
+                        tcd_timit.write_broken_tcd_timit),
 }
 
 

@@ -73,8 +73,9 @@ def _encode_video(container, stream, frames: np.ndarray) -> None:
     container.mux(stream.encode(None))
 
 
-def _write_video(path: Path, frames: np.ndarray, fps: int, audio: np.ndarray | None, sample_rate: int | None,
-                 container_format: str, video_codec: str, audio_codec: str, options: dict[str, str]) -> None:
+def _write_video(path: Path, frames: np.ndarray, fps: int | Fraction, audio: np.ndarray | None,
+                 sample_rate: int | None, container_format: str, video_codec: str, audio_codec: str,
+                 options: dict[str, str]) -> None:
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
     if frames.shape[1] % 2 or frames.shape[2] % 2:
@@ -85,16 +86,18 @@ def _write_video(path: Path, frames: np.ndarray, fps: int, audio: np.ndarray | N
         with av.open(str(tmp), mode="w", format=container_format) as container:
             video = container.add_stream(video_codec, rate=Fraction(fps), options=options)
             video.width, video.height, video.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-            video.codec_context.time_base = Fraction(1, fps)
+            video.codec_context.time_base = 1 / Fraction(fps)
             sound = _add_audio(container, audio_codec, sample_rate) if audio is not None else None
             _encode_video(container, video, frames)
             if sound is not None:
                 _encode_audio(container, sound, audio, sample_rate)
 
 
-def write_mp4(path: Path, frames: np.ndarray, fps: int = 25, audio: np.ndarray | None = None,
+def write_mp4(path: Path, frames: np.ndarray, fps: int | Fraction = 25, audio: np.ndarray | None = None,
               sample_rate: int | None = None) -> None:
     """H.264 (yuv420p) mp4 of `frames` `(T, H, W, 3)` uint8; `audio` `(N,)` float muxed as mono AAC.
+
+    `fps` may be a Fraction (NTSC's 29.97 is `Fraction(30000, 1001)`): frame k is stamped k / fps exactly.
 
     One encoder thread keeps the output bytes identical from run to run.
     """
@@ -102,8 +105,15 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int = 25, audio: np.ndarray |
                  {"preset": "veryfast", "crf": "23", "threads": "1"})
 
 
-def write_mpg(path: Path, frames: np.ndarray, fps: int = 25, audio: np.ndarray | None = None,
+def write_mpg(path: Path, frames: np.ndarray, fps: int | Fraction = 25, audio: np.ndarray | None = None,
               sample_rate: int | None = None) -> None:
     """MPEG-1 video in an MPEG program stream (GRID's .mpg), audio as MPEG-1 layer II."""
     _write_video(path, frames, fps, audio, sample_rate, "mpeg", "mpeg1video", "mp2",
                  {"b": "1500k", "threads": "1"})
+
+
+def video_frame_size(path: Path) -> tuple[int, int]:
+    """(height, width) of the first video stream of `path`."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return stream.height, stream.width

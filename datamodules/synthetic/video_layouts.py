@@ -11,14 +11,15 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import soundfile as sf
 from scipy import signal
 
-from .broken import BrokenFile, write_broken_video
+from .broken import BrokenFile, wav_bytes, write_broken_video
 from .faces import render_frames
 from .layouts import per_item_rngs, with_progress
 from .speakers import SpeakerProfile
 from .speech import Utterance, mouth_opening, plan_speech, render_speech, retime
-from .video import write_bytes, write_mp4, write_mpg, write_wav
+from .video import video_frame_size, write_bytes, write_mp4, write_mpg, write_wav
 
 FPS = 25
 
@@ -99,9 +100,18 @@ def write_lrw(root: Path, speakers: Sequence[SpeakerProfile], size_config: LrwSi
 
 def write_broken_lrw(root: Path, speakers: Sequence[SpeakerProfile],
                      rng: np.random.Generator) -> list[BrokenFile]:
+    """A truncated clip, a `.DS_Store`, and a clip re-encoded at 15 fps (`wrong_fps`: 17 frames, 1.16 s)."""
     word = next(iter(LRW_WORDS))
     good = lrw_clip_path(root, word, "train", 1)
-    return write_broken_video(root, good, lrw_clip_path(root, word, "train", 99999))
+    entries = write_broken_video(root, good, lrw_clip_path(root, word, "train", 99999))
+    wrong_fps, wrong = 15, lrw_clip_path(root, word, "train", 99998)
+    utterance, duration = _lrw_speech(speakers[0], LRW_WORDS[word], rng)
+    num_frames = round(utterance.seconds * wrong_fps)
+    openings = mouth_opening(utterance, wrong_fps, num_frames)
+    frames = render_frames(speakers[0], openings, video_frame_size(good), rng)
+    write_mp4(wrong, frames, wrong_fps, utterance.wave, LRW_SAMPLE_RATE)
+    write_bytes(wrong.with_suffix(".txt"), _lrw_metadata(word, duration))
+    return entries + [{"path": wrong.relative_to(root).as_posix(), "defect": "wrong_fps"}]
 
 
 # ----------------------------------------------------------------------------- GRID
@@ -135,7 +145,7 @@ class GridSize:
 
 
 GRID_SIZES = {
-    "tiny": GridSize(speakers=2, utterances_per_speaker=2, frame_size=(144, 180)),
+    "tiny": GridSize(speakers=3, utterances_per_speaker=2, frame_size=(144, 180)),
     "demo": GridSize(speakers=4, utterances_per_speaker=10, frame_size=(288, 360)),
 }
 
@@ -211,5 +221,15 @@ def write_grid(root: Path, speakers: Sequence[SpeakerProfile], size_config: Grid
 
 def write_broken_grid(root: Path, speakers: Sequence[SpeakerProfile],
                       rng: np.random.Generator) -> list[BrokenFile]:
+    """A truncated video, a `.DS_Store`, and an utterance whose 25 kHz wav stops after 1.0 s of the
+    3 s video (`short_audio`; its .mpg and .align are complete)."""
     good = sorted((root / "s1").glob("*.mpg"))[0]
-    return write_broken_video(root, good, good.with_name("zzzz9z.mpg"))
+    entries = write_broken_video(root, good, good.with_name("zzzz9z.mpg"))
+    words = grid_sentence(rng)
+    while (root / "s1" / f"{grid_utterance_id(words)}.mpg").exists():
+        words = grid_sentence(rng)
+    _write_grid_utterance(root, speakers[0], words, video_frame_size(good), rng)
+    audio = grid_paths(root, "s1", grid_utterance_id(words))[1]
+    wave, _ = sf.read(audio, dtype="int16")
+    write_bytes(audio, wav_bytes(wave[:GRID_SAMPLE_RATE], GRID_SAMPLE_RATE))
+    return entries + [{"path": audio.relative_to(root).as_posix(), "defect": "short_audio"}]

@@ -105,7 +105,7 @@ def test_lrw_layout_and_truncated_video(tmp_path):
         assert sum(1 for _ in container.decode(video=0)) == 29
     text = clips[0].with_suffix(".txt").read_text()
     assert f"Text:  {word}" in text and 0.1 < float(text.split("Duration:")[1].split()[0]) < 1.16
-    assert sorted(broken.values()) == ["junk_file", "truncated_video"]
+    assert sorted(broken.values()) == ["junk_file", "truncated_video", "wrong_fps"]
     truncated = next(root / p for p, d in broken.items() if d == "truncated_video")
     with pytest.raises(av.error.FFmpegError):
         with av.open(str(truncated)) as container:
@@ -115,7 +115,7 @@ def test_lrw_layout_and_truncated_video(tmp_path):
 def test_grid_layout(tmp_path):
     root = generate_dataset("grid", tmp_path / "grid", size="tiny")
     videos = sorted(root.glob("s*/*.mpg"))
-    assert len(videos) == 4
+    assert len(videos) == 6  # 3 speakers × 2 utterances
     for video in videos:
         speaker, utterance = video.parent.name, video.stem
         with av.open(str(video)) as container:

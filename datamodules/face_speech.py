@@ -1,0 +1,93 @@
+"""Face ↔ speech pairs: a still face crop with the speech recorded around it (Wav2Pix's kind of data).
+
+`pair_item` preprocesses one pair into the cache (face resized, optionally checked with dlib, speech read
+and length-checked); `FaceSpeechPairs` serves windows of it with a mismatched ("wrong") face for the
+GAN-CLS discriminator term.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypedDict
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from .base import randint
+from .pipeline.audio import read_audio
+from .pipeline.cache import CachedItems
+from .pipeline.errors import DatasetError
+from .pipeline.faces import DlibDetector
+from .pipeline.images import read_image
+from .talking_face import SILENCE_PEAK
+
+_DETECTOR = DlibDetector(upsample=0)  # crops are tight and large: no upsampling needed
+
+
+class FaceSpeechBatch(TypedDict):
+    """face, wrong_face: `(B, 3, S, S)` float32 in [-1, 1]; audio: `(B, T)` float32; identity: `(B,)` int64."""
+
+    face: torch.Tensor
+    wrong_face: torch.Tensor
+    audio: torch.Tensor
+    identity: torch.Tensor
+
+
+def pair_item(job: dict) -> tuple[dict, dict[str, np.ndarray]]:
+    if not Path(job["audio"]).exists():
+        raise DatasetError(f"{job['path']}: its speech {Path(job['audio']).name} is missing. Restore it or remove the face.")
+    face = read_image(job["path"], None).transpose(1, 2, 0)  # (H, W, 3) at the stored resolution
+    if job["swap_red_blue"]:
+        face = face[..., ::-1]
+    face = np.ascontiguousarray(face)
+    if job["check_face"] and not _DETECTOR(face):
+        raise DatasetError(f"{job['path']}: dlib finds no face in this crop. Remove the pair.")
+    size = job["image_size"]
+    face = np.asarray(Image.fromarray(face).resize((size, size), Image.BILINEAR)).transpose(2, 0, 1)
+    wave = read_audio(job["audio"], job["sample_rate"])
+    if len(wave) < job["audio_samples"]:
+        raise DatasetError(f"{job['audio']}: {len(wave)} samples, shorter than the {job['audio_samples']}-sample "
+                           "window. Remove the pair or lower audio_samples.")
+    if np.abs(wave).max() < SILENCE_PEAK:
+        raise DatasetError(f"{job['audio']}: the speech is silent. Remove the pair.")
+    return {"identity": job["identity"], "split": job["split"], "path": job["path"]}, {"face": face[None], "audio": wave}
+
+
+def emphasise(wave: np.ndarray, coefficient: float, emphasis_first: bool) -> np.ndarray:
+    """Pre-emphasis y[n] = x[n] − c·x[n−1] and peak normalisation, in the order asked (spec §5.5)."""
+    peak = lambda x: x / (np.abs(x).max() + 1e-8)  # noqa: E731
+    emphasis = lambda x: np.concatenate([x[:1], x[1:] - coefficient * x[:-1]])  # noqa: E731
+    return peak(emphasis(wave)) if emphasis_first else emphasis(peak(wave))
+
+
+class FaceSpeechPairs(Dataset):
+    """Each pair `repeats` times, with a random `audio_samples` window (centred when not `train`) and a
+    wrong face: a training face of another identity (spec `wav2pix.md` §5).
+
+    `identities` orders the class indices; `emphasis` is (pre-emphasis coefficient, emphasis first).
+    """
+
+    def __init__(self, items: CachedItems, rows: list[int], identities: list[str], train_rows: list[int],
+                 audio_samples: int, repeats: int, train: bool, emphasis: tuple[float, bool]):
+        self.items, self.rows, self.train_rows = items, rows, train_rows
+        self.index = {name: i for i, name in enumerate(identities)}
+        self.audio_samples, self.repeats, self.train, self.emphasis = audio_samples, repeats, train, emphasis
+
+    def __len__(self) -> int:
+        return len(self.rows) * self.repeats
+
+    def _face(self, row: int) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(self.items[row][1]["face"][0], dtype=np.float32)) / 127.5 - 1.0
+
+    def __getitem__(self, index: int) -> dict:
+        row = self.rows[index % len(self.rows)]
+        meta, arrays = self.items[row]
+        spare = len(arrays["audio"]) - self.audio_samples
+        start = randint(spare + 1) if self.train else spare // 2
+        wave = emphasise(np.asarray(arrays["audio"][start : start + self.audio_samples], np.float32), *self.emphasis)
+        others = [r for r in self.train_rows if self.items.metas[r]["identity"] != meta["identity"]]
+        wrong = others[randint(len(others))] if others else row  # a single-identity set has no wrong face
+        return {"face": self._face(row), "wrong_face": self._face(wrong), "audio": torch.from_numpy(wave.astype(np.float32)),
+                "identity": self.index[meta["identity"]]}

@@ -1,0 +1,100 @@
+"""Preprocess a dataset into its cache ahead of training: `python -m datamodules.prepare DATASET --root PATH`.
+
+The cache is the one training reads: the same datamodule, with the same parameters, does the work. Take
+the parameters from an experiment (`--experiment e2e_nr` uses that config's `data.init_args`) and adjust
+single ones with `--set crop.method=box`. Reruns skip finished shards; unusable files are listed with
+their reason in the cache folder's `rejected.csv`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .base import REPO_ROOT
+
+DATASETS = {
+    "hq_voxceleb": "datamodules.hq_voxceleb.HQVoxCelebDataModule",
+    "lrw": "datamodules.lrw.LRWDataModule",
+    "grid": "datamodules.grid.GRIDDataModule",
+    "tcd_timit": "datamodules.tcd_timit.TCDTIMITDataModule",
+    "avspeech": "datamodules.avspeech.AVSpeechDataModule",
+    "youtubers": "datamodules.youtubers.YoutubersDataModule",
+}
+
+
+def load_class(class_path: str) -> type:
+    module, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def experiment_data_args(experiment: str, class_path: str) -> dict[str, Any]:
+    """`data.init_args` of `experiments/<experiment>.yaml`, which must use `class_path`."""
+    path = REPO_ROOT / "experiments" / f"{experiment}.yaml"
+    if not path.exists():
+        names = sorted(p.stem for p in (REPO_ROOT / "experiments").glob("*.yaml"))
+        raise SystemExit(f"error: no experiment {experiment!r} ({path} missing); choose one of {names}")
+    data = (yaml.safe_load(path.read_text()) or {}).get("data", {})
+    if data.get("class_path") != class_path:
+        raise SystemExit(f"error: experiment {experiment} reads {data.get('class_path')}, not {class_path}")
+    return dict(data.get("init_args") or {})
+
+
+def apply_setting(kwargs: dict[str, Any], setting: str) -> None:
+    """`a.b=value` (value parsed as YAML) into the nested dict `kwargs`."""
+    key, sep, value = setting.partition("=")
+    if not sep:
+        raise SystemExit(f"error: --set expects KEY=VALUE, got {setting!r}")
+    *parents, leaf = key.split(".")
+    target = kwargs
+    for parent in parents:
+        target = target.setdefault(parent, {})
+    target[leaf] = yaml.safe_load(value)
+
+
+def build_datamodule(args: argparse.Namespace):
+    class_path = DATASETS[args.dataset]
+    kwargs = experiment_data_args(args.experiment, class_path) if args.experiment else {}
+    for setting in args.set:
+        apply_setting(kwargs, setting)
+    kwargs.update(root=str(args.root) if args.root else None, prepare_workers=args.workers)
+    if args.out:
+        kwargs["cache_dir"] = str(args.out)
+    cls = load_class(class_path)
+    if isinstance(kwargs.get("crop"), dict):
+        from .pipeline.face_tracks import FaceCropConfig
+
+        kwargs["crop"] = FaceCropConfig(**kwargs["crop"])
+    return cls(**kwargs)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m datamodules.prepare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", choices=sorted(DATASETS), help="which dataset layout ROOT holds")
+    parser.add_argument("--root", type=Path, help="dataset folder in its real layout (default: the demo dataset)")
+    parser.add_argument("--out", type=Path, help="cache folder (default: data/cache/<dataset>-<hash of root>)")
+    parser.add_argument("--experiment", help="take the preprocessing parameters from experiments/<name>.yaml")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one datamodule argument, e.g. image_size=112 or crop.method=box")
+    parser.add_argument("--workers", type=int, default=2, help="preprocessing worker processes (default 2)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    datamodule = build_datamodule(args)
+    started = time.perf_counter()
+    datamodule.prepare_data()
+    print(f"prepared {args.dataset} from {datamodule.root} into {datamodule.cache_root} "
+          f"in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

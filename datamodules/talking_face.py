@@ -1,0 +1,331 @@
+"""Talking-face video data: clips of a speaking face, decoded, face-tracked and featurised once into a cache.
+
+Used by the systems that generate video from speech (E2E-NR, TCSAN, A2V). A dataset adapter (`lrw.py`,
+`grid.py`, `tcd_timit.py`, `avspeech.py`) only lists clips with their speaker and split; here:
+
+- `prepare_data` decodes every clip (PyAV), checks its frame rate and length, reads its audio at
+  `sample_rate` and trims it to exactly the frames' span, tracks the face into `image_size` crops with
+  68-point landmarks (`pipeline/face_tracks.py`), optionally computes MFCCs, and writes everything into a
+  sharded cache in worker processes, resumably. Unusable clips are rejected with a reason.
+- `setup` memory-maps the cache; items are windows of `window_frames` consecutive frames (random in
+  training, from frame 0 in evaluation) with exactly their audio (`pipeline/sync.py`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from fractions import Fraction
+from pathlib import Path
+from typing import Optional, TypedDict
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .base import SPLITS, CachedDataModule, randint, stack_items
+from .pipeline.audio import read_audio
+from .pipeline.cache import CachedItems, ShardedCache
+from .pipeline.errors import DatasetError
+from .pipeline.face_tracks import FaceCropConfig, track_faces
+from .pipeline.faces import LandmarkPredictor, build_detector
+from .pipeline.features import MfccConfig, mfcc
+from .pipeline.prepare import prepare_cache
+from .pipeline.sync import feature_window, fit_length, frames_span, num_samples, take
+from .pipeline.video import convert_fps, parse_fps, read_video
+
+SILENCE_PEAK = 1e-3  # a clip whose audio never exceeds this has no speech track worth the name
+
+
+@dataclass(frozen=True)
+class ClipFiles:
+    """One clip as an adapter found it: `audio` is a separate file, or None for the video's own track;
+    `face_hint` the speaker's face centre as fractions (x, y) of the frame, when the dataset gives one."""
+
+    key: str
+    video: Path
+    speaker: str
+    split: str
+    audio: Optional[Path] = None
+    face_hint: Optional[tuple[float, float]] = None
+
+
+class TalkingFaceBatch(TypedDict, total=False):
+    """A collated batch; T is the longest window in the batch, L its longest audio.
+
+    video: `(B, T, 3, S, S)` float32 in [-1, 1]; audio: `(B, L)` float32 at the datamodule's sample rate,
+    zero-padded, with audio_length `(B,)`; frame_mask `(B, T)` bool (False = padding);
+    landmarks: `(B, T, 68, 2)` float32 crop pixels; detected: `(B, T)` bool (a face was found in that frame);
+    mfcc: `(B, T, 12, W)` standardised MFCC window per frame (when enabled); speaker: `(B,)` int64 index
+    among the split's speakers (-1 when the dataset has no speaker labels); first_frame: `(B,)` int64.
+    """
+
+    video: torch.Tensor
+    audio: torch.Tensor
+    audio_length: torch.Tensor
+    frame_mask: torch.Tensor
+    landmarks: torch.Tensor
+    detected: torch.Tensor
+    mfcc: torch.Tensor
+    speaker: torch.Tensor
+    first_frame: torch.Tensor
+
+
+# ----------------------------------------------------------------------------- preprocessing (workers)
+
+_TOOLS: dict[str, object] = {}  # detector and landmark model, built once per worker process
+
+
+def _tool(name: str, build):
+    if name not in _TOOLS:
+        _TOOLS[name] = build()
+    return _TOOLS[name]
+
+
+def _checked_video(job: dict):
+    path = job["path"]
+    video = read_video(path)
+    native = parse_fps(job["native_fps"]) if job["native_fps"] else None
+    if native is not None and video.fps != native:
+        raise DatasetError(f"{path}: {float(video.fps):.3f} fps, but this dataset's clips are {float(native):.3f} fps"
+                           " (wrong fps: re-encoded or a different source). Remove it, or set fps to convert.")
+    video = convert_fps(video, parse_fps(job["fps"]) if job["fps"] else None)
+    if len(video.frames) < job["min_frames"]:
+        raise DatasetError(f"{path}: {len(video.frames)} frames, fewer than the {job['min_frames']} needed "
+                           "(truncated clip). Remove it or re-download it.")
+    return video
+
+
+def _checked_audio(job: dict, frames: int, fps: Fraction) -> np.ndarray:
+    path, rate = job["audio"] or job["path"], job["sample_rate"]
+    wave = read_audio(path, rate)
+    needed = num_samples(frames, fps, rate)
+    if needed - len(wave) > rate / fps:  # more than one frame's worth missing
+        raise DatasetError(f"{path}: audio lasts {len(wave) / rate:.2f} s but the video {float(frames / fps):.2f} s "
+                           "(audio shorter than the video). Use the complete audio file or remove the clip.")
+    if np.abs(wave).max() < SILENCE_PEAK:
+        raise DatasetError(f"{path}: the audio track is silent. Remove the clip or supply its real audio.")
+    return fit_length(wave, needed)
+
+
+def clip_item(job: dict) -> tuple[dict, dict[str, np.ndarray]]:
+    """Decode, check, face-track and featurise one clip (runs in a worker process)."""
+    video = _checked_video(job)
+    wave = _checked_audio(job, len(video.frames), video.fps)
+    crop = FaceCropConfig(**job["crop"])
+    detector = _tool(crop.detector, lambda: build_detector(crop.detector))
+    predictor = _tool("landmarks", LandmarkPredictor) if crop.landmarks else None
+    track = track_faces(video.frames, crop, job["image_size"], detector, predictor, job["path"], job["face_hint"])
+    arrays = {"frames": track.crops, "audio": wave, "detected": track.detected}
+    if track.landmarks is not None:
+        arrays["landmarks"] = track.landmarks
+    if job["mfcc"] is not None:
+        arrays["mfcc"] = mfcc(wave, MfccConfig(**job["mfcc"]))
+    meta = {"key": job["key"], "speaker": job["speaker"], "split": job["split"], "path": job["path"],
+            "fps": str(video.fps), "frames": len(video.frames)}
+    return meta, arrays
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def to_unit_range(frames: np.ndarray) -> torch.Tensor:
+    """`(T, S, S, 3)` uint8 → `(T, 3, S, S)` float32 in [-1, 1]."""
+    return torch.from_numpy(np.asarray(frames, dtype=np.float32)).permute(0, 3, 1, 2) / 127.5 - 1.0
+
+
+class ClipWindows(Dataset):
+    """Windows of `window_frames` frames (whole clips when None) with their audio and annotations."""
+
+    def __init__(self, items: CachedItems, rows: list[int], speakers: list[str], sample_rate: int,
+                 window_frames: Optional[int], random_start: bool, mfcc_width: int = 0,
+                 mfcc_stats: Optional[tuple[np.ndarray, np.ndarray]] = None):
+        self.items, self.rows, self.sample_rate = items, rows, sample_rate
+        self.speaker_index = {name: i for i, name in enumerate(speakers)}
+        self.window_frames, self.random_start = window_frames, random_start
+        self.mfcc_width, self.mfcc_stats = mfcc_width, mfcc_stats
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict:
+        meta, arrays = self.items[self.rows[index]]
+        total, fps = meta["frames"], Fraction(meta["fps"])
+        count = min(self.window_frames or total, total)
+        first = randint(total - count + 1) if self.random_start else 0
+        start, stop = frames_span(first, count, fps, self.sample_rate)
+        item = {
+            "video": to_unit_range(arrays["frames"][first : first + count]),
+            "audio": torch.from_numpy(np.array(arrays["audio"][start:stop], dtype=np.float32)),
+            "detected": torch.from_numpy(np.array(arrays["detected"][first : first + count])),
+            "speaker": self.speaker_index.get(meta["speaker"], -1),
+            "first_frame": first,
+        }
+        if "landmarks" in arrays:
+            item["landmarks"] = torch.from_numpy(np.array(arrays["landmarks"][first : first + count]))
+        if self.mfcc_width and "mfcc" in arrays:
+            item["mfcc"] = torch.from_numpy(self._mfcc_windows(arrays["mfcc"], first, count, fps))
+        return item
+
+    def _mfcc_windows(self, features: np.ndarray, first: int, count: int, fps: Fraction) -> np.ndarray:
+        """`(count, 12, W)`: per frame the W standardised columns centred on it, zero (= the mean) outside."""
+        mean, std = self.mfcc_stats
+        standard = (np.asarray(features, dtype=np.float32) - mean) / std
+        windows = [take(standard, *feature_window(k, fps, self.mfcc_width)).T for k in range(first, first + count)]
+        return np.stack(windows).astype(np.float32)
+
+
+def clip_collate(items: list[dict]) -> TalkingFaceBatch:
+    """Pad every per-frame tensor to the longest window (with `frame_mask`) and audio to the longest."""
+    lengths = [len(item["video"]) for item in items]
+    longest = max(lengths)
+    batch = stack_items(items, exclude=("video", "audio", "detected", "landmarks", "mfcc"))
+    for key in ("video", "detected", "landmarks", "mfcc"):
+        if key in items[0]:
+            batch[key] = torch.stack([_pad(item[key], longest) for item in items])
+    batch["frame_mask"] = torch.arange(longest)[None] < torch.tensor(lengths)[:, None]
+    batch["audio_length"] = torch.tensor([len(item["audio"]) for item in items])
+    batch["audio"] = torch.stack([_pad(item["audio"], int(batch["audio_length"].max())) for item in items])
+    return batch
+
+
+def _pad(tensor: torch.Tensor, length: int) -> torch.Tensor:
+    missing = length - len(tensor)
+    return tensor if missing == 0 else torch.cat([tensor, tensor.new_zeros(missing, *tensor.shape[1:])])
+
+
+# ----------------------------------------------------------------------------- datamodule
+
+
+class TalkingFaceDataModule(CachedDataModule):
+    """Base datamodule for talking-face video datasets; subclasses set `layout`, `native_fps`,
+    `min_frames` and implement `scan(root) -> list[ClipFiles]`.
+
+    Args:
+        root: dataset folder in the adapter's real layout; None uses (and generates) the demo dataset.
+        cache_dir: where preprocessed shards go (default `data/cache/<layout>-<hash of root>`).
+        image_size: face crop side in pixels.
+        crop: how faces are detected and cropped (`FaceCropConfig`: template alignment or box crops).
+        sample_rate: audio rate of the cached waveform (E2E-NR 8000, TCSAN/A2V 16000).
+        fps: convert every clip to this frame rate; None keeps the native rate (and rejects clips whose
+            rate differs from the dataset's, when it has a single one).
+        mfcc_width: > 0 adds `mfcc (B, T, 12, mfcc_width)` windows (TCSAN: 28), standardised with the
+            training set's statistics (saved in checkpoints with the datamodule state).
+        window_frames: frames per item (E2E-NR trains on whole 29-frame LRW clips); None = whole clips.
+        batch_size: global batch (divided by the number of devices).
+        demo_size: "demo" or "tiny" (tests) when root is None.
+    """
+
+    native_fps: Optional[str] = None
+    min_frames: int = 1
+
+    def __init__(
+        self,
+        root: Optional[str] = None,
+        cache_dir: Optional[str] = None,
+        image_size: int = 128,
+        crop: FaceCropConfig = FaceCropConfig(),
+        sample_rate: int = 16000,
+        fps: Optional[float] = None,
+        mfcc_width: int = 0,
+        window_frames: Optional[int] = None,
+        batch_size: int = 16,
+        eval_batch_size: int = 16,
+        num_workers: int = 2,
+        prepare_workers: int = 2,
+        demo_size: str = "demo",
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.mfcc_config = MfccConfig(sample_rate=sample_rate) if mfcc_width else None
+        self.mfcc_stats: Optional[tuple[np.ndarray, np.ndarray]] = None
+        self.datasets: dict[str, ClipWindows] = {}
+
+    def scan(self, root: Path) -> list[ClipFiles]:
+        raise NotImplementedError
+
+    @cached_property
+    def clips(self) -> list[ClipFiles]:
+        return self.scan(self.root)
+
+    def speakers(self, split: str) -> list[str]:
+        return sorted({clip.speaker for clip in self.clips if clip.split == split and clip.speaker})
+
+    def _params(self) -> dict:
+        return {"root": str(self.root), "image_size": self.hparams.image_size, "crop": asdict(self.hparams.crop),
+                "sample_rate": self.hparams.sample_rate, "fps": self._fps(), "native_fps": self.native_fps,
+                "min_frames": self.min_frames, "mfcc": asdict(self.mfcc_config) if self.mfcc_config else None}
+
+    def _fps(self) -> Optional[str]:
+        return str(parse_fps(self.hparams.fps)) if self.hparams.fps else None
+
+    def cache(self) -> ShardedCache:
+        params = self._params()
+        digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
+        name = f"clips-{self.hparams.crop.method}-{self.hparams.image_size}px-{self.hparams.sample_rate}hz-{digest}"
+        return ShardedCache(self.cache_root / name, params)
+
+    def prepare_data(self) -> None:
+        """Decode, track and featurise every clip once (rank 0 only); reruns skip finished shards."""
+        params = self._params()
+        jobs = [{**params, "path": str(c.video), "audio": str(c.audio) if c.audio else None, "key": c.key,
+                 "speaker": c.speaker, "split": c.split, "face_hint": c.face_hint} for c in self.clips]
+        cache = self.cache()
+        report = prepare_cache(cache, jobs, clip_item, shard_size=32, num_workers=self.hparams.prepare_workers,
+                               description=f"{self.layout} clips")
+        self.report(report, cache, "clip")
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        items = self.cache().read()
+        rows = {split: [r for r, meta in enumerate(items.metas) if meta["split"] == split] for split in SPLITS}
+        if not rows["train"] and any(clip.split == "train" for clip in self.clips):
+            raise DatasetError(f"{self.root}: no training clip survived preprocessing; see "
+                               f"{self.cache().directory / 'rejected.csv'}.")
+        if self.mfcc_config is not None and self.mfcc_stats is None:
+            self.mfcc_stats = _feature_stats(items, rows["train"] or rows["test"], "mfcc")
+        width = self.hparams.mfcc_width
+        for split in SPLITS:
+            self.datasets[split] = ClipWindows(
+                items, rows[split], self.speakers(split), self.hparams.sample_rate, self.hparams.window_frames,
+                random_start=split == "train", mfcc_width=width, mfcc_stats=self.mfcc_stats)
+
+    def state_dict(self) -> dict:
+        """The training-set MFCC statistics travel with checkpoints, so inference standardises the same way."""
+        if self.mfcc_stats is None:
+            return {}
+        return {"mfcc_mean": self.mfcc_stats[0].tolist(), "mfcc_std": self.mfcc_stats[1].tolist()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "mfcc_mean" in state:
+            self.mfcc_stats = (np.asarray(state["mfcc_mean"], np.float32), np.asarray(state["mfcc_std"], np.float32))
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader(self.datasets["train"], self.per_device_batch(), shuffle=True, collate=clip_collate)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader(self.datasets["val"], self.hparams.eval_batch_size, shuffle=False, collate=clip_collate)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader(self.datasets["test"], self.hparams.eval_batch_size, shuffle=False, collate=clip_collate)
+
+
+def _feature_stats(items: CachedItems, rows: list[int], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-coefficient mean and std over every frame of the given clips."""
+    stacked = np.concatenate([np.asarray(items[r][1][key], dtype=np.float64) for r in rows])
+    return stacked.mean(0).astype(np.float32), np.maximum(stacked.std(0), 1e-5).astype(np.float32)
+
+
+def every_nth_to_val(clips: list[ClipFiles], every: int = 20) -> list[ClipFiles]:
+    """Move every `every`-th training clip (in listing order) to "val": a validation set for monitoring
+    when the dataset's split has none. Its speakers also train; the test speakers stay unseen."""
+    moved, count = [], 0
+    for clip in clips:
+        if clip.split == "train":
+            count += 1
+            if count % every == 0:
+                clip = dataclasses.replace(clip, split="val")
+        moved.append(clip)
+    return moved

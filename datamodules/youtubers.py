@@ -1,0 +1,108 @@
+"""Youtubers (Wav2Pix): face crops of Spanish YouTubers, each paired with the speech around its frame.
+
+Layout read (the authors' public release; `<root>` may also be the `dataset/` folder itself)::
+
+    <root>/dataset/{train,test}/<youtuber>/cropped_face_frame_<k>.png    face crop (JPEG data despite .png)
+    <root>/dataset/{train,test}/<youtuber>/preprocessed_frame_<k>.wav    16 kHz mono speech paired by k
+
+Identities are the sorted folder names (spec `wav2pix.md` §5); test speakers are the training speakers.
+The release has no validation split, so validation uses the test pairs. Crops are stored with red and
+blue swapped (`swap_red_blue` undoes it). Each face is checked with dlib's detector: a crop without a
+detectable face is rejected, as are pairs whose wav is missing, silent or shorter than the window.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Optional
+
+from torch.utils.data import DataLoader
+
+from .base import CachedDataModule, stack_items
+from .face_speech import FaceSpeechPairs, pair_item
+from .pipeline.cache import ShardedCache
+from .pipeline.errors import DatasetError
+from .pipeline.prepare import prepare_cache
+
+FACE_FILE = re.compile(r"^cropped_face_frame_(\d+)\.png$")
+PREPROCESSING_KEYS = ("image_size", "sample_rate", "audio_samples", "swap_red_blue", "check_face")
+
+
+def scan_youtubers(root: str | Path) -> list[dict]:
+    """Pairs `{"path": face, "audio": wav, "identity": name, "split": split}`, sorted."""
+    root = Path(root)
+    base = root / "dataset" if (root / "dataset").is_dir() else root
+    pairs = []
+    for split in ("train", "test"):
+        for folder in sorted(p for p in (base / split).glob("*") if p.is_dir()):
+            for face in sorted(folder.iterdir()):
+                if (match := FACE_FILE.match(face.name)) is not None:
+                    wav = folder / f"preprocessed_frame_{match.group(1)}.wav"
+                    pairs.append({"path": str(face), "audio": str(wav), "identity": folder.name, "split": split})
+    if not pairs:
+        raise DatasetError(f"{root}: no dataset/{{train,test}}/<youtuber>/cropped_face_frame_<k>.png found. "
+                           "Pass DATA=<the folder holding the release's dataset/>.")
+    return pairs
+
+
+class YoutubersDataModule(CachedDataModule):
+    """Wav2Pix's face ↔ speech pairs.
+
+    Args:
+        root: the release folder; None uses (and generates) the demo dataset in the same layout.
+        image_size: 64 or 128. audio_samples: speech window (16000 = 1 s; 4800 and 11200 for the sweep).
+        repeats: times each pair is drawn per epoch (5 with 4-s wavs, spec §5; 1 for the release's 1-s wavs).
+        pre_emphasis, emphasis_first: speech normalisation (0.95, pre-emphasis before peak normalisation).
+        swap_red_blue: the release stores BGR crops. check_face: reject crops where dlib finds no face.
+    """
+
+    layout = "youtubers"
+
+    def __init__(self, root: Optional[str] = None, cache_dir: Optional[str] = None, image_size: int = 64,
+                 audio_samples: int = 16000, sample_rate: int = 16000, repeats: int = 1, pre_emphasis: float = 0.95,
+                 emphasis_first: bool = True, swap_red_blue: bool = True, check_face: bool = True,
+                 batch_size: int = 64, eval_batch_size: int = 64, num_workers: int = 2, prepare_workers: int = 2,
+                 demo_size: str = "demo"):
+        super().__init__()
+        self.save_hyperparameters()
+        self.datasets: dict[str, FaceSpeechPairs] = {}
+
+    def cache(self) -> ShardedCache:
+        params = {"root": str(self.root), **{k: self.hparams[k] for k in PREPROCESSING_KEYS}}
+        return ShardedCache(self.cache_root / f"pairs-{self.hparams.image_size}px-{self.hparams.audio_samples}", params)
+
+    def prepare_data(self) -> None:
+        jobs = [{**pair, **{k: self.hparams[k] for k in PREPROCESSING_KEYS}} for pair in scan_youtubers(self.root)]
+        cache = self.cache()
+        report = prepare_cache(cache, jobs, pair_item, num_workers=self.hparams.prepare_workers,
+                               description="youtubers pairs")
+        self.report(report, cache, "pair")
+
+    @property
+    def identities(self) -> list[str]:
+        return sorted({meta["identity"] for meta in self.items.metas if meta["split"] == "train"})
+
+    @property
+    def num_identities(self) -> int:
+        return len(self.identities)
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        self.items = self.cache().read()
+        rows = {s: [r for r, m in enumerate(self.items.metas) if m["split"] == s] for s in ("train", "test")}
+        if not rows["train"]:
+            raise DatasetError(f"{self.root}: no training pair survived preprocessing; see {self.cache().directory}.")
+        hp = self.hparams
+        for split, repeats in (("train", hp.repeats), ("test", 1)):
+            self.datasets[split] = FaceSpeechPairs(self.items, rows[split], self.identities, rows["train"],
+                                                   hp.audio_samples, repeats, split == "train",
+                                                   (hp.pre_emphasis, hp.emphasis_first))
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader(self.datasets["train"], self.per_device_batch(), shuffle=True, collate=stack_items)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader(self.datasets["test"], self.hparams.eval_batch_size, shuffle=False, collate=stack_items)

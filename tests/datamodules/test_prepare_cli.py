@@ -1,0 +1,33 @@
+"""`make prepare` / `python -m datamodules.prepare`: parameters from experiments and --set, into --out."""
+
+import json
+
+import pytest
+
+from datamodules.prepare import apply_setting, main
+
+
+def test_prepare_writes_the_cache_training_reads(isolated_data_and_runs, tmp_path, capsys):
+    from datamodules.synthetic import generate_dataset
+
+    root = generate_dataset("grid", isolated_data_and_runs / "fixtures" / "grid", size="tiny", broken=True)
+    out = tmp_path / "cache"
+    main(["grid", "--root", str(root), "--out", str(out), "--set", "crop.method=box", "--set", "image_size=32",
+          "--set", "crop.detect_every=10", "--workers", "0"])
+    (cache,) = out.glob("clips-box-32px-*")
+    params = json.loads((cache / "manifest.json").read_text())["params"]
+    assert params["image_size"] == 32 and params["crop"]["method"] == "box" and params["root"] == str(root)
+    assert (cache / "rejected.csv").read_text().count("\n") == 3  # header + the truncated and the short-audio clip
+    assert "prepared grid" in capsys.readouterr().err
+
+
+def test_settings_are_nested_and_typed():
+    kwargs = {}
+    apply_setting(kwargs, "crop.box_scale=1.3")
+    apply_setting(kwargs, "fps=25")
+    assert kwargs == {"crop": {"box_scale": 1.3}, "fps": 25}
+
+
+def test_unknown_experiment_is_a_clear_error():
+    with pytest.raises(SystemExit, match="no experiment 'nope'"):
+        main(["grid", "--experiment", "nope"])

@@ -1,0 +1,81 @@
+"""Youtubers (Wav2Pix's release layout) on the generated fixture: pairing, identities, colour order,
+speech windows and the rejection of broken pairs."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from datamodules.face_speech import emphasise
+from datamodules.youtubers import YoutubersDataModule, scan_youtubers
+
+REASONS = {"silent_wav": "silent", "truncated_image": "cannot read the image", "no_face_image": "no face",
+           "missing_pair": "is missing"}
+
+
+@pytest.fixture(scope="module")
+def youtubers(isolated_data_and_runs):
+    from datamodules.synthetic import generate_dataset
+
+    root = generate_dataset("youtubers", isolated_data_and_runs / "fixtures" / "youtubers", size="tiny", broken=True)
+    datamodule = YoutubersDataModule(root=str(root), image_size=32, batch_size=4, eval_batch_size=4,
+                                     num_workers=0, prepare_workers=0)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    return root, datamodule
+
+
+def test_pairs_match_by_index_and_identities_are_sorted_names(youtubers):
+    root, datamodule = youtubers
+    pairs = scan_youtubers(root)
+    assert all(p["path"].split("_")[-1][:-4] == p["audio"].split("_")[-1][:-4] for p in pairs)
+    names = sorted({p["identity"] for p in pairs if p["split"] == "train"})
+    assert datamodule.identities == names and datamodule.num_identities == 3
+
+
+def test_batches_have_faces_wrong_faces_and_one_second_of_speech(youtubers):
+    _, datamodule = youtubers
+    batch = next(iter(datamodule.train_dataloader()))
+    assert batch["face"].shape == batch["wrong_face"].shape == (4, 3, 32, 32)
+    assert -1.0 <= batch["face"].min() and batch["face"].max() <= 1.0
+    assert batch["audio"].shape == (4, 16000) and batch["audio"].abs().max() <= 1.0 + 1e-6
+    dataset = datamodule.datasets["train"]
+    for index in range(len(dataset)):
+        item = dataset[index]
+        assert not torch.equal(item["face"], item["wrong_face"])  # a face of another identity
+
+
+def test_red_and_blue_are_swapped_back(youtubers):
+    root, datamodule = youtubers
+    meta, arrays = datamodule.items[0]
+    stored = np.asarray(Image.open(meta["path"]).convert("RGB").resize((32, 32), Image.BILINEAR), dtype=np.float32)
+    loaded = arrays["face"][0].transpose(1, 2, 0).astype(np.float32)
+    assert np.abs(loaded - stored[..., ::-1]).mean() < np.abs(loaded - stored).mean()
+
+
+def test_evaluation_windows_are_deterministic(youtubers):
+    _, datamodule = youtubers
+    dataset = datamodule.datasets["test"]
+    assert torch.equal(dataset[0]["audio"], dataset[0]["audio"]) and len(dataset) > 0
+
+
+def test_broken_pairs_are_rejected_with_their_reason(youtubers):
+    root, datamodule = youtubers
+    broken = json.loads((root / ".synthetic.json").read_text())["broken"]
+    with open(datamodule.cache().directory / "rejected.csv") as handle:
+        reasons = [row["reason"] for row in csv.DictReader(handle)]
+    for entry in broken:
+        if entry["defect"] in REASONS:
+            matching = [r for r in reasons if entry["path"].split("/")[-1] in r]
+            assert matching and REASONS[entry["defect"]] in matching[0], (entry, reasons)
+
+
+def test_emphasis_order_is_a_flag_and_the_default_stays_in_range():
+    wave = np.random.default_rng(0).normal(size=16000).astype(np.float32)  # broadband, like fricatives
+    first = emphasise(wave, 0.95, emphasis_first=True)
+    assert np.abs(first).max() == pytest.approx(1.0, abs=1e-6)
+    assert np.abs(emphasise(wave, 0.95, emphasis_first=False)).max() > 1.0 - 1e-6  # the authors' order can exceed 1
+    assert not np.allclose(first, emphasise(wave, 0.95, emphasis_first=False))
