@@ -17,7 +17,7 @@ OUT ?=
 TORCH := torch==2.9.1 torchvision==0.24.1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train test test-slow demo-data prepare format clean
+.PHONY: help setup train eval test test-slow demo-data prepare format clean
 
 help: ## List targets and experiments
 	@echo "Usage: make <target> [EXP=name] [DATA=path] [CKPT=last|path] [ARGS='--trainer.max_steps=100 …']"
@@ -44,6 +44,10 @@ prepare: $(STAMP) ## Preprocess DATASET at ROOT into its cache (OUT=folder, EXP=
 
 train: $(STAMP) ## Train EXP (default sf2f) on DATA, or on the demo dataset; CKPT=last resumes
 	$(PY) -m experiments.train $(EXP) $(if $(DATA),--data $(DATA)) $(if $(CKPT),--resume $(CKPT)) $(ARGS)
+
+eval: $(STAMP) ## Evaluate EXP's CKPT (file, run folder or last; several: CKPT="a.ckpt b.ckpt") with the paper's protocol
+	$(PY) -m experiments.evaluate $(EXP) $(foreach c,$(or $(CKPT),last),--ckpt $(c)) $(if $(DATA),--data $(DATA)) \
+	  $(if $(OUT),--out $(OUT)) $(ARGS)
 
 test: $(STAMP) ## Run the test suite (CPU; slow and GPU tests excluded)
 	$(PY) -m pytest -q $(ARGS)

@@ -50,6 +50,13 @@ class CachedDataModule(L.LightningDataModule):
         digest = hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:8]
         return data_root() / "cache" / f"{self.layout}-{digest}"
 
+    @property
+    def description(self) -> str:
+        """What the data is, for reports: the generated demo or the real folder."""
+        if self.hparams.root is None:
+            return f"synthetic {self.layout} ({self.hparams.demo_size} size)"
+        return f"{self.layout} at {self.hparams.root}"
+
     def report(self, report: PrepareReport, cache: ShardedCache, what: str) -> None:
         if report.rejected:
             rank_zero_info(f"{self.layout}: {report.rejected} {what} file(s) rejected, {report.items} kept; reasons in "

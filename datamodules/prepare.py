@@ -66,12 +66,17 @@ def build_datamodule(args: argparse.Namespace):
     kwargs.update(root=str(args.root) if args.root else None, prepare_workers=args.workers)
     if args.out:
         kwargs["cache_dir"] = str(args.out)
-    cls = load_class(class_path)
+    return make_datamodule(class_path, kwargs)
+
+
+def make_datamodule(class_path: str, kwargs: dict[str, Any]):
+    """Instantiate a datamodule from a config's `class_path` and `init_args` (nested dicts allowed)."""
+    kwargs = dict(kwargs)
     if isinstance(kwargs.get("crop"), dict):
         from .pipeline.face_tracks import FaceCropConfig
 
         kwargs["crop"] = FaceCropConfig(**kwargs["crop"])
-    return cls(**kwargs)
+    return load_class(class_path)(**kwargs)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

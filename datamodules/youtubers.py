@@ -89,14 +89,19 @@ class YoutubersDataModule(CachedDataModule):
 
     def setup(self, stage: Optional[str] = None) -> None:
         self.items = self.cache().read()
-        rows = {s: [r for r, m in enumerate(self.items.metas) if m["split"] == s] for s in ("train", "test")}
+        rows = self._rows = {s: [r for r, m in enumerate(self.items.metas) if m["split"] == s] for s in ("train", "test")}
         if not rows["train"]:
             raise DatasetError(f"{self.root}: no training pair survived preprocessing; see {self.cache().directory}.")
         hp = self.hparams
-        for split, repeats in (("train", hp.repeats), ("test", 1)):
-            self.datasets[split] = FaceSpeechPairs(self.items, rows[split], self.identities, rows["train"],
-                                                   hp.audio_samples, repeats, split == "train",
-                                                   (hp.pre_emphasis, hp.emphasis_first))
+        self.datasets["train"] = FaceSpeechPairs(self.items, rows["train"], self.identities, rows["train"],
+                                                 hp.audio_samples, hp.repeats, True, (hp.pre_emphasis, hp.emphasis_first))
+        self.datasets["test"] = self.evaluation_dataset("test")
+
+    def evaluation_dataset(self, split: str) -> FaceSpeechPairs:
+        """Every pair of `split` once, with its centred speech window (deterministic)."""
+        hp = self.hparams
+        return FaceSpeechPairs(self.items, self._rows[split], self.identities, self._rows["train"],
+                               hp.audio_samples, 1, False, (hp.pre_emphasis, hp.emphasis_first))
 
     def train_dataloader(self) -> DataLoader:
         return self.loader(self.datasets["train"], self.per_device_batch(), shuffle=True, collate=stack_items)

@@ -33,18 +33,16 @@ class PrepareReport:
     shards_skipped: int
 
 
-def _process_shard(task: tuple[ProcessFn, list[dict]]) -> tuple[list[Item], list[dict]]:
-    process, jobs = task
-    items, rejected = [], []
-    for job in jobs:
-        try:
-            items.append(process(job))
-        except DatasetError as error:
-            rejected.append({"path": job["path"], "reason": str(error)})
-        except Exception as error:  # noqa: BLE001 - one bad file must never end the whole run
-            rejected.append({"path": job["path"], "reason": f"{job['path']}: unexpected {type(error).__name__} while "
-                             f"preprocessing ({error}). Probably a bug: please report it with this file."})
-    return items, rejected
+def _process_one(task: tuple[ProcessFn, dict]) -> tuple[Item | None, dict | None]:
+    """`(item, None)` for a usable file, `(None, {"path", "reason"})` for a rejected one."""
+    process, job = task
+    try:
+        return process(job), None
+    except DatasetError as error:
+        return None, {"path": job["path"], "reason": str(error)}
+    except Exception as error:  # noqa: BLE001 - one bad file must never end the whole run
+        return None, {"path": job["path"], "reason": f"{job['path']}: unexpected {type(error).__name__} while "
+                      f"preprocessing ({error}). Probably a bug: please report it with this file."}
 
 
 def prepare_cache(
@@ -65,16 +63,25 @@ def prepare_cache(
     todo = [k for k in range(len(shards)) if not cache.is_complete(k)]
     already_done = len(jobs) - sum(len(shards[k]) for k in todo)
     progress = tqdm(total=len(jobs), initial=already_done, desc=description, unit="file")
-    tasks = [(process, shards[k]) for k in todo]
+    # Files stream through the workers one by one (the bar moves per file); the parent alone groups them
+    # into shards and writes each shard once all its files are back, in order.
+    tasks = [(process, job) for k in todo for job in shards[k]]
     if num_workers > 0 and len(tasks) > 1:
         pool = mp.get_context("spawn").Pool(num_workers)
-        results = pool.imap(_process_shard, tasks)
+        results = pool.imap(_process_one, tasks, chunksize=1)
     else:
-        pool, results = None, map(_process_shard, tasks)
+        pool, results = None, map(_process_one, tasks)
     try:
-        for shard, (items, rejected) in zip(todo, results):
+        for shard in todo:
+            items, rejected = [], []
+            for _ in shards[shard]:
+                item, rejection = next(results)
+                if item is not None:
+                    items.append(item)
+                else:
+                    rejected.append(rejection)
+                progress.update(1)
             cache.write_shard(shard, items, rejected)
-            progress.update(len(shards[shard]))
     finally:
         progress.close()
         if pool is not None:
