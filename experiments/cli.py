@@ -14,7 +14,6 @@ This class adds what all of them share, so no YAML repeats it:
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Optional
 
@@ -25,7 +24,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning_modules.common.callbacks import LastCheckpoint
 
 WANDB_PROJECT = "talking-faces"
-LINKED_VALUES = ("image_size", "n_mels")
+LINKED_VALUES = ("image_size", "n_mels", "audio_samples")
 TRAINER_DEFAULTS = {
     "logger": {
         "class_path": "lightning.pytorch.loggers.WandbLogger",
@@ -92,10 +91,10 @@ class ProjectCLI(LightningCLI):
 
 
 def _is_adversarial(class_path: str) -> bool:
+    from datamodules.prepare import load_class
     from lightning_modules.common.gan import AdversarialModule
 
-    module_name, _, class_name = class_path.rpartition(".")
-    return issubclass(getattr(importlib.import_module(module_name), class_name), AdversarialModule)
+    return issubclass(load_class(class_path), AdversarialModule)
 
 
 def main() -> None:

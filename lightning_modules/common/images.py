@@ -18,6 +18,13 @@ def imagenet_to_unit(images: torch.Tensor) -> torch.Tensor:
     return (images * std + mean).clamp(0.0, 1.0)
 
 
+def unit_to_imagenet(images: torch.Tensor) -> torch.Tensor:
+    """`(B, 3, H, W)` in [0, 1] → ImageNet-normalised (the inverse of `imagenet_to_unit`)."""
+    mean = images.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = images.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
 def log_sample_grid(module, key: str, rows: list[torch.Tensor], caption: str) -> Path | None:
     """Save one grid (one row per tensor in `rows`, each `(B, 3, H, W)` in [0, 1]) and log it to W&B.
 

@@ -41,3 +41,13 @@ def test_feature_matching_only_moves_the_fake_side():
     loss = feature_matching_loss(real, fake)
     loss.backward()
     assert loss == 1 and real[0].grad is None and fake[0].grad.abs().sum() > 0
+
+
+def test_lsgan_targets_and_mean_feature_matching():
+    from lightning_modules.common.losses import lsgan_loss, mean_feature_matching_loss
+
+    assert lsgan_loss(torch.full((3,), 0.9), 0.9) == 0 and lsgan_loss(torch.zeros(3), 1.0) == 1
+    real = torch.randn(4, 8, 4, 4)
+    shuffled = real[torch.tensor([2, 0, 3, 1])]
+    assert mean_feature_matching_loss(real, shuffled) == pytest.approx(0, abs=1e-7)  # batch statistics only
+    assert mean_feature_matching_loss(real, real + 1) == pytest.approx(1.0)

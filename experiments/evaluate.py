@@ -1,0 +1,101 @@
+"""Evaluate checkpoints with their paper's protocol: `python -m experiments.evaluate EXP --ckpt CKPT [...]`.
+
+What `make eval EXP=… CKPT=…` runs. CKPT is a `.ckpt` file, a stage folder (its best checkpoint), or
+`last` (the newest run of EXP). The model comes from the checkpoint; the data from the stage's saved
+`config.yaml` (`--data DIR` reads another root of the same layout). Several checkpoints give one table
+(e.g. Wav2Pix's speech-length sweep: one checkpoint per length). Writes `metrics.json` and `results.md`,
+our numbers beside the paper's, to `--out` (default `<stage folder>/eval/`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+from experiments.train import ExperimentError, runs_root
+
+
+def resolve_checkpoint(experiment: str, value: str) -> Path:
+    """A `.ckpt` path from a file, a stage folder, a run folder, or `last`."""
+    if value == "last":
+        runs = sorted(p for p in (runs_root() / experiment).glob("*") if p.is_dir())
+        if not runs:
+            raise ExperimentError(f"{runs_root() / experiment}: no run of {experiment} yet. Train first or pass CKPT=<file>.")
+        value = str(runs[-1])
+    path = Path(value)
+    if path.is_file():
+        return path
+    completed = sorted(path.glob("COMPLETED.json")) + sorted(path.glob("*/COMPLETED.json"))
+    if completed:
+        return Path(json.loads(completed[-1].read_text())["best"])
+    last = sorted(path.glob("checkpoints/last.ckpt")) + sorted(path.glob("*/checkpoints/last.ckpt"))
+    if last:
+        return last[-1]
+    raise ExperimentError(f"{path}: no checkpoint found (not a .ckpt, and no COMPLETED.json or checkpoints/last.ckpt).")
+
+
+def load_for_evaluation(checkpoint: Path, data: str | None):
+    """(model, datamodule) as trained: the model from the checkpoint, the data from the stage's config."""
+    from datamodules.prepare import load_class, make_datamodule
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    config_path = checkpoint.resolve().parents[1] / "config.yaml"
+    if not config_path.exists():
+        raise ExperimentError(f"{config_path}: the stage's config is missing; evaluate a checkpoint inside its run folder.")
+    config = yaml.safe_load(config_path.read_text())
+    model = load_class(config["model"]["class_path"]).load_from_checkpoint(checkpoint, map_location="cpu")
+    data_args = dict(config["data"].get("init_args") or {})
+    if data is not None:
+        data_args["root"] = data
+    datamodule = make_datamodule(config["data"]["class_path"], data_args)
+    saved = state.get(type(datamodule).__qualname__)
+    if saved:
+        datamodule.load_state_dict(saved)
+    return model, datamodule
+
+
+def evaluate(experiment: str, checkpoints: list[str], data: str | None, out: str | None, options: dict):
+    report = None
+    for value in checkpoints:
+        checkpoint = resolve_checkpoint(experiment, value)
+        model, datamodule = load_for_evaluation(checkpoint, data)
+        if not hasattr(model, "paper_evaluation"):
+            raise ExperimentError(f"{type(model).__name__} has no paper evaluation yet.")
+        datamodule.prepare_data()
+        datamodule.setup("test")
+        print(f"[eval] {checkpoint}", file=sys.stderr)
+        part = model.paper_evaluation(datamodule, **options)
+        part.details = {str(checkpoint): part.details}
+        report = part if report is None else (report.extend(part) or report)
+    folder = Path(out) if out else resolve_checkpoint(experiment, checkpoints[0]).resolve().parents[1] / "eval"
+    metrics, table = report.write(folder)
+    print(report.markdown())
+    print(f"[eval] wrote {metrics} and {table}", file=sys.stderr)
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m experiments.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiment", help="experiment name (experiments/<name>.yaml)")
+    parser.add_argument("--ckpt", action="append", required=True, help="checkpoint, stage/run folder or 'last'; repeatable")
+    parser.add_argument("--data", help="dataset root of the same layout (default: the data the run used)")
+    parser.add_argument("--out", help="output folder (default: <stage folder>/eval)")
+    parser.add_argument("--probe", default="cnn", choices=["cnn", "dlib"],
+                        help="identity classifier fitted on real faces (VGG-Face substitute); default cnn")
+    args = parser.parse_args(argv)
+    from datamodules.pipeline.errors import DatasetError
+
+    try:
+        evaluate(args.experiment, args.ckpt, args.data, args.out, {"probe": args.probe})
+    except (ExperimentError, DatasetError) as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""Wav2Pix as a LightningModule: ~1 s of raw speech → a face of the speaker, trained as a conditional LSGAN.
+
+The generator side is the speech encoder Φ, the auxiliary identity classifier C on Φ's embedding e, and
+the image decoder G; the discriminator D scores an image together with e (spec §2). Default loss weights
+are the released code's (spec §3): D = (D(x,ē) − 0.9)² + D(x̂,ē)² + D(x_w,ē)²; G = (D(x̂,e) − 1)² +
+100·FM + 50·L1 + 20·CE. `paper_only` weights (FM 0, L1 0, no wrong face, real target 1, ½ factors) are
+an ablation config. D steps before G on each batch, as in the authors' loop.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..common.gan import AdversarialModule, LossTerms
+from ..common.images import log_sample_grid
+from ..common.losses import lsgan_loss, mean_feature_matching_loss
+from .networks import FaceDiscriminator, FaceGenerator, IdentityClassifier, SpeechEncoder
+
+
+class Wav2PixModule(AdversarialModule):
+    """Wav2Pix (Duarte et al., ICASSP 2019).
+
+    Args:
+        image_size: 64 or 128 (linked from the datamodule).
+        audio_samples: speech window in samples (16000 = 1 s; linked from the datamodule).
+        num_identities: classes of the auxiliary classifier (linked: the training identities).
+        real_label: D's target for real pairs (0.9 = one-sided label smoothing; 1.0 in the paper).
+        wrong_weight: weight of the mismatched-face term in D's loss (0 disables it).
+        adversarial_scale: factor on every LSGAN term (0.5 gives the paper's ½ in eqs. 1-2).
+        feature_matching_weight, l1_weight, identity_weight: G's extra terms (100, 50, 20 in the code).
+        lr_generator, lr_discriminator, betas: Adam (1e-4 and 4e-4, two time-scale; β = (0.5, 0.999)).
+        mc_dropout: at inference, BatchNorm uses running statistics but G's dropout stays on (the paper's
+            noise source); False makes inference deterministic.
+        samples_to_log: generated/real pairs in the validation sample grid.
+    """
+
+    checkpoint_monitor = ("val/l1", "min")  # pixel L1 to the paired real face on held-out speech
+
+    def __init__(
+        self,
+        image_size: int = 128,
+        audio_samples: int = 16000,
+        num_identities: int = 10,
+        real_label: float = 0.9,
+        wrong_weight: float = 1.0,
+        adversarial_scale: float = 1.0,
+        feature_matching_weight: float = 100.0,
+        l1_weight: float = 50.0,
+        identity_weight: float = 20.0,
+        lr_generator: float = 1e-4,
+        lr_discriminator: float = 4e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        mc_dropout: bool = True,
+        samples_to_log: int = 8,
+        nonfinite: str = "raise",
+        gradient_clip_norm: float | None = None,
+    ):
+        super().__init__(nonfinite=nonfinite, gradient_clip_norm=gradient_clip_norm, discriminator_first=True)
+        self.save_hyperparameters()
+        self.speech_encoder = SpeechEncoder(num_samples=audio_samples)
+        self.identity_classifier = IdentityClassifier(num_identities)
+        self.generator = FaceGenerator(image_size=image_size, keep_dropout_at_inference=mc_dropout)
+        self.discriminator = FaceDiscriminator(image_size=image_size)
+
+    # --- forward ---------------------------------------------------------------------------------------
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        """`(B, T)` speech → `(B, 3, S, S)` faces in [-1, 1]."""
+        return self.generator(self.speech_encoder(audio))
+
+    def generate(self, batch: dict) -> dict[str, torch.Tensor]:
+        embedding = self.speech_encoder(batch["audio"])
+        return {"fake": self.generator(embedding), "embedding": embedding,
+                "logits": self.identity_classifier(embedding)}
+
+    def discriminator_loss(self, batch: dict, output: dict) -> LossTerms:
+        """`output` arrives detached: neither G nor the encoder learn from D's loss (spec §2.4)."""
+        h, embedding = self.hparams, output["embedding"]
+        real = lsgan_loss(self.discriminator(batch["face"], embedding)[0], h.real_label)
+        fake = lsgan_loss(self.discriminator(output["fake"], embedding)[0], 0.0)
+        terms = {"real": real, "fake": fake}
+        if h.wrong_weight:
+            terms["wrong"] = lsgan_loss(self.discriminator(batch["wrong_face"], embedding)[0], 0.0)
+        total = h.adversarial_scale * (real + fake + h.wrong_weight * terms.get("wrong", 0.0))
+        return LossTerms(total, terms)
+
+    def generator_loss(self, batch: dict, output: dict) -> LossTerms:
+        h = self.hparams
+        score, fake_features = self.discriminator(output["fake"], output["embedding"])
+        with torch.no_grad():
+            _, real_features = self.discriminator(batch["face"], output["embedding"])
+        terms = {
+            "adversarial": lsgan_loss(score, 1.0),
+            "feature_matching": mean_feature_matching_loss(real_features, fake_features),
+            "l1": F.l1_loss(output["fake"], batch["face"]),
+            "identity": F.cross_entropy(output["logits"], batch["identity"]),
+        }
+        total = (h.adversarial_scale * terms["adversarial"] + h.feature_matching_weight * terms["feature_matching"]
+                 + h.l1_weight * terms["l1"] + h.identity_weight * terms["identity"])
+        terms["identity_accuracy"] = (output["logits"].argmax(1) == batch["identity"]).float().mean()
+        return LossTerms(total, terms)
+
+    def configure_optimizers(self):
+        h = self.hparams
+        generator_side = nn.ModuleList([self.speech_encoder, self.identity_classifier, self.generator])
+        return [torch.optim.Adam(generator_side.parameters(), lr=h.lr_generator, betas=tuple(h.betas)),
+                torch.optim.Adam(self.discriminator.parameters(), lr=h.lr_discriminator, betas=tuple(h.betas))]
+
+    # --- evaluation ------------------------------------------------------------------------------------
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluation_step(batch, batch_idx, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluation_step(batch, batch_idx, "test")
+
+    def _evaluation_step(self, batch: dict, batch_idx: int, split: str) -> None:
+        output = self.generate(batch)
+        size = len(batch["face"])
+        self.log(f"{split}/l1", F.l1_loss(output["fake"], batch["face"]), batch_size=size, sync_dist=True)
+        accuracy = (output["logits"].argmax(1) == batch["identity"]).float().mean()
+        self.log(f"{split}/speech_identity_accuracy", accuracy, batch_size=size, sync_dist=True)
+        if batch_idx == 0:
+            count = self.hparams.samples_to_log
+            rows = [(output["fake"][:count] + 1) / 2, (batch["face"][:count] + 1) / 2]
+            log_sample_grid(self, f"{split}/samples", rows, caption="top: generated from speech, bottom: the real face")
+
+    def paper_evaluation(self, datamodule, probe: str = "cnn"):
+        """The paper's identity accuracy and landmark detection rate (`evaluation.py`)."""
+        from .evaluation import evaluate
+
+        return evaluate(self, datamodule, probe=probe)
