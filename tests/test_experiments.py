@@ -90,3 +90,20 @@ def test_demo_training_beats_chance_on_held_out_speakers(isolated_data_and_runs)
         test = json.loads((run_dir / stage / "COMPLETED.json").read_text())["test"]
         assert test["test/r@1"] >= 2 * test["test/r@1_chance"], (stage, test)
         assert test["test/r@5"] > test["test/r@5_chance"], (stage, test)
+
+
+def test_wav2pix_trains_then_evaluates_with_the_papers_protocol(isolated_data_and_runs, tmp_path):
+    from experiments.evaluate import evaluate
+
+    run_dir = train_entry.train("wav2pix", smoke=True)
+    completed = json.loads((run_dir / "wav2pix" / "COMPLETED.json").read_text())
+    assert {"test/l1", "test/speech_identity_accuracy"} <= set(completed["test"])
+    report = evaluate("wav2pix", [str(run_dir)], data=None, out=str(tmp_path / "eval"), options={"probe": "cnn"})
+    rows = {(row.metric, row.setting): row for row in report.rows}
+    assert rows[("identity accuracy (%)", "speech from test partition")].paper == 50.08
+    assert rows[("landmark detection rate (%)", "test speech, 1000 ms")].paper == 90.25
+    assert all(0.0 <= row.ours <= 100.0 for row in report.rows)
+    assert rows[("sanity: detection rate on real test faces (%)", "real faces")].ours >= 75  # the rule sees real faces
+    table = (tmp_path / "eval" / "results.md").read_text()
+    assert "paper (real Youtubers, 10 ids)" in table and "ours (synthetic youtubers (tiny size))" in table
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["system"] == "Wav2Pix"
