@@ -19,6 +19,9 @@ from ..common.losses import lsgan_loss, mean_feature_matching_loss
 from .networks import FaceDiscriminator, FaceGenerator, IdentityClassifier, SpeechEncoder
 
 
+SAMPLE_STRIDE = 5  # the release stores each face with 5 speech crops
+
+
 class Wav2PixModule(AdversarialModule):
     """Wav2Pix (Duarte et al., ICASSP 2019).
 
@@ -63,6 +66,7 @@ class Wav2PixModule(AdversarialModule):
         self.identity_classifier = IdentityClassifier(num_identities)
         self.generator = FaceGenerator(image_size=image_size, keep_dropout_at_inference=mc_dropout)
         self.discriminator = FaceDiscriminator(image_size=image_size)
+        self._samples: dict[str, list] = {}
 
     # --- forward ---------------------------------------------------------------------------------------
 
@@ -122,10 +126,25 @@ class Wav2PixModule(AdversarialModule):
         self.log(f"{split}/l1", F.l1_loss(output["fake"], batch["face"]), batch_size=size, sync_dist=True)
         accuracy = (output["logits"].argmax(1) == batch["identity"]).float().mean()
         self.log(f"{split}/speech_identity_accuracy", accuracy, batch_size=size, sync_dist=True)
-        if batch_idx == 0:
-            count = self.hparams.samples_to_log
-            rows = [(output["fake"][:count] + 1) / 2, (batch["face"][:count] + 1) / 2]
-            log_sample_grid(self, f"{split}/samples", rows, caption="top: generated from speech, bottom: the real face")
+        # Evaluation pairs come in runs of one face with several speech windows: keep one per face so the
+        # grid shows different people.
+        kept = self._samples.setdefault(split, [])
+        if sum(len(fake) for fake, _ in kept) < self.hparams.samples_to_log:
+            kept.append((output["fake"][::SAMPLE_STRIDE].detach(), batch["face"][::SAMPLE_STRIDE]))
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_samples("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_samples("test")
+
+    def _log_samples(self, split: str) -> None:
+        kept = self._samples.pop(split, [])
+        if not kept:
+            return
+        count = self.hparams.samples_to_log
+        rows = [(torch.cat([pair[i] for pair in kept])[:count] + 1) / 2 for i in (0, 1)]
+        log_sample_grid(self, f"{split}/samples", rows, caption="top: generated from speech, bottom: the real face")
 
     def paper_evaluation(self, datamodule, probe: str = "cnn"):
         """The paper's identity accuracy and landmark detection rate (`evaluation.py`)."""

@@ -92,3 +92,36 @@ def test_a_short_fit_moves_every_network_and_logs_samples(tmp_path, isolated_dat
         assert any(not torch.equal(v, before[k]) for k, v in module.state_dict().items()
                    if k.startswith(prefix) and v.is_floating_point()), prefix
     assert list((tmp_path / "samples").glob("val_samples-*.png"))
+
+
+def _adversarial_losses(module, batches, train_discriminator):
+    """Step one player only for len(batches) steps; return that player's adversarial loss per step."""
+    generator_optimizer, discriminator_optimizer = module.configure_optimizers()
+    history = []
+    for batch in batches:
+        output = module.generate(batch)
+        if train_discriminator:
+            loss = module.discriminator_loss(batch, detach_all(output))
+            value, optimizer = loss.total, discriminator_optimizer
+        else:
+            loss = module.generator_loss(batch, output)
+            value, optimizer = loss.total, generator_optimizer
+            history_value = loss.terms["adversarial"]
+        optimizer.zero_grad()
+        value.backward()
+        optimizer.step()
+        history.append(float(value if train_discriminator else history_value))
+    return history
+
+
+def test_each_players_adversarial_loss_falls_when_only_it_learns():
+    """D and G pull in opposite directions: D's steps lower D's loss, G's steps lower G's adversarial term."""
+    torch.manual_seed(0)
+    batches = [make_batch() for _ in range(12)]
+    d_losses = _adversarial_losses(Wav2PixModule(image_size=SIZE, num_identities=3), batches, train_discriminator=True)
+    assert sum(d_losses[-3:]) < sum(d_losses[:3])
+    torch.manual_seed(0)
+    generator_only = Wav2PixModule(image_size=SIZE, num_identities=3, l1_weight=0, feature_matching_weight=0,
+                                   identity_weight=0)
+    g_losses = _adversarial_losses(generator_only, batches, train_discriminator=False)
+    assert sum(g_losses[-3:]) < sum(g_losses[:3])
