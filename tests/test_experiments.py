@@ -93,13 +93,17 @@ def test_demo_training_beats_chance_on_held_out_speakers(isolated_data_and_runs)
 
 
 def test_wav2pix_trains_then_evaluates_with_the_papers_protocol(isolated_data_and_runs, tmp_path):
+    """One model per speech length (the paper's sweep), then one evaluation table for both."""
     from experiments.evaluate import evaluate
 
+    short_run = train_entry.train("wav2pix", smoke=True, overrides=["--data.init_args.audio_samples=4800"])
     run_dir = train_entry.train("wav2pix", smoke=True)
     completed = json.loads((run_dir / "wav2pix" / "COMPLETED.json").read_text())
     assert {"test/l1", "test/speech_identity_accuracy"} <= set(completed["test"])
-    report = evaluate("wav2pix", [str(run_dir)], data=None, out=str(tmp_path / "eval"), options={"probe": "cnn"})
+    report = evaluate("wav2pix", [str(short_run), str(run_dir)], data=None, out=str(tmp_path / "eval"),
+                      options={"probe": "cnn"})
     rows = {(row.metric, row.setting): row for row in report.rows}
+    assert rows[("landmark detection rate (%)", "test speech, 300 ms")].paper == 81.16
     assert rows[("identity accuracy (%)", "speech from test partition")].paper == 50.08
     assert rows[("landmark detection rate (%)", "test speech, 1000 ms")].paper == 90.25
     assert all(0.0 <= row.ours <= 100.0 for row in report.rows)
