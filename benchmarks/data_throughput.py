@@ -43,9 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     dataset = datamodule.datasets["train"] if len(datamodule.datasets["train"]) else datamodule.datasets["test"]
     count = min(args.samples, len(dataset))
 
-    params = datamodule._params()  # the preprocessing of one clip, exactly as prepare_data runs it
-    jobs = [{**params, "path": str(c.video), "audio": str(c.audio) if c.audio else None, "key": c.key,
-             "speaker": c.speaker, "split": c.split, "face_hint": c.face_hint} for c in datamodule.clips]
+    jobs = datamodule.jobs()  # the preprocessing of one clip, exactly as prepare_data runs it
     usable = {meta["key"] for meta in datamodule.cache().read().metas}
     jobs = [job for job in jobs if job["key"] in usable][:count]
     clip_item(jobs[0])  # load the detector and landmark models outside the timing

@@ -16,12 +16,11 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from .base import randint
-from .pipeline.audio import read_audio
+from .pipeline.audio import SILENCE_PEAK, read_audio
 from .pipeline.cache import CachedItems
 from .pipeline.errors import DatasetError
 from .pipeline.faces import DlibDetector
 from .pipeline.images import read_image
-from .talking_face import SILENCE_PEAK
 
 _DETECTOR = DlibDetector(upsample=0)  # crops are tight and large: no upsampling needed
 

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .base import SPLITS, CachedDataModule, randint, stack_items
-from .pipeline.audio import read_audio
+from .pipeline.audio import SILENCE_PEAK, read_audio
 from .pipeline.cache import CachedItems, ShardedCache
 from .pipeline.errors import DatasetError
 from .pipeline.face_tracks import FaceCropConfig, track_faces
@@ -37,7 +37,6 @@ from .pipeline.prepare import prepare_cache
 from .pipeline.sync import feature_window, fit_length, frames_span, num_samples, take
 from .pipeline.video import convert_fps, parse_fps, read_video
 
-SILENCE_PEAK = 1e-3  # a clip whose audio never exceeds this has no speech track worth the name
 
 
 @dataclass(frozen=True)
@@ -268,13 +267,16 @@ class TalkingFaceDataModule(CachedDataModule):
         name = f"clips-{self.hparams.crop.method}-{self.hparams.image_size}px-{self.hparams.sample_rate}hz-{digest}"
         return ShardedCache(self.cache_root / name, params)
 
+    def jobs(self) -> list[dict]:
+        """One `clip_item` job per clip: the preprocessing parameters plus the clip's files and labels."""
+        params = self._params()
+        return [{**params, "path": str(c.video), "audio": str(c.audio) if c.audio else None, "key": c.key,
+                 "speaker": c.speaker, "split": c.split, "face_hint": c.face_hint} for c in self.clips]
+
     def prepare_data(self) -> None:
         """Decode, track and featurise every clip once (rank 0 only); reruns skip finished shards."""
-        params = self._params()
-        jobs = [{**params, "path": str(c.video), "audio": str(c.audio) if c.audio else None, "key": c.key,
-                 "speaker": c.speaker, "split": c.split, "face_hint": c.face_hint} for c in self.clips]
         cache = self.cache()
-        report = prepare_cache(cache, jobs, clip_item, shard_size=32, num_workers=self.hparams.prepare_workers,
+        report = prepare_cache(cache, self.jobs(), clip_item, shard_size=32, num_workers=self.hparams.prepare_workers,
                                description=f"{self.layout} clips")
         self.report(report, cache, "clip")
 

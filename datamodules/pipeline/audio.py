@@ -18,6 +18,7 @@ import torchaudio.functional as AF
 from .errors import DatasetError
 
 SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg"}
+SILENCE_PEAK = 1e-3  # audio that never exceeds this peak holds no speech worth the name
 
 
 def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
