@@ -14,6 +14,7 @@ detectable face is rejected, as are pairs whose wav is missing, silent or shorte
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from pathlib import Path
 from typing import Optional
 
@@ -68,20 +69,30 @@ class YoutubersDataModule(CachedDataModule):
         self.save_hyperparameters()
         self.datasets: dict[str, FaceSpeechPairs] = {}
 
+    @cached_property
+    def pairs(self) -> list[dict]:
+        return scan_youtubers(self.root)
+
+    def _preprocessing(self) -> dict:
+        return {key: self.hparams[key] for key in PREPROCESSING_KEYS}
+
     def cache(self) -> ShardedCache:
-        params = {"root": str(self.root), **{k: self.hparams[k] for k in PREPROCESSING_KEYS}}
+        params = {"root": str(self.root), **self._preprocessing()}
         return ShardedCache(self.cache_root / f"pairs-{self.hparams.image_size}px-{self.hparams.audio_samples}", params)
 
     def prepare_data(self) -> None:
-        jobs = [{**pair, **{k: self.hparams[k] for k in PREPROCESSING_KEYS}} for pair in scan_youtubers(self.root)]
+        jobs = [{**pair, **self._preprocessing()} for pair in self.pairs]
         cache = self.cache()
         report = prepare_cache(cache, jobs, pair_item, num_workers=self.hparams.prepare_workers,
                                description="youtubers pairs")
         self.report(report, cache, "pair")
 
-    @property
+    @cached_property
     def identities(self) -> list[str]:
-        return sorted({meta["identity"] for meta in self.items.metas if meta["split"] == "train"})
+        """Class order: the sorted training folder names, known from the layout alone (before preprocessing),
+        so the model's classifier can be sized when both are built. An identity whose pairs were all rejected
+        keeps its index."""
+        return sorted({pair["identity"] for pair in self.pairs if pair["split"] == "train"})
 
     @property
     def num_identities(self) -> int:

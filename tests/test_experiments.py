@@ -17,6 +17,8 @@ def test_config_instantiates(experiment):
     args = [a for c in configs for a in ("--config", c)]
     cli = ProjectCLI(args=args, run=False)
     assert cli.model is not None and cli.datamodule is not None
+    if "num_identities" in cli.model.hparams:  # the link really sized the classifier from the data
+        assert cli.model.hparams.num_identities == cli.datamodule.num_identities
 
 
 def test_stage_chains():
