@@ -70,9 +70,13 @@ class FaceSpeechPairs(Dataset):
 
     def __init__(self, items: CachedItems, rows: list[int], identities: list[str], train_rows: list[int],
                  audio_samples: int, repeats: int, train: bool, emphasis: tuple[float, bool]):
-        self.items, self.rows, self.train_rows = items, rows, train_rows
+        self.items, self.rows = items, rows
         self.index = {name: i for i, name in enumerate(identities)}
         self.audio_samples, self.repeats, self.train, self.emphasis = audio_samples, repeats, train, emphasis
+        train_identity = {row: items.metas[row]["identity"] for row in train_rows}
+        # Candidate wrong faces per identity, computed once instead of per item.
+        self.other_rows = {name: [r for r, other in train_identity.items() if other != name]
+                           for name in {items.metas[row]["identity"] for row in rows}}
 
     def __len__(self) -> int:
         return len(self.rows) * self.repeats
@@ -86,7 +90,7 @@ class FaceSpeechPairs(Dataset):
         spare = len(arrays["audio"]) - self.audio_samples
         start = randint(spare + 1) if self.train else spare // 2
         wave = emphasise(np.asarray(arrays["audio"][start : start + self.audio_samples], np.float32), *self.emphasis)
-        others = [r for r in self.train_rows if self.items.metas[r]["identity"] != meta["identity"]]
+        others = self.other_rows[meta["identity"]]
         wrong = others[randint(len(others))] if others else row  # a single-identity set has no wrong face
         return {"face": self._face(row), "wrong_face": self._face(wrong), "audio": torch.from_numpy(wave.astype(np.float32)),
                 "identity": self.index[meta["identity"]]}

@@ -71,7 +71,10 @@ def evaluate(experiment: str, checkpoints: list[str], data: str | None, out: str
         print(f"[eval] {checkpoint}", file=sys.stderr)
         part = model.paper_evaluation(datamodule, **options)
         part.details = {str(checkpoint): part.details}
-        report = part if report is None else (report.extend(part) or report)
+        if report is None:
+            report = part
+        else:
+            report.extend(part)
     folder = Path(out) if out else resolve_checkpoint(experiment, checkpoints[0]).resolve().parents[1] / "eval"
     metrics, table = report.write(folder)
     print(report.markdown())
