@@ -5,7 +5,11 @@ A system subclasses `AdversarialModule` and supplies:
 - `generate(batch) -> output`: the generator's forward pass (e.g. the fake images),
 - `generator_loss(batch, output) -> LossTerms`,
 - `discriminator_loss(batch, output) -> LossTerms` (`output` arrives detached),
-- `configure_optimizers()` returning `[generator_optimizer, discriminator_optimizer]`.
+- `configure_optimizers()` returning `[generator_optimizer, discriminator_optimizer]`,
+
+and may override `trains_discriminator()` to run a generator-only phase (E2E-NR's reconstruction stage:
+D is neither run nor stepped). Several discriminators share the one D optimiser: Adam's state is per
+parameter, so one Adam over both parameter sets equals two with the same settings.
 
 The choreography (toggle → zero_grad → manual_backward → clip → step, for G then D, or D first) lives
 here, so precision plugins, DDP and gradient clipping apply the same way to every system. Note that in
@@ -79,14 +83,17 @@ class AdversarialModule(L.LightningModule):
     def discriminator_loss(self, batch: Any, output: Any) -> LossTerms:
         raise NotImplementedError
 
+    def trains_discriminator(self) -> bool:
+        """False for a generator-only phase; D's optimiser then never steps."""
+        return True
+
     def training_step(self, batch: Any, batch_idx: int) -> None:
         generator_optimizer, discriminator_optimizer = self.optimizers()
         output = self.generate(batch)
         # G's graph stays valid across a D update: D's parameters are not part of it until G's loss runs.
-        steps = [
-            (generator_optimizer, lambda: self.generator_loss(batch, output), "g"),
-            (discriminator_optimizer, lambda: self.discriminator_loss(batch, detach_all(output)), "d"),
-        ]
+        steps = [(generator_optimizer, lambda: self.generator_loss(batch, output), "g")]
+        if self.trains_discriminator():
+            steps.append((discriminator_optimizer, lambda: self.discriminator_loss(batch, detach_all(output)), "d"))
         for optimizer, compute_loss, player in steps[::-1] if self.discriminator_first else steps:
             loss = self._player_step(optimizer, compute_loss, player, batch_idx)
             self._log_terms(loss, player, batch)

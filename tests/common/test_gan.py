@@ -68,3 +68,22 @@ def test_nonfinite_loss_can_be_skipped():
     with pytest.warns(UserWarning, match="update skipped"):
         fit(model)
     assert torch.equal(model.generator.weight, generator_before)
+
+
+class GeneratorOnlyToyGAN(ToyGAN):
+    def trains_discriminator(self):
+        return False
+
+    def discriminator_loss(self, batch, fake):
+        raise AssertionError("a generator-only phase must not compute D's loss")
+
+
+def test_generator_only_phase_leaves_the_discriminator_alone():
+    torch.manual_seed(0)
+    model = GeneratorOnlyToyGAN()
+    critic_before = model.critic.weight.clone()
+    generator_before = model.generator.weight.clone()
+    trainer = fit(model)
+    assert torch.equal(model.critic.weight, critic_before)
+    assert not torch.equal(model.generator.weight, generator_before)
+    assert trainer.global_step == 4 and "train/d_loss" not in trainer.callback_metrics  # one step per batch
