@@ -30,7 +30,8 @@ from .base import SPLITS, CachedDataModule, randint, stack_items
 from .pipeline.audio import SILENCE_PEAK, read_audio
 from .pipeline.cache import CachedItems, ShardedCache
 from .pipeline.errors import DatasetError
-from .pipeline.face_tracks import FaceCropConfig, track_faces
+from .noisy_speech import FixedNoise, NoiseMixing, RandomNoise
+from .pipeline.face_tracks import FaceCropConfig, mouth_centres, track_faces
 from .pipeline.faces import LandmarkPredictor, build_detector
 from .pipeline.features import MfccConfig, mfcc
 from .pipeline.prepare import prepare_cache
@@ -57,17 +58,23 @@ class TalkingFaceBatch(TypedDict, total=False):
 
     video: `(B, T, 3, S, S)` float32 in [-1, 1]; audio: `(B, L)` float32 at the datamodule's sample rate,
     zero-padded, with audio_length `(B,)`; frame_mask `(B, T)` bool (False = padding);
+    noisy_audio: `(B, L)` the same speech mixed with training noise (when `noise` is set);
+    clean_audio: `(B, L)` the clean speech when `audio` is an evaluation mixture (`noisy_test_set`);
     landmarks: `(B, T, 68, 2)` float32 crop pixels; detected: `(B, T)` bool (a face was found in that frame);
+    mouth_centre: `(B, T, 2)` mean of the mouth landmarks (x, y), clip median where undetected;
     mfcc: `(B, T, 12, W)` standardised MFCC window per frame (when enabled); speaker: `(B,)` int64 index
     among the split's speakers (-1 when the dataset has no speaker labels); first_frame: `(B,)` int64.
     """
 
     video: torch.Tensor
     audio: torch.Tensor
+    noisy_audio: torch.Tensor
+    clean_audio: torch.Tensor
     audio_length: torch.Tensor
     frame_mask: torch.Tensor
     landmarks: torch.Tensor
     detected: torch.Tensor
+    mouth_centre: torch.Tensor
     mfcc: torch.Tensor
     speaker: torch.Tensor
     first_frame: torch.Tensor
@@ -137,15 +144,20 @@ def to_unit_range(frames: np.ndarray) -> torch.Tensor:
 
 
 class ClipWindows(Dataset):
-    """Windows of `window_frames` frames (whole clips when None) with their audio and annotations."""
+    """Windows of `window_frames` frames (whole clips when None) with their audio and annotations.
+
+    `noise` (`noisy_speech.RandomNoise` or `FixedNoise`) adds a noisy mixture of each window's speech.
+    """
 
     def __init__(self, items: CachedItems, rows: list[int], speakers: list[str], sample_rate: int,
                  window_frames: Optional[int], random_start: bool, mfcc_width: int = 0,
-                 mfcc_stats: Optional[tuple[np.ndarray, np.ndarray]] = None):
+                 mfcc_stats: Optional[tuple[np.ndarray, np.ndarray]] = None,
+                 noise: RandomNoise | FixedNoise | None = None):
         self.items, self.rows, self.sample_rate = items, rows, sample_rate
         self.speaker_index = {name: i for i, name in enumerate(speakers)}
         self.window_frames, self.random_start = window_frames, random_start
         self.mfcc_width, self.mfcc_stats = mfcc_width, mfcc_stats
+        self.noise = noise
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -165,6 +177,14 @@ class ClipWindows(Dataset):
         }
         if "landmarks" in arrays:
             item["landmarks"] = torch.from_numpy(np.array(arrays["landmarks"][first : first + count]))
+            size = item["video"].shape[-1]
+            centres = mouth_centres(item["landmarks"].numpy(), item["detected"].numpy(), size)
+            item["mouth_centre"] = torch.from_numpy(centres)
+        if self.noise is not None:
+            mixture = self.noise(item["audio"].numpy(), meta["key"])
+            if self.noise.target == "audio":
+                item["clean_audio"] = item["audio"]
+            item[self.noise.target] = torch.from_numpy(np.asarray(mixture, dtype=np.float32))
         if self.mfcc_width and "mfcc" in arrays:
             item["mfcc"] = torch.from_numpy(self._mfcc_windows(arrays["mfcc"], first, count, fps))
         return item
@@ -181,13 +201,17 @@ def clip_collate(items: list[dict]) -> TalkingFaceBatch:
     """Pad every per-frame tensor to the longest window (with `frame_mask`) and audio to the longest."""
     lengths = [len(item["video"]) for item in items]
     longest = max(lengths)
-    batch = stack_items(items, exclude=("video", "audio", "detected", "landmarks", "mfcc"))
-    for key in ("video", "detected", "landmarks", "mfcc"):
+    per_frame = ("video", "detected", "landmarks", "mouth_centre", "mfcc")
+    waves = ("audio", "noisy_audio", "clean_audio")
+    batch = stack_items(items, exclude=per_frame + waves)
+    for key in per_frame:
         if key in items[0]:
             batch[key] = torch.stack([_pad(item[key], longest) for item in items])
     batch["frame_mask"] = torch.arange(longest)[None] < torch.tensor(lengths)[:, None]
     batch["audio_length"] = torch.tensor([len(item["audio"]) for item in items])
-    batch["audio"] = torch.stack([_pad(item["audio"], int(batch["audio_length"].max())) for item in items])
+    for key in waves:
+        if key in items[0]:
+            batch[key] = torch.stack([_pad(item[key], int(batch["audio_length"].max())) for item in items])
     return batch
 
 
@@ -197,6 +221,8 @@ def _pad(tensor: torch.Tensor, length: int) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- datamodule
+
+EVAL_NOISE_DONORS = 32  # training utterances that babble and speech-shaped evaluation noise are made of
 
 
 class TalkingFaceDataModule(CachedDataModule):
@@ -214,6 +240,8 @@ class TalkingFaceDataModule(CachedDataModule):
         mfcc_width: > 0 adds `mfcc (B, T, 12, mfcc_width)` windows (TCSAN: 28), standardised with the
             training set's statistics (saved in checkpoints with the datamodule state).
         window_frames: frames per item (E2E-NR trains on whole 29-frame LRW clips); None = whole clips.
+        noise: training items gain `noisy_audio`, a mixture with noise at a random SNR (`NoiseMixing`;
+            E2E-NR's noise-resilient training); validation items a fixed one per clip. None = clean only.
         batch_size: global batch (divided by the number of devices).
         demo_size: "demo" or "tiny" (tests) when root is None.
     """
@@ -231,6 +259,7 @@ class TalkingFaceDataModule(CachedDataModule):
         fps: Optional[float] = None,
         mfcc_width: int = 0,
         window_frames: Optional[int] = None,
+        noise: Optional[NoiseMixing] = None,
         batch_size: int = 16,
         eval_batch_size: int = 16,
         num_workers: int = 2,
@@ -242,6 +271,7 @@ class TalkingFaceDataModule(CachedDataModule):
         self.mfcc_config = MfccConfig(sample_rate=sample_rate) if mfcc_width else None
         self.mfcc_stats: Optional[tuple[np.ndarray, np.ndarray]] = None
         self.datasets: dict[str, ClipWindows] = {}
+        self._noise_banks: dict[str, object] = {}
 
     def scan(self, root: Path) -> list[ClipFiles]:
         raise NotImplementedError
@@ -288,11 +318,39 @@ class TalkingFaceDataModule(CachedDataModule):
                                f"{self.cache().directory / 'rejected.csv'}.")
         if self.mfcc_config is not None and self.mfcc_stats is None:
             self.mfcc_stats = _feature_stats(items, rows["train"] or rows["test"], "mfcc")
-        width = self.hparams.mfcc_width
+        self._items, self._rows = items, rows
         for split in SPLITS:
-            self.datasets[split] = ClipWindows(
-                items, rows[split], self.speakers(split), self.hparams.sample_rate, self.hparams.window_frames,
-                random_start=split == "train", mfcc_width=width, mfcc_stats=self.mfcc_stats)
+            self.datasets[split] = self._windows(split, self._split_noise(split), random_start=split == "train")
+
+    def _windows(self, split: str, noise: RandomNoise | FixedNoise | None, random_start: bool) -> ClipWindows:
+        return ClipWindows(self._items, self._rows[split], self.speakers(split), self.hparams.sample_rate,
+                           self.hparams.window_frames, random_start=random_start, mfcc_width=self.hparams.mfcc_width,
+                           mfcc_stats=self.mfcc_stats, noise=noise)
+
+    def _split_noise(self, split: str) -> Optional[RandomNoise]:
+        mixing: Optional[NoiseMixing] = self.hparams.noise
+        if mixing is None or split == "test":
+            return None
+        if "train" not in self._noise_banks:
+            self._noise_banks["train"] = mixing.training_bank(self.hparams.sample_rate)
+        seed = None if split == "train" else mixing.seed  # a fixed noisy validation set
+        return RandomNoise(self._noise_banks["train"], tuple(mixing.snrs_db), seed=seed)
+
+    def evaluation_noise_bank(self):
+        """The held-out noises of the SNR sweep (`NoiseMixing.eval_folder`, else generated stand-ins whose
+        babble and speech-shaped noise come from training speech, never from the test speakers)."""
+        if "eval" not in self._noise_banks:
+            mixing = self.hparams.noise or NoiseMixing()
+            donors = self._rows["train"][:EVAL_NOISE_DONORS] or self._rows["val"][:EVAL_NOISE_DONORS]
+            speech = [np.asarray(self._items[r][1]["audio"], dtype=np.float32) for r in donors]
+            self._noise_banks["eval"] = mixing.evaluation_bank(self.hparams.sample_rate, speech)
+        return self._noise_banks["eval"]
+
+    def noisy_test_set(self, noise_type: str, snr_db: float, split: str = "test") -> ClipWindows:
+        """`split` with every item's `audio` mixed with held-out `noise_type` at `snr_db` (clean speech in
+        `clean_audio`); the same noise segment per clip at every SNR."""
+        seed = (self.hparams.noise or NoiseMixing()).seed
+        return self._windows(split, FixedNoise(self.evaluation_noise_bank(), noise_type, snr_db, seed), False)
 
     def state_dict(self) -> dict:
         """The training-set MFCC statistics travel with checkpoints, so inference standardises the same way."""

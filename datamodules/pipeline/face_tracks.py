@@ -208,10 +208,11 @@ def track_faces(frames: np.ndarray, config: FaceCropConfig, size: int, detector:
     return _box_track(frames, found, config, size, predictor if config.landmarks else None)
 
 
-def mask_centres(track: FaceTrack, size: int) -> np.ndarray:
-    """`(T, 2)` mouth centres for E2E-NR's mask: detected frames' own, others the clip median (spec §3.1)."""
-    if track.landmarks is None or not track.detected.any():
-        return np.repeat(TEMPLATE_MOUTH_128[None] * (size / 128), len(track.detected), axis=0)
-    centres = mouth_centre(track.landmarks)
-    centres[~track.detected] = np.median(centres[track.detected], axis=0)
+def mouth_centres(landmarks: np.ndarray, detected: np.ndarray, size: int) -> np.ndarray:
+    """`(T, 68, 2)` crop landmarks and `(T,)` detected → `(T, 2)` mouth centres for E2E-NR's mask (spec §3.1):
+    a detected frame's own (mean of points 48–67), others the clip's median, the template's with no detection."""
+    if not detected.any():
+        return np.repeat(TEMPLATE_MOUTH_128[None] * (size / 128), len(detected), axis=0).astype(np.float32)
+    centres = mouth_centre(landmarks)
+    centres[~detected] = np.median(centres[detected], axis=0)
     return centres.astype(np.float32)
