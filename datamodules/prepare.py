@@ -35,15 +35,23 @@ def load_class(class_path: str) -> type:
 
 
 def experiment_data_args(experiment: str, class_path: str) -> dict[str, Any]:
-    """`data.init_args` of `experiments/<experiment>.yaml`, which must use `class_path`."""
-    path = REPO_ROOT / "experiments" / f"{experiment}.yaml"
-    if not path.exists():
-        names = sorted(p.stem for p in (REPO_ROOT / "experiments").glob("*.yaml"))
-        raise SystemExit(f"error: no experiment {experiment!r} ({path} missing); choose one of {names}")
-    data = (yaml.safe_load(path.read_text()) or {}).get("data", {})
+    """`data.init_args` of `experiments/<experiment>.yaml` stacked on those it `extends`; the experiment
+    must read `class_path`."""
+    from experiments.train import ExperimentError, lineage
+
+    try:
+        configs = [yaml.safe_load((REPO_ROOT / "experiments" / f"{name}.yaml").read_text()) or {}
+                   for name in lineage(experiment)]
+    except ExperimentError as error:
+        raise SystemExit(f"error: {error}") from None
+    data: dict[str, Any] = {"init_args": {}}
+    for config in configs:  # like LightningCLI: a later class_path keeps the earlier init_args
+        section = config.get("data", {})
+        data["class_path"] = section.get("class_path", data.get("class_path"))
+        data["init_args"].update(section.get("init_args") or {})
     if data.get("class_path") != class_path:
         raise SystemExit(f"error: experiment {experiment} reads {data.get('class_path')}, not {class_path}")
-    return dict(data.get("init_args") or {})
+    return dict(data["init_args"])
 
 
 def apply_setting(kwargs: dict[str, Any], setting: str) -> None:

@@ -5,6 +5,7 @@ This class adds what all of them share, so no YAML repeats it:
 
 - values stated once in `data` and copied into `model` (`link_arguments`): image size, mel bands, and the
   number of training identities (known only once the dataset is scanned);
+- `extends`: the experiment this one is a variant of (its config is stacked first, by `experiments.train`);
 - `next_stage`: the experiment to run after this one, initialised from this one's best checkpoint
   (read by `experiments.train`, which chains stages such as SF2F's encoder-decoder → fuser);
 - checkpoints in `<run dir>/checkpoints/`: `last.ckpt` every `checkpoint_every_n_steps` optimiser steps
@@ -53,6 +54,8 @@ class ProjectCLI(LightningCLI):
         parser.link_arguments("data.num_identities", "model.init_args.num_identities", apply_on="instantiate")
         parser.add_argument("--next_stage", type=Optional[str], default=None,
                             help="Experiment run next by experiments.train, initialised from this stage's best checkpoint.")
+        parser.add_argument("--extends", type=Optional[str], default=None,
+                            help="Experiment whose config this one is stacked on (read by experiments.train).")
         parser.add_argument("--checkpoint_every_n_steps", type=int, default=200,
                             help="Write <run dir>/checkpoints/last.ckpt every this many optimiser steps.")
 

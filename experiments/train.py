@@ -2,7 +2,8 @@
 
 What `make train EXP=…` runs. An experiment is `experiments/<EXP>.yaml`; when its `next_stage` names
 another experiment, that stage runs afterwards, initialised from this stage's best checkpoint (SF2F:
-encoder-decoder, then the fuser). Each run lives in `runs/<EXP>/<timestamp>/<stage>/` (config, W&B
+encoder-decoder, then the fuser). An experiment that `extends` another lists only what differs: its
+config is stacked on the other's. Each run lives in `runs/<EXP>/<timestamp>/<stage>/` (config, W&B
 offline run, sample grids, `checkpoints/`); a finished stage leaves `COMPLETED.json` there.
 
 Without --data, the embedded demo dataset is used (generated on first use) and the overlay
@@ -72,13 +73,32 @@ def resolve_run_dir(experiment: str, resume: str | None) -> Path:
     return checkpoint.resolve().parents[2]  # <run>/<stage>/checkpoints/<file>.ckpt
 
 
+def lineage(experiment: str) -> list[str]:
+    """The experiments whose configs `experiment` builds on (its `extends` chain), base first, then itself."""
+    line = [experiment]
+    while True:
+        path = EXPERIMENTS / f"{line[0]}.yaml"
+        if not path.exists():
+            raise ExperimentError(f"{path}: no such experiment. Known: {', '.join(experiment_names())}")
+        base = (yaml.safe_load(path.read_text()) or {}).get("extends")
+        if not base:
+            return line
+        if base in line:
+            raise ExperimentError(f"{path}: extends {base!r} makes a cycle: {line}")
+        line.insert(0, base)
+
+
 def stage_configs(stage: str, demo: bool, smoke: bool) -> list[str]:
-    """Config files for one stage, later ones overriding earlier ones."""
-    candidates = [EXPERIMENTS / f"{stage}.yaml"]
-    if demo:
-        candidates.append(EXPERIMENTS / "demo" / f"{stage}.yaml")
+    """Config files for one stage, later ones overriding earlier ones: each experiment of its lineage with
+    its demo overlay, then the smoke overlays."""
+    candidates = []
+    for name in lineage(stage):
+        candidates.append(EXPERIMENTS / f"{name}.yaml")
+        if demo:
+            candidates.append(EXPERIMENTS / "demo" / f"{name}.yaml")
     if smoke:
-        candidates += [EXPERIMENTS / "smoke.yaml", EXPERIMENTS / "smoke" / f"{stage}.yaml"]
+        candidates.append(EXPERIMENTS / "smoke.yaml")
+        candidates += [EXPERIMENTS / "smoke" / f"{name}.yaml" for name in lineage(stage)]
     return [str(p) for p in candidates if p.exists()]
 
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
-from ..common.errors import CheckpointError
+from ..common.checkpoints import load_stage_weights
 from ..common.face_embedding import build_face_embedder
 from ..common.gan import AdversarialModule, LossTerms
 from ..common.images import imagenet_to_unit, log_sample_grid
@@ -206,21 +206,8 @@ class SF2FModule(AdversarialModule):
 
     def load_stage_weights(self, path: str) -> None:
         """Initialise every network present in both this model and the checkpoint at `path`."""
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise CheckpointError(f"{path}: init_from checkpoint not found. Pass the stage-1 best or last .ckpt.") from None
-        state = checkpoint.get("state_dict", checkpoint)
-        own = self.state_dict()
-        mismatched = [f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
-                      if k in own and v.shape != own[k].shape]
-        missing = [k for k in own if k not in state and not k.startswith("fuser.")]
-        if mismatched or missing:
-            raise CheckpointError(
-                f"{path} does not fit this SF2F configuration (preset, image_size, width_scale and the number of "
-                f"identities must match stage 1). Shape mismatches: {mismatched[:5]}; missing: {missing[:5]}."
-            )
-        self.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+        load_stage_weights(self, path, wanted=lambda name: not name.startswith("fuser."),
+                           must_match="preset, image_size, width_scale and the number of identities")
 
     # --- evaluation ------------------------------------------------------------------------------------
 
