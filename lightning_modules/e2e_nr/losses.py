@@ -1,0 +1,61 @@
+"""E2E-NR's losses (spec §3): the mouth-weighted reconstruction, the noise-resilience feature loss and the
+½-scaled LSGAN terms of Mao et al.
+
+The mouth mask is rebuilt on the fly from the per-frame mouth centres computed in preprocessing (the
+mean of the ground-truth frame's 20 mouth landmarks, `datamodules.pipeline.face_tracks.mouth_centres`):
+a 128×128 float image per frame would be far larger in the cache than its two numbers.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..common.losses import lsgan_loss
+
+MASK_SIGMA_PX = 9.0  # at 128 px (spec §3.1, from the follow-up code; the paper tuned it but gives no value)
+MASK_FLOOR = 0.01  # M = G + 0.01: no pixel has zero weight
+
+
+def mouth_mask(centres: torch.Tensor, size: int, sigma: float = MASK_SIGMA_PX,
+               floor: float = MASK_FLOOR) -> torch.Tensor:
+    """Gaussian weight around each frame's mouth centre plus a floor.
+
+    `(B, T, 2)` centres (x, y) in crop pixels → `(B, T, 1, size, size)`, peak 1 + floor at the centre.
+    `sigma` is in pixels of a 128-px crop and scales with `size`.
+    """
+    sigma = sigma * size / 128
+    grid = torch.arange(size, device=centres.device, dtype=centres.dtype)
+    dx2 = (grid.view(1, 1, 1, size) - centres[..., 0, None, None]) ** 2  # (B, T, 1, S)
+    dy2 = (grid.view(1, 1, size, 1) - centres[..., 1, None, None]) ** 2  # (B, T, S, 1)
+    return (torch.exp(-(dx2 + dy2) / (2 * sigma**2)) + floor).unsqueeze(2)
+
+
+def masked_l1(generated: torch.Tensor, real: torch.Tensor, mask: torch.Tensor,
+              frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """mean |M ⊙ x̂ − M ⊙ x| over every element (spec §3.2), skipping padded frames.
+
+    generated, real: `(B, T, 3, S, S)`; mask: `(B, T, 1, S, S)`; frame_mask: `(B, T)` bool (False = padding).
+    """
+    error = (mask * (generated - real)).abs()
+    if frame_mask is None:
+        return error.mean()
+    weights = frame_mask.to(error.dtype)[..., None, None, None].expand_as(error)
+    return (error * weights).sum() / weights.sum().clamp_min(1.0)
+
+
+def noise_resilience_loss(clean_features: torch.Tensor, noisy_features: torch.Tensor,
+                          detach_clean: bool = False) -> torch.Tensor:
+    """MSE between the speech encoder's features of clean speech and of its noisy mixture (spec §3.3)."""
+    target = clean_features.detach() if detach_clean else clean_features
+    return F.mse_loss(noisy_features, target)
+
+
+def half_lsgan_discriminator(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """½ E[(D(real) − 1)²] + ½ E[D(fake)²] (spec §3.4)."""
+    return 0.5 * (lsgan_loss(real_scores, 1.0) + lsgan_loss(fake_scores, 0.0))
+
+
+def half_lsgan_generator(fake_scores: torch.Tensor) -> torch.Tensor:
+    """½ E[(D(fake) − 1)²] (spec §3.4)."""
+    return 0.5 * lsgan_loss(fake_scores, 1.0)
