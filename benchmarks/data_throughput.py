@@ -31,7 +31,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     import importlib
-    from dataclasses import asdict
 
     from datamodules.talking_face import clip_item
 
@@ -59,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     cached = _rate(count, time.perf_counter() - started)
 
     frames = datamodule.cache().read().metas[0]["frames"]
-    print(f"dataset {args.dataset} ({args.size}), {frames}-frame clips, crop {asdict(datamodule.hparams.crop)['method']} "
+    print(f"dataset {args.dataset} ({args.size}), {frames}-frame clips, crop {datamodule.crop_config.method} "
           f"{datamodule.hparams.image_size}px, one process")
     print(f"  on the fly (decode + detect + landmarks + align): {on_the_fly:8.2f} clips/s")
     print(f"  from the cache (mmap shards):                     {cached:8.2f} clips/s")

@@ -79,11 +79,6 @@ def build_datamodule(args: argparse.Namespace):
 
 def make_datamodule(class_path: str, kwargs: dict[str, Any]):
     """Instantiate a datamodule from a config's `class_path` and `init_args` (nested dicts allowed)."""
-    kwargs = dict(kwargs)
-    if isinstance(kwargs.get("crop"), dict):
-        from .pipeline.face_tracks import FaceCropConfig
-
-        kwargs["crop"] = FaceCropConfig(**kwargs["crop"])
     return load_class(class_path)(**kwargs)
 
 

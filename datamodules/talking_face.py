@@ -268,6 +268,12 @@ class TalkingFaceDataModule(CachedDataModule):
     ):
         super().__init__()
         self.save_hyperparameters()
+        # Configs arrive as dataclasses or mappings (YAML); they are used as dataclasses and kept as plain
+        # dicts in hparams, so checkpoints load with torch.load(weights_only=True).
+        self.crop_config = crop if isinstance(crop, FaceCropConfig) else FaceCropConfig(**crop)
+        self.noise_mixing = noise if noise is None or isinstance(noise, NoiseMixing) else NoiseMixing(**noise)
+        self.hparams.crop = asdict(self.crop_config)
+        self.hparams.noise = None if self.noise_mixing is None else asdict(self.noise_mixing)
         self.mfcc_config = MfccConfig(sample_rate=sample_rate) if mfcc_width else None
         self.mfcc_stats: Optional[tuple[np.ndarray, np.ndarray]] = None
         self.datasets: dict[str, ClipWindows] = {}
@@ -284,7 +290,7 @@ class TalkingFaceDataModule(CachedDataModule):
         return sorted({clip.speaker for clip in self.clips if clip.split == split and clip.speaker})
 
     def _params(self) -> dict:
-        return {"root": str(self.root), "image_size": self.hparams.image_size, "crop": asdict(self.hparams.crop),
+        return {"root": str(self.root), "image_size": self.hparams.image_size, "crop": asdict(self.crop_config),
                 "sample_rate": self.hparams.sample_rate, "fps": self._fps(), "native_fps": self.native_fps,
                 "min_frames": self.min_frames, "mfcc": asdict(self.mfcc_config) if self.mfcc_config else None}
 
@@ -294,7 +300,7 @@ class TalkingFaceDataModule(CachedDataModule):
     def cache(self) -> ShardedCache:
         params = self._params()
         digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
-        name = f"clips-{self.hparams.crop.method}-{self.hparams.image_size}px-{self.hparams.sample_rate}hz-{digest}"
+        name = f"clips-{self.crop_config.method}-{self.hparams.image_size}px-{self.hparams.sample_rate}hz-{digest}"
         return ShardedCache(self.cache_root / name, params)
 
     def jobs(self) -> list[dict]:
@@ -328,7 +334,7 @@ class TalkingFaceDataModule(CachedDataModule):
                            mfcc_stats=self.mfcc_stats, noise=noise)
 
     def _split_noise(self, split: str) -> Optional[RandomNoise]:
-        mixing: Optional[NoiseMixing] = self.hparams.noise
+        mixing = self.noise_mixing
         if mixing is None or split == "test":
             return None
         if "train" not in self._noise_banks:
@@ -340,7 +346,7 @@ class TalkingFaceDataModule(CachedDataModule):
         """The held-out noises of the SNR sweep (`NoiseMixing.eval_folder`, else generated stand-ins whose
         babble and speech-shaped noise come from training speech, never from the test speakers)."""
         if "eval" not in self._noise_banks:
-            mixing = self.hparams.noise or NoiseMixing()
+            mixing = self.noise_mixing or NoiseMixing()
             donors = self._rows["train"][:EVAL_NOISE_DONORS] or self._rows["val"][:EVAL_NOISE_DONORS]
             speech = [np.asarray(self._items[r][1]["audio"], dtype=np.float32) for r in donors]
             self._noise_banks["eval"] = mixing.evaluation_bank(self.hparams.sample_rate, speech)
@@ -349,7 +355,7 @@ class TalkingFaceDataModule(CachedDataModule):
     def noisy_test_set(self, noise_type: str, snr_db: float, split: str = "test") -> ClipWindows:
         """`split` with every item's `audio` mixed with held-out `noise_type` at `snr_db` (clean speech in
         `clean_audio`); the same noise segment per clip at every SNR."""
-        seed = (self.hparams.noise or NoiseMixing()).seed
+        seed = (self.noise_mixing or NoiseMixing()).seed
         return self._windows(split, FixedNoise(self.evaluation_noise_bank(), noise_type, snr_db, seed), False)
 
     def state_dict(self) -> dict:
