@@ -12,12 +12,14 @@ SIZE ?= demo
 DATASET ?= hq_voxceleb
 ROOT ?=
 OUT ?=
+AUDIO ?=
+IMAGE ?=
 
 # The pinned stack (DEVELOPERS.md). torch goes first and alone; facenet-pytorch without its own pins.
 TORCH := torch==2.9.1 torchvision==0.24.1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train eval test test-slow demo-data prepare format clean
+.PHONY: help setup train eval infer test test-slow demo-data prepare format clean
 
 help: ## List targets and experiments
 	@echo "Usage: make <target> [EXP=name] [DATA=path] [CKPT=last|path] [ARGS='--trainer.max_steps=100 …']"
@@ -48,6 +50,10 @@ train: $(STAMP) ## Train EXP (default sf2f) on DATA, or on the demo dataset; CKP
 eval: $(STAMP) ## Evaluate EXP's CKPT (file, run folder or last; several: CKPT="a.ckpt b.ckpt") with the paper's protocol
 	$(PY) -m experiments.evaluate $(EXP) $(foreach c,$(or $(CKPT),last),--ckpt $(c)) $(if $(DATA),--data $(DATA)) \
 	  $(if $(OUT),--out $(OUT)) $(ARGS)
+
+infer: $(STAMP) ## Generate a video from AUDIO=speech.wav and IMAGE=face.jpg with EXP's CKPT (default last) into OUT=out.mp4
+	$(PY) -m experiments.infer $(EXP) --ckpt $(or $(CKPT),last) --audio $(AUDIO) $(if $(IMAGE),--image $(IMAGE)) \
+	  --out $(or $(OUT),out.mp4) $(ARGS)
 
 test: $(STAMP) ## Run the test suite (CPU; slow and GPU tests excluded)
 	$(PY) -m pytest -q $(ARGS)

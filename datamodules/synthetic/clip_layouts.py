@@ -21,7 +21,8 @@ from .faces import FACE_BOX, FRAME_WINDOW, render_frames
 from .layouts import per_item_rngs, with_progress, youtube_id
 from .speakers import FRAME_OFFSET_LIMIT, SpeakerProfile
 from .speech import mouth_opening, synthesize_utterance
-from .video import video_frame_size, write_bytes, write_mp4
+from ..pipeline.video_writer import write_mp4
+from .video import video_frame_size, write_bytes
 
 MAX_THREADS = 4
 

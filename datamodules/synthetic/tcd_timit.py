@@ -16,7 +16,8 @@ from .clip_layouts import BROKEN_SECONDS, no_face_frames, run_jobs, write_talkin
 from .layouts import per_item_rngs
 from .speakers import SpeakerProfile
 from .speech import synthesize_utterance
-from .video import video_frame_size, write_mp4, write_wav
+from ..pipeline.video_writer import write_mp4
+from .video import video_frame_size, write_wav
 
 TCD_FPS = Fraction(30000, 1001)
 TCD_SAMPLE_RATE = 48_000

@@ -1,35 +1,15 @@
-"""Atomic writers for the media files of the synthetic datasets (wav, mp4, MPEG-1 program stream).
-
-Every writer encodes into a hidden temporary name in the target folder and renames it into place, so an
-interrupted run never leaves a half-written file under a real name.
-"""
+"""Atomic writers for the media files of the synthetic datasets: wav and raw bytes here; mp4 and MPEG-1
+come from the shared `pipeline/video_writer.py`."""
 
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
-from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
 
 import av
 import numpy as np
 import soundfile as sf
 
-AUDIO_BITRATE = 64_000
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of `path`; on success rename it to `path`, on failure delete it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+from ..pipeline.video_writer import atomic_path
 
 
 def write_wav(path: Path, wave: np.ndarray, sample_rate: int) -> None:
@@ -41,75 +21,6 @@ def write_wav(path: Path, wave: np.ndarray, sample_rate: int) -> None:
 def write_bytes(path: Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
-
-
-def _add_audio(container: av.container.OutputContainer, codec: str, sample_rate: int):
-    stream = container.add_stream(codec, rate=sample_rate)
-    stream.layout = "mono"
-    stream.bit_rate = AUDIO_BITRATE
-    return stream
-
-
-def _encode_audio(container, stream, wave: np.ndarray, sample_rate: int) -> None:
-    """Feed `wave` in chunks of the encoder's frame size (AAC and MP2 need exactly that many samples)."""
-    chunk = stream.codec_context.frame_size or 1024
-    samples = np.clip(wave, -1.0, 1.0).astype(np.float32)
-    sample_format = stream.codec_context.format.name
-    for start in range(0, len(samples), chunk):
-        piece = samples[None, start : start + chunk]
-        if sample_format == "s16":  # MP2 takes packed 16-bit integers
-            piece = (piece * 32767).astype(np.int16)
-        frame = av.AudioFrame.from_ndarray(piece, format=sample_format, layout="mono")
-        frame.sample_rate, frame.pts, frame.time_base = sample_rate, start, Fraction(1, sample_rate)
-        container.mux(stream.encode(frame))
-    container.mux(stream.encode(None))
-
-
-def _encode_video(container, stream, frames: np.ndarray) -> None:
-    for index, image in enumerate(frames):
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        frame.pts = index
-        container.mux(stream.encode(frame))
-    container.mux(stream.encode(None))
-
-
-def _write_video(path: Path, frames: np.ndarray, fps: int | Fraction, audio: np.ndarray | None,
-                 sample_rate: int | None, container_format: str, video_codec: str, audio_codec: str,
-                 options: dict[str, str]) -> None:
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
-    if frames.shape[1] % 2 or frames.shape[2] % 2:
-        raise ValueError(f"yuv420p needs even frame sides, got {frames.shape[1]}×{frames.shape[2]}")
-    if audio is not None and sample_rate is None:
-        raise ValueError("sample_rate is required with audio")
-    with atomic_path(path) as tmp:
-        with av.open(str(tmp), mode="w", format=container_format) as container:
-            video = container.add_stream(video_codec, rate=Fraction(fps), options=options)
-            video.width, video.height, video.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-            video.codec_context.time_base = 1 / Fraction(fps)
-            sound = _add_audio(container, audio_codec, sample_rate) if audio is not None else None
-            _encode_video(container, video, frames)
-            if sound is not None:
-                _encode_audio(container, sound, audio, sample_rate)
-
-
-def write_mp4(path: Path, frames: np.ndarray, fps: int | Fraction = 25, audio: np.ndarray | None = None,
-              sample_rate: int | None = None) -> None:
-    """H.264 (yuv420p) mp4 of `frames` `(T, H, W, 3)` uint8; `audio` `(N,)` float muxed as mono AAC.
-
-    `fps` may be a Fraction (NTSC's 29.97 is `Fraction(30000, 1001)`): frame k is stamped k / fps exactly.
-
-    One encoder thread keeps the output bytes identical from run to run.
-    """
-    _write_video(path, frames, fps, audio, sample_rate, "mp4", "libx264", "aac",
-                 {"preset": "veryfast", "crf": "23", "threads": "1"})
-
-
-def write_mpg(path: Path, frames: np.ndarray, fps: int | Fraction = 25, audio: np.ndarray | None = None,
-              sample_rate: int | None = None) -> None:
-    """MPEG-1 video in an MPEG program stream (GRID's .mpg), audio as MPEG-1 layer II."""
-    _write_video(path, frames, fps, audio, sample_rate, "mpeg", "mpeg1video", "mp2",
-                 {"b": "1500k", "threads": "1"})
 
 
 def video_frame_size(path: Path) -> tuple[int, int]:

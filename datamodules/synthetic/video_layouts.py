@@ -19,7 +19,8 @@ from .faces import render_frames
 from .layouts import per_item_rngs, with_progress
 from .speakers import SpeakerProfile
 from .speech import Utterance, mouth_opening, plan_speech, render_speech, retime
-from .video import video_frame_size, write_bytes, write_mp4, write_mpg, write_wav
+from ..pipeline.video_writer import write_mp4, write_mpg
+from .video import video_frame_size, write_bytes, write_wav
 
 FPS = 25
 

@@ -1,4 +1,5 @@
-"""Evaluation reports: our numbers beside the paper's, as JSON and as a markdown table."""
+"""Evaluation reports: our numbers beside the paper's, as JSON and as a markdown table, and a metric swept
+over a condition (E2E-NR's SNR curves) as a PNG plot."""
 
 from __future__ import annotations
 
@@ -20,16 +21,37 @@ class ResultRow:
 
 
 @dataclass
+class Sweep:
+    """Metrics measured along a swept condition: `curves[line][x][metric]`, one line per system or noise;
+    `references[line][metric]` are drawn flat (e.g. clean speech)."""
+
+    variable: str
+    metrics: tuple[str, ...]
+    curves: dict[str, dict[float, dict[str, float]]] = field(default_factory=dict)
+    references: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def extend(self, other: "Sweep") -> None:
+        self.curves.update(other.curves)
+        self.references.update(other.references)
+
+
+@dataclass
 class EvaluationReport:
     system: str
     dataset: str  # e.g. "demo youtubers (synthetic)": what *our* numbers were measured on
     paper_dataset: str  # e.g. "real Youtubers, 10 identities"
     rows: list[ResultRow] = field(default_factory=list)
     details: dict = field(default_factory=dict)
+    sweep: Optional[Sweep] = None
 
     def extend(self, other: "EvaluationReport") -> None:
         self.rows += other.rows
         self.details.update(other.details)
+        if other.sweep is not None:
+            if self.sweep is None:
+                self.sweep = other.sweep
+            else:
+                self.sweep.extend(other.sweep)
 
     def markdown(self) -> str:
         lines = [f"# {self.system}: evaluation", "",
@@ -42,9 +64,15 @@ class EvaluationReport:
                   "header. They are comparable only when that dataset is the paper's."]
         return "\n".join(lines) + "\n"
 
-    def write(self, folder: Path) -> tuple[Path, Path]:
+    def write(self, folder: Path) -> list[Path]:
+        """`metrics.json`, `results.md` and, with a sweep, `sweep.png`; returns the paths written."""
         folder.mkdir(parents=True, exist_ok=True)
         metrics, table = folder / "metrics.json", folder / "results.md"
-        metrics.write_text(json.dumps(asdict(self), indent=1) + "\n")
+        metrics.write_text(json.dumps(asdict(self), indent=1, default=str) + "\n")
         table.write_text(self.markdown())
-        return metrics, table
+        written = [metrics, table]
+        if self.sweep is not None:
+            from .plots import plot_sweep
+
+            written.append(plot_sweep(self.sweep, folder / "sweep.png", title=self.system))
+        return written

@@ -1,0 +1,104 @@
+"""Generate from your own files: `python -m experiments.infer EXP --ckpt CKPT --audio A.wav --image F.jpg --out O.mp4`.
+
+What `make infer EXP=… CKPT=… AUDIO=… IMAGE=… OUT=…` runs. The model comes from the checkpoint and the
+preprocessing from the stage's saved config, so your inputs are treated as the training data was:
+
+- audio: any format PyAV or soundfile reads, any sample rate, any channel count, any length; it is
+  mixed to mono and resampled to the model's rate;
+- image: any RGB/RGBA/greyscale picture holding a face; the face is detected and aligned as in the
+  dataset's preprocessing (E2E-NR: dlib landmarks, similarity to the template);
+- output: an H.264 mp4 at the model's frame rate with your audio muxed in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from experiments.evaluate import resolve_checkpoint
+from experiments.train import ExperimentError
+
+MUX_SAMPLE_RATE = 16000  # the audio written into the mp4: the input resampled to a rate every player handles
+
+
+def read_face_image(path: Path) -> np.ndarray:
+    """Any picture → `(H, W, 3)` uint8 RGB (alpha dropped on white, greyscale expanded)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from datamodules.pipeline.errors import DatasetError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in ("RGBA", "LA", "P"):
+                image = image.convert("RGBA")
+                background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+                image = Image.alpha_composite(background, image)
+            return np.asarray(image.convert("RGB"))
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: image not found. Pass IMAGE=<a picture of a face>.") from None
+    except (UnidentifiedImageError, OSError) as error:
+        raise DatasetError(f"{path}: not a readable image ({error}). Use a JPEG or PNG of a face.") from None
+
+
+def align_face(image: np.ndarray, data_args: dict, path: Path) -> np.ndarray:
+    """Detect and crop/align the face as the datamodule's preprocessing did → `(S, S, 3)` uint8."""
+    from datamodules.pipeline.face_tracks import FaceCropConfig, track_faces
+    from datamodules.pipeline.faces import LandmarkPredictor, build_detector
+
+    crop = FaceCropConfig(**(data_args.get("crop") or {}))
+    size = int(data_args.get("image_size", 128))
+    predictor = LandmarkPredictor() if crop.landmarks else None
+    track = track_faces(image[None], crop, size, build_detector(crop.detector), predictor, str(path))
+    return track.crops[0]
+
+
+def infer(experiment: str, checkpoint: str, audio: str, image: str | None, out: str, chunk_frames: int = 250) -> Path:
+    from datamodules.pipeline.audio import read_audio
+    from datamodules.pipeline.video_writer import write_mp4
+    from datamodules.prepare import load_class
+
+    path = resolve_checkpoint(experiment, checkpoint)
+    config = yaml.safe_load((path.resolve().parents[1] / "config.yaml").read_text())
+    model = load_class(config["model"]["class_path"]).load_from_checkpoint(path, map_location="cpu").eval()
+    if not hasattr(model, "synthesise"):
+        raise ExperimentError(f"{type(model).__name__} does not generate video from speech and a face.")
+    if image is None:
+        raise ExperimentError(f"{experiment} needs a face: pass IMAGE=<picture of a face>.")
+    data_args = config["data"].get("init_args") or {}
+    speech = read_audio(audio, int(data_args["sample_rate"]))
+    face = align_face(read_face_image(Path(image)), data_args, Path(image))
+    frames = model.synthesise(speech, face, chunk_frames=chunk_frames, progress=True)
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_mp4(target, frames, fps=25, audio=read_audio(audio, MUX_SAMPLE_RATE), sample_rate=MUX_SAMPLE_RATE)
+    print(f"[infer] wrote {target}: {len(frames)} frames at 25 fps, {len(speech) / int(data_args['sample_rate']):.2f} s "
+          "of audio", file=sys.stderr)
+    return target
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m experiments.infer", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiment", help="experiment name (experiments/<name>.yaml)")
+    parser.add_argument("--ckpt", default="last", help="checkpoint, stage/run folder or 'last' (default)")
+    parser.add_argument("--audio", required=True, help="speech file (wav, flac, mp3, m4a, mp4, …)")
+    parser.add_argument("--image", help="picture of the face to animate")
+    parser.add_argument("--out", required=True, help="output .mp4")
+    parser.add_argument("--chunk-frames", type=int, default=250,
+                        help="frames generated per chunk (recurrent state carried over; bounds memory)")
+    args = parser.parse_args(argv)
+    from datamodules.pipeline.errors import DatasetError
+
+    try:
+        infer(args.experiment, args.ckpt, args.audio, args.image, args.out, args.chunk_frames)
+    except (ExperimentError, DatasetError) as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()
