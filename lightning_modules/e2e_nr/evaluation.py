@@ -46,6 +46,7 @@ class SweepEvaluator:
     def __init__(self, module, datamodule, max_clips: int, landmarks: bool, seed: int, batch_size: int):
         self.module, self.datamodule = module.eval(), datamodule
         self.landmarks, self.seed, self.batch_size = landmarks, seed, batch_size
+        self.find_landmarks = FrameLandmarks()
         clean = datamodule.datasets["test"]
         count = min(max_clips, len(clean))
         self.indices = sorted(np.random.default_rng(seed).choice(len(clean), count, replace=False).tolist())
@@ -53,7 +54,7 @@ class SweepEvaluator:
 
     def _real_clip(self, item: dict) -> tuple[np.ndarray, Optional[list]]:
         frames = to_uint8(item["video"])
-        marks = [FrameLandmarks()(frame) for frame in frames] if self.landmarks else None
+        marks = [self.find_landmarks(frame) for frame in frames] if self.landmarks else None
         return frames, marks
 
     @torch.no_grad()

@@ -121,3 +121,35 @@ def test_parallel_preparation_matches_serial(tmp_path):
     prepare_cache(parallel, jobs, _square, shard_size=2, num_workers=2)
     assert serial.read().metas == parallel.read().metas
     assert json.loads((tmp_path / "p" / "manifest.json").read_text())["params"] == {}
+
+
+def test_write_video_muxes_audio_and_reads_back(tmp_path):
+    import av
+
+    from datamodules.pipeline.video import read_video
+    from datamodules.pipeline.video_writer import write_mp4 as write_video
+
+    rng = np.random.default_rng(0)
+    frames = np.repeat(np.linspace(0, 255, 10, dtype=np.uint8)[:, None, None, None], 3, axis=-1)
+    frames = np.broadcast_to(frames, (10, 32, 48, 3)).copy()  # brightness ramp: frame k is recognisable
+    speech = (0.3 * rng.standard_normal(3200)).astype(np.float32)  # 0.4 s at 8 kHz
+    path = tmp_path / "out" / "clip.mp4"
+    write_video(path, frames, fps=25, audio=speech, sample_rate=8000)
+    assert [p.name for p in path.parent.iterdir()] == ["clip.mp4"]  # no temporary file left behind
+
+    decoded = read_video(path)
+    assert decoded.frames.shape == (10, 32, 48, 3) and decoded.fps == 25
+    assert np.abs(decoded.frames.mean(axis=(1, 2, 3)) - frames.mean(axis=(1, 2, 3))).max() < 3
+    with av.open(str(path)) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        assert video.codec_context.name == "h264" and video.format.name == "yuv420p"
+        assert audio.codec_context.name == "aac" and audio.sample_rate == 8000 and audio.channels == 1
+        # AAC encodes whole 1024-sample frames; the mp4 edit list trims the stream back to 3200 samples.
+        assert float(audio.duration * audio.time_base) == pytest.approx(0.4, abs=0.01)
+        assert float(video.duration * video.time_base) == pytest.approx(0.4, abs=0.01)
+        assert container.duration / 1e6 == pytest.approx(0.4, abs=0.01)
+        assert sum(frame.samples for frame in container.decode(audio)) >= 3200
+
+    with pytest.raises(ValueError, match="even"):
+        write_video(tmp_path / "odd.mp4", frames[:, :31], fps=25)
+    assert not list(tmp_path.glob("*odd*"))
