@@ -7,7 +7,8 @@ A system subclasses `AdversarialModule` and supplies:
 - `discriminator_loss(batch, output) -> LossTerms` (`output` arrives detached),
 - `configure_optimizers()` returning `[generator_optimizer, discriminator_optimizer]`,
 
-and may override `trains_discriminator()` to run a generator-only phase (E2E-NR's reconstruction stage:
+optionally `evaluation_step(batch, batch_idx, split)` and `evaluation_epoch_end(split)` (validation and
+test share them), and may override `trains_discriminator()` to run a generator-only phase (E2E-NR's reconstruction stage:
 D is neither run nor stepped). Several discriminators share the one D optimiser: Adam's state is per
 parameter, so one Adam over both parameter sets equals two with the same settings.
 
@@ -82,6 +83,24 @@ class AdversarialModule(L.LightningModule):
 
     def discriminator_loss(self, batch: Any, output: Any) -> LossTerms:
         raise NotImplementedError
+
+    def evaluation_step(self, batch: Any, batch_idx: int, split: str) -> None:
+        """Validation and test share one step; `split` ("val" or "test") prefixes the logged keys."""
+
+    def evaluation_epoch_end(self, split: str) -> None:
+        """After every validation or test epoch (sample grids, metrics over the whole split)."""
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.evaluation_step(batch, batch_idx, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self.evaluation_step(batch, batch_idx, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        self.evaluation_epoch_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.evaluation_epoch_end("test")
 
     def trains_discriminator(self) -> bool:
         """False for a generator-only phase; D's optimiser then never steps."""

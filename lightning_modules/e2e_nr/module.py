@@ -223,13 +223,7 @@ class E2ENRModule(AdversarialModule):
 
     # --- evaluation ------------------------------------------------------------------------------------
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluation_step(batch, batch_idx, "val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluation_step(batch, batch_idx, "test")
-
-    def _evaluation_step(self, batch: dict, batch_idx: int, split: str) -> None:
+    def evaluation_step(self, batch: dict, batch_idx: int, split: str) -> None:
         output = self.generate(batch)
         mask, size = self._mask(batch), len(batch["video"])
         clean = masked_l1(output["clean_video"], batch["video"], mask, batch["frame_mask"])
@@ -245,13 +239,7 @@ class E2ENRModule(AdversarialModule):
                                     for k in ("clean_video", "noisy_video") if k in output}
             self._samples[split]["real"] = batch["video"][: self.hparams.samples_to_log]
 
-    def on_validation_epoch_end(self) -> None:
-        self._log_samples("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_samples("test")
-
-    def _log_samples(self, split: str) -> None:
+    def evaluation_epoch_end(self, split: str) -> None:
         """One grid per split: for each logged clip, rows of real / clean-speech / noisy-speech frames."""
         kept = self._samples.pop(split, None)
         if not kept:

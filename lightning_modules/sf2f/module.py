@@ -211,25 +211,13 @@ class SF2FModule(AdversarialModule):
 
     # --- evaluation ------------------------------------------------------------------------------------
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluation_step(batch, batch_idx, "val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluation_step(batch, batch_idx, "test")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_identity_metrics("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_identity_metrics("test")
-
     def _face_embedder(self) -> nn.Module:
         if "embedder" not in self._frozen:
             self._frozen["embedder"] = build_face_embedder(
                 self.hparams.embedder, self.hparams.facenet_weights, self.hparams.allow_random_facenet)
         return self._frozen["embedder"].to(self.device)
 
-    def _evaluation_step(self, batch: dict, batch_idx: int, split: str) -> None:
+    def evaluation_step(self, batch: dict, batch_idx: int, split: str) -> None:
         fakes = self(batch)
         fake, real = fakes[-1], _resize_like(batch["face"], fakes[-1])
         embed = self._face_embedder()
@@ -241,7 +229,7 @@ class SF2FModule(AdversarialModule):
             log_sample_grid(self, f"{split}/samples", [imagenet_to_unit(fake[:8]), imagenet_to_unit(real[:8])],
                             caption="top: generated from speech, bottom: a real face of the same identity")
 
-    def _log_identity_metrics(self, split: str) -> None:
+    def evaluation_epoch_end(self, split: str) -> None:
         outputs = self._evaluation.pop(split, [])
         if not outputs:
             return

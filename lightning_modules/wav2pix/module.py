@@ -114,13 +114,7 @@ class Wav2PixModule(AdversarialModule):
 
     # --- evaluation ------------------------------------------------------------------------------------
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluation_step(batch, batch_idx, "val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluation_step(batch, batch_idx, "test")
-
-    def _evaluation_step(self, batch: dict, batch_idx: int, split: str) -> None:
+    def evaluation_step(self, batch: dict, batch_idx: int, split: str) -> None:
         output = self.generate(batch)
         size = len(batch["face"])
         self.log(f"{split}/l1", F.l1_loss(output["fake"], batch["face"]), batch_size=size, sync_dist=True)
@@ -132,13 +126,7 @@ class Wav2PixModule(AdversarialModule):
         if sum(len(fake) for fake, _ in kept) < self.hparams.samples_to_log:
             kept.append((output["fake"][::SAMPLE_STRIDE].detach(), batch["face"][::SAMPLE_STRIDE]))
 
-    def on_validation_epoch_end(self) -> None:
-        self._log_samples("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_samples("test")
-
-    def _log_samples(self, split: str) -> None:
+    def evaluation_epoch_end(self, split: str) -> None:
         kept = self._samples.pop(split, [])
         if not kept:
             return
