@@ -113,7 +113,7 @@ def log_to_wandb(report, written: list[Path], folder: Path, experiment: str) -> 
     for path in written:
         if path.suffix == ".png":
             run.log({f"eval/{path.stem}": wandb.Image(str(path))})
-    run.finish(quiet=True)
+    run.finish()
 
 
 def parse_options(settings: list[str]) -> dict:

@@ -138,12 +138,12 @@ def test_e2e_nr_trains_both_stages_then_sweeps_snr_and_animates_a_photo(isolated
     assert json.loads((run_dir / "e2e_nr_adv" / "COMPLETED.json").read_text())["global_step"] == 4
 
     report = evaluate("e2e_nr", [str(run_dir / "e2e_nr_adv")], data=None, out=str(tmp_path / "eval"),
-                      options={"snrs_db": [-5, 20], "noise_types": ["babble", "factory"], "max_clips": 2},
-                      use_wandb=False)
+                      options={"snrs_db": [-5, 20], "noise_types": ["babble", "factory"], "max_clips": 2})
     settings = {row.setting for row in report.rows}
     assert "Proposed-NR, clean speech" in settings and "Proposed-NR, -5 dB (mean of 2 noises)" in settings
     assert set(report.sweep.curves) == {"Proposed-NR · mean", "Proposed-NR · babble", "Proposed-NR · factory"}
     assert (tmp_path / "eval" / "sweep.png").stat().st_size > 0
+    assert list((tmp_path / "eval" / "wandb").glob("offline-run-*"))  # table and plot logged for `wandb sync`
     failure = [r for r in report.rows if r.metric.startswith("landmark failure")]
     assert failure and all(0 <= r.ours <= 100 for r in failure)  # reported, never dropped
 

@@ -59,7 +59,7 @@ class EvaluationReport:
                  "|---|---|---|---|---|"]
         for row in self.rows:
             paper = "—" if row.paper is None else f"{row.paper:.2f}"
-            lines.append(f"| {row.metric} | {row.setting} | {paper} | {row.ours:.2f} | {row.note} |")
+            lines.append(f"| {row.metric} | {row.setting} | {paper} | {row.ours:.3f} | {row.note} |")
         lines += ["", "Paper numbers were measured on the paper's data and models; ours on the dataset named in the "
                   "header. They are comparable only when that dataset is the paper's."]
         return "\n".join(lines) + "\n"

@@ -106,7 +106,7 @@ def noise_average(results: dict[str, dict[float, dict[str, float]]], snr: float,
 def build_report(system: str, datamodule, clean: dict, results: dict, snrs: list[float], landmarks: bool,
                  clips: int) -> EvaluationReport:
     metrics = METRICS if landmarks else METRICS[:2]
-    report = EvaluationReport(system=f"E2E-NR ({system})", dataset=datamodule.description,
+    report = EvaluationReport(system="E2E-NR", dataset=datamodule.description,
                               paper_dataset="LRW test / GRID, 1000 clips each")
     failure = "landmark_failure_rate"
     for metric in metrics:
