@@ -41,19 +41,24 @@ def experiment_names() -> list[str]:
     return sorted(p.stem for p in EXPERIMENTS.glob("*.yaml") if p.stem != "smoke")
 
 
-def stage_chain(experiment: str) -> list[str]:
-    """`experiment` followed by the stages its configs name in `next_stage`."""
+def _follow(experiment: str, key: str) -> list[str]:
+    """`experiment`, then the experiment its config names under `key`, and so on, refusing cycles."""
     chain = [experiment]
     while True:
         path = EXPERIMENTS / f"{chain[-1]}.yaml"
         if not path.exists():
             raise ExperimentError(f"{path}: no such experiment. Known: {', '.join(experiment_names())}")
-        following = (yaml.safe_load(path.read_text()) or {}).get("next_stage")
+        following = (yaml.safe_load(path.read_text()) or {}).get(key)
         if not following:
             return chain
         if following in chain:
-            raise ExperimentError(f"{path}: next_stage {following!r} makes a cycle: {chain}")
+            raise ExperimentError(f"{path}: {key} {following!r} makes a cycle: {chain}")
         chain.append(following)
+
+
+def stage_chain(experiment: str) -> list[str]:
+    """`experiment` followed by the stages its configs name in `next_stage`."""
+    return _follow(experiment, "next_stage")
 
 
 def resolve_run_dir(experiment: str, resume: str | None) -> Path:
@@ -75,17 +80,7 @@ def resolve_run_dir(experiment: str, resume: str | None) -> Path:
 
 def lineage(experiment: str) -> list[str]:
     """The experiments whose configs `experiment` builds on (its `extends` chain), base first, then itself."""
-    line = [experiment]
-    while True:
-        path = EXPERIMENTS / f"{line[0]}.yaml"
-        if not path.exists():
-            raise ExperimentError(f"{path}: no such experiment. Known: {', '.join(experiment_names())}")
-        base = (yaml.safe_load(path.read_text()) or {}).get("extends")
-        if not base:
-            return line
-        if base in line:
-            raise ExperimentError(f"{path}: extends {base!r} makes a cycle: {line}")
-        line.insert(0, base)
+    return _follow(experiment, "extends")[::-1]
 
 
 def stage_configs(stage: str, demo: bool, smoke: bool) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 import torchvision
 from lightning.pytorch.loggers import WandbLogger
@@ -23,6 +24,12 @@ def unit_to_imagenet(images: torch.Tensor) -> torch.Tensor:
     mean = images.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = images.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
     return (images - mean) / std
+
+
+def signed_to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """`(..., 3, H, W)` in [-1, 1] (clamped) → `(..., H, W, 3)` uint8 on the CPU, for metrics and video files."""
+    pixels = ((frames.detach().clamp(-1, 1) + 1) * 127.5).round().byte()
+    return pixels.movedim(-3, -1).cpu().numpy()
 
 
 def log_sample_grid(module, key: str, rows: list[torch.Tensor], caption: str) -> Path | None:

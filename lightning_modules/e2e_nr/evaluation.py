@@ -23,17 +23,13 @@ from tqdm.auto import tqdm
 from datamodules.pipeline.noise import EVAL_SNRS_DB
 from datamodules.talking_face import clip_collate
 
+from ..common.images import signed_to_uint8
 from ..common.reports import EvaluationReport, ResultRow, Sweep
 from ..common.video_metrics import FrameLandmarks, VideoMetricAccumulator
 from .module import normalise_speech
 
 METRICS = ("psnr", "ssim", "nlmd_mouth")
 PAPER_NOTE = "paper: Fig. 5 curves only, no numbers"
-
-
-def to_uint8(video: torch.Tensor) -> np.ndarray:
-    """`(T, 3, S, S)` in [-1, 1] → `(T, S, S, 3)` uint8."""
-    return ((video.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 def system_name(module) -> str:
@@ -53,7 +49,7 @@ class SweepEvaluator:
         self.real = [self._real_clip(clean[i]) for i in tqdm(self.indices, desc="ground-truth landmarks", leave=False)]
 
     def _real_clip(self, item: dict) -> tuple[np.ndarray, Optional[list]]:
-        frames = to_uint8(item["video"])
+        frames = signed_to_uint8(item["video"])
         marks = [self.find_landmarks(frame) for frame in frames] if self.landmarks else None
         return frames, marks
 
@@ -65,7 +61,7 @@ class SweepEvaluator:
         for batch in loader:
             for video, length in zip(self._generate(batch, clip), batch["frame_mask"].sum(1).tolist()):
                 real_frames, real_marks = self.real[clip]
-                accumulator.update(to_uint8(video[:length]), real_frames[:length],
+                accumulator.update(signed_to_uint8(video[:length]), real_frames[:length],
                                    real_landmarks=None if real_marks is None else real_marks[:length])
                 clip += 1
         return accumulator.compute()

@@ -23,7 +23,7 @@ from torch import nn
 
 from ..common.checkpoints import load_stage_weights
 from ..common.gan import AdversarialModule, LossTerms
-from ..common.images import log_sample_grid
+from ..common.images import log_sample_grid, signed_to_uint8
 from .losses import (MASK_SIGMA_PX, half_lsgan_discriminator, half_lsgan_generator, masked_l1, mouth_mask,
                      noise_resilience_loss)
 from .networks import FrameDiscriminator, Generator, PairDiscriminator, sample_frame_indices
@@ -272,7 +272,7 @@ class E2ENRModule(AdversarialModule):
         condition = torch.from_numpy(face).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1.0
         wave = normalise_speech(torch.from_numpy(np.asarray(speech, np.float32)).to(device)[None])
         video = self.generator.stream(condition, wave, chunk_frames=chunk_frames, progress=progress)
-        return ((video[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        return signed_to_uint8(video[0])
 
 
 def _fit_frames(video: torch.Tensor, frames: int) -> torch.Tensor:
