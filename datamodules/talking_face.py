@@ -25,12 +25,14 @@ from typing import Optional, TypedDict
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
 from .base import SPLITS, CachedDataModule, randint, stack_items
 from .pipeline.audio import SILENCE_PEAK, read_audio
 from .pipeline.cache import CachedItems, ShardedCache
 from .pipeline.errors import DatasetError
 from .noisy_speech import FixedNoise, NoiseMixing, RandomNoise
+from .pipeline.action_units import AULabelConfig, build_labeler, class_rates
 from .pipeline.face_tracks import FaceCropConfig, mouth_centres, track_faces
 from .pipeline.faces import LandmarkPredictor, build_detector
 from .pipeline.features import MfccConfig, mfcc
@@ -63,7 +65,10 @@ class TalkingFaceBatch(TypedDict, total=False):
     landmarks: `(B, T, 68, 2)` float32 crop pixels; detected: `(B, T)` bool (a face was found in that frame);
     mouth_centre: `(B, T, 2)` mean of the mouth landmarks (x, y), clip median where undetected;
     mfcc: `(B, T, 12, W)` standardised MFCC window per frame (when enabled); speaker: `(B,)` int64 index
-    among the split's speakers (-1 when the dataset has no speaker labels); first_frame: `(B,)` int64.
+    among the split's speakers (-1 when the dataset has no speaker labels); first_frame: `(B,)` int64;
+    identity: `(B, 3, S, S)` the clip's frame 0 (also for windows that start later);
+    au: `(B, T, 5)` float32 0/1 action-unit labels (AU10, 14, 20, 25, 26) and au_mask `(B, T)` bool
+    (False = no valid label), when `au_labels` is set.
     """
 
     video: torch.Tensor
@@ -78,6 +83,9 @@ class TalkingFaceBatch(TypedDict, total=False):
     mfcc: torch.Tensor
     speaker: torch.Tensor
     first_frame: torch.Tensor
+    identity: torch.Tensor
+    au: torch.Tensor
+    au_mask: torch.Tensor
 
 
 # ----------------------------------------------------------------------------- preprocessing (workers)
@@ -152,12 +160,14 @@ class ClipWindows(Dataset):
     def __init__(self, items: CachedItems, rows: list[int], speakers: list[str], sample_rate: int,
                  window_frames: Optional[int], random_start: bool, mfcc_width: int = 0,
                  mfcc_stats: Optional[tuple[np.ndarray, np.ndarray]] = None,
-                 noise: RandomNoise | FixedNoise | None = None):
+                 noise: RandomNoise | FixedNoise | None = None,
+                 au_labels: Optional[dict[int, tuple[np.ndarray, np.ndarray]]] = None):
         self.items, self.rows, self.sample_rate = items, rows, sample_rate
         self.speaker_index = {name: i for i, name in enumerate(speakers)}
         self.window_frames, self.random_start = window_frames, random_start
         self.mfcc_width, self.mfcc_stats = mfcc_width, mfcc_stats
         self.noise = noise
+        self.au_labels = au_labels
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -170,6 +180,7 @@ class ClipWindows(Dataset):
         start, stop = frames_span(first, count, fps, self.sample_rate)
         item = {
             "video": to_unit_range(arrays["frames"][first : first + count]),
+            "identity": to_unit_range(arrays["frames"][:1])[0],
             "audio": torch.from_numpy(np.array(arrays["audio"][start:stop], dtype=np.float32)),
             "detected": torch.from_numpy(np.array(arrays["detected"][first : first + count])),
             "speaker": self.speaker_index.get(meta["speaker"], -1),
@@ -187,6 +198,10 @@ class ClipWindows(Dataset):
             item[self.noise.target] = torch.from_numpy(np.asarray(mixture, dtype=np.float32))
         if self.mfcc_width and "mfcc" in arrays:
             item["mfcc"] = torch.from_numpy(self._mfcc_windows(arrays["mfcc"], first, count, fps))
+        if self.au_labels is not None:
+            labels, valid = self.au_labels[self.rows[index]]
+            item["au"] = torch.from_numpy(labels[first : first + count].astype(np.float32))
+            item["au_mask"] = torch.from_numpy(valid[first : first + count].copy())
         return item
 
     def _mfcc_windows(self, features: np.ndarray, first: int, count: int, fps: Fraction) -> np.ndarray:
@@ -201,7 +216,7 @@ def clip_collate(items: list[dict]) -> TalkingFaceBatch:
     """Pad every per-frame tensor to the longest window (with `frame_mask`) and audio to the longest."""
     lengths = [len(item["video"]) for item in items]
     longest = max(lengths)
-    per_frame = ("video", "detected", "landmarks", "mouth_centre", "mfcc")
+    per_frame = ("video", "detected", "landmarks", "mouth_centre", "mfcc", "au", "au_mask")
     waves = ("audio", "noisy_audio", "clean_audio")
     batch = stack_items(items, exclude=per_frame + waves)
     for key in per_frame:
@@ -242,6 +257,9 @@ class TalkingFaceDataModule(CachedDataModule):
         window_frames: frames per item (E2E-NR trains on whole 29-frame LRW clips); None = whole clips.
         noise: training items gain `noisy_audio`, a mixture with noise at a random SNR (`NoiseMixing`;
             E2E-NR's noise-resilient training); validation items a fixed one per clip. None = clean only.
+        au_labels: items gain per-frame action-unit labels `au` and `au_mask` (`AULabelConfig`: OpenFace
+            CSVs or the landmark-geometry approximation; TCSAN). The training set's occurrence rates
+            (`au_rates`) are computed once and saved in checkpoints.
         batch_size: global batch (divided by the number of devices).
         demo_size: "demo" or "tiny" (tests) when root is None.
     """
@@ -260,6 +278,7 @@ class TalkingFaceDataModule(CachedDataModule):
         mfcc_width: int = 0,
         window_frames: Optional[int] = None,
         noise: Optional[NoiseMixing] = None,
+        au_labels: Optional[AULabelConfig] = None,
         batch_size: int = 16,
         eval_batch_size: int = 16,
         num_workers: int = 2,
@@ -274,6 +293,11 @@ class TalkingFaceDataModule(CachedDataModule):
         self.noise_mixing = noise if noise is None or isinstance(noise, NoiseMixing) else NoiseMixing(**noise)
         self.hparams.crop = asdict(self.crop_config)
         self.hparams.noise = None if self.noise_mixing is None else asdict(self.noise_mixing)
+        self.au_config = (au_labels if au_labels is None or isinstance(au_labels, AULabelConfig)
+                          else AULabelConfig(**au_labels))
+        self.hparams.au_labels = None if self.au_config is None else asdict(self.au_config)
+        self.au_rates: Optional[np.ndarray] = None
+        self._au_tables: Optional[dict[int, tuple[np.ndarray, np.ndarray]]] = None
         self.mfcc_config = MfccConfig(sample_rate=sample_rate) if mfcc_width else None
         self.mfcc_stats: Optional[tuple[np.ndarray, np.ndarray]] = None
         self.datasets: dict[str, ClipWindows] = {}
@@ -325,13 +349,28 @@ class TalkingFaceDataModule(CachedDataModule):
         if self.mfcc_config is not None and self.mfcc_stats is None:
             self.mfcc_stats = _feature_stats(items, rows["train"] or rows["test"], "mfcc")
         self._items, self._rows = items, rows
+        if self.au_config is not None:
+            self._label_action_units(items, rows)
         for split in SPLITS:
             self.datasets[split] = self._windows(split, self._split_noise(split), random_start=split == "train")
+
+    def _label_action_units(self, items: CachedItems, rows: dict[str, list[int]]) -> None:
+        """Every clip's AU labels (cheap: from cached landmarks or small CSVs), and the training rates."""
+        labeler = build_labeler(self.au_config)
+        self._au_tables = {}
+        for row in tqdm([r for split in SPLITS for r in rows[split]], desc="action-unit labels", leave=False):
+            meta, arrays = items[row]
+            landmarks = np.asarray(arrays["landmarks"]) if "landmarks" in arrays else None
+            self._au_tables[row] = labeler.labels(meta["key"], landmarks, np.asarray(arrays["detected"]))
+        if self.au_rates is None:
+            train = rows["train"] or rows["test"]
+            self.au_rates = class_rates(np.concatenate([self._au_tables[r][0] for r in train]),
+                                        np.concatenate([self._au_tables[r][1] for r in train]))
 
     def _windows(self, split: str, noise: RandomNoise | FixedNoise | None, random_start: bool) -> ClipWindows:
         return ClipWindows(self._items, self._rows[split], self.speakers(split), self.hparams.sample_rate,
                            self.hparams.window_frames, random_start=random_start, mfcc_width=self.hparams.mfcc_width,
-                           mfcc_stats=self.mfcc_stats, noise=noise)
+                           mfcc_stats=self.mfcc_stats, noise=noise, au_labels=self._au_tables)
 
     def _split_noise(self, split: str) -> Optional[RandomNoise]:
         mixing = self.noise_mixing
@@ -359,14 +398,20 @@ class TalkingFaceDataModule(CachedDataModule):
         return self._windows(split, FixedNoise(self.evaluation_noise_bank(), noise_type, snr_db, seed), False)
 
     def state_dict(self) -> dict:
-        """The training-set MFCC statistics travel with checkpoints, so inference standardises the same way."""
-        if self.mfcc_stats is None:
-            return {}
-        return {"mfcc_mean": self.mfcc_stats[0].tolist(), "mfcc_std": self.mfcc_stats[1].tolist()}
+        """The training set's MFCC statistics and AU rates travel with checkpoints, so inference and
+        evaluation standardise and weigh the same way."""
+        state = {}
+        if self.mfcc_stats is not None:
+            state.update(mfcc_mean=self.mfcc_stats[0].tolist(), mfcc_std=self.mfcc_stats[1].tolist())
+        if self.au_rates is not None:
+            state["au_rates"] = self.au_rates.tolist()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         if "mfcc_mean" in state:
             self.mfcc_stats = (np.asarray(state["mfcc_mean"], np.float32), np.asarray(state["mfcc_std"], np.float32))
+        if "au_rates" in state:
+            self.au_rates = np.asarray(state["au_rates"], np.float64)
 
     def train_dataloader(self) -> DataLoader:
         return self.loader(self.datasets["train"], self.per_device_batch(), shuffle=True, collate=clip_collate)

@@ -54,6 +54,9 @@ class ProjectCLI(LightningCLI):
         parser.link_arguments("data.num_identities", "model.init_args.num_identities", apply_on="instantiate")
         parser.add_argument("--next_stage", type=Optional[str], default=None,
                             help="Experiment run next by experiments.train, initialised from this stage's best checkpoint.")
+        parser.add_argument("--pretrained", type=Optional[dict[str, str]], default=None,
+                            help="Model arguments filled by experiments.train with the best checkpoints of these "
+                            "experiments, which run first (e.g. au_classifier_from: tcsan_au_classifier).")
         parser.add_argument("--extends", type=Optional[str], default=None,
                             help="Experiment whose config this one is stacked on (read by experiments.train).")
         parser.add_argument("--checkpoint_every_n_steps", type=int, default=200,

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from experiments.train import ExperimentError, runs_root
+from experiments.train import ExperimentError, runs_root, stage_chain
 
 
 def resolve_checkpoint(experiment: str, value: str) -> Path:
@@ -36,12 +36,13 @@ def resolve_checkpoint(experiment: str, value: str) -> Path:
     path = Path(value)
     if path.is_file():
         return path
-    completed = sorted(path.glob("COMPLETED.json")) + sorted(path.glob("*/COMPLETED.json"))
-    if completed:
-        return Path(json.loads(completed[-1].read_text())["best"])
-    last = sorted(path.glob("checkpoints/last.ckpt")) + sorted(path.glob("*/checkpoints/last.ckpt"))
-    if last:
-        return last[-1]
+    # A stage folder, else the run folder's latest stage in chain order (pretraining stages come first).
+    folders = [path] + [path / stage for stage in reversed(stage_chain(experiment))] + sorted(path.glob("*/"))[::-1]
+    for folder in folders:
+        if (folder / "COMPLETED.json").exists():
+            return Path(json.loads((folder / "COMPLETED.json").read_text())["best"])
+        if (folder / "checkpoints" / "last.ckpt").exists():
+            return folder / "checkpoints" / "last.ckpt"
     raise ExperimentError(f"{path}: no checkpoint found (not a .ckpt, and no COMPLETED.json or checkpoints/last.ckpt).")
 
 

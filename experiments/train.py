@@ -2,8 +2,10 @@
 
 What `make train EXP=…` runs. An experiment is `experiments/<EXP>.yaml`; when its `next_stage` names
 another experiment, that stage runs afterwards, initialised from this stage's best checkpoint (SF2F:
-encoder-decoder, then the fuser). An experiment that `extends` another lists only what differs: its
-config is stacked on the other's. Each run lives in `runs/<EXP>/<timestamp>/<stage>/` (config, W&B
+encoder-decoder, then the fuser). When its `pretrained` maps model arguments to experiments, those run
+first and their best checkpoints fill the arguments (TCSAN: the AU classifier and Audio2AU). An
+experiment that `extends` another lists only what differs: its config is stacked on the other's
+(`datasets/<name>` holds data sections shared by several experiments). Each run lives in `runs/<EXP>/<timestamp>/<stage>/` (config, W&B
 offline run, sample grids, `checkpoints/`); a finished stage leaves `COMPLETED.json` there.
 
 Without --data, the embedded demo dataset is used (generated on first use) and the overlay
@@ -56,9 +58,43 @@ def _follow(experiment: str, key: str) -> list[str]:
         chain.append(following)
 
 
-def stage_chain(experiment: str) -> list[str]:
-    """`experiment` followed by the stages its configs name in `next_stage`."""
-    return _follow(experiment, "next_stage")
+def config_value(experiment: str, key: str):
+    """`key` of the experiment's config, else of the nearest experiment it `extends` that sets it."""
+    for name in reversed(lineage(experiment)):
+        config = yaml.safe_load((EXPERIMENTS / f"{name}.yaml").read_text()) or {}
+        if key in config:
+            return config[key]
+    return None
+
+
+def pretrained_inputs(stage: str) -> dict[str, str]:
+    """The stage's `pretrained` mapping: model argument → experiment whose best checkpoint fills it."""
+    return dict(config_value(stage, "pretrained") or {})
+
+
+def stage_chain(experiment: str, _visiting: tuple[str, ...] = ()) -> list[str]:
+    """The stages `make train EXP=experiment` runs, in order: `experiment` and the stages its configs name
+    in `next_stage`, each preceded by the stages of the experiments it loads pretrained networks from
+    (its `pretrained` mapping; TCSAN's AU classifier and Audio2AU)."""
+    plan: list[str] = []
+    for stage in _follow(experiment, "next_stage"):
+        for dependency in pretrained_inputs(stage).values():
+            if dependency in _visiting + (stage,):
+                raise ExperimentError(f"{stage}: pretrained {dependency!r} makes a cycle")
+            plan += [s for s in stage_chain(dependency, _visiting + (stage,)) if s not in plan]
+        plan.append(stage)
+    return plan
+
+
+def stage_inputs(chain: list[str]) -> dict[str, dict[str, str]]:
+    """Per stage, the model arguments filled with earlier stages' best checkpoints: its `pretrained`
+    mapping, and `init_from` = the stage whose `next_stage` it is."""
+    inputs = {stage: pretrained_inputs(stage) for stage in chain}
+    for stage in chain:
+        following = (yaml.safe_load((EXPERIMENTS / f"{stage}.yaml").read_text()) or {}).get("next_stage")
+        if following in inputs:
+            inputs[following]["init_from"] = stage
+    return inputs
 
 
 def resolve_run_dir(experiment: str, resume: str | None) -> Path:
@@ -118,18 +154,17 @@ def train(experiment: str, data: str | None = None, resume: str | None = None,
         overrides.insert(0, f"--data.init_args.root={data}")
     launched = _launched_stage()
     run_dir = Path(launched[0]) if launched else resolve_run_dir(experiment, resume)
-    previous_best: str | None = None
     chain = stage_chain(experiment)
+    inputs, best = stage_inputs(chain), {}
     for stage in chain:
         stage_dir = run_dir / stage
         completed = stage_dir / "COMPLETED.json"
         if completed.exists():
-            previous_best = json.loads(completed.read_text())["best"]
+            best[stage] = json.loads(completed.read_text())["best"]
             print(f"[train] {stage}: already completed in {stage_dir}, skipping")
             continue
         stage_overrides = list(overrides)
-        if previous_best is not None:
-            stage_overrides.append(f"--model.init_args.init_from={previous_best}")
+        stage_overrides += [f"--model.init_args.{argument}={best[source]}" for argument, source in inputs[stage].items()]
         ckpt = _resume_checkpoint(stage_dir, resume)
         print(f"[train] {stage}: {'resuming ' + ckpt if ckpt else 'starting'} in {stage_dir}")
         # Lightning's DDP launcher re-runs this command for ranks > 0; they read where to go from here.
@@ -138,13 +173,13 @@ def train(experiment: str, data: str | None = None, resume: str | None = None,
         if cli.trainer.interrupted:
             print(f"[train] {stage} interrupted; rerun with CKPT=last to resume.")
             sys.exit(130)
-        previous_best = _best_checkpoint(cli.trainer)
-        test_metrics = _test(cli, previous_best)
+        best[stage] = _best_checkpoint(cli.trainer)
+        test_metrics = _test(cli, best[stage])
         if launched:  # a DDP worker joins only the stage rank 0 launched it for; rank 0 writes the summary
             return run_dir
-        summary = {"best": previous_best, "global_step": cli.trainer.global_step, "test": test_metrics}
+        summary = {"best": best[stage], "global_step": cli.trainer.global_step, "test": test_metrics}
         completed.write_text(json.dumps(summary, indent=1))
-        print(f"[train] {stage}: held-out test metrics of {Path(previous_best).name}: {test_metrics}")
+        print(f"[train] {stage}: held-out test metrics of {Path(best[stage]).name}: {test_metrics}")
         if cli.trainer.world_size > 1 and stage != chain[-1]:
             _restart_for_next_stage(run_dir)
     print(f"[train] done: {run_dir}")

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from experiments import train as train_entry
 from experiments.cli import ProjectCLI
@@ -155,3 +156,34 @@ def test_e2e_nr_trains_both_stages_then_sweeps_snr_and_animates_a_photo(isolated
     with av.open(str(out)) as container:
         assert len(container.streams.audio) == 1
         assert sum(1 for _ in container.decode(video=0)) == 31  # ceil(9840 samples at 8 kHz / 320)
+
+
+def test_tcsan_pretrains_its_supervisors_then_trains_and_reports_the_paper_table(isolated_data_and_runs, tmp_path):
+    """`make train EXP=tcsan`: AU classifier and Audio2AU first, loaded by the full model; then `make eval`."""
+    import torch
+
+    from experiments.evaluate import evaluate
+
+    assert train_entry.stage_chain("tcsan") == ["tcsan_au_classifier", "tcsan_audio2au", "tcsan"]
+    assert train_entry.stage_chain("tcsan_tcn") == ["tcsan_tcn"]  # ablations without Audio2AU or L_au need neither
+    run_dir = train_entry.train("tcsan", smoke=True)
+    bests = {stage: json.loads((run_dir / stage / "COMPLETED.json").read_text()) for stage in train_entry.stage_chain("tcsan")}
+    assert {"test/f1_mean", "test/accuracy_mean"} <= set(bests["tcsan_au_classifier"]["test"])
+    assert {"test/l1", "test/psnr", "test/au_classifier_f1"} <= set(bests["tcsan"]["test"])
+
+    config = yaml.safe_load((run_dir / "tcsan" / "config.yaml").read_text())["model"]["init_args"]
+    assert config["au_classifier_from"] == bests["tcsan_au_classifier"]["best"]
+    assert config["audio2au_from"] == bests["tcsan_audio2au"]["best"]
+    full = torch.load(bests["tcsan"]["best"], map_location="cpu", weights_only=True)["state_dict"]
+    audio2au = torch.load(bests["tcsan_audio2au"]["best"], map_location="cpu", weights_only=True)["state_dict"]
+    name = "networks.0.lstm.weight_ih_l0"  # fine-tuned at lr 1e-6 for a few steps: still the pretrained weights
+    assert torch.allclose(full[f"generator.audio2au.{name}"], audio2au[f"audio2au.{name}"], atol=1e-4)
+    assert not any(k.startswith("generator.audio2au.") and ".head." in k for k in full)  # fc3 dropped
+
+    report = evaluate("tcsan", [str(run_dir)], data=None, out=str(tmp_path / "eval"), options={}, use_wandb=False)
+    rows = {row.metric: row for row in report.rows}
+    assert rows["PSNR (dB)"].paper == 29.971 and rows["SSIM"].paper == 0.772  # the full model's GRID row
+    assert rows["AU Avg F1"].paper == 0.751 and rows["AU Avg Acc (%)"].paper == 81.15
+    assert "not comparable" in rows["AU Avg F1"].note
+    assert "AU classifier on generated: Avg F1" in rows
+    assert "29.971" in (tmp_path / "eval" / "results.md").read_text()

@@ -147,7 +147,7 @@ class GridSize:
 
 GRID_SIZES = {
     "tiny": GridSize(speakers=3, utterances_per_speaker=2, frame_size=(144, 180)),
-    "demo": GridSize(speakers=4, utterances_per_speaker=10, frame_size=(288, 360)),
+    "demo": GridSize(speakers=6, utterances_per_speaker=10, frame_size=(288, 360)),
 }
 
 

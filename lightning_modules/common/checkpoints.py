@@ -1,5 +1,5 @@
 """Initialising one training stage from another stage's checkpoint (SF2F's fuser, E2E-NR's adversarial
-stage): the chosen networks' weights are copied, everything else starts fresh."""
+stage, TCSAN's pretrained AU networks): the chosen networks' weights are copied, everything else starts fresh."""
 
 from __future__ import annotations
 
@@ -11,26 +11,44 @@ from torch import nn
 from .errors import CheckpointError
 
 
-def load_stage_weights(model: nn.Module, path: str, wanted: Callable[[str], bool], must_match: str) -> None:
-    """Copy into `model` the checkpoint's weights whose names satisfy `wanted`.
+def _checkpoint_state(path: str) -> dict[str, torch.Tensor]:
+    """The `state_dict` of a Lightning checkpoint (or a bare state dict), loaded with `weights_only=True`:
+    a checkpoint is never executed as a pickle."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: checkpoint not found. Pass the earlier stage's best or last .ckpt.") from None
+    return checkpoint.get("state_dict", checkpoint)
 
-    Loaded with `weights_only=True`: a checkpoint is never executed as a pickle. `must_match` names what
-    has to agree between the stages, for the error raised when a wanted weight is missing or misshapen.
+
+def _copy(target: nn.Module, wanted: dict[str, torch.Tensor], source: dict[str, str], path: str,
+          must_match: str) -> None:
+    """Copy `source[name]` of the checkpoint into every `wanted` parameter/buffer `name` of `target`."""
+    state = _checkpoint_state(path)
+    mismatched = [f"{source[k]}: {tuple(state[source[k]].shape)} vs {tuple(v.shape)}" for k, v in wanted.items()
+                  if source[k] in state and state[source[k]].shape != v.shape]
+    missing = [source[k] for k in wanted if source[k] not in state]
+    if mismatched or missing:
+        raise CheckpointError(f"{path} does not fit this configuration ({must_match} must match the earlier "
+                              f"stage). Shape mismatches: {mismatched[:5]}; missing: {missing[:5]}.")
+    target.load_state_dict({k: state[source[k]] for k in wanted}, strict=False)
+
+
+def load_stage_weights(model: nn.Module, path: str, wanted: Callable[[str], bool], must_match: str) -> None:
+    """Copy into `model` the checkpoint's weights whose names satisfy `wanted` (same names in both).
 
     Raises:
         CheckpointError: naming the file, the first mismatched and missing names, and `must_match`.
     """
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: init_from checkpoint not found. Pass the previous stage's best or "
-                              "last .ckpt.") from None
-    state = checkpoint.get("state_dict", checkpoint)
     own = {name: value for name, value in model.state_dict().items() if wanted(name)}
-    mismatched = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-                  if k in state and state[k].shape != v.shape]
-    missing = [k for k in own if k not in state]
-    if mismatched or missing:
-        raise CheckpointError(f"{path} does not fit this configuration ({must_match} must match the earlier "
-                              f"stage). Shape mismatches: {mismatched[:5]}; missing: {missing[:5]}.")
-    model.load_state_dict({k: state[k] for k in own}, strict=False)
+    _copy(model, own, {name: name for name in own}, path, must_match)
+
+
+def load_submodule(module: nn.Module, path: str, prefix: str, must_match: str) -> None:
+    """Fill every weight of `module` from the checkpoint entries under `prefix` (e.g. "classifier.").
+
+    Entries under `prefix` that `module` lacks (a dropped head) are ignored; a weight of `module` with no
+    entry raises `CheckpointError`.
+    """
+    own = module.state_dict()
+    _copy(module, own, {name: prefix + name for name in own}, path, must_match)

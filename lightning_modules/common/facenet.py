@@ -16,6 +16,7 @@ from torch import nn
 
 from .errors import WeightsError
 from .images import imagenet_to_unit
+from .weights import read_state_dict
 
 FACENET_INPUT = 140  # SF2F resizes the VGG box to 140×140 before FaceNet (spec §4)
 VGG_BOX = (0.235, 0.195, 0.765, 0.915)  # left, top, right, bottom as fractions of the image side
@@ -41,28 +42,9 @@ def load_facenet(weights_path: Optional[str], *, allow_random: bool = False) -> 
             raise WeightsError(f"FaceNet weights are required (facenet_weights is not set): {HOW_TO_GET}.")
         rank_zero_warn("Using a randomly initialised FaceNet: perceptual loss and identity metrics are not meaningful.")
     else:
-        network.load_state_dict(_read_state_dict(Path(weights_path), network))
+        network.load_state_dict(read_state_dict(Path(weights_path), network, "FaceNet", HOW_TO_GET,
+                                                keep=lambda key: not key.startswith("logits.")))
     return network.eval().requires_grad_(False)
-
-
-def _read_state_dict(path: Path, network: nn.Module) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise WeightsError(f"{path}: FaceNet weights file not found; {HOW_TO_GET}.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unpickling failure means the file is not a state dict
-        raise WeightsError(f"{path}: not a readable PyTorch state dict ({type(error).__name__}); {HOW_TO_GET}.") from None
-    state = {k: v for k, v in state.items() if not k.startswith("logits.")}
-    expected = network.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    reshaped = [k for k in set(state) & set(expected) if state[k].shape != expected[k].shape]
-    if missing or unexpected or reshaped:
-        raise WeightsError(
-            f"{path} does not fit InceptionResnetV1: missing {missing[:3]}, unexpected {unexpected[:3]}, "
-            f"wrong shapes {reshaped[:3]} ({len(missing)}/{len(unexpected)}/{len(reshaped)} in all); {HOW_TO_GET}."
-        )
-    return state
 
 
 def vgg_box(size: int) -> tuple[slice, slice]:

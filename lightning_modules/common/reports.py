@@ -58,7 +58,7 @@ class EvaluationReport:
                  f"| metric | setting | paper ({self.paper_dataset}) | ours ({self.dataset}) | note |",
                  "|---|---|---|---|---|"]
         for row in self.rows:
-            paper = "—" if row.paper is None else f"{row.paper:.2f}"
+            paper = "—" if row.paper is None else f"{row.paper:g}"
             lines.append(f"| {row.metric} | {row.setting} | {paper} | {row.ours:.3f} | {row.note} |")
         lines += ["", "Paper numbers were measured on the paper's data and models; ours on the dataset named in the "
                   "header. They are comparable only when that dataset is the paper's."]

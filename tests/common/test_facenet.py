@@ -49,7 +49,7 @@ def test_wrong_files_are_refused_with_their_name(tmp_path):
     with pytest.raises(WeightsError, match="junk.pt: not a readable"):
         load_facenet(str(tmp_path / "junk.pt"))
     torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.pt")
-    with pytest.raises(WeightsError, match="other.pt does not fit InceptionResnetV1"):
+    with pytest.raises(WeightsError, match="other.pt does not fit FaceNet"):
         load_facenet(str(tmp_path / "other.pt"))
 
 

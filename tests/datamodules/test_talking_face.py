@@ -13,15 +13,18 @@ import torch
 from datamodules.avspeech import AVSpeechDataModule
 from datamodules.grid import GRIDDataModule, read_align
 from datamodules.lrw import LRWDataModule
+from datamodules.pipeline.action_units import AULabelConfig
 from datamodules.pipeline.face_tracks import FaceCropConfig
 from datamodules.tcd_timit import TCDTIMITDataModule
 
 BOX = FaceCropConfig(method="box")
+GEOMETRY = AULabelConfig(source="geometry")
 CASES = {
     # name: (datamodule class, its arguments: each system's setting at a small crop size)
     "lrw": (LRWDataModule, dict(image_size=64, sample_rate=8000)),  # E2E-NR
-    "grid": (GRIDDataModule, dict(image_size=56, crop=BOX, mfcc_width=28)),  # TCSAN
-    "tcd_timit": (TCDTIMITDataModule, dict(image_size=56, crop=FaceCropConfig(method="box", detect_every=5), mfcc_width=28)),
+    "grid": (GRIDDataModule, dict(image_size=56, crop=BOX, mfcc_width=28, au_labels=GEOMETRY)),  # TCSAN
+    "tcd_timit": (TCDTIMITDataModule, dict(image_size=56, crop=FaceCropConfig(method="box", detect_every=5),
+                                           mfcc_width=28, au_labels=GEOMETRY)),
     "avspeech": (AVSpeechDataModule, dict(image_size=64, fps=25, crop=FaceCropConfig(
         method="box", detector="mtcnn", box_track="interpolate", detect_every=10, box_scale=1.3, single_face=True))),
 }
@@ -67,6 +70,24 @@ def test_batches_have_the_documented_shapes_dtypes_and_ranges(prepared):
     assert batch["audio_length"].tolist() == expected  # exactly the frames' audio span
     if datamodule.hparams.mfcc_width:
         assert batch["mfcc"].shape == (b, t, 12, 28)
+    assert batch["identity"].shape == (b, 3, size, size)
+    if datamodule.au_config is not None:
+        assert batch["au"].shape == (b, t, 5) and set(batch["au"].unique().tolist()) <= {0.0, 1.0}
+        assert batch["au_mask"].shape == (b, t) and batch["au_mask"].dtype == torch.bool
+
+
+def test_identity_is_the_clips_first_frame_and_au_rates_travel_with_checkpoints(prepared):
+    _, _, datamodule = prepared
+    item = datamodule.datasets["test"][0]  # evaluation windows start at frame 0
+    assert torch.equal(item["identity"], item["video"][0])
+    if datamodule.au_config is None:
+        assert "au" not in item and "au_rates" not in datamodule.state_dict()
+        return
+    rates = datamodule.state_dict()["au_rates"]
+    assert len(rates) == 5 and all(0 < r <= 1 for r in rates)
+    restored = type(datamodule)(root=datamodule.hparams.root, au_labels=GEOMETRY)
+    restored.load_state_dict(datamodule.state_dict())
+    assert restored.au_rates.tolist() == rates
 
 
 def test_landmarks_lie_on_the_face_inside_the_crop(prepared):

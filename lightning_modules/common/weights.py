@@ -1,0 +1,42 @@
+"""Reading user-supplied pretrained weights: never executed as pickles, checked key by key and shape by shape
+against the network they are meant for, with an error that names the file and says how to get the right one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .errors import WeightsError
+
+
+def read_state_dict(path: Path, network: nn.Module, name: str, how_to_get: str,
+                    keep: Callable[[str], bool] = lambda key: True) -> dict[str, torch.Tensor]:
+    """The state dict at `path` (entries for which `keep` is False dropped), checked against `network`.
+
+    Raises:
+        WeightsError: the file is missing, not a `torch.save`d state dict, or its keys or shapes differ
+            from `network`'s; `name` and `how_to_get` go into the message.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: {name} weights file not found; {how_to_get}.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unpickling failure means the file is not a state dict
+        raise WeightsError(f"{path}: not a readable PyTorch state dict ({type(error).__name__}); {how_to_get}.") from None
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path}: holds a {type(state).__name__}, not a state dict; {how_to_get}.")
+    state = {k: v for k, v in state.items() if keep(k)}
+    expected = network.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    reshaped = [k for k in set(state) & set(expected) if state[k].shape != expected[k].shape]
+    if missing or unexpected or reshaped:
+        raise WeightsError(
+            f"{path} does not fit {name}: missing {missing[:3]}, unexpected {unexpected[:3]}, "
+            f"wrong shapes {reshaped[:3]} ({len(missing)}/{len(unexpected)}/{len(reshaped)} in all); {how_to_get}."
+        )
+    return state
