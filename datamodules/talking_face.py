@@ -255,6 +255,8 @@ class TalkingFaceDataModule(CachedDataModule):
         mfcc_width: > 0 adds `mfcc (B, T, 12, mfcc_width)` windows (TCSAN: 28), standardised with the
             training set's statistics (saved in checkpoints with the datamodule state).
         window_frames: frames per item (E2E-NR trains on whole 29-frame LRW clips); None = whole clips.
+        eval_whole_clips: validation and test items are whole clips whatever `window_frames` is (TCSAN
+            tests whole videos; TCD-TIMIT's are longer than its 75-frame training windows).
         noise: training items gain `noisy_audio`, a mixture with noise at a random SNR (`NoiseMixing`;
             E2E-NR's noise-resilient training); validation items a fixed one per clip. None = clean only.
         au_labels: items gain per-frame action-unit labels `au` and `au_mask` (`AULabelConfig`: OpenFace
@@ -277,6 +279,7 @@ class TalkingFaceDataModule(CachedDataModule):
         fps: Optional[float] = None,
         mfcc_width: int = 0,
         window_frames: Optional[int] = None,
+        eval_whole_clips: bool = False,
         noise: Optional[NoiseMixing] = None,
         au_labels: Optional[AULabelConfig] = None,
         batch_size: int = 16,
@@ -368,8 +371,10 @@ class TalkingFaceDataModule(CachedDataModule):
                                         np.concatenate([self._au_tables[r][1] for r in train]))
 
     def _windows(self, split: str, noise: RandomNoise | FixedNoise | None, random_start: bool) -> ClipWindows:
+        whole = split != "train" and self.hparams.eval_whole_clips
         return ClipWindows(self._items, self._rows[split], self.speakers(split), self.hparams.sample_rate,
-                           self.hparams.window_frames, random_start=random_start, mfcc_width=self.hparams.mfcc_width,
+                           None if whole else self.hparams.window_frames, random_start=random_start,
+                           mfcc_width=self.hparams.mfcc_width,
                            mfcc_stats=self.mfcc_stats, noise=noise, au_labels=self._au_tables)
 
     def _split_noise(self, split: str) -> Optional[RandomNoise]:
