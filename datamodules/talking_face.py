@@ -146,6 +146,18 @@ def clip_item(job: dict) -> tuple[dict, dict[str, np.ndarray]]:
 # ----------------------------------------------------------------------------- datasets
 
 
+def mfcc_windows(features: np.ndarray, stats: tuple[np.ndarray, np.ndarray], frames: range, fps: Fraction,
+                 width: int) -> np.ndarray:
+    """`(len(frames), 12, width)` float32: per video frame the `width` standardised MFCC columns centred
+    on it (`sync.feature_window`), zero (= the training mean) outside the utterance.
+
+    `features` `(N, 12)` unstandardised at 100 Hz; `stats` the training set's (mean, std) per coefficient.
+    """
+    mean, std = stats
+    standard = (np.asarray(features, dtype=np.float32) - mean) / std
+    return np.stack([take(standard, *feature_window(k, fps, width)).T for k in frames]).astype(np.float32)
+
+
 def to_unit_range(frames: np.ndarray) -> torch.Tensor:
     """`(T, S, S, 3)` uint8 → `(T, 3, S, S)` float32 in [-1, 1]."""
     return torch.from_numpy(np.asarray(frames, dtype=np.float32)).permute(0, 3, 1, 2) / 127.5 - 1.0
@@ -197,19 +209,13 @@ class ClipWindows(Dataset):
                 item["clean_audio"] = item["audio"]
             item[self.noise.target] = torch.from_numpy(np.asarray(mixture, dtype=np.float32))
         if self.mfcc_width and "mfcc" in arrays:
-            item["mfcc"] = torch.from_numpy(self._mfcc_windows(arrays["mfcc"], first, count, fps))
+            windows = mfcc_windows(arrays["mfcc"], self.mfcc_stats, range(first, first + count), fps, self.mfcc_width)
+            item["mfcc"] = torch.from_numpy(windows)
         if self.au_labels is not None:
             labels, valid = self.au_labels[self.rows[index]]
             item["au"] = torch.from_numpy(labels[first : first + count].astype(np.float32))
             item["au_mask"] = torch.from_numpy(valid[first : first + count].copy())
         return item
-
-    def _mfcc_windows(self, features: np.ndarray, first: int, count: int, fps: Fraction) -> np.ndarray:
-        """`(count, 12, W)`: per frame the W standardised columns centred on it, zero (= the mean) outside."""
-        mean, std = self.mfcc_stats
-        standard = (np.asarray(features, dtype=np.float32) - mean) / std
-        windows = [take(standard, *feature_window(k, fps, self.mfcc_width)).T for k in range(first, first + count)]
-        return np.stack(windows).astype(np.float32)
 
 
 def clip_collate(items: list[dict]) -> TalkingFaceBatch:

@@ -6,7 +6,7 @@ preprocessing from the stage's saved config, so your inputs are treated as the t
 - audio: any format PyAV or soundfile reads, any sample rate, any channel count, any length; it is
   mixed to mono and resampled to the model's rate;
 - image: any RGB/RGBA/greyscale picture holding a face; the face is detected and aligned as in the
-  dataset's preprocessing (E2E-NR: dlib landmarks, similarity to the template);
+  dataset's preprocessing (E2E-NR: dlib landmarks, similarity to the template; TCSAN: the square dlib box);
 - output: an H.264 mp4 at the model's frame rate with your audio muxed in.
 """
 

@@ -159,10 +159,17 @@ def test_e2e_nr_trains_both_stages_then_sweeps_snr_and_animates_a_photo(isolated
 
 
 def test_tcsan_pretrains_its_supervisors_then_trains_and_reports_the_paper_table(isolated_data_and_runs, tmp_path):
-    """`make train EXP=tcsan`: AU classifier and Audio2AU first, loaded by the full model; then `make eval`."""
+    """`make train EXP=tcsan`: AU classifier and Audio2AU first, loaded by the full model; then `make eval`
+    and `make infer` on a photo."""
+    import av
+    import numpy as np
+    import soundfile as sf
     import torch
+    from PIL import Image
+    from skimage.data import astronaut
 
     from experiments.evaluate import evaluate
+    from experiments.infer import infer
 
     assert train_entry.stage_chain("tcsan") == ["tcsan_au_classifier", "tcsan_audio2au", "tcsan"]
     assert train_entry.stage_chain("tcsan_tcn") == ["tcsan_tcn"]  # ablations without Audio2AU or L_au need neither
@@ -187,3 +194,13 @@ def test_tcsan_pretrains_its_supervisors_then_trains_and_reports_the_paper_table
     assert "not comparable" in rows["AU Avg F1"].note
     assert "AU classifier on generated: Avg F1" in rows
     assert "29.971" in (tmp_path / "eval" / "results.md").read_text()
+
+    speech = tmp_path / "speech.wav"
+    sf.write(speech, np.random.default_rng(0).normal(0, 0.1, 19680).astype(np.float32), 16000)  # 1.23 s
+    face = tmp_path / "face.png"
+    Image.fromarray(astronaut()).convert("LA").save(face)  # greyscale with alpha
+    out = infer("tcsan", str(run_dir), str(speech), str(face), str(tmp_path / "talking.mp4"), chunk_frames=8)
+    with av.open(str(out)) as container:
+        assert len(container.streams.audio) == 1
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 31 and frames[0].shape == (112, 112, 3)  # ceil(1.23 s × 25 fps)

@@ -168,8 +168,7 @@ class GeometryLabels:
 
 
 def class_rates(labels: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Occurrence rate r_i of each AU over the valid frames, `(N, 5)` + `(N,)` → `(5,)` float64, kept
-    inside [1e-3, 1] so that an AU never seen in a small set still gets a finite loss weight."""
+    """Occurrence rate r_i of each AU over the valid frames, `(N, 5)` + `(N,)` → `(5,)` float64 (0.5 each
+    when no frame is valid)."""
     chosen = np.asarray(labels, np.float64)[np.asarray(valid, bool)]
-    rates = chosen.mean(axis=0) if len(chosen) else np.full(len(AU_NAMES), 0.5)
-    return np.clip(rates, 1e-3, 1.0)
+    return chosen.mean(axis=0) if len(chosen) else np.full(len(AU_NAMES), 0.5)

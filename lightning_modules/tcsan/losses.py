@@ -26,9 +26,16 @@ def upper_half_l1(generated: torch.Tensor, identity: torch.Tensor, frame_mask: t
     return (generated[..., :rows, :] - identity[:, None, :, :rows, :]).abs()[frame_mask].mean()
 
 
+MIN_RATE = 0.05
+
+
 def au_class_weights(rates) -> torch.Tensor:
-    """w_i = (1/r_i)·n / Σ_j (1/r_j) from the training set's occurrence rates `(5,)`; Σ w_i = n."""
-    inverse = 1.0 / torch.as_tensor(np.asarray(rates, np.float64))
+    """w_i = (1/r_i)·n / Σ_j (1/r_j) from the training set's occurrence rates `(n,)`; Σ w_i = n.
+
+    Rates below 5 % count as 5 % (a guard the paper's data never trips), so an AU that is rare or absent
+    in a small training set cannot take nearly all the weight from the others.
+    """
+    inverse = 1.0 / torch.as_tensor(np.asarray(rates, np.float64)).clamp_min(MIN_RATE)
     return (inverse * len(inverse) / inverse.sum()).float()
 
 

@@ -10,23 +10,30 @@ experiment). The fusion variants and ablations of Tables 3, 4 and 6 are configs 
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
 from typing import Optional
 
+import numpy as np
 import torch
+from tqdm.auto import tqdm
 from lightning.pytorch.utilities import rank_zero_warn
 
 from datamodules.pipeline.action_units import AU_NAMES
+from datamodules.pipeline.features import MfccConfig, mfcc
+from datamodules.talking_face import mfcc_windows
 
 from ..common.checkpoints import load_submodule
 from ..common.gan import AdversarialModule, LossTerms
-from ..common.images import log_sample_grid
+from ..common.images import log_sample_grid, signed_to_uint8
 from ..common.losses import discriminator_adversarial_loss, generator_adversarial_loss
 from ..common.metrics import BinaryLabelScores
 from ..common.perceptual import VGGPerceptual
 from .fusion import FUSIONS
 from .losses import au_class_weights, au_loss, masked_frame_l1, upper_half_l1
-from .networks import IMAGE_SIZE, AUClassifier, Generator, PatchDiscriminator
+from .networks import IMAGE_SIZE, MFCC_COEFFICIENTS, MFCC_STEPS, AUClassifier, Generator, PatchDiscriminator
 
+SAMPLE_RATE = 16000
 PRETRAIN_HINT = "`make train EXP=tcsan` trains it first; or pass the checkpoint of EXP={experiment}"
 
 
@@ -89,6 +96,9 @@ class TCSANModule(AdversarialModule):
         self.au_classifier = AUClassifier(width, image_size) if au_weight > 0 or au_classifier_from else None
         self.perceptual = self._perceptual_network()
         self.register_buffer("au_weights", torch.ones(len(AU_NAMES)))
+        # The training set's MFCC statistics, copied from the datamodule, so inference standardises alike.
+        self.register_buffer("mfcc_mean", torch.zeros(MFCC_COEFFICIENTS))
+        self.register_buffer("mfcc_std", torch.ones(MFCC_COEFFICIENTS))
         self._load_pretrained()
         self._samples: dict[str, dict] = {}
         self._scores: dict[str, BinaryLabelScores] = {}
@@ -129,8 +139,12 @@ class TCSANModule(AdversarialModule):
             self.au_weights.copy_(au_class_weights(rates))
         elif self.hparams.au_weight > 0 and stage == "fit":
             raise ValueError("au_weight > 0 needs per-frame AU labels: set data.init_args.au_labels")
-        if datamodule is not None and not datamodule.hparams.get("mfcc_width"):
-            raise ValueError("TCSAN reads MFCC windows: set data.init_args.mfcc_width to 28")
+        if datamodule is not None and datamodule.hparams.get("mfcc_width") != MFCC_STEPS:
+            raise ValueError(f"TCSAN reads {MFCC_STEPS}-step MFCC windows: set data.init_args.mfcc_width to {MFCC_STEPS}")
+        stats = getattr(datamodule, "mfcc_stats", None)
+        if stats is not None:
+            self.mfcc_mean.copy_(torch.as_tensor(stats[0]))
+            self.mfcc_std.copy_(torch.as_tensor(stats[1]))
 
     def train(self, mode: bool = True):
         """The AU classifier keeps its BN statistics (and dropout off) during full training (spec §2.6)."""
@@ -237,3 +251,25 @@ class TCSANModule(AdversarialModule):
         from .evaluation import evaluate
 
         return evaluate(self, datamodule, max_clips=max_clips, batch_size=batch_size, landmarks=landmarks)
+
+    # --- inference ---------------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def synthesise(self, speech: np.ndarray, face: np.ndarray, chunk_frames: int = 250, fps: int = 25,
+                   progress: bool = False) -> np.ndarray:
+        """Any length of 16 kHz speech `(L,)` + a face crop `(S, S, 3)` uint8 → `(ceil(L·fps/16000), S, S, 3)` uint8.
+
+        The per-frame features are computed in one pass (TCSAN sees ±7 frames, Audio2AU's LSTM the whole
+        past); frames are then decoded `chunk_frames` at a time, which bounds the memory of long audio.
+        """
+        device = self.mfcc_mean.device
+        count = max(1, math.ceil(len(speech) * fps / SAMPLE_RATE))
+        stats = (self.mfcc_mean.cpu().numpy(), self.mfcc_std.cpu().numpy())
+        features = mfcc(np.asarray(speech, np.float32), MfccConfig(sample_rate=SAMPLE_RATE))
+        windows = mfcc_windows(features, stats, range(count), Fraction(fps), MFCC_STEPS)
+        identity = torch.from_numpy(face).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+        fused, skips = self.generator.encode(identity, torch.from_numpy(windows).to(device)[None])
+        starts = range(0, count, chunk_frames)
+        frames = [self.generator.decode(fused[:, start : start + chunk_frames], skips)[0]
+                  for start in tqdm(starts, desc="TCSAN frames", unit="chunk", disable=not progress)]
+        return signed_to_uint8(torch.cat(frames))

@@ -227,7 +227,9 @@ class Generator(nn.Module):
         for part in (self.audio_encoder, self.identity_encoder, self.decoder):
             init_weights(part)
 
-    def forward(self, identity: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
+    def encode(self, identity: torch.Tensor, mfcc: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Identity `(B, 3, S, S)` + MFCC `(B, T, 12, 28)` → fused per-frame features `(B, T, H)` and the
+        identity skips (one per clip)."""
         batch, frames = mfcc.shape[:2]
         windows = mfcc.reshape(batch, frames, 1, MFCC_COEFFICIENTS, -1)
         identity_features, skips = self.identity_encoder(identity)
@@ -235,6 +237,15 @@ class Generator(nn.Module):
                  self.audio_encoder(windows.flatten(0, 1)).view(batch, frames, -1)]
         if self.audio2au is not None:
             parts.append(self.audio2au.features(windows))
-        fused = self.fusion(torch.cat(parts, dim=-1))
+        return self.fusion(torch.cat(parts, dim=-1)), skips
+
+    def decode(self, fused: torch.Tensor, skips: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Fused features `(B, T, H)` + per-clip skips → frames `(B, T, 3, S, S)`; frames are independent
+        here, so any run of them can be decoded apart (bounded memory for long audio)."""
+        batch, frames = fused.shape[:2]
         repeated = [skip.repeat_interleave(frames, dim=0) for skip in skips]
-        return self.decoder(fused.flatten(0, 1), repeated).view(batch, frames, *identity.shape[1:])
+        decoded = self.decoder(fused.flatten(0, 1), repeated)
+        return decoded.view(batch, frames, *decoded.shape[1:])
+
+    def forward(self, identity: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
+        return self.decode(*self.encode(identity, mfcc))

@@ -43,6 +43,9 @@ def test_class_weights_sum_to_the_number_of_aus():
     weights = au_class_weights([0.5, 0.1, 0.2, 0.8, 0.4])
     assert math.isclose(float(weights.sum()), 5.0, rel_tol=1e-6)
     assert weights[1] == weights.max()  # the rarest AU weighs most
+    guarded = au_class_weights([0.001, 0.0, 0.05, 0.5, 0.1])  # rare or absent AUs count as 5 %
+    assert torch.allclose(guarded[:3], guarded[0].expand(3)) and math.isclose(float(guarded.sum()), 5.0, rel_tol=1e-6)
+    assert math.isclose(float(guarded[0] / guarded[3]), 10.0, rel_tol=1e-5)
 
 
 def test_bce_matches_a_hand_computed_example():

@@ -131,3 +131,14 @@ def test_each_configuration_names_its_paper_row_and_the_tables_average_as_printe
         f1, accuracy = (sum(column) / 5 for column in zip(*per_au))
         assert abs(f1 - PAPER_RESULTS[row]["grid"][2]) < 0.0015, row
         assert abs(accuracy - PAPER_RESULTS[row]["grid"][3]) < 0.015, row
+
+
+def test_synthesis_gives_one_frame_per_40_ms_and_chunks_decode_identically():
+    import numpy as np
+
+    module = TCSANModule(width=0.125, per_weight=0.0, au_weight=0.0).eval()
+    speech = np.random.default_rng(0).normal(0, 0.1, 16000 + 700).astype(np.float32)  # 1.04375 s
+    face = np.random.default_rng(1).integers(0, 256, (112, 112, 3), dtype=np.uint8)
+    whole = module.synthesise(speech, face, chunk_frames=1000)
+    assert whole.shape == (27, 112, 112, 3) and whole.dtype == np.uint8  # ceil(1.04375 × 25)
+    assert np.array_equal(module.synthesise(speech, face, chunk_frames=4), whole)
