@@ -43,9 +43,13 @@ class EvaluationReport:
     rows: list[ResultRow] = field(default_factory=list)
     details: dict = field(default_factory=dict)
     sweep: Optional[Sweep] = None
+    # Rows of a table laid out as the paper's (one row per method and source, one column per metric):
+    # dicts with the same keys, e.g. {"method": …, "measured on": …, "PSNR": …}.
+    comparison: list[dict] = field(default_factory=list)
 
     def extend(self, other: "EvaluationReport") -> None:
         self.rows += other.rows
+        self.comparison += [row for row in other.comparison if row not in self.comparison]
         self.details.update(other.details)
         if other.sweep is not None:
             if self.sweep is None:
@@ -60,6 +64,11 @@ class EvaluationReport:
         for row in self.rows:
             paper = "—" if row.paper is None else f"{row.paper:g}"
             lines.append(f"| {row.metric} | {row.setting} | {paper} | {row.ours:.3f} | {row.note} |")
+        if self.comparison:
+            columns = list(self.comparison[0])
+            lines += ["", "As laid out in the paper:", "", "| " + " | ".join(columns) + " |",
+                      "|" + "---|" * len(columns)]
+            lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in self.comparison]
         lines += ["", "Paper numbers were measured on the paper's data and models; ours on the dataset named in the "
                   "header. They are comparable only when that dataset is the paper's."]
         return "\n".join(lines) + "\n"
@@ -76,3 +85,9 @@ class EvaluationReport:
 
             written.append(plot_sweep(self.sweep, folder / "sweep.png", title=self.system))
         return written
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)

@@ -181,7 +181,19 @@ def build_report(module, datamodule, scorer: ClipScorer) -> EvaluationReport:
         _classifier_rows(report, scorer, row, layout)
     report.details.update(pixels=pixels, paper_row=row, perceptual_loss=module.perceptual_active,
                           au_labels=datamodule.hparams.get("au_labels"))
+    _paper_layout(report, name, layout, paper, datamodule.description)
     return report
+
+
+def _paper_layout(report: EvaluationReport, name: str, layout: str, paper, dataset: str) -> None:
+    """The paper's row and ours side by side, columns as in its Tables 3–5."""
+    ours = {row.metric: row.ours for row in report.rows}
+    columns = ("PSNR (dB)", "SSIM", "AU Avg F1", "AU Avg Acc (%)")
+    if paper is not None:
+        report.comparison.append({"method": f"{name} (paper)", "measured on": DATASET_NAMES[layout],
+                                  **dict(zip(columns, paper))})
+    report.comparison.append({"method": f"{name} (ours)", "measured on": dataset,
+                              **{c: ours.get(c) for c in columns}})
 
 
 def _classifier_rows(report: EvaluationReport, scorer: ClipScorer, row: Optional[str], layout: str) -> None:

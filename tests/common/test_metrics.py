@@ -63,3 +63,15 @@ def test_thumbnail_embedder_separates_tints_and_ignores_nothing_else():
     assert torch.allclose(out[0], out[1]) and (out[0] - out[2]).abs().sum() > 0.1
     with pytest.raises(ValueError, match="'vgg'"):
         build_face_embedder("vgg")
+
+
+def test_binary_label_scores_pool_frames_and_average_labels():
+    from lightning_modules.common.metrics import BinaryLabelScores
+
+    scores = BinaryLabelScores(2)
+    scores.update(torch.tensor([[1, 0], [1, 0]]), torch.tensor([[1, 0], [0, 0]]))
+    scores.update(torch.tensor([[0, 0]]), torch.tensor([[1, 0]]))
+    result = scores.compute(("a", "b"))
+    assert result["a"] == {"f1": 0.5, "accuracy": pytest.approx(1 / 3)}  # tp 1, fp 1, fn 1, tn 0
+    assert result["b"]["accuracy"] == 1.0 and result["b"]["f1"] != result["b"]["f1"]  # F1 undefined: NaN
+    assert result["mean"] == {"f1": 0.5, "accuracy": pytest.approx(2 / 3)}  # NaN F1 left out of the mean
