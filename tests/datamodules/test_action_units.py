@@ -74,3 +74,16 @@ def test_openface_csv_without_au_columns_names_the_fix(tmp_path):
 def test_rates_use_valid_frames_only():
     labels = np.array([[1, 0, 0, 1, 1], [1, 0, 0, 0, 1], [0, 0, 0, 0, 0]])
     assert class_rates(labels, np.array([True, True, False])).tolist() == [1.0, 0.0, 0.0, 0.5, 1.0]
+
+
+def test_tcsan_splits_hold_out_6_of_33_grid_speakers_and_10_of_59_tcd_volunteers(tmp_path):
+    from datamodules.grid import speaker_split
+    from datamodules.tcd_timit import volunteer_split
+
+    grid = [f"s{n}" for n in range(1, 35) if n != 21]  # s21 has no video
+    splits = [speaker_split(tmp_path, speaker, "tcsan") for speaker in grid]
+    assert splits.count("train") == 27 and splits.count("test") == 6
+    volunteers = [f"{n:02d}{'M' if n % 2 else 'F'}" for n in range(1, 60)]
+    tcd = [volunteer_split(tmp_path, volunteer) for volunteer in volunteers]
+    assert tcd.count("train") == 49 and tcd.count("test") == 10
+    assert all(split == "test" for volunteer, split in zip(volunteers, tcd) if int(volunteer[:2]) >= 50)
