@@ -8,7 +8,7 @@ A system subclasses `AdversarialModule` and supplies:
 - `configure_optimizers()` returning `[generator_optimizer, discriminator_optimizer]`,
 
 optionally `evaluation_step(batch, batch_idx, split)` and `evaluation_epoch_end(split)` (validation and
-test share them), and may override `trains_discriminator()` to run a generator-only phase (E2E-NR's reconstruction stage:
+test share them: `split_evaluation.py`), and may override `trains_discriminator()` to run a generator-only phase (E2E-NR's reconstruction stage:
 D is neither run nor stepped). Several discriminators share the one D optimiser: Adam's state is per
 parameter, so one Adam over both parameter sets equals two with the same settings.
 
@@ -22,9 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
+
+from .split_evaluation import SplitEvaluationModule
 
 NONFINITE_POLICIES = ("raise", "skip")
 
@@ -52,7 +53,7 @@ def detach_all(value: Any) -> Any:
     return value
 
 
-class AdversarialModule(L.LightningModule):
+class AdversarialModule(SplitEvaluationModule):
     """Base LightningModule with the shared two-player training step.
 
     Args:
@@ -83,24 +84,6 @@ class AdversarialModule(L.LightningModule):
 
     def discriminator_loss(self, batch: Any, output: Any) -> LossTerms:
         raise NotImplementedError
-
-    def evaluation_step(self, batch: Any, batch_idx: int, split: str) -> None:
-        """Validation and test share one step; `split` ("val" or "test") prefixes the logged keys."""
-
-    def evaluation_epoch_end(self, split: str) -> None:
-        """After every validation or test epoch (sample grids, metrics over the whole split)."""
-
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self.evaluation_step(batch, batch_idx, "val")
-
-    def test_step(self, batch: Any, batch_idx: int) -> None:
-        self.evaluation_step(batch, batch_idx, "test")
-
-    def on_validation_epoch_end(self) -> None:
-        self.evaluation_epoch_end("val")
-
-    def on_test_epoch_end(self) -> None:
-        self.evaluation_epoch_end("test")
 
     def trains_discriminator(self) -> bool:
         """False for a generator-only phase; D's optimiser then never steps."""

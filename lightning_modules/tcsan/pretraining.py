@@ -14,20 +14,20 @@ from __future__ import annotations
 
 from typing import Optional
 
-import lightning as L
 import torch
 
 from datamodules.pipeline.action_units import AU_NAMES
 
 from ..common.checkpoints import load_stage_weights
 from ..common.metrics import BinaryLabelScores
+from ..common.split_evaluation import SplitEvaluationModule
 from .losses import au_class_weights, au_loss
 from .networks import IMAGE_SIZE, AUClassifier, Audio2AU
 
 THRESHOLD = 0.5
 
 
-class AUPretrainingModule(L.LightningModule):
+class AUPretrainingModule(SplitEvaluationModule):
     """Shared training, validation and optimisation of an AU predictor; subclasses save `lr` and `betas`
     in their hparams and give `predict(batch)` → probabilities `(..., 5)`, targets `(..., 5)`, valid
     `(...)` bool, and `loss(...)` of the three."""
@@ -63,31 +63,19 @@ class AUPretrainingModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=int(valid.sum()))
         return loss
 
-    def _evaluate(self, batch: dict, split: str) -> None:
+    def evaluation_step(self, batch: dict, batch_idx: int, split: str) -> None:
         probabilities, targets, valid = self.predict(batch)
         self.log(f"{split}/loss", self.loss(probabilities, targets, valid), batch_size=max(int(valid.sum()), 1))
         scores = self._scores.setdefault(split, BinaryLabelScores(len(AU_NAMES)))
         scores.update(probabilities[valid] > THRESHOLD, targets[valid] > THRESHOLD)
 
-    def _log_scores(self, split: str) -> None:
+    def evaluation_epoch_end(self, split: str) -> None:
         scores = self._scores.pop(split, None)
         if scores is None:
             return
         for name, values in scores.compute(AU_NAMES).items():
             for metric, value in values.items():
                 self.log(f"{split}/{metric}_{name.lower()}", value)
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, "test")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_scores("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_scores("test")
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.betas))
