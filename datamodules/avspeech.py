@@ -16,6 +16,7 @@ paper ignores it and drops multi-face clips instead, which is the default).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -86,7 +87,18 @@ def scan_avspeech(root: str | Path, split: str = "official") -> list[ClipFiles]:
         rank_zero_info(f"avspeech: {missing} csv row(s) have no downloaded clip under {root}; skipped.")
     if not clips:
         raise DatasetError(f"{root}: none of the csv rows has a downloaded <youtube_id>_<start>.mp4 clip.")
-    return clips
+    return ensure_validation(clips)
+
+
+def ensure_validation(clips: list[ClipFiles]) -> list[ClipFiles]:
+    """When hashing put no video in "val" (a small download), move the training video with the smallest
+    bucket there, so that validation, and the checkpoints chosen by it, exist."""
+    training = sorted({c.speaker for c in clips if c.split == "train"}, key=video_bucket)
+    if any(c.split == "val" for c in clips) or len(training) < 2:
+        return clips
+    rank_zero_info(f"avspeech: no video fell into the validation split; using video {training[0]}.")
+    return [dataclasses.replace(c, split="val") if c.split == "train" and c.speaker == training[0] else c
+            for c in clips]
 
 
 class AVSpeechDataModule(TalkingFaceDataModule):

@@ -40,18 +40,32 @@ def experiment_data_args(experiment: str, class_path: str) -> dict[str, Any]:
     from experiments.train import ExperimentError, lineage
 
     try:
-        configs = [yaml.safe_load((REPO_ROOT / "experiments" / f"{name}.yaml").read_text()) or {}
-                   for name in lineage(experiment)]
+        files = [REPO_ROOT / "experiments" / f"{name}.yaml" for name in lineage(experiment)]
     except ExperimentError as error:
         raise SystemExit(f"error: {error}") from None
-    data: dict[str, Any] = {"init_args": {}}
-    for config in configs:  # like LightningCLI: a later class_path keeps the earlier init_args
-        section = config.get("data", {})
-        data["class_path"] = section.get("class_path", data.get("class_path"))
-        data["init_args"].update(section.get("init_args") or {})
-    if data.get("class_path") != class_path:
-        raise SystemExit(f"error: experiment {experiment} reads {data.get('class_path')}, not {class_path}")
-    return dict(data["init_args"])
+    found, init_args = data_section(files)
+    if found != class_path:
+        raise SystemExit(f"error: experiment {experiment} reads {found}, not {class_path}")
+    return init_args
+
+
+def data_section(config_files: list[str | Path]) -> tuple[str | None, dict[str, Any]]:
+    """(class_path, init_args) of the `data` sections of stacked config files, later files overriding
+    earlier ones key by key (nested mappings merged), as LightningCLI stacks them."""
+    class_path, init_args = None, {}
+    for path in config_files:
+        section = (yaml.safe_load(Path(path).read_text()) or {}).get("data", {})
+        class_path = section.get("class_path", class_path)
+        _merge(init_args, section.get("init_args") or {})
+    return class_path, init_args
+
+
+def _merge(target: dict[str, Any], update: dict[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
 
 
 def apply_setting(kwargs: dict[str, Any], setting: str) -> None:

@@ -5,6 +5,7 @@ This class adds what all of them share, so no YAML repeats it:
 
 - values stated once in `data` and copied into `model` (`link_arguments`): image size, mel bands, and the
   number of training identities (known only once the dataset is scanned);
+- `requires`: experiments that must complete first, without passing a checkpoint (read by `experiments.train`);
 - `extends`: the experiment this one is a variant of (its config is stacked first, by `experiments.train`);
 - `next_stage`: the experiment to run after this one, initialised from this one's best checkpoint
   (read by `experiments.train`, which chains stages such as SF2F's encoder-decoder → fuser);
@@ -25,7 +26,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning_modules.common.callbacks import LastCheckpoint
 
 WANDB_PROJECT = "talking-faces"
-LINKED_VALUES = ("image_size", "n_mels", "audio_samples")
+LINKED_VALUES = ("image_size", "n_mels", "audio_samples", "generator", "speech_encoder", "inversion", "rows")
 TRAINER_DEFAULTS = {
     "logger": {
         "class_path": "lightning.pytorch.loggers.WandbLogger",
@@ -57,6 +58,8 @@ class ProjectCLI(LightningCLI):
         parser.add_argument("--pretrained", type=Optional[dict[str, str]], default=None,
                             help="Model arguments filled by experiments.train with the best checkpoints of these "
                             "experiments, which run first (e.g. au_classifier_from: tcsan_au_classifier).")
+        parser.add_argument("--requires", type=Optional[list[str]], default=None,
+                            help="Experiments run before this one by experiments.train (A2V's VAE: a2v_invert).")
         parser.add_argument("--extends", type=Optional[str], default=None,
                             help="Experiment whose config this one is stacked on (read by experiments.train).")
         parser.add_argument("--checkpoint_every_n_steps", type=int, default=200,

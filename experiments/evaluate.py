@@ -39,8 +39,9 @@ def resolve_checkpoint(experiment: str, value: str) -> Path:
     # A stage folder, else the run folder's latest stage in chain order (pretraining stages come first).
     folders = [path] + [path / stage for stage in reversed(stage_chain(experiment))] + sorted(path.glob("*/"))[::-1]
     for folder in folders:
-        if (folder / "COMPLETED.json").exists():
-            return Path(json.loads((folder / "COMPLETED.json").read_text())["best"])
+        best = json.loads((folder / "COMPLETED.json").read_text())["best"] if (folder / "COMPLETED.json").exists() else None
+        if best:  # data-preparation stages complete without a checkpoint
+            return Path(best)
         if (folder / "checkpoints" / "last.ckpt").exists():
             return folder / "checkpoints" / "last.ckpt"
     raise ExperimentError(f"{path}: no checkpoint found (not a .ckpt, and no COMPLETED.json or checkpoints/last.ckpt).")
@@ -69,6 +70,7 @@ def load_for_evaluation(checkpoint: Path, data: str | None):
 def evaluate(experiment: str, checkpoints: list[str], data: str | None, out: str | None, options: dict,
              use_wandb: bool = True):
     report = None
+    folder = Path(out) if out else resolve_checkpoint(experiment, checkpoints[0]).resolve().parents[1] / "eval"
     for value in checkpoints:
         checkpoint = resolve_checkpoint(experiment, value)
         model, datamodule = load_for_evaluation(checkpoint, data)
@@ -78,13 +80,13 @@ def evaluate(experiment: str, checkpoints: list[str], data: str | None, out: str
         datamodule.prepare_data()
         datamodule.setup("test")
         print(f"[eval] {checkpoint}", file=sys.stderr)
-        part = model.paper_evaluation(datamodule, **options)
+        extra = {"out_dir": str(folder)} if "out_dir" in inspect.signature(model.paper_evaluation).parameters else {}
+        part = model.paper_evaluation(datamodule, **{**extra, **options})
         part.details = {str(checkpoint): part.details}
         if report is None:
             report = part
         else:
             report.extend(part)
-    folder = Path(out) if out else resolve_checkpoint(experiment, checkpoints[0]).resolve().parents[1] / "eval"
     written = report.write(folder)
     if use_wandb:
         log_to_wandb(report, written, folder, experiment)
@@ -94,7 +96,7 @@ def evaluate(experiment: str, checkpoints: list[str], data: str | None, out: str
 
 
 def check_options(method, options: dict) -> None:
-    accepted = [name for name in inspect.signature(method).parameters if name != "datamodule"]
+    accepted = [name for name in inspect.signature(method).parameters if name not in ("datamodule", "out_dir")]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ExperimentError(f"unknown evaluation option(s) {unknown}; this system accepts {accepted}")

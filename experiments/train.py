@@ -4,7 +4,8 @@ What `make train EXP=…` runs. An experiment is `experiments/<EXP>.yaml`; when 
 another experiment, that stage runs afterwards, initialised from this stage's best checkpoint (SF2F:
 encoder-decoder, then the fuser). When its `pretrained` maps model arguments to experiments, those run
 first and their best checkpoints fill the arguments (TCSAN: the AU classifier and Audio2AU). An
-experiment that `extends` another lists only what differs: its config is stacked on the other's
+experiment with `job: prepare` only prepares its data (A2V's GAN inversion);
+one that `requires` other experiments runs after them. An experiment that `extends` another lists only what differs: its config is stacked on the other's
 (`datasets/<name>` holds data sections shared by several experiments). Each run lives in `runs/<EXP>/<timestamp>/<stage>/` (config, W&B
 offline run, sample grids, `checkpoints/`); a finished stage leaves `COMPLETED.json` there.
 
@@ -72,13 +73,19 @@ def pretrained_inputs(stage: str) -> dict[str, str]:
     return dict(config_value(stage, "pretrained") or {})
 
 
+def stage_dependencies(stage: str) -> list[str]:
+    """Experiments that must complete before `stage`: those of its `pretrained` mapping, then those it
+    `requires` without taking a checkpoint from (A2V's VAE needs the inverted data of `a2v_invert`)."""
+    return [*pretrained_inputs(stage).values(), *(config_value(stage, "requires") or [])]
+
+
 def stage_chain(experiment: str, _visiting: tuple[str, ...] = ()) -> list[str]:
     """The stages `make train EXP=experiment` runs, in order: `experiment` and the stages its configs name
-    in `next_stage`, each preceded by the stages of the experiments it loads pretrained networks from
-    (its `pretrained` mapping; TCSAN's AU classifier and Audio2AU)."""
+    in `next_stage`, each preceded by the stages it depends on (`stage_dependencies`; TCSAN's AU
+    classifier and Audio2AU, A2V's inversion and VAE)."""
     plan: list[str] = []
     for stage in _follow(experiment, "next_stage"):
-        for dependency in pretrained_inputs(stage).values():
+        for dependency in stage_dependencies(stage):
             if dependency in _visiting + (stage,):
                 raise ExperimentError(f"{stage}: pretrained {dependency!r} makes a cycle")
             plan += [s for s in stage_chain(dependency, _visiting + (stage,)) if s not in plan]
@@ -163,6 +170,13 @@ def train(experiment: str, data: str | None = None, resume: str | None = None,
             best[stage] = json.loads(completed.read_text())["best"]
             print(f"[train] {stage}: already completed in {stage_dir}, skipping")
             continue
+        if config_value(stage, "job") == "prepare":
+            best[stage] = None
+            summary = prepare_stage(stage_configs(stage, demo=data is None, smoke=smoke), overrides)
+            completed.parent.mkdir(parents=True, exist_ok=True)
+            completed.write_text(json.dumps({"best": None, "prepared": summary}, indent=1))
+            print(f"[train] {stage}: data prepared: {summary}")
+            continue
         stage_overrides = list(overrides)
         stage_overrides += [f"--model.init_args.{argument}={best[source]}" for argument, source in inputs[stage].items()]
         ckpt = _resume_checkpoint(stage_dir, resume)
@@ -184,6 +198,25 @@ def train(experiment: str, data: str | None = None, resume: str | None = None,
             _restart_for_next_stage(run_dir)
     print(f"[train] done: {run_dir}")
     return run_dir
+
+
+def prepare_stage(configs: list[str], overrides: list[str]) -> dict:
+    """A stage that only prepares data (`job: prepare`; A2V's GAN inversion and Wav2Vec2 features): the
+    stacked configs' datamodule, with `--data.init_args.KEY=VALUE` overrides, prepares its caches; returns
+    its `statistics()` when it has them."""
+    from datamodules.prepare import apply_setting, data_section, make_datamodule
+
+    class_path, init_args = data_section(configs)
+    prefix = "--data.init_args."
+    for override in overrides:
+        if override.startswith(prefix):
+            apply_setting(init_args, override[len(prefix):])
+        else:
+            print(f"[train] {override}: not a data setting; a data-preparation stage ignores it")
+    datamodule = make_datamodule(class_path, init_args)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    return datamodule.statistics() if hasattr(datamodule, "statistics") else {}
 
 
 def _restart_for_next_stage(run_dir: Path) -> None:

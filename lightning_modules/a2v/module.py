@@ -1,0 +1,217 @@
+"""A2V's two trained stages (spec §2.3, §2.5) as LightningModules.
+
+- `ResidualVAEModule` (`EXP=a2v_vae`): the VAE over normalised Δw of rows 5–7, MSE + β·KL, batches of
+  frames; μ_code and σ_code (the training split's) are buffers, so the checkpoint normalises by itself.
+- `Embed2LatModule` (`EXP=a2v_embed2lat`, `EXP=a2v`): Wav2Vec2 features → the frozen VAE encoder's μ of
+  each frame, MSE; renders sample videos through the frozen generator with μ' × `mu_gain` (the paper's 500).
+
+Neither the generator nor Wav2Vec2 is stored in checkpoints: both are rebuilt from their configs (the
+user's files, or the seeded stand-ins), like the frozen VGG of TCSAN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from datamodules.pipeline.configs import as_config
+
+from ..common.checkpoints import load_submodule
+from ..common.images import log_sample_grid, signed_to_uint8
+from ..common.split_evaluation import SplitEvaluationModule
+from .embed2lat import Embed2Lat
+from .generator import GeneratorConfig, build_generator, render
+from .inversion import InversionConfig, Inverter
+from .latents import DEFAULT_ROWS, compose
+from .speech_encoder import (SAMPLE_RATE, SpeechEncoderConfig, architecture, build_speech_encoder,
+                             features_for_frames, speech_features)
+from .vae import NormalisedVAE, kl_divergence
+
+W_DIM = 512
+SAMPLE_FRAMES = 8  # frames per row of the logged sample grids
+
+
+class ResidualVAEModule(SplitEvaluationModule):
+    """Args:
+        rows: W+ rows whose residuals are modelled (input 512 per row).
+        latent_dim: the code size (96).
+        beta: KL weight (the paper gives none; spec default 1e-3).
+        lr, betas: Adam.
+    """
+
+    checkpoint_monitor = ("val/recon_mse", "min")
+
+    def __init__(self, rows: tuple[int, ...] = DEFAULT_ROWS, latent_dim: int = 96, beta: float = 1e-3,
+                 lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999)):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = NormalisedVAE(len(rows) * W_DIM, latent_dim)
+
+    def setup(self, stage: str) -> None:
+        stats = getattr(getattr(self.trainer, "datamodule", None), "code_stats", None)
+        if stage == "fit" and stats is not None:
+            self.model.set_statistics(*stats)
+
+    def losses(self, residual: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = self.model.normalise(residual)
+        reconstruction, mu, logvar = self.model.vae(x)
+        recon_mse = (reconstruction - x).square().mean()
+        kl = kl_divergence(mu, logvar).mean()
+        return {"loss": recon_mse + self.hparams.beta * kl, "recon_mse": recon_mse, "kl": kl}
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        losses = self.losses(batch["residual"])
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=len(batch["residual"]))
+        return losses["loss"]
+
+    def evaluation_step(self, batch: dict, batch_idx: int, split: str) -> None:
+        losses = self.losses(batch["residual"])  # eval mode: decoded from μ
+        self.log_dict({f"{split}/{k}": v for k, v in losses.items()}, batch_size=len(batch["residual"]))
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.betas))
+
+
+class Embed2LatModule(SplitEvaluationModule):
+    """Args:
+        vae_from: the `a2v_vae` stage's checkpoint (filled by `make train EXP=a2v`); frozen here.
+        speech_encoder: the Wav2Vec2 whose features are the input (its architecture is copied).
+        generator: the frozen generator that renders sample videos.
+        inversion: how `synthesise` inverts a new face (the first-frame schedule).
+        rows, latent_dim: must match the VAE.
+        dropout: Embed2Lat's hidden, attention and activation dropout.
+        init_from_wav2vec2: start the transformer from the speech encoder's weights instead of random.
+        lr, betas: Adam (the paper: lr 1e-5).
+        mu_gain: μ' is multiplied by this before decoding in rendered videos (the paper: 500); losses use 1.
+    """
+
+    checkpoint_monitor = ("val/mse", "min")
+
+    def __init__(self, vae_from: Optional[str] = None, speech_encoder: Optional[SpeechEncoderConfig] = None,
+                 generator: Optional[GeneratorConfig] = None, inversion: Optional[InversionConfig] = None,
+                 rows: tuple[int, ...] = DEFAULT_ROWS, latent_dim: int = 96, dropout: float = 0.1,
+                 init_from_wav2vec2: bool = False, lr: float = 1e-5, betas: tuple[float, float] = (0.9, 0.999),
+                 mu_gain: float = 500.0):
+        super().__init__()
+        self.save_hyperparameters()
+        self.speech_config = as_config(SpeechEncoderConfig, speech_encoder)
+        self.generator_config = as_config(GeneratorConfig, generator)
+        self.inversion_config = as_config(InversionConfig, inversion)
+        # Plain dicts in hparams: checkpoints then load with torch.load(weights_only=True).
+        self.hparams.update(speech_encoder=asdict(self.speech_config), generator=asdict(self.generator_config),
+                            inversion=asdict(self.inversion_config))
+        self.vae = NormalisedVAE(len(rows) * W_DIM, latent_dim).requires_grad_(False)
+        if vae_from:
+            load_submodule(self.vae, vae_from, prefix="model.", must_match="rows and latent_dim")
+        initial = build_speech_encoder(self.speech_config) if init_from_wav2vec2 else None
+        self.embed2lat = Embed2Lat(architecture(self.speech_config), latent_dim, dropout, initial)
+        self._frozen: dict[str, nn.Module] = {}  # generator and speech encoder: built on use, never saved
+        self._samples: dict[str, dict] = {}
+
+    def frozen(self, name: str) -> nn.Module:
+        if name not in self._frozen:
+            build = {"generator": lambda: build_generator(self.generator_config),
+                     "speech_encoder": lambda: build_speech_encoder(self.speech_config)}[name]
+            self._frozen[name] = build()
+        return self._frozen[name].to(self.device)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.vae.eval()  # frozen: targets are the encoder's deterministic μ
+        return self
+
+    def targets(self, residual: torch.Tensor) -> torch.Tensor:
+        """μ* `(B, N, 96)` of residuals `(B, N, 1536)`."""
+        with torch.no_grad():
+            return self.vae.code(residual)
+
+    def forward(self, features: torch.Tensor, frames: int) -> torch.Tensor:
+        """`(B, 2N, D)` → μ' `(B, N, 96)`."""
+        return self.embed2lat(features, frames)
+
+    def residuals(self, mu: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+        """Decoded Δŵ `(B, N, 1536)` of codes `(B, N, 96)` scaled by `gain` (Eq. 3)."""
+        with torch.no_grad():
+            return self.vae.residual(gain * mu)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        target = self.targets(batch["residual"])
+        loss = (self(batch["features"], target.shape[1]) - target).square().mean()
+        self.log("train/mse", loss, prog_bar=True, batch_size=len(target))
+        return loss
+
+    def evaluation_step(self, batch: dict, batch_idx: int, split: str) -> None:
+        target = self.targets(batch["residual"])
+        prediction = self(batch["features"], target.shape[1])
+        self.log(f"{split}/mse", (prediction - target).square().mean(), batch_size=len(target))
+        self.log(f"{split}/mse_zero_baseline", target.square().mean(), batch_size=len(target))
+        if batch_idx == 0:
+            self._samples[split] = {"w0": batch["w0"][:1], "prediction": prediction[:1], "residual": batch["residual"][:1]}
+
+    def evaluation_epoch_end(self, split: str) -> None:
+        sample = self._samples.pop(split, None)
+        if sample is None or self.trainer.sanity_checking:
+            return
+        rows = self.sample_rows(sample["w0"], sample["prediction"], sample["residual"])
+        log_sample_grid(self, f"{split}/samples", [(r + 1) / 2 for r in rows.values()],
+                        caption=" | ".join(rows) + " (rows, top to bottom)")
+
+    def sample_rows(self, w0: torch.Tensor, prediction: torch.Tensor, residual: torch.Tensor,
+                    count: int = SAMPLE_FRAMES) -> dict[str, torch.Tensor]:
+        """`count` evenly spaced frames `(count, 3, R, R)` of one clip: the inversion, and the prediction
+        at gain 1 and at `mu_gain`."""
+        picks = torch.linspace(0, residual.shape[1] - 1, min(count, residual.shape[1])).long()
+        generator, rows = self.frozen("generator"), self.hparams.rows
+        codes = {"inversion": compose(w0, residual[:, picks], rows),
+                 "predicted (gain 1)": compose(w0, self.residuals(prediction[:, picks]), rows),
+                 f"predicted (gain {self.hparams.mu_gain:g})":
+                     compose(w0, self.residuals(prediction[:, picks], self.hparams.mu_gain), rows)}
+        return {name: render(generator, code[0]) for name, code in codes.items()}
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.embed2lat.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.betas))
+
+    # ------------------------------------------------------------------ inference
+
+    def invert_face(self, face: np.ndarray) -> torch.Tensor:
+        """A `(S, S, 3)` uint8 face crop → its W+ code `(1, 16, 512)` (the first-frame schedule)."""
+        inverter = Inverter.build(self.frozen("generator"), self.inversion_config)
+        image = torch.from_numpy(np.asarray(face, dtype=np.float32)).permute(2, 0, 1)[None] / 127.5 - 1
+        return inverter.first_frames(inverter.targets(image)).to(self.device)
+
+    @torch.no_grad()
+    def synthesise(self, speech: np.ndarray, face: np.ndarray, chunk_frames: int = 250, fps: int = 25,
+                   progress: bool = False, gain: Optional[float] = None) -> np.ndarray:
+        """16 kHz speech `(n,)` and a face crop → `(N, R, R, 3)` uint8 frames at 25 fps (N = 25·n/16000).
+
+        The face is inverted (≈ 1000 steps), Wav2Vec2 and Embed2Lat run on the whole utterance, and the
+        frames are rendered `chunk_frames` at a time with μ' × `gain` (default `mu_gain`).
+        """
+        from tqdm.auto import tqdm
+
+        frames = len(speech) * fps // SAMPLE_RATE
+        if frames < 1:
+            raise ValueError(f"speech of {len(speech)} samples is shorter than one video frame ({SAMPLE_RATE // fps}).")
+        with torch.enable_grad():
+            w0 = self.invert_face(face)
+        wave = torch.from_numpy(np.asarray(speech, dtype=np.float32))[None].to(self.device)
+        features = features_for_frames(speech_features(self.frozen("speech_encoder"), wave)[0], frames)
+        residual = self.residuals(self(features[None], frames), self.hparams.mu_gain if gain is None else gain)
+        generator, rendered = self.frozen("generator"), []
+        for start in tqdm(range(0, frames, chunk_frames), desc="rendering", unit="chunk", disable=not progress):
+            codes = compose(w0, residual[:, start : start + chunk_frames], self.hparams.rows)[0]
+            rendered.append(signed_to_uint8(render(generator, codes)))
+        return np.concatenate(rendered)
+
+    def paper_evaluation(self, datamodule, max_clips: Optional[int] = None, videos: int = 3,
+                         out_dir: Optional[str] = None):
+        """Spec §6: Embed2Lat MSE (train/val/test) beside trivial baselines, per-dimension correlation, the
+        VAE's reconstruction and motion retention, frame motion at gain 1 and `mu_gain`, sample videos."""
+        from .evaluation import evaluate_embed2lat
+
+        return evaluate_embed2lat(self, datamodule, max_clips, videos, Path(out_dir) if out_dir else None)
