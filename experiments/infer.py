@@ -6,13 +6,15 @@ preprocessing from the stage's saved config, so your inputs are treated as the t
 - audio: any format PyAV or soundfile reads, any sample rate, any channel count, any length; it is
   mixed to mono and resampled to the model's rate;
 - image: any RGB/RGBA/greyscale picture holding a face; the face is detected and aligned as in the
-  dataset's preprocessing (E2E-NR: dlib landmarks, similarity to the template; TCSAN: the square dlib box);
+  dataset's preprocessing (E2E-NR: dlib landmarks, similarity to the template; TCSAN: the square dlib box; A2V: the
+  MTCNN box, then inverted into the generator);
 - output: an H.264 mp4 at the model's frame rate with your audio muxed in.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -50,7 +52,8 @@ def align_face(image: np.ndarray, data_args: dict, path: Path) -> np.ndarray:
     from datamodules.pipeline.face_tracks import FaceCropConfig, track_faces
     from datamodules.pipeline.faces import LandmarkPredictor, build_detector
 
-    crop = FaceCropConfig(**(data_args.get("crop") or {}))
+    # The minimum face size filters training clips (A2V's 200 px); a user's photo is used whatever its size.
+    crop = dataclasses.replace(FaceCropConfig(**(data_args.get("crop") or {})), min_face_px=0)
     size = int(data_args.get("image_size", 128))
     predictor = LandmarkPredictor() if crop.landmarks else None
     track = track_faces(image[None], crop, size, build_detector(crop.detector), predictor, str(path))

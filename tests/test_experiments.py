@@ -15,6 +15,11 @@ EXPERIMENTS = sorted(p.stem for p in Path(train_entry.EXPERIMENTS).glob("*.yaml"
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_config_instantiates(experiment):
     configs = train_entry.stage_configs(experiment, demo=True, smoke=True)
+    if train_entry.config_value(experiment, "job") == "prepare":  # data preparation only: no model
+        from datamodules.prepare import data_section, make_datamodule
+
+        assert make_datamodule(*data_section(configs)) is not None
+        return
     args = [a for c in configs for a in ("--config", c)]
     cli = ProjectCLI(args=args, run=False)
     assert cli.model is not None and cli.datamodule is not None
@@ -206,3 +211,48 @@ def test_tcsan_pretrains_its_supervisors_then_trains_and_reports_the_paper_table
         assert len(container.streams.audio) == 1
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(frames) == 31 and frames[0].shape == (112, 112, 3)  # ceil(1.23 s × 25 fps)
+
+
+def test_a2v_inverts_trains_vae_then_embed2lat_and_reports_baselines(isolated_data_and_runs, tmp_path):
+    """`make train EXP=a2v`: inversion (a data stage), the VAE, then Embed2Lat loading it; `make eval`
+    reports the paper's MSE beside trivial baselines and writes sample videos; `make infer` animates a photo."""
+    import av
+    import numpy as np
+    import soundfile as sf
+    import torch
+    from PIL import Image
+    from skimage.data import astronaut
+
+    from experiments.evaluate import evaluate
+    from experiments.infer import infer
+
+    assert train_entry.stage_chain("a2v") == ["a2v_invert", "a2v_vae", "a2v"]
+    run_dir = train_entry.train("a2v", smoke=True)
+    completed = {s: json.loads((run_dir / s / "COMPLETED.json").read_text()) for s in ("a2v_invert", "a2v_vae", "a2v")}
+    assert completed["a2v_invert"]["best"] is None and completed["a2v_invert"]["prepared"]["frames"] > 0
+    assert {"test/recon_mse", "test/kl"} <= set(completed["a2v_vae"]["test"])
+    assert {"test/mse", "test/mse_zero_baseline"} <= set(completed["a2v"]["test"])
+    vae = torch.load(completed["a2v_vae"]["best"], map_location="cpu", weights_only=True)["state_dict"]
+    full = torch.load(completed["a2v"]["best"], map_location="cpu", weights_only=True)["state_dict"]
+    assert torch.equal(full["vae.vae.decoder.0.weight"], vae["model.vae.decoder.0.weight"])  # frozen, as trained
+    assert float(full["vae.code_std"]) == float(vae["model.code_std"]) != 1.0
+    assert not any(k.startswith(("generator", "speech_encoder")) for k in full)  # rebuilt, never stored
+
+    report = evaluate("a2v", [str(run_dir)], data=None, out=str(tmp_path / "eval"), options={"videos": 1},
+                      use_wandb=False)
+    rows = {(row.metric, row.setting): row for row in report.rows}
+    assert rows[("Embed2Lat MSE", "val")].paper == 0.273 and rows[("Embed2Lat MSE", "train")].paper == 0.269
+    assert ("MSE of predicting zero", "val") in rows and ("MSE of predicting train mean", "val") in rows
+    (details,) = report.details.values()  # one checkpoint
+    with av.open(details["videos"][0]) as container:
+        assert len(container.streams.audio) == 1 and len(container.streams.video) == 1
+
+    speech = tmp_path / "speech.wav"
+    sf.write(speech, np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32), 16000)
+    face = tmp_path / "face.png"
+    Image.fromarray(astronaut()).resize((256, 256)).save(face)
+    out = infer("a2v", str(run_dir), str(speech), str(face), str(tmp_path / "talking.mp4"))
+    with av.open(str(out)) as container:
+        assert len(container.streams.audio) == 1
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 25 and frames[0].shape == (32, 32, 3)  # 1 s at 25 fps, the generator's resolution

@@ -34,8 +34,11 @@ def build_lpips(net: str = "vgg", backbone_weights: Optional[str] = None, allow_
 
         raise WeightsError(f"LPIPS needs its {net} backbone: put torchvision's {file_name} somewhere and pass its path "
                            "(lpips_backbone), or allow a random backbone (tests and demo only).")
-    with warnings.catch_warnings():  # lpips builds its backbone through torchvision's deprecated `pretrained=`
+    # lpips builds its backbone through torchvision's deprecated `pretrained=`; a random one is seeded so
+    # that every process (an interrupted inversion and its resumption) measures the same distance.
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.simplefilter("ignore", UserWarning)
+        torch.manual_seed(0)
         distance = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
     if backbone_weights is None:
         rank_zero_warn(f"LPIPS: RANDOM {net} backbone (no backbone weights given): distances are not LPIPS.")
