@@ -26,7 +26,7 @@ from torch import nn
 from torchaudio.models import Wav2Vec2Model, wav2vec2_model
 
 from ..common.errors import WeightsError
-from ..common.weights import read_state_dict
+from ..common.weights import check_state_dict, read_state_dict
 
 SAMPLE_RATE = 16000
 HOP, RECEPTIVE_FIELD = 320, 400
@@ -133,13 +133,7 @@ def _huggingface_state(folder: Path, model: nn.Module) -> dict[str, torch.Tensor
         raise WeightsError(f"{folder}: holds neither model.safetensors nor pytorch_model.bin; {HOW_TO}.")
     state = {torchaudio_name(key): value for key, value in raw.items()
              if not any(key.removeprefix("wav2vec2.").startswith(h) for h in HEADS)}
-    expected = model.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    reshaped = [k for k in set(state) & set(expected) if state[k].shape != expected[k].shape]
-    if missing or unexpected or reshaped:
-        raise WeightsError(f"{folder} does not fit its config.json's Wav2Vec2: missing {missing[:3]}, unexpected "
-                           f"{unexpected[:3]}, wrong shapes {reshaped[:3]}; {HOW_TO}.")
-    return state
+    return check_state_dict(state, model, str(folder), "the Wav2Vec2 of its config.json", HOW_TO)
 
 
 def torchaudio_name(key: str) -> str:

@@ -29,14 +29,19 @@ def read_state_dict(path: Path, network: nn.Module, name: str, how_to_get: str,
         raise WeightsError(f"{path}: not a readable PyTorch state dict ({type(error).__name__}); {how_to_get}.") from None
     if not isinstance(state, dict):
         raise WeightsError(f"{path}: holds a {type(state).__name__}, not a state dict; {how_to_get}.")
-    state = {k: v for k, v in state.items() if keep(k)}
+    return check_state_dict({k: v for k, v in state.items() if keep(k)}, network, str(path), name, how_to_get)
+
+
+def check_state_dict(state: dict[str, torch.Tensor], network: nn.Module, source: str, name: str,
+                     how_to_get: str) -> dict[str, torch.Tensor]:
+    """`state` when its keys and shapes are exactly `network`'s; else `WeightsError` naming `source`."""
     expected = network.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     reshaped = [k for k in set(state) & set(expected) if state[k].shape != expected[k].shape]
     if missing or unexpected or reshaped:
         raise WeightsError(
-            f"{path} does not fit {name}: missing {missing[:3]}, unexpected {unexpected[:3]}, "
+            f"{source} does not fit {name}: missing {missing[:3]}, unexpected {unexpected[:3]}, "
             f"wrong shapes {reshaped[:3]} ({len(missing)}/{len(unexpected)}/{len(reshaped)} in all); {how_to_get}."
         )
     return state
