@@ -14,12 +14,15 @@ ROOT ?=
 OUT ?=
 AUDIO ?=
 IMAGE ?=
+RUNS ?=
+WEIGHTS ?=
+NOISE_SWEEP ?=
 
 # The pinned stack (DEVELOPERS.md). torch goes first and alone; facenet-pytorch without its own pins.
 TORCH := torch==2.9.1 torchvision==0.24.1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train eval infer test test-slow demo-data prepare format clean
+.PHONY: help setup train eval infer compare test test-slow demo-data prepare format clean
 
 help: ## List targets and experiments
 	@echo "Usage: make <target> [EXP=name] [DATA=path] [CKPT=last|path] [ARGS='--trainer.max_steps=100 …']"
@@ -47,13 +50,16 @@ prepare: $(STAMP) ## Preprocess DATASET at ROOT into its cache (OUT=folder, EXP=
 train: $(STAMP) ## Train EXP (default sf2f) on DATA, or on the demo dataset; CKPT=last resumes
 	$(PY) -m experiments.train $(EXP) $(if $(DATA),--data $(DATA)) $(if $(CKPT),--resume $(CKPT)) $(ARGS)
 
-eval: $(STAMP) ## Evaluate EXP's CKPT (file, run folder or last; several: CKPT="a.ckpt b.ckpt") with the paper's protocol
+eval: $(STAMP) ## Evaluate EXP's CKPT (file, run folder or last; several: CKPT="a b"): paper protocol + shared metrics (WEIGHTS="syncnet_weights=… inception_weights=…", NOISE_SWEEP=1)
 	$(PY) -m experiments.evaluate $(EXP) $(foreach c,$(or $(CKPT),last),--ckpt $(c)) $(if $(DATA),--data $(DATA)) \
-	  $(if $(OUT),--out $(OUT)) $(ARGS)
+	  $(if $(OUT),--out $(OUT)) $(foreach w,$(WEIGHTS),--weights $(w)) $(if $(NOISE_SWEEP),--noise-sweep) $(ARGS)
 
-infer: $(STAMP) ## Generate a video from AUDIO=speech.wav and IMAGE=face.jpg with EXP's CKPT (default last) into OUT=out.mp4
+infer: $(STAMP) ## Video from AUDIO=speech.wav + IMAGE=face.jpg into OUT=out.mp4; face systems: PNG from AUDIO="a.wav b.wav"
 	$(PY) -m experiments.infer $(EXP) --ckpt $(or $(CKPT),last) --audio $(AUDIO) $(if $(IMAGE),--image $(IMAGE)) \
-	  --out $(or $(OUT),out.mp4) $(ARGS)
+	  --out $(or $(OUT),$(if $(filter wav2pix% sf2f%,$(EXP)),out.png,out.mp4)) $(ARGS)
+
+compare: $(STAMP) ## Side-by-side report of RUNS="runs/a/<ts> runs/b/<ts>" (curves, metrics, samples) into OUT=folder
+	$(PY) -m experiments.compare $(RUNS) $(if $(OUT),--out $(OUT)) $(ARGS)
 
 test: $(STAMP) ## Run the test suite (CPU; slow and GPU tests excluded)
 	$(PY) -m pytest -q $(ARGS)

@@ -402,6 +402,10 @@ class TalkingFaceDataModule(CachedDataModule):
             self._noise_banks["eval"] = mixing.evaluation_bank(self.hparams.sample_rate, speech)
         return self._noise_banks["eval"]
 
+    def evaluation_clips(self, split: str = "test") -> ClipWindows:
+        """`split` as evaluation sees it: clean speech, no random start (whole clips with `eval_whole_clips`)."""
+        return self._windows(split, None, False)
+
     def noisy_test_set(self, noise_type: str, snr_db: float, split: str = "test") -> ClipWindows:
         """`split` with every item's `audio` mixed with held-out `noise_type` at `snr_db` (clean speech in
         `clean_audio`); the same noise segment per clip at every SNR."""

@@ -11,21 +11,29 @@ This class adds what all of them share, so no YAML repeats it:
   (read by `experiments.train`, which chains stages such as SF2F's encoder-decoder → fuser);
 - checkpoints in `<run dir>/checkpoints/`: `last.ckpt` every `checkpoint_every_n_steps` optimiser steps
   and on interruption (Ctrl-C, SIGTERM), plus the best one by the model's `checkpoint_monitor`;
-- a W&B logger, offline by default, writing under the run directory (upload later with `wandb sync`).
+- a W&B logger, offline by default, writing under the run directory (upload later with `wandb sync`),
+  named `<experiment>/<timestamp>/<stage>` and grouped by experiment in the `talking-faces` project;
+- a CSV log of the same metrics in `<run dir>/metrics.csv` (always, for `make compare` without W&B);
+- `run_info.json`: git commit, experiment and stage, also logged to every logger with the config.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Optional
 
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
-from lightning_modules.common.callbacks import LastCheckpoint
+from lightning_modules.common.callbacks import LastCheckpoint, RunRecord
 
 WANDB_PROJECT = "talking-faces"
+# The CSV log shares the stage folder with config.yaml and checkpoints; Lightning's "not empty" warning
+# about that folder is expected, and the CSV writer appends rather than deletes.
+warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
 LINKED_VALUES = ("image_size", "n_mels", "audio_samples", "generator", "speech_encoder", "inversion", "rows")
 TRAINER_DEFAULTS = {
     "logger": {
@@ -88,15 +96,22 @@ class ProjectCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs):
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
-        checkpoint_dir = Path(config.trainer.default_root_dir or ".") / "checkpoints"
-        callbacks = [LastCheckpoint(checkpoint_dir, every_n_steps=config.checkpoint_every_n_steps)]
+        run_dir = Path(config.trainer.default_root_dir or ".")
+        checkpoint_dir = run_dir / "checkpoints"
+        experiment, stage = (run_dir.parts[-3], run_dir.parts[-1]) if len(run_dir.parts) >= 3 else (None, None)
+        callbacks = [LastCheckpoint(checkpoint_dir, every_n_steps=config.checkpoint_every_n_steps),
+                     RunRecord(run_dir, experiment, stage, Path(__file__).resolve().parents[1])]
         monitor = getattr(self.model, "checkpoint_monitor", None)
         if monitor is not None:
             key, mode = monitor
             callbacks.append(ModelCheckpoint(dirpath=checkpoint_dir, monitor=key, mode=mode, save_top_k=1,
                                              filename="best-{step}", auto_insert_metric_name=False))
         self.trainer_defaults = {**self.trainer_defaults, "callbacks": callbacks}
-        return super().instantiate_trainer(**kwargs)
+        trainer = super().instantiate_trainer(**kwargs)
+        # `<run dir>/metrics.csv`; appended to on resumption, so a resumed run keeps its whole curve. It is
+        # listed after W&B because the first logger decides `trainer.log_dir` (where config.yaml goes).
+        trainer.loggers = [*trainer.loggers, CSVLogger(run_dir, name="", version="")]
+        return trainer
 
 
 def _is_adversarial(class_path: str) -> bool:

@@ -10,6 +10,14 @@ W&B run there (`wandb sync` uploads it).
 
 System-specific options go through `--option KEY=VALUE` (YAML values), e.g. for E2E-NR
 `--option snrs_db=[-10,0,10,20,30] --option max_clips=100 --option landmarks=false`.
+
+After the paper's protocol, the shared metrics (`lightning_modules/common/metric_suite.py`) score the
+same test split for every system under the same names: PSNR, SSIM, L1, LPIPS, FID/KID, landmark
+distance, face detection rate, identity cosine and Recall@K, CPBD, AU F1 and LSE-C/LSE-D. Metrics whose
+weights are not given are listed as "not computed: <why>". Weights come from `--weights KEY=PATH`
+(lpips_backbone, inception_weights, syncnet_weights, facenet_weights) or from a folder holding them under
+their released names (`--weights-dir`, default `$TF_WEIGHTS_DIR`). `--noise-sweep` adds the shared video
+metrics against SNR with E2E-NR's held-out noises, for every system that makes video (`noise_sweep.png`).
 """
 
 from __future__ import annotations
@@ -20,10 +28,17 @@ import json
 import sys
 from pathlib import Path
 
+from dataclasses import dataclass, field
+from typing import Optional
+
 import torch
 import yaml
 
+from datamodules.pipeline.noise import EVAL_SNRS_DB
 from experiments.train import ExperimentError, runs_root, stage_chain
+from lightning_modules.common.errors import WeightsError
+from lightning_modules.common.metric_suite import STANDARD_FILES, WEIGHTS_DIR_VARIABLE, MetricSettings
+from lightning_modules.common.shared_evaluation import shared_noise_sweep, shared_report
 
 
 def resolve_checkpoint(experiment: str, value: str) -> Path:
@@ -67,21 +82,41 @@ def load_for_evaluation(checkpoint: Path, data: str | None):
     return model, datamodule
 
 
+@dataclass
+class SharedOptions:
+    """What `make eval` adds to a system's own protocol (see the module docstring)."""
+
+    enabled: bool = True
+    settings: MetricSettings = field(default_factory=MetricSettings)
+    max_items: Optional[int] = None
+    noise_sweep: bool = False
+    snrs_db: tuple[float, ...] = EVAL_SNRS_DB
+    noise_types: Optional[list[str]] = None
+
+
 def evaluate(experiment: str, checkpoints: list[str], data: str | None, out: str | None, options: dict,
-             use_wandb: bool = True):
+             use_wandb: bool = True, shared: SharedOptions = SharedOptions()):
     report = None
     folder = Path(out) if out else resolve_checkpoint(experiment, checkpoints[0]).resolve().parents[1] / "eval"
     for value in checkpoints:
         checkpoint = resolve_checkpoint(experiment, value)
         model, datamodule = load_for_evaluation(checkpoint, data)
-        if not hasattr(model, "paper_evaluation"):
-            raise ExperimentError(f"{type(model).__name__} has no paper evaluation yet.")
-        check_options(model.paper_evaluation, options)
+        has_protocol = hasattr(model, "paper_evaluation")
+        if has_protocol:
+            check_options(model.paper_evaluation, options)
+        elif options:
+            raise ExperimentError(f"{type(model).__name__} has no paper protocol to take --option {sorted(options)}.")
+        if not has_protocol and not shared.enabled:
+            raise ExperimentError(f"{type(model).__name__} has no paper protocol; drop --no-shared to get the shared metrics.")
         datamodule.prepare_data()
         datamodule.setup("test")
         print(f"[eval] {checkpoint}", file=sys.stderr)
-        extra = {"out_dir": str(folder)} if "out_dir" in inspect.signature(model.paper_evaluation).parameters else {}
-        part = model.paper_evaluation(datamodule, **{**extra, **options})
+        part = None
+        if has_protocol:
+            extra = {"out_dir": str(folder)} if "out_dir" in inspect.signature(model.paper_evaluation).parameters else {}
+            part = model.paper_evaluation(datamodule, **{**extra, **options})
+        label = "/".join(checkpoint.resolve().parts[-4:-2])  # <run timestamp>/<stage>
+        part = add_shared_metrics(part, model, datamodule, shared, label)
         part.details = {str(checkpoint): part.details}
         if report is None:
             report = part
@@ -92,6 +127,28 @@ def evaluate(experiment: str, checkpoints: list[str], data: str | None, out: str
         log_to_wandb(report, written, folder, experiment)
     print(report.markdown())
     print(f"[eval] wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+    return report
+
+
+def add_shared_metrics(report, model, datamodule, shared: SharedOptions, label: str):
+    """The system's report (or a new one) with the shared metrics' rows and, when asked, the noise sweep."""
+    if not shared.enabled:
+        return report
+    if not hasattr(model, "evaluation_samples"):
+        raise ExperimentError(f"{type(model).__name__} gives no evaluation samples, so the shared metrics cannot score it; "
+                              "pass --no-shared.")
+    system = report.system if report is not None else type(model).__name__.removesuffix("Module")
+    common = shared_report(model, datamodule, shared.settings, system, max_items=shared.max_items)
+    for row in common.rows:
+        row.setting = f"{row.setting}, {label}"
+    if shared.noise_sweep:
+        common.noise_sweep = shared_noise_sweep(model, datamodule, shared.settings, f"{system} ({label})",
+                                                list(shared.snrs_db), shared.noise_types, shared.max_items)
+    if report is None:
+        return common
+    report.rows += common.rows
+    report.details["shared"] = common.details
+    report.noise_sweep = common.noise_sweep
     return report
 
 
@@ -113,6 +170,10 @@ def log_to_wandb(report, written: list[Path], folder: Path, experiment: str) -> 
     columns = ["metric", "setting", "paper", "ours", "note"]
     rows = [[r.metric, r.setting, r.paper, r.ours, r.note] for r in report.rows]
     run.log({"eval/results": wandb.Table(columns=columns, data=rows)})
+    # Scalars under one name per metric for every system, so a dashboard can chart runs side by side.
+    for row in report.rows:
+        if row.ours == row.ours and row.setting.startswith("shared"):
+            run.summary[f"eval/{row.metric}"] = row.ours
     for path in written:
         if path.suffix == ".png":
             run.log({f"eval/{path.stem}": wandb.Image(str(path))})
@@ -141,6 +202,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a keyword of the system's evaluation (YAML value); repeatable")
     parser.add_argument("--no-wandb", action="store_true", help="do not log the results to an offline W&B run")
+    parser.add_argument("--no-shared", action="store_true", help="only the paper's protocol, not the shared metrics")
+    parser.add_argument("--weights", action="append", default=[], metavar="KEY=PATH",
+                        help="weights for a shared metric: lpips_backbone, inception_weights, syncnet_weights, "
+                        "facenet_weights; repeatable")
+    parser.add_argument("--weights-dir", help="folder holding those files under their released names "
+                        f"({', '.join(STANDARD_FILES.values())}); default ${WEIGHTS_DIR_VARIABLE}")
+    parser.add_argument("--max-items", type=int, help="score at most this many test clips/utterances with the shared metrics")
+    parser.add_argument("--noise-sweep", action="store_true",
+                        help="video systems: shared metrics with the speech mixed with held-out noises at each SNR")
+    parser.add_argument("--snrs", type=float, nargs="+", default=list(EVAL_SNRS_DB),
+                        help="SNRs (dB) of the noise sweep (default: E2E-NR's −10…30 in 1-dB steps)")
     args = parser.parse_args(argv)
     from datamodules.pipeline.errors import DatasetError
 
@@ -148,8 +220,11 @@ def main(argv: list[str] | None = None) -> None:
         options = parse_options(args.option)
         if args.probe:
             options["probe"] = args.probe
-        evaluate(args.experiment, args.ckpt, args.data, args.out, options, use_wandb=not args.no_wandb)
-    except (ExperimentError, DatasetError) as error:
+        weights = {key: str(path) for key, path in parse_options(args.weights).items()}
+        settings = MetricSettings.from_folder(args.weights_dir, **weights)
+        shared = SharedOptions(not args.no_shared, settings, args.max_items, args.noise_sweep, tuple(args.snrs))
+        evaluate(args.experiment, args.ckpt, args.data, args.out, options, use_wandb=not args.no_wandb, shared=shared)
+    except (ExperimentError, DatasetError, WeightsError, ValueError) as error:
         sys.exit(f"error: {error}")
 
 

@@ -8,7 +8,9 @@ preprocessing from the stage's saved config, so your inputs are treated as the t
 - image: any RGB/RGBA/greyscale picture holding a face; the face is detected and aligned as in the
   dataset's preprocessing (E2E-NR: dlib landmarks, similarity to the template; TCSAN: the square dlib box; A2V: the
   MTCNN box, then inverted into the generator);
-- output: an H.264 mp4 at the model's frame rate with your audio muxed in.
+- output: an H.264 mp4 at the model's frame rate with your audio muxed in. Systems that make one face
+  from speech (Wav2Pix, SF2F) need no image and write a PNG instead: one face per audio file, several
+  files side by side in one grid (`--audio a.wav b.wav c.wav`).
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def align_face(image: np.ndarray, data_args: dict, path: Path) -> np.ndarray:
     return track.crops[0]
 
 
-def infer(experiment: str, checkpoint: str, audio: str, image: str | None, out: str, chunk_frames: int = 250) -> Path:
+def infer(experiment: str, checkpoint: str, audio: str | list[str], image: str | None, out: str,
+          chunk_frames: int = 250) -> Path:
     from datamodules.pipeline.audio import read_audio
     from datamodules.pipeline.video_writer import write_mp4
     from datamodules.prepare import load_class
@@ -68,11 +71,17 @@ def infer(experiment: str, checkpoint: str, audio: str, image: str | None, out: 
     path = resolve_checkpoint(experiment, checkpoint)
     config = yaml.safe_load((path.resolve().parents[1] / "config.yaml").read_text())
     model = load_class(config["model"]["class_path"]).load_from_checkpoint(path, map_location="cpu").eval()
+    data_args = config["data"].get("init_args") or {}
+    audios = [audio] if isinstance(audio, str) else list(audio)
+    if hasattr(model, "face_from_speech"):
+        return write_faces(model, audios, data_args, Path(out))
     if not hasattr(model, "synthesise"):
-        raise ExperimentError(f"{type(model).__name__} does not generate video from speech and a face.")
+        raise ExperimentError(f"{type(model).__name__} generates neither video nor faces from speech.")
     if image is None:
         raise ExperimentError(f"{experiment} needs a face: pass IMAGE=<picture of a face>.")
-    data_args = config["data"].get("init_args") or {}
+    if len(audios) != 1:
+        raise ExperimentError(f"{experiment} makes one video from one speech file; got {len(audios)}.")
+    audio = audios[0]
     speech = read_audio(audio, int(data_args["sample_rate"]))
     face = align_face(read_face_image(Path(image)), data_args, Path(image))
     frames = model.synthesise(speech, face, chunk_frames=chunk_frames, progress=True)
@@ -84,14 +93,36 @@ def infer(experiment: str, checkpoint: str, audio: str, image: str | None, out: 
     return target
 
 
+def write_faces(model, audios: list[str], data_args: dict, out: Path) -> Path:
+    """One face per speech file → a PNG (a grid, in the order given, for several files)."""
+    import torch
+    import torchvision
+    from tqdm.auto import tqdm
+
+    from datamodules.pipeline.audio import read_audio
+
+    rate = int(data_args.get("sample_rate", 16000))
+    faces = [model.face_from_speech(read_audio(a, rate), data_args) for a in tqdm(audios, desc="faces", unit="file")]
+    if out.suffix.lower() != ".png":
+        out = out.with_suffix(".png")
+        print(f"[infer] {type(model).__name__} makes faces, not video: writing {out}", file=sys.stderr)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    images = torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).float() / 255.0
+    grid = torchvision.utils.make_grid(images, nrow=min(8, len(faces)), padding=2 if len(faces) > 1 else 0, pad_value=1.0)
+    torchvision.utils.save_image(grid, out)
+    print(f"[infer] wrote {out}: {len(faces)} face(s), {faces[0].shape[0]} px", file=sys.stderr)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m experiments.infer", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiment", help="experiment name (experiments/<name>.yaml)")
     parser.add_argument("--ckpt", default="last", help="checkpoint, stage/run folder or 'last' (default)")
-    parser.add_argument("--audio", required=True, help="speech file (wav, flac, mp3, m4a, mp4, …)")
-    parser.add_argument("--image", help="picture of the face to animate")
-    parser.add_argument("--out", required=True, help="output .mp4")
+    parser.add_argument("--audio", required=True, nargs="+",
+                        help="speech file (wav, flac, mp3, m4a, mp4, …); face systems take several, one face each")
+    parser.add_argument("--image", help="picture of the face to animate (video systems)")
+    parser.add_argument("--out", required=True, help="output .mp4 (video systems) or .png (face systems)")
     parser.add_argument("--chunk-frames", type=int, default=250,
                         help="frames generated per chunk (recurrent state carried over; bounds memory)")
     args = parser.parse_args(argv)

@@ -23,6 +23,7 @@ from datamodules.pipeline.configs import as_config
 
 from ..common.checkpoints import load_submodule
 from ..common.images import log_sample_grid, signed_to_uint8
+from ..common.shared_evaluation import TalkingFaceSamples
 from ..common.split_evaluation import SplitEvaluationModule
 from .embed2lat import Embed2Lat
 from .generator import GeneratorConfig, build_generator, render
@@ -77,7 +78,7 @@ class ResidualVAEModule(SplitEvaluationModule):
         return torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.betas))
 
 
-class Embed2LatModule(SplitEvaluationModule):
+class Embed2LatModule(TalkingFaceSamples, SplitEvaluationModule):
     """Args:
         vae_from: the `a2v_vae` stage's checkpoint (filled by `make train EXP=a2v`); frozen here.
         speech_encoder: the Wav2Vec2 whose features are the input (its architecture is copied).
@@ -192,13 +193,21 @@ class Embed2LatModule(SplitEvaluationModule):
         The face is inverted (≈ 1000 steps), Wav2Vec2 and Embed2Lat run on the whole utterance, and the
         frames are rendered `chunk_frames` at a time with μ' × `gain` (default `mu_gain`).
         """
+        if len(speech) * fps // SAMPLE_RATE < 1:
+            raise ValueError(f"speech of {len(speech)} samples is shorter than one video frame ({SAMPLE_RATE // fps}).")
+        with torch.enable_grad():
+            w0 = self.invert_face(face)
+        return self.render_speech(speech, w0, chunk_frames, fps, progress, gain)
+
+    @torch.no_grad()
+    def render_speech(self, speech: np.ndarray, w0: torch.Tensor, chunk_frames: int = 250, fps: int = 25,
+                      progress: bool = False, gain: Optional[float] = None) -> np.ndarray:
+        """16 kHz speech `(n,)` and an identity's W+ code `(1, 16, 512)` → `(N, R, R, 3)` uint8 frames."""
         from tqdm.auto import tqdm
 
         frames = len(speech) * fps // SAMPLE_RATE
         if frames < 1:
             raise ValueError(f"speech of {len(speech)} samples is shorter than one video frame ({SAMPLE_RATE // fps}).")
-        with torch.enable_grad():
-            w0 = self.invert_face(face)
         wave = torch.from_numpy(np.asarray(speech, dtype=np.float32))[None].to(self.device)
         features = features_for_frames(speech_features(self.frozen("speech_encoder"), wave)[0], frames)
         residual = self.residuals(self(features[None], frames), self.hparams.mu_gain if gain is None else gain)
@@ -207,6 +216,11 @@ class Embed2LatModule(SplitEvaluationModule):
             codes = compose(w0, residual[:, start : start + chunk_frames], self.hparams.rows)[0]
             rendered.append(signed_to_uint8(render(generator, codes)))
         return np.concatenate(rendered)
+
+    def evaluation_video(self, datamodule, split: str, index: int, speech: np.ndarray, face: np.ndarray) -> np.ndarray:
+        """A test clip from its speech and its cached first-frame inversion (no 1000-step inversion per clip)."""
+        w0 = torch.from_numpy(np.asarray(datamodule.latent_clips[split][index].w0, dtype=np.float32))[None]
+        return self.render_speech(speech, w0.to(self.device))
 
     def paper_evaluation(self, datamodule, max_clips: Optional[int] = None, videos: int = 3,
                          out_dir: Optional[str] = None):

@@ -45,3 +45,43 @@ class LastCheckpoint(Callback):
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         self.save(trainer)
+
+
+def git_state(folder: Path) -> dict[str, str | bool]:
+    """The commit `folder`'s repository is at and whether its tracked files differ from it."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=10).stdout.strip()
+
+    try:
+        return {"git_commit": git("rev-parse", "HEAD") or "unknown",
+                "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": "unknown", "git_dirty": False}
+
+
+class RunRecord(Callback):
+    """Record what produced a run, for comparing runs later: the git commit (and whether the code had
+    uncommitted changes), the experiment and stage, and the resolved config. Written to
+    `<run dir>/run_info.json` and logged as hyperparameters to every logger (W&B config: `run.*`)."""
+
+    def __init__(self, run_dir: str | Path, experiment: str | None, stage: str | None, code_folder: Path):
+        self.run_dir, self.code_folder = Path(run_dir), code_folder
+        self.info = {"experiment": experiment, "stage": stage}
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        import json
+        import socket
+
+        import yaml
+
+        if not trainer.is_global_zero:
+            return
+        self.info.update(git_state(self.code_folder), host=socket.gethostname(), world_size=trainer.world_size)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "run_info.json").write_text(json.dumps(self.info, indent=1) + "\n")
+        config_path = self.run_dir / "config.yaml"
+        config = yaml.safe_load(config_path.read_text()) if config_path.exists() else {}
+        for logger in trainer.loggers:
+            logger.log_hyperparams({"run": self.info, "config": config})

@@ -30,6 +30,9 @@ METRIC_LABELS = {
     "nlmd_mouth": "NLMD, mouth (template px) ↓",
     "nlmd_all": "NLMD, 68 points (template px) ↓",
     "landmark_failure_rate": "landmark failure rate ↓",
+    "lmd_mouth": "LMD, mouth (template px) ↓",
+    "lse_d": "LSE-D (SyncNet distance) ↓",
+    "lse_c": "LSE-C (SyncNet confidence) ↑",
 }
 
 

@@ -43,6 +43,7 @@ class EvaluationReport:
     rows: list[ResultRow] = field(default_factory=list)
     details: dict = field(default_factory=dict)
     sweep: Optional[Sweep] = None
+    noise_sweep: Optional[Sweep] = None  # the shared metrics against SNR (`make eval … NOISE_SWEEP=1`)
     # Rows of a table laid out as the paper's (one row per method and source, one column per metric):
     # dicts with the same keys, e.g. {"method": …, "measured on": …, "PSNR": …}.
     comparison: list[dict] = field(default_factory=list)
@@ -51,11 +52,8 @@ class EvaluationReport:
         self.rows += other.rows
         self.comparison += [row for row in other.comparison if row not in self.comparison]
         self.details.update(other.details)
-        if other.sweep is not None:
-            if self.sweep is None:
-                self.sweep = other.sweep
-            else:
-                self.sweep.extend(other.sweep)
+        self.sweep = _merged(self.sweep, other.sweep)
+        self.noise_sweep = _merged(self.noise_sweep, other.noise_sweep)
 
     def markdown(self) -> str:
         lines = [f"# {self.system}: evaluation", "",
@@ -63,7 +61,8 @@ class EvaluationReport:
                  "|---|---|---|---|---|"]
         for row in self.rows:
             paper = "—" if row.paper is None else f"{row.paper:g}"
-            lines.append(f"| {row.metric} | {row.setting} | {paper} | {row.ours:.3f} | {row.note} |")
+            ours = "—" if row.ours != row.ours else f"{row.ours:.3f}"  # NaN: not computed, the note says why
+            lines.append(f"| {row.metric} | {row.setting} | {paper} | {ours} | {row.note} |")
         if self.comparison:
             columns = list(self.comparison[0])
             lines += ["", "As laid out in the paper:", "", "| " + " | ".join(columns) + " |",
@@ -74,17 +73,25 @@ class EvaluationReport:
         return "\n".join(lines) + "\n"
 
     def write(self, folder: Path) -> list[Path]:
-        """`metrics.json`, `results.md` and, with a sweep, `sweep.png`; returns the paths written."""
+        """`metrics.json`, `results.md` and, with sweeps, `sweep.png` / `noise_sweep.png`; returns the paths written."""
         folder.mkdir(parents=True, exist_ok=True)
         metrics, table = folder / "metrics.json", folder / "results.md"
         metrics.write_text(json.dumps(asdict(self), indent=1, default=str) + "\n")
         table.write_text(self.markdown())
         written = [metrics, table]
-        if self.sweep is not None:
-            from .plots import plot_sweep
+        from .plots import plot_sweep
 
-            written.append(plot_sweep(self.sweep, folder / "sweep.png", title=self.system))
+        for name, sweep in (("sweep", self.sweep), ("noise_sweep", self.noise_sweep)):
+            if sweep is not None:
+                written.append(plot_sweep(sweep, folder / f"{name}.png", title=self.system))
         return written
+
+
+def _merged(mine: Optional[Sweep], other: Optional[Sweep]) -> Optional[Sweep]:
+    if mine is None or other is None:
+        return mine or other
+    mine.extend(other)
+    return mine
 
 
 def _cell(value) -> str:

@@ -214,7 +214,8 @@ class VideoMetricAccumulator:
         return self._detect
 
     def update(self, generated_frames: np.ndarray, real_frames: np.ndarray,
-               real_landmarks: Optional[Sequence[Optional[Landmarks]]] = None) -> dict[str, float]:
+               real_landmarks: Optional[Sequence[Optional[Landmarks]]] = None,
+               generated_landmarks: Optional[Sequence[Optional[Landmarks]]] = None) -> dict[str, float]:
         """Score one clip.
 
         Args:
@@ -222,6 +223,7 @@ class VideoMetricAccumulator:
             real_landmarks: T entries of `(68, 2)` or None (no face), or a `(T, 68, 2)` array, when the
                 ground truth's landmarks are already known (detected once, reused across conditions);
                 otherwise they are detected on `real_frames`.
+            generated_landmarks: the same for `generated_frames`, when the caller needs them too.
         Returns:
             the clip's own means (same keys as the metrics of `compute()`).
         """
@@ -233,20 +235,23 @@ class VideoMetricAccumulator:
         self.frames += len(generated_frames)
         self.psnr_skipped += int(np.isnan(per_frame_psnr).sum())
         if self.landmarks:
-            clip.update(self._landmark_means(generated_frames, real_frames, real_landmarks))
+            clip.update(self._landmark_means(generated_frames, real_frames, real_landmarks, generated_landmarks))
         for key, value in clip.items():
             self.clip_values[key].append(value)
         return clip
 
     def _landmark_means(self, generated_frames: np.ndarray, real_frames: np.ndarray,
-                        real_landmarks: Optional[Sequence[Optional[Landmarks]]]) -> dict[str, float]:
+                        real_landmarks: Optional[Sequence[Optional[Landmarks]]],
+                        generated_landmarks: Optional[Sequence[Optional[Landmarks]]]) -> dict[str, float]:
         if real_landmarks is None:
             real_landmarks = [self.detect(frame) for frame in real_frames]
-        if len(real_landmarks) != len(real_frames):
-            raise ValueError(f"{len(real_landmarks)} real landmark sets for {len(real_frames)} frames")
+        if generated_landmarks is None:
+            generated_landmarks = [self.detect(frame) for frame in generated_frames]
+        if not len(real_landmarks) == len(generated_landmarks) == len(real_frames):
+            raise ValueError(f"{len(real_landmarks)} real and {len(generated_landmarks)} generated landmark sets "
+                             f"for {len(real_frames)} frames")
         mouth, whole = [], []
-        for frame, real in zip(generated_frames, real_landmarks):
-            generated = self.detect(frame)
+        for generated, real in zip(generated_landmarks, real_landmarks):
             if generated is None or real is None:
                 self.landmark_failures += 1
                 continue

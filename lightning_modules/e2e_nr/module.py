@@ -24,6 +24,7 @@ from torch import nn
 from ..common.checkpoints import load_stage_weights
 from ..common.gan import AdversarialModule, LossTerms
 from ..common.images import log_sample_grid, signed_to_uint8
+from ..common.shared_evaluation import TalkingFaceSamples
 from .losses import (MASK_SIGMA_PX, half_lsgan_discriminator, half_lsgan_generator, masked_l1, mouth_mask,
                      noise_resilience_loss)
 from .networks import FrameDiscriminator, Generator, PairDiscriminator, sample_frame_indices
@@ -48,7 +49,7 @@ def normalise_speech(wave: torch.Tensor, lengths: Optional[torch.Tensor] = None)
     return centred / centred.abs().amax(1, keepdim=True).clamp_min(1e-8)
 
 
-class E2ENRModule(AdversarialModule):
+class E2ENRModule(TalkingFaceSamples, AdversarialModule):
     """E2E-NR (Eskimez et al., ICASSP 2020).
 
     Args:

@@ -9,17 +9,20 @@ identity (auxiliary-classifier) discriminator per output resolution.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterator, Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from ..common.checkpoints import load_stage_weights
+from ..common.face_checks import to_uint8
 from ..common.face_embedding import build_face_embedder
 from ..common.gan import AdversarialModule, LossTerms
 from ..common.images import imagenet_to_unit, log_sample_grid
+from ..common.metric_suite import GeneratedSample
 from ..common.losses import discriminator_adversarial_loss, generator_adversarial_loss
 from ..common.metrics import chance_recall, embedding_cosine, embedding_l1, identity_embedding, recall_at_k
 from .losses import FaceNetPerceptualLoss
@@ -217,14 +220,19 @@ class SF2FModule(AdversarialModule):
                 self.hparams.embedder, self.hparams.facenet_weights, self.hparams.allow_random_facenet)
         return self._frozen["embedder"].to(self.device)
 
-    def evaluation_step(self, batch: dict, batch_idx: int, split: str) -> None:
-        fakes = self(batch)
-        fake, real = fakes[-1], _resize_like(batch["face"], fakes[-1])
+    def embed_identities(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """An evaluation batch → embeddings of the generated faces and the identities' reference embeddings
+        (both `(B, D)`), the generated faces and one real face each (`(B, 3, S, S)`, ImageNet-normalised)."""
+        fake = self(batch)[-1]
         embed = self._face_embedder()
         reference_faces = _resize_like(batch["faces"].flatten(0, 1), fake)
         reference = identity_embedding(embed(reference_faces).unflatten(0, batch["faces"].shape[:2]), batch["face_mask"])
+        return embed(fake).float(), reference.float(), fake, _resize_like(batch["face"], fake)
+
+    def evaluation_step(self, batch: dict, batch_idx: int, split: str) -> None:
+        generated, reference, fake, real = self.embed_identities(batch)
         store = self._evaluation.setdefault(split, [])
-        store.append((embed(fake).float(), reference.float(), batch["identity"], F.l1_loss(fake, real).item()))
+        store.append((generated, reference, batch["identity"], F.l1_loss(fake, real).item()))
         if batch_idx == 0:
             log_sample_grid(self, f"{split}/samples", [imagenet_to_unit(fake[:8]), imagenet_to_unit(real[:8])],
                             caption="top: generated from speech, bottom: a real face of the same identity")
@@ -233,21 +241,59 @@ class SF2FModule(AdversarialModule):
         outputs = self._evaluation.pop(split, [])
         if not outputs:
             return
-        generated, reference = self._gather_identities(outputs)
-        metrics = {
-            f"{split}/l1": embedding_l1(generated, reference).mean(),
-            f"{split}/cosine": embedding_cosine(generated, reference).mean(),
-            f"{split}/image_l1": torch.tensor(sum(o[3] for o in outputs) / len(outputs), device=self.device),
-        }
-        if len(generated) >= 2:
-            block = self.hparams.recall_block
-            for k, value in recall_at_k(generated, reference, block_size=block).items():
-                metrics[f"{split}/r@{k}"] = torch.tensor(value)
-            for k, value in chance_recall(len(generated), block_size=block).items():
-                metrics[f"{split}/r@{k}_chance"] = torch.tensor(value)
+        generated, reference = self.gather_identities(outputs)
+        metrics = {f"{split}/{k}": v for k, v in self.identity_scores(generated, reference).items()}
+        metrics[f"{split}/image_l1"] = sum(o[3] for o in outputs) / len(outputs)
         self.log_dict(metrics, sync_dist=True)
 
-    def _gather_identities(self, outputs: list) -> tuple[torch.Tensor, torch.Tensor]:
+    def identity_scores(self, generated: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
+        """The paper's cosine, L1 and Recall@K (with their chance levels) of `(N, D)` embeddings, one per identity."""
+        scores = {"l1": float(embedding_l1(generated, reference).mean()),
+                  "cosine": float(embedding_cosine(generated, reference).mean())}
+        if len(generated) >= 2:
+            block = self.hparams.recall_block
+            scores.update({f"r@{k}": v for k, v in recall_at_k(generated, reference, block_size=block).items()})
+            scores.update({f"r@{k}_chance": v for k, v in chance_recall(len(generated), block_size=block).items()})
+        return scores
+
+    def paper_evaluation(self, datamodule):
+        """The paper's identity metrics on the test identities, beside Tables 3 and 5 (`evaluation.py`)."""
+        from .evaluation import evaluate
+
+        return evaluate(self, datamodule)
+
+    @torch.no_grad()
+    def face_from_speech(self, speech: np.ndarray, data_args: dict) -> np.ndarray:
+        """Any length of 16 kHz speech `(L,)` → one face `(S, S, 3)` uint8 at the highest resolution: the
+        datamodule's log-mel (after voice-activity detection when it used it), then the whole utterance
+        through the encoder (and the fuser's windows)."""
+        from datamodules.pipeline.audio import voiced_audio
+        from datamodules.pipeline.features import LogMelConfig, log_mel
+
+        config = LogMelConfig(n_mels=self.hparams.n_mels)
+        wave = voiced_audio(speech, config.sample_rate) if data_args.get("vad", True) else speech
+        if len(wave) < config.sample_rate // 4:
+            wave = speech  # too little voiced speech: use everything rather than fail on a quiet recording
+        mel = torch.from_numpy(log_mel(np.asarray(wave, np.float32), config))[None].to(self.device)
+        return to_uint8(imagenet_to_unit(self({"mel": mel})[-1]))[0]
+
+    @torch.no_grad()
+    def evaluation_samples(self, datamodule, split: str = "test", max_items: Optional[int] = None
+                           ) -> Iterator[GeneratedSample]:
+        """For the shared metrics: each identity's face from its evaluation speech, beside all its real faces
+        (other pictures, so not frame-aligned)."""
+        seen = 0
+        for batch in datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader():
+            batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            fakes = to_uint8(imagenet_to_unit(self(batch)[-1]))
+            for i, identity in enumerate(batch["identity"].tolist()):
+                if max_items is not None and seen >= max_items:
+                    return
+                real = to_uint8(imagenet_to_unit(batch["faces"][i][batch["face_mask"][i]]))
+                yield GeneratedSample(fakes[i : i + 1], real, str(identity), paired=False)
+                seen += 1
+
+    def gather_identities(self, outputs: list) -> tuple[torch.Tensor, torch.Tensor]:
         """Generated and reference embeddings of every evaluated identity, across all processes, in order.
 
         Under DDP each process saw a shard (the sampler pads shards with repeats); retrieval needs the

@@ -29,6 +29,7 @@ from ..common.images import log_sample_grid, signed_to_uint8
 from ..common.losses import discriminator_adversarial_loss, generator_adversarial_loss
 from ..common.metrics import BinaryLabelScores
 from ..common.perceptual import VGGPerceptual
+from ..common.shared_evaluation import TalkingFaceSamples
 from .fusion import FUSIONS
 from .losses import au_class_weights, au_loss, masked_frame_l1, upper_half_l1
 from .networks import IMAGE_SIZE, MFCC_COEFFICIENTS, MFCC_STEPS, AUClassifier, Generator, PatchDiscriminator
@@ -37,7 +38,7 @@ SAMPLE_RATE = 16000
 PRETRAIN_HINT = "`make train EXP=tcsan` trains it first; or pass the checkpoint of EXP={experiment}"
 
 
-class TCSANModule(AdversarialModule):
+class TCSANModule(TalkingFaceSamples, AdversarialModule):
     """TCSAN + Audio2AU (Chen et al., 2022) and its ablations.
 
     Args:

@@ -9,12 +9,16 @@ an ablation config. D steps before G on each batch, as in the authors' loop.
 
 from __future__ import annotations
 
+from typing import Iterator, Optional
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..common.gan import AdversarialModule, LossTerms
-from ..common.images import log_sample_grid
+from ..common.images import log_sample_grid, signed_to_uint8
+from ..common.metric_suite import GeneratedSample
 from ..common.losses import lsgan_loss, mean_feature_matching_loss
 from .networks import FaceDiscriminator, FaceGenerator, IdentityClassifier, SpeechEncoder
 
@@ -133,6 +137,32 @@ class Wav2PixModule(AdversarialModule):
         count = self.hparams.samples_to_log
         rows = [(torch.cat([pair[i] for pair in kept])[:count] + 1) / 2 for i in (0, 1)]
         log_sample_grid(self, f"{split}/samples", rows, caption="top: generated from speech, bottom: the real face")
+
+    @torch.no_grad()
+    def face_from_speech(self, speech: np.ndarray, data_args: dict) -> np.ndarray:
+        """Any length of speech `(L,)` at the data's rate → one face `(S, S, 3)` uint8, from the centred
+        `audio_samples` window (zero-padded when shorter), normalised as the datamodule does."""
+        from datamodules.face_speech import emphasise
+
+        window = self.hparams.audio_samples
+        speech = np.pad(np.asarray(speech, np.float32), (0, max(0, window - len(speech))))
+        start = (len(speech) - window) // 2
+        wave = emphasise(speech[start : start + window], float(data_args.get("pre_emphasis", 0.95)),
+                         bool(data_args.get("emphasis_first", True)))
+        return signed_to_uint8(self(torch.from_numpy(wave.astype(np.float32))[None].to(self.device)))[0]
+
+    @torch.no_grad()
+    def evaluation_samples(self, datamodule, split: str = "test", max_items: Optional[int] = None,
+                           batch_size: int = 32) -> Iterator[GeneratedSample]:
+        """For the shared metrics: each `split` utterance's face beside the real face of its video frame."""
+        from torch.utils.data import DataLoader, Subset
+
+        dataset = datamodule.evaluation_dataset(split)
+        chosen = Subset(dataset, range(min(len(dataset), max_items or len(dataset))))
+        for batch in DataLoader(chosen, batch_size=batch_size):
+            fakes = signed_to_uint8(self(batch["audio"].to(self.device)))
+            for fake, real, identity in zip(fakes, signed_to_uint8(batch["face"]), batch["identity"].tolist()):
+                yield GeneratedSample(fake[None], real[None], str(identity), paired=True)
 
     def paper_evaluation(self, datamodule, probe: str = "cnn"):
         """The paper's identity accuracy and landmark detection rate (`evaluation.py`)."""

@@ -1,0 +1,319 @@
+"""The shared metrics of every system, computed the same way from generated and real samples.
+
+Each system turns its test split into `GeneratedSample`s (its `evaluation_samples`); `MetricSuite` scores
+them all with one implementation per metric, and says for every metric it could not compute why not
+(missing weights, an image system without frame-aligned ground truth, too few identities):
+
+| key | what | needs |
+|---|---|---|
+| psnr, ssim, l1 | pixels vs frame-aligned ground truth (`video_metrics`; L1 on [0, 1]) | paired samples |
+| lpips | LPIPS v0.1, VGG (`lpips_distance`) | `lpips_backbone` |
+| fid, kid | Inception-v3 pool features, generated vs real frames (`distribution`) | `inception_weights` |
+| lmd_mouth, lmd_face | landmark distance, mouth points 48–67 / all 68, template pixels (`video_metrics`) | paired |
+| landmark_failure_rate | frames where dlib finds no face on either side | paired |
+| face_detection_rate | generated frames in which dlib's HOG detector finds a face | — |
+| identity_cosine, identity_recall@K | face embeddings of generated vs real faces of the speaker (`metrics`) | FaceNet weights, else dlib's model |
+| cpbd, cpbd_real | sharpness of generated (and real) frames (`sharpness`) | — |
+| au_f1, au_accuracy | five AUs from landmark geometry, generated vs real frames (`action_units`) | paired video |
+| lse_d, lse_c (+ _real) | SyncNet lip-sync distance / confidence (`lip_sync`) | `syncnet_weights`, speech |
+
+The expensive image metrics (LPIPS, FID/KID, identity, CPBD, detection) look at `frames_per_clip` evenly
+spaced frames of each clip; pixels, landmarks, AUs and lip sync at every frame.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .metrics import BinaryLabelScores, recall_at_k
+from .video_metrics import FrameLandmarks, VideoMetricAccumulator
+from .errors import WeightsError
+
+WEIGHTS_DIR_VARIABLE = "TF_WEIGHTS_DIR"
+# Where `MetricSettings.from_folder` looks: the file names the weights are released under.
+STANDARD_FILES = {"lpips_backbone": "vgg16-397923af.pth", "inception_weights": "inception_v3_google-0cc3c7bd.pth",
+                  "syncnet_weights": "syncnet_v2.model", "facenet_weights": "20180402-114759-vggface2.pt"}
+RECALL_KS = (1, 2, 5, 10)
+
+
+@dataclass
+class GeneratedSample:
+    """One generated clip (or face) beside its ground truth.
+
+    generated: `(T, H, W, 3)` uint8 RGB; T = 1 for a face generated from speech.
+    real: `(T', H, W, 3)` uint8 RGB: the clip's own frames when `paired` (frame t against frame t), else
+        real faces of the same identity (SF2F: other photos of the speaker).
+    identity: the speaker, for identity retrieval.
+    speech: `(L,)` float32 at `sample_rate`, aligned with frame 0 (the clean speech when the input was noisy).
+    """
+
+    generated: np.ndarray
+    real: np.ndarray
+    identity: str
+    speech: Optional[np.ndarray] = None
+    sample_rate: int = 16000
+    paired: bool = True
+
+
+@dataclass
+class MetricSettings:
+    """Weights the optional metrics need (None: that metric is reported as not computed) and effort.
+
+    allow_random: build random stand-ins for missing weights (tests only: the numbers then mean nothing).
+    """
+
+    lpips_backbone: Optional[str] = None
+    inception_weights: Optional[str] = None
+    syncnet_weights: Optional[str] = None
+    facenet_weights: Optional[str] = None
+    landmarks: bool = True
+    frames_per_clip: int = 8
+    allow_random: bool = False
+
+    @classmethod
+    def from_folder(cls, folder: Optional[str] = None, **overrides) -> "MetricSettings":
+        """Settings with every weights file found under its released name in `folder` (default
+        `$TF_WEIGHTS_DIR`), then `overrides` (explicit paths win)."""
+        folder = folder or os.environ.get(WEIGHTS_DIR_VARIABLE)
+        found = {}
+        if folder:
+            found = {key: str(Path(folder) / name) for key, name in STANDARD_FILES.items() if (Path(folder) / name).is_file()}
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown metric setting(s) {unknown}; known: {sorted(known)}")
+        return cls(**{**found, **overrides})
+
+
+class MetricSuite:
+    """Feed `GeneratedSample`s with `update`; `compute()` → (values, {metric: why it was not computed})."""
+
+    def __init__(self, settings: MetricSettings = MetricSettings()):
+        self.settings = settings
+        self.missing: dict[str, str] = {}
+        self.lpips = self._optional(("lpips",), self._build_lpips)
+        self.features = self._optional(("fid", "kid"), self._build_features)
+        self.syncnet = self._optional(("lse_d", "lse_c"), self._build_syncnet)
+        self.embedder, self.embedder_name = self._build_embedder()
+        self.pixels = VideoMetricAccumulator(landmarks=settings.landmarks, detect=FrameLandmarks())
+        self.action_units = BinaryLabelScores(5)
+        self.sums: dict[str, list[float]] = {}
+        self.embeddings: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self.paired = self.unpaired = 0
+
+    # --- building -------------------------------------------------------------------------------------
+
+    def _optional(self, keys: tuple[str, ...], build):
+        try:
+            return build()
+        except WeightsError as error:
+            for key in keys:
+                self.missing[key] = str(error)
+            return None
+
+    def _build_lpips(self):
+        from .lpips_distance import build_lpips
+
+        return build_lpips("vgg", self.settings.lpips_backbone, allow_random=self.settings.allow_random)
+
+    def _build_features(self):
+        from .distribution import FeatureDistance, load_inception
+
+        return FeatureDistance(load_inception(self.settings.inception_weights, allow_random=self.settings.allow_random))
+
+    def _build_syncnet(self):
+        from .lip_sync import load_syncnet
+
+        return load_syncnet(self.settings.syncnet_weights, allow_random=self.settings.allow_random)
+
+    def _build_embedder(self):
+        from .face_embedding import build_face_embedder
+
+        if self.settings.facenet_weights:
+            return build_face_embedder("facenet", self.settings.facenet_weights), "FaceNet VGGFace2"
+        return build_face_embedder("dlib"), "dlib ResNet (offline proxy; not FaceNet)"
+
+    # --- accumulation ---------------------------------------------------------------------------------
+
+    def _add(self, key: str, value: float) -> None:
+        if value is not None and math.isfinite(value):
+            self.sums.setdefault(key, []).append(float(value))
+
+    @torch.no_grad()
+    def update(self, sample: GeneratedSample) -> None:
+        generated, real = _checked(sample.generated, "generated"), _checked(sample.real, "real")
+        picks_generated, picks_real = _spread(len(generated), self.settings.frames_per_clip), _spread(
+            len(real), self.settings.frames_per_clip)
+        if sample.paired:
+            length = min(len(generated), len(real))
+            self._paired_metrics(generated[:length], real[:length], _spread(length, self.settings.frames_per_clip))
+        else:
+            self.unpaired += 1
+        self._image_metrics(generated[picks_generated], real[picks_real], sample.identity)
+        if sample.speech is not None and self.syncnet is not None:
+            self._lip_sync(generated, real if sample.paired else None, sample.speech, sample.sample_rate)
+
+    def _paired_metrics(self, generated: np.ndarray, real: np.ndarray, picks: np.ndarray) -> None:
+        self.paired += 1
+        marks_real = marks_generated = None
+        if self.settings.landmarks:
+            detect = self.pixels.detect
+            marks_real, marks_generated = [detect(f) for f in real], [detect(f) for f in generated]
+        self.pixels.update(generated, real, real_landmarks=marks_real, generated_landmarks=marks_generated)
+        self._add("l1", float(np.abs(generated.astype(np.float32) - real.astype(np.float32)).mean() / 255.0))
+        if self.lpips is not None:
+            distance = self.lpips(_signed(generated[picks]), _signed(real[picks]))
+            self._add("lpips", float(distance.mean()))
+        if marks_real is not None and len(generated) > 1:
+            self._action_units(marks_generated, marks_real)
+
+    def _action_units(self, generated_marks: list, real_marks: list) -> None:
+        from datamodules.pipeline.action_units import GeometryLabels
+
+        labeler = GeometryLabels()
+        labels = []
+        for marks in (generated_marks, real_marks):
+            detected = np.array([m is not None for m in marks])
+            points = np.zeros((len(marks), 68, 2))
+            if detected.any():
+                points[detected] = np.stack([m for m in marks if m is not None])
+            labels.append(labeler.labels("sample", points, detected))
+        (predicted, predicted_valid), (target, target_valid) = labels
+        both = predicted_valid & target_valid
+        self.action_units.update(predicted[both], target[both])
+
+    def _image_metrics(self, generated: np.ndarray, real: np.ndarray, identity: str) -> None:
+        from .sharpness import cpbd
+
+        detect = self.pixels.detect.detector
+        self._add("face_detection_rate", float(np.mean([bool(detect(np.ascontiguousarray(f))) for f in generated])))
+        self._add("face_detection_rate_real", float(np.mean([bool(detect(np.ascontiguousarray(f))) for f in real])))
+        self._add("cpbd", _nanmean([cpbd(f) for f in generated]))
+        self._add("cpbd_real", _nanmean([cpbd(f) for f in real]))
+        if self.features is not None:
+            self.features.update(_channels_first(generated), real=False)
+            self.features.update(_channels_first(real), real=True)
+        embed = lambda frames: F.normalize(self.embedder(_imagenet(frames)).float().mean(0), dim=0)  # noqa: E731
+        self.embeddings.setdefault(identity, []).append((embed(generated).cpu(), embed(real).cpu()))
+
+    def _lip_sync(self, generated: np.ndarray, real: Optional[np.ndarray], speech: np.ndarray, rate: int) -> None:
+        from .lip_sync import SAMPLE_RATE, lip_sync_error
+
+        speech16 = _resample(speech, rate, SAMPLE_RATE)
+        for suffix, frames in (("", generated), ("_real", real)):
+            if frames is None:
+                continue
+            try:
+                score = lip_sync_error(self.syncnet, frames, speech16)
+            except ValueError:
+                self._add(f"lse_skipped_clips{suffix}", 1.0)
+                continue
+            self._add(f"lse_d{suffix}", score.distance)
+            self._add(f"lse_c{suffix}", score.confidence)
+
+    # --- results --------------------------------------------------------------------------------------
+
+    def compute(self) -> tuple[dict[str, float], dict[str, str]]:
+        values = {key: float(np.mean(v)) for key, v in self.sums.items() if not key.startswith("lse_skipped")}
+        missing = dict(self.missing)
+        if self.paired:
+            pixels = self.pixels.compute()
+            # Frames equal to their ground truth have no finite PSNR and are skipped from the mean; when
+            # every frame is (a perfect reconstruction), the answer is +inf rather than "no value".
+            identical = pixels["frames"] > 0 and pixels["psnr_skipped_frames"] == pixels["frames"]
+            values.update(psnr=math.inf if identical else pixels["psnr"], ssim=pixels["ssim"])
+            if self.settings.landmarks:
+                values.update(lmd_mouth=pixels["nlmd_mouth"], lmd_face=pixels["nlmd_all"],
+                              landmark_failure_rate=pixels["landmark_failure_rate"])
+                self._compute_action_units(values, missing)
+            else:
+                for key in ("lmd_mouth", "lmd_face", "au_f1", "au_accuracy"):
+                    missing[key] = "landmarks switched off (landmarks=false)"
+        else:
+            why = "no frame-aligned ground truth: the real faces are other pictures of the speaker"
+            for key in ("psnr", "ssim", "l1", "lpips", "lmd_mouth", "lmd_face", "au_f1", "au_accuracy"):
+                missing.setdefault(key, why)
+        if self.features is not None:
+            distribution, why_not = self.features.compute()
+            values.update(distribution)
+            missing.update(why_not)
+        self._compute_identity(values, missing)
+        if self.syncnet is not None and "lse_d" not in values:
+            missing["lse_d"] = missing["lse_c"] = "no sample had speech and at least 6 frames (image systems have no video)"
+        return values, missing
+
+    def _compute_action_units(self, values: dict, missing: dict) -> None:
+        if self.action_units.counts.sum() == 0:
+            missing["au_f1"] = missing["au_accuracy"] = "no frame with landmarks on both sides (or single frames)"
+            return
+        mean = self.action_units.compute(("AU10", "AU14", "AU20", "AU25", "AU26"))["mean"]
+        values.update(au_f1=mean["f1"], au_accuracy=mean["accuracy"])
+
+    def _compute_identity(self, values: dict, missing: dict) -> None:
+        names = sorted(self.embeddings)
+        pairs = [(i, g, r) for i, name in enumerate(names) for g, r in self.embeddings[name]]
+        if not pairs:
+            return
+        reference = torch.stack([F.normalize(torch.stack([r for _, r in self.embeddings[n]]).mean(0), dim=0) for n in names])
+        values["identity_cosine"] = float(np.mean([float(g @ reference[i]) for i, g, _ in pairs]))
+        if len(names) < 2:
+            missing["identity_recall"] = f"retrieval needs ≥ 2 identities, had {len(names)}"
+            return
+        generated = torch.stack([F.normalize(torch.stack([g for g, _ in self.embeddings[n]]).mean(0), dim=0) for n in names])
+        ks = tuple(k for k in RECALL_KS if k < len(names)) or (1,)
+        for k, recall in recall_at_k(generated, reference, ks=ks).items():
+            values[f"identity_recall@{k}"] = recall
+        values["identities"] = float(len(names))
+
+    def notes(self) -> dict[str, str]:
+        """What a reader needs to interpret a metric's value."""
+        return {"identity_cosine": f"embedding: {self.embedder_name}", "fid": "torchvision Inception-v3 pool features",
+                "lmd_mouth": "template pixels after similarity alignment", "au_f1": "landmark-geometry AU labels",
+                "lse_d": "SyncNet, frames resized to 224", "cpbd": "Narvekar & Karam 2011, higher is sharper"}
+
+
+def _checked(frames: np.ndarray, name: str) -> np.ndarray:
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
+        raise ValueError(f"{name} frames must be (T ≥ 1, H, W, 3) uint8 RGB, got {frames.shape} {frames.dtype}")
+    return frames
+
+
+def _spread(count: int, wanted: int) -> np.ndarray:
+    """Up to `wanted` evenly spaced indices of `count` frames."""
+    return np.unique(np.linspace(0, count - 1, min(count, max(1, wanted))).round().astype(int))
+
+
+def _nanmean(values: list[float]) -> float:
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def _channels_first(frames: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+
+
+def _signed(frames: np.ndarray) -> torch.Tensor:
+    return _channels_first(frames).float() / 127.5 - 1.0
+
+
+def _imagenet(frames: np.ndarray) -> torch.Tensor:
+    from .images import unit_to_imagenet
+
+    return unit_to_imagenet(_channels_first(frames).float() / 255.0)
+
+
+def _resample(speech: np.ndarray, rate: int, target: int) -> np.ndarray:
+    if rate == target:
+        return np.asarray(speech, dtype=np.float32)
+    import torchaudio.functional as AF
+
+    return AF.resample(torch.from_numpy(np.asarray(speech, dtype=np.float32)), rate, target).numpy()

@@ -1,0 +1,103 @@
+"""One evaluation for every system: the shared metric suite on the test split, and the noise sweep.
+
+`make eval` runs a system's own paper protocol (its `paper_evaluation`) and then `shared_report`, whose
+rows use the same metric names for all five systems (`metric_suite.py`), so their numbers sit in one
+table and in one W&B project. With `NOISE_SWEEP=1`, `shared_noise_sweep` repeats the suite's video
+metrics with the test speech mixed with E2E-NR's held-out noises at each SNR (E2E-NR's protocol, spec
+§6), for any system that makes video from speech.
+
+A system takes part by giving `evaluation_samples(datamodule, split, max_items, noise)`, an iterator of
+`GeneratedSample`; video systems get it from `TalkingFaceSamples`, which only needs `synthesise`.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .images import signed_to_uint8
+from .metric_suite import GeneratedSample, MetricSettings, MetricSuite
+from .reports import EvaluationReport, ResultRow, Sweep
+
+SWEEP_METRICS = ("psnr", "ssim", "lmd_mouth", "lse_d", "lse_c")
+NOT_COMPUTED = "not computed: "
+Noise = Optional[tuple[str, float]]  # (held-out noise type, SNR in dB)
+
+
+class TalkingFaceSamples:
+    """`evaluation_samples` for systems that turn speech and a face into video (`synthesise`).
+
+    Each whole test clip is generated from its speech (mixed with `noise` when given) and its first
+    frame, with the random state seeded per clip so that every condition and checkpoint sees the same.
+    """
+
+    def evaluation_samples(self, datamodule, split: str = "test", max_items: Optional[int] = None,
+                           noise: Noise = None, seed: int = 0) -> Iterator[GeneratedSample]:
+        dataset = datamodule.noisy_test_set(*noise, split=split) if noise else datamodule.evaluation_clips(split)
+        rate = int(datamodule.hparams.sample_rate)
+        for index in range(min(len(dataset), max_items or len(dataset))):
+            item = dataset[index]
+            real = signed_to_uint8(item["video"])
+            torch.manual_seed(seed + index)
+            generated = self.evaluation_video(datamodule, split, index, item["audio"].numpy(), real[0])
+            speaker = dataset.items.metas[dataset.rows[index]]["speaker"]
+            clean = item.get("clean_audio", item["audio"]).numpy()
+            yield GeneratedSample(generated[: len(real)], real, str(speaker), clean, rate, paired=True)
+
+    def evaluation_video(self, datamodule, split: str, index: int, speech: np.ndarray, face: np.ndarray) -> np.ndarray:
+        """Clip `index` of `split` from its `(L,)` speech and first frame `(S, S, 3)` uint8 → `(T, S, S, 3)` uint8."""
+        return self.synthesise(speech, face)
+
+
+def evaluate_samples(samples: Iterator[GeneratedSample], settings: MetricSettings, total: Optional[int],
+                     description: str) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
+    suite = MetricSuite(settings)
+    for sample in tqdm(samples, total=total, desc=description, unit="sample"):
+        suite.update(sample)
+    values, missing = suite.compute()
+    return values, missing, suite.notes()
+
+
+def shared_report(module, datamodule, settings: MetricSettings, system: str, split: str = "test",
+                  max_items: Optional[int] = None) -> EvaluationReport:
+    """The suite on `split`: one row per metric (value or "not computed: why")."""
+    module.eval()
+    samples = module.evaluation_samples(datamodule, split=split, max_items=max_items)
+    values, missing, notes = evaluate_samples(samples, settings, max_items, f"{system}: shared metrics")
+    report = EvaluationReport(system=system, dataset=datamodule.description, paper_dataset="—")
+    setting = f"shared harness, {split} split"
+    for key in sorted(values):
+        report.rows.append(ResultRow(key, setting, values[key], None, notes.get(key, "")))
+    for key in sorted(missing):
+        report.rows.append(ResultRow(key, setting, float("nan"), None, NOT_COMPUTED + missing[key]))
+    report.details = {"shared_metrics": values, "not_computed": missing}
+    return report
+
+
+def shared_noise_sweep(module, datamodule, settings: MetricSettings, system: str, snrs_db: list[float],
+                       noise_types: Optional[list[str]] = None, max_items: Optional[int] = None) -> Sweep:
+    """PSNR, SSIM, mouth LMD and LSE at each SNR, averaged over the held-out noise types (+ clean)."""
+    if not hasattr(datamodule, "noisy_test_set") or not isinstance(module, TalkingFaceSamples):
+        raise ValueError(f"{system} does not generate video from speech; the noise sweep is for video systems.")
+    module.eval()
+    light = MetricSettings(**{**settings.__dict__, "lpips_backbone": None, "inception_weights": None,
+                              "frames_per_clip": 1})
+    types = list(noise_types or datamodule.evaluation_noise_bank().types)
+    clean, _, _ = evaluate_samples(module.evaluation_samples(datamodule, max_items=max_items), light, max_items,
+                                   f"{system}: clean")
+    curves: dict[float, dict[str, list[float]]] = {}
+    for noise_type in types:
+        for snr in snrs_db:
+            values, _, _ = evaluate_samples(module.evaluation_samples(datamodule, max_items=max_items,
+                                                                      noise=(noise_type, float(snr))),
+                                            light, max_items, f"{system}: {noise_type} {snr:g} dB")
+            for metric in SWEEP_METRICS:
+                if metric in values:
+                    curves.setdefault(float(snr), {}).setdefault(metric, []).append(values[metric])
+    metrics = tuple(m for m in SWEEP_METRICS if m in clean)
+    mean_curve = {snr: {m: float(np.mean(v[m])) for m in metrics if m in v} for snr, v in curves.items()}
+    return Sweep(variable="SNR (dB)", metrics=metrics, curves={f"{system} · mean of {len(types)} noises": mean_curve},
+                 references={f"{system} · clean": {m: clean[m] for m in metrics}})
