@@ -46,12 +46,42 @@ def test_sf2f_trains_both_stages_and_resumes(isolated_data_and_runs):
         assert (stage_dir / "checkpoints" / "last.ckpt").exists()
         assert (stage_dir / "config.yaml").exists()
         assert list((stage_dir / "samples").glob("val_samples-*.png"))
+    assert (run_dir / "sf2f" / "metrics.csv").exists() and (run_dir / "sf2f" / "run_info.json").exists()
     # A rerun with --resume last finds both stages completed and trains nothing more.
     (run_dir / "sf2f_fuser" / "COMPLETED.json").unlink()
     resumed = train_entry.train("sf2f", smoke=True, resume="last",
                                 overrides=["--trainer.max_steps=6"])
     assert resumed == run_dir
     assert json.loads((run_dir / "sf2f_fuser" / "COMPLETED.json").read_text())["global_step"] == 6
+
+
+def test_sf2f_evaluates_and_draws_faces_from_any_speech(isolated_data_and_runs, tmp_path):
+    """`make eval EXP=sf2f` (paper table + shared metrics) and `make infer` to one PNG, then a grid."""
+    import numpy as np
+    import soundfile as sf
+    from PIL import Image
+
+    from experiments.evaluate import evaluate
+    from experiments.infer import infer
+
+    run_dir = train_entry.train("sf2f", smoke=True)
+    report = evaluate("sf2f", [str(run_dir)], data=None, out=str(tmp_path / "eval"), options={}, use_wandb=False)
+    rows = {row.metric: row for row in report.rows}
+    assert rows["cosine"].paper is None and "not comparable" in rows["cosine"].note  # smoke embedder is a proxy
+    assert 0 <= rows["r@1 (%)"].ours <= 100 and rows["r@1 chance (%)"].ours > 0
+    assert "other pictures" in rows["psnr"].note  # unpaired faces: said, not silently dropped
+    assert "identity_cosine" in rows and "cpbd" in rows and "inception_weights" in rows["fid"].note
+
+    rng = np.random.default_rng(0)
+    speech = []
+    for index, (seconds, rate) in enumerate(((2.0, 16000), (0.7, 44100), (3.5, 8000))):
+        path = tmp_path / f"speech{index}.wav"
+        sf.write(path, rng.normal(0, 0.1, (int(seconds * rate), 2)).astype(np.float32), rate)  # stereo, any rate
+        speech.append(str(path))
+    single = infer("sf2f", str(run_dir), speech[0], None, str(tmp_path / "face.mp4"))
+    assert single.suffix == ".png" and Image.open(single).size == (64, 64)
+    grid = infer("sf2f", str(run_dir), speech, None, str(tmp_path / "grid.png"))
+    assert Image.open(grid).size == (3 * 64 + 4 * 2, 64 + 2 * 2)
 
 
 def test_ctrl_c_saves_last_checkpoint_and_resume_continues(isolated_data_and_runs, tmp_path):
@@ -106,7 +136,12 @@ def test_demo_training_beats_chance_on_held_out_speakers(isolated_data_and_runs)
 
 
 def test_wav2pix_trains_then_evaluates_with_the_papers_protocol(isolated_data_and_runs, tmp_path):
-    """One model per speech length (the paper's sweep), then one evaluation table for both."""
+    """One model per speech length (the paper's sweep), then one evaluation table for both; `make compare`
+    of the two runs; `make infer` draws a face from short speech."""
+    import numpy as np
+    import soundfile as sf
+    from PIL import Image
+
     from experiments.evaluate import evaluate
 
     short_run = train_entry.train("wav2pix", smoke=True, overrides=["--data.init_args.audio_samples=4800"])
@@ -124,6 +159,22 @@ def test_wav2pix_trains_then_evaluates_with_the_papers_protocol(isolated_data_an
     table = (tmp_path / "eval" / "results.md").read_text()
     assert "paper (real Youtubers, 10 ids)" in table and "ours (synthetic youtubers (tiny size))" in table
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["system"] == "Wav2Pix"
+    assert rows[("face_detection_rate", f"shared harness, test split, {run_dir.name}/wav2pix")].ours >= 0
+    assert "lpips_backbone" in rows[("lpips", f"shared harness, test split, {run_dir.name}/wav2pix")].note
+
+    from experiments.compare import compare
+
+    report_html, table, curves = compare([str(short_run), str(run_dir / "wav2pix")], out=str(tmp_path / "compare"))
+    assert curves.stat().st_size > 0 and list((tmp_path / "compare").glob("sample-*.png"))
+    from experiments.infer import infer
+
+    speech = tmp_path / "speech.wav"
+    sf.write(speech, np.random.default_rng(0).normal(0, 0.1, 8000).astype(np.float32), 16000)  # shorter than 1 s
+    face = infer("wav2pix", str(run_dir), str(speech), None, str(tmp_path / "face.png"))
+    assert np.asarray(Image.open(face)).shape == (64, 64, 3)
+    lines = table.read_text().splitlines()
+    assert len(lines) == 4 and "test/l1" in lines[0]  # header, rule, one row per run
+    assert "<img src='curves.png'>" in report_html.read_text()
 
 
 def test_e2e_nr_trains_both_stages_then_sweeps_snr_and_animates_a_photo(isolated_data_and_runs, tmp_path):
@@ -238,14 +289,22 @@ def test_a2v_inverts_trains_vae_then_embed2lat_and_reports_baselines(isolated_da
     assert float(full["vae.code_std"]) == float(vae["model.code_std"]) != 1.0
     assert not any(k.startswith(("generator", "speech_encoder")) for k in full)  # rebuilt, never stored
 
+    from experiments.evaluate import SharedOptions
+
+    sweep = SharedOptions(max_items=2, noise_sweep=True, snrs_db=(0.0, 20.0), noise_types=["babble"])
     report = evaluate("a2v", [str(run_dir)], data=None, out=str(tmp_path / "eval"), options={"videos": 1},
-                      use_wandb=False)
+                      use_wandb=False, shared=sweep)
     rows = {(row.metric, row.setting): row for row in report.rows}
     assert rows[("Embed2Lat MSE", "val")].paper == 0.273 and rows[("Embed2Lat MSE", "train")].paper == 0.269
     assert ("MSE of predicting zero", "val") in rows and ("MSE of predicting train mean", "val") in rows
     (details,) = report.details.values()  # one checkpoint
     with av.open(details["videos"][0]) as container:
         assert len(container.streams.audio) == 1 and len(container.streams.video) == 1
+    shared = details["shared"]["shared_metrics"]
+    assert {"psnr", "ssim", "l1", "cpbd", "face_detection_rate", "identity_cosine"} <= set(shared)
+    (curve,) = report.noise_sweep.curves.values()  # the noise sweep, as for E2E-NR, on an A2V model
+    assert set(curve) == {0.0, 20.0} and "psnr" in curve[0.0]
+    assert (tmp_path / "eval" / "noise_sweep.png").stat().st_size > 0
 
     speech = tmp_path / "speech.wav"
     sf.write(speech, np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32), 16000)

@@ -42,6 +42,9 @@ WEIGHTS_DIR_VARIABLE = "TF_WEIGHTS_DIR"
 STANDARD_FILES = {"lpips_backbone": "vgg16-397923af.pth", "inception_weights": "inception_v3_google-0cc3c7bd.pth",
                   "syncnet_weights": "syncnet_v2.model", "facenet_weights": "20180402-114759-vggface2.pt"}
 RECALL_KS = (1, 2, 5, 10)
+# Every metric the suite reports: each ends up with a value or with the reason it has none.
+REPORTED = ("psnr", "ssim", "l1", "lpips", "fid", "kid", "lmd_mouth", "lmd_face", "landmark_failure_rate",
+            "face_detection_rate", "identity_cosine", "cpbd", "cpbd_real", "au_f1", "au_accuracy", "lse_d", "lse_c")
 
 
 @dataclass
@@ -248,6 +251,12 @@ class MetricSuite:
         self._compute_identity(values, missing)
         if self.syncnet is not None and "lse_d" not in values:
             missing["lse_d"] = missing["lse_c"] = "no sample had speech and at least 6 frames (image systems have no video)"
+        for key in ("cpbd", "cpbd_real"):
+            if key not in values:
+                missing[key] = "no frame had enough edges to measure (flat or very blurry images)"
+        for key in REPORTED:
+            if key not in values and key not in missing:
+                missing[key] = "no sample gave a value"
         return values, missing
 
     def _compute_action_units(self, values: dict, missing: dict) -> None:

@@ -302,7 +302,7 @@ class SF2FModule(AdversarialModule):
         generated = torch.cat([o[0] for o in outputs])
         reference = torch.cat([o[1] for o in outputs])
         identity = torch.cat([o[2] for o in outputs])
-        if self.trainer is not None and self.trainer.world_size > 1:
+        if self._trainer is not None and self._trainer.world_size > 1:  # also called outside a Trainer (make eval)
             generated, reference, identity = (self.all_gather(t).flatten(0, 1) for t in (generated, reference, identity))
         order = torch.argsort(identity, stable=True)
         identity = identity[order]
