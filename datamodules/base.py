@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .pipeline.cache import ShardedCache
 from .pipeline.prepare import PrepareReport
+from .resumable import ResumableLoader
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SPLITS = ("train", "val", "test")
@@ -71,11 +72,19 @@ class CachedDataModule(L.LightningDataModule):
             raise ValueError(f"batch_size {self.hparams.batch_size} is not divisible by the {world} devices")
         return self.hparams.batch_size // world
 
-    def loader(self, dataset: Dataset, batch_size: int, shuffle: bool, collate) -> DataLoader:
+    def loader(self, dataset: Dataset, batch_size: int, shuffle: bool, collate) -> DataLoader | ResumableLoader:
+        """Training (`shuffle`): a `ResumableLoader`, reproducible and resumable mid-epoch, sharded over DDP
+        ranks itself; evaluation: a plain in-order `DataLoader` (Lightning shards it)."""
         workers = self.hparams.num_workers
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=shuffle,
-                          collate_fn=collate, num_workers=workers, persistent_workers=workers > 0,
-                          pin_memory=torch.cuda.is_available())
+        if shuffle:
+            return ResumableLoader(dataset, batch_size, collate, world=self._rank_and_world, num_workers=workers,
+                                   pin_memory=torch.cuda.is_available())
+        return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=workers,
+                          persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
+
+    def _rank_and_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
 
 def randint(high: int) -> int:

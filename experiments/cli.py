@@ -14,7 +14,9 @@ This class adds what all of them share, so no YAML repeats it:
 - a W&B logger, offline by default, writing under the run directory (upload later with `wandb sync`),
   named `<experiment>/<timestamp>/<stage>` and grouped by experiment in the `talking-faces` project;
 - a CSV log of the same metrics in `<run dir>/metrics.csv` (always, for `make compare` without W&B);
-- `run_info.json`: git commit, experiment and stage, also logged to every logger with the config.
+- `run_info.json`: git commit, experiment and stage, also logged to every logger with the config;
+- the random generators' states in every checkpoint, restored on resumption (`RandomState`), so that a
+  resumed run continues with the numbers an uninterrupted one would have drawn.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
-from lightning_modules.common.callbacks import LastCheckpoint, RunRecord
+from lightning_modules.common.callbacks import LastCheckpoint, RandomState, RunRecord
 
 WANDB_PROJECT = "talking-faces"
 # The CSV log shares the stage folder with config.yaml and checkpoints; Lightning's "not empty" warning
@@ -100,7 +102,7 @@ class ProjectCLI(LightningCLI):
         checkpoint_dir = run_dir / "checkpoints"
         experiment, stage = (run_dir.parts[-3], run_dir.parts[-1]) if len(run_dir.parts) >= 3 else (None, None)
         callbacks = [LastCheckpoint(checkpoint_dir, every_n_steps=config.checkpoint_every_n_steps),
-                     RunRecord(run_dir, experiment, stage, Path(__file__).resolve().parents[1])]
+                     RunRecord(run_dir, experiment, stage, Path(__file__).resolve().parents[1]), RandomState()]
         monitor = getattr(self.model, "checkpoint_monitor", None)
         if monitor is not None:
             key, mode = monitor

@@ -35,7 +35,7 @@ import torch
 import yaml
 
 from datamodules.pipeline.noise import EVAL_SNRS_DB
-from experiments.train import ExperimentError, runs_root, stage_chain
+from experiments.train import EXPERIMENTS, ExperimentError, lineage, runs_root, stage_chain
 from lightning_modules.common.errors import WeightsError
 from lightning_modules.common.metric_suite import STANDARD_FILES, WEIGHTS_DIR_VARIABLE, MetricSettings
 from lightning_modules.common.shared_evaluation import shared_noise_sweep, shared_report
@@ -62,7 +62,28 @@ def resolve_checkpoint(experiment: str, value: str) -> Path:
     raise ExperimentError(f"{path}: no checkpoint found (not a .ckpt, and no COMPLETED.json or checkpoints/last.ckpt).")
 
 
-def load_for_evaluation(checkpoint: Path, data: str | None):
+def model_class_paths(experiment: str) -> set[str]:
+    """The model classes the stages of `experiment` train."""
+    paths = set()
+    for stage in stage_chain(experiment):
+        for name in reversed(lineage(stage)):
+            model = (yaml.safe_load((EXPERIMENTS / f"{name}.yaml").read_text()) or {}).get("model") or {}
+            if "class_path" in model:
+                paths.add(model["class_path"])
+                break
+    return paths
+
+
+def check_experiment(experiment: str, checkpoint: Path, class_path: str) -> None:
+    """A checkpoint of another system gets a clear error, not another system's evaluation."""
+    expected = model_class_paths(experiment)
+    if class_path not in expected:
+        raise ExperimentError(f"{checkpoint} holds a {class_path.rsplit('.', 1)[-1]} (run "
+                              f"{checkpoint.resolve().parents[2]}), but {experiment} trains {sorted(expected)}. "
+                              "Pass the EXP that wrote it.")
+
+
+def load_for_evaluation(experiment: str, checkpoint: Path, data: str | None):
     """(model, datamodule) as trained: the model from the checkpoint, the data from the stage's config."""
     from datamodules.prepare import load_class, make_datamodule
 
@@ -71,6 +92,7 @@ def load_for_evaluation(checkpoint: Path, data: str | None):
     if not config_path.exists():
         raise ExperimentError(f"{config_path}: the stage's config is missing; evaluate a checkpoint inside its run folder.")
     config = yaml.safe_load(config_path.read_text())
+    check_experiment(experiment, checkpoint, config["model"]["class_path"])
     model = load_class(config["model"]["class_path"]).load_from_checkpoint(checkpoint, map_location="cpu")
     data_args = dict(config["data"].get("init_args") or {})
     if data is not None:
@@ -100,7 +122,7 @@ def evaluate(experiment: str, checkpoints: list[str], data: str | None, out: str
     folder = Path(out) if out else resolve_checkpoint(experiment, checkpoints[0]).resolve().parents[1] / "eval"
     for value in checkpoints:
         checkpoint = resolve_checkpoint(experiment, value)
-        model, datamodule = load_for_evaluation(checkpoint, data)
+        model, datamodule = load_for_evaluation(experiment, checkpoint, data)
         has_protocol = hasattr(model, "paper_evaluation")
         if has_protocol:
             check_options(model.paper_evaluation, options)

@@ -23,10 +23,22 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from experiments.evaluate import resolve_checkpoint
+from experiments.evaluate import check_experiment, resolve_checkpoint
 from experiments.train import ExperimentError
 
 MUX_SAMPLE_RATE = 16000  # the audio written into the mp4: the input resampled to a rate every player handles
+MIN_SPEECH_SECONDS = 0.04  # one video frame at 25 fps
+
+
+def read_speech(path: str, sample_rate: int):
+    """The speech file as mono float32 at `sample_rate`, refusing less than one frame's worth."""
+    from datamodules.pipeline.audio import read_audio
+
+    speech = read_audio(path, sample_rate)
+    if len(speech) < MIN_SPEECH_SECONDS * sample_rate:
+        raise ExperimentError(f"{path}: {len(speech) / sample_rate * 1000:.0f} ms of audio, less than one video frame "
+                              f"({MIN_SPEECH_SECONDS * 1000:.0f} ms). Pass a longer recording.")
+    return speech
 
 
 def read_face_image(path: Path) -> np.ndarray:
@@ -70,6 +82,7 @@ def infer(experiment: str, checkpoint: str, audio: str | list[str], image: str |
 
     path = resolve_checkpoint(experiment, checkpoint)
     config = yaml.safe_load((path.resolve().parents[1] / "config.yaml").read_text())
+    check_experiment(experiment, path, config["model"]["class_path"])
     model = load_class(config["model"]["class_path"]).load_from_checkpoint(path, map_location="cpu").eval()
     data_args = config["data"].get("init_args") or {}
     audios = [audio] if isinstance(audio, str) else list(audio)
@@ -82,7 +95,7 @@ def infer(experiment: str, checkpoint: str, audio: str | list[str], image: str |
     if len(audios) != 1:
         raise ExperimentError(f"{experiment} makes one video from one speech file; got {len(audios)}.")
     audio = audios[0]
-    speech = read_audio(audio, int(data_args["sample_rate"]))
+    speech = read_speech(audio, int(data_args["sample_rate"]))
     face = align_face(read_face_image(Path(image)), data_args, Path(image))
     frames = model.synthesise(speech, face, chunk_frames=chunk_frames, progress=True)
     target = Path(out)
@@ -99,10 +112,8 @@ def write_faces(model, audios: list[str], data_args: dict, out: Path) -> Path:
     import torchvision
     from tqdm.auto import tqdm
 
-    from datamodules.pipeline.audio import read_audio
-
     rate = int(data_args.get("sample_rate", 16000))
-    faces = [model.face_from_speech(read_audio(a, rate), data_args) for a in tqdm(audios, desc="faces", unit="file")]
+    faces = [model.face_from_speech(read_speech(a, rate), data_args) for a in tqdm(audios, desc="faces", unit="file")]
     if out.suffix.lower() != ".png":
         out = out.with_suffix(".png")
         print(f"[infer] {type(model).__name__} makes faces, not video: writing {out}", file=sys.stderr)

@@ -25,6 +25,7 @@ import warnings
 from pathlib import Path
 
 import yaml
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 EXPERIMENTS = Path(__file__).resolve().parent
 ACTIVE_STAGE_VARIABLE = "TF_ACTIVE_STAGE"
@@ -118,7 +119,12 @@ def resolve_run_dir(experiment: str, resume: str | None) -> Path:
         return checkpoint
     if not checkpoint.is_file():
         raise ExperimentError(f"{checkpoint}: checkpoint not found. Pass CKPT=last or an existing .ckpt file.")
-    return checkpoint.resolve().parents[2]  # <run>/<stage>/checkpoints/<file>.ckpt
+    run_dir = checkpoint.resolve().parents[2]  # <run>/<stage>/checkpoints/<file>.ckpt
+    stage = checkpoint.resolve().parents[1].name
+    if stage not in stage_chain(experiment):
+        raise ExperimentError(f"{checkpoint} was written by stage {stage!r} (run {run_dir}), which is not part of "
+                              f"{experiment} (stages {stage_chain(experiment)}). Resume it with EXP={run_dir.parent.name}.")
+    return run_dir
 
 
 def lineage(experiment: str) -> list[str]:
@@ -145,12 +151,23 @@ def run_stage(stage: str, stage_dir: Path, configs: list[str], overrides: list[s
     from experiments.cli import ProjectCLI
 
     args = ["fit"] + [a for c in configs for a in ("--config", c)]
-    args += [f"--trainer.default_root_dir={stage_dir}", *overrides]
+    args.append(f"--trainer.default_root_dir={stage_dir}")
+    if ckpt_path:
+        args += _saved_seed(stage_dir)
+    args += overrides
     if ckpt_path:
         args.append(f"--ckpt_path={ckpt_path}")
     # sys.argv must stay as it is: Lightning's DDP launcher re-runs it for the other ranks.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     return ProjectCLI(args=args)
+
+
+def _saved_seed(stage_dir: Path) -> list[str]:
+    """A resumed stage keeps the seed its first launch drew (LightningCLI records it in config.yaml), so its
+    data stream and random draws continue where they were (`datamodules/resumable.py`)."""
+    config = stage_dir / "config.yaml"
+    seed = (yaml.safe_load(config.read_text()) or {}).get("seed_everything") if config.exists() else None
+    return [f"--seed_everything={seed}"] if isinstance(seed, int) and not isinstance(seed, bool) else []
 
 
 def train(experiment: str, data: str | None = None, resume: str | None = None,
@@ -183,7 +200,14 @@ def train(experiment: str, data: str | None = None, resume: str | None = None,
         print(f"[train] {stage}: {'resuming ' + ckpt if ckpt else 'starting'} in {stage_dir}")
         # Lightning's DDP launcher re-runs this command for ranks > 0; they read where to go from here.
         os.environ[ACTIVE_STAGE_VARIABLE] = f"{run_dir}{os.pathsep}{stage}"
-        cli = run_stage(stage, stage_dir, stage_configs(stage, demo=data is None, smoke=smoke), stage_overrides, ckpt)
+        try:
+            cli = run_stage(stage, stage_dir, stage_configs(stage, demo=data is None, smoke=smoke), stage_overrides, ckpt)
+        except SIGTERMException:
+            # Pre-emption (SLURM, Kubernetes, a user's kill): Lightning stopped after the current batch and
+            # the LastCheckpoint callback wrote last.ckpt. Exit as terminated, so a requeue just reruns us.
+            print(f"[train] {stage}: stopped by SIGTERM; {stage_dir / 'checkpoints' / 'last.ckpt'} is saved. "
+                  "Rerun with CKPT=last to resume.")
+            sys.exit(143)
         if cli.trainer.interrupted:
             print(f"[train] {stage} interrupted; rerun with CKPT=last to resume.")
             sys.exit(130)

@@ -8,6 +8,7 @@ purpose because it needs system ffmpeg libraries.
 from __future__ import annotations
 
 import collections
+import os
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,20 @@ SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg"}
 SILENCE_PEAK = 1e-3  # audio that never exceeds this peak holds no speech worth the name
 
 
+def checked_wave(wave: np.ndarray, source: str = "the speech signal") -> np.ndarray:
+    """`wave` as `(T,)` float32 when it is 1-D, non-empty and finite; else `DatasetError` naming `source`
+    (an empty or NaN-filled signal would otherwise crash deep inside a transform or, worse, give NaN features)."""
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.ndim != 1:
+        raise DatasetError(f"{source}: expected mono samples (T,), got an array of shape {wave.shape}.")
+    if wave.size == 0:
+        raise DatasetError(f"{source}: holds no audio samples. Remove the file or re-export it.")
+    if not np.isfinite(wave).all():
+        raise DatasetError(f"{source}: {int((~np.isfinite(wave)).sum())} of its {wave.size} samples are NaN or "
+                           "infinite (a broken float export). Re-export it as 16-bit PCM.")
+    return wave
+
+
 def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     """Read any audio file as mono float32 at `sample_rate`.
 
@@ -32,7 +47,8 @@ def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     path = Path(path)
     try:
         if path.suffix.lower() in SOUNDFILE_SUFFIXES:
-            wave, source_rate = sf.read(path, dtype="float32", always_2d=True)
+            # As bytes: libsndfile takes UTF-8 names only, and a file name need not be UTF-8 on Linux.
+            wave, source_rate = sf.read(os.fsencode(path), dtype="float32", always_2d=True)
             wave = wave.mean(axis=1)
         else:
             wave, source_rate = _decode_with_pyav(path)
@@ -43,9 +59,7 @@ def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
             f"{path}: cannot decode audio ({type(error).__name__}: {error}). "
             "Re-encode it as 16-bit PCM wav or remove it from the dataset."
         ) from None
-    if wave.size == 0:
-        raise DatasetError(f"{path}: the audio stream holds no samples. Remove the file or re-export it.")
-    return resample(wave, source_rate, sample_rate)
+    return resample(checked_wave(wave, str(path)), source_rate, sample_rate)
 
 
 def _decode_with_pyav(path: Path) -> tuple[np.ndarray, int]:
@@ -65,6 +79,7 @@ def _decode_with_pyav(path: Path) -> tuple[np.ndarray, int]:
 
 def resample(wave: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
     """`(T,)` at `source_rate` → `(T * target_rate / source_rate,)` float32."""
+    wave = checked_wave(wave)
     if source_rate == target_rate:
         return np.ascontiguousarray(wave, dtype=np.float32)
     resampled = AF.resample(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), source_rate, target_rate)
@@ -91,6 +106,9 @@ def voiced_audio(
     """
     import webrtcvad
 
+    if len(wave) == 0:
+        return np.zeros(0, np.float32)
+    wave = checked_wave(wave)
     vad = webrtcvad.Vad(aggressiveness)
     frame_len = sample_rate * frame_ms // 1000
     pcm = (np.clip(wave, -1.0, 1.0) * 32767).astype(np.int16)

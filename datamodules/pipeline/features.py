@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import python_speech_features as psf
 
+from .audio import checked_wave
+
 INT16_SCALE = 32768.0
 
 
@@ -43,7 +45,7 @@ def log_mel(wave: np.ndarray, config: LogMelConfig) -> np.ndarray:
     frames = 1 + ceil((T - win) / hop); 1 s at 16 kHz gives 99 frames.
     """
     energies = psf.logfbank(
-        wave.astype(np.float64) * INT16_SCALE,
+        checked_wave(wave).astype(np.float64) * INT16_SCALE,
         samplerate=config.sample_rate,
         winlen=config.win_seconds,
         winstep=config.hop_seconds,
@@ -76,7 +78,7 @@ class MfccConfig:
 def mfcc(wave: np.ndarray, config: MfccConfig) -> np.ndarray:
     """`(T,)` float32 speech in [-1, 1] → `(frames, 12)` float32, unstandardised (100 frames/s)."""
     coefficients = psf.mfcc(
-        wave.astype(np.float64),
+        checked_wave(wave).astype(np.float64),
         samplerate=config.sample_rate,
         winlen=config.win_seconds,
         winstep=config.hop_seconds,

@@ -85,3 +85,72 @@ class RunRecord(Callback):
         config = yaml.safe_load(config_path.read_text()) if config_path.exists() else {}
         for logger in trainer.loggers:
             logger.log_hyperparams({"run": self.info, "config": config})
+
+
+def capture_random_state() -> dict:
+    """torch (CPU and every CUDA device), numpy and Python `random` generator states."""
+    import random
+
+    import numpy as np
+    import torch
+
+    # numpy's state as a tensor and plain numbers: checkpoints stay loadable with `weights_only=True`.
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
+                       "has_gauss": int(has_gauss), "cached": float(cached)}}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_random_state(state: dict) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    torch.set_rng_state(state["torch"])
+    saved = state["numpy"]
+    np.random.set_state((saved["name"], saved["keys"].numpy().astype(np.uint32), saved["position"], saved["has_gauss"],
+                         saved["cached"]))
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class RandomState(Callback):
+    """Make a resumed run draw the random numbers an uninterrupted run would have drawn.
+
+    - Checkpoints carry the generators' states (`rng_states`); on resumption they are put back just before
+      the first training batch, whatever start-up work drew numbers in between.
+    - Validation (and the sanity check) runs on a copy of the generators: how often one validates never
+      changes what training draws, so a run resumed right after a validation matches one that was not.
+
+    Together with `datamodules.resumable.ResumableLoader` (the batches) this makes the losses after a
+    resumption equal to those of an uninterrupted run with the same seed.
+    """
+
+    def __init__(self):
+        self._to_restore: dict | None = None
+        self._outside_validation: dict | None = None
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        # Saved during validation (best checkpoints), the training stream is the one set aside.
+        checkpoint["rng_states"] = self._outside_validation or capture_random_state()
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        self._to_restore = checkpoint.get("rng_states")
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self._to_restore is not None:
+            restore_random_state(self._to_restore)
+            self._to_restore = None
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._outside_validation = capture_random_state()
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if self._outside_validation is not None:
+            restore_random_state(self._outside_validation)
+            self._outside_validation = None

@@ -21,6 +21,26 @@ def _checkpoint_state(path: str) -> dict[str, torch.Tensor]:
     return checkpoint.get("state_dict", checkpoint)
 
 
+def check_checkpoint_fits(model: nn.Module, checkpoint: dict) -> None:
+    """Raise `CheckpointError` unless the Lightning `checkpoint`'s weights have exactly `model`'s names and
+    shapes; the message lists the differing parameters and hyperparameters."""
+    state, own = checkpoint.get("state_dict", {}), model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    reshaped = [f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in sorted(set(state) & set(own))
+                if state[k].shape != own[k].shape]
+    if not (missing or unexpected or reshaped):
+        return
+    saved, current = checkpoint.get("hyper_parameters", {}), dict(getattr(model, "hparams", {}))
+    differences = [f"{k}: {saved.get(k)!r} in the checkpoint, {current.get(k)!r} now" for k in sorted(set(saved) | set(current))
+                   if saved.get(k) != current.get(k) and not k.endswith("_from")]
+    raise CheckpointError(
+        f"the checkpoint does not fit {type(model).__name__} as configured: {len(missing)} missing "
+        f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}, {len(reshaped)} of another shape "
+        f"{reshaped[:3]}. Configuration differences: {differences[:6] or 'none recorded'}. Resume or evaluate "
+        "it with the experiment and settings that wrote it, or start a new run.")
+
+
 def _copy(target: nn.Module, wanted: dict[str, torch.Tensor], source: dict[str, str], path: str,
           must_match: str) -> None:
     """Copy `source[name]` of the checkpoint into every `wanted` parameter/buffer `name` of `target`."""

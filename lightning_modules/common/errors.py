@@ -7,3 +7,7 @@ class WeightsError(RuntimeError):
 
 class CheckpointError(RuntimeError):
     """A checkpoint does not belong to this model or configuration."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """A training loss became NaN or Inf; the message names the batch and the offending terms."""

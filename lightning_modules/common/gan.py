@@ -25,13 +25,14 @@ from typing import Any, Optional
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
+from .errors import NonFiniteLossError
 from .split_evaluation import SplitEvaluationModule
 
 NONFINITE_POLICIES = ("raise", "skip")
-
-
-class NonFiniteLossError(RuntimeError):
-    """A loss became NaN or Inf; the message names the batch and the offending terms."""
+# A discriminator whose loss stays this low for this many consecutive batches has won: it separates real
+# from fake perfectly, G receives no useful gradient, and the run is usually lost (warned once per run).
+COLLAPSE_LOSS = 1e-3
+COLLAPSE_PATIENCE = 100
 
 
 @dataclass
@@ -75,6 +76,7 @@ class AdversarialModule(SplitEvaluationModule):
         self.nonfinite = nonfinite
         self.gradient_clip_norm = gradient_clip_norm
         self.discriminator_first = discriminator_first
+        self._collapsed_batches = 0
 
     def generate(self, batch: Any) -> Any:
         raise NotImplementedError
@@ -99,6 +101,19 @@ class AdversarialModule(SplitEvaluationModule):
         for optimizer, compute_loss, player in steps[::-1] if self.discriminator_first else steps:
             loss = self._player_step(optimizer, compute_loss, player, batch_idx)
             self._log_terms(loss, player, batch)
+            if player == "d":
+                self._watch_discriminator(float(loss.total.detach()), batch_idx)
+
+    def _watch_discriminator(self, loss: float, batch_idx: int) -> None:
+        """Warn (once) when D's loss has stayed below `COLLAPSE_LOSS` for `COLLAPSE_PATIENCE` batches."""
+        self._collapsed_batches = self._collapsed_batches + 1 if loss < COLLAPSE_LOSS else 0
+        self.log("train/d_collapsed_batches", float(self._collapsed_batches))
+        if self._collapsed_batches == COLLAPSE_PATIENCE:
+            rank_zero_warn(
+                f"GAN divergence: the discriminator's loss has been below {COLLAPSE_LOSS:g} for {COLLAPSE_PATIENCE} "
+                f"batches (now {loss:.2e}, epoch {self.current_epoch}, batch {batch_idx}, global step {self.global_step})."
+                " D separates real from fake perfectly and G learns little. Consider a lower D learning rate, "
+                "gradient_clip_norm, or resuming from an earlier checkpoint.")
 
     def _player_step(self, optimizer, compute_loss, player: str, batch_idx: int) -> LossTerms:
         self.toggle_optimizer(optimizer)

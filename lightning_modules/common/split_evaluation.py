@@ -5,6 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import torch
+
+from .checkpoints import check_checkpoint_fits
+from .errors import NonFiniteLossError
 
 
 class SplitEvaluationModule(L.LightningModule):
@@ -28,3 +32,17 @@ class SplitEvaluationModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self.evaluation_epoch_end("test")
+
+    def on_before_backward(self, loss: torch.Tensor) -> None:
+        """Stop at the first NaN/Inf loss, naming the batch, before it poisons the weights. (Adversarial
+        modules check each player's loss themselves and can skip the update instead.)"""
+        if not torch.isfinite(loss).all():
+            batch = self.trainer.fit_loop.epoch_loop.batch_idx if self._trainer is not None else "?"
+            raise NonFiniteLossError(f"non-finite training loss {float(loss.detach())} at epoch {self.current_epoch}, "
+                                     f"batch {batch}, global step {self.global_step}. Check that batch's inputs, or "
+                                     "lower the learning rate.")
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """A checkpoint of another model or configuration fails here with the differences listed, rather
+        than deep inside `load_state_dict`."""
+        check_checkpoint_fits(self, checkpoint)

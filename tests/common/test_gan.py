@@ -1,5 +1,7 @@
 """The shared manual-optimisation GAN step, on a toy 1-D GAN."""
 
+import warnings
+
 import lightning as L
 import pytest
 import torch
@@ -7,6 +9,7 @@ from torch import nn
 
 from lightning_modules.common.gan import AdversarialModule, LossTerms, NonFiniteLossError
 from lightning_modules.common.losses import discriminator_adversarial_loss, generator_adversarial_loss
+from lightning_modules.common.split_evaluation import SplitEvaluationModule
 
 
 class ToyGAN(AdversarialModule):
@@ -87,3 +90,57 @@ def test_generator_only_phase_leaves_the_discriminator_alone():
     assert torch.equal(model.critic.weight, critic_before)
     assert not torch.equal(model.generator.weight, generator_before)
     assert trainer.global_step == 4 and "train/d_loss" not in trainer.callback_metrics  # one step per batch
+
+
+class WinningCritic(ToyGAN):
+    """D's loss is ~0 from the start: the divergence the shared step must warn about."""
+
+    def discriminator_loss(self, batch, fake):
+        loss = self.critic(batch["real"]).sum() * 0 + 1e-6
+        return LossTerms(loss, {"adv": loss})
+
+
+def test_a_discriminator_that_has_won_is_reported(monkeypatch):
+    from lightning_modules.common import gan
+
+    monkeypatch.setattr(gan, "COLLAPSE_PATIENCE", 3)
+    with pytest.warns(UserWarning, match="GAN divergence: the discriminator's loss has been below 0.001 for 3 batches"):
+        fit(WinningCritic(), steps=8)
+    with warnings.catch_warnings(record=True) as caught:  # a healthy toy GAN never triggers it
+        warnings.simplefilter("always")
+        torch.manual_seed(0)
+        fit(ToyGAN(), steps=8)
+    assert not [w for w in caught if "GAN divergence" in str(w.message)]
+
+
+class Regressor(SplitEvaluationModule):
+    """Automatic optimisation, a loss that turns NaN on the third batch."""
+
+    def __init__(self, width: int = 2):
+        super().__init__()
+        self.save_hyperparameters()
+        self.layer = nn.Linear(2, width)
+
+    def training_step(self, batch, batch_idx):
+        loss = self.layer(batch["noise"]).square().mean()
+        return loss * float("nan") if batch_idx == 2 else loss
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), 0.1)
+
+
+def test_a_nan_loss_under_automatic_optimisation_names_its_batch():
+    trainer = L.Trainer(max_steps=5, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu")
+    with pytest.raises(NonFiniteLossError, match="batch 2, global step 2"):
+        trainer.fit(Regressor(), loader(16))
+
+
+def test_a_checkpoint_of_another_configuration_is_refused_with_the_differences(tmp_path):
+    from lightning_modules.common.errors import CheckpointError
+
+    path = tmp_path / "narrow.ckpt"
+    torch.save({"state_dict": Regressor(width=2).state_dict(), "hyper_parameters": {"width": 2}}, path)
+    with pytest.raises(CheckpointError, match=r"layer.weight: \(2, 2\) vs \(3, 2\).*width: 2 in the checkpoint, 3 now"):
+        Regressor(width=3).on_load_checkpoint(torch.load(path, weights_only=True))
+    Regressor(width=2).on_load_checkpoint(torch.load(path, weights_only=True))  # its own configuration loads

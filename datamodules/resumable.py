@@ -1,0 +1,123 @@
+"""Training batches that are a pure function of (seed, epoch, position), so an interrupted run resumes
+mid-epoch with exactly the batches, crops and augmentations it would have seen.
+
+`ResumableLoader` wraps a `DataLoader`. Per epoch it shuffles with a generator seeded by (seed, epoch),
+cuts the order into global batches of `batch_size × world` and hands this rank its slice of each (DDP
+ranks thus see disjoint parts of the same global batches a single process would see). Every item is
+loaded with torch's RNG seeded by (seed, epoch, item index), and every batch collated with it seeded by
+(seed, epoch, batch number), inside `torch.random.fork_rng`, so the random window starts and crops drawn
+by the datasets (`datamodules.base.randint`) depend neither on the worker that loads them, nor on the
+number of workers, nor on the model's own use of the RNG.
+
+It implements `state_dict` / `load_state_dict`, which Lightning saves in every checkpoint and restores on
+resumption (its "stateful dataloader" protocol): the epoch and the number of batches already consumed,
+which are skipped (never loaded) when the run resumes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+def mixed_seed(*parts: int) -> int:
+    """A well-mixed 63-bit seed from integers (e.g. seed, epoch, index)."""
+    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFFFFFFFFFF for p in parts]).generate_state(2, np.uint64)[0] >> 1)
+
+
+class SeededBatches(Dataset):
+    """`dataset` fetched one batch request `(seed, epoch, batch number, indices)` at a time, each item and
+    the collation under its own seed; the DataLoader's `collate_fn` then passes the batch through."""
+
+    def __init__(self, dataset: Dataset, collate: Callable[[list], Any]):
+        self.dataset, self.collate = dataset, collate
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        return self.dataset[index]
+
+    def __getitems__(self, request: tuple[int, int, int, list[int]]):
+        seed, epoch, number, indices = request
+        with torch.random.fork_rng(devices=[]):
+            items = []
+            for index in indices:
+                torch.manual_seed(mixed_seed(seed, epoch, index))
+                items.append(self.dataset[index])
+            torch.manual_seed(mixed_seed(seed, epoch, number, 1 << 40))
+            return self.collate(items)
+
+
+def passthrough(batch):
+    """`collate_fn` for `SeededBatches`, whose `__getitems__` has collated already."""
+    return batch
+
+
+class _Requests:
+    """The batch sampler: this epoch's remaining batch requests, set before each iteration."""
+
+    def __init__(self):
+        self.requests: list[tuple[int, int, int, list[int]]] = []
+
+    def __iter__(self):
+        return iter(self.requests)
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+
+class ResumableLoader:
+    """A training loader whose batches are reproducible and whose position survives checkpoints.
+
+    Args:
+        dataset: map-style dataset; collate: list of items → batch.
+        batch_size: per-process batch; `world()` → (rank, number of processes), read at each epoch.
+        seed: the stream's seed (default: torch's initial seed, i.e. Lightning's `seed_everything`).
+        shuffle: a new order every epoch; drop_last: only full global batches (always, when shuffling).
+        num_workers, pin_memory: as for `DataLoader` (workers are kept alive across epochs).
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, collate: Callable[[list], Any],
+                 world: Callable[[], tuple[int, int]] = lambda: (0, 1), seed: Optional[int] = None,
+                 shuffle: bool = True, num_workers: int = 0, pin_memory: bool = False):
+        self.dataset, self.batch_size, self.world, self.shuffle = dataset, batch_size, world, shuffle
+        self.seed = int(torch.initial_seed() if seed is None else seed)
+        self.epoch, self.consumed = 0, 0
+        self._requests = _Requests()
+        self.loader = DataLoader(SeededBatches(dataset, collate), batch_sampler=self._requests, collate_fn=passthrough,
+                                 num_workers=num_workers, persistent_workers=num_workers > 0, pin_memory=pin_memory,
+                                 generator=torch.Generator())  # worker seeds must not draw from the global RNG
+
+    def __len__(self) -> int:
+        rank, world = self.world()
+        return len(self.dataset) // (self.batch_size * world)
+
+    def epoch_requests(self, epoch: int) -> list[tuple[int, int, int, list[int]]]:
+        """This rank's batch requests of `epoch`, in order."""
+        rank, world = self.world()
+        if self.shuffle:
+            order = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(mixed_seed(self.seed, epoch)))
+        else:
+            order = torch.arange(len(self.dataset))
+        width = self.batch_size * world
+        return [(self.seed, epoch, number, order[start + rank * self.batch_size : start + (rank + 1) * self.batch_size].tolist())
+                for number, start in enumerate(range(0, len(order) - width + 1, width))]
+
+    def __iter__(self) -> Iterator[Any]:
+        epoch, skip = self.epoch, self.consumed
+        self._requests.requests = self.epoch_requests(epoch)[skip:]
+        for batch in self.loader:
+            self.consumed += 1
+            yield batch
+        self.epoch, self.consumed = epoch + 1, 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"seed": self.seed, "epoch": self.epoch, "consumed": self.consumed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue the checkpoint's stream: its seed, its epoch, after the batches it had consumed."""
+        self.seed, self.epoch, self.consumed = int(state["seed"]), int(state["epoch"]), int(state["consumed"])

@@ -1,0 +1,80 @@
+"""Fault injection: a training process killed mid-run (SIGTERM as on pre-emption, SIGKILL as on a lost
+node) resumes from last.ckpt at the saved step, with the optimiser and GAN state it had, and logs the
+same losses, step for step, as a run that was never interrupted."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+MAX_STEPS = 20  # optimiser steps: 10 Wav2Pix batches (D then G), across epochs of the tiny fixture
+COMMAND = [sys.executable, "-m", "experiments.train", "wav2pix", "--smoke", f"--trainer.max_steps={MAX_STEPS}",
+           "--seed_everything=7", "--trainer.log_every_n_steps=1", "--checkpoint_every_n_steps=2",
+           "--trainer.val_check_interval=3", "--data.init_args.num_workers=1"]
+LOSSES = ("train/g_loss", "train/d_loss")
+
+
+def logged_losses(stage: Path) -> dict[int, dict[str, float]]:
+    """step → losses from the stage's metrics.csv; a step logged twice (before a crash and again after the
+    resumption) keeps its last value."""
+    losses: dict[int, dict[str, float]] = {}
+    with (stage / "metrics.csv").open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            values = {k: float(row[k]) for k in LOSSES if row.get(k)}
+            if values:
+                losses.setdefault(int(row["step"]), {}).update(values)
+    return losses
+
+
+def saved_step(checkpoint: Path) -> int:
+    return torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("uninterrupted")
+    result = subprocess.run(COMMAND, env={**os.environ, "TF_RUNS_DIR": str(runs)}, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (stage,) = runs.glob("wav2pix/*/wav2pix")
+    return logged_losses(stage)
+
+
+@pytest.mark.parametrize("fault", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_killed_training_resumes_with_the_losses_of_an_uninterrupted_run(fault, uninterrupted, tmp_path):
+    env = {**os.environ, "TF_RUNS_DIR": str(tmp_path)}
+    process = subprocess.Popen(COMMAND, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last, deadline = None, time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        found = list(tmp_path.glob("wav2pix/*/wav2pix/checkpoints/last.ckpt"))
+        if found and saved_step(found[0]) >= 6:
+            last = found[0]
+            break
+        time.sleep(0.2)
+    assert last is not None, "no last.ckpt at step ≥ 6 appeared while the run was going"
+    process.send_signal(fault)
+    stdout, stderr = process.communicate(timeout=300)
+    if fault == signal.SIGTERM:  # Lightning stops after the batch; last.ckpt is written there
+        assert process.returncode == 143 and "stopped by SIGTERM" in stdout, stderr[-2000:]
+    else:
+        assert process.returncode == -signal.SIGKILL
+    step = saved_step(last)  # a complete checkpoint: atomic writes never leave a truncated last.ckpt
+    assert 6 <= step < MAX_STEPS and not (last.parents[1] / "COMPLETED.json").exists()
+    state = torch.load(last, map_location="cpu", weights_only=True)
+    assert state["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]["consumed"] >= 0
+    assert len(state["optimizer_states"]) == 2 and state["optimizer_states"][0]["state"]  # Adam's moments, G and D
+
+    resumed = subprocess.run([*COMMAND, "--resume", "last"], env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming {last}" in resumed.stdout
+    after = {s: v for s, v in logged_losses(last.parents[1]).items() if s >= step // 2}  # steps are batches here
+    assert after and set(after) == {s for s in uninterrupted if s >= step // 2}
+    for batch, losses in after.items():
+        for key, value in losses.items():
+            assert value == pytest.approx(uninterrupted[batch][key], rel=1e-5, abs=1e-6), (fault, batch, key)
