@@ -47,7 +47,7 @@ prepare: $(STAMP) ## Preprocess DATASET at ROOT into its cache (OUT=folder, EXP=
 	$(PY) -m datamodules.prepare $(DATASET) $(if $(ROOT),--root $(ROOT)) $(if $(OUT),--out $(OUT)) \
 	  $(if $(filter command line,$(origin EXP)),--experiment $(EXP)) $(ARGS)
 
-train: $(STAMP) ## Train EXP (default sf2f) on DATA, or on the demo dataset; CKPT=last resumes
+train: $(STAMP) ## Train EXP (default sf2f) on DATA, or on the demo dataset; CKPT=last resumes, CKPT=auto resumes if unfinished
 	$(PY) -m experiments.train $(EXP) $(if $(DATA),--data $(DATA)) $(if $(CKPT),--resume $(CKPT)) $(ARGS)
 
 eval: $(STAMP) ## Evaluate EXP's CKPT (file, run folder or last; several: CKPT="a b"): paper protocol + shared metrics (WEIGHTS="syncnet_weights=… inception_weights=…", NOISE_SWEEP=1)

@@ -87,13 +87,14 @@ def load_for_evaluation(experiment: str, checkpoint: Path, data: str | None):
     """(model, datamodule) as trained: the model from the checkpoint, the data from the stage's config."""
     from datamodules.prepare import load_class, make_datamodule
 
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)  # tensors and plain values only
     config_path = checkpoint.resolve().parents[1] / "config.yaml"
     if not config_path.exists():
         raise ExperimentError(f"{config_path}: the stage's config is missing; evaluate a checkpoint inside its run folder.")
     config = yaml.safe_load(config_path.read_text())
     check_experiment(experiment, checkpoint, config["model"]["class_path"])
-    model = load_class(config["model"]["class_path"]).load_from_checkpoint(checkpoint, map_location="cpu")
+    model_class = load_class(config["model"]["class_path"])
+    model = model_class.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
     data_args = dict(config["data"].get("init_args") or {})
     if data is not None:
         data_args["root"] = data

@@ -83,7 +83,8 @@ def infer(experiment: str, checkpoint: str, audio: str | list[str], image: str |
     path = resolve_checkpoint(experiment, checkpoint)
     config = yaml.safe_load((path.resolve().parents[1] / "config.yaml").read_text())
     check_experiment(experiment, path, config["model"]["class_path"])
-    model = load_class(config["model"]["class_path"]).load_from_checkpoint(path, map_location="cpu").eval()
+    model_class = load_class(config["model"]["class_path"])
+    model = model_class.load_from_checkpoint(path, map_location="cpu", weights_only=True).eval()
     data_args = config["data"].get("init_args") or {}
     audios = [audio] if isinstance(audio, str) else list(audio)
     if hasattr(model, "face_from_speech"):

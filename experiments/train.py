@@ -107,6 +107,10 @@ def stage_inputs(chain: list[str]) -> dict[str, dict[str, str]]:
 
 def resolve_run_dir(experiment: str, resume: str | None) -> Path:
     runs = runs_root() / experiment
+    if resume == "auto":  # a (re)queued cluster job: continue the newest run unless it finished
+        earlier = sorted(p for p in runs.glob("*") if p.is_dir()) if runs.is_dir() else []
+        unfinished = earlier and not all((earlier[-1] / s / "COMPLETED.json").exists() for s in stage_chain(experiment))
+        return earlier[-1] if unfinished else runs / time.strftime("%Y%m%d-%H%M%S")
     if resume is None:
         return runs / time.strftime("%Y%m%d-%H%M%S")
     if resume == "last":
@@ -155,8 +159,8 @@ def run_stage(stage: str, stage_dir: Path, configs: list[str], overrides: list[s
     if ckpt_path:
         args += _saved_seed(stage_dir)
     args += overrides
-    if ckpt_path:
-        args.append(f"--ckpt_path={ckpt_path}")
+    if ckpt_path:  # checkpoints hold tensors and plain values only: never unpickle arbitrary objects
+        args += [f"--ckpt_path={ckpt_path}", "--weights_only=true"]
     # sys.argv must stay as it is: Lightning's DDP launcher re-runs it for the other ranks.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     return ProjectCLI(args=args)
@@ -267,17 +271,20 @@ def _launched_stage() -> tuple[str, str] | None:
 
 
 def _resume_checkpoint(stage_dir: Path, resume: str | None) -> str | None:
+    """The checkpoint a resumed stage starts from: the one asked for, else the newest of `last.ckpt` and the
+    `hpc_ckpt_*.ckpt` Lightning writes when SLURM signals an imminent requeue."""
     if resume is None:
         return None
     if resume.endswith(".ckpt") and Path(resume).resolve().parents[1] == stage_dir.resolve():
         return resume
-    last = stage_dir / "checkpoints" / "last.ckpt"
-    return str(last) if last.exists() else None
+    candidates = [stage_dir / "checkpoints" / "last.ckpt", *stage_dir.glob("hpc_ckpt_*.ckpt")]
+    existing = [p for p in candidates if p.exists()]
+    return str(max(existing, key=lambda p: p.stat().st_mtime)) if existing else None
 
 
 def _test(cli, checkpoint: str) -> dict[str, float]:
     """Evaluate `checkpoint` on the datamodule's test split (identities never seen in training)."""
-    results = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=checkpoint, weights_only=False)
+    results = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=checkpoint, weights_only=True)
     return {k: round(float(v), 5) for k, v in (results[0] if results else {}).items()}
 
 
@@ -303,7 +310,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     )
     parser.add_argument("experiment", help="experiment name: a file experiments/<name>.yaml")
     parser.add_argument("--data", help="dataset root in the experiment's real layout (default: the demo dataset)")
-    parser.add_argument("--resume", help="'last' (newest run of this experiment) or a .ckpt path")
+    parser.add_argument("--resume", help="'last' (newest run of this experiment), 'auto' (the newest run if it is "
+                        "unfinished, else a new one: for cluster jobs that may be requeued) or a .ckpt path")
     parser.add_argument("--smoke", action="store_true", help="stack experiments/smoke.yaml: a few CPU steps")
     return parser.parse_known_args(argv)
 

@@ -78,3 +78,33 @@ def test_killed_training_resumes_with_the_losses_of_an_uninterrupted_run(fault, 
     for batch, losses in after.items():
         for key, value in losses.items():
             assert value == pytest.approx(uninterrupted[batch][key], rel=1e-5, abs=1e-6), (fault, batch, key)
+
+
+def test_resume_auto_continues_an_unfinished_run_and_otherwise_starts_one(tmp_path, monkeypatch):
+    from experiments import train
+
+    monkeypatch.setenv("TF_RUNS_DIR", str(tmp_path))
+    first = train.resolve_run_dir("wav2pix", "auto")
+    assert first.parent == tmp_path / "wav2pix" and not first.exists()  # nothing yet: a new run
+    (first / "wav2pix" / "checkpoints").mkdir(parents=True)
+    assert train.resolve_run_dir("wav2pix", "auto") == first  # unfinished: continue it
+    (first / "wav2pix" / "COMPLETED.json").write_text("{}")
+    monkeypatch.setattr(train.time, "strftime", lambda _: "20991231-235959")
+    assert train.resolve_run_dir("wav2pix", "auto") == tmp_path / "wav2pix" / "20991231-235959"
+
+    stage = first / "wav2pix"
+    (stage / "checkpoints" / "last.ckpt").write_bytes(b"")
+    hpc = stage / "hpc_ckpt_1.ckpt"
+    hpc.write_bytes(b"")
+    os.utime(hpc, (time.time() + 10, time.time() + 10))  # SLURM's pre-emption save came after last.ckpt
+    assert train._resume_checkpoint(stage, "auto") == str(hpc)
+
+
+def test_a_checkpoint_of_another_experiment_is_refused_by_name(tmp_path):
+    from experiments import train
+
+    checkpoint = tmp_path / "sf2f" / "20260101-000000" / "sf2f" / "checkpoints" / "last.ckpt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"")
+    with pytest.raises(train.ExperimentError, match="written by stage 'sf2f'.*EXP=sf2f"):
+        train.resolve_run_dir("wav2pix", str(checkpoint))
