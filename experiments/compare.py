@@ -85,12 +85,17 @@ def summarise(stage: Path) -> StageSummary:
 
 
 def plot_curves(summaries: list[StageSummary], path: Path) -> Path | None:
-    """One panel per logged metric (those logged by most runs first), one line per run."""
+    """One panel per training/validation curve, one line per run: losses first, then the metrics most runs
+    logged. (Test metrics are single numbers: they are in the table.)"""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    keys = sorted({k for s in summaries for k in s.curves}, key=lambda k: (-sum(k in s.curves for s in summaries), k))
-    keys = [k for k in keys if not k.endswith("_step")][:MAX_CURVES]
+    def worth_plotting(key: str) -> bool:
+        values = [v for s in summaries if key in s.curves for v in s.curves[key][1]]
+        return key.startswith(("train/", "val/")) and not key.endswith("_step") and any(math.isfinite(v) for v in values)
+
+    keys = sorted((k for k in {k for s in summaries for k in s.curves} if worth_plotting(k)),
+                  key=lambda k: ("loss" not in k, -sum(k in s.curves for s in summaries), k))[:MAX_CURVES]
     if not keys:
         return None
     columns = min(3, len(keys))
@@ -106,7 +111,10 @@ def plot_curves(summaries: list[StageSummary], path: Path) -> Path | None:
         axis.set_title(key, fontsize=9)
         axis.set_xlabel("step", fontsize=8)
         axis.tick_params(labelsize=7)
-    figure.axes[0].legend(fontsize=7)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=f"C{i % 10}", label=s.label) for i, s in enumerate(summaries)]
+    figure.legend(handles=handles, loc="outside upper center", ncols=min(3, len(handles)), fontsize=8)
     figure.savefig(path, dpi=110)
     return path
 
