@@ -107,7 +107,18 @@ class ResumableLoader:
         return [(self.seed, epoch, number, order[start + rank * self.batch_size : start + (rank + 1) * self.batch_size].tolist())
                 for number, start in enumerate(range(0, len(order) - width + 1, width))]
 
+    def _agree_on_seed(self) -> None:
+        """Under DDP every rank must cut the same order: take rank 0's seed (each rank computed its own from
+        its `seed_everything`, which is normally, but not necessarily, the same)."""
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            shared = [self.seed]
+            dist.broadcast_object_list(shared, src=0)
+            self.seed = int(shared[0])
+
     def __iter__(self) -> Iterator[Any]:
+        self._agree_on_seed()  # every rank starts every epoch, so the collective call is matched
         epoch, skip = self.epoch, self.consumed
         self._requests.requests = self.epoch_requests(epoch)[skip:]
         for batch in self.loader:

@@ -30,7 +30,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
-from lightning_modules.common.callbacks import LastCheckpoint, RandomState, RunRecord
+from lightning_modules.common.callbacks import GracefulInterrupt, LastCheckpoint, RandomState, RunRecord
 
 WANDB_PROJECT = "talking-faces"
 # The CSV log shares the stage folder with config.yaml and checkpoints; Lightning's "not empty" warning
@@ -102,7 +102,8 @@ class ProjectCLI(LightningCLI):
         checkpoint_dir = run_dir / "checkpoints"
         experiment, stage = (run_dir.parts[-3], run_dir.parts[-1]) if len(run_dir.parts) >= 3 else (None, None)
         callbacks = [LastCheckpoint(checkpoint_dir, every_n_steps=config.checkpoint_every_n_steps),
-                     RunRecord(run_dir, experiment, stage, Path(__file__).resolve().parents[1]), RandomState()]
+                     RunRecord(run_dir, experiment, stage, Path(__file__).resolve().parents[1]), RandomState(),
+                     GracefulInterrupt()]
         monitor = getattr(self.model, "checkpoint_monitor", None)
         if monitor is not None:
             key, mode = monitor

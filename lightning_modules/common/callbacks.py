@@ -154,3 +154,48 @@ class RandomState(Callback):
         if self._outside_validation is not None:
             restore_random_state(self._outside_validation)
             self._outside_validation = None
+
+
+class GracefulInterrupt(Callback):
+    """Ctrl-C stops training at the next batch boundary, where the stop is certain to be seen.
+
+    Python raises KeyboardInterrupt wherever the main thread happens to be; inside a finaliser (a data
+    loader iterator being collected, say) the exception is printed and swallowed, and training carries on.
+    Here the first SIGINT only records the request (and says so); the next batch end raises the
+    KeyboardInterrupt that Lightning turns into a graceful stop (`LastCheckpoint` saves). A second Ctrl-C
+    interrupts at once.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handler(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\n[train] Ctrl-C: stopping after this batch and saving last.ckpt (press again to stop now)", flush=True)
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+
+    def _stop_if_requested(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._stop_if_requested()
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._stop_if_requested()
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None

@@ -144,3 +144,15 @@ def test_a_checkpoint_of_another_configuration_is_refused_with_the_differences(t
     with pytest.raises(CheckpointError, match=r"layer.weight: \(2, 2\) vs \(3, 2\).*width: 2 in the checkpoint, 3 now"):
         Regressor(width=3).on_load_checkpoint(torch.load(path, weights_only=True))
     Regressor(width=2).on_load_checkpoint(torch.load(path, weights_only=True))  # its own configuration loads
+
+
+def test_ctrl_c_is_taken_at_the_next_batch_end_and_twice_at_once():
+    from lightning_modules.common.callbacks import GracefulInterrupt
+
+    interrupt = GracefulInterrupt()
+    interrupt._handler(2, None)  # inside whatever the main thread runs (maybe a finaliser): no exception there
+    assert interrupt.requested
+    with pytest.raises(KeyboardInterrupt):
+        interrupt.on_train_batch_end(None, None, None, None, 0)
+    with pytest.raises(KeyboardInterrupt):
+        interrupt._handler(2, None)
