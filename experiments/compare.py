@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments.train import ExperimentError, runs_root
+from lightning_modules.common.shared_evaluation import SHARED_SETTING
 
 MAX_CURVES = 12
 
@@ -77,7 +78,7 @@ def summarise(stage: Path) -> StageSummary:
     if evaluation.exists():
         for row in json.loads(evaluation.read_text()).get("rows", []):
             value = row["ours"]
-            if row["setting"].startswith("shared") and isinstance(value, (int, float)) and math.isfinite(value):
+            if row["setting"].startswith(SHARED_SETTING) and isinstance(value, (int, float)) and math.isfinite(value):
                 summary.final[f"eval/{row['metric']}"] = float(value)
     samples = sorted((stage / "samples").glob("*.png"), key=lambda p: (p.stat().st_mtime, p.name))
     summary.sample = samples[-1] if samples else None

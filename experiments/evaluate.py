@@ -38,7 +38,7 @@ from datamodules.pipeline.noise import EVAL_SNRS_DB
 from experiments.train import EXPERIMENTS, ExperimentError, lineage, runs_root, stage_chain
 from lightning_modules.common.errors import WeightsError
 from lightning_modules.common.metric_suite import STANDARD_FILES, WEIGHTS_DIR_VARIABLE, MetricSettings
-from lightning_modules.common.shared_evaluation import shared_noise_sweep, shared_report
+from lightning_modules.common.shared_evaluation import SHARED_SETTING, shared_noise_sweep, shared_report
 
 
 def resolve_checkpoint(experiment: str, value: str) -> Path:
@@ -195,7 +195,7 @@ def log_to_wandb(report, written: list[Path], folder: Path, experiment: str) -> 
     run.log({"eval/results": wandb.Table(columns=columns, data=rows)})
     # Scalars under one name per metric for every system, so a dashboard can chart runs side by side.
     for row in report.rows:
-        if row.ours == row.ours and row.setting.startswith("shared"):
+        if row.ours == row.ours and row.setting.startswith(SHARED_SETTING):
             run.summary[f"eval/{row.metric}"] = row.ours
     for path in written:
         if path.suffix == ".png":

@@ -91,14 +91,12 @@ def load_syncnet(weights: str | Path | None, allow_random: bool = False) -> Sync
     from .errors import WeightsError
     from .weights import read_state_dict
 
-    network = SyncNet()
-    if weights is None:
-        if not allow_random:
-            raise WeightsError(f"LSE-C/LSE-D need SyncNet: {HOW_TO_GET}.")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            network = SyncNet()
-    else:
+    if weights is None and not allow_random:
+        raise WeightsError(f"LSE-C/LSE-D need SyncNet: {HOW_TO_GET}.")
+    with torch.random.fork_rng(devices=[]):  # the random stand-in is the same in every process
+        torch.manual_seed(0)
+        network = SyncNet()
+    if weights is not None:
         network.load_state_dict(read_state_dict(Path(weights), network, "SyncNet", HOW_TO_GET))
     return network.eval().requires_grad_(False)
 

@@ -12,6 +12,7 @@ A system takes part by giving `evaluation_samples(datamodule, split, max_items, 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterator, Optional
 
 import numpy as np
@@ -23,6 +24,7 @@ from .metric_suite import GeneratedSample, MetricSettings, MetricSuite
 from .reports import EvaluationReport, ResultRow, Sweep
 
 SWEEP_METRICS = ("psnr", "ssim", "lmd_mouth", "lse_d", "lse_c")
+SHARED_SETTING = "shared harness"  # how the shared rows' `setting` starts, in reports, W&B and `make compare`
 NOT_COMPUTED = "not computed: "
 Noise = Optional[tuple[str, float]]  # (held-out noise type, SNR in dB)
 
@@ -68,7 +70,7 @@ def shared_report(module, datamodule, settings: MetricSettings, system: str, spl
     samples = module.evaluation_samples(datamodule, split=split, max_items=max_items)
     values, missing, notes = evaluate_samples(samples, settings, max_items, f"{system}: shared metrics")
     report = EvaluationReport(system=system, dataset=datamodule.description, paper_dataset="—")
-    setting = f"shared harness, {split} split"
+    setting = f"{SHARED_SETTING}, {split} split"
     for key in sorted(values):
         report.rows.append(ResultRow(key, setting, values[key], None, notes.get(key, "")))
     for key in sorted(missing):
@@ -83,8 +85,7 @@ def shared_noise_sweep(module, datamodule, settings: MetricSettings, system: str
     if not hasattr(datamodule, "noisy_test_set") or not isinstance(module, TalkingFaceSamples):
         raise ValueError(f"{system} does not generate video from speech; the noise sweep is for video systems.")
     module.eval()
-    light = MetricSettings(**{**settings.__dict__, "lpips_backbone": None, "inception_weights": None,
-                              "frames_per_clip": 1})
+    light = dataclasses.replace(settings, lpips_backbone=None, inception_weights=None, frames_per_clip=1)
     types = list(noise_types or datamodule.evaluation_noise_bank().types)
     clean, _, _ = evaluate_samples(module.evaluation_samples(datamodule, max_items=max_items), light, max_items,
                                    f"{system}: clean")
