@@ -83,18 +83,25 @@ def check_experiment(experiment: str, checkpoint: Path, class_path: str) -> None
                               "Pass the EXP that wrote it.")
 
 
-def load_for_evaluation(experiment: str, checkpoint: Path, data: str | None):
-    """(model, datamodule) as trained: the model from the checkpoint, the data from the stage's config."""
-    from datamodules.prepare import load_class, make_datamodule
+def load_model(experiment: str, checkpoint: Path):
+    """(model, the stage's config) for a checkpoint of `experiment`, loaded with `weights_only=True`."""
+    from datamodules.prepare import load_class
 
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)  # tensors and plain values only
     config_path = checkpoint.resolve().parents[1] / "config.yaml"
     if not config_path.exists():
-        raise ExperimentError(f"{config_path}: the stage's config is missing; evaluate a checkpoint inside its run folder.")
+        raise ExperimentError(f"{config_path}: the stage's config is missing; use a checkpoint inside its run folder.")
     config = yaml.safe_load(config_path.read_text())
     check_experiment(experiment, checkpoint, config["model"]["class_path"])
     model_class = load_class(config["model"]["class_path"])
-    model = model_class.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
+    return model_class.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True), config
+
+
+def load_for_evaluation(experiment: str, checkpoint: Path, data: str | None):
+    """(model, datamodule) as trained: the model from the checkpoint, the data from the stage's config."""
+    from datamodules.prepare import make_datamodule
+
+    model, config = load_model(experiment, checkpoint)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)  # the datamodule's saved statistics
     data_args = dict(config["data"].get("init_args") or {})
     if data is not None:
         data_args["root"] = data

@@ -21,9 +21,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from experiments.evaluate import check_experiment, resolve_checkpoint
+from experiments.evaluate import load_model, resolve_checkpoint
 from experiments.train import ExperimentError
 
 MUX_SAMPLE_RATE = 16000  # the audio written into the mp4: the input resampled to a rate every player handles
@@ -78,13 +77,9 @@ def infer(experiment: str, checkpoint: str, audio: str | list[str], image: str |
           chunk_frames: int = 250) -> Path:
     from datamodules.pipeline.audio import read_audio
     from datamodules.pipeline.video_writer import write_mp4
-    from datamodules.prepare import load_class
 
-    path = resolve_checkpoint(experiment, checkpoint)
-    config = yaml.safe_load((path.resolve().parents[1] / "config.yaml").read_text())
-    check_experiment(experiment, path, config["model"]["class_path"])
-    model_class = load_class(config["model"]["class_path"])
-    model = model_class.load_from_checkpoint(path, map_location="cpu", weights_only=True).eval()
+    model, config = load_model(experiment, resolve_checkpoint(experiment, checkpoint))
+    model.eval()
     data_args = config["data"].get("init_args") or {}
     audios = [audio] if isinstance(audio, str) else list(audio)
     if hasattr(model, "face_from_speech"):

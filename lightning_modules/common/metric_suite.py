@@ -165,6 +165,8 @@ class MetricSuite:
             self._lip_sync(generated, real if sample.paired else None, sample.speech, sample.sample_rate)
 
     def _paired_metrics(self, generated: np.ndarray, real: np.ndarray, picks: np.ndarray) -> None:
+        from datamodules.talking_face import to_unit_range
+
         self.paired += 1
         marks_real = marks_generated = None
         if self.settings.landmarks:
@@ -173,7 +175,7 @@ class MetricSuite:
         self.pixels.update(generated, real, real_landmarks=marks_real, generated_landmarks=marks_generated)
         self._add("l1", float(np.abs(generated.astype(np.float32) - real.astype(np.float32)).mean() / 255.0))
         if self.lpips is not None:
-            distance = self.lpips(_signed(generated[picks]), _signed(real[picks]))
+            distance = self.lpips(to_unit_range(generated[picks]), to_unit_range(real[picks]))
             self._add("lpips", float(distance.mean()))
         if marks_real is not None and len(generated) > 1:
             self._action_units(marks_generated, marks_real)
@@ -208,16 +210,17 @@ class MetricSuite:
         self.embeddings.setdefault(identity, []).append((embed(generated).cpu(), embed(real).cpu()))
 
     def _lip_sync(self, generated: np.ndarray, real: Optional[np.ndarray], speech: np.ndarray, rate: int) -> None:
+        from datamodules.pipeline.audio import resample
+
         from .lip_sync import SAMPLE_RATE, lip_sync_error
 
-        speech16 = _resample(speech, rate, SAMPLE_RATE)
+        speech16 = resample(speech, rate, SAMPLE_RATE)
         for suffix, frames in (("", generated), ("_real", real)):
             if frames is None:
                 continue
             try:
                 score = lip_sync_error(self.syncnet, frames, speech16)
-            except ValueError:
-                self._add(f"lse_skipped_clips{suffix}", 1.0)
+            except ValueError:  # too short to score: left out (compute() says so when no clip was long enough)
                 continue
             self._add(f"lse_d{suffix}", score.distance)
             self._add(f"lse_c{suffix}", score.confidence)
@@ -225,7 +228,7 @@ class MetricSuite:
     # --- results --------------------------------------------------------------------------------------
 
     def compute(self) -> tuple[dict[str, float], dict[str, str]]:
-        values = {key: float(np.mean(v)) for key, v in self.sums.items() if not key.startswith("lse_skipped")}
+        values = {key: float(np.mean(v)) for key, v in self.sums.items()}
         missing = dict(self.missing)
         if self.paired:
             pixels = self.pixels.compute()
@@ -310,19 +313,8 @@ def _channels_first(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
 
 
-def _signed(frames: np.ndarray) -> torch.Tensor:
-    return _channels_first(frames).float() / 127.5 - 1.0
-
-
 def _imagenet(frames: np.ndarray) -> torch.Tensor:
     from .images import unit_to_imagenet
 
     return unit_to_imagenet(_channels_first(frames).float() / 255.0)
 
-
-def _resample(speech: np.ndarray, rate: int, target: int) -> np.ndarray:
-    if rate == target:
-        return np.asarray(speech, dtype=np.float32)
-    import torchaudio.functional as AF
-
-    return AF.resample(torch.from_numpy(np.asarray(speech, dtype=np.float32)), rate, target).numpy()
