@@ -119,6 +119,8 @@ class A2VDataModule(AVSpeechDataModule):
     def __init__(self, generator: Optional[GeneratorConfig] = None, inversion: Optional[InversionConfig] = None,
                  speech_encoder: Optional[SpeechEncoderConfig] = None, rows: tuple[int, ...] = (5, 6, 7),
                  sample: str = "frames", **kwargs):
+        if kwargs.get("stream_url"):
+            raise ValueError("A2V reads its latent and feature caches locally: stream_url is not supported")
         super().__init__(**kwargs)
         if sample not in ("frames", "windows"):
             raise ValueError(f"sample must be 'frames' or 'windows', got {sample!r}")

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from .pipeline.cache import ShardedCache
 from .pipeline.prepare import PrepareReport
 from .resumable import ResumableLoader
+from .streaming import OrderedStream, StreamedShards, StreamingLoader
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SPLITS = ("train", "val", "test")
@@ -81,6 +82,23 @@ class CachedDataModule(L.LightningDataModule):
                                    pin_memory=torch.cuda.is_available())
         return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=workers,
                           persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
+
+    @cached_property
+    def stream(self) -> StreamedShards | None:
+        """The exported shards at `hparams.stream_url` (`datamodules/streaming.py`), or None."""
+        url = self.hparams.get("stream_url")
+        return StreamedShards(url) if url else None
+
+    def stream_loader(self, split: str, batch_size: int, shuffle: bool, transform, collate):
+        """`loader` for `split` of the streamed shards; `transform(meta, arrays)` makes an item. Training:
+        a `StreamingLoader` (reproducible, resumable, equal batch counts on every DDP rank); evaluation:
+        every shard in order in the main process (each rank evaluates the whole split)."""
+        shards = self.stream.shards(split)
+        if shuffle:
+            return StreamingLoader(shards, batch_size, transform, collate, world=self._rank_and_world,
+                                   num_workers=self.hparams.num_workers, pin_memory=torch.cuda.is_available())
+        return DataLoader(OrderedStream(shards, batch_size, transform, collate), batch_size=None,
+                          pin_memory=torch.cuda.is_available())
 
     def _rank_and_world(self) -> tuple[int, int]:
         trainer = self.trainer

@@ -52,6 +52,18 @@ class SeededBatches(Dataset):
             return self.collate(items)
 
 
+def agree_on_seed(seed: int) -> int:
+    """Under DDP every rank must cut the same order: rank 0's seed (each rank computed its own from its
+    `seed_everything`, which is normally, but not necessarily, the same). Call it on every rank."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        shared = [seed]
+        dist.broadcast_object_list(shared, src=0)
+        return int(shared[0])
+    return seed
+
+
 def passthrough(batch):
     """`collate_fn` for `SeededBatches`, whose `__getitems__` has collated already."""
     return batch
@@ -108,14 +120,7 @@ class ResumableLoader:
                 for number, start in enumerate(range(0, len(order) - width + 1, width))]
 
     def _agree_on_seed(self) -> None:
-        """Under DDP every rank must cut the same order: take rank 0's seed (each rank computed its own from
-        its `seed_everything`, which is normally, but not necessarily, the same)."""
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            shared = [self.seed]
-            dist.broadcast_object_list(shared, src=0)
-            self.seed = int(shared[0])
+        self.seed = agree_on_seed(self.seed)
 
     def __iter__(self) -> Iterator[Any]:
         self._agree_on_seed()  # every rank starts every epoch, so the collective call is matched

@@ -167,9 +167,10 @@ class ClipWindows(Dataset):
     """Windows of `window_frames` frames (whole clips when None) with their audio and annotations.
 
     `noise` (`noisy_speech.RandomNoise` or `FixedNoise`) adds a noisy mixture of each window's speech.
+    `window(meta, arrays)` makes the item of any cached clip (streamed ones too: `items` None, no rows).
     """
 
-    def __init__(self, items: CachedItems, rows: list[int], speakers: list[str], sample_rate: int,
+    def __init__(self, items: Optional[CachedItems], rows: list[int], speakers: list[str], sample_rate: int,
                  window_frames: Optional[int], random_start: bool, mfcc_width: int = 0,
                  mfcc_stats: Optional[tuple[np.ndarray, np.ndarray]] = None,
                  noise: RandomNoise | FixedNoise | None = None,
@@ -185,7 +186,12 @@ class ClipWindows(Dataset):
         return len(self.rows)
 
     def __getitem__(self, index: int) -> dict:
-        meta, arrays = self.items[self.rows[index]]
+        row = self.rows[index]
+        return self.window(*self.items[row], au=None if self.au_labels is None else self.au_labels[row])
+
+    def window(self, meta: dict, arrays: dict[str, np.ndarray],
+               au: Optional[tuple[np.ndarray, np.ndarray]] = None) -> dict:
+        """One clip's item; `au` its (labels, valid) per frame when AU labels are on."""
         total, fps = meta["frames"], Fraction(meta["fps"])
         count = min(self.window_frames or total, total)
         first = randint(total - count + 1) if self.random_start else 0
@@ -211,8 +217,8 @@ class ClipWindows(Dataset):
         if self.mfcc_width and "mfcc" in arrays:
             windows = mfcc_windows(arrays["mfcc"], self.mfcc_stats, range(first, first + count), fps, self.mfcc_width)
             item["mfcc"] = torch.from_numpy(windows)
-        if self.au_labels is not None:
-            labels, valid = self.au_labels[self.rows[index]]
+        if au is not None:
+            labels, valid = au
             item["au"] = torch.from_numpy(labels[first : first + count].astype(np.float32))
             item["au_mask"] = torch.from_numpy(valid[first : first + count].copy())
         return item
@@ -270,6 +276,10 @@ class TalkingFaceDataModule(CachedDataModule):
             (`au_rates`) are computed once and saved in checkpoints.
         batch_size: global batch (divided by the number of devices).
         demo_size: "demo" or "tiny" (tests) when root is None.
+        stream_url: read every split from these exported shards (`python -m datamodules.streaming export`;
+            a folder or fsspec URL) instead of root and the local cache; their preprocessing parameters
+            must match these. Not with mfcc_width or au_labels (their training-set statistics need the
+            local cache), nor for the evaluation scripts' `evaluation_clips` / `noisy_test_set`.
     """
 
     native_fps: Optional[str] = None
@@ -293,6 +303,7 @@ class TalkingFaceDataModule(CachedDataModule):
         num_workers: int = 2,
         prepare_workers: int = 2,
         demo_size: str = "demo",
+        stream_url: Optional[str] = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -320,10 +331,16 @@ class TalkingFaceDataModule(CachedDataModule):
         return self.scan(self.root)
 
     def speakers(self, split: str) -> list[str]:
+        if self.stream is not None:
+            return self.stream.speakers(split)
         return sorted({clip.speaker for clip in self.clips if clip.split == split and clip.speaker})
 
     def _params(self) -> dict:
-        return {"root": str(self.root), "image_size": self.hparams.image_size, "crop": asdict(self.crop_config),
+        return {"root": str(self.root), **self._preprocessing()}
+
+    def _preprocessing(self) -> dict:
+        """The cache parameters other than where the clips came from."""
+        return {"image_size": self.hparams.image_size, "crop": asdict(self.crop_config),
                 "sample_rate": self.hparams.sample_rate, "fps": self._fps(), "native_fps": self.native_fps,
                 "min_frames": self.min_frames, "mfcc": asdict(self.mfcc_config) if self.mfcc_config else None}
 
@@ -344,12 +361,16 @@ class TalkingFaceDataModule(CachedDataModule):
 
     def prepare_data(self) -> None:
         """Decode, track and featurise every clip once (rank 0 only); reruns skip finished shards."""
+        if self.stream is not None:
+            return  # prepared and exported already
         cache = self.cache()
         report = prepare_cache(cache, self.jobs(), clip_item, shard_size=32, num_workers=self.hparams.prepare_workers,
                                description=f"{self.layout} clips")
         self.report(report, cache, "clip")
 
     def setup(self, stage: Optional[str] = None) -> None:
+        if self.stream is not None:
+            return self._setup_stream()
         items = self.cache().read()
         rows = {split: [r for r, meta in enumerate(items.metas) if meta["split"] == split] for split in SPLITS}
         if not rows["train"] and any(clip.split == "train" for clip in self.clips):
@@ -362,6 +383,21 @@ class TalkingFaceDataModule(CachedDataModule):
             self._label_action_units(items, rows)
         for split in SPLITS:
             self.datasets[split] = self._windows(split, self._split_noise(split), random_start=split == "train")
+
+    def _setup_stream(self) -> None:
+        """Check the streamed shards were made with this datamodule's parameters; build each split's
+        `ClipWindows`, used only for its `window` transform."""
+        url, params = self.hparams.stream_url, json.loads(json.dumps(self._preprocessing()))
+        differing = sorted(k for k in params if self.stream.params.get(k) != params[k])
+        if differing:
+            details = ", ".join(f"{k}: streamed {self.stream.params.get(k)!r} vs asked {params[k]!r}" for k in differing)
+            raise DatasetError(f"{url} was exported from a cache made with other parameters ({details}). "
+                               "Set the same data arguments, or export a cache prepared with these.")
+        if self.au_config is not None or self.mfcc_config is not None:
+            raise DatasetError(f"{url}: au_labels and mfcc_width need statistics over the whole training set, "
+                               "which streaming does not compute. Train from the local cache (no stream_url).")
+        self._stream_windows = {split: self._windows(split, self._split_noise(split), split == "train", streamed=True)
+                                for split in SPLITS}
 
     def _label_action_units(self, items: CachedItems, rows: dict[str, list[int]]) -> None:
         """Every clip's AU labels (cheap: from cached landmarks or small CSVs), and the training rates."""
@@ -376,12 +412,22 @@ class TalkingFaceDataModule(CachedDataModule):
             self.au_rates = class_rates(np.concatenate([self._au_tables[r][0] for r in train]),
                                         np.concatenate([self._au_tables[r][1] for r in train]))
 
-    def _windows(self, split: str, noise: RandomNoise | FixedNoise | None, random_start: bool) -> ClipWindows:
+    def _windows(self, split: str, noise: RandomNoise | FixedNoise | None, random_start: bool,
+                 streamed: bool = False) -> ClipWindows:
         whole = split != "train" and self.hparams.eval_whole_clips
-        return ClipWindows(self._items, self._rows[split], self.speakers(split), self.hparams.sample_rate,
+        if not streamed:
+            self._require_local_cache()
+        items, rows = (None, []) if streamed else (self._items, self._rows[split])
+        return ClipWindows(items, rows, self.speakers(split), self.hparams.sample_rate,
                            None if whole else self.hparams.window_frames, random_start=random_start,
                            mfcc_width=self.hparams.mfcc_width,
                            mfcc_stats=self.mfcc_stats, noise=noise, au_labels=self._au_tables)
+
+    def _require_local_cache(self) -> None:
+        """Map-style datasets (the evaluation scripts') need the local cache, not the stream."""
+        if self.stream is not None:
+            raise DatasetError(f"{self.hparams.stream_url}: evaluation datasets read the local cache. "
+                               "Evaluate without stream_url (root / cache_dir pointing at the prepared cache).")
 
     def _split_noise(self, split: str) -> Optional[RandomNoise]:
         mixing = self.noise_mixing
@@ -396,6 +442,7 @@ class TalkingFaceDataModule(CachedDataModule):
         """The held-out noises of the SNR sweep (`NoiseMixing.eval_folder`, else generated stand-ins whose
         babble and speech-shaped noise come from training speech, never from the test speakers)."""
         if "eval" not in self._noise_banks:
+            self._require_local_cache()
             mixing = self.noise_mixing or NoiseMixing()
             donors = self._rows["train"][:EVAL_NOISE_DONORS] or self._rows["val"][:EVAL_NOISE_DONORS]
             speech = [np.asarray(self._items[r][1]["audio"], dtype=np.float32) for r in donors]
@@ -429,13 +476,18 @@ class TalkingFaceDataModule(CachedDataModule):
             self.au_rates = np.asarray(state["au_rates"], np.float64)
 
     def train_dataloader(self) -> DataLoader:
-        return self.loader(self.datasets["train"], self.per_device_batch(), shuffle=True, collate=clip_collate)
+        return self._split_loader("train", self.per_device_batch(), shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self.loader(self.datasets["val"], self.hparams.eval_batch_size, shuffle=False, collate=clip_collate)
+        return self._split_loader("val", self.hparams.eval_batch_size, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self.loader(self.datasets["test"], self.hparams.eval_batch_size, shuffle=False, collate=clip_collate)
+        return self._split_loader("test", self.hparams.eval_batch_size, shuffle=False)
+
+    def _split_loader(self, split: str, batch_size: int, shuffle: bool):
+        if self.stream is not None:
+            return self.stream_loader(split, batch_size, shuffle, self._stream_windows[split].window, clip_collate)
+        return self.loader(self.datasets[split], batch_size, shuffle=shuffle, collate=clip_collate)
 
 
 def _feature_stats(items: CachedItems, rows: list[int], key: str) -> tuple[np.ndarray, np.ndarray]:

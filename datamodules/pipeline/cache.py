@@ -74,6 +74,19 @@ class ShardedCache:
         else:
             atomic_write_json(manifest, {"format": CACHE_FORMAT, "params": self.params})
 
+    @classmethod
+    def open(cls, directory: str | Path) -> "ShardedCache":
+        """An existing cache folder, with the parameters its manifest records (for tools that copy it)."""
+        manifest = Path(directory) / "manifest.json"
+        if not manifest.is_file():
+            raise DatasetError(f"{directory}: not a prepared cache (no manifest.json). Pass the folder that holds "
+                               "manifest.json and shard-*.json, e.g. data/cache/<layout>-<hash>/<cache name>.")
+        try:
+            params = json.loads(manifest.read_text())["params"]
+        except (OSError, ValueError, KeyError) as error:
+            raise DatasetError(f"{manifest}: unreadable cache manifest ({error}). Prepare the cache again.")
+        return cls(directory, params)
+
     def _check_manifest(self, manifest: Path) -> None:
         try:
             stored = json.loads(manifest.read_text())
