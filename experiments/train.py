@@ -9,6 +9,11 @@ one that `requires` other experiments runs after them. An experiment that `exten
 (`datasets/<name>` holds data sections shared by several experiments). Each run lives in `runs/<EXP>/<timestamp>/<stage>/` (config, W&B
 offline run, sample grids, `checkpoints/`); a finished stage leaves `COMPLETED.json` there.
 
+Multi-process training (`--trainer.devices=N --trainer.strategy=ddp`) works with Lightning's own launcher
+(one command; it starts ranks > 0 itself) and with cluster launchers that start every process (torchrun,
+SLURM's srun): then all ranks walk the stage chain together, in one process group, in the run folder rank 0
+chose (`shared_run_dir`).
+
 Without --data, the embedded demo dataset is used (generated on first use) and the overlay
 `experiments/demo/<stage>.yaml`, when present, sizes the run for a CPU. Overrides are LightningCLI
 arguments (`--trainer.max_steps=100`) and apply to every stage.
@@ -19,9 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -30,6 +37,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 EXPERIMENTS = Path(__file__).resolve().parent
 ACTIVE_STAGE_VARIABLE = "TF_ACTIVE_STAGE"
 INITIAL_ENVIRONMENT = frozenset(os.environ)
+LAUNCH_TIMEOUT_S = 600  # how long ranks > 0 of a cluster launch wait for rank 0's decisions (run folder, data)
 
 
 def runs_root() -> Path:
@@ -131,6 +139,82 @@ def resolve_run_dir(experiment: str, resume: str | None) -> Path:
     return run_dir
 
 
+@dataclass(frozen=True)
+class ClusterLaunch:
+    """This process's place in a job whose processes a cluster launcher started, each running this entry point."""
+
+    rank: int  # global rank
+    world: int
+    key: str  # shared by every process of this launch, and by no other launch
+
+    @property
+    def leader(self) -> bool:
+        return self.rank == 0
+
+
+def cluster_launch() -> ClusterLaunch | None:
+    """The launch when torchrun or SLURM's srun started all the processes of a multi-process job, detected as
+    Lightning detects them (torchrun first); None for one process or for Lightning's own launcher, which
+    starts ranks > 0 itself (see `_launched_stage`)."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+
+    if TorchElasticEnvironment.detect():
+        rank, world, key = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), _torchrun_key()
+    elif SLURMEnvironment.detect():
+        rank, world = int(os.environ["SLURM_PROCID"]), int(os.environ["SLURM_NTASKS"])
+        # A requeued job keeps its id and numbers its steps afresh: the restart count tells the launches apart.
+        key = (f"slurm-{os.environ['SLURM_JOB_ID']}.{os.environ.get('SLURM_STEP_ID', '0')}"
+               f"-r{os.environ.get('SLURM_RESTART_COUNT', '0')}")
+    else:
+        return None
+    return ClusterLaunch(rank, world, key) if world > 1 else None
+
+
+def _torchrun_key() -> str:
+    """torchrun's run id (`--rdzv-id`; a fresh uuid with `--standalone`) and restart count. Without an id it is
+    "none"; on one node the workers' parent, the torchrun agent, then identifies the launch."""
+    run_id, restart = os.environ["TORCHELASTIC_RUN_ID"], os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    if run_id != "none":
+        return f"torchrun-{run_id}-r{restart}"
+    if os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"]) != os.environ["WORLD_SIZE"]:
+        raise ExperimentError("torchrun across several nodes needs --rdzv-id=<a job id shared by all nodes> (e.g. "
+                              "with --rdzv-backend=c10d), so that every node's processes find the same run folder.")
+    return f"torchrun-{socket.gethostname()}-{os.getppid()}-r{restart}"
+
+
+def launch_marker(experiment: str, launch: ClusterLaunch) -> Path:
+    """Where rank 0 of a cluster launch writes the run folder it chose, for the other ranks to read."""
+    return runs_root() / ".launches" / f"{experiment}-{launch.key}"
+
+
+def shared_run_dir(experiment: str, resume: str | None, launch: ClusterLaunch) -> Path:
+    """`resolve_run_dir` as rank 0 of the launch decides it. Each rank deciding alone could disagree: a new
+    run's name is the launch second, and `--resume auto` looks at folders rank 0 may be creating. Rank 0
+    writes its answer to `launch_marker`; the others wait for it (runs/ must be on a filesystem all nodes
+    share, as checkpoints and resumption also require)."""
+    marker = launch_marker(experiment, launch)
+    if launch.leader:
+        run_dir = resolve_run_dir(experiment, resume)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        partial = marker.with_name(marker.name + ".partial")
+        partial.write_text(str(run_dir))
+        partial.replace(marker)  # atomic: a reader never sees half a path
+        return run_dir
+    _wait_for(marker, f"rank 0 to choose the run folder of {experiment}")
+    return Path(marker.read_text())
+
+
+def _wait_for(path: Path, what: str, timeout_s: float | None = None) -> None:
+    """Poll the (shared) filesystem until `path` exists (at most `timeout_s`, default `LAUNCH_TIMEOUT_S`)."""
+    timeout_s = LAUNCH_TIMEOUT_S if timeout_s is None else timeout_s
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise ExperimentError(f"waited {timeout_s:.0f} s for {what} ({path}); is runs/ on a filesystem shared "
+                                  "by all nodes, and did rank 0 start?")
+        time.sleep(0.2)
+
+
 def lineage(experiment: str) -> list[str]:
     """The experiments whose configs `experiment` builds on (its `extends` chain), base first, then itself."""
     return _follow(experiment, "extends")[::-1]
@@ -180,8 +264,12 @@ def train(experiment: str, data: str | None = None, resume: str | None = None,
     overrides = list(overrides or [])
     if data is not None:
         overrides.insert(0, f"--data.init_args.root={data}")
-    launched = _launched_stage()
-    run_dir = Path(launched[0]) if launched else resolve_run_dir(experiment, resume)
+    launched, launch = _launched_stage(), cluster_launch()
+    if launched:
+        run_dir = Path(launched[0])
+    else:
+        run_dir = shared_run_dir(experiment, resume, launch) if launch else resolve_run_dir(experiment, resume)
+    leader = launch is None or launch.leader  # the process that writes summaries (all ranks train)
     chain = stage_chain(experiment)
     inputs, best = stage_inputs(chain), {}
     for stage in chain:
@@ -193,6 +281,9 @@ def train(experiment: str, data: str | None = None, resume: str | None = None,
             continue
         if config_value(stage, "job") == "prepare":
             best[stage] = None
+            if not leader:  # one process prepares the shared caches; the others wait for it to finish
+                _wait_for(completed, f"rank 0 to prepare the data of {stage}", timeout_s=float("inf"))
+                continue
             summary = prepare_stage(stage_configs(stage, demo=data is None, smoke=smoke), overrides)
             completed.parent.mkdir(parents=True, exist_ok=True)
             completed.write_text(json.dumps({"best": None, "prepared": summary}, indent=1))
@@ -219,10 +310,16 @@ def train(experiment: str, data: str | None = None, resume: str | None = None,
         test_metrics = _test(cli, best[stage])
         if launched:  # a DDP worker joins only the stage rank 0 launched it for; rank 0 writes the summary
             return run_dir
+        if launch and launch.leader:  # every rank has read the marker: it joined this stage's process group
+            launch_marker(experiment, launch).unlink(missing_ok=True)
+        if not leader:  # a cluster launch's rank > 0 goes on to the next stage with rank 0
+            continue
         summary = {"best": best[stage], "global_step": cli.trainer.global_step, "test": test_metrics}
         completed.write_text(json.dumps(summary, indent=1))
         print(f"[train] {stage}: held-out test metrics of {Path(best[stage]).name}: {test_metrics}")
-        if cli.trainer.world_size > 1 and stage != chain[-1]:
+        if cli.trainer.world_size > 1 and launch is None and stage != chain[-1]:
+            # Lightning's launcher cannot start a second time in this process. Under a cluster launcher there is
+            # nothing to relaunch: the next stage's Trainer reuses the process group all ranks share.
             _restart_for_next_stage(run_dir)
     print(f"[train] done: {run_dir}")
     return run_dir
