@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback
 
 
@@ -199,3 +200,31 @@ class GracefulInterrupt(Callback):
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
+
+
+class FastPath(Callback):
+    """Opt-in speed switches, applied to the model once before the first fit, validation or test.
+
+    Args:
+        channels_last: store every 4-D weight NHWC. cuDNN (and oneDNN) then run NHWC convolution kernels,
+            faster with bf16 tensor cores; a conv whose weight is channels-last returns a channels-last
+            output, so the layout spreads from the first layer without converting the batches.
+        compile: `torch.compile` each top-level network in place (`nn.Module.compile`), which keeps the
+            parameter names, so checkpoints stay loadable with or without it. The first steps are slow
+            while kernels compile; worth it for long GPU runs.
+    """
+
+    def __init__(self, channels_last: bool = False, compile: bool = False):
+        self.channels_last, self.compile = channels_last, compile
+        self._applied = False
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if self._applied:
+            return
+        self._applied = True
+        if self.channels_last:
+            pl_module.to(memory_format=torch.channels_last)
+        if self.compile:
+            for network in pl_module.children():
+                if any(True for _ in network.parameters()):
+                    network.compile()
