@@ -17,12 +17,15 @@ IMAGE ?=
 RUNS ?=
 WEIGHTS ?=
 NOISE_SWEEP ?=
+BENCH ?= runs/bench
+SF2F_REPO ?=
+WAV2PIX_REPO ?=
 
 # The pinned stack (DEVELOPERS.md). torch goes first and alone; facenet-pytorch without its own pins.
 TORCH := torch==2.9.1 torchvision==0.24.1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train eval infer compare test test-slow demo-data prepare format clean
+.PHONY: help setup train eval infer compare bench test test-slow demo-data prepare format clean
 
 help: ## List targets and experiments
 	@echo "Usage: make <target> [EXP=name] [DATA=path] [CKPT=last|path] [ARGS='--trainer.max_steps=100 …']"
@@ -60,6 +63,14 @@ infer: $(STAMP) ## Video from AUDIO=speech.wav + IMAGE=face.jpg into OUT=out.mp4
 
 compare: $(STAMP) ## Side-by-side report of RUNS="runs/a/<ts> runs/b/<ts>" (curves, metrics, samples) into OUT=folder
 	$(PY) -m experiments.compare $(RUNS) $(if $(OUT),--out $(OUT)) $(ARGS)
+
+bench: $(STAMP) ## Benchmarks (README "Performance"): train step, Lightning overhead, FLOPs/MFU, data headroom, inference RTF; SF2F_REPO/WAV2PIX_REPO=official checkouts
+	@mkdir -p $(BENCH)
+	$(PY) -m benchmarks.train_step --json $(BENCH)/train_step.json $(ARGS) | tee $(BENCH)/train_step.md
+	$(PY) -m benchmarks.data_headroom --model-rates $(BENCH)/train_step.json | tee $(BENCH)/data_headroom.md
+	$(PY) -m benchmarks.inference | tee $(BENCH)/inference.md
+	$(if $(SF2F_REPO)$(WAV2PIX_REPO),$(PY) -m benchmarks.official $(if $(SF2F_REPO),--sf2f-repo $(SF2F_REPO)) \
+	  $(if $(WAV2PIX_REPO),--wav2pix-repo $(WAV2PIX_REPO)) | tee $(BENCH)/official.md)
 
 test: $(STAMP) ## Run the test suite (CPU; slow and GPU tests excluded)
 	$(PY) -m pytest -q $(ARGS)

@@ -263,11 +263,13 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
     # --- inference -------------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def synthesise(self, speech: np.ndarray, face: np.ndarray, chunk_frames: int = 250,
+    def synthesise(self, speech: np.ndarray, face: np.ndarray, chunk_frames: int = 25,
                    progress: bool = False) -> np.ndarray:
         """Any length of 8 kHz speech `(L,)` + an aligned face `(128, 128, 3)` uint8 → `(ceil(L/320), 128, 128, 3)` uint8.
 
-        Long audio is generated in chunks that carry the recurrent states, identical to one pass.
+        Long audio is generated in chunks that carry the recurrent states, identical to one pass. One second
+        per chunk keeps the 128-px decoder's activations small enough to stay in cache: ≈ 1.6× faster on a
+        CPU than 10-s chunks (`benchmarks/inference.py`).
         """
         device = next(self.parameters()).device
         condition = torch.from_numpy(face).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1.0

@@ -258,7 +258,9 @@ class ConvLSTM(nn.Module):
         outputs = []
         for step in range(t):
             gates = inputs[:, step] if recurrent is None else inputs[:, step] + recurrent
-            i, f, g, o = gates.chunk(4, dim=1)
+            # Channel-contiguous (NCHW) before splitting: a chunk of a channels-last tensor is strided in its
+            # innermost dimension, and the gate arithmetic on it runs many times slower.
+            i, f, g, o = gates.contiguous().chunk(4, dim=1)
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
             h = torch.sigmoid(o) * torch.tanh(c)
             outputs.append(h)

@@ -1,0 +1,85 @@
+"""The benchmarks measure what they claim: the plain loop performs exactly Lightning's update, the numbers
+come out finite, and the fast-path switches change what they say."""
+
+import math
+from argparse import Namespace
+from contextlib import nullcontext
+
+import pytest
+import torch
+
+from benchmarks import inference, train_step
+from benchmarks.systems import SYSTEMS, build, tile
+from experiments.cli import default_precision
+from lightning_modules.common.callbacks import FastPath
+
+
+def test_tile_cycles_the_fixture_samples_to_the_asked_batch():
+    batch = {"face": torch.arange(3.0)[:, None], "identity": torch.tensor([4, 5, 6]), "step": torch.tensor(1)}
+    tiled = tile(batch, 7)
+    assert tiled["face"][:, 0].tolist() == [0, 1, 2, 0, 1, 2, 0]
+    assert tiled["identity"].tolist() == [4, 5, 6, 4, 5, 6, 4] and tiled["step"].item() == 1
+
+
+def _parameters(module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten().clone() for p in module.parameters()])
+
+
+@pytest.mark.parametrize("name", ["wav2pix", "a2v"])
+def test_plain_loop_makes_the_same_update_as_lightning(name):
+    """Same start, same batch, same random numbers: one plain step and one `Trainer.fit` step leave the
+    same weights, so their time ratio is Lightning's overhead and nothing else."""
+    module, batch, _ = build(name, 2)
+    start = {k: v.clone() for k, v in module.state_dict().items()}
+    before = _parameters(module)
+    torch.manual_seed(0)
+    train_step.plain_step(module, batch, train_step.optimisers(module), nullcontext)
+    plain = _parameters(module)
+    assert (plain - before).abs().max() > 1e-7  # the step did update the weights
+    module.load_state_dict(start)
+    torch.manual_seed(0)
+    _one_lightning_step(module, batch)
+    torch.testing.assert_close(_parameters(module), plain, rtol=1e-5, atol=1e-6)
+
+
+def _one_lightning_step(module, batch) -> None:
+    from lightning import Trainer
+
+    trainer = Trainer(accelerator="cpu", devices=1, max_epochs=1, limit_train_batches=1, limit_val_batches=0,
+                      num_sanity_val_steps=0, enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False, logger=False)
+    trainer.fit(module, train_dataloaders=train_step._SameBatch(batch, 1))
+    module.trainer = None
+
+
+def test_train_step_benchmark_reports_finite_rates_and_flops():
+    args = train_step.parse_args(["--systems", "sf2f", "--batch", "2", "--repeats", "2", "--warmup", "1"])
+    (row,) = train_step.run_system("sf2f", args)
+    assert row["batch"] == 2 and row["precision"] == "32-true"
+    assert row["GFLOP/sample"] > 0.01 and row["samples/s"] > 0 and row["Lightning samples/s"] > 0
+    assert math.isfinite(row["Lightning/plain"]) and row["peak MiB"] > 100
+    assert math.isnan(row["MFU"])  # no peak known for a CPU unless --peak-tflops is given
+
+
+def test_inference_benchmark_times_real_synthesis():
+    args = Namespace(seconds=0.4, compile=False, a2v_generator=None, a2v_speech_encoder=None)
+    row = inference.real_time_factor("tcsan", args)
+    assert row["frames"] == 10 and row["resolution"] == 112 and row["RTF"] > 0
+    assert "needs" in inference.real_time_factor("a2v", args)["RTF"]
+
+
+def test_every_system_states_its_batch_and_sample():
+    for system in SYSTEMS.values():
+        assert system.batch_size >= system.cpu_batch >= 1 and system.unit
+
+
+def test_fast_path_switches():
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Sequential(torch.nn.Linear(2, 2)))
+    FastPath(channels_last=True, compile=True).setup(None, module, "fit")
+    assert module[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert all(child._compiled_call_impl is not None for child in module.children())
+    assert set(module.state_dict()) == {"0.weight", "0.bias", "1.0.weight", "1.0.bias"}  # checkpoints unchanged
+    plain = torch.nn.Conv2d(3, 4, 3)
+    FastPath().setup(None, plain, "fit")
+    assert plain.weight.is_contiguous() and plain._compiled_call_impl is None
+    assert default_precision() == "32-true"  # no GPU here: full precision
