@@ -8,7 +8,7 @@ the channels-last weights `make infer` uses, on
 `--seconds` of speech and one face crop from the generated fixture. RTF = (frames / 25 fps) / seconds
 taken; ≥ 1 is faster than real time. The weights are the randomly initialised ones of the paper
 configuration: the same work as trained ones. A2V needs StyleGAN3 and Wav2Vec2 weights for its real
-renderer (`--a2v-generator`, `--a2v-speech-encoder`); without them its row says so.
+renderer (`--a2v-stylegan3-pkl` with `--a2v-stylegan3-repo`, `--a2v-wav2vec2`); without them its row says so.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def real_time_factor(name: str, args: argparse.Namespace) -> dict:
         return _a2v(args)
     from experiments.evaluate import inference_layout
 
-    module, batch, _ = build(name, 1)
+    module, batch, *_ = build(name, 1)
     module = inference_layout(module.eval())  # as `make infer` loads it
     if args.compile:
         module.generator.compile()
@@ -56,14 +56,14 @@ def real_time_factor(name: str, args: argparse.Namespace) -> dict:
 
 
 def _a2v(args: argparse.Namespace) -> dict:
-    if not (args.a2v_generator and args.a2v_speech_encoder):
-        return {"system": "a2v", "RTF": "not measured: needs --a2v-generator and --a2v-speech-encoder weights"}
+    if not (args.a2v_stylegan3_pkl and args.a2v_wav2vec2):
+        return {"system": "a2v", "RTF": "not measured: needs --a2v-stylegan3-pkl and --a2v-wav2vec2 weights"}
     from lightning_modules.a2v.generator import GeneratorConfig
     from lightning_modules.a2v.module import Embed2LatModule
     from lightning_modules.a2v.speech_encoder import SpeechEncoderConfig
 
-    module = Embed2LatModule(speech_encoder=SpeechEncoderConfig(weights=args.a2v_speech_encoder),
-                             generator=GeneratorConfig(weights=args.a2v_generator)).eval()
+    generator = GeneratorConfig(stylegan3_pkl=args.a2v_stylegan3_pkl, stylegan3_repo=args.a2v_stylegan3_repo)
+    module = Embed2LatModule(speech_encoder=SpeechEncoderConfig(weights=args.a2v_wav2vec2), generator=generator).eval()
     w0 = torch.zeros(1, 16, 512)  # rendering cost does not depend on the identity code
     wave = speech(args.seconds, SAMPLE_RATES["a2v"])
     with torch.inference_mode():
@@ -82,8 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the speech to animate")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the target is set for 2 cores)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the generator")
-    parser.add_argument("--a2v-generator", help="StyleGAN3 weights (pickle or .pt) for A2V's renderer")
-    parser.add_argument("--a2v-speech-encoder", help="Wav2Vec2 weights for A2V")
+    parser.add_argument("--a2v-stylegan3-pkl", help="NVIDIA's StyleGAN3 network pickle for A2V's renderer")
+    parser.add_argument("--a2v-stylegan3-repo", help="a clone of NVlabs/stylegan3 (unpickling needs its modules)")
+    parser.add_argument("--a2v-wav2vec2", help="Wav2Vec2 weights for A2V (Hugging Face folder or torchaudio state dict)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = [real_time_factor(name, args) for name in args.systems]

@@ -65,17 +65,17 @@ def tile(batch: Any, size: int) -> Any:
     return batch
 
 
-def build(name: str, batch_size: int | None = None, device: str = "cpu") -> tuple[Any, Any, System]:
-    """(LightningModule in train mode, one batch of `batch_size`, its System). The default batch is the
-    paper's on a GPU and the system's `cpu_batch` on a CPU."""
+def build(name: str, batch_size: int | None = None, device: str = "cpu") -> tuple[Any, Any, System, Any]:
+    """(LightningModule in train mode, one batch of `batch_size`, its System, its datamodule or None). The
+    default batch is the paper's on a GPU and the system's `cpu_batch` on a CPU."""
     system = SYSTEMS[name]
     size = batch_size or (system.cpu_batch if device == "cpu" else system.batch_size)
     warnings.filterwarnings("ignore", message=".*stand-in.*|.*does not have many workers.*|.*perceptual.*")
     if name == "a2v":
-        module, batch = _embed2lat(size)
+        module, batch, datamodule = *_embed2lat(size), None
     else:
-        module, batch = _from_experiment(system, size)
-    return module.train(), batch, system
+        module, batch, datamodule = _from_experiment(system, size)
+    return module.train(), batch, system, datamodule
 
 
 def experiment(system: System, *overrides: str):
@@ -90,10 +90,10 @@ def experiment(system: System, *overrides: str):
     return cli
 
 
-def _from_experiment(system: System, size: int) -> tuple[Any, dict]:
+def _from_experiment(system: System, size: int) -> tuple[Any, dict, Any]:
     # The fixture has a few samples: take a batch of 2 in the main process and tile it.
     cli = experiment(system, "--data.init_args.batch_size=2", "--data.init_args.num_workers=0")
-    return cli.model, tile(next(iter(cli.datamodule.train_dataloader())), size)
+    return cli.model, tile(next(iter(cli.datamodule.train_dataloader())), size), cli.datamodule
 
 
 def _embed2lat(size: int) -> tuple[Any, dict]:

@@ -61,6 +61,8 @@ def measure(work: Callable[[], Any], device: torch.device, repeats: int = 5, war
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """A Markdown table of `rows` (dicts) in the given column order; floats to 3 significant figures."""
     def cell(value: Any) -> str:
+        if isinstance(value, float) and value != value:  # NaN: not measurable here
+            return "—"
         if isinstance(value, float):
             return f"{value:.3g}" if abs(value) < 1e4 else f"{value:,.0f}"
         return str(value)

@@ -89,8 +89,11 @@ class _SameBatch:
         return self.steps
 
 
-def lightning_seconds(module, batch: Any, device: torch.device, precision: str, steps: int, warmup: int) -> float:
-    """Median seconds between consecutive training batches of `Trainer.fit` (after `warmup` batches)."""
+def lightning_seconds(module, batch: Any, device: torch.device, precision: str, steps: int, warmup: int,
+                      datamodule=None) -> float:
+    """Median seconds between consecutive training batches of `Trainer.fit` (after `warmup` batches). The
+    datamodule, when given, is attached as in training (modules read statistics from it in `setup`) but
+    its training loader is replaced by the one fixed batch."""
     from lightning import Callback, Trainer
     from lightning.pytorch.loggers import CSVLogger
 
@@ -111,7 +114,11 @@ def lightning_seconds(module, batch: Any, device: torch.device, precision: str, 
                           enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                           logger=CSVLogger(folder), log_every_n_steps=10, default_root_dir=folder,
                           callbacks=[GracefulInterrupt(), RandomState(), clock])
-        trainer.fit(module, train_dataloaders=_SameBatch(batch, steps + warmup + 1))
+        if datamodule is None:
+            trainer.fit(module, train_dataloaders=_SameBatch(batch, steps + warmup + 1))
+        else:
+            datamodule.train_dataloader = lambda: _SameBatch(batch, steps + warmup + 1)
+            trainer.fit(module, datamodule=datamodule)
     module.trainer = None  # the plain loop's `self.log` calls then no-op instead of reaching a finished Trainer
     gaps = torch.tensor(clock.starts).diff()[warmup:]
     return float(gaps.median())
@@ -136,7 +143,7 @@ def peak_tflops(device: torch.device, given: float | None) -> float | None:
 def run_system(name: str, args: argparse.Namespace) -> list[dict]:
     """Measure one system at each asked precision; rows for the table."""
     device = torch.device(args.device)
-    module, batch, system = build(name, args.batch, device.type)
+    module, batch, system, datamodule = build(name, args.batch, device.type)
     module.to(device)
     if args.channels_last:
         module.to(memory_format=torch.channels_last)
@@ -152,7 +159,7 @@ def run_system(name: str, args: argparse.Namespace) -> list[dict]:
     for precision in args.precision:
         autocast = (lambda: torch.autocast(device.type, torch.bfloat16)) if precision == "bf16-mixed" else nullcontext
         plain = measure(lambda: plain_step(module, batch, optimizers, autocast), device, args.repeats, args.warmup)
-        lightning = lightning_seconds(module, batch, device, precision, args.repeats, args.warmup)
+        lightning = lightning_seconds(module, batch, device, precision, args.repeats, args.warmup, datamodule)
         achieved = flops / plain.seconds / 1e12
         rows.append({
             "system": name, "sample": system.unit, "batch": size, "precision": precision,
@@ -208,12 +215,12 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"{name} failed:\n{result.stderr[-3000:]}")
         rows += json.loads(result.stdout.strip().splitlines()[-1])
         print(f"[bench] {name} done", file=sys.stderr)
+        if args.json:  # written as each system finishes, so a long run's results survive a later failure
+            args.json.write_text(json.dumps(rows, indent=1))
     print(f"Training step on {args.device} ({torch.get_num_threads()} threads): plain PyTorch loop vs Lightning, "
           "same module and batch")
     print(table(rows, COLUMNS))
     _print_ratios(rows)
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
 
 
 def _print_ratios(rows: list[dict]) -> None:

@@ -29,7 +29,7 @@ def _parameters(module) -> torch.Tensor:
 def test_plain_loop_makes_the_same_update_as_lightning(name):
     """Same start, same batch, same random numbers: one plain step and one `Trainer.fit` step leave the
     same weights, so their time ratio is Lightning's overhead and nothing else."""
-    module, batch, _ = build(name, 2)
+    module, batch, *_ = build(name, 2)
     start = {k: v.clone() for k, v in module.state_dict().items()}
     before = _parameters(module)
     torch.manual_seed(0)
@@ -62,7 +62,7 @@ def test_train_step_benchmark_reports_finite_rates_and_flops():
 
 
 def test_inference_benchmark_times_real_synthesis():
-    args = Namespace(seconds=0.4, compile=False, a2v_generator=None, a2v_speech_encoder=None)
+    args = Namespace(seconds=0.4, compile=False, a2v_stylegan3_pkl=None, a2v_stylegan3_repo=None, a2v_wav2vec2=None)
     row = inference.real_time_factor("tcsan", args)
     assert row["frames"] == 10 and row["resolution"] == 112 and row["RTF"] > 0
     assert "needs" in inference.real_time_factor("a2v", args)["RTF"]
