@@ -13,7 +13,9 @@ process, interleaved:
 - "Lightning": `Trainer.fit` on the same module, batch and precision, with the callbacks and CSV logger
   every run has (checkpoint writing, periodic and cheap per step, is left out of both).
 
-The ratio Lightning / plain is Lightning's overhead (target ≤ 1.05). FLOPs are counted once per step by
+The ratio Lightning / plain is Lightning's overhead (target ≤ 1.05). With bf16-mixed, the losses of the
+first `--loss-steps` updates are compared with fp32's from the same weights and random numbers ("bf16 loss
+drift", the largest relative difference). FLOPs are counted once per step by
 `torch.utils.flop_counter` (matmuls, convolutions, attention; forward and backward), so MFU = achieved
 FLOP/s over the device's peak (`--peak-tflops`, known for common GPUs). Each system runs in its own
 process, so the CPU peak resident memory is that system's.
@@ -22,6 +24,7 @@ process, so the CPU peak resident memory is that system's.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import subprocess
 import sys
@@ -47,15 +50,17 @@ def optimisers(module) -> list[torch.optim.Optimizer]:
     return list(configured) if isinstance(configured, (list, tuple)) else [configured]
 
 
-def plain_step(module, batch: Any, optimizers: list, autocast) -> None:
-    """One update of `module` on `batch` without Lightning, the same work as its `training_step`."""
+def plain_step(module, batch: Any, optimizers: list, autocast) -> list[torch.Tensor]:
+    """One update of `module` on `batch` without Lightning, the same work as its `training_step`; returns
+    the loss of each optimiser step, detached (reading them would wait for the GPU: the caller decides)."""
     from lightning_modules.common.gan import AdversarialModule, detach_all
 
     if not isinstance(module, AdversarialModule):
         with autocast():
             loss = module.training_step(batch, 0)
         _update(optimizers[0], loss, None)
-        return
+        return [loss.detach()]
+    losses = []
     generator_optimizer, discriminator_optimizer = optimizers
     with autocast():
         output = module.generate(batch)
@@ -66,6 +71,8 @@ def plain_step(module, batch: Any, optimizers: list, autocast) -> None:
         with autocast():
             loss = compute_loss().total
         _update(optimizer, loss, module.gradient_clip_norm)
+        losses.append(loss.detach())
+    return losses
 
 
 def _update(optimizer, loss: torch.Tensor, clip_norm) -> None:
@@ -124,6 +131,22 @@ def lightning_seconds(module, batch: Any, device: torch.device, precision: str, 
     return float(gaps.median())
 
 
+def bf16_loss_drift(module, batch: Any, device: torch.device, steps: int) -> float:
+    """Largest relative difference between the losses of `steps` bf16-mixed updates and of `steps` fp32
+    updates, both from the module's current weights and the same random numbers; the weights are put back."""
+    start = copy.deepcopy(module.state_dict())
+    runs = []
+    for autocast in (nullcontext, lambda: torch.autocast(device.type, torch.bfloat16)):
+        module.load_state_dict(start)
+        optimizers = optimisers(module)
+        torch.manual_seed(0)
+        runs.append(torch.tensor([float(loss) for _ in range(steps)
+                                  for loss in plain_step(module, batch, optimizers, autocast)]))
+    module.load_state_dict(start)
+    fp32, bf16 = runs
+    return float(((bf16 - fp32).abs() / fp32.abs().clamp_min(1e-8)).max())
+
+
 def flops_per_step(module, batch: Any, optimizers: list) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -155,6 +178,7 @@ def run_system(name: str, args: argparse.Namespace) -> list[dict]:
     optimizers = optimisers(module)
     flops = flops_per_step(module, batch, optimizers)
     peak = peak_tflops(device, args.peak_tflops)
+    drift = bf16_loss_drift(module, batch, device, args.loss_steps) if "bf16-mixed" in args.precision else float("nan")
     rows = []
     for precision in args.precision:
         autocast = (lambda: torch.autocast(device.type, torch.bfloat16)) if precision == "bf16-mixed" else nullcontext
@@ -168,12 +192,13 @@ def run_system(name: str, args: argparse.Namespace) -> list[dict]:
             "samples/s": plain.rate(size), "Lightning samples/s": size / lightning,
             "Lightning/plain": lightning / plain.seconds, "peak MiB": peak_memory_mib(device),
             "TFLOP/s": achieved, "MFU": achieved / peak if peak else float("nan"),
+            "bf16 loss drift": drift if precision == "bf16-mixed" else float("nan"),
         })
     return rows
 
 
 COLUMNS = ["system", "sample", "batch", "precision", "params (M)", "GFLOP/sample", "samples/s", "Lightning samples/s",
-           "Lightning/plain", "peak MiB", "TFLOP/s", "MFU"]
+           "Lightning/plain", "peak MiB", "TFLOP/s", "MFU", "bf16 loss drift"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -188,6 +213,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true", help="torch.compile every network (nn.Module.compile)")
     parser.add_argument("--repeats", type=int, default=3, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--loss-steps", type=int, default=5,
+                        help="updates compared between bf16-mixed and fp32 (the 'bf16 loss drift' column)")
     parser.add_argument("--peak-tflops", type=float, help="the device's peak for MFU (known GPUs are looked up)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
@@ -232,7 +259,9 @@ def _print_ratios(rows: list[dict]) -> None:
         by_system.setdefault(row["system"], {})[row["precision"]] = row["samples/s"]
     for system, rates in by_system.items():
         if {"32-true", "bf16-mixed"} <= set(rates):
-            print(f"{system}: bf16-mixed / fp32 samples/s = {rates['bf16-mixed'] / rates['32-true']:.2f}x (target >= 2)")
+            drift = next(r["bf16 loss drift"] for r in rows if r["system"] == system and r["precision"] == "bf16-mixed")
+            print(f"{system}: bf16-mixed / fp32 samples/s = {rates['bf16-mixed'] / rates['32-true']:.2f}x (target >= 2); "
+                  f"losses of the first updates within {drift:.1%} of fp32's")
 
 
 if __name__ == "__main__":

@@ -61,6 +61,14 @@ def test_train_step_benchmark_reports_finite_rates_and_flops():
     assert math.isnan(row["MFU"])  # no peak known for a CPU unless --peak-tflops is given
 
 
+def test_bf16_losses_follow_fp32_and_the_weights_are_put_back():
+    module, batch, *_ = build("sf2f", 2)
+    before = _parameters(module)
+    drift = train_step.bf16_loss_drift(module, batch, torch.device("cpu"), steps=2)
+    assert 0 < drift < 0.1  # autocast really ran in bf16, and stayed close to fp32
+    assert torch.equal(_parameters(module), before)
+
+
 def test_inference_benchmark_times_real_synthesis():
     args = Namespace(seconds=0.4, compile=False, a2v_stylegan3_pkl=None, a2v_stylegan3_repo=None, a2v_wav2vec2=None)
     row = inference.real_time_factor("tcsan", args)
