@@ -43,13 +43,20 @@ class SeededBatches(Dataset):
 
     def __getitems__(self, request: tuple[int, int, int, list[int]]):
         seed, epoch, number, indices = request
-        with torch.random.fork_rng(devices=[]):
-            items = []
-            for index in indices:
-                torch.manual_seed(mixed_seed(seed, epoch, index))
-                items.append(self.dataset[index])
-            torch.manual_seed(mixed_seed(seed, epoch, number, 1 << 40))
-            return self.collate(items)
+        loads = [(mixed_seed(seed, epoch, index), lambda i=index: self.dataset[i]) for index in indices]
+        return seeded_collate(loads, mixed_seed(seed, epoch, number, 1 << 40), self.collate)
+
+
+def seeded_collate(loads: list[tuple[int, Callable[[], Any]]], batch_seed: int, collate: Callable[[list], Any]):
+    """`collate` of the items `load()` makes, each under torch's RNG seeded with its own seed and the
+    collation under `batch_seed`, without touching the caller's RNG state. `loads`: `(seed, load)` pairs."""
+    with torch.random.fork_rng(devices=[]):
+        items = []
+        for seed, load in loads:
+            torch.manual_seed(seed)
+            items.append(load())
+        torch.manual_seed(batch_seed)
+        return collate(items)
 
 
 def agree_on_seed(seed: int) -> int:
@@ -119,11 +126,8 @@ class ResumableLoader:
         return [(self.seed, epoch, number, order[start + rank * self.batch_size : start + (rank + 1) * self.batch_size].tolist())
                 for number, start in enumerate(range(0, len(order) - width + 1, width))]
 
-    def _agree_on_seed(self) -> None:
-        self.seed = agree_on_seed(self.seed)
-
     def __iter__(self) -> Iterator[Any]:
-        self._agree_on_seed()  # every rank starts every epoch, so the collective call is matched
+        self.seed = agree_on_seed(self.seed)  # every rank starts every epoch, so the collective call is matched
         epoch, skip = self.epoch, self.consumed
         self._requests.requests = self.epoch_requests(epoch)[skip:]
         for batch in self.loader:

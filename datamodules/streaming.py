@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 
 from .pipeline.cache import ShardedCache
 from .pipeline.errors import DatasetError
-from .resumable import agree_on_seed, mixed_seed
+from .resumable import agree_on_seed, mixed_seed, seeded_collate
 
 INDEX = "index.json"
 FORMAT = "talking-faces-webdataset/1"
@@ -308,13 +308,9 @@ class EpochStream(IterableDataset):
             yield self.collated(number, list(islice(streams[lane], self.batch_size)))
 
     def collated(self, number: int, samples: list[Sample]) -> Any:
-        with torch.random.fork_rng(devices=[]):
-            items = []
-            for sample in samples:
-                torch.manual_seed(mixed_seed(self.seed, self.epoch, sample[0]))
-                items.append(self.transform(*decode(sample)))
-            torch.manual_seed(mixed_seed(self.seed, self.epoch, self.rank, number, 1 << 40))
-            return self.collate(items)
+        loads = [(mixed_seed(self.seed, self.epoch, sample[0]), lambda s=sample: self.transform(*decode(s)))
+                 for sample in samples]
+        return seeded_collate(loads, mixed_seed(self.seed, self.epoch, self.rank, number, 1 << 40), self.collate)
 
 
 class StreamingLoader:

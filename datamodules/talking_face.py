@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from .base import SPLITS, CachedDataModule, randint, stack_items
 from .pipeline.audio import SILENCE_PEAK, read_audio
-from .pipeline.cache import CachedItems, ShardedCache
+from .pipeline.cache import CachedItems, ShardedCache, parameter_differences
 from .pipeline.errors import DatasetError
 from .noisy_speech import FixedNoise, NoiseMixing, RandomNoise
 from .pipeline.action_units import AULabelConfig, build_labeler, class_rates
@@ -388,9 +388,8 @@ class TalkingFaceDataModule(CachedDataModule):
         """Check the streamed shards were made with this datamodule's parameters; build each split's
         `ClipWindows`, used only for its `window` transform."""
         url, params = self.hparams.stream_url, json.loads(json.dumps(self._preprocessing()))
-        differing = sorted(k for k in params if self.stream.params.get(k) != params[k])
-        if differing:
-            details = ", ".join(f"{k}: streamed {self.stream.params.get(k)!r} vs asked {params[k]!r}" for k in differing)
+        details = parameter_differences(self.stream.params, params, params, "streamed")
+        if details:
             raise DatasetError(f"{url} was exported from a cache made with other parameters ({details}). "
                                "Set the same data arguments, or export a cache prepared with these.")
         if self.au_config is not None or self.mfcc_config is not None:

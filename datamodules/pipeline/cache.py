@@ -40,6 +40,12 @@ def atomic_write_json(path: Path, payload: Any) -> None:
     atomic_write_bytes(path, lambda f: f.write(json.dumps(payload, indent=1, sort_keys=True).encode()))
 
 
+def parameter_differences(stored: dict, asked: dict, keys, stored_as: str) -> str:
+    """"key: <stored_as> value vs asked value, …" for those of `keys` whose values differ; "" if none do."""
+    return ", ".join(f"{k}: {stored_as} {stored.get(k)!r} vs asked {asked.get(k)!r}"
+                     for k in sorted(keys) if stored.get(k) != asked.get(k))
+
+
 @dataclass
 class CachedItems:
     """Read-only view of every complete shard: `items[i]` → `(meta, {key: array})`."""
@@ -93,9 +99,8 @@ class ShardedCache:
         except (OSError, json.JSONDecodeError) as error:
             raise DatasetError(f"{manifest}: unreadable cache manifest ({error}). Delete {self.directory}.")
         old = stored.get("params", {})
-        differing = sorted(k for k in set(old) | set(self.params) if old.get(k) != self.params.get(k))
-        if differing or stored.get("format") != CACHE_FORMAT:
-            details = ", ".join(f"{k}: cached {old.get(k)!r} vs asked {self.params.get(k)!r}" for k in differing)
+        details = parameter_differences(old, self.params, set(old) | set(self.params), "cached")
+        if details or stored.get("format") != CACHE_FORMAT:
             raise CacheMismatchError(
                 f"{self.directory} was prepared with other parameters ({details or 'cache format'}). "
                 "Delete that folder to rebuild it, or point cache_dir elsewhere."
