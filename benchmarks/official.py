@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.timing import Measurement, measure, table
+from lightning_modules.common.losses import discriminator_adversarial_loss, generator_adversarial_loss
 
 Tensor = torch.Tensor
 COLUMNS = ["system", "batch", "G params ours / theirs", "D params ours / theirs", "ms/step ours",
@@ -80,12 +81,6 @@ class Networks:
     critique: Callable[[tuple[Tensor, ...], Optional[Tensor], dict], tuple[list[Tensor], Tensor]]
 
 
-def _adversarial(logits: list[Tensor], target: float, kind: str) -> Tensor:
-    if kind == "lsgan":
-        return sum(F.mse_loss(x, torch.full_like(x, target)) for x in logits)
-    return sum(F.binary_cross_entropy_with_logits(x, torch.full_like(x, target)) for x in logits)
-
-
 def make_step(nets: Networks, batch: dict, loss: str, lrs: tuple[float, float], betas: tuple[float, float]
               ) -> Callable[[], None]:
     """A closure running one G + D training step of `nets` on `batch` (the same step for ours and theirs)."""
@@ -98,14 +93,14 @@ def make_step(nets: Networks, batch: dict, loss: str, lrs: tuple[float, float], 
         frozen = condition.detach() if condition is not None else None  # D's loss never reaches the encoder
         real_logits, d_aux = nets.critique(reals, frozen, batch)
         fake_logits, _ = nets.critique(tuple(f.detach() for f in fakes), frozen, batch)
-        d_loss = _adversarial(real_logits, 1.0, loss) + _adversarial(fake_logits, 0.0, loss) + d_aux
+        d_loss = sum(discriminator_adversarial_loss(r, f, loss) for r, f in zip(real_logits, fake_logits)) + d_aux
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
 
         fake_logits, d_aux_fake = nets.critique(fakes, condition, batch)
         l1 = sum(F.l1_loss(f, r) for f, r in zip(fakes, reals))
-        g_loss = _adversarial(fake_logits, 1.0, loss) + l1 + g_aux + d_aux_fake
+        g_loss = sum(generator_adversarial_loss(f, loss) for f in fake_logits) + l1 + g_aux + d_aux_fake
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()

@@ -107,19 +107,3 @@ def _embed2lat(size: int) -> tuple[Any, dict]:
     batch = {"features": torch.randn(size, 100, BASE["encoder_embed_dim"], generator=generator),
              "residual": torch.randn(size, 50, len(module.hparams.rows) * 512, generator=generator)}
     return module, batch
-
-
-def move(batch: Any, device: torch.device, channels_last: bool = False) -> Any:
-    """`batch` on `device`; 4-D float tensors in channels-last layout when asked."""
-    if torch.is_tensor(batch):
-        batch = batch.to(device, non_blocking=True)
-        if channels_last and batch.ndim == 4 and batch.is_floating_point():
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        return batch
-    if isinstance(batch, dict):
-        return {key: move(value, device, channels_last) for key, value in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(move(value, device, channels_last) for value in batch)
-    return batch
-
-

@@ -35,9 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
 
-from benchmarks.systems import SYSTEMS, build, move
+from benchmarks.systems import SYSTEMS, build
 from benchmarks.timing import measure, peak_memory_mib, synchronize, table
+from lightning_modules.common.callbacks import FastPath
 
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, for MFU.
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0, "RTX 4090": 165.0}
@@ -167,13 +169,8 @@ def run_system(name: str, args: argparse.Namespace) -> list[dict]:
     """Measure one system at each asked precision; rows for the table."""
     device = torch.device(args.device)
     module, batch, system, datamodule = build(name, args.batch, device.type)
-    module.to(device)
-    if args.channels_last:
-        module.to(memory_format=torch.channels_last)
-    if args.compile:
-        for child in module.children():
-            child.compile()
-    batch = move(batch, device, args.channels_last)
+    FastPath(args.channels_last, args.compile).setup(None, module.to(device), "fit")  # as `make train` applies them
+    batch = move_data_to_device(batch, device)  # what Lightning does with each batch
     size = len(next(v for v in batch.values() if torch.is_tensor(v)))
     optimizers = optimisers(module)
     flops = flops_per_step(module, batch, optimizers)
@@ -209,7 +206,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, help="batch size for every system (default: each paper's on a GPU, a small stated one on a CPU)")
     parser.add_argument("--precision", nargs="+", default=None, choices=["32-true", "bf16-mixed"],
                         help="default: 32-true on CPU; 32-true and bf16-mixed on a GPU (their ratio is printed)")
-    parser.add_argument("--channels-last", action="store_true", help="conv weights and images in NHWC layout")
+    parser.add_argument("--channels-last", action="store_true", help="conv weights NHWC, as --channels_last=true in training")
     parser.add_argument("--compile", action="store_true", help="torch.compile every network (nn.Module.compile)")
     parser.add_argument("--repeats", type=int, default=3, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
