@@ -78,7 +78,8 @@ class CachedDataModule(L.LightningDataModule):
         ranks itself; evaluation: a plain in-order `DataLoader` (Lightning shards it)."""
         workers = self.hparams.num_workers
         if shuffle:
-            return ResumableLoader(dataset, batch_size, collate, world=self._rank_and_world, num_workers=workers,
+            return ResumableLoader(dataset, batch_size, collate, world=self._rank_and_world,
+                                   current_epoch=self._current_epoch, num_workers=workers,
                                    pin_memory=torch.cuda.is_available())
         return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=workers,
                           persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
@@ -96,9 +97,13 @@ class CachedDataModule(L.LightningDataModule):
         shards = self.stream.shards(split)
         if shuffle:
             return StreamingLoader(shards, batch_size, transform, collate, world=self._rank_and_world,
-                                   num_workers=self.hparams.num_workers, pin_memory=torch.cuda.is_available())
+                                   current_epoch=self._current_epoch, num_workers=self.hparams.num_workers, pin_memory=torch.cuda.is_available())
         return DataLoader(OrderedStream(shards, batch_size, transform, collate), batch_size=None,
                           pin_memory=torch.cuda.is_available())
+
+    def _current_epoch(self) -> int | None:
+        """The trainer's epoch, which the training loaders follow (`resumable.EpochCounter`)."""
+        return self.trainer.current_epoch if self.trainer is not None else None
 
     def _rank_and_world(self) -> tuple[int, int]:
         trainer = self.trainer

@@ -12,6 +12,14 @@ number of workers, nor on the model's own use of the RNG.
 It implements `state_dict` / `load_state_dict`, which Lightning saves in every checkpoint and restores on
 resumption (its "stateful dataloader" protocol): the epoch and the number of batches already consumed,
 which are skipped (never loaded) when the run resumes.
+
+Epoch bookkeeping (`EpochCounter`, shared with the streaming loader): an epoch ends when its last batch is
+handed out, not when the consumer asks past it. Lightning knows the length and never asks for batch
+`len + 1`; a loader that counted epochs at `StopIteration` stayed in the finished epoch, and Lightning's next
+epoch then got an empty iteration, so Lightning's epoch counter ran twice as fast as the passes over the
+data and `check_val_every_n_epoch` with an even N never validated. The loader also follows the consumer's
+epoch (`current_epoch`, Lightning's `trainer.current_epoch`), so an epoch cut short by
+`limit_train_batches` still starts the next one afresh, and epoch N is always the stream's epoch N.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+
+from .pipeline.errors import DatasetError
 
 
 def mixed_seed(*parts: int) -> int:
@@ -89,21 +99,63 @@ class _Requests:
         return len(self.requests)
 
 
-class ResumableLoader:
+class EpochCounter:
+    """Where a training stream stands: its `seed`, its `epoch` and the batches of it already handed out
+    (`consumed`), kept in step with the consumer's epoch. Subclasses set `seed` and `current_epoch`."""
+
+    seed: int
+    current_epoch: Callable[[], Optional[int]]
+    epoch: int = 0
+    consumed: int = 0
+
+    def begin_epoch(self) -> tuple[int, int]:
+        """(epoch, first batch) of the iteration about to start. A consumer now in another epoch than the
+        stream (a new Lightning epoch after one cut short by `limit_train_batches`) starts that epoch afresh;
+        in the same epoch (a mid-epoch resumption) the stream continues after its consumed batches."""
+        self.seed = agree_on_seed(self.seed)  # every rank starts every epoch, so the collective call is matched
+        consumer = self.current_epoch()
+        if consumer is not None and consumer != self.epoch:
+            self.epoch, self.consumed = int(consumer), 0
+        return self.epoch, self.consumed
+
+    def handed_out(self, batches_in_epoch: int) -> None:
+        """Count one batch; the one that completes the epoch moves the stream to the next epoch's start."""
+        self.consumed += 1
+        if self.consumed >= batches_in_epoch:
+            self.epoch, self.consumed = self.epoch + 1, 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"seed": self.seed, "epoch": self.epoch, "consumed": self.consumed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue the checkpoint's stream: its seed, its epoch, after the batches it had consumed."""
+        self.seed, self.epoch, self.consumed = int(state["seed"]), int(state["epoch"]), int(state["consumed"])
+
+
+def no_consumer_epoch() -> None:
+    """`current_epoch` of a loader iterated outside a Trainer: each full iteration is the next epoch."""
+    return None
+
+
+class ResumableLoader(EpochCounter):
     """A training loader whose batches are reproducible and whose position survives checkpoints.
 
     Args:
         dataset: map-style dataset; collate: list of items → batch.
         batch_size: per-process batch; `world()` → (rank, number of processes), read at each epoch.
+        current_epoch: () → the consumer's epoch (Lightning's `trainer.current_epoch`), or None to count
+            full iterations; see `EpochCounter.begin_epoch`.
         seed: the stream's seed (default: torch's initial seed, i.e. Lightning's `seed_everything`).
-        shuffle: a new order every epoch; drop_last: only full global batches (always, when shuffling).
+        shuffle: a new order every epoch; only full global batches are formed.
         num_workers, pin_memory: as for `DataLoader` (workers are kept alive across epochs).
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, collate: Callable[[list], Any],
-                 world: Callable[[], tuple[int, int]] = lambda: (0, 1), seed: Optional[int] = None,
+                 world: Callable[[], tuple[int, int]] = lambda: (0, 1),
+                 current_epoch: Callable[[], Optional[int]] = no_consumer_epoch, seed: Optional[int] = None,
                  shuffle: bool = True, num_workers: int = 0, pin_memory: bool = False):
         self.dataset, self.batch_size, self.world, self.shuffle = dataset, batch_size, world, shuffle
+        self.current_epoch = current_epoch
         self.seed = int(torch.initial_seed() if seed is None else seed)
         self.epoch, self.consumed = 0, 0
         self._requests = _Requests()
@@ -112,8 +164,15 @@ class ResumableLoader:
                                  generator=torch.Generator())  # worker seeds must not draw from the global RNG
 
     def __len__(self) -> int:
+        """Batches per epoch. None would be an epoch that trains on nothing (Lightning skips it silently)."""
         rank, world = self.world()
-        return len(self.dataset) // (self.batch_size * world)
+        batches = len(self.dataset) // (self.batch_size * world)
+        if batches == 0:
+            raise DatasetError(
+                f"the training split has {len(self.dataset)} item(s), fewer than one batch of {self.batch_size} × "
+                f"{world} process(es): an epoch would train on nothing. Lower --data.init_args.batch_size or "
+                "use more training data.")
+        return batches
 
     def epoch_requests(self, epoch: int) -> list[tuple[int, int, int, list[int]]]:
         """This rank's batch requests of `epoch`, in order."""
@@ -127,17 +186,9 @@ class ResumableLoader:
                 for number, start in enumerate(range(0, len(order) - width + 1, width))]
 
     def __iter__(self) -> Iterator[Any]:
-        self.seed = agree_on_seed(self.seed)  # every rank starts every epoch, so the collective call is matched
-        epoch, skip = self.epoch, self.consumed
-        self._requests.requests = self.epoch_requests(epoch)[skip:]
+        epoch, skip = self.begin_epoch()
+        requests = self.epoch_requests(epoch)
+        self._requests.requests = requests[skip:]
         for batch in self.loader:
-            self.consumed += 1
+            self.handed_out(len(requests))
             yield batch
-        self.epoch, self.consumed = epoch + 1, 0
-
-    def state_dict(self) -> dict[str, int]:
-        return {"seed": self.seed, "epoch": self.epoch, "consumed": self.consumed}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        """Continue the checkpoint's stream: its seed, its epoch, after the batches it had consumed."""
-        self.seed, self.epoch, self.consumed = int(state["seed"]), int(state["epoch"]), int(state["consumed"])

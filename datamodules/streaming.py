@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 
 from .pipeline.cache import ShardedCache
 from .pipeline.errors import DatasetError
-from .resumable import agree_on_seed, mixed_seed, seeded_collate
+from .resumable import EpochCounter, mixed_seed, no_consumer_epoch, seeded_collate
 
 INDEX = "index.json"
 FORMAT = "talking-faces-webdataset/1"
@@ -313,12 +313,13 @@ class EpochStream(IterableDataset):
         return seeded_collate(loads, mixed_seed(self.seed, self.epoch, self.rank, number, 1 << 40), self.collate)
 
 
-class StreamingLoader:
+class StreamingLoader(EpochCounter):
     """Training batches streamed from shards, reproducible and resumable mid-epoch (see the module doc).
 
     Args:
         shards: the split's shards (`StreamedShards.shards("train")`); transform: (meta, arrays) → item;
-        collate: list of items → batch; batch_size: per process; world: () → (rank, number of processes).
+        collate: list of items → batch; batch_size: per process; world: () → (rank, number of processes);
+        current_epoch: as for `ResumableLoader`.
         seed: default torch's initial seed (Lightning's `seed_everything`); shuffle: permute shards and
             use the buffer (else shards in order, no buffer); shuffle_buffer: samples held per lane.
         lanes: independent sample streams per rank (default: num_workers, at least 1); the stream depends
@@ -326,11 +327,13 @@ class StreamingLoader:
     """
 
     def __init__(self, shards: list[Shard], batch_size: int, transform: Transform, collate: Callable[[list], Any],
-                 world: Callable[[], tuple[int, int]] = lambda: (0, 1), seed: Optional[int] = None,
+                 world: Callable[[], tuple[int, int]] = lambda: (0, 1),
+                 current_epoch: Callable[[], Optional[int]] = no_consumer_epoch, seed: Optional[int] = None,
                  shuffle: bool = True, shuffle_buffer: int = 64, lanes: Optional[int] = None,
                  num_workers: int = 0, pin_memory: bool = False):
         self.shards, self.batch_size, self.transform, self.collate = shards, batch_size, transform, collate
-        self.world, self.shuffle, self.shuffle_buffer = world, shuffle, shuffle_buffer if shuffle else 0
+        self.world, self.current_epoch = world, current_epoch
+        self.shuffle, self.shuffle_buffer = shuffle, shuffle_buffer if shuffle else 0
         self.lanes, self.num_workers, self.pin_memory = lanes or max(1, num_workers), num_workers, pin_memory
         self.seed = int(torch.initial_seed() if seed is None else seed)
         self.epoch, self.consumed = 0, 0
@@ -367,22 +370,21 @@ class StreamingLoader:
                            self.seed, epoch, rank, from_batch, self.shuffle_buffer, self.transform, self.collate)
 
     def __iter__(self) -> Iterator[Any]:
-        self.seed = agree_on_seed(self.seed)
-        epoch = self.epoch
-        stream = self.epoch_stream(epoch, from_batch=self.consumed)
+        epoch, skip = self.begin_epoch()
+        stream = self.epoch_stream(epoch, from_batch=skip)
         loader = DataLoader(stream, batch_size=None, num_workers=self.num_workers, pin_memory=self.pin_memory,
                             generator=torch.Generator())  # worker seeds must not draw from the global RNG
+        batches_in_epoch = len(self)
         for batch in loader:
-            self.consumed += 1
+            self.handed_out(batches_in_epoch)
             yield batch
-        self.epoch, self.consumed = epoch + 1, 0
 
     def state_dict(self) -> dict[str, int]:
-        return {"seed": self.seed, "epoch": self.epoch, "consumed": self.consumed, "lanes": self.lanes}
+        return {**super().state_dict(), "lanes": self.lanes}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Continue the checkpoint's stream: its seed, epoch and lanes, after the batches it had consumed."""
-        self.seed, self.epoch, self.consumed = int(state["seed"]), int(state["epoch"]), int(state["consumed"])
+        super().load_state_dict(state)
         self.lanes = int(state.get("lanes", self.lanes))
 
 

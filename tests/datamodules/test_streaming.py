@@ -240,25 +240,36 @@ def test_lrw_streamed_items_equal_the_local_caches(lrw_stream):
         LRWDataModule(stream_url=url, **{**options, "image_size": 32}).setup("fit")
 
 
-def _fit(url, options, max_steps, checkpoint=None, save=None):
+class SaveAtStep(L.Callback):
+    """Save a checkpoint at the end of the batch that reaches `step`, as `LastCheckpoint` does mid-run."""
+
+    def __init__(self, step, path):
+        self.step, self.path = step, path
+
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step == self.step:
+            trainer.save_checkpoint(self.path)
+
+
+def _fit(url, options, max_steps, checkpoint=None, callbacks=()):
     from datamodules.lrw import LRWDataModule
 
     L.seed_everything(7)
     datamodule, model = LRWDataModule(stream_url=url, **options), TinyVideoModel()
     trainer = L.Trainer(max_steps=max_steps, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint)
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                        callbacks=list(callbacks))
+    trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint, weights_only=False)
     assert isinstance(trainer.train_dataloader, StreamingLoader) and trainer.global_step == max_steps
-    if save:
-        trainer.save_checkpoint(save)
     return model.seen
 
 
 def test_lrw_trains_from_streamed_shards_and_resumes_mid_epoch_with_the_same_batches(lrw_stream, tmp_path):
     _, url, options = lrw_stream
-    uninterrupted = _fit(url, options, max_steps=3)  # 6 training clips: one epoch of 3 batches
-    assert len(uninterrupted) == 3 and len(set(map(str, uninterrupted))) == 3
-    first = _fit(url, options, max_steps=1, save=tmp_path / "mid.ckpt")
+    # 6 training clips: epochs of 3 batches; saved mid-way through the second epoch.
+    uninterrupted = _fit(url, options, max_steps=6, callbacks=[SaveAtStep(4, tmp_path / "mid.ckpt")])
+    assert len(uninterrupted) == 6 and len(set(map(str, uninterrupted[:3]))) == 3
+    assert uninterrupted[:3] != uninterrupted[3:]  # a new order in the second epoch, not an empty one
     saved = torch.load(tmp_path / "mid.ckpt", weights_only=False)["loops"]["fit_loop"]["state_dict"]["combined_loader"]
-    assert saved[0]["consumed"] == 1 and saved[0]["epoch"] == 0
-    assert first + _fit(url, options, max_steps=3, checkpoint=tmp_path / "mid.ckpt") == uninterrupted
+    assert saved[0]["consumed"] == 1 and saved[0]["epoch"] == 1
+    assert _fit(url, options, max_steps=6, checkpoint=tmp_path / "mid.ckpt") == uninterrupted[4:]
