@@ -12,8 +12,10 @@ This class adds what all of them share, so no YAML repeats it:
 - checkpoints in `<run dir>/checkpoints/`: `last.ckpt` every `checkpoint_every_n_steps` optimiser steps
   and on interruption (Ctrl-C, SIGTERM), plus the best one by the model's `checkpoint_monitor`;
 - a W&B logger, offline by default, writing under the run directory (upload later with `wandb sync`),
-  named `<experiment>/<timestamp>/<stage>` and grouped by experiment in the `talking-faces` project;
-- a CSV log of the same metrics in `<run dir>/metrics.csv` (always, for `make compare` without W&B);
+  named `<experiment>/<timestamp>/<stage>` and grouped by experiment in the `talking-faces` project; one
+  run id per stage folder, so a resumed stage continues its W&B run;
+- a CSV log of the same metrics in `<run dir>/metrics.csv` (always, for `make compare` without W&B),
+  continued on resumption (`run_history.py`);
 - `run_info.json`: git commit, experiment and stage, also logged to every logger with the config;
 - the random generators' states in every checkpoint, restored on resumption (`RandomState`), so that a
   resumed run continues with the numbers an uninterrupted one would have drawn;
@@ -24,21 +26,18 @@ This class adds what all of them share, so no YAML repeats it:
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Optional
 
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
-from lightning_modules.common.callbacks import FastPath, GracefulInterrupt, LastCheckpoint, RandomState, RunRecord
+from lightning_modules.common.callbacks import (FastPath, GracefulInterrupt, LastCheckpoint, RandomState, RunRecord,
+                                                SelectionMetricCheck)
+from lightning_modules.common.run_history import ContinuedCSVLogger, ContinuedHistory, stage_wandb_id
 
 WANDB_PROJECT = "talking-faces"
-# The CSV log shares the stage folder with config.yaml and checkpoints; Lightning's "not empty" warning
-# about that folder is expected, and the CSV writer appends rather than deletes.
-warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
 LINKED_VALUES = ("image_size", "n_mels", "audio_samples", "generator", "speech_encoder", "inversion", "rows")
 TRAINER_DEFAULTS = {
     "logger": {
@@ -112,6 +111,8 @@ class ProjectCLI(LightningCLI):
                 logger.init_args.name = "/".join(run_dir.parts[-3:])
             if logger.init_args.get("group") is None:
                 logger.init_args.group = run_dir.parts[-3] if len(run_dir.parts) >= 3 else None
+            if config.trainer.default_root_dir and logger.init_args.get("id") is None:
+                logger.init_args.id = stage_wandb_id(run_dir)  # every launch of the stage continues one run
 
     def instantiate_trainer(self, **kwargs):
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
@@ -120,7 +121,7 @@ class ProjectCLI(LightningCLI):
         experiment, stage = (run_dir.parts[-3], run_dir.parts[-1]) if len(run_dir.parts) >= 3 else (None, None)
         callbacks = [LastCheckpoint(checkpoint_dir, every_n_steps=config.checkpoint_every_n_steps),
                      RunRecord(run_dir, experiment, stage, Path(__file__).resolve().parents[1]), RandomState(),
-                     GracefulInterrupt(), FastPath(config.channels_last, config.compile)]
+                     GracefulInterrupt(), FastPath(config.channels_last, config.compile), ContinuedHistory()]
         monitor = getattr(self.model, "checkpoint_monitor", None)
         if monitor is not None:
             key, mode = monitor
@@ -128,10 +129,26 @@ class ProjectCLI(LightningCLI):
                                              filename="best-{step}", auto_insert_metric_name=False))
         self.trainer_defaults = {**self.trainer_defaults, "callbacks": callbacks}
         trainer = super().instantiate_trainer(**kwargs)
-        # `<run dir>/metrics.csv`; appended to on resumption, so a resumed run keeps its whole curve. It is
+        _decide_after_validation(trainer.callbacks)
+        # `<run dir>/metrics.csv`; continued on resumption, so a resumed run keeps its whole curve. It is
         # listed after W&B because the first logger decides `trainer.log_dir` (where config.yaml goes).
-        trainer.loggers = [*trainer.loggers, CSVLogger(run_dir, name="", version="")]
+        trainer.loggers = [*trainer.loggers, ContinuedCSVLogger(run_dir, name="", version="")]
         return trainer
+
+
+def _decide_after_validation(callbacks: list) -> None:
+    """Early stopping and checkpoint selection decide only on what validation computed: early stopping
+    waits for a validation (a short run that ends first simply ends, instead of failing on a metric not
+    logged yet), and `SelectionMetricCheck` turns a watched metric that the first validation did not log
+    into an error rather than a silently missing best checkpoint."""
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    check = SelectionMetricCheck()
+    for callback in callbacks:
+        if isinstance(callback, EarlyStopping):
+            callback.strict, callback._check_on_train_epoch_end = False, False
+    check.watch(callbacks)
+    callbacks.insert(0, check)  # before ModelCheckpoint, whose own complaint is a bare traceback
 
 
 def _is_adversarial(class_path: str) -> bool:

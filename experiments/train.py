@@ -416,11 +416,11 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 def main(argv: list[str] | None = None) -> None:
     args, overrides = parse_args(sys.argv[1:] if argv is None else argv)
     from datamodules.pipeline.errors import DatasetError
-    from lightning_modules.common.errors import CheckpointError, WeightsError
+    from lightning_modules.common.errors import CheckpointError, SelectionMetricError, WeightsError
 
     try:
         train(args.experiment, data=args.data, resume=args.resume, overrides=overrides, smoke=args.smoke)
-    except (ExperimentError, DatasetError, WeightsError, CheckpointError) as error:
+    except (ExperimentError, DatasetError, WeightsError, CheckpointError, SelectionMetricError) as error:
         sys.exit(f"error: {error}")
 
 

@@ -1,6 +1,7 @@
 """Fault injection: a training process killed mid-run (SIGTERM as on pre-emption, SIGKILL as on a lost
 node) resumes from last.ckpt at the saved step, with the optimiser and GAN state it had, and logs the
-same losses, step for step, as a run that was never interrupted."""
+same losses, step for step, as a run that was never interrupted; its record stays whole: metrics.csv holds
+every step once, from step 0, and W&B continues the one run."""
 
 import csv
 import os
@@ -16,20 +17,27 @@ import torch
 MAX_STEPS = 20  # optimiser steps: 10 Wav2Pix batches (D then G), across epochs of the tiny fixture
 COMMAND = [sys.executable, "-m", "experiments.train", "wav2pix", "--smoke", f"--trainer.max_steps={MAX_STEPS}",
            "--seed_everything=7", "--trainer.log_every_n_steps=1", "--checkpoint_every_n_steps=2",
-           "--trainer.val_check_interval=3", "--data.init_args.num_workers=1"]
+           "--trainer.val_check_interval=3", "--data.init_args.num_workers=1",
+           "--trainer.logger=lightning.pytorch.loggers.WandbLogger", "--trainer.logger.init_args.offline=true"]
 LOSSES = ("train/g_loss", "train/d_loss")
 
 
 def logged_losses(stage: Path) -> dict[int, dict[str, float]]:
-    """step → losses from the stage's metrics.csv; a step logged twice (before a crash and again after the
-    resumption) keeps its last value."""
+    """step → losses from the stage's metrics.csv, each training step's row read once (a second row for
+    the same step fails: the record must not hold a step twice)."""
     losses: dict[int, dict[str, float]] = {}
     with (stage / "metrics.csv").open(newline="") as handle:
         for row in csv.DictReader(handle):
             values = {k: float(row[k]) for k in LOSSES if row.get(k)}
             if values:
-                losses.setdefault(int(row["step"]), {}).update(values)
+                assert int(row["step"]) not in losses, f"step {row['step']} logged twice"
+                losses[int(row["step"])] = values
     return losses
+
+
+def wandb_run_ids(stage: Path) -> list[str]:
+    """The run id of every W&B offline run folder the stage's launches wrote (`offline-run-<time>-<id>`)."""
+    return [folder.name.rsplit("-", 1)[1] for folder in sorted((stage / "wandb").glob("offline-run-*"))]
 
 
 def saved_step(checkpoint: Path) -> int:
@@ -73,11 +81,13 @@ def test_killed_training_resumes_with_the_losses_of_an_uninterrupted_run(fault, 
     resumed = subprocess.run([*COMMAND, "--resume", "last"], env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming {last}" in resumed.stdout
-    after = {s: v for s, v in logged_losses(last.parents[1]).items() if s >= step // 2}  # steps are batches here
-    assert after and set(after) == {s for s in uninterrupted if s >= step // 2}
-    for batch, losses in after.items():
+    history = logged_losses(last.parents[1])  # steps are batches here
+    assert set(history) == set(uninterrupted) == set(range(MAX_STEPS // 2))  # every step from 0, once
+    for batch, losses in history.items():
         for key, value in losses.items():
             assert value == pytest.approx(uninterrupted[batch][key], rel=1e-5, abs=1e-6), (fault, batch, key)
+    launches = wandb_run_ids(last.parents[1])
+    assert len(launches) == 2 and set(launches) == {(last.parents[1] / "wandb_run_id").read_text()}
 
 
 def test_resume_auto_continues_an_unfinished_run_and_otherwise_starts_one(tmp_path, monkeypatch):

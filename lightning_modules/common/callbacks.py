@@ -228,3 +228,36 @@ class FastPath(Callback):
             for network in pl_module.children():
                 if any(True for _ in network.parameters()):
                     network.compile()
+
+
+class SelectionMetricCheck(Callback):
+    """Fail at the end of the first validation when a metric that selects checkpoints or stops training
+    early was not logged by it: otherwise the best checkpoint silently never appears (the stage falls back
+    to its final state) and early stopping never triggers.
+
+    Args:
+        monitors: the metric names to require ("val/l1", ...); those of `ModelCheckpoint` and
+            `EarlyStopping` callbacks are added by `watch`.
+    """
+
+    def __init__(self, monitors: tuple[str, ...] = ()):
+        self.monitors = set(monitors)
+        self._checked = False
+
+    def watch(self, callbacks) -> None:
+        """Require the `monitor` of every callback in `callbacks` that has one."""
+        self.monitors |= {c.monitor for c in callbacks if isinstance(getattr(c, "monitor", None), str)}
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or self._checked:
+            return
+        self._checked = True
+        missing = sorted(self.monitors - set(trainer.callback_metrics))
+        if missing:
+            from .errors import SelectionMetricError
+
+            logged = sorted(k for k in trainer.callback_metrics if k.startswith("val/")) or ["none"]
+            raise SelectionMetricError(
+                f"{type(pl_module).__name__}: checkpoint selection / early stopping watches {', '.join(missing)}, "
+                f"which validation did not log (it logged: {', '.join(logged)}). Fix the monitor in the "
+                "experiment's config (early-stopping callbacks) or the model's checkpoint_monitor.")

@@ -11,3 +11,7 @@ class CheckpointError(RuntimeError):
 
 class NonFiniteLossError(RuntimeError):
     """A training loss became NaN or Inf; the message names the batch and the offending terms."""
+
+
+class SelectionMetricError(RuntimeError):
+    """Checkpoint selection or early stopping watches a metric that validation does not compute."""
