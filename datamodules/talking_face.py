@@ -497,12 +497,9 @@ def _feature_stats(items: CachedItems, rows: list[int], key: str) -> tuple[np.nd
 
 def every_nth_to_val(clips: list[ClipFiles], every: int = 20) -> list[ClipFiles]:
     """Move every `every`-th training clip (in listing order) to "val": a validation set for monitoring
-    when the dataset's split has none. Its speakers also train; the test speakers stay unseen."""
-    moved, count = [], 0
-    for clip in clips:
-        if clip.split == "train":
-            count += 1
-            if count % every == 0:
-                clip = dataclasses.replace(clip, split="val")
-        moved.append(clip)
-    return moved
+    when the dataset's split has none. A split of fewer than `every` (but at least 2) clips gives its last
+    one, so that validation never silently has nothing to run on. Its speakers also train; the test
+    speakers stay unseen."""
+    training = [index for index, clip in enumerate(clips) if clip.split == "train"]
+    chosen = set(training[every - 1 :: every]) or (set(training[-1:]) if len(training) >= 2 else set())
+    return [dataclasses.replace(clip, split="val") if index in chosen else clip for index, clip in enumerate(clips)]

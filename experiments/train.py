@@ -306,17 +306,20 @@ def train(experiment: str, data: str | None = None, resume: str | None = None,
         if cli.trainer.interrupted:
             print(f"[train] {stage} interrupted; rerun with CKPT=last to resume.")
             sys.exit(130)
-        best[stage] = _best_checkpoint(cli.trainer)
+        best[stage], selected_by = _best_checkpoint(cli.trainer)
         test_metrics = _test(cli, best[stage])
+        _close_wandb_run()
         if launched:  # a DDP worker joins only the stage rank 0 launched it for; rank 0 writes the summary
             return run_dir
         if launch and launch.leader:  # every rank has read the marker: it joined this stage's process group
             launch_marker(experiment, launch).unlink(missing_ok=True)
         if not leader:  # a cluster launch's rank > 0 goes on to the next stage with rank 0
             continue
-        summary = {"best": best[stage], "global_step": cli.trainer.global_step, "test": test_metrics}
+        summary = {"best": best[stage], "selected_by": selected_by, "global_step": cli.trainer.global_step,
+                   "test": test_metrics}
         completed.write_text(json.dumps(summary, indent=1))
-        print(f"[train] {stage}: held-out test metrics of {Path(best[stage]).name}: {test_metrics}")
+        print(f"[train] {stage}: held-out test metrics of {Path(best[stage]).name} (selected by {selected_by}): "
+              f"{test_metrics}")
         if cli.trainer.world_size > 1 and launch is None and stage != chain[-1]:
             # Lightning's launcher cannot start a second time in this process. Under a cluster launcher there is
             # nothing to relaunch: the next stage's Trainer reuses the process group all ranks share.
@@ -385,16 +388,26 @@ def _test(cli, checkpoint: str) -> dict[str, float]:
     return {k: round(float(v), 5) for k, v in (results[0] if results else {}).items()}
 
 
-def _best_checkpoint(trainer) -> str:
-    """The monitored best checkpoint of the stage, else its final state."""
+def _close_wandb_run() -> None:
+    """End the stage's W&B run; otherwise the next stage's logger, in the same process, would log into it."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
+
+
+def _best_checkpoint(trainer) -> tuple[str, str]:
+    """The stage's checkpoint to test and pass on, and what selected it: the best one by the model's
+    monitored validation metric, else (no monitor, or no validation ran) its final state."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    for callback in trainer.checkpoint_callbacks:
-        if isinstance(callback, ModelCheckpoint) and callback.monitor is not None and callback.best_model_path:
-            return callback.best_model_path
+    monitored = [c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.monitor is not None]
+    for callback in monitored:
+        if callback.best_model_path:
+            return callback.best_model_path, f"{callback.monitor} ({callback.mode})"
     final = str(Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt")
     trainer.save_checkpoint(final)
-    return final
+    reason = "no validation ran" if monitored else "the model names no selection metric"
+    return final, f"final state ({reason})"
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:

@@ -25,3 +25,25 @@ def tiny_hq_voxceleb(isolated_data_and_runs):
     from datamodules.synthetic import generate_dataset
 
     return generate_dataset("hq_voxceleb", isolated_data_and_runs / "fixtures" / "hq_voxceleb", size="tiny", broken=True)
+
+
+# Smoke runs as the record tests need them: two validations of every stage (validation runs every 2 batches,
+# the GAN stages take 2 optimiser steps per batch) and the W&B logger, offline, as in real runs.
+SMOKE_RUN_OVERRIDES = ["--trainer.max_steps=8", "--trainer.logger=lightning.pytorch.loggers.WandbLogger",
+                       "--trainer.logger.init_args.offline=true"]
+
+
+@pytest.fixture(scope="session")
+def smoke_run(isolated_data_and_runs):
+    """`smoke_run(EXP)`: the run folder of `python -m experiments.train EXP --smoke` (with
+    `SMOKE_RUN_OVERRIDES`), trained once per test session and shared by the tests that read it."""
+    from experiments import train
+
+    runs = {}
+
+    def run(experiment: str):
+        if experiment not in runs:
+            runs[experiment] = train.train(experiment, smoke=True, overrides=SMOKE_RUN_OVERRIDES)
+        return runs[experiment]
+
+    return run

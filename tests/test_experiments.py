@@ -36,12 +36,12 @@ def test_unknown_experiment_is_named():
         train_entry.stage_chain("nope")
 
 
-def test_sf2f_trains_both_stages_and_resumes(isolated_data_and_runs):
-    run_dir = train_entry.train("sf2f", smoke=True)
+def test_sf2f_trains_both_stages_and_resumes(smoke_run):
+    run_dir = smoke_run("sf2f")
     for stage in ("sf2f", "sf2f_fuser"):
         stage_dir = run_dir / stage
         completed = json.loads((stage_dir / "COMPLETED.json").read_text())
-        assert Path(completed["best"]).exists() and completed["global_step"] == 4
+        assert Path(completed["best"]).exists() and completed["global_step"] == 8
         assert {"test/l1", "test/cosine", "test/r@1", "test/r@1_chance"} <= set(completed["test"])
         assert (stage_dir / "checkpoints" / "last.ckpt").exists()
         assert (stage_dir / "config.yaml").exists()
@@ -49,13 +49,12 @@ def test_sf2f_trains_both_stages_and_resumes(isolated_data_and_runs):
     assert (run_dir / "sf2f" / "metrics.csv").exists() and (run_dir / "sf2f" / "run_info.json").exists()
     # A rerun with --resume last finds both stages completed and trains nothing more.
     (run_dir / "sf2f_fuser" / "COMPLETED.json").unlink()
-    resumed = train_entry.train("sf2f", smoke=True, resume="last",
-                                overrides=["--trainer.max_steps=6"])
+    resumed = train_entry.train("sf2f", smoke=True, resume=str(run_dir), overrides=["--trainer.max_steps=10"])
     assert resumed == run_dir
-    assert json.loads((run_dir / "sf2f_fuser" / "COMPLETED.json").read_text())["global_step"] == 6
+    assert json.loads((run_dir / "sf2f_fuser" / "COMPLETED.json").read_text())["global_step"] == 10
 
 
-def test_sf2f_evaluates_and_draws_faces_from_any_speech(isolated_data_and_runs, tmp_path):
+def test_sf2f_evaluates_and_draws_faces_from_any_speech(smoke_run, tmp_path):
     """`make eval EXP=sf2f` (paper table + shared metrics) and `make infer` to one PNG, then a grid."""
     import numpy as np
     import soundfile as sf
@@ -64,7 +63,7 @@ def test_sf2f_evaluates_and_draws_faces_from_any_speech(isolated_data_and_runs, 
     from experiments.evaluate import evaluate
     from experiments.infer import infer
 
-    run_dir = train_entry.train("sf2f", smoke=True)
+    run_dir = smoke_run("sf2f")
     report = evaluate("sf2f", [str(run_dir)], data=None, out=str(tmp_path / "eval"), options={}, use_wandb=False)
     rows = {row.metric: row for row in report.rows}
     assert rows["cosine"].paper is None and "not comparable" in rows["cosine"].note  # smoke embedder is a proxy
@@ -135,7 +134,7 @@ def test_demo_training_beats_chance_on_held_out_speakers(isolated_data_and_runs)
         assert test["test/r@5"] > test["test/r@5_chance"], (stage, test)
 
 
-def test_wav2pix_trains_then_evaluates_with_the_papers_protocol(isolated_data_and_runs, tmp_path):
+def test_wav2pix_trains_then_evaluates_with_the_papers_protocol(smoke_run, tmp_path):
     """One model per speech length (the paper's sweep), then one evaluation table for both; `make compare`
     of the two runs; `make infer` draws a face from short speech."""
     import numpy as np
@@ -145,7 +144,7 @@ def test_wav2pix_trains_then_evaluates_with_the_papers_protocol(isolated_data_an
     from experiments.evaluate import evaluate
 
     short_run = train_entry.train("wav2pix", smoke=True, overrides=["--data.init_args.audio_samples=4800"])
-    run_dir = train_entry.train("wav2pix", smoke=True)
+    run_dir = smoke_run("wav2pix")
     completed = json.loads((run_dir / "wav2pix" / "COMPLETED.json").read_text())
     assert {"test/l1", "test/speech_identity_accuracy"} <= set(completed["test"])
     report = evaluate("wav2pix", [str(short_run), str(run_dir)], data=None, out=str(tmp_path / "eval"),
@@ -177,7 +176,7 @@ def test_wav2pix_trains_then_evaluates_with_the_papers_protocol(isolated_data_an
     assert "<img src='curves.png'>" in report_html.read_text()
 
 
-def test_e2e_nr_trains_both_stages_then_sweeps_snr_and_animates_a_photo(isolated_data_and_runs, tmp_path):
+def test_e2e_nr_trains_both_stages_then_sweeps_snr_and_animates_a_photo(smoke_run, tmp_path):
     """Reconstruction then adversarial stage; the paper's noise × SNR evaluation; `make infer` to an mp4."""
     import av
     import numpy as np
@@ -188,11 +187,11 @@ def test_e2e_nr_trains_both_stages_then_sweeps_snr_and_animates_a_photo(isolated
     from experiments.evaluate import evaluate
     from experiments.infer import infer
 
-    run_dir = train_entry.train("e2e_nr", smoke=True)
+    run_dir = smoke_run("e2e_nr")
     for stage in ("e2e_nr", "e2e_nr_adv"):
         completed = json.loads((run_dir / stage / "COMPLETED.json").read_text())
         assert {"test/masked_l1", "test/l1"} <= set(completed["test"])
-    assert json.loads((run_dir / "e2e_nr_adv" / "COMPLETED.json").read_text())["global_step"] == 4
+    assert json.loads((run_dir / "e2e_nr_adv" / "COMPLETED.json").read_text())["global_step"] == 8
 
     report = evaluate("e2e_nr", [str(run_dir / "e2e_nr_adv")], data=None, out=str(tmp_path / "eval"),
                       options={"snrs_db": [-5, 20], "noise_types": ["babble", "factory"], "max_clips": 2})
@@ -214,7 +213,7 @@ def test_e2e_nr_trains_both_stages_then_sweeps_snr_and_animates_a_photo(isolated
         assert sum(1 for _ in container.decode(video=0)) == 31  # ceil(9840 samples at 8 kHz / 320)
 
 
-def test_tcsan_pretrains_its_supervisors_then_trains_and_reports_the_paper_table(isolated_data_and_runs, tmp_path):
+def test_tcsan_pretrains_its_supervisors_then_trains_and_reports_the_paper_table(smoke_run, tmp_path):
     """`make train EXP=tcsan`: AU classifier and Audio2AU first, loaded by the full model; then `make eval`
     and `make infer` on a photo."""
     import av
@@ -229,7 +228,7 @@ def test_tcsan_pretrains_its_supervisors_then_trains_and_reports_the_paper_table
 
     assert train_entry.stage_chain("tcsan") == ["tcsan_au_classifier", "tcsan_audio2au", "tcsan"]
     assert train_entry.stage_chain("tcsan_tcn") == ["tcsan_tcn"]  # ablations without Audio2AU or L_au need neither
-    run_dir = train_entry.train("tcsan", smoke=True)
+    run_dir = smoke_run("tcsan")
     bests = {stage: json.loads((run_dir / stage / "COMPLETED.json").read_text()) for stage in train_entry.stage_chain("tcsan")}
     assert {"test/f1_mean", "test/accuracy_mean"} <= set(bests["tcsan_au_classifier"]["test"])
     assert {"test/l1", "test/psnr", "test/au_classifier_f1"} <= set(bests["tcsan"]["test"])
@@ -264,7 +263,7 @@ def test_tcsan_pretrains_its_supervisors_then_trains_and_reports_the_paper_table
     assert len(frames) == 31 and frames[0].shape == (112, 112, 3)  # ceil(1.23 s × 25 fps)
 
 
-def test_a2v_inverts_trains_vae_then_embed2lat_and_reports_baselines(isolated_data_and_runs, tmp_path):
+def test_a2v_inverts_trains_vae_then_embed2lat_and_reports_baselines(smoke_run, tmp_path):
     """`make train EXP=a2v`: inversion (a data stage), the VAE, then Embed2Lat loading it; `make eval`
     reports the paper's MSE beside trivial baselines and writes sample videos; `make infer` animates a photo."""
     import av
@@ -278,7 +277,7 @@ def test_a2v_inverts_trains_vae_then_embed2lat_and_reports_baselines(isolated_da
     from experiments.infer import infer
 
     assert train_entry.stage_chain("a2v") == ["a2v_invert", "a2v_vae", "a2v"]
-    run_dir = train_entry.train("a2v", smoke=True)
+    run_dir = smoke_run("a2v")
     completed = {s: json.loads((run_dir / s / "COMPLETED.json").read_text()) for s in ("a2v_invert", "a2v_vae", "a2v")}
     assert completed["a2v_invert"]["best"] is None and completed["a2v_invert"]["prepared"]["frames"] > 0
     assert {"test/recon_mse", "test/kl"} <= set(completed["a2v_vae"]["test"])

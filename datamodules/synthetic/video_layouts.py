@@ -146,7 +146,7 @@ class GridSize:
 
 
 GRID_SIZES = {
-    "tiny": GridSize(speakers=3, utterances_per_speaker=2, frame_size=(144, 180)),
+    "tiny": GridSize(speakers=3, utterances_per_speaker=3, frame_size=(144, 180)),  # s3: 2 train + 1 val
     "demo": GridSize(speakers=6, utterances_per_speaker=10, frame_size=(288, 360)),
 }
 
