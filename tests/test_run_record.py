@@ -10,8 +10,9 @@ import csv
 import json
 from pathlib import Path
 
+import lightning as L
 import pytest
-import yaml
+import torch
 
 from experiments import train as train_entry
 
@@ -44,5 +45,56 @@ def assert_stage_record(stage_dir: Path, validations: int) -> None:
 @pytest.mark.parametrize("experiment", ENTRY_EXPERIMENTS)
 def test_smoke_chain_validates_twice_and_keeps_its_record(experiment, smoke_run):
     run_dir = smoke_run(experiment)
+    for stage in train_entry.stage_chain(experiment):
+        assert_stage_record(run_dir / stage, validations=2)
+
+
+def test_a_run_that_ends_before_its_first_validation_finishes_cleanly(isolated_data_and_runs):
+    """A2V's Embed2Lat stops early on `val/mse`. A run shorter than one validation interval used to fail at its
+    end ("Early stopping conditioned on metric `val/mse` which is not available"); now early stopping waits
+    for a validation, and the stage says that its final state was kept because none ran."""
+    run_dir = train_entry.train("a2v", smoke=True, overrides=["--trainer.max_steps=1", "--trainer.val_check_interval=1.0"])
+    completed = json.loads((run_dir / "a2v" / "COMPLETED.json").read_text())
+    assert completed["selected_by"] == "final state (no validation ran)" and Path(completed["best"]).exists()
+
+
+class LogsOnlyLoss(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(()))
+
+    def training_step(self, batch, batch_idx):
+        return (self.weight - batch[0].mean()) ** 2
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/loss", (self.weight - batch[0].mean()) ** 2)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_a_selection_metric_that_validation_never_logs_is_an_error_at_the_first_validation(tmp_path):
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from experiments.cli import _decide_after_validation
+    from lightning_modules.common.errors import SelectionMetricError
+
+    data = DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=2)
+    for watching in (ModelCheckpoint(dirpath=tmp_path, monitor="val/l1"), EarlyStopping(monitor="val/psnr")):
+        trainer = L.Trainer(max_epochs=3, callbacks=[watching], logger=False, enable_progress_bar=False,
+                            enable_model_summary=False, num_sanity_val_steps=0)
+        _decide_after_validation(trainer.callbacks)
+        with pytest.raises(SelectionMetricError, match=f"watches {watching.monitor}.*it logged: val/loss"):
+            trainer.fit(LogsOnlyLoss(), train_dataloaders=data, val_dataloaders=data)
+        assert trainer.current_epoch == 0  # stopped at the end of the first validation
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", ENTRY_EXPERIMENTS)
+def test_demo_chain_validates_and_keeps_its_record(experiment, isolated_data_and_runs):
+    """`make train EXP=…` on the demo data, with the demo schedules as shipped (W&B offline, as by default):
+    every stage validates at least twice and keeps its record. Minutes to tens of minutes per system."""
+    run_dir = train_entry.train(experiment)
     for stage in train_entry.stage_chain(experiment):
         assert_stage_record(run_dir / stage, validations=2)
