@@ -405,7 +405,7 @@ def _best_checkpoint(trainer) -> tuple[str, str]:
         if callback.best_model_path:
             return callback.best_model_path, f"{callback.monitor} ({callback.mode})"
     final = str(Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt")
-    trainer.save_checkpoint(final)
+    trainer.save_checkpoint(final, weights_only=False)  # the full state, as LastCheckpoint writes it
     reason = "no validation ran" if monitored else "the model names no selection metric"
     return final, f"final state ({reason})"
 

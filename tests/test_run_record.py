@@ -98,3 +98,20 @@ def test_demo_chain_validates_and_keeps_its_record(experiment, isolated_data_and
     run_dir = train_entry.train(experiment)
     for stage in train_entry.stage_chain(experiment):
         assert_stage_record(run_dir / stage, validations=2)
+
+
+def test_saving_checkpoints_says_nothing_about_weights_only(tmp_path, caplog):
+    """Lightning logs "`weights_only` was not set, defaulting to `False`" for a save that does not say what it
+    stores, which users read as an unsafe checkpoint load; the project's saves say it."""
+    import logging
+
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from lightning_modules.common.callbacks import LastCheckpoint
+
+    data = DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=2)
+    trainer = L.Trainer(max_epochs=1, callbacks=[LastCheckpoint(tmp_path, every_n_steps=1)], logger=False,
+                        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+    with caplog.at_level(logging.INFO, logger="lightning.pytorch"):
+        trainer.fit(LogsOnlyLoss(), train_dataloaders=data, val_dataloaders=data)
+    assert (tmp_path / "last.ckpt").exists() and "weights_only" not in caplog.text

@@ -32,7 +32,9 @@ class LastCheckpoint(Callback):
         if trainer.global_step == self._saved_step:
             return
         temporary = self.dirpath / f".last.ckpt.{os.getpid()}.tmp"
-        trainer.save_checkpoint(temporary)  # collective: every rank calls it, rank 0 writes
+        # Collective: every rank calls it, rank 0 writes. The full state (optimisers, loops, callbacks), said
+        # explicitly: Lightning otherwise logs that it chose it, which reads like an unsafe load.
+        trainer.save_checkpoint(temporary, weights_only=False)
         if trainer.is_global_zero:
             os.replace(temporary, self.path)
         self._saved_step = trainer.global_step
