@@ -5,8 +5,10 @@ Layout read (the authors' public release; `<root>` may also be the `dataset/` fo
     <root>/dataset/{train,test}/<youtuber>/cropped_face_frame_<k>.png    face crop (JPEG data despite .png)
     <root>/dataset/{train,test}/<youtuber>/preprocessed_frame_<k>.wav    16 kHz mono speech paired by k
 
-Identities are the sorted folder names (spec `wav2pix.md` §5); test speakers are the training speakers.
-The release has no validation split, so validation uses the test pairs. Crops are stored with red and
+Identities are the sorted folder names; test speakers are the training speakers. The release has no
+validation split, and model selection must never see the test pairs, so validation holds out the last
+`val_fraction` of each identity's training pairs (in listing order: a block of frames, not frames
+interleaved with the training ones). Crops are stored with red and
 blue swapped (`swap_red_blue` undoes it). Each face is checked with dlib's detector: a crop without a
 detectable face is rejected, as are pairs whose wav is missing, silent or shorter than the window.
 """
@@ -56,6 +58,8 @@ class YoutubersDataModule(CachedDataModule):
         repeats: times each pair is drawn per epoch (5 with 4-s wavs, spec §5; 1 for the release's 1-s wavs).
         pre_emphasis, emphasis_first: speech normalisation (0.95, pre-emphasis before peak normalisation).
         swap_red_blue: the release stores BGR crops. check_face: reject crops where dlib finds no face.
+        val_fraction: share of each identity's training pairs held out for validation (at least one pair
+            of an identity with two or more).
     """
 
     layout = "youtubers"
@@ -63,7 +67,7 @@ class YoutubersDataModule(CachedDataModule):
     def __init__(self, root: Optional[str] = None, cache_dir: Optional[str] = None, image_size: int = 64,
                  audio_samples: int = 16000, sample_rate: int = 16000, repeats: int = 1, pre_emphasis: float = 0.95,
                  emphasis_first: bool = True, swap_red_blue: bool = True, check_face: bool = True,
-                 batch_size: int = 64, eval_batch_size: int = 64, num_workers: int = 2, prepare_workers: int = 2,
+                 val_fraction: float = 0.1, batch_size: int = 64, eval_batch_size: int = 64, num_workers: int = 2, prepare_workers: int = 2,
                  demo_size: str = "demo"):
         super().__init__()
         self.save_hyperparameters()
@@ -100,12 +104,16 @@ class YoutubersDataModule(CachedDataModule):
 
     def setup(self, stage: Optional[str] = None) -> None:
         self.items = self.cache().read()
-        rows = self._rows = {s: [r for r, m in enumerate(self.items.metas) if m["split"] == s] for s in ("train", "test")}
+        rows = {s: [r for r, m in enumerate(self.items.metas) if m["split"] == s] for s in ("train", "test")}
         if not rows["train"]:
             raise DatasetError(f"{self.root}: no training pair survived preprocessing; see {self.cache().directory}.")
+        rows["train"], rows["val"] = held_out_tail(rows["train"], [self.items.metas[r]["identity"] for r in rows["train"]],
+                                                   self.hparams.val_fraction)
+        self._rows = rows
         hp = self.hparams
         self.datasets["train"] = FaceSpeechPairs(self.items, rows["train"], self.identities, rows["train"],
                                                  hp.audio_samples, hp.repeats, True, (hp.pre_emphasis, hp.emphasis_first))
+        self.datasets["val"] = self.evaluation_dataset("val")
         self.datasets["test"] = self.evaluation_dataset("test")
 
     def evaluation_dataset(self, split: str) -> FaceSpeechPairs:
@@ -118,7 +126,20 @@ class YoutubersDataModule(CachedDataModule):
         return self.loader(self.datasets["train"], self.per_device_batch(), shuffle=True, collate=stack_items)
 
     def val_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
+        return self.loader(self.datasets["val"], self.hparams.eval_batch_size, shuffle=False, collate=stack_items)
 
     def test_dataloader(self) -> DataLoader:
         return self.loader(self.datasets["test"], self.hparams.eval_batch_size, shuffle=False, collate=stack_items)
+
+
+def held_out_tail(rows: list[int], groups: list[str], fraction: float) -> tuple[list[int], list[int]]:
+    """(kept, held out): per group, the last `fraction` of its rows (in the given order) are held out, at
+    least one of a group with two or more rows."""
+    by_group: dict[str, list[int]] = {}
+    for row, group in zip(rows, groups):
+        by_group.setdefault(group, []).append(row)
+    held = set()
+    for members in by_group.values():
+        count = min(len(members) - 1, max(1, round(fraction * len(members)))) if fraction > 0 else 0
+        held.update(members[len(members) - count :] if count > 0 else [])
+    return [r for r in rows if r not in held], [r for r in rows if r in held]

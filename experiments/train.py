@@ -306,7 +306,7 @@ def train(experiment: str, data: str | None = None, resume: str | None = None,
         if cli.trainer.interrupted:
             print(f"[train] {stage} interrupted; rerun with CKPT=last to resume.")
             sys.exit(130)
-        best[stage], selected_by = _best_checkpoint(cli.trainer)
+        best[stage], selected_by = _stage_checkpoint(cli.trainer)
         test_metrics = _test(cli, best[stage])
         _close_wandb_run()
         if launched:  # a DDP worker joins only the stage rank 0 launched it for; rank 0 writes the summary
@@ -395,19 +395,25 @@ def _close_wandb_run() -> None:
         wandb.finish()
 
 
-def _best_checkpoint(trainer) -> tuple[str, str]:
-    """The stage's checkpoint to test and pass on, and what selected it: the best one by the model's
-    monitored validation metric, else (no monitor, or no validation ran) its final state."""
+def _stage_checkpoint(trainer) -> tuple[str, str]:
+    """The checkpoint a finished stage tests and hands on, and what selected it: the best one by the model's
+    monitored validation metric when the model selects the best (`checkpoint_selection`) and a validation
+    ran, else its final state."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
+    model = trainer.lightning_module
     monitored = [c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.monitor is not None]
-    for callback in monitored:
-        if callback.best_model_path:
-            return callback.best_model_path, f"{callback.monitor} ({callback.mode})"
-    final = str(Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt")
-    trainer.save_checkpoint(final, weights_only=False)  # the full state, as LastCheckpoint writes it
-    reason = "no validation ran" if monitored else "the model names no selection metric"
-    return final, f"final state ({reason})"
+    if getattr(model, "checkpoint_selection", "best") == "best":
+        for callback in monitored:
+            if callback.best_model_path:
+                return callback.best_model_path, f"{callback.monitor} ({callback.mode})"
+        reason = "no validation ran" if monitored else "the model names no selection metric"
+    else:
+        reason = f"{type(model).__name__} hands on its last state"
+    final = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+    if not final.exists():  # LastCheckpoint writes it at the end of training; a run without the callback has none
+        trainer.save_checkpoint(final, weights_only=False)
+    return str(final), f"final state ({reason})"
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:

@@ -156,7 +156,7 @@ class FakeStages:
         self.ran, self.restarts = [], []
         self.trainer = SimpleNamespace(world_size=world_size, interrupted=False, global_step=4)
         monkeypatch.setattr(train_entry, "run_stage", self.run_stage)
-        monkeypatch.setattr(train_entry, "_best_checkpoint", lambda _: ("best.ckpt", "val/l1 (min)"))
+        monkeypatch.setattr(train_entry, "_stage_checkpoint", lambda _: ("best.ckpt", "val/l1 (min)"))
         monkeypatch.setattr(train_entry, "_test", lambda *_: {})
         monkeypatch.setattr(train_entry, "_restart_for_next_stage", self.restarts.append)
 

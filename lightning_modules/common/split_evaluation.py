@@ -13,7 +13,14 @@ from .errors import NonFiniteLossError
 
 class SplitEvaluationModule(L.LightningModule):
     """Routes Lightning's validation and test hooks to `evaluation_step(batch, batch_idx, split)` and
-    `evaluation_epoch_end(split)`, with `split` "val" or "test" prefixing the logged keys."""
+    `evaluation_epoch_end(split)`, with `split` "val" or "test" prefixing the logged keys.
+
+    `checkpoint_monitor` (metric, "min" | "max") names the validation metric of `best-<step>.ckpt`;
+    `checkpoint_selection` says which checkpoint a finished stage tests and hands on: "best" (that one) or
+    "last" (its final state; best-<step>.ckpt is still kept)."""
+
+    checkpoint_monitor: tuple[str, str] | None = None
+    checkpoint_selection = "best"
 
     def evaluation_step(self, batch: Any, batch_idx: int, split: str) -> None:
         """One batch of `split`."""

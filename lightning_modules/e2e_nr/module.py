@@ -73,6 +73,12 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
 
     checkpoint_monitor = ("val/masked_l1", "min")
 
+    @property
+    def checkpoint_selection(self) -> str:
+        """Stage 1 (reconstruction, no adversary) stops early on the masked mouth L1 and hands on its best
+        state; stage 2 trains for a fixed budget and hands on its last."""
+        return "best" if self.hparams.stage == "recon" else "last"
+
     def __init__(
         self,
         stage: str = "recon",

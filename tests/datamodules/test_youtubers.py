@@ -79,3 +79,25 @@ def test_emphasis_order_is_a_flag_and_the_default_stays_in_range():
     assert np.abs(first).max() == pytest.approx(1.0, abs=1e-6)
     assert np.abs(emphasise(wave, 0.95, emphasis_first=False)).max() > 1.0 - 1e-6  # the authors' order can exceed 1
     assert not np.allclose(first, emphasise(wave, 0.95, emphasis_first=False))
+
+
+def test_validation_is_carved_from_training_pairs_never_the_test_ones(youtubers):
+    """Checkpoint selection must never see test data: the release has no validation split, so the last
+    pairs of each identity's training frames are held out for it."""
+    _, datamodule = youtubers
+    rows = datamodule._rows
+    assert rows["val"] and not set(rows["val"]) & set(rows["test"]) and not set(rows["val"]) & set(rows["train"])
+    metas = datamodule.items.metas
+    assert {metas[r]["split"] for r in rows["val"]} == {"train"}
+    assert {metas[r]["identity"] for r in rows["val"]} <= {metas[r]["identity"] for r in rows["train"]}
+    val_faces = {b for batch in datamodule.val_dataloader() for b in batch["face"].flatten(1).sum(1).tolist()}
+    test_faces = {b for batch in datamodule.test_dataloader() for b in batch["face"].flatten(1).sum(1).tolist()}
+    assert val_faces and not val_faces & test_faces
+
+
+def test_held_out_tail_takes_the_last_pairs_of_each_identity():
+    from datamodules.youtubers import held_out_tail
+
+    kept, held = held_out_tail(list(range(12)), ["a"] * 10 + ["b"] * 2, 0.1)
+    assert held == [9, 11] and kept == [0, 1, 2, 3, 4, 5, 6, 7, 8, 10]
+    assert held_out_tail([0], ["a"], 0.1) == ([0], [])  # a single pair keeps training
