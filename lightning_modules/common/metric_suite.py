@@ -16,6 +16,8 @@ them all with one implementation per metric, and says for every metric it could 
 | cpbd, cpbd_real | sharpness of generated (and real) frames (`sharpness`) | — |
 | au_f1, au_accuracy | five AUs from landmark geometry, generated vs real frames (`action_units`) | paired video |
 | lse_d, lse_c (+ _real) | SyncNet lip-sync distance / confidence (`lip_sync`) | `syncnet_weights`, speech |
+| speech_mouth_r (+ _real, _control), mouth_swap_sensitivity, silence_mouth_closed | does the mouth follow the speech (`speech_dependence`) | video, speech (controls: made by the system) |
+| speech_identity_r@1 (+ _chance, _control, _real) | identity from held-out speech (`speech_dependence`) | faces of ≥ 2 speakers |
 
 The expensive image metrics (LPIPS, FID/KID, identity, CPBD, detection) look at `frames_per_clip` evenly
 spaced frames of each clip; pixels, landmarks, AUs and lip sync at every frame.
@@ -34,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from .metrics import BinaryLabelScores, recall_at_k
+from .speech_dependence import SpeechDependence, identity_retrieval
 from .video_metrics import FrameLandmarks, VideoMetricAccumulator
 from .errors import WeightsError
 
@@ -45,6 +48,11 @@ RECALL_KS = (1, 2, 5, 10)
 # Every metric the suite reports: each ends up with a value or with the reason it has none.
 REPORTED = ("psnr", "ssim", "l1", "lpips", "fid", "kid", "lmd_mouth", "lmd_face", "landmark_failure_rate",
             "face_detection_rate", "identity_cosine", "cpbd", "cpbd_real", "au_f1", "au_accuracy", "lse_d", "lse_c")
+# Speech dependence: the mouth checks of video systems, the identity check of face systems.
+VIDEO_DEPENDENCE = ("speech_mouth_r", "speech_mouth_r_real", "speech_mouth_r_control", "mouth_swap_sensitivity",
+                    "silence_mouth_closed")
+FACE_DEPENDENCE = ("speech_identity_r@1", "speech_identity_r@1_chance", "speech_identity_r@1_control",
+                   "speech_identity_r@1_real")
 
 
 @dataclass
@@ -56,6 +64,8 @@ class GeneratedSample:
         real faces of the same identity (SF2F: other photos of the speaker).
     identity: the speaker, for identity retrieval.
     speech: `(L,)` float32 at `sample_rate`, aligned with frame 0 (the clean speech when the input was noisy).
+    control, silent: video systems only, `(T, H, W, 3)` uint8: the same clip generated from another clip's
+        speech and from silence (the speech-dependence controls).
     """
 
     generated: np.ndarray
@@ -64,6 +74,8 @@ class GeneratedSample:
     speech: Optional[np.ndarray] = None
     sample_rate: int = 16000
     paired: bool = True
+    control: Optional[np.ndarray] = None
+    silent: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -108,6 +120,9 @@ class MetricSuite:
         self.embedder, self.embedder_name = self._build_embedder()
         self.pixels = VideoMetricAccumulator(landmarks=settings.landmarks, detect=FrameLandmarks())
         self.action_units = BinaryLabelScores(5)
+        self.speech_dependence = SpeechDependence(detect=self.pixels.detect)
+        self.lag_profiles: dict[str, list[float]] = {}
+        self.identity_check: dict[str, float] = {}
         self.sums: dict[str, list[float]] = {}
         self.embeddings: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self.paired = self.unpaired = 0
@@ -157,14 +172,19 @@ class MetricSuite:
             len(real), self.settings.frames_per_clip)
         if sample.paired:
             length = min(len(generated), len(real))
-            self._paired_metrics(generated[:length], real[:length], _spread(length, self.settings.frames_per_clip))
+            marks = self._paired_metrics(generated[:length], real[:length], _spread(length, self.settings.frames_per_clip))
+            if sample.speech is not None and length > 1:
+                self.speech_dependence.update(generated[:length], real[:length], sample.speech, sample.sample_rate,
+                                              sample.control, sample.silent, *marks)
         else:
             self.unpaired += 1
         self._image_metrics(generated[picks_generated], real[picks_real], sample.identity)
         if sample.speech is not None and self.syncnet is not None:
             self._lip_sync(generated, real if sample.paired else None, sample.speech, sample.sample_rate)
 
-    def _paired_metrics(self, generated: np.ndarray, real: np.ndarray, picks: np.ndarray) -> None:
+    def _paired_metrics(self, generated: np.ndarray, real: np.ndarray, picks: np.ndarray) -> tuple:
+        """Pixel, landmark and AU metrics of one paired clip; returns its (generated, real) landmarks (None
+        each when landmarks are off)."""
         from datamodules.talking_face import to_unit_range
 
         self.paired += 1
@@ -179,6 +199,7 @@ class MetricSuite:
             self._add("lpips", float(distance.mean()))
         if marks_real is not None and len(generated) > 1:
             self._action_units(marks_generated, marks_real)
+        return marks_generated, marks_real
 
     def _action_units(self, generated_marks: list, real_marks: list) -> None:
         from datamodules.pipeline.action_units import GeometryLabels
@@ -252,6 +273,7 @@ class MetricSuite:
             values.update(distribution)
             missing.update(why_not)
         self._compute_identity(values, missing)
+        self._compute_speech_dependence(values, missing)
         if self.syncnet is not None and "lse_d" not in values:
             missing["lse_d"] = missing["lse_c"] = "no sample had speech and at least 6 frames (image systems have no video)"
         for key in ("cpbd", "cpbd_real"):
@@ -261,6 +283,24 @@ class MetricSuite:
             if key not in values and key not in missing:
                 missing[key] = "no sample gave a value"
         return values, missing
+
+    def _compute_speech_dependence(self, values: dict, missing: dict) -> None:
+        video_values, video_missing, self.lag_profiles = self.speech_dependence.compute()
+        if self.speech_dependence.profiles:  # video: the face comes from the input frame, the mouth from speech
+            values.update(video_values)
+            missing.update({k: v for k, v in video_missing.items() if k not in values})
+            why = "a video system: its identity comes from the input face, not the speech (see speech_mouth_r)"
+            missing.update({key: why for key in FACE_DEPENDENCE})
+            return
+        why = "no video clip with speech: a face system (its check is speech_identity_r@1)"
+        missing.update({key: why for key in VIDEO_DEPENDENCE})
+        values.update(self.identity_check)
+        if self.identity_check and "speech_identity_r@1_real" not in values:
+            missing["speech_identity_r@1_real"] = "the real-face ceiling needs ≥ 2 samples of a speaker"
+        why = missing.get("identity_recall", "no faces were embedded")
+        for key in FACE_DEPENDENCE:
+            if key not in values:
+                missing.setdefault(key, why)
 
     def _compute_action_units(self, values: dict, missing: dict) -> None:
         if self.action_units.counts.sum() == 0:
@@ -284,10 +324,17 @@ class MetricSuite:
         for k, recall in recall_at_k(generated, reference, ks=ks).items():
             values[f"identity_recall@{k}"] = recall
         values["identities"] = float(len(names))
+        real_faces = [torch.stack([F.normalize(r, dim=0) for _, r in self.embeddings[n]]) for n in names]
+        self.identity_check = identity_retrieval(generated, reference, real_faces)
 
     def notes(self) -> dict[str, str]:
         """What a reader needs to interpret a metric's value."""
+        lags = "; lag profile −5…+5 frames: " + ", ".join(f"{k}: {v}" for k, v in self.lag_profiles.items())
         return {"identity_cosine": f"embedding: {self.embedder_name}", "fid": "torchvision Inception-v3 pool features",
+                "speech_mouth_r": "Pearson r, mouth opening vs speech energy per frame, lag 0" + lags,
+                "speech_mouth_r_control": "generated from another clip's speech, scored against this clip's",
+                "speech_identity_r@1": f"faces from held-out speech, embedded by {self.embedder_name}",
+                "speech_identity_r@1_control": "the same faces scored as another speaker's (speech swapped)",
                 "lmd_mouth": "template pixels after similarity alignment", "au_f1": "landmark-geometry AU labels",
                 "lse_d": "SyncNet, frames resized to 224", "cpbd": "Narvekar & Karam 2011, higher is sharper"}
 

@@ -34,24 +34,38 @@ class TalkingFaceSamples:
 
     Each whole test clip is generated from its speech (mixed with `noise` when given) and its first
     frame, with the random state seeded per clip so that every condition and checkpoint sees the same.
+    With `controls`, the clip is also generated from the next clip's speech (fitted to this clip's length)
+    and from silence, for the speech-dependence checks (`speech_dependence.py`).
     """
 
     def evaluation_samples(self, datamodule, split: str = "test", max_items: Optional[int] = None,
-                           noise: Noise = None, seed: int = 0) -> Iterator[GeneratedSample]:
+                           noise: Noise = None, seed: int = 0, controls: bool = False) -> Iterator[GeneratedSample]:
         dataset = datamodule.noisy_test_set(*noise, split=split) if noise else datamodule.evaluation_clips(split)
         rate = int(datamodule.hparams.sample_rate)
         for index in range(min(len(dataset), max_items or len(dataset))):
             item = dataset[index]
             real = signed_to_uint8(item["video"])
+            speech = item["audio"].numpy()
             torch.manual_seed(seed + index)
-            generated = self.evaluation_video(datamodule, split, index, item["audio"].numpy(), real[0])
+            generated = self.evaluation_video(datamodule, split, index, speech, real[0])
             speaker = dataset.items.metas[dataset.rows[index]]["speaker"]
             clean = item.get("clean_audio", item["audio"]).numpy()
-            yield GeneratedSample(generated[: len(real)], real, str(speaker), clean, rate, paired=True)
+            sample = GeneratedSample(generated[: len(real)], real, str(speaker), clean, rate, paired=True)
+            if controls:
+                other = dataset[(index + 1) % len(dataset)]["audio"].numpy() if len(dataset) > 1 else speech[::-1]
+                for name, driving in (("control", fitted(other, len(speech))), ("silent", np.zeros_like(speech))):
+                    torch.manual_seed(seed + index)
+                    setattr(sample, name, self.evaluation_video(datamodule, split, index, driving, real[0])[: len(real)])
+            yield sample
 
     def evaluation_video(self, datamodule, split: str, index: int, speech: np.ndarray, face: np.ndarray) -> np.ndarray:
         """Clip `index` of `split` from its `(L,)` speech and first frame `(S, S, 3)` uint8 → `(T, S, S, 3)` uint8."""
         return self.synthesise(speech, face)
+
+
+def fitted(speech: np.ndarray, length: int) -> np.ndarray:
+    """`speech` cut or repeated to `length` samples."""
+    return np.resize(np.asarray(speech), length).astype(np.float32)
 
 
 def evaluate_samples(samples: Iterator[GeneratedSample], settings: MetricSettings, total: Optional[int],
@@ -67,7 +81,8 @@ def shared_report(module, datamodule, settings: MetricSettings, system: str, spl
                   max_items: Optional[int] = None) -> EvaluationReport:
     """The suite on `split`: one row per metric (value or "not computed: why")."""
     module.eval()
-    samples = module.evaluation_samples(datamodule, split=split, max_items=max_items)
+    samples = module.evaluation_samples(datamodule, split=split, max_items=max_items,
+                                        **({"controls": True} if isinstance(module, TalkingFaceSamples) else {}))
     values, missing, notes = evaluate_samples(samples, settings, max_items, f"{system}: shared metrics")
     report = EvaluationReport(system=system, dataset=datamodule.description, paper_dataset="—")
     setting = f"{SHARED_SETTING}, {split} split"

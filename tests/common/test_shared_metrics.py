@@ -128,6 +128,11 @@ def test_identical_clips_score_perfectly_and_missing_weights_are_explained():
     for key, weights in (("lpips", "lpips_backbone"), ("fid", "inception_weights"), ("lse_d", "syncnet_weights")):
         assert weights in missing[key], missing[key]
     assert "identities" in missing["identity_recall"]
+    # A still clip over silent speech: every speech-dependence row is there, with a value or a reason.
+    for key in ("speech_mouth_r", "speech_mouth_r_real", "speech_mouth_r_control", "mouth_swap_sensitivity",
+                "silence_mouth_closed"):
+        assert key in missing, key
+    assert "video system" in missing["speech_identity_r@1"]
 
 
 def test_unpaired_faces_get_no_pixel_metrics_but_identity_retrieval():
@@ -139,6 +144,9 @@ def test_unpaired_faces_get_no_pixel_metrics_but_identity_retrieval():
     values, missing = suite.compute()
     assert "psnr" not in values and "other pictures" in missing["psnr"]
     assert values["identity_recall@1"] == 1.0 and values["identities"] == 2
+    assert values["speech_identity_r@1"] == 1.0 and values["speech_identity_r@1_chance"] == 0.5
+    assert values["speech_identity_r@1_control"] == 0.0 and "2 samples" in missing["speech_identity_r@1_real"]
+    assert "face system" in missing["speech_mouth_r"]
     assert "fid" in values and "lse_d" in missing  # random stand-ins: computed; no speech: no lip sync
 
 
