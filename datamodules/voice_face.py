@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .base import SPLITS, CachedDataModule, randint, stack_items
-from .pipeline.audio import read_audio, voiced_audio
+from .pipeline.audio import VAD_HANGOVER_MS, read_audio, voiced_audio
 from .pipeline.cache import CachedItems, ShardedCache
 from .pipeline.errors import DatasetError
 from .pipeline.features import LogMelConfig, log_mel
@@ -139,10 +139,11 @@ class TrainPairs(Dataset):
         """`segments` non-overlapping windows from the identity's utterances in random order (spec §3).
 
         Windows are taken at a random start offset in each shuffled utterance; an identity with too little
-        speech for `segments` windows repeats its windows cyclically.
+        speech for `segments` windows repeats its windows cyclically. The shuffle, like every draw here,
+        uses torch's RNG, which the resumable loader seeds per item (numpy's global RNG it does not).
         """
         width, windows = self.window_frames, []
-        for row in np.random.permutation(mel_rows):
+        for row in (mel_rows[i] for i in torch.randperm(len(mel_rows)).tolist()):
             mel = _pad_to(self.corpus.mel(row), width)
             start = randint(mel.shape[1] % width + 1)
             windows += [mel[:, s : s + width] for s in range(start, mel.shape[1] - width + 1, width)]
@@ -278,7 +279,10 @@ class VoiceFaceDataModule(CachedDataModule):
         size, audio = self.hparams.image_size, self.log_mel_config
         faces = ShardedCache(self.cache_root / f"faces-{size}px", {"root": str(self.root), "image_size": size})
         vad = "vad" if self.hparams.vad else "novad"
+        # The VAD hangover is part of the key: a cache cut by the earlier VAD, which could end a stretch on
+        # its first unvoiced frame, is refused (with a rebuild hint) rather than silently reused.
         mel_params = {**asdict(audio), "root": str(self.root), "vad": self.hparams.vad,
+                      "vad_hangover_ms": VAD_HANGOVER_MS,
                       "min_speech_seconds": self.hparams.min_speech_seconds}
         mels = ShardedCache(self.cache_root / f"logmel-{audio.n_mels}-{vad}", mel_params)
         return faces, mels

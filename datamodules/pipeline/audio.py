@@ -20,6 +20,8 @@ from .errors import DatasetError
 
 SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg"}
 SILENCE_PEAK = 1e-3  # audio that never exceeds this peak holds no speech worth the name
+# A voiced stretch ends only after this much unvoiced audio (10 frames of 30 ms), as in SF2F's preparation.
+VAD_HANGOVER_MS = 300
 
 
 def checked_wave(wave: np.ndarray, source: str = "the speech signal") -> np.ndarray:
@@ -93,11 +95,15 @@ def voiced_audio(
     frame_ms: int = 30,
     padding_ms: int = 300,
     trigger_ratio: float = 0.9,
+    hangover_ms: int = VAD_HANGOVER_MS,
 ) -> np.ndarray:
-    """Keep only the voiced stretches of `wave`, concatenated (WebRTC VAD with a padding ring buffer).
+    """Keep only the voiced stretches of `wave`, concatenated (WebRTC VAD with padding and a hangover).
 
-    SF2F's data preparation works this way (spec §1): 30 ms frames, a 300 ms ring buffer, and a stretch
-    opens when more than 90 % of the buffer is voiced and closes when more than 90 % is unvoiced.
+    SF2F's data preparation works this way (spec §1), with 30 ms frames: a stretch opens when more than
+    `trigger_ratio` of the last `padding_ms` of frames are voiced (those buffered frames become its lead-in)
+    and closes only when more than `trigger_ratio` of its last `hangover_ms` of frames are unvoiced. With
+    the defaults that is 10 voiced frames in a row to open and 10 unvoiced frames in a row (kept as the
+    tail) to close, so the short pauses inside speech stay in.
 
     Args:
         wave: `(T,)` float32 in [-1, 1]; `sample_rate` must be 8, 16, 32 or 48 kHz (WebRTC's rates).
@@ -113,22 +119,42 @@ def voiced_audio(
     frame_len = sample_rate * frame_ms // 1000
     pcm = (np.clip(wave, -1.0, 1.0) * 32767).astype(np.int16)
     frames = [pcm[i : i + frame_len] for i in range(0, len(pcm) - frame_len + 1, frame_len)]
-    ring: collections.deque = collections.deque(maxlen=max(1, padding_ms // frame_ms))
-    kept: list[np.ndarray] = []
-    triggered = False
-    for frame in frames:
-        is_speech = vad.is_speech(frame.tobytes(), sample_rate)
-        ring.append((frame, is_speech))
-        voiced_share = sum(speech for _, speech in ring) / ring.maxlen
-        if not triggered and voiced_share > trigger_ratio:
-            triggered = True
-            kept.extend(f for f, _ in ring)  # the padding before the onset belongs to the stretch
-            ring.clear()
-        elif triggered:
-            kept.append(frame)
-            if 1.0 - voiced_share > trigger_ratio:
-                triggered = False
-                ring.clear()
+    voiced = [vad.is_speech(frame.tobytes(), sample_rate) for frame in frames]
+    padding, hangover = max(1, padding_ms // frame_ms), max(1, hangover_ms // frame_ms)
+    keep = vad_stretches(voiced, padding, hangover, trigger_ratio)
+    kept = [frame for frame, keep_it in zip(frames, keep) if keep_it]
     if not kept:
         return np.zeros(0, dtype=np.float32)
     return np.concatenate(kept).astype(np.float32) / 32767.0
+
+
+def vad_stretches(
+    voiced: list[bool], padding_frames: int, hangover_frames: int, trigger_ratio: float
+) -> list[bool]:
+    """Which frames belong to a voiced stretch, given each frame's VAD decision `(N,)` → `(N,)`.
+
+    Closed: a stretch opens once more than `trigger_ratio` of the last `padding_frames` decisions are
+    voiced, and takes those frames with it. Open: every frame is kept, and the stretch closes once more
+    than `trigger_ratio` of the last `hangover_frames` decisions since it opened are unvoiced. Counting
+    only the decisions seen since the switch (not the empty slots of the buffer) is what gives the
+    hangover: a pause right after an onset does not end the stretch.
+    """
+    keep = [False] * len(voiced)
+    recent: collections.deque = collections.deque(maxlen=padding_frames)  # frame indices while closed
+    tail: collections.deque = collections.deque(maxlen=hangover_frames)  # decisions while open
+    is_open = False
+    for index, speech in enumerate(voiced):
+        if not is_open:
+            recent.append(index)
+            if sum(voiced[i] for i in recent) > trigger_ratio * recent.maxlen:
+                is_open = True
+                for i in recent:
+                    keep[i] = True  # the padding before the onset belongs to the stretch
+                recent.clear()
+        else:
+            keep[index] = True
+            tail.append(speech)
+            if tail.count(False) > trigger_ratio * tail.maxlen:
+                is_open = False
+                tail.clear()
+    return keep

@@ -10,7 +10,9 @@ A system subclasses `AdversarialModule` and supplies:
 optionally `evaluation_step(batch, batch_idx, split)` and `evaluation_epoch_end(split)` (validation and
 test share them: `split_evaluation.py`), and may override `trains_discriminator()` to run a generator-only phase (E2E-NR's reconstruction stage:
 D is neither run nor stepped). Several discriminators share the one D optimiser: Adam's state is per
-parameter, so one Adam over both parameter sets equals two with the same settings.
+parameter, so one Adam over both parameter sets equals two with the same settings. By default one
+generator forward per batch serves both players; a system whose reference code runs G afresh for each
+player's step sets `fresh_generator_forward = True`.
 
 The choreography (toggle → zero_grad → manual_backward → clip → step, for G then D, or D first) lives
 here, so precision plugins, DDP and gradient clipping apply the same way to every system. Note that in
@@ -57,11 +59,23 @@ def detach_all(value: Any) -> Any:
 class AdversarialModule(SplitEvaluationModule):
     """Base LightningModule with the shared two-player training step.
 
+    A finished GAN stage hands on its final state (`checkpoint_selection = "last"`), as the papers train for
+    a fixed budget: its validation losses (pixel L1 and the like) reward the mean, still face, so selecting
+    on them favours ignoring the speech. A system whose monitored metric rewards following the speech sets
+    "best".
+
+    `fresh_generator_forward` (class attribute): False shares one `generate(batch)` between D's and G's
+    steps; True runs `generate(batch)` once per step, so a stochastic G (dropout) shows each player its own
+    sample and G's loss is computed on the forward it back-propagates through, after D's update.
+
     Args:
         nonfinite: "raise" stops at the first NaN/Inf loss naming the batch; "skip" drops that update.
         gradient_clip_norm: clip each player's gradient norm (manual optimisation ignores the Trainer's).
         discriminator_first: step D before G on each batch (G's loss then sees the updated D).
     """
+
+    checkpoint_selection = "last"
+    fresh_generator_forward = False
 
     def __init__(
         self,
@@ -93,16 +107,24 @@ class AdversarialModule(SplitEvaluationModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         generator_optimizer, discriminator_optimizer = self.optimizers()
-        output = self.generate(batch)
-        # G's graph stays valid across a D update: D's parameters are not part of it until G's loss runs.
-        steps = [(generator_optimizer, lambda: self.generator_loss(batch, output), "g")]
+        out = self._generator_output(batch)  # out() is the generator output for the step that calls it
+        steps = [(generator_optimizer, lambda: self.generator_loss(batch, out()), "g")]
         if self.trains_discriminator():
-            steps.append((discriminator_optimizer, lambda: self.discriminator_loss(batch, detach_all(output)), "d"))
+            steps.append((discriminator_optimizer, lambda: self.discriminator_loss(batch, detach_all(out())), "d"))
         for optimizer, compute_loss, player in steps[::-1] if self.discriminator_first else steps:
             loss = self._player_step(optimizer, compute_loss, player, batch_idx)
             self._log_terms(loss, player, batch)
             if player == "d":
                 self._watch_discriminator(float(loss.total.detach()), batch_idx)
+
+    def _generator_output(self, batch: Any):
+        """A callable giving each player step its generator output: a new `generate(batch)` per call with
+        `fresh_generator_forward`, else the one forward run here, before either step."""
+        if self.fresh_generator_forward:
+            return lambda: self.generate(batch)
+        # G's graph stays valid across a D update: D's parameters are not part of it until G's loss runs.
+        output = self.generate(batch)
+        return lambda: output
 
     def _watch_discriminator(self, loss: float, batch_idx: int) -> None:
         """Warn (once) when D's loss has stayed below `COLLAPSE_LOSS` for `COLLAPSE_PATIENCE` batches."""

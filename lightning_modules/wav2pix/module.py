@@ -4,7 +4,8 @@ The generator side is the speech encoder Φ, the auxiliary identity classifier C
 the image decoder G; the discriminator D scores an image together with e (spec §2). Default loss weights
 are the released code's (spec §3): D = (D(x,ē) − 0.9)² + D(x̂,ē)² + D(x_w,ē)²; G = (D(x̂,e) − 1)² +
 100·FM + 50·L1 + 20·CE. `paper_only` weights (FM 0, L1 0, no wrong face, real target 1, ½ factors) are
-an ablation config. D steps before G on each batch, as in the authors' loop.
+an ablation config. D steps before G on each batch, as in the authors' loop, and G's step runs the
+generator side again (encoder, classifier and G: new dropout masks) instead of reusing D's fake.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ class Wav2PixModule(AdversarialModule):
     """
 
     checkpoint_monitor = ("val/l1", "min")  # pixel L1 to the paired real face on held-out speech
+
+    # The authors' loop calls the generator once for D's update and again for G's, so G learns from a
+    # sample with its own dropout masks, drawn after D has moved.
+    fresh_generator_forward = True
 
     def __init__(
         self,

@@ -52,9 +52,16 @@ def init_weights(module: nn.Module) -> None:
 
 
 def spectral(layer: nn.Module) -> nn.Module:
-    """Initialise `layer` (§2.5), then wrap its weight in spectral norm with one power iteration per step."""
+    """Initialise `layer` (§2.5), then wrap its weight in spectral norm with one power iteration per step.
+
+    The weight is read as a matrix with its *first* axis as rows, `weight.reshape(weight.shape[0], -1)`,
+    for every layer type, as the authors' own wrapper does. For a ConvTranspose2d, whose weight is
+    `(in, out, kH, kW)`, that means input channels × rest; PyTorch's default for transposed convs
+    (`dim=1`, output channels × rest) divides by a different σ and leaves G with about a third of the
+    authors' gain at initialisation.
+    """
     init_weights(layer)
-    return spectral_norm(layer, n_power_iterations=1)
+    return spectral_norm(layer, n_power_iterations=1, dim=0)
 
 
 # ----------------------------------------------------------------------------- speech encoder Φ

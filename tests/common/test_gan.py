@@ -92,6 +92,38 @@ def test_generator_only_phase_leaves_the_discriminator_alone():
     assert trainer.global_step == 4 and "train/d_loss" not in trainer.callback_metrics  # one step per batch
 
 
+class CountingToyGAN(ToyGAN):
+    """Records every generator forward, and the output each player's loss receives."""
+
+    def __init__(self, fresh: bool, **kwargs):
+        super().__init__(**kwargs)
+        self.fresh_generator_forward = fresh
+        self.generated, self.seen = [], {"g": [], "d": []}
+
+    def generate(self, batch):
+        self.generated.append(super().generate(batch))
+        return self.generated[-1]
+
+    def generator_loss(self, batch, fake):
+        self.seen["g"].append(fake)
+        return super().generator_loss(batch, fake)
+
+    def discriminator_loss(self, batch, fake):
+        self.seen["d"].append(fake)
+        return super().discriminator_loss(batch, fake)
+
+
+@pytest.mark.parametrize("discriminator_first", [False, True])
+@pytest.mark.parametrize("fresh", [False, True])
+def test_generator_forwards_per_batch_are_one_shared_or_one_per_player(fresh, discriminator_first):
+    model = CountingToyGAN(fresh, discriminator_first=discriminator_first)
+    fit(model, steps=2)  # one batch
+    assert len(model.generated) == (2 if fresh else 1)
+    g_fake, d_fake = model.seen["g"][0], model.seen["d"][0]
+    assert g_fake is model.generated[-1 if discriminator_first else 0]  # the forward G back-propagates
+    assert torch.equal(d_fake, model.generated[0 if discriminator_first else -1].detach())
+
+
 class WinningCritic(ToyGAN):
     """D's loss is ~0 from the start: the divergence the shared step must warn about."""
 

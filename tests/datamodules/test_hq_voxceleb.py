@@ -87,6 +87,30 @@ def test_fuser_windows(tiny_hq_voxceleb, tmp_path):
     assert batch["mels"].shape == (4, 5, 40, 125) and "mel" not in batch
 
 
+def test_training_draws_follow_torch_seed_not_numpy_global_state(tiny_hq_voxceleb, tmp_path):
+    """Items and loader batches are a function of torch's seed: numpy's global RNG (which DataLoader
+    workers do not reseed, and the resumable loader does not control) plays no part."""
+    datamodule = make_datamodule(tiny_hq_voxceleb, tmp_path, segments=5, window_frames=20)
+    dataset = datamodule.train_dataloader().dataset
+    several = max(range(len(dataset)), key=lambda i: len(dataset.corpus.mel_rows[dataset.corpus.usable[i]]))
+    assert len(dataset.corpus.mel_rows[dataset.corpus.usable[several]]) > 1  # the utterance order matters
+
+    def item(numpy_seed):
+        np.random.seed(numpy_seed)
+        np.random.rand(numpy_seed)
+        torch.manual_seed(0)
+        return dataset[several]["mels"]
+
+    assert all(torch.equal(item(0), item(seed)) for seed in (1, 2, 3))
+
+    def first_batches(numpy_seed):
+        np.random.seed(numpy_seed)
+        torch.manual_seed(0)  # the loader's seed defaults to torch's initial seed
+        return [batch["mels"] for batch, _ in zip(datamodule.train_dataloader(), range(2))]
+
+    assert all(torch.equal(a, b) for a, b in zip(first_batches(0), first_batches(1)))
+
+
 def test_evaluation_batches_are_deterministic(tiny_hq_voxceleb, tmp_path):
     datamodule = make_datamodule(tiny_hq_voxceleb, tmp_path, eval_frames=300)
     first, second = (next(iter(datamodule.val_dataloader())) for _ in range(2))

@@ -55,6 +55,41 @@ def test_vad_drops_silence():
     assert len(voiced_audio(np.zeros(32000, np.float32), 16000)) == 0
 
 
+class PatternVad:
+    """Stands in for `webrtcvad.Vad`: a frame is voiced when its (int16) sample value is odd."""
+
+    def __init__(self, aggressiveness: int):
+        pass
+
+    def is_speech(self, frame: bytes, sample_rate: int) -> bool:
+        return bool(np.frombuffer(frame, np.int16)[0] % 2)
+
+
+def frames_of(pattern: str, frame_len: int = 480) -> np.ndarray:
+    """One 30 ms frame per character ('1' voiced, '0' not); frame i holds the int16 code 2(i + 1) + voiced,
+    so the frames a VAD keeps can be read back. The half step survives the float → int16 truncation."""
+    codes = [2 * (i + 1) + (c == "1") for i, c in enumerate(pattern)]
+    return np.repeat((np.array(codes) + 0.5) / 32767, frame_len).astype(np.float32)
+
+
+def kept_frames(wave: np.ndarray, frame_len: int = 480) -> list[int]:
+    return [int(round(code * 32767)) // 2 - 1 for code in wave.reshape(-1, frame_len)[:, 0]]
+
+
+def test_vad_keeps_a_stretch_open_until_ten_unvoiced_frames_in_a_row(monkeypatch):
+    import webrtcvad
+
+    monkeypatch.setattr(webrtcvad, "Vad", PatternVad)
+    # Onset after 10 voiced frames; a 3-frame pause right after it; more speech; 12 silent frames; a
+    # 3-frame blip too short to open a stretch.
+    pattern = "1" * 10 + "0" * 3 + "1" * 5 + "0" * 12 + "1" * 3
+    kept = kept_frames(voiced_audio(frames_of(pattern), 16000))
+    assert kept == list(range(28))  # the pause is bridged; the stretch ends on the 10th silent frame (27)
+    short = kept_frames(voiced_audio(frames_of(pattern), 16000, hangover_ms=90))
+    assert short == list(range(13))  # a 3-frame hangover closes inside the pause
+    assert len(voiced_audio(frames_of("1" * 9 + "0" * 20), 16000)) == 0  # 9 voiced frames never open one
+
+
 def test_read_image_converts_modes(tmp_path):
     from PIL import Image
 

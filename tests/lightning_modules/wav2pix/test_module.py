@@ -94,6 +94,37 @@ def test_a_short_fit_moves_every_network_and_logs_samples(tmp_path, isolated_dat
     assert list((tmp_path / "samples").glob("val_samples-*.png"))
 
 
+def test_the_generator_step_runs_its_own_forward_with_new_dropout_masks(tmp_path):
+    """As in the authors' loop: D's update uses one generator forward, G's update a second one."""
+    module = Wav2PixModule(image_size=SIZE, num_identities=3)
+    generated, seen = [], {}
+    generate = module.generate
+
+    def counting_generate(batch):
+        generated.append(generate(batch))
+        return generated[-1]
+
+    def recording(player, loss):
+        def record(batch, output):
+            seen.setdefault(player, output)
+            return loss(batch, output)
+        return record
+
+    module.generate = counting_generate
+    module.generator_loss = recording("g", module.generator_loss)
+    module.discriminator_loss = recording("d", module.discriminator_loss)
+    trainer = L.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
+                        default_root_dir=tmp_path, enable_checkpointing=False)
+    # One batch: D's step, then G's.
+    trainer.fit(module, torch.utils.data.DataLoader([make_batch()], batch_size=None))
+    assert len(generated) == 2
+    d_forward, g_forward = generated  # D steps first
+    assert torch.equal(seen["d"]["fake"], d_forward["fake"].detach())
+    assert seen["g"]["fake"] is g_forward["fake"]  # G's loss back-propagates through the second forward
+    assert not torch.equal(d_forward["fake"], g_forward["fake"])  # same audio and weights, new dropout masks
+
+
 def _adversarial_losses(module, batches, train_discriminator):
     """Step one player only for len(batches) steps; return that player's adversarial loss per step."""
     generator_optimizer, discriminator_optimizer = module.configure_optimizers()

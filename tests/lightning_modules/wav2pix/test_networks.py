@@ -10,6 +10,7 @@ from lightning_modules.wav2pix.networks import (
     FaceGenerator,
     IdentityClassifier,
     SpeechEncoder,
+    spectral,
 )
 
 
@@ -126,10 +127,23 @@ def test_power_iteration_drives_sigma_to_one(networks):
         with torch.no_grad():
             for _ in range(10):  # each access of .weight in train mode runs one more power iteration
                 weight = layer.weight
-        # ConvTranspose normalises along its output-channel axis (dim 1).
-        rows = weight.transpose(0, 1) if isinstance(layer, nn.ConvTranspose2d) else weight
-        rows = rows.flatten(1).double()
+        # The authors read every weight with its first axis as rows: out × rest for a Conv2d, in × rest
+        # for a ConvTranspose2d (whose weight is (in, out, kH, kW)).
+        rows = weight.reshape(weight.shape[0], -1).double()
         assert top_singular_value(rows) == pytest.approx(1.0, abs=0.05)
+
+
+def test_transposed_conv_is_normalised_over_input_channels():
+    """PyTorch's own default for transposed convs (output channels as rows) gives a different σ: here the
+    in-channel reading would be ≈ 0.45 (wide layer) or ≈ 1.5 (narrow layer) instead of 1."""
+    torch.manual_seed(0)
+    for in_channels, out_channels in ((64, 3), (32, 128)):
+        layer = spectral(nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1, bias=False))
+        assert layer.parametrizations.weight[0]._u.shape == (in_channels,)  # one row per input channel
+        with torch.no_grad():
+            for _ in range(10):
+                weight = layer.weight  # (in, out, 4, 4)
+        assert top_singular_value(weight.reshape(in_channels, -1).double()) == pytest.approx(1.0, abs=0.05)
 
 
 def test_embedding_is_tiled_to_four_by_four_and_conditions_the_score(networks):
