@@ -154,10 +154,12 @@ class TrainPairs(Dataset):
 
 
 class EvaluationIdentities(Dataset):
-    """Deterministic evaluation items: every face of the identity and its first `eval_frames` of speech."""
+    """Deterministic evaluation items: every face of the identity and `eval_frames` of its speech, the first
+    ones, or with `clip_seed` a clip at a random start in its concatenated utterances, drawn from a generator
+    seeded by (clip_seed, identity): the paper's protocol draws one such clip per identity per run."""
 
-    def __init__(self, corpus: VoiceFaceCorpus, eval_frames: int):
-        self.corpus, self.eval_frames = corpus, eval_frames
+    def __init__(self, corpus: VoiceFaceCorpus, eval_frames: int, clip_seed: Optional[int] = None):
+        self.corpus, self.eval_frames, self.clip_seed = corpus, eval_frames, clip_seed
 
     def __len__(self) -> int:
         return len(self.corpus.usable)
@@ -165,12 +167,17 @@ class EvaluationIdentities(Dataset):
     def __getitem__(self, index: int) -> dict:
         identity = self.corpus.usable[index]
         faces = torch.stack([normalise_face(self.corpus.face(r)) for r in self.corpus.face_rows[identity]])
-        speech = np.concatenate([self.corpus.mel(r) for r in self.corpus.mel_rows[identity]], axis=1)
+        speech = _pad_to(np.concatenate([self.corpus.mel(r) for r in self.corpus.mel_rows[identity]], axis=1),
+                         self.eval_frames)
+        start = 0
+        if self.clip_seed is not None:
+            draw = np.random.default_rng([self.clip_seed, identity])
+            start = int(draw.integers(speech.shape[1] - self.eval_frames + 1))
         return {
             "face": faces[0],
             "faces": faces,
             "identity": identity,
-            "mel": torch.from_numpy(_pad_to(speech, self.eval_frames)[:, : self.eval_frames].copy()),
+            "mel": torch.from_numpy(speech[:, start : start + self.eval_frames].copy()),
         }
 
 
@@ -334,6 +341,10 @@ class VoiceFaceDataModule(CachedDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._evaluation_loader("test")
 
-    def _evaluation_loader(self, split: str) -> DataLoader:
-        dataset = EvaluationIdentities(self.corpora[split], self.hparams.eval_frames)
+    def _evaluation_loader(self, split: str, clip_seed: Optional[int] = None) -> DataLoader:
+        dataset = EvaluationIdentities(self.corpora[split], self.hparams.eval_frames, clip_seed)
         return self.loader(dataset, self.hparams.eval_batch_size, shuffle=False, collate=evaluation_collate)
+
+    def random_clip_test_loader(self, run: int) -> DataLoader:
+        """The test identities, each with a random clip of `eval_frames` drawn for evaluation run `run`."""
+        return self._evaluation_loader("test", clip_seed=run)

@@ -29,6 +29,7 @@ def test_config_instantiates(experiment):
 
 def test_stage_chains():
     assert train_entry.stage_chain("sf2f") == ["sf2f", "sf2f_fuser"]
+    assert train_entry.stage_chain("sf2f_multires") == ["sf2f_multires", "sf2f_multires_fuser"]
 
 
 def test_unknown_experiment_is_named():
@@ -67,6 +68,8 @@ def test_sf2f_evaluates_and_draws_faces_from_any_speech(smoke_run, tmp_path):
     report = evaluate("sf2f", [str(run_dir)], data=None, out=str(tmp_path / "eval"), options={}, use_wandb=False)
     rows = {row.metric: row for row in report.rows}
     assert rows["cosine"].paper is None and "not comparable" in rows["cosine"].note  # smoke embedder is a proxy
+    assert "mean of 10 runs" in rows["cosine"].setting and "± " in rows["cosine"].note  # the paper's protocol
+    assert "not computed" in rows["VFS"].note and rows["VFS"].paper == 19.49  # the fuser row of Table 3
     assert 0 <= rows["r@1 (%)"].ours <= 100 and rows["r@1 chance (%)"].ours > 0
     assert "other pictures" in rows["psnr"].note  # unpaired faces: said, not silently dropped
     assert "identity_cosine" in rows and "cpbd" in rows and "inception_weights" in rows["fid"].note

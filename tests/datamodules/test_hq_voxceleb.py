@@ -119,6 +119,16 @@ def test_evaluation_batches_are_deterministic(tiny_hq_voxceleb, tmp_path):
     assert first["face_mask"].sum(1).min() >= 1
 
 
+def test_evaluation_runs_draw_one_random_clip_per_identity_and_run(tiny_hq_voxceleb, tmp_path):
+    """The paper's protocol: each evaluation run scores one random clip of each test identity."""
+    datamodule = make_datamodule(tiny_hq_voxceleb, tmp_path, eval_frames=50)
+    runs = [next(iter(datamodule.random_clip_test_loader(run)))["mel"] for run in (0, 0, 1)]
+    assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])  # seeded per run
+    assert runs[0].shape[1:] == (40, 50)
+    fixed = next(iter(datamodule.test_dataloader()))["mel"]  # validation/test steps keep the first frames
+    assert torch.equal(fixed, next(iter(datamodule.test_dataloader()))["mel"]) and not torch.equal(fixed, runs[2])
+
+
 def test_cache_is_reused_and_guarded(tiny_hq_voxceleb, tmp_path):
     make_datamodule(tiny_hq_voxceleb, tmp_path)
     shard = next((tmp_path / "cache").glob("logmel-*/shard-00000.json"))
