@@ -7,6 +7,7 @@ from torch.utils.data import Dataset
 
 from datamodules.base import CachedDataModule, randint, stack_items
 from datamodules.pipeline.errors import DatasetError
+from tests.checkpoint_helpers import SaveAtStep
 from datamodules.resumable import ResumableLoader
 
 
@@ -103,15 +104,6 @@ class TwoPlayers(L.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.SGD([self.a], lr=0.01), torch.optim.SGD([self.b], lr=0.01)
-
-
-class SaveAtStep(L.Callback):
-    def __init__(self, step, path):
-        self.step, self.path = step, path
-
-    def on_train_batch_end(self, trainer, *args):
-        if trainer.global_step == self.step:
-            trainer.save_checkpoint(self.path)
 
 
 def _fit_batches(batches, checkpoint=None, callbacks=()):

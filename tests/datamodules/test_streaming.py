@@ -15,6 +15,7 @@ from datamodules import streaming
 from datamodules.base import randint, stack_items
 from datamodules.pipeline.cache import ShardedCache
 from datamodules.pipeline.errors import DatasetError
+from tests.checkpoint_helpers import SaveAtStep
 from datamodules.streaming import StreamedShards, StreamingLoader, decode, export_cache, read_shard
 
 SPLIT_SIZES = {"train": 30, "val": 6, "test": 4}
@@ -238,17 +239,6 @@ def test_lrw_streamed_items_equal_the_local_caches(lrw_stream):
         streamed.evaluation_clips("test")
     with pytest.raises(DatasetError, match="image_size: streamed 64 vs asked 32"):
         LRWDataModule(stream_url=url, **{**options, "image_size": 32}).setup("fit")
-
-
-class SaveAtStep(L.Callback):
-    """Save a checkpoint at the end of the batch that reaches `step`, as `LastCheckpoint` does mid-run."""
-
-    def __init__(self, step, path):
-        self.step, self.path = step, path
-
-    def on_train_batch_end(self, trainer, *args):
-        if trainer.global_step == self.step:
-            trainer.save_checkpoint(self.path)
 
 
 def _fit(url, options, max_steps, checkpoint=None, callbacks=()):
