@@ -51,6 +51,13 @@ def noise_resilience_loss(clean_features: torch.Tensor, noisy_features: torch.Te
     return F.mse_loss(noisy_features, target)
 
 
+def feature_time_std(features: torch.Tensor, time_axis: int) -> torch.Tensor:
+    """How much the speech features vary over time: their standard deviation along `time_axis`, averaged
+    over the other axes. A feature stream that stops varying carries no speech to the mouth (a collapse
+    the noise-resilience loss can cause by pulling clean and noisy features together)."""
+    return features.float().std(dim=time_axis).mean()
+
+
 def half_lsgan_discriminator(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
     """½ E[(D(real) − 1)²] + ½ E[D(fake)²] (spec §3.4)."""
     return 0.5 * (lsgan_loss(real_scores, 1.0) + lsgan_loss(fake_scores, 0.0))

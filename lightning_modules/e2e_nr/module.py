@@ -25,8 +25,8 @@ from ..common.checkpoints import load_stage_weights
 from ..common.gan import AdversarialModule, LossTerms
 from ..common.images import log_sample_grid, signed_to_uint8
 from ..common.shared_evaluation import TalkingFaceSamples
-from .losses import (MASK_SIGMA_PX, half_lsgan_discriminator, half_lsgan_generator, masked_l1, mouth_mask,
-                     noise_resilience_loss)
+from .losses import (MASK_SIGMA_PX, feature_time_std, half_lsgan_discriminator, half_lsgan_generator, masked_l1,
+                     mouth_mask, noise_resilience_loss)
 from .networks import FrameDiscriminator, Generator, PairDiscriminator, sample_frame_indices
 
 STAGES = ("recon", "adv")
@@ -191,7 +191,9 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
     def generator_loss(self, batch: dict, output: dict) -> LossTerms:
         h, real = self.hparams, batch["video"]
         mask = self._mask(batch)
-        terms = {"masked_l1": masked_l1(output["clean_video"], real, mask, batch["frame_mask"])}
+        terms = {"masked_l1": masked_l1(output["clean_video"], real, mask, batch["frame_mask"]),
+                 "speech_feature_time_std": feature_time_std(output["clean_features"].detach(),
+                                                             time_axis=2 if h.nr_feature == "conv" else 1)}
         total = terms["masked_l1"]
         if "noisy_video" in output:
             terms["masked_l1_noisy"] = masked_l1(output["noisy_video"], real, mask, batch["frame_mask"])

@@ -41,7 +41,19 @@ def test_reconstruction_stage_never_runs_the_critics():
     batch = _batch()
     loss = module.generator_loss(batch, module.generate(batch))
     assert not module.trains_discriminator() and not calls
-    assert set(loss.terms) == {"masked_l1", "masked_l1_noisy", "noise_resilience"}
+    assert set(loss.terms) == {"masked_l1", "masked_l1_noisy", "noise_resilience", "speech_feature_time_std"}
+
+
+def test_the_speech_features_variation_over_time_is_logged():
+    """The noise-resilience loss can flatten the speech features over time (the mouth then has nothing to
+    follow); the training log shows it as `train/g_speech_feature_time_std`."""
+    from lightning_modules.e2e_nr.losses import feature_time_std
+
+    module, batch = E2ENRModule(width=WIDTH), _batch()
+    output = module.generate(batch)
+    logged = module.generator_loss(batch, output).terms["speech_feature_time_std"]
+    assert logged > 0 and torch.isclose(logged, output["clean_features"].std(dim=2).mean())
+    assert feature_time_std(torch.ones(2, 16, 20), time_axis=2) == 0  # a collapsed stream
 
 
 def test_adversarial_stage_losses_and_gradients_stay_with_their_player():
@@ -62,7 +74,7 @@ def test_adversarial_stage_losses_and_gradients_stay_with_their_player():
 def test_base_model_ignores_noisy_audio():
     module = E2ENRModule(width=WIDTH, noise_resilient=False)
     batch = _batch()
-    assert set(module.generator_loss(batch, module.generate(batch)).terms) == {"masked_l1"}
+    assert set(module.generator_loss(batch, module.generate(batch)).terms) == {"masked_l1", "speech_feature_time_std"}
 
 
 def test_adversarial_stage_starts_from_the_reconstruction_generator(tmp_path):
