@@ -13,7 +13,8 @@ Items (`sample`):
 
 - "frames" (VAE): one frame's Δw of the selected rows, `residual (B, 1536)`, unnormalised;
 - "windows" (Embed2Lat): `window_frames` consecutive frames (whole clips in validation and test, batch 1):
-  `features (B, 2M, D)`, `residual (B, M, 1536)`, `w0 (B, 16, 512)`, `audio (B, 640·M)`.
+  `features (B, 2M, D)`, `residual (B, M, 1536)`, `w0 (B, 16, 512)`, `audio (B, 640·M)`. A training epoch
+  draws `windows_per_clip` independent random windows of every clip.
 
 The training split's residual mean and std (μ_code, σ_code: two scalars over every selected value) are
 computed once and saved with checkpoints.
@@ -81,16 +82,26 @@ class LatentClip:
 
 
 class LatentWindows(Dataset):
-    """Windows of `window_frames` frames (whole clips when None) with their features, residuals and audio."""
+    """Windows of `window_frames` frames (whole clips when None) with their features, residuals and audio.
 
-    def __init__(self, clips: list[LatentClip], window_frames: Optional[int], random_start: bool, sample_rate: int):
+    With `windows_per_clip` k, item i is a window of clip i mod len(clips): k items per clip, each starting
+    at its own random frame (`random_start`), drawn from torch's RNG, which the training loader seeds per
+    item, so the k windows are independent and an epoch is reproducible."""
+
+    def __init__(self, clips: list[LatentClip], window_frames: Optional[int], random_start: bool, sample_rate: int,
+                 windows_per_clip: int = 1):
+        if windows_per_clip < 1:
+            raise ValueError(f"windows_per_clip must be at least 1, got {windows_per_clip}")
         self.clips, self.window_frames, self.random_start, self.sample_rate = clips, window_frames, random_start, sample_rate
+        self.windows_per_clip = windows_per_clip
 
     def __len__(self) -> int:
-        return len(self.clips)
+        return len(self.clips) * self.windows_per_clip
 
     def __getitem__(self, index: int) -> dict:
-        clip = self.clips[index]
+        if not 0 <= index < len(self):
+            raise IndexError(f"window {index} of {len(self)}")
+        clip = self.clips[index % len(self.clips)]
         total = len(clip.rows)
         count = min(self.window_frames or total, total)
         first = randint(total - count + 1) if self.random_start else 0
@@ -113,22 +124,28 @@ class A2VDataModule(AVSpeechDataModule):
         speech_encoder: the frozen Wav2Vec2 (`a2v.speech_encoder.SpeechEncoderConfig`).
         rows: the W+ rows whose residuals are learned (0-based; the spec's default 5, 6, 7).
         sample: "frames" (VAE; batch_size counts frames) or "windows" (Embed2Lat; batch_size counts windows).
+        windows_per_clip: with "windows", the random training windows drawn from every clip per epoch, each
+            with its own random start (1: an epoch sees each clip once); validation and test stay one
+            whole clip per item.
         **kwargs: see `AVSpeechDataModule` and `TalkingFaceDataModule` (window_frames: Embed2Lat's 50).
     """
 
     def __init__(self, generator: Optional[GeneratorConfig] = None, inversion: Optional[InversionConfig] = None,
                  speech_encoder: Optional[SpeechEncoderConfig] = None, rows: tuple[int, ...] = (5, 6, 7),
-                 sample: str = "frames", **kwargs):
+                 sample: str = "frames", windows_per_clip: int = 1, **kwargs):
         if kwargs.get("stream_url"):
             raise ValueError("A2V reads its latent and feature caches locally: stream_url is not supported")
         super().__init__(**kwargs)
         if sample not in ("frames", "windows"):
             raise ValueError(f"sample must be 'frames' or 'windows', got {sample!r}")
+        if int(windows_per_clip) != windows_per_clip or windows_per_clip < 1:
+            raise ValueError(f"windows_per_clip must be a positive integer, got {windows_per_clip!r}")
         self.generator_config = _config(GeneratorConfig, generator)
         self.inversion_config = _config(InversionConfig, inversion)
         self.speech_config = _config(SpeechEncoderConfig, speech_encoder)
         self.hparams.update(generator=asdict(self.generator_config), inversion=asdict(self.inversion_config),
-                            speech_encoder=asdict(self.speech_config), rows=list(rows))
+                            speech_encoder=asdict(self.speech_config), rows=list(rows),
+                            windows_per_clip=int(windows_per_clip))
         self.code_stats: Optional[tuple[float, float]] = None
         self.latent_clips: dict[str, list[LatentClip]] = {}
 
@@ -222,8 +239,10 @@ class A2VDataModule(AVSpeechDataModule):
         clips = self.latent_clips[split]
         if self.hparams.sample == "frames":
             return FrameResiduals(clips)
-        window = self.hparams.window_frames if split == "train" else None
-        return LatentWindows(clips, window, random_start=split == "train", sample_rate=self.hparams.sample_rate)
+        train = split == "train"
+        return LatentWindows(clips, self.hparams.window_frames if train else None, random_start=train,
+                             sample_rate=self.hparams.sample_rate,
+                             windows_per_clip=self.hparams.get("windows_per_clip", 1) if train else 1)
 
     def statistics(self) -> dict:
         """Inversion quality and sizes, for the preparation stage's summary."""

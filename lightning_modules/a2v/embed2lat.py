@@ -1,6 +1,11 @@
 """Embed2Lat (spec §2.5): Wav2Vec2 features e `(B, L_a, D)` → a transformer of Wav2Vec2's own structure
 (conv positional embedding, LayerNorm, post-LN layers) → adaptive average pooling to the N video frames
-→ Linear(D, 96), the VAE code μ' of every frame `(B, N, 96)`."""
+→ Linear(D, 96), the VAE code μ' of every frame `(B, N, 96)`.
+
+The output Linear starts at zero (weight and bias), so an untrained Embed2Lat predicts the zero code. A
+default-initialised Linear after the transformer's LayerNorm gives outputs of variance ≈ 1/3, far above that
+of the VAE codes it must match (≈ 0.04 on the demo data), and training would first spend its steps shrinking
+them, ending up worse than the zero prediction on small data."""
 
 from __future__ import annotations
 
@@ -28,6 +33,8 @@ class Embed2Lat(nn.Module):
         if initial is not None:
             self.transformer.load_state_dict(initial.encoder.transformer.state_dict())
         self.head = nn.Linear(architecture["encoder_embed_dim"], latent_dim)
+        nn.init.zeros_(self.head.weight)  # start from the zero prediction (see the module docstring)
+        nn.init.zeros_(self.head.bias)
 
     def forward(self, features: torch.Tensor, frames: int) -> torch.Tensor:
         """`(B, L_a, D)` → `(B, frames, 96)`; frame j averages transformer outputs

@@ -43,6 +43,20 @@ def clip_codes(module, datamodule, split: str, max_clips: Optional[int]) -> list
     return results
 
 
+def mean_code(module, clips: list) -> torch.Tensor:
+    """The mean target μ* `(96,)` over every frame of `clips` (`datamodules.a2v.LatentClip`s), one whole clip
+    at a time on the module's device: the constant prediction of the "train mean" baseline."""
+    total, frames = None, 0
+    for clip in clips:
+        with torch.no_grad():
+            code = module.targets(clip.residual(slice(None))[None].to(module.device))[0].double()
+        total = code.sum(0) if total is None else total + code.sum(0)
+        frames += len(code)
+    if total is None:
+        raise ValueError("the mean code of no clips is undefined")
+    return (total / frames).float()
+
+
 def code_scores(clips: list[dict], train_mean: torch.Tensor) -> dict[str, float]:
     """Pooled MSE of μ' against μ*, of the three trivial predictions, and the mean per-dimension Pearson r."""
     target = torch.cat([c["target"] for c in clips])
@@ -98,7 +112,7 @@ def evaluate_embed2lat(module, datamodule, max_clips: Optional[int], videos: int
                        ) -> EvaluationReport:
     module.eval()
     splits = {split: clip_codes(module, datamodule, split, max_clips) for split in ("train", "val", "test")}
-    train_mean = torch.cat([c["target"] for c in splits["train"]]).mean(0)
+    train_mean = mean_code(module, datamodule.latent_clips["train"][:max_clips]).cpu()
     report = EvaluationReport(system="A2V (Wav2Vec2 → Embed2Lat → VAE → StyleGAN3)", dataset=datamodule.description,
                               paper_dataset=PAPER_DATASET)
     for split, clips in splits.items():

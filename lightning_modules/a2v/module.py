@@ -4,6 +4,8 @@
   frames; μ_code and σ_code (the training split's) are buffers, so the checkpoint normalises by itself.
 - `Embed2LatModule` (`EXP=a2v_embed2lat`, `EXP=a2v`): Wav2Vec2 features → the frozen VAE encoder's μ of
   each frame, MSE; renders sample videos through the frozen generator with μ' × `mu_gain` (the paper's 500).
+  Validation and test log the MSE beside two trivial predictions: zero (`mse_zero_baseline`) and the mean
+  μ* of the training split (`mse_mean_baseline`), so a run shows whether it learned more than the mean.
 
 Neither the generator nor Wav2Vec2 is stored in checkpoints: both are rebuilt from their configs (the
 user's files, or the seeded stand-ins), like the frozen VGG of TCSAN.
@@ -112,6 +114,7 @@ class Embed2LatModule(TalkingFaceSamples, SplitEvaluationModule):
         initial = build_speech_encoder(self.speech_config) if init_from_wav2vec2 else None
         self.embed2lat = Embed2Lat(architecture(self.speech_config), latent_dim, dropout, initial)
         self._frozen: dict[str, nn.Module] = {}  # generator and speech encoder: built on use, never saved
+        self._train_mean: Optional[torch.Tensor] = None  # mean μ* of the training clips: made on use, never saved
         self._samples: dict[str, dict] = {}
 
     def frozen(self, name: str) -> nn.Module:
@@ -146,11 +149,27 @@ class Embed2LatModule(TalkingFaceSamples, SplitEvaluationModule):
         self.log("train/mse", loss, prog_bar=True, batch_size=len(target))
         return loss
 
+    def train_mean_code(self) -> Optional[torch.Tensor]:
+        """The mean μ* `(96,)` over every frame of the datamodule's training clips, computed once (the VAE
+        is frozen, so it never changes); None without a trainer or training clips."""
+        if self._train_mean is None:
+            datamodule = getattr(self._trainer, "datamodule", None)
+            clips = getattr(datamodule, "latent_clips", {}).get("train")
+            if not clips:
+                return None
+            from .evaluation import mean_code
+
+            self._train_mean = mean_code(self, clips)
+        return self._train_mean.to(self.device)
+
     def evaluation_step(self, batch: dict, batch_idx: int, split: str) -> None:
         target = self.targets(batch["residual"])
         prediction = self(batch["features"], target.shape[1])
         self.log(f"{split}/mse", (prediction - target).square().mean(), batch_size=len(target))
         self.log(f"{split}/mse_zero_baseline", target.square().mean(), batch_size=len(target))
+        train_mean = self.train_mean_code()
+        if train_mean is not None:
+            self.log(f"{split}/mse_mean_baseline", (target - train_mean).square().mean(), batch_size=len(target))
         if batch_idx == 0:
             self._samples[split] = {"w0": batch["w0"][:1], "prediction": prediction[:1], "residual": batch["residual"][:1]}
 
