@@ -54,9 +54,29 @@ def _encode_audio(container, stream, wave: np.ndarray, sample_rate: int) -> None
     container.mux(stream.encode(None))
 
 
+def rgb_to_yuv420p(image: np.ndarray) -> np.ndarray:
+    """`(H, W, 3)` uint8 RGB → `(3H/2, W)` uint8 planar YUV 4:2:0 (BT.601, limited range: the colours a
+    decoder assumes for these files), chroma averaged over each 2×2 block.
+
+    Done here in float64 element-wise arithmetic rather than by libswscale, whose SIMD and scalar paths
+    round differently and are chosen by the input buffer's memory alignment: the same frames then encoded
+    to different bytes depending on what the process had allocated before.
+    """
+    rgb = image.astype(np.float64)
+    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    luma = 16.0 + 0.256788 * red + 0.504129 * green + 0.097906 * blue
+    block = (rgb[0::2, 0::2] + rgb[0::2, 1::2] + rgb[1::2, 0::2] + rgb[1::2, 1::2]) / 4.0
+    red, green, blue = block[..., 0], block[..., 1], block[..., 2]
+    cb = 128.0 - 0.148223 * red - 0.290993 * green + 0.439216 * blue
+    cr = 128.0 + 0.439216 * red - 0.367788 * green - 0.071427 * blue
+    height, width = luma.shape
+    planes = [np.clip(np.rint(p), 0, 255).astype(np.uint8).ravel() for p in (luma, cb, cr)]
+    return np.concatenate(planes).reshape(height * 3 // 2, width)
+
+
 def _encode_video(container, stream, frames: np.ndarray) -> None:
     for index, image in enumerate(frames):
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(image), format="yuv420p")
         frame.pts = index
         container.mux(stream.encode(frame))
     container.mux(stream.encode(None))

@@ -115,7 +115,7 @@ def test_lrw_layout_and_truncated_video(tmp_path):
 def test_grid_layout(tmp_path):
     root = generate_dataset("grid", tmp_path / "grid", size="tiny")
     videos = sorted(root.glob("s*/*.mpg"))
-    assert len(videos) == 6  # 3 speakers × 2 utterances
+    assert len(videos) == 9  # 3 speakers × 3 utterances
     for video in videos:
         speaker, utterance = video.parent.name, video.stem
         with av.open(str(video)) as container:
