@@ -81,8 +81,12 @@ class CachedDataModule(L.LightningDataModule):
             return ResumableLoader(dataset, batch_size, collate, world=self._rank_and_world,
                                    current_epoch=self._current_epoch, num_workers=workers,
                                    pin_memory=torch.cuda.is_available())
+        # The workers' seeds come from their own generator: drawn from the global RNG, starting them (at the
+        # first validation of a process) would shift training's random stream, and a resumed run would
+        # then draw other numbers than the uninterrupted one.
         return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=workers,
-                          persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
+                          persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(),
+                          generator=torch.Generator())
 
     @cached_property
     def stream(self) -> StreamedShards | None:
