@@ -434,6 +434,10 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def main(argv: list[str] | None = None) -> None:
     args, overrides = parse_args(sys.argv[1:] if argv is None else argv)
+    # A training process owns its W&B service. One inherited from a parent process (a test runner, a
+    # notebook that used W&B) may still hold this stage's run open for an earlier launch that was killed,
+    # and W&B would then refuse to continue the run ("run ID … is in use").
+    os.environ.pop("WANDB_SERVICE", None)
     from datamodules.pipeline.errors import DatasetError
     from lightning_modules.common.errors import CheckpointError, SelectionMetricError, WeightsError
 
