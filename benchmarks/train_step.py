@@ -65,10 +65,10 @@ def plain_step(module, batch: Any, optimizers: list, autocast) -> list[torch.Ten
     losses = []
     generator_optimizer, discriminator_optimizer = optimizers
     with autocast():
-        output = module.generate(batch)
-    steps = [(generator_optimizer, lambda: module.generator_loss(batch, output))]
+        output = module.generator_output(batch)  # one shared forward, or one per player step (Wav2Pix)
+    steps = [(generator_optimizer, lambda: module.generator_loss(batch, output()))]
     if module.trains_discriminator():
-        steps.append((discriminator_optimizer, lambda: module.discriminator_loss(batch, detach_all(output))))
+        steps.append((discriminator_optimizer, lambda: module.discriminator_loss(batch, detach_all(output()))))
     for optimizer, compute_loss in steps[::-1] if module.discriminator_first else steps:
         with autocast():
             loss = compute_loss().total

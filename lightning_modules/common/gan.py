@@ -107,7 +107,7 @@ class AdversarialModule(SplitEvaluationModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         generator_optimizer, discriminator_optimizer = self.optimizers()
-        out = self._generator_output(batch)  # out() is the generator output for the step that calls it
+        out = self.generator_output(batch)  # out() is the generator output for the step that calls it
         steps = [(generator_optimizer, lambda: self.generator_loss(batch, out()), "g")]
         if self.trains_discriminator():
             steps.append((discriminator_optimizer, lambda: self.discriminator_loss(batch, detach_all(out())), "d"))
@@ -117,7 +117,7 @@ class AdversarialModule(SplitEvaluationModule):
             if player == "d":
                 self._watch_discriminator(float(loss.total.detach()), batch_idx)
 
-    def _generator_output(self, batch: Any):
+    def generator_output(self, batch: Any):
         """A callable giving each player step its generator output: a new `generate(batch)` per call with
         `fresh_generator_forward`, else the one forward run here, before either step."""
         if self.fresh_generator_forward:
