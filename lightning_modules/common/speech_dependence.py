@@ -10,7 +10,8 @@ Video systems (per clip, then averaged over clips):
   how much the real mouth region moves over the clip (0: the speech plays no part; about 1: as much as
   real speech moves a real mouth);
 - silence: the share of frames generated from silence whose mouth is less open than the median frame
-  generated from the speech (about 0.5 when the speech plays no part, 1 when silence closes the mouth).
+  generated from the speech, ties counting half (0.5 when the speech plays no part, 1 when silence
+  closes the mouth).
 
 Mouth opening comes from dlib's 68 landmarks (inner-lip gap over mouth width) when a face is found in
 nearly every frame of the clip, otherwise from the darkness of the mouth region (the open mouth shows its
@@ -92,16 +93,17 @@ def opening_series(frames: np.ndarray, marks: list, box: tuple[int, int, int, in
 
 
 def lagged_correlations(mouth: np.ndarray, energy: np.ndarray, max_lag: int = MAX_LAG) -> np.ndarray:
-    """Pearson r of mouth[t + k] with energy[t] for k = −max_lag…max_lag, `(2·max_lag + 1,)`; NaN where a
-    side is constant or fewer than 3 frames overlap."""
+    """Pearson r of mouth[t + k] with energy[t] for k = −max_lag…max_lag, `(2·max_lag + 1,)`. A mouth that
+    never moves while the speech varies scores 0 (it follows nothing); NaN where the speech is constant or
+    fewer than 3 frames overlap."""
     out = np.full(2 * max_lag + 1, np.nan)
     for index, lag in enumerate(range(-max_lag, max_lag + 1)):
         a = mouth[max(lag, 0) : len(mouth) + min(lag, 0)]
         b = energy[max(-lag, 0) : len(energy) - max(lag, 0)]
         length = min(len(a), len(b))
         a, b = a[:length], b[:length]
-        if length >= 3 and a.std() > 1e-9 and b.std() > 1e-9:
-            out[index] = float(np.corrcoef(a, b)[0, 1])
+        if length >= 3 and b.std() > 1e-9:
+            out[index] = float(np.corrcoef(a, b)[0, 1]) if a.std() > 1e-9 else 0.0
     return out
 
 
@@ -146,9 +148,9 @@ class SpeechDependence:
             self._profile("control", lagged_correlations(control_mouth, energy))
             change = float(np.abs(region_pixels(generated, box) - region_pixels(control, box)).mean())
             self._add("mouth_swap_sensitivity", change / max(real_motion, 1e-6))
-        if silent is not None:  # the region measure on both sides: like against like
-            speaking = np.median(region_opening(generated, box))
-            self._add("silence_mouth_closed", float(np.mean(region_opening(silent[:length], box) < speaking)))
+        if silent is not None:  # the region measure on both sides, like against like; ties count half
+            speaking, quiet = np.median(region_opening(generated, box)), region_opening(silent[:length], box)
+            self._add("silence_mouth_closed", float(np.mean(quiet < speaking) + 0.5 * np.mean(quiet == speaking)))
 
     def _profile(self, name: str, profile: np.ndarray) -> None:
         self.profiles.setdefault(name, []).append(profile)
@@ -161,7 +163,7 @@ class SpeechDependence:
                           ("control", "speech_mouth_r_control")):
             stacked = np.array(self.profiles.get(name, []))
             if not len(stacked) or np.all(np.isnan(stacked[:, MAX_LAG])):
-                missing[key] = "no clip of ≥ 3 frames with a moving mouth and varying speech"
+                missing[key] = "no clip of ≥ 3 frames with varying speech"
                 continue
             mean = np.nanmean(stacked, axis=0)
             lag_profiles[name] = [round(float(v), 4) for v in mean]

@@ -58,7 +58,14 @@ def test_a_mouth_that_follows_the_speech_passes_and_one_that_ignores_it_does_not
     ignores.update(frames[1], frames[0], speech[0], RATE, control=frames[1], silent=frames[1])
     values, _, _ = ignores.compute()
     assert values["speech_mouth_r"] == pytest.approx(values["speech_mouth_r_control"])
-    assert values["mouth_swap_sensitivity"] == 0.0 and values["silence_mouth_closed"] < 0.6
+    assert values["mouth_swap_sensitivity"] == 0.0 and values["silence_mouth_closed"] == 0.5
+
+    # A mouth that never moves follows nothing: r = 0, not "not computed".
+    still = SpeechDependence(detect=FrameLandmarks())
+    still.update(closed, frames[0], speech[0], RATE, control=closed, silent=closed)
+    values, _, _ = still.compute()
+    assert values["speech_mouth_r"] == values["speech_mouth_r_control"] == 0.0
+    assert values["silence_mouth_closed"] == 0.5 and values["speech_mouth_r_real"] > 0.5
 
 
 def test_identity_from_speech_against_chance_control_and_real_faces():
