@@ -168,7 +168,8 @@ class SpeechDependence:
             mean = np.nanmean(stacked, axis=0)
             lag_profiles[name] = [round(float(v), 4) for v in mean]
             values[key] = float(mean[MAX_LAG])
-            values[f"{key}_peak_lag"] = float(np.nanargmax(mean) - MAX_LAG)
+            if np.nanmax(mean) - np.nanmin(mean) > 1e-9:  # a flat profile (a still mouth) has no peak
+                values[f"{key}_peak_lag"] = float(np.nanargmax(mean) - MAX_LAG)
         for key in ("mouth_swap_sensitivity", "speech_mouth_r_control"):
             if key not in values:
                 missing.setdefault(key, "no control clip (generated from another clip's speech) was made")

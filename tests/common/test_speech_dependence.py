@@ -65,6 +65,7 @@ def test_a_mouth_that_follows_the_speech_passes_and_one_that_ignores_it_does_not
     still.update(closed, frames[0], speech[0], RATE, control=closed, silent=closed)
     values, _, _ = still.compute()
     assert values["speech_mouth_r"] == values["speech_mouth_r_control"] == 0.0
+    assert "speech_mouth_r_peak_lag" not in values  # a flat lag profile has no peak
     assert values["silence_mouth_closed"] == 0.5 and values["speech_mouth_r_real"] > 0.5
 
 
