@@ -143,12 +143,10 @@ def _decide_after_validation(callbacks: list) -> None:
     into an error rather than a silently missing best checkpoint."""
     from lightning.pytorch.callbacks import EarlyStopping
 
-    check = SelectionMetricCheck()
     for callback in callbacks:
         if isinstance(callback, EarlyStopping):
             callback.strict, callback._check_on_train_epoch_end = False, False
-    check.watch(callbacks)
-    callbacks.insert(0, check)  # before ModelCheckpoint, whose own complaint is a bare traceback
+    callbacks.insert(0, SelectionMetricCheck(callbacks))  # before ModelCheckpoint, whose own complaint is a bare traceback
 
 
 def _is_adversarial(class_path: str) -> bool:

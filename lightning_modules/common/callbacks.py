@@ -238,17 +238,13 @@ class SelectionMetricCheck(Callback):
     to its final state) and early stopping never triggers.
 
     Args:
-        monitors: the metric names to require ("val/l1", ...); those of `ModelCheckpoint` and
-            `EarlyStopping` callbacks are added by `watch`.
+        callbacks: the trainer's callbacks; the `monitor` of each that has one (`ModelCheckpoint`,
+            `EarlyStopping`) is required.
     """
 
-    def __init__(self, monitors: tuple[str, ...] = ()):
-        self.monitors = set(monitors)
+    def __init__(self, callbacks: list):
+        self.monitors = {c.monitor for c in callbacks if isinstance(getattr(c, "monitor", None), str)}
         self._checked = False
-
-    def watch(self, callbacks) -> None:
-        """Require the `monitor` of every callback in `callbacks` that has one."""
-        self.monitors |= {c.monitor for c in callbacks if isinstance(getattr(c, "monitor", None), str)}
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or self._checked:

@@ -33,11 +33,11 @@ class ContinuedMetricsWriter(ExperimentWriter):
             with self._fs.open(self.metrics_file_path, "r", newline="") as file:
                 self.metrics_keys = list(csv.DictReader(file).fieldnames or [])
 
-    def drop_after(self, step: int) -> int:
-        """Remove the rows logged at steps after `step`; returns how many were removed."""
+    def drop_after(self, step: int) -> None:
+        """Remove the rows logged at steps after `step`."""
         self.save()
         if not self._fs.isfile(self.metrics_file_path):
-            return 0
+            return
         with self._fs.open(self.metrics_file_path, "r", newline="") as file:
             rows = list(csv.DictReader(file))
         kept = [row for row in rows if not row.get("step") or int(float(row["step"])) <= step]
@@ -46,7 +46,6 @@ class ContinuedMetricsWriter(ExperimentWriter):
                 writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
                 writer.writeheader()
                 writer.writerows(kept)
-        return len(rows) - len(kept)
 
 
 class ContinuedCSVLogger(CSVLogger):
