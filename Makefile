@@ -21,11 +21,11 @@ BENCH ?= runs/bench
 SF2F_REPO ?=
 WAV2PIX_REPO ?=
 
-# The pinned stack (DEVELOPERS.md). torch goes first and alone; facenet-pytorch without its own pins.
+# The pinned stack (pyproject.toml). torch goes first and alone; facenet-pytorch without its own pins.
 TORCH := torch==2.9.1 torchvision==0.24.1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train eval infer compare bench test test-slow demo-data prepare format clean
+.PHONY: help setup train eval infer compare bench test test-slow demo-data prepare clean
 
 help: ## List targets and experiments
 	@echo "Usage: make <target> [EXP=name] [DATA=path] [CKPT=last|path] [ARGS='--trainer.max_steps=100 …']"
@@ -64,7 +64,7 @@ infer: $(STAMP) ## Video from AUDIO=speech.wav + IMAGE=face.jpg into OUT=out.mp4
 compare: $(STAMP) ## Side-by-side report of RUNS="runs/a/<ts> runs/b/<ts>" (curves, metrics, samples) into OUT=folder
 	$(PY) -m experiments.compare $(RUNS) $(if $(OUT),--out $(OUT)) $(ARGS)
 
-bench: $(STAMP) ## Benchmarks (README "Performance"): train step, Lightning overhead, FLOPs/MFU, data headroom, inference RTF; SF2F_REPO/WAV2PIX_REPO=official checkouts
+bench: $(STAMP) ## Benchmarks (docs/benchmarks.md): train step, Lightning overhead, FLOPs/MFU, data headroom, inference RTF; SF2F_REPO/WAV2PIX_REPO=official checkouts
 	@mkdir -p $(BENCH)
 	$(PY) -m benchmarks.train_step --json $(BENCH)/train_step.json $(ARGS) | tee $(BENCH)/train_step.md
 	$(PY) -m benchmarks.data_headroom --model-rates $(BENCH)/train_step.json | tee $(BENCH)/data_headroom.md

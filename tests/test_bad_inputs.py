@@ -1,5 +1,5 @@
 """Bad input gets the project's own error, naming the file and the fix, or a documented fallback; never a
-traceback from inside a decoder and never silently wrong data (the README's bad-input table).
+traceback from inside a decoder and never silently wrong data (the bad-input table of docs/reliability.md).
 
 Property-based part: random bytes under every suffix the readers accept, random short or non-finite
 signals into every audio feature, random small images into the face path; only `DatasetError` (the
@@ -92,7 +92,7 @@ def test_random_pictures_are_refused_as_faceless(tmp_path, side, channels, seed)
         align_face(image, BOX_CROP, path)
 
 
-# --- the README's table, case by case --------------------------------------------------------------
+# --- the bad-input table (docs/reliability.md), case by case --------------------------------------------------------------
 
 
 def face_photo(path: Path, mode: str = "RGB", scale: float = 1.0) -> Path:

@@ -1,5 +1,5 @@
 """The run record of every entry experiment: validation really runs on the shipped schedules, and each stage
-keeps what the README promises (`val/` metrics in metrics.csv and W&B, the best checkpoint by the model's
+keeps what docs/usage.md promises (`val/` metrics in metrics.csv and W&B, the best checkpoint by the model's
 monitor, validation sample grids).
 
 The smoke configuration runs here through the real entry point, long enough for two validations of every
