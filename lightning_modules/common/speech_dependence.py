@@ -141,7 +141,8 @@ class SpeechDependence:
         if found.sum() >= 3:  # the region measure checked against landmarks on the real frames
             by_marks = np.array([landmark_opening(m) for m in real_marks if m is not None])
             self._add("mouth_region_validity_r", lagged_correlations(region_opening(real[found], box), by_marks, 0)[0])
-        real_motion = float(np.abs(region_pixels(real, box) - region_pixels(real, box).mean(0)).mean())
+        real_region = region_pixels(real, box)
+        real_motion = float(np.abs(real_region - real_region.mean(0)).mean())
         if control is not None:
             control = control[:length]
             control_mouth, _ = opening_series(control, [self.detect(f) for f in control], box)
