@@ -21,6 +21,7 @@ from pathlib import Path
 
 from benchmarks.systems import SYSTEMS, experiment
 from benchmarks.timing import table
+from datamodules.pipeline.errors import command_errors
 
 SYSTEMS_WITH_DATA = [name for name in SYSTEMS if name != "a2v"]
 # The tiny fixture holds a few dozen samples; the loader's cost per sample hardly depends on the batch.
@@ -77,4 +78,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with command_errors():
+        main()

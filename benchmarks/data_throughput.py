@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from datamodules.pipeline.errors import command_errors
+
 DATASETS = {
     "lrw": ("datamodules.lrw", "LRWDataModule", dict(image_size=128, sample_rate=8000)),
     "grid": ("datamodules.grid", "GRIDDataModule", dict(image_size=112, split="all_test")),
@@ -66,4 +68,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with command_errors():
+        main()

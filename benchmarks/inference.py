@@ -21,6 +21,7 @@ import torch
 
 from benchmarks.systems import build
 from benchmarks.timing import table
+from datamodules.pipeline.errors import command_errors
 
 FPS = 25
 SAMPLE_RATES = {"e2e_nr": 8000, "tcsan": 16000, "a2v": 16000}
@@ -94,4 +95,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with command_errors():
+        main()

@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.timing import Measurement, measure, table
+from datamodules.pipeline.errors import command_errors
 from lightning_modules.common.losses import discriminator_adversarial_loss, generator_adversarial_loss
 
 Tensor = torch.Tensor
@@ -442,4 +443,5 @@ def main(argv: Optional[list[str]] = None) -> None:
         print("median ratio below 1.0 but within the paired spread (noise) on: " + ", ".join(noisy))
 
 if __name__ == "__main__":
-    main()
+    with command_errors():
+        main()

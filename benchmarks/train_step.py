@@ -39,6 +39,7 @@ from lightning.fabric.utilities.apply_func import move_data_to_device
 
 from benchmarks.systems import SYSTEMS, build
 from benchmarks.timing import measure, peak_memory_mib, synchronize, table
+from datamodules.pipeline.errors import command_errors
 from lightning_modules.common.callbacks import FastPath
 
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, for MFU.
@@ -262,4 +263,5 @@ def _print_ratios(rows: list[dict]) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with command_errors():
+        main()

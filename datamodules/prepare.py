@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from .base import REPO_ROOT
+from .pipeline.errors import ProjectError, command_errors
 
 DATASETS = {
     "hq_voxceleb": "datamodules.hq_voxceleb.HQVoxCelebDataModule",
@@ -39,13 +40,10 @@ def experiment_data_args(experiment: str, class_path: str) -> dict[str, Any]:
     must read `class_path`."""
     from experiments.train import ExperimentError, lineage
 
-    try:
-        files = [REPO_ROOT / "experiments" / f"{name}.yaml" for name in lineage(experiment)]
-    except ExperimentError as error:
-        raise SystemExit(f"error: {error}") from None
+    files = [REPO_ROOT / "experiments" / f"{name}.yaml" for name in lineage(experiment)]
     found, init_args = data_section(files)
     if found != class_path:
-        raise SystemExit(f"error: experiment {experiment} reads {found}, not {class_path}")
+        raise ExperimentError(f"experiment {experiment} reads {found}, not {class_path}")
     return init_args
 
 
@@ -72,7 +70,7 @@ def apply_setting(kwargs: dict[str, Any], setting: str) -> None:
     """`a.b=value` (value parsed as YAML) into the nested dict `kwargs`."""
     key, sep, value = setting.partition("=")
     if not sep:
-        raise SystemExit(f"error: --set expects KEY=VALUE, got {setting!r}")
+        raise ProjectError(f"--set expects KEY=VALUE, got {setting!r}")
     *parents, leaf = key.split(".")
     target = kwargs
     for parent in parents:
@@ -111,9 +109,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    datamodule = build_datamodule(args)
-    started = time.perf_counter()
-    datamodule.prepare_data()
+    with command_errors():
+        datamodule = build_datamodule(args)
+        started = time.perf_counter()
+        datamodule.prepare_data()
     print(f"prepared {args.dataset} from {datamodule.root} into {datamodule.cache_root} "
           f"in {time.perf_counter() - started:.1f} s", file=sys.stderr)
 

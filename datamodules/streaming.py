@@ -44,7 +44,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm.auto import tqdm
 
 from .pipeline.cache import ShardedCache
-from .pipeline.errors import DatasetError
+from .pipeline.errors import DatasetError, command_errors
 from .resumable import EpochCounter, mixed_seed, no_consumer_epoch, seeded_collate
 
 INDEX = "index.json"
@@ -424,10 +424,8 @@ def main(argv: Optional[list[str]] = None) -> None:
                              "package: s3fs, gcsfs, …)")
     export.add_argument("--shard-mb", type=float, default=256, help="approximate shard size in MiB (default 256)")
     args = parser.parse_args(argv)
-    try:
+    with command_errors():
         index = export_cache(args.cache_dir, args.out_url, args.shard_mb)
-    except DatasetError as error:
-        parser.exit(1, f"error: {error}\n")
     splits = ", ".join(f"{split} {info['samples']}" for split, info in index["splits"].items())
     print(f"{args.out_url}: {len(index['shards'])} shards, {index['samples']} samples ({splits})")
 

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datamodules.pipeline.errors import command_errors
 from experiments.train import ExperimentError, runs_root
 from lightning_modules.common.shared_evaluation import SHARED_SETTING
 
@@ -169,10 +170,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("runs", nargs="+", help="run folders (runs/<experiment>/<timestamp>) or stage folders")
     parser.add_argument("--out", help="output folder (default: runs/compare/<timestamp>)")
     args = parser.parse_args(argv)
-    try:
+    with command_errors():
         compare(args.runs, args.out)
-    except ExperimentError as error:
-        sys.exit(f"error: {error}")
 
 
 if __name__ == "__main__":

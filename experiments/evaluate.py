@@ -34,15 +34,16 @@ from typing import Optional
 import torch
 import yaml
 
+from datamodules.pipeline.errors import command_errors
 from datamodules.pipeline.noise import EVAL_SNRS_DB
-from experiments.train import EXPERIMENTS, ExperimentError, lineage, runs_root, stage_chain
-from lightning_modules.common.errors import WeightsError
+from experiments.train import EXPERIMENTS, ExperimentError, lineage, require_experiment, runs_root, stage_chain
 from lightning_modules.common.metric_suite import STANDARD_FILES, WEIGHTS_DIR_VARIABLE, MetricSettings
 from lightning_modules.common.shared_evaluation import SHARED_SETTING, shared_noise_sweep, shared_report
 
 
 def resolve_checkpoint(experiment: str, value: str) -> Path:
     """A `.ckpt` path from a file, a stage folder, a run folder, or `last`."""
+    require_experiment(experiment)
     if value == "last":
         runs = sorted(p for p in (runs_root() / experiment).glob("*") if p.is_dir())
         if not runs:
@@ -252,9 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--snrs", type=float, nargs="+", default=list(EVAL_SNRS_DB),
                         help="SNRs (dB) of the noise sweep (default: E2E-NR's −10…30 in 1-dB steps)")
     args = parser.parse_args(argv)
-    from datamodules.pipeline.errors import DatasetError
-
-    try:
+    with command_errors():
         options = parse_options(args.option)
         if args.probe:
             options["probe"] = args.probe
@@ -262,8 +261,6 @@ def main(argv: list[str] | None = None) -> None:
         settings = MetricSettings.from_folder(args.weights_dir, **weights)
         shared = SharedOptions(not args.no_shared, settings, args.max_items, args.noise_sweep, tuple(args.snrs))
         evaluate(args.experiment, args.ckpt, args.data, args.out, options, use_wandb=not args.no_wandb, shared=shared)
-    except (ExperimentError, DatasetError, WeightsError, ValueError) as error:
-        sys.exit(f"error: {error}")
 
 
 if __name__ == "__main__":

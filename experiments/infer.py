@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from datamodules.pipeline.errors import command_errors
 from experiments.evaluate import load_model, resolve_checkpoint
 from experiments.train import ExperimentError
 
@@ -133,12 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk-frames", type=int, default=250,
                         help="frames generated per chunk (recurrent state carried over; bounds memory)")
     args = parser.parse_args(argv)
-    from datamodules.pipeline.errors import DatasetError
-
-    try:
+    with command_errors():
         infer(args.experiment, args.ckpt, args.audio, args.image, args.out, args.chunk_frames)
-    except (ExperimentError, DatasetError) as error:
-        sys.exit(f"error: {error}")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ from pathlib import Path
 import yaml
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from datamodules.pipeline.errors import ProjectError, command_errors
+
 EXPERIMENTS = Path(__file__).resolve().parent
 ACTIVE_STAGE_VARIABLE = "TF_ACTIVE_STAGE"
 INITIAL_ENVIRONMENT = frozenset(os.environ)
@@ -45,7 +47,7 @@ def runs_root() -> Path:
     return Path(os.environ.get("TF_RUNS_DIR", EXPERIMENTS.parent / "runs"))
 
 
-class ExperimentError(RuntimeError):
+class ExperimentError(ProjectError):
     """The experiment name, run folder or checkpoint asked for does not exist."""
 
 
@@ -53,13 +55,20 @@ def experiment_names() -> list[str]:
     return sorted(p.stem for p in EXPERIMENTS.glob("*.yaml") if p.stem != "smoke")
 
 
+def require_experiment(experiment: str) -> Path:
+    """The config file of `experiment`; an unknown name is an `ExperimentError` listing the known ones (the
+    same answer from every command)."""
+    path = EXPERIMENTS / f"{experiment}.yaml"
+    if experiment == "smoke" or not path.is_file():
+        raise ExperimentError(f"unknown experiment {experiment!r}. Known: {', '.join(experiment_names())}")
+    return path
+
+
 def _follow(experiment: str, key: str) -> list[str]:
     """`experiment`, then the experiment its config names under `key`, and so on, refusing cycles."""
     chain = [experiment]
     while True:
-        path = EXPERIMENTS / f"{chain[-1]}.yaml"
-        if not path.exists():
-            raise ExperimentError(f"{path}: no such experiment. Known: {', '.join(experiment_names())}")
+        path = require_experiment(chain[-1])
         following = (yaml.safe_load(path.read_text()) or {}).get(key)
         if not following:
             return chain
@@ -438,13 +447,8 @@ def main(argv: list[str] | None = None) -> None:
     # notebook that used W&B) may still hold this stage's run open for an earlier launch that was killed,
     # and W&B would then refuse to continue the run ("run ID … is in use").
     os.environ.pop("WANDB_SERVICE", None)
-    from datamodules.pipeline.errors import DatasetError
-    from lightning_modules.common.errors import CheckpointError, SelectionMetricError, WeightsError
-
-    try:
+    with command_errors():
         train(args.experiment, data=args.data, resume=args.resume, overrides=overrides, smoke=args.smoke)
-    except (ExperimentError, DatasetError, WeightsError, CheckpointError, SelectionMetricError) as error:
-        sys.exit(f"error: {error}")
 
 
 if __name__ == "__main__":

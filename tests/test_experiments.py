@@ -33,7 +33,7 @@ def test_stage_chains():
 
 
 def test_unknown_experiment_is_named():
-    with pytest.raises(train_entry.ExperimentError, match="no such experiment"):
+    with pytest.raises(train_entry.ExperimentError, match="unknown experiment .nope.. Known: a2v"):
         train_entry.stage_chain("nope")
 
 

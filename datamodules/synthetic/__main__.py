@@ -9,6 +9,7 @@ import argparse
 import time
 from pathlib import Path
 
+from ..pipeline.errors import command_errors
 from .dataset import LAYOUTS, generate_dataset, read_marker
 
 
@@ -34,7 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     started = time.perf_counter()
-    root = generate_dataset(args.layout, args.out, size=args.size, seed=args.seed, broken=args.broken)
+    with command_errors():
+        root = generate_dataset(args.layout, args.out, size=args.size, seed=args.seed, broken=args.broken)
     counts = read_marker(root)["counts"]
     print(f"{args.layout} ({args.size}, seed {args.seed}) written to {root} in "
           f"{time.perf_counter() - started:.1f} s: {counts}")

@@ -104,7 +104,7 @@ class MetricSettings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            raise ValueError(f"unknown metric setting(s) {unknown}; known: {sorted(known)}")
+            raise WeightsError(f"unknown metric setting(s) {unknown}; known: {sorted(known)}")
         return cls(**{**found, **overrides})
 
 

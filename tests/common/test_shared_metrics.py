@@ -154,5 +154,5 @@ def test_weights_folder_is_searched_by_released_names(tmp_path):
     (tmp_path / STANDARD_FILES["syncnet_weights"]).write_bytes(b"")
     settings = MetricSettings.from_folder(str(tmp_path), landmarks=False)
     assert settings.syncnet_weights == str(tmp_path / "syncnet_v2.model") and settings.inception_weights is None
-    with pytest.raises(ValueError, match="unknown metric setting"):
+    with pytest.raises(WeightsError, match="unknown metric setting"):
         MetricSettings.from_folder(str(tmp_path), sync="x")

@@ -29,5 +29,5 @@ def test_settings_are_nested_and_typed():
 
 
 def test_unknown_experiment_is_a_clear_error():
-    with pytest.raises(SystemExit, match="nope.yaml: no such experiment"):
+    with pytest.raises(SystemExit, match="unknown experiment .nope.. Known: a2v"):
         main(["grid", "--experiment", "nope"])

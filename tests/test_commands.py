@@ -1,0 +1,56 @@
+"""Every command's error boundary (`datamodules/pipeline/errors.py: command_errors`): a problem the user
+can fix is one line naming it and the fix, with the traceback only on request; a bug keeps its traceback
+and says how to report it; an unknown experiment gets the same answer, with the known names, everywhere."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from datamodules.pipeline.errors import REPORT_HINT, DatasetError, command_errors
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_module(module: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k != "VERBOSE"} | env
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=environment, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_a_missing_dataset_root_is_one_line_and_the_traceback_comes_with_verbose(tmp_path):
+    missing = tmp_path / "lrw copy (2)"
+    plain = run_module("datamodules.prepare", "lrw", "--root", str(missing))
+    assert plain.returncode == 1 and "Traceback" not in plain.stderr
+    (line,) = plain.stderr.strip().splitlines()
+    assert line.startswith("error: ") and str(missing) in line
+    verbose = run_module("datamodules.prepare", "lrw", "--root", str(missing), VERBOSE="1")
+    assert verbose.returncode == 1 and "Traceback" in verbose.stderr and line in verbose.stderr
+
+
+def test_project_errors_exit_with_their_message_and_bugs_keep_their_traceback(capsys):
+    with pytest.raises(SystemExit, match="^error: clip.mp4: broken. Remove it.$"):
+        with command_errors(debug=False):
+            raise DatasetError("clip.mp4: broken. Remove it.")
+    assert "Traceback" not in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        with command_errors(debug=False):
+            1 / 0
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and "ZeroDivisionError" in err and "Traceback" in err and REPORT_HINT in err
+
+
+@pytest.mark.parametrize("command", [
+    ["experiments.train", "no_such_exp"],
+    ["experiments.evaluate", "no_such_exp", "--ckpt", "last"],
+    ["experiments.infer", "no_such_exp", "--audio", "a.wav", "--out", "out.mp4"],
+    ["datamodules.prepare", "lrw", "--experiment", "no_such_exp"],
+], ids=lambda command: command[0])
+def test_every_command_answers_an_unknown_experiment_with_the_known_ones(command, capsys):
+    import importlib
+
+    main = importlib.import_module(command[0]).main
+    with pytest.raises(SystemExit, match=r"^error: unknown experiment 'no_such_exp'\. Known: a2v, .*sf2f"):
+        main(command[1:])
