@@ -14,12 +14,20 @@ ROOT ?=
 OUT ?=
 AUDIO ?=
 IMAGE ?=
-RUNS ?=
-WEIGHTS ?=
+RUN_LIST ?=
+CKPT_LIST ?=
+AUDIO_LIST ?=
+WEIGHTS_DIR ?=
 NOISE_SWEEP ?=
 BENCH ?= runs/bench
 SF2F_REPO ?=
 WAV2PIX_REPO ?=
+
+# Every variable that holds a path holds exactly one, passed as one argument whatever it contains (spaces,
+# parentheses, quotes, non-ASCII, a leading dash): `q` single-quotes it for the shell, `opt` writes
+# --option='value' (the = keeps argparse from reading a leading dash as an option). Many paths: a *_LIST file.
+q = '$(subst ','\'',$(1))'
+opt = $(if $(2),$(1)=$(call q,$(2)))
 
 # The pinned stack (pyproject.toml). torch goes first and alone; facenet-pytorch without its own pins.
 TORCH := torch==2.9.1 torchvision==0.24.1
@@ -44,33 +52,35 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) ## Create .venv with the pinned stack (done automatically by train/test)
 
 demo-data: $(STAMP) ## Generate a demo dataset: DATASET=hq_voxceleb SIZE=demo|tiny
-	$(PY) -m datamodules.synthetic --layout $(DATASET) --size $(SIZE) --out data/demo/$(SIZE)/$(DATASET)
+	$(PY) -m datamodules.synthetic --layout=$(call q,$(DATASET)) --size=$(call q,$(SIZE)) \
+	  --out=$(call q,data/demo/$(SIZE)/$(DATASET))
 
 prepare: $(STAMP) ## Preprocess DATASET at ROOT into its cache (OUT=folder, EXP=take its parameters, ARGS='--set k=v')
-	$(PY) -m datamodules.prepare $(DATASET) $(if $(ROOT),--root $(ROOT)) $(if $(OUT),--out $(OUT)) \
-	  $(if $(filter command line,$(origin EXP)),--experiment $(EXP)) $(ARGS)
+	$(PY) -m datamodules.prepare $(call q,$(DATASET)) $(call opt,--root,$(ROOT)) $(call opt,--out,$(OUT)) \
+	  $(if $(filter command line,$(origin EXP)),$(call opt,--experiment,$(EXP))) $(ARGS)
 
 train: $(STAMP) ## Train EXP (default sf2f) on DATA, or on the demo dataset; CKPT=last resumes, CKPT=auto resumes if unfinished
-	$(PY) -m experiments.train $(EXP) $(if $(DATA),--data $(DATA)) $(if $(CKPT),--resume $(CKPT)) $(ARGS)
+	$(PY) -m experiments.train $(call q,$(EXP)) $(call opt,--data,$(DATA)) $(call opt,--resume,$(CKPT)) $(ARGS)
 
-eval: $(STAMP) ## Evaluate EXP's CKPT (file, run folder or last; several: CKPT="a b"): paper protocol + shared metrics (WEIGHTS="syncnet_weights=… inception_weights=…", NOISE_SWEEP=1)
-	$(PY) -m experiments.evaluate $(EXP) $(foreach c,$(or $(CKPT),last),--ckpt $(c)) $(if $(DATA),--data $(DATA)) \
-	  $(if $(OUT),--out $(OUT)) $(foreach w,$(WEIGHTS),--weights $(w)) $(if $(NOISE_SWEEP),--noise-sweep) $(ARGS)
+eval: $(STAMP) ## Evaluate EXP's CKPT (file, run folder or last; several: CKPT_LIST=file): paper protocol + shared metrics (WEIGHTS_DIR=folder, NOISE_SWEEP=1)
+	$(PY) -m experiments.evaluate $(call q,$(EXP)) $(if $(CKPT_LIST),$(call opt,--ckpt-list,$(CKPT_LIST)),$(call opt,--ckpt,$(or $(CKPT),last))) \
+	  $(call opt,--data,$(DATA)) $(call opt,--out,$(OUT)) $(call opt,--weights-dir,$(WEIGHTS_DIR)) $(if $(NOISE_SWEEP),--noise-sweep) $(ARGS)
 
-infer: $(STAMP) ## Video from AUDIO=speech.wav + IMAGE=face.jpg into OUT=out.mp4; face systems: PNG from AUDIO="a.wav b.wav"
-	$(PY) -m experiments.infer $(EXP) --ckpt $(or $(CKPT),last) --audio $(AUDIO) $(if $(IMAGE),--image $(IMAGE)) \
-	  --out $(or $(OUT),$(if $(filter wav2pix% sf2f%,$(EXP)),out.png,out.mp4)) $(ARGS)
+infer: $(STAMP) ## Video from AUDIO=speech.wav + IMAGE=face.jpg into OUT=out.mp4; face systems: PNG from AUDIO=a.wav or AUDIO_LIST=file
+	$(PY) -m experiments.infer $(call q,$(EXP)) $(call opt,--ckpt,$(or $(CKPT),last)) $(call opt,--audio,$(AUDIO)) \
+	  $(call opt,--audio-list,$(AUDIO_LIST)) $(call opt,--image,$(IMAGE)) \
+	  $(call opt,--out,$(or $(OUT),$(if $(filter wav2pix% sf2f%,$(EXP)),out.png,out.mp4))) $(ARGS)
 
-compare: $(STAMP) ## Side-by-side report of RUNS="runs/a/<ts> runs/b/<ts>" (curves, metrics, samples) into OUT=folder
-	$(PY) -m experiments.compare $(RUNS) $(if $(OUT),--out $(OUT)) $(ARGS)
+compare: $(STAMP) ## Side-by-side report of the runs listed in RUN_LIST=file (one run folder per line) into OUT=folder
+	$(PY) -m experiments.compare $(call opt,--run-list,$(RUN_LIST)) $(call opt,--out,$(OUT)) $(ARGS)
 
 bench: $(STAMP) ## Benchmarks (docs/benchmarks.md): train step, Lightning overhead, FLOPs/MFU, data headroom, inference RTF; SF2F_REPO/WAV2PIX_REPO=official checkouts
-	@mkdir -p $(BENCH)
-	$(PY) -m benchmarks.train_step --json $(BENCH)/train_step.json $(ARGS) | tee $(BENCH)/train_step.md
-	$(PY) -m benchmarks.data_headroom --model-rates $(BENCH)/train_step.json | tee $(BENCH)/data_headroom.md
-	$(PY) -m benchmarks.inference | tee $(BENCH)/inference.md
-	$(if $(SF2F_REPO)$(WAV2PIX_REPO),$(PY) -m benchmarks.official $(if $(SF2F_REPO),--sf2f-repo $(SF2F_REPO)) \
-	  $(if $(WAV2PIX_REPO),--wav2pix-repo $(WAV2PIX_REPO)) | tee $(BENCH)/official.md)
+	@mkdir -p $(call q,$(BENCH))
+	$(PY) -m benchmarks.train_step $(call opt,--json,$(BENCH)/train_step.json) $(ARGS) | tee $(call q,$(BENCH)/train_step.md)
+	$(PY) -m benchmarks.data_headroom $(call opt,--model-rates,$(BENCH)/train_step.json) | tee $(call q,$(BENCH)/data_headroom.md)
+	$(PY) -m benchmarks.inference | tee $(call q,$(BENCH)/inference.md)
+	$(if $(SF2F_REPO)$(WAV2PIX_REPO),$(PY) -m benchmarks.official $(call opt,--sf2f-repo,$(SF2F_REPO)) \
+	  $(call opt,--wav2pix-repo,$(WAV2PIX_REPO)) | tee $(call q,$(BENCH)/official.md))
 
 test: $(STAMP) ## Run the test suite (CPU; slow and GPU tests excluded)
 	$(PY) -m pytest -q $(ARGS)

@@ -1,6 +1,6 @@
 """Compare runs side by side without a W&B server: `python -m experiments.compare RUN [RUN ...] [--out DIR]`.
 
-What `make compare RUNS="runs/sf2f/<ts> runs/wav2pix/<ts>"` runs. A RUN is a run folder (every stage in
+What `make compare RUN_LIST=runs.txt` runs (the file lists run folders, one per line). A RUN is a run folder (every stage in
 it is compared) or one stage folder. From each stage it reads what training and `make eval` leave there:
 
 - `metrics.csv`, the logged curves (every run logs to W&B and to this CSV);
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datamodules.pipeline.errors import command_errors
+from experiments.path_lists import read_path_list
 from experiments.train import ExperimentError, runs_root
 from lightning_modules.common.shared_evaluation import SHARED_SETTING
 
@@ -167,11 +168,15 @@ def compare(runs: list[str], out: str | None = None) -> list[Path]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m experiments.compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", help="run folders (runs/<experiment>/<timestamp>) or stage folders")
+    parser.add_argument("runs", nargs="*", help="run folders (runs/<experiment>/<timestamp>) or stage folders")
+    parser.add_argument("--run-list", help="a text file listing run or stage folders, one per line")
     parser.add_argument("--out", help="output folder (default: runs/compare/<timestamp>)")
     args = parser.parse_args(argv)
     with command_errors():
-        compare(args.runs, args.out)
+        runs = args.runs + (read_path_list(args.run_list) if args.run_list else [])
+        if not runs:
+            parser.error("give run folders or --run-list")
+        compare(runs, args.out)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ import yaml
 
 from datamodules.pipeline.errors import command_errors
 from datamodules.pipeline.noise import EVAL_SNRS_DB
+from experiments.path_lists import read_path_list
 from experiments.train import EXPERIMENTS, ExperimentError, lineage, require_experiment, runs_root, stage_chain
 from lightning_modules.common.metric_suite import STANDARD_FILES, WEIGHTS_DIR_VARIABLE, MetricSettings
 from lightning_modules.common.shared_evaluation import SHARED_SETTING, shared_noise_sweep, shared_report
@@ -233,7 +234,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m experiments.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiment", help="experiment name (experiments/<name>.yaml)")
-    parser.add_argument("--ckpt", action="append", required=True, help="checkpoint, stage/run folder or 'last'; repeatable")
+    parser.add_argument("--ckpt", action="append", default=[], help="checkpoint, stage/run folder or 'last'; repeatable")
+    parser.add_argument("--ckpt-list", help="a text file listing checkpoints (or stage/run folders), one per line")
     parser.add_argument("--data", help="dataset root of the same layout (default: the data the run used)")
     parser.add_argument("--out", help="output folder (default: <stage folder>/eval)")
     parser.add_argument("--probe", choices=["cnn", "dlib"],
@@ -254,13 +256,16 @@ def main(argv: list[str] | None = None) -> None:
                         help="SNRs (dB) of the noise sweep (default: E2E-NR's −10…30 in 1-dB steps)")
     args = parser.parse_args(argv)
     with command_errors():
+        checkpoints = args.ckpt + (read_path_list(args.ckpt_list) if args.ckpt_list else [])
+        if not checkpoints:
+            parser.error("give --ckpt (repeatable) or --ckpt-list")
         options = parse_options(args.option)
         if args.probe:
             options["probe"] = args.probe
         weights = {key: str(path) for key, path in parse_options(args.weights).items()}
         settings = MetricSettings.from_folder(args.weights_dir, **weights)
         shared = SharedOptions(not args.no_shared, settings, args.max_items, args.noise_sweep, tuple(args.snrs))
-        evaluate(args.experiment, args.ckpt, args.data, args.out, options, use_wandb=not args.no_wandb, shared=shared)
+        evaluate(args.experiment, checkpoints, args.data, args.out, options, use_wandb=not args.no_wandb, shared=shared)
 
 
 if __name__ == "__main__":

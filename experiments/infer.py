@@ -24,6 +24,7 @@ import numpy as np
 
 from datamodules.pipeline.errors import command_errors
 from experiments.evaluate import load_model, resolve_checkpoint
+from experiments.path_lists import read_path_list
 from experiments.train import ExperimentError
 
 MUX_SAMPLE_RATE = 16000  # the audio written into the mp4: the input resampled to a rate every player handles
@@ -127,15 +128,19 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiment", help="experiment name (experiments/<name>.yaml)")
     parser.add_argument("--ckpt", default="last", help="checkpoint, stage/run folder or 'last' (default)")
-    parser.add_argument("--audio", required=True, nargs="+",
+    parser.add_argument("--audio", nargs="+", default=[],
                         help="speech file (wav, flac, mp3, m4a, mp4, …); face systems take several, one face each")
     parser.add_argument("--image", help="picture of the face to animate (video systems)")
     parser.add_argument("--out", required=True, help="output .mp4 (video systems) or .png (face systems)")
     parser.add_argument("--chunk-frames", type=int, default=250,
                         help="frames generated per chunk (recurrent state carried over; bounds memory)")
+    parser.add_argument("--audio-list", help="a text file listing speech files, one per line (face systems)")
     args = parser.parse_args(argv)
     with command_errors():
-        infer(args.experiment, args.ckpt, args.audio, args.image, args.out, args.chunk_frames)
+        audio = args.audio + (read_path_list(args.audio_list) if args.audio_list else [])
+        if not audio:
+            parser.error("give --audio or --audio-list")
+        infer(args.experiment, args.ckpt, audio, args.image, args.out, args.chunk_frames)
 
 
 if __name__ == "__main__":
