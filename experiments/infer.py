@@ -43,19 +43,14 @@ def read_speech(path: str, sample_rate: int):
 
 
 def read_face_image(path: Path) -> np.ndarray:
-    """Any picture → `(H, W, 3)` uint8 RGB (alpha dropped on white, greyscale expanded)."""
-    from PIL import Image, UnidentifiedImageError
+    """Any picture → `(H, W, 3)` uint8 RGB, upright as its EXIF tag says (`open_rgb`)."""
+    from PIL import UnidentifiedImageError
 
     from datamodules.pipeline.errors import DatasetError
+    from datamodules.pipeline.images import open_rgb
 
     try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode in ("RGBA", "LA", "P"):
-                image = image.convert("RGBA")
-                background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-                image = Image.alpha_composite(background, image)
-            return np.asarray(image.convert("RGB"))
+        return np.asarray(open_rgb(path))
     except FileNotFoundError:
         raise DatasetError(f"{path}: image not found. Pass IMAGE=<a picture of a face>.") from None
     except (UnidentifiedImageError, OSError) as error:

@@ -110,6 +110,32 @@ def test_grey_alpha_palette_and_cmyk_photos_are_converted(tmp_path, mode):
     assert crop.shape == (112, 112, 3)
 
 
+def phone_portrait(path: Path) -> Path:
+    """A JPEG as phones store portraits: the pixels turned a quarter (landscape) plus EXIF orientation 6,
+    which says "rotate 90° clockwise to display"."""
+    upright = Image.fromarray(astronaut())
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation
+    upright.transpose(Image.Transpose.ROTATE_90).save(path, exif=exif)
+    return path
+
+
+def test_a_phone_photo_is_read_upright_everywhere(tmp_path):
+    path = phone_portrait(tmp_path / "portrait.jpg")
+    upright = np.asarray(Image.fromarray(astronaut()), dtype=np.float32)
+    for pixels in (read_face_image(path), read_image(path, None).transpose(1, 2, 0)):
+        assert pixels.shape == upright.shape and np.abs(pixels - upright).mean() < 8  # JPEG error only
+    assert align_face(read_face_image(path), E2E_CROP, path).shape == (128, 128, 3)
+
+
+def test_a_faceless_picture_is_named_as_a_picture_not_a_clip(tmp_path):
+    path = tmp_path / "wall.png"
+    Image.new("RGB", (256, 256), (120, 120, 120)).save(path)
+    with pytest.raises(DatasetError, match="wall.png: no face found in the picture") as error:
+        align_face(read_face_image(path), E2E_CROP, path)
+    assert "clip" not in str(error.value)
+
+
 def test_a_huge_photo_is_detected_at_a_bounded_size(tmp_path):
     path = face_photo(tmp_path / "huge.png", scale=5.0)  # 2560 × 2560
     crop = align_face(read_face_image(path), E2E_CROP, path)

@@ -107,6 +107,9 @@ def _detect(frames: np.ndarray, config: FaceCropConfig, detector: FaceDetector, 
     share = len(found) / len(where)
     if share < config.min_detected or not found:
         small = f" of at least {config.min_face_px} px" if config.min_face_px else ""
+        if len(frames) == 1:  # a still picture (a user's photo), not a clip
+            raise DatasetError(f"{path}: no face{small} found in the picture. Use a photo that shows one face, "
+                               "upright and unobstructed.")
         raise DatasetError(f"{path}: a face{small} was found in {len(found)} of {len(where)} checked frames "
                            f"(need {config.min_detected:.0%}). No usable face: remove the clip or check that it "
                            "shows one frontal face.")
