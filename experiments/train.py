@@ -51,6 +51,22 @@ class ExperimentError(ProjectError):
     """The experiment name, run folder or checkpoint asked for does not exist."""
 
 
+# LightningCLI arguments that would move where Lightning writes checkpoints or logs. The driver keeps each
+# stage in runs/<experiment>/<timestamp>/<stage>/ (COMPLETED.json, the chain's hand-over, CKPT=last), so such
+# an override would leave the chain looking for checkpoints where none were written.
+OUTPUT_LOCATION_KEYS = ("default_root_dir", "save_dir", "root_dir", "dirpath", "log_dir")
+
+
+def refuse_output_moves(overrides: list[str]) -> None:
+    """An `ExperimentError` for any override that moves Lightning's outputs, naming `TF_RUNS_DIR` instead."""
+    for argument in overrides:
+        key = argument.split("=", 1)[0]
+        if key.startswith("--") and key.rsplit(".", 1)[-1] in OUTPUT_LOCATION_KEYS:
+            raise ExperimentError(f"{key}: runs are written to $TF_RUNS_DIR/<experiment>/<timestamp>/<stage>/ "
+                                  f"(now {runs_root()}), which the stage chain and CKPT=last follow. Drop {key} "
+                                  "and set TF_RUNS_DIR=<folder> instead (make train … TF_RUNS_DIR=<folder>).")
+
+
 def experiment_names() -> list[str]:
     return sorted(p.stem for p in EXPERIMENTS.glob("*.yaml") if p.stem != "smoke")
 
@@ -271,6 +287,7 @@ def train(experiment: str, data: str | None = None, resume: str | None = None,
           overrides: list[str] | None = None, smoke: bool = False) -> Path:
     """Run every stage of `experiment` that has not completed yet; returns the run folder."""
     overrides = list(overrides or [])
+    refuse_output_moves(overrides)
     if data is not None:
         overrides.insert(0, f"--data.init_args.root={data}")
     launched, launch = _launched_stage(), cluster_launch()

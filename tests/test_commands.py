@@ -54,3 +54,14 @@ def test_every_command_answers_an_unknown_experiment_with_the_known_ones(command
     main = importlib.import_module(command[0]).main
     with pytest.raises(SystemExit, match=r"^error: unknown experiment 'no_such_exp'\. Known: a2v, .*sf2f"):
         main(command[1:])
+
+
+@pytest.mark.parametrize("override", ["--trainer.default_root_dir=/tmp/elsewhere",
+                                      "--trainer.logger.init_args.save_dir=/tmp/logs",
+                                      "--trainer.callbacks.init_args.dirpath", "--trainer.default_root_dir"])
+def test_overrides_that_move_the_outputs_are_refused_up_front_naming_the_switch(override, isolated_data_and_runs):
+    from experiments import train as train_entry
+
+    with pytest.raises(train_entry.ExperimentError, match="TF_RUNS_DIR=<folder>"):
+        train_entry.train("sf2f", overrides=[override, "/tmp/x"])
+    assert not (isolated_data_and_runs / "runs" / "sf2f").exists()  # refused before any run folder was made
