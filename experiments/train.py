@@ -284,8 +284,9 @@ def _saved_seed(stage_dir: Path) -> list[str]:
 
 
 def train(experiment: str, data: str | None = None, resume: str | None = None,
-          overrides: list[str] | None = None, smoke: bool = False) -> Path:
-    """Run every stage of `experiment` that has not completed yet; returns the run folder."""
+          overrides: list[str] | None = None, smoke: bool = False, stop_after: str | None = None) -> Path:
+    """Run every stage of `experiment` that has not completed yet, up to and including `stop_after` (default:
+    the whole chain); returns the run folder."""
     overrides = list(overrides or [])
     refuse_output_moves(overrides)
     if data is not None:
@@ -297,6 +298,10 @@ def train(experiment: str, data: str | None = None, resume: str | None = None,
         run_dir = shared_run_dir(experiment, resume, launch) if launch else resolve_run_dir(experiment, resume)
     leader = launch is None or launch.leader  # the process that writes summaries (all ranks train)
     chain = stage_chain(experiment)
+    if stop_after is not None:
+        if stop_after not in chain:
+            raise ExperimentError(f"--stop-after {stop_after}: not a stage of {experiment} (its stages: {', '.join(chain)})")
+        chain = chain[: chain.index(stop_after) + 1]
     inputs, best = stage_inputs(chain), {}
     for stage in chain:
         stage_dir = run_dir / stage
@@ -455,6 +460,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--resume", help="'last' (newest run of this experiment), 'auto' (the newest run if it is "
                         "unfinished, else a new one: for cluster jobs that may be requeued) or a .ckpt path")
     parser.add_argument("--smoke", action="store_true", help="stack experiments/smoke.yaml: a few CPU steps")
+    parser.add_argument("--stop-after", metavar="STAGE", help="end the chain after this stage (e.g. sf2f: stage 1 only)")
     return parser.parse_known_args(argv)
 
 
@@ -465,7 +471,8 @@ def main(argv: list[str] | None = None) -> None:
     # and W&B would then refuse to continue the run ("run ID … is in use").
     os.environ.pop("WANDB_SERVICE", None)
     with command_errors():
-        train(args.experiment, data=args.data, resume=args.resume, overrides=overrides, smoke=args.smoke)
+        train(args.experiment, data=args.data, resume=args.resume, overrides=overrides, smoke=args.smoke,
+              stop_after=args.stop_after)
 
 
 if __name__ == "__main__":

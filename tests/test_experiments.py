@@ -317,3 +317,10 @@ def test_a2v_inverts_trains_vae_then_embed2lat_and_reports_baselines(smoke_run, 
         assert len(container.streams.audio) == 1
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(frames) == 25 and frames[0].shape == (32, 32, 3)  # 1 s at 25 fps, the generator's resolution
+
+
+def test_stop_after_ends_the_chain_at_the_named_stage(isolated_data_and_runs):
+    with pytest.raises(train_entry.ExperimentError, match="--stop-after nope: not a stage of sf2f"):
+        train_entry.train("sf2f", smoke=True, stop_after="nope")
+    run_dir = train_entry.train("sf2f", smoke=True, stop_after="sf2f")
+    assert (run_dir / "sf2f" / "COMPLETED.json").exists() and not (run_dir / "sf2f_fuser").exists()
