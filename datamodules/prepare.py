@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import yaml
 
 from .base import REPO_ROOT
-from .pipeline.errors import ProjectError, command_errors
+from .pipeline.errors import DatasetError, ProjectError, command_errors
 
 DATASETS = {
     "hq_voxceleb": "datamodules.hq_voxceleb.HQVoxCelebDataModule",
@@ -87,6 +88,26 @@ def build_datamodule(args: argparse.Namespace):
     if args.out:
         kwargs["cache_dir"] = str(args.out)
     return make_datamodule(class_path, kwargs)
+
+
+def data_location(data: str | Path) -> dict[str, str]:
+    """The datamodule arguments for `DATA`: `{"root": data}` for a dataset in its real layout; for a folder
+    written by `make prepare OUT=…` (recognised by its caches' manifest.json), the dataset root it was
+    prepared from and `cache_dir`, so training reads that cache instead of preprocessing again."""
+    folder = Path(data).expanduser()
+    manifests = sorted(folder.glob("*/manifest.json")) if folder.is_dir() else []
+    if not manifests:
+        return {"root": str(data)}
+    roots = set()
+    for manifest in manifests:
+        try:
+            roots.add(json.loads(manifest.read_text())["params"]["root"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise DatasetError(f"{manifest}: unreadable cache manifest ({error}). Prepare {folder} again.") from None
+    if len(roots) != 1 or None in roots:
+        raise DatasetError(f"{folder}: caches prepared from several or unknown dataset roots ({sorted(map(str, roots))}). "
+                           "Prepare one dataset per OUT folder.")
+    return {"root": str(roots.pop()), "cache_dir": str(folder)}
 
 
 def make_datamodule(class_path: str, kwargs: dict[str, Any]):

@@ -108,13 +108,13 @@ def inference_layout(model):
 
 def load_for_evaluation(experiment: str, checkpoint: Path, data: str | None):
     """(model, datamodule) as trained: the model from the checkpoint, the data from the stage's config."""
-    from datamodules.prepare import make_datamodule
+    from datamodules.prepare import data_location, make_datamodule
 
     model, config = load_model(experiment, checkpoint)
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)  # the datamodule's saved statistics
     data_args = dict(config["data"].get("init_args") or {})
     if data is not None:
-        data_args["root"] = data
+        data_args.update(data_location(data))
     datamodule = make_datamodule(config["data"]["class_path"], data_args)
     saved = state.get(type(datamodule).__qualname__)
     if saved:

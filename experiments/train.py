@@ -290,7 +290,9 @@ def train(experiment: str, data: str | None = None, resume: str | None = None,
     overrides = list(overrides or [])
     refuse_output_moves(overrides)
     if data is not None:
-        overrides.insert(0, f"--data.init_args.root={data}")
+        from datamodules.prepare import data_location
+
+        overrides[:0] = [f"--data.init_args.{key}={value}" for key, value in data_location(data).items()]
     launched, launch = _launched_stage(), cluster_launch()
     if launched:
         run_dir = Path(launched[0])

@@ -31,3 +31,29 @@ def test_settings_are_nested_and_typed():
 def test_unknown_experiment_is_a_clear_error():
     with pytest.raises(SystemExit, match="unknown experiment .nope.. Known: a2v"):
         main(["grid", "--experiment", "nope"])
+
+
+def shard_files(folder):
+    """Every cached file with its modification time (rejected.csv is rewritten by every check, by design)."""
+    return {path: path.stat().st_mtime_ns for path in folder.rglob("*") if path.is_file() and path.name != "rejected.csv"}
+
+
+def test_a_prepared_folder_is_data_that_training_reads_without_preprocessing_again(isolated_data_and_runs, tmp_path):
+    """`make prepare … OUT=X` then `make train DATA=X`: X is recognised by its manifest, training takes the
+    dataset root from it and reads X's cache as it is."""
+    from datamodules.prepare import DATASETS, data_location, experiment_data_args, make_datamodule
+    from datamodules.synthetic import generate_dataset
+
+    root = generate_dataset("grid", isolated_data_and_runs / "fixtures" / "grid", size="tiny", broken=True)
+    assert data_location(root) == {"root": str(root)}  # a dataset in its real layout stays one
+    out = tmp_path / "prepared (copy)"
+    main(["grid", "--root", str(root), "--out", str(out), "--experiment", "tcsan", "--workers", "0"])
+    written = shard_files(out)
+    assert data_location(out) == {"root": str(root), "cache_dir": str(out)}
+    class_path = DATASETS["grid"]
+    datamodule = make_datamodule(class_path, {**experiment_data_args("tcsan", class_path), **data_location(out),
+                                              "prepare_workers": 0})
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    assert datamodule.cache_root == out and len(datamodule.datasets["train"]) > 0
+    assert shard_files(out) == written  # nothing prepared again
