@@ -33,7 +33,7 @@ opt = $(if $(2),$(1)=$(call q,$(2)))
 TORCH := torch==2.9.1 torchvision==0.24.1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train eval infer compare bench test test-slow demo-data prepare clean
+.PHONY: help setup train eval infer export compare bench test test-slow demo-data prepare clean
 
 help: ## List targets and experiments
 	@echo "Usage: make <target> [EXP=name] [DATA=path] [CKPT=last|path] [ARGS='--trainer.max_steps=100 …']"
@@ -70,6 +70,9 @@ infer: $(STAMP) ## Video from AUDIO=speech.wav + IMAGE=face.jpg into OUT=out.mp4
 	$(PY) -m experiments.infer $(call q,$(EXP)) $(call opt,--ckpt,$(or $(CKPT),last)) $(call opt,--audio,$(AUDIO)) \
 	  $(call opt,--audio-list,$(AUDIO_LIST)) $(call opt,--image,$(IMAGE)) \
 	  $(call opt,--out,$(or $(OUT),$(if $(filter wav2pix% sf2f%,$(EXP)),out.png,out.mp4))) $(ARGS)
+
+export: $(STAMP) ## Slim checkpoint of EXP's CKPT (file, run folder or last) for sharing/inference into OUT=model.ckpt
+	$(PY) -m experiments.export $(call q,$(EXP)) $(call opt,--ckpt,$(or $(CKPT),last)) $(call opt,--out,$(or $(OUT),model.ckpt))
 
 compare: $(STAMP) ## Side-by-side report of the runs listed in RUN_LIST=file (one run folder per line) into OUT=folder
 	$(PY) -m experiments.compare $(call opt,--run-list,$(RUN_LIST)) $(call opt,--out,$(OUT)) $(ARGS)

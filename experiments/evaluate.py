@@ -38,6 +38,8 @@ from datamodules.pipeline.errors import command_errors
 from datamodules.pipeline.noise import EVAL_SNRS_DB
 from experiments.path_lists import read_path_list
 from experiments.train import EXPERIMENTS, ExperimentError, lineage, require_experiment, runs_root, stage_chain
+from lightning_modules.common.callbacks import STAGE_CONFIG_KEY
+from lightning_modules.common.errors import CheckpointError
 from lightning_modules.common.metric_suite import STANDARD_FILES, WEIGHTS_DIR_VARIABLE, MetricSettings
 from lightning_modules.common.shared_evaluation import SHARED_SETTING, shared_noise_sweep, shared_report
 
@@ -76,27 +78,57 @@ def model_class_paths(experiment: str) -> set[str]:
     return paths
 
 
-def check_experiment(experiment: str, checkpoint: Path, class_path: str) -> None:
+def check_experiment(experiment: str, checkpoint: Path, class_path: str, written_by: str | None) -> None:
     """A checkpoint of another system gets a clear error, not another system's evaluation."""
     expected = model_class_paths(experiment)
     if class_path not in expected:
-        raise ExperimentError(f"{checkpoint} holds a {class_path.rsplit('.', 1)[-1]} (run "
-                              f"{checkpoint.resolve().parents[2]}), but {experiment} trains {sorted(expected)}. "
-                              "Pass the EXP that wrote it.")
+        origin = f" (written by {written_by})" if written_by else ""
+        raise ExperimentError(f"{checkpoint} holds a {class_path.rsplit('.', 1)[-1]}{origin}, but {experiment} "
+                              f"trains {sorted(expected)}. Pass the EXP that wrote it.")
+
+
+def read_checkpoint(checkpoint: Path) -> dict:
+    """The checkpoint's contents, loaded with `weights_only=True` (never executed as a pickle); anything
+    unreadable is a `CheckpointError` naming the file."""
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{checkpoint}: no such checkpoint file.") from None
+    except Exception as error:  # noqa: BLE001 - truncated, garbage, or a pickle that wants to run code
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{checkpoint}: not a checkpoint that can be loaded safely ({reason}). Pass a .ckpt "
+                              "written by make train or make export.") from None
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise CheckpointError(f"{checkpoint}: holds no model weights (no state_dict). Pass a .ckpt written by "
+                              "make train or make export.")
+    return state
+
+
+def stage_config(checkpoint: Path, state: dict) -> tuple[dict, str | None]:
+    """The config that trained the checkpoint and `<experiment>/<stage>` that wrote it: carried inside
+    checkpoints (`RunRecord`), else (older ones) the stage's config.yaml beside its checkpoints folder."""
+    carried = state.get(STAGE_CONFIG_KEY)
+    if carried:
+        return yaml.safe_load(carried["config"]), f"{carried['experiment']}/{carried['stage']}"
+    beside = checkpoint.resolve().parents[1] / "config.yaml"
+    if not beside.exists():
+        raise CheckpointError(f"{checkpoint}: carries no config, and no config.yaml lies beside its folder (an older "
+                              "checkpoint moved out of its run folder). Use it inside its run folder, or export "
+                              "it from there with make export.")
+    return yaml.safe_load(beside.read_text()), None
 
 
 def load_model(experiment: str, checkpoint: Path):
-    """(model, the stage's config) for a checkpoint of `experiment`, loaded with `weights_only=True`."""
+    """(model, the stage's config, the checkpoint's contents) for a checkpoint of `experiment`, from
+    anywhere, loaded with `weights_only=True`."""
     from datamodules.prepare import load_class
 
-    config_path = checkpoint.resolve().parents[1] / "config.yaml"
-    if not config_path.exists():
-        raise ExperimentError(f"{config_path}: the stage's config is missing; use a checkpoint inside its run folder.")
-    config = yaml.safe_load(config_path.read_text())
-    check_experiment(experiment, checkpoint, config["model"]["class_path"])
+    state = read_checkpoint(checkpoint)
+    config, written_by = stage_config(checkpoint, state)
+    check_experiment(experiment, checkpoint, config["model"]["class_path"], written_by)
     model_class = load_class(config["model"]["class_path"])
     model = model_class.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
-    return inference_layout(model), config
+    return inference_layout(model), config, state
 
 
 def inference_layout(model):
@@ -110,8 +142,7 @@ def load_for_evaluation(experiment: str, checkpoint: Path, data: str | None):
     """(model, datamodule) as trained: the model from the checkpoint, the data from the stage's config."""
     from datamodules.prepare import data_location, make_datamodule
 
-    model, config = load_model(experiment, checkpoint)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)  # the datamodule's saved statistics
+    model, config, state = load_model(experiment, checkpoint)  # the state holds the datamodule's statistics
     data_args = dict(config["data"].get("init_args") or {})
     if data is not None:
         data_args.update(data_location(data))

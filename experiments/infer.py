@@ -75,7 +75,7 @@ def infer(experiment: str, checkpoint: str, audio: str | list[str], image: str |
     from datamodules.pipeline.audio import read_audio
     from datamodules.pipeline.video_writer import write_mp4
 
-    model, config = load_model(experiment, resolve_checkpoint(experiment, checkpoint))
+    model, config, _ = load_model(experiment, resolve_checkpoint(experiment, checkpoint))
     model.eval()
     data_args = config["data"].get("init_args") or {}
     audios = [audio] if isinstance(audio, str) else list(audio)

@@ -64,10 +64,16 @@ def git_state(folder: Path) -> dict[str, str | bool]:
         return {"git_commit": "unknown", "git_dirty": False}
 
 
+STAGE_CONFIG_KEY = "stage_config"  # in every checkpoint: {"experiment", "stage", "config": the stage's YAML}
+
+
 class RunRecord(Callback):
     """Record what produced a run, for comparing runs later: the git commit (and whether the code had
     uncommitted changes), the experiment and stage, and the resolved config. Written to
-    `<run dir>/run_info.json` and logged as hyperparameters to every logger (W&B config: `run.*`)."""
+    `<run dir>/run_info.json` and logged as hyperparameters to every logger (W&B config: `run.*`).
+
+    Every checkpoint also carries the experiment, the stage and the resolved config (`STAGE_CONFIG_KEY`,
+    plain strings, so `weights_only=True` loads them), so it can be evaluated, run or shared on its own."""
 
     def __init__(self, run_dir: str | Path, experiment: str | None, stage: str | None, code_folder: Path):
         self.run_dir, self.code_folder = Path(run_dir), code_folder
@@ -88,6 +94,12 @@ class RunRecord(Callback):
         config = yaml.safe_load(config_path.read_text()) if config_path.exists() else {}
         for logger in trainer.loggers:
             logger.log_hyperparams({"run": self.info, "config": config})
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        config_path = self.run_dir / "config.yaml"  # written by LightningCLI before fitting starts
+        if config_path.exists():
+            checkpoint[STAGE_CONFIG_KEY] = {"experiment": self.info["experiment"], "stage": self.info["stage"],
+                                            "config": config_path.read_text()}
 
 
 def capture_random_state() -> dict:

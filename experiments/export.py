@@ -1,0 +1,57 @@
+"""Write a slim checkpoint for sharing and inference: `make export EXP=… CKPT=… OUT=model.ckpt`.
+
+The file keeps what rebuilding the model and its data transforms needs (the weights, the model's
+hyperparameters, the stage's config and experiment, the datamodule's statistics) and drops the optimiser,
+scheduler, loop and random states that only resuming needs. It holds tensors and plain values only, so
+`torch.load(…, weights_only=True)` reads it, and `make eval` / `make infer` take it from anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import torch
+import yaml
+
+from datamodules.pipeline.errors import command_errors
+from experiments.evaluate import check_experiment, read_checkpoint, resolve_checkpoint, stage_config
+from lightning_modules.common.callbacks import STAGE_CONFIG_KEY
+
+KEPT = ("state_dict", "hyper_parameters", "pytorch-lightning_version")
+
+
+def export(experiment: str, checkpoint: str, out: str | Path) -> Path:
+    """Write the slim checkpoint of `experiment`'s `checkpoint` (file, stage/run folder or 'last') to `out`."""
+    source = resolve_checkpoint(experiment, checkpoint)
+    state = read_checkpoint(source)
+    config, written_by = stage_config(source, state)
+    check_experiment(experiment, source, config["model"]["class_path"], written_by)
+    datamodule_key = config["data"]["class_path"].rsplit(".", 1)[-1]  # Lightning stores its state_dict here
+    slim = {key: state[key] for key in (*KEPT, datamodule_key) if key in state}
+    slim[STAGE_CONFIG_KEY] = state.get(STAGE_CONFIG_KEY) or {
+        "experiment": experiment, "stage": source.resolve().parents[1].name, "config": yaml.safe_dump(config, sort_keys=False)}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    torch.save(slim, partial)
+    os.replace(partial, out)  # a crash never leaves a half-written file under the final name
+    print(f"[export] {source} → {out} ({out.stat().st_size / 2**20:.1f} MiB; was "
+          f"{source.stat().st_size / 2**20:.1f} MiB)")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m experiments.export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiment", help="experiment name (experiments/<name>.yaml)")
+    parser.add_argument("--ckpt", default="last", help="checkpoint, stage/run folder or 'last' (default)")
+    parser.add_argument("--out", required=True, help="the slim checkpoint to write, e.g. model.ckpt")
+    args = parser.parse_args(argv)
+    with command_errors():
+        export(args.experiment, args.ckpt, args.out)
+
+
+if __name__ == "__main__":
+    main()

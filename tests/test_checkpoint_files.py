@@ -1,0 +1,61 @@
+"""Checkpoints travel on their own: every checkpoint carries its experiment, stage and config, `make export`
+writes a slim one that `weights_only=True` loads, and `make eval` / `make infer` take either from anywhere;
+a file that is not a checkpoint is named in one clear error."""
+
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from experiments.evaluate import load_model, read_checkpoint
+from experiments.export import export
+from experiments.infer import infer
+from lightning_modules.common.callbacks import STAGE_CONFIG_KEY
+from lightning_modules.common.errors import CheckpointError
+
+
+@pytest.fixture(scope="module")
+def sf2f_checkpoint(smoke_run):
+    completed = (smoke_run("sf2f") / "sf2f_fuser" / "checkpoints").glob("*.ckpt")
+    return sorted(completed)[0]
+
+
+def test_a_checkpoint_copied_out_of_its_run_folder_still_generates(sf2f_checkpoint, tmp_path):
+    copied = tmp_path / "shared by a colleague" / "model.ckpt"
+    copied.parent.mkdir()
+    shutil.copy(sf2f_checkpoint, copied)
+    assert read_checkpoint(copied)[STAGE_CONFIG_KEY]["stage"] == "sf2f_fuser"
+    speech = tmp_path / "speech.wav"
+    sf.write(speech, np.random.default_rng(0).normal(0, 0.1, 32000).astype(np.float32), 16000)
+    assert infer("sf2f", str(copied), [str(speech)], None, str(tmp_path / "face.png")).exists()
+
+
+def test_export_writes_a_slim_weights_only_checkpoint_that_loads_as_the_original(sf2f_checkpoint, tmp_path):
+    out = export("sf2f", str(sf2f_checkpoint), tmp_path / "export" / "model.ckpt")
+    slim = torch.load(out, map_location="cpu", weights_only=True)
+    assert "optimizer_states" not in slim and "state_dict" in slim and STAGE_CONFIG_KEY in slim
+    assert out.stat().st_size < sf2f_checkpoint.stat().st_size
+    original, _, _ = load_model("sf2f", sf2f_checkpoint)
+    exported, _, _ = load_model("sf2f", out)
+    for (name, a), (_, b) in zip(original.state_dict().items(), exported.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (print, ("this pickle runs code",))
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00garbage" * 100, pickle.dumps(RunsCode()), "no weights"],
+                         ids=["zero bytes", "garbage", "pickle with code", "no weights"])
+def test_what_is_not_a_checkpoint_is_named(tmp_path, content):
+    path = tmp_path / "model.ckpt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save({"epoch": 1}, path)
+    with pytest.raises(CheckpointError, match=f"^{path}: "):
+        load_model("sf2f", path)
