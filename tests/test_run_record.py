@@ -69,6 +69,16 @@ def test_a_run_that_ends_before_its_first_validation_finishes_cleanly(isolated_d
     assert completed["selected_by"] == "final state (no validation ran)" and Path(completed["best"]).exists()
 
 
+@pytest.mark.parametrize("experiment", [e for e in ENTRY_EXPERIMENTS if e != "a2v"])
+def test_every_chain_cut_to_two_steps_finishes_and_hands_on_a_checkpoint(experiment, isolated_data_and_runs):
+    """`ARGS="--trainer.max_steps=2"`, the first thing a user tries: every stage ends cleanly, whether or not a
+    validation ran, and hands the next stage an existing checkpoint."""
+    run_dir = train_entry.train(experiment, smoke=True, overrides=["--trainer.max_steps=2"])
+    for stage in train_entry.stage_chain(experiment):
+        completed = json.loads((run_dir / stage / "COMPLETED.json").read_text())
+        assert completed.get("prepared") is not None or Path(completed["best"]).exists(), (stage, completed)
+
+
 class LogsOnlyLoss(L.LightningModule):
     def __init__(self):
         super().__init__()

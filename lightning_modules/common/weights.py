@@ -3,6 +3,8 @@ against the network they are meant for, with an error that names the file and sa
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -10,6 +12,25 @@ import torch
 from torch import nn
 
 from .errors import WeightsError
+
+# torchvision's released files end in "-<first hex digits of the file's SHA-256>.pth" (vgg16-397923af.pth).
+RELEASE_DIGEST = re.compile(r"-([0-9a-f]{8,64})\.pth?$")
+
+
+def check_release_digest(path: Path, name: str, how_to_get: str) -> None:
+    """For a file named as torchvision releases it, a `WeightsError` unless its SHA-256 starts with the
+    digits in its name (a damaged download or another file under the released name)."""
+    match = RELEASE_DIGEST.search(path.name)
+    if match is None:
+        return
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if not digest.hexdigest().startswith(match.group(1)):
+        raise WeightsError(f"{path}: its SHA-256 starts {digest.hexdigest()[:len(match.group(1))]}, but the released "
+                           f"{name} file's name says {match.group(1)}: the download is damaged or it is another file; "
+                           f"{how_to_get}.")
 
 
 def read_state_dict(path: Path, network: nn.Module, name: str, how_to_get: str,
@@ -23,6 +44,7 @@ def read_state_dict(path: Path, network: nn.Module, name: str, how_to_get: str,
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: {name} weights file not found; {how_to_get}.")
+    check_release_digest(path, name, how_to_get)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means the file is not a state dict
