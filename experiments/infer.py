@@ -70,33 +70,108 @@ def align_face(image: np.ndarray, data_args: dict, path: Path) -> np.ndarray:
     return track.crops[0]
 
 
+def load_generator(experiment: str, checkpoint: str):
+    """(model in eval mode, the datamodule arguments it was trained with); the model makes faces
+    (`face_from_speech`) or video (`synthesise`)."""
+    model, config, _ = load_model(experiment, resolve_checkpoint(experiment, checkpoint))
+    if not (hasattr(model, "face_from_speech") or hasattr(model, "synthesise")):
+        raise ExperimentError(f"{type(model).__name__} generates neither video nor faces from speech.")
+    return model.eval(), config["data"].get("init_args") or {}
+
+
 def infer(experiment: str, checkpoint: str, audio: str | list[str], image: str | None, out: str,
           chunk_frames: int = 250) -> Path:
-    from datamodules.pipeline.audio import read_audio
-    from datamodules.pipeline.video_writer import write_mp4
-
-    model, config, _ = load_model(experiment, resolve_checkpoint(experiment, checkpoint))
-    model.eval()
-    data_args = config["data"].get("init_args") or {}
+    model, data_args = load_generator(experiment, checkpoint)
     audios = [audio] if isinstance(audio, str) else list(audio)
     if hasattr(model, "face_from_speech"):
         return write_faces(model, audios, data_args, Path(out))
-    if not hasattr(model, "synthesise"):
-        raise ExperimentError(f"{type(model).__name__} generates neither video nor faces from speech.")
-    if image is None:
-        raise ExperimentError(f"{experiment} needs a face: pass IMAGE=<picture of a face>.")
     if len(audios) != 1:
         raise ExperimentError(f"{experiment} makes one video from one speech file; got {len(audios)}.")
-    audio = audios[0]
+    return write_video(model, data_args, audios[0], image, Path(out), chunk_frames, progress=True)
+
+
+def write_video(model, data_args: dict, audio: str, image: str | None, target: Path, chunk_frames: int,
+                progress: bool) -> Path:
+    """The talking-face mp4 of `audio` and the face in `image`, with the audio muxed in."""
+    from datamodules.pipeline.audio import read_audio
+    from datamodules.pipeline.video_writer import write_mp4
+
+    if not image:
+        raise ExperimentError(f"{type(model).__name__} animates a face: pass IMAGE=<picture of a face>.")
     speech = read_speech(audio, int(data_args["sample_rate"]))
     face = align_face(read_face_image(Path(image)), data_args, Path(image))
-    frames = model.synthesise(speech, face, chunk_frames=chunk_frames, progress=True)
-    target = Path(out)
+    frames = model.synthesise(speech, face, chunk_frames=chunk_frames, progress=progress)
     target.parent.mkdir(parents=True, exist_ok=True)
     write_mp4(target, frames, fps=25, audio=read_audio(audio, MUX_SAMPLE_RATE), sample_rate=MUX_SAMPLE_RATE)
     print(f"[infer] wrote {target}: {len(frames)} frames at 25 fps, {len(speech) / int(data_args['sample_rate']):.2f} s "
           "of audio", file=sys.stderr)
     return target
+
+
+def infer_batch(experiment: str, checkpoint: str, pairs: str, out_dir: str, chunk_frames: int = 250) -> Path:
+    """One output per row of the CSV `pairs` (header `audio,image`; face systems need only `audio`; relative
+    paths are taken from the CSV's folder), with the model loaded once. Writes `index.csv` (row, inputs,
+    output, seconds) and, for rows that fail on their input, `errors.csv` (row, inputs, the error) without
+    stopping the batch; returns `out_dir`."""
+    import csv
+    import time
+
+    from tqdm.auto import tqdm
+
+    from datamodules.pipeline.errors import ProjectError
+
+    model, data_args = load_generator(experiment, checkpoint)
+    rows = read_pairs(Path(pairs), needs_image=not hasattr(model, "face_from_speech"))
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    done, failed = [], []
+    for number, audio, image in tqdm(rows, desc=f"[infer] {Path(pairs).name}", unit="row"):
+        started = time.perf_counter()
+        try:
+            if hasattr(model, "face_from_speech"):
+                target = write_faces(model, [audio], data_args, folder / f"{number:05d}_{Path(audio).stem}.png")
+            else:
+                target = write_video(model, data_args, audio, image, folder / f"{number:05d}_{Path(audio).stem}.mp4",
+                                     chunk_frames, progress=False)
+        except ProjectError as error:
+            failed.append({"row": number, "audio": audio, "image": image, "error": str(error)})
+            continue
+        done.append({"row": number, "audio": audio, "image": image, "output": target.name,
+                     "seconds": f"{time.perf_counter() - started:.2f}"})
+    for name, records, columns in (("index.csv", done, ["row", "audio", "image", "output", "seconds"]),
+                                   ("errors.csv", failed, ["row", "audio", "image", "error"])):
+        if records or name == "index.csv":
+            with (folder / name).open("w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=columns)
+                writer.writeheader()
+                writer.writerows(records)
+    print(f"[infer] {len(done)} of {len(rows)} rows written to {folder}"
+          + (f"; {len(failed)} failed, listed in {folder / 'errors.csv'}" if failed else ""), file=sys.stderr)
+    return folder
+
+
+def read_pairs(path: Path, needs_image: bool) -> list[tuple[int, str, str]]:
+    """(row number from 1, audio path, image path or "") of each data row of the batch CSV."""
+    import csv
+
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            records = list(reader)
+            columns = reader.fieldnames or []
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise ExperimentError(f"{path}: cannot read the batch list ({error}). Write a CSV with a header row.") from None
+    wanted = ["audio", "image"] if needs_image else ["audio"]
+    if not set(wanted) <= set(columns):
+        raise ExperimentError(f"{path}: needs the column(s) {wanted} in its header row, found {columns}.")
+    if not records:
+        raise ExperimentError(f"{path}: the batch list holds no row.")
+
+    def located(value: str | None) -> str:
+        return str(path.parent / value.strip()) if value and value.strip() else ""
+
+    return [(number, located(record["audio"]), located(record.get("image")))
+            for number, record in enumerate(records, start=1)]
 
 
 def write_faces(model, audios: list[str], data_args: dict, out: Path) -> Path:
@@ -130,8 +205,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk-frames", type=int, default=250,
                         help="frames generated per chunk (recurrent state carried over; bounds memory)")
     parser.add_argument("--audio-list", help="a text file listing speech files, one per line (face systems)")
+    parser.add_argument("--list", help="batch: a CSV with columns audio,image (face systems: audio), one output per "
+                        "row into the folder --out, the model loaded once")
     args = parser.parse_args(argv)
     with command_errors():
+        if args.list:
+            infer_batch(args.experiment, args.ckpt, args.list, args.out, args.chunk_frames)
+            return
         audio = args.audio + (read_path_list(args.audio_list) if args.audio_list else [])
         if not audio:
             parser.error("give --audio or --audio-list")

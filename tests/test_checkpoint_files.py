@@ -59,3 +59,22 @@ def test_what_is_not_a_checkpoint_is_named(tmp_path, content):
         torch.save({"epoch": 1}, path)
     with pytest.raises(CheckpointError, match=f"^{path}: "):
         load_model("sf2f", path)
+
+
+def test_batch_inference_writes_every_good_row_and_names_the_bad_one(sf2f_checkpoint, tmp_path):
+    import csv
+
+    from experiments.infer import infer_batch
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for name in ("first.wav", "second voice.wav"):
+        sf.write(inputs / name, np.random.default_rng(1).normal(0, 0.1, 24000).astype(np.float32), 16000)
+    (inputs / "broken.wav").write_bytes(b"not audio")
+    pairs = inputs / "pairs.csv"
+    pairs.write_text("audio\nfirst.wav\nbroken.wav\nsecond voice.wav\n")
+    out = infer_batch("sf2f", str(sf2f_checkpoint), str(pairs), str(tmp_path / "out"))
+    index = list(csv.DictReader((out / "index.csv").open()))
+    errors = list(csv.DictReader((out / "errors.csv").open()))
+    assert [row["row"] for row in index] == ["1", "3"] and all((out / row["output"]).stat().st_size > 0 for row in index)
+    assert [row["row"] for row in errors] == ["2"] and "broken.wav" in errors[0]["error"]
