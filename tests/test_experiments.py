@@ -70,7 +70,7 @@ def test_sf2f_evaluates_and_draws_faces_from_any_speech(smoke_run, tmp_path):
     assert rows["cosine"].paper is None and "not comparable" in rows["cosine"].note  # smoke embedder is a proxy
     assert "mean of 10 runs" in rows["cosine"].setting and "± " in rows["cosine"].note  # the paper's protocol
     assert "not computed" in rows["VFS"].note and rows["VFS"].paper == 19.49  # the fuser row of Table 3
-    assert 0 <= rows["r@1 (%)"].ours <= 100 and rows["r@1 chance (%)"].ours > 0
+    assert 0 <= rows["r@1 (%)"].ours <= 100 and rows["r@1 chance (%)"].ours > 0 and "r@1 control (%)" in rows
     assert "other pictures" in rows["psnr"].note  # unpaired faces: said, not silently dropped
     assert "identity_cosine" in rows and "cpbd" in rows and "inception_weights" in rows["fid"].note
 

@@ -33,14 +33,19 @@ PAPER_VFS = {("encoder_decoder", 64, False): 18.59, ("fuser", 64, False): 19.49,
 
 @torch.no_grad()
 def run_scores(module, loader) -> tuple[dict[str, float], int]:
-    """The identity scores of one evaluation run over `loader`, and the number of identities."""
+    """The identity scores of one evaluation run over `loader`, and the number of identities. `r@1_control`
+    scores each identity's face generated from the next identity's speech: what a model whose faces ignore
+    the voice reaches (chance, up to the ties of identical faces)."""
     outputs = []
     for batch in loader:
         batch = {k: v.to(module.device) if torch.is_tensor(v) else v for k, v in batch.items()}
         generated, reference, _, _ = module.embed_identities(batch)
         outputs.append((generated, reference, batch["identity"]))
     generated, reference = module.gather_identities(outputs)
-    return module.identity_scores(generated, reference), len(generated)
+    scores = module.identity_scores(generated, reference)
+    if "r@1" in scores:  # retrieval needs two identities
+        scores["r@1_control"] = module.identity_scores(generated.roll(-1, 0), reference)["r@1"]
+    return scores, len(generated)
 
 
 @torch.no_grad()
@@ -70,6 +75,9 @@ def evaluate(module, datamodule, runs: int = 10) -> EvaluationReport:
     for k in (1, 2, 5, 10):
         if f"r@{k}_chance" in mean:
             report.rows.append(ResultRow(f"r@{k} chance (%)", setting, 100 * mean[f"r@{k}_chance"]))
+    if "r@1_control" in mean:
+        report.rows.append(ResultRow("r@1 control (%)", setting, 100 * mean["r@1_control"], None,
+                                     "each face generated from the next identity's speech (a voice-blind model's score)"))
     report.rows.append(ResultRow("VFS", setting, float("nan"), PAPER_VFS.get((hp.stage, hp.image_size, hp.multires)),
                                  "not computed: needs the VGGFace identity classifier trained on HQ-VoxCeleb, "
                                  "which is not released"))
