@@ -30,6 +30,11 @@ WAV2PIX_REPO ?=
 q = '$(subst ','\'',$(1))'
 opt = $(if $(2),$(1)=$(call q,$(2)))
 
+# CPU steps allocate and free large tensors; by default glibc returns them to the kernel and maps fresh zeroed
+# pages the next step (≈ 9 % of a Wav2Pix step, docs/benchmarks.md). Keeping freed memory mapped removes that
+# cost; every command started from here inherits it. A value already in the environment wins.
+export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=17179869184
+
 # The pinned stack (pyproject.toml). torch goes first and alone; facenet-pytorch without its own pins.
 TORCH := torch==2.9.1 torchvision==0.24.1
 

@@ -2,6 +2,7 @@
 that does not exist and must name it intact in its one-line error (spaces, parentheses, a single quote,
 non-ASCII letters, a leading dash)."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -38,3 +39,15 @@ def test_an_awkward_path_reaches_the_command_whole(tmp_path, target, variable, e
 def test_a_leading_dash_is_a_path_not_an_option(tmp_path):
     result = make("prepare", "DATASET=lrw", "ROOT=-lrw (copy)")
     assert result.returncode != 0 and "error: -lrw (copy)" in result.stderr, result.stderr
+
+
+def test_commands_started_by_make_keep_freed_memory_mapped_unless_the_user_chose_otherwise():
+    """The CPU default avoids glibc's page-fault penalty (docs/benchmarks.md) without the user knowing about it."""
+    show = ["--eval", 'show-env: ; @echo "$$GLIBC_TUNABLES"', "show-env"]
+    environment = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    default = subprocess.run(["make", "--no-print-directory", "-C", str(REPO), *show], capture_output=True, text=True,
+                             env=environment, check=True).stdout.strip()
+    assert "glibc.malloc.mmap_threshold=" in default and "glibc.malloc.trim_threshold=" in default
+    chosen = subprocess.run(["make", "--no-print-directory", "-C", str(REPO), *show], capture_output=True, text=True,
+                            env=environment | {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, check=True).stdout.strip()
+    assert chosen == "glibc.malloc.arena_max=2"
