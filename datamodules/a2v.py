@@ -6,7 +6,10 @@ W+, and their Wav2Vec2 features, each cached once.
 1. clips: 25-fps MTCNN crops and 16 kHz audio (`AVSpeechDataModule`);
 2. latents: per clip the first frame's full code w0 `(16, 512)` and the selected rows of every frame's
    code `(T, 3, 512)`, plus each frame's final L_inv and PSNR (`lightning_modules/a2v/inversion.py`); a
-   shard is `inversion.batch_clips` clips inverted together, so an interrupted run loses at most one;
+   shard is `inversion.batch_clips` clips inverted together, so an interrupted run loses at most one.
+   With `planted_mouth.enabled` (a diagnostic for the learning proof) nothing is inverted: the rows are
+   planted from each frame's measured mouth opening (`lightning_modules/a2v/planted.py`), L_inv and PSNR
+   are NaN;
 3. features: Wav2Vec2's last layer over the whole clip, padded to exactly 2 vectors per frame, fp16.
 
 Items (`sample`):
@@ -36,6 +39,7 @@ from tqdm.auto import tqdm
 
 from lightning_modules.a2v.generator import GeneratorConfig
 from lightning_modules.a2v.inversion import InversionConfig
+from lightning_modules.a2v.planted import PlantedMouthConfig
 from lightning_modules.a2v.speech_encoder import SpeechEncoderConfig
 
 from .avspeech import AVSpeechDataModule
@@ -122,6 +126,8 @@ class A2VDataModule(AVSpeechDataModule):
         generator: the frozen generator codes are inverted into (`a2v.generator.GeneratorConfig`).
         inversion: the inversion schedule and LPIPS (`a2v.inversion.InversionConfig`).
         speech_encoder: the frozen Wav2Vec2 (`a2v.speech_encoder.SpeechEncoderConfig`).
+        planted_mouth: diagnostic only: skip the inversion and plant every frame's residual from its
+            measured mouth opening (`a2v.planted.PlantedMouthConfig`; the learning proof's known targets).
         rows: the W+ rows whose residuals are learned (0-based; the spec's default 5, 6, 7).
         sample: "frames" (VAE; batch_size counts frames) or "windows" (Embed2Lat; batch_size counts windows).
         windows_per_clip: with "windows", the random training windows drawn from every clip per epoch, each
@@ -131,7 +137,8 @@ class A2VDataModule(AVSpeechDataModule):
     """
 
     def __init__(self, generator: Optional[GeneratorConfig] = None, inversion: Optional[InversionConfig] = None,
-                 speech_encoder: Optional[SpeechEncoderConfig] = None, rows: tuple[int, ...] = (5, 6, 7),
+                 speech_encoder: Optional[SpeechEncoderConfig] = None,
+                 planted_mouth: Optional[PlantedMouthConfig] = None, rows: tuple[int, ...] = (5, 6, 7),
                  sample: str = "frames", windows_per_clip: int = 1, **kwargs):
         if kwargs.get("stream_url"):
             raise ValueError("A2V reads its latent and feature caches locally: stream_url is not supported")
@@ -143,8 +150,10 @@ class A2VDataModule(AVSpeechDataModule):
         self.generator_config = _config(GeneratorConfig, generator)
         self.inversion_config = _config(InversionConfig, inversion)
         self.speech_config = _config(SpeechEncoderConfig, speech_encoder)
+        self.planted_config = _config(PlantedMouthConfig, planted_mouth)
         self.hparams.update(generator=asdict(self.generator_config), inversion=asdict(self.inversion_config),
-                            speech_encoder=asdict(self.speech_config), rows=list(rows),
+                            speech_encoder=asdict(self.speech_config), planted_mouth=asdict(self.planted_config),
+                            rows=list(rows),
                             windows_per_clip=int(windows_per_clip))
         self.code_stats: Optional[tuple[float, float]] = None
         self.latent_clips: dict[str, list[LatentClip]] = {}
@@ -153,8 +162,12 @@ class A2VDataModule(AVSpeechDataModule):
 
     def latent_cache(self) -> ShardedCache:
         params = {"clips": self.cache().directory.name, "generator": self.generator_config.identity(),
-                  "inversion": {k: v for k, v in asdict(self.inversion_config).items() if k != "device"},
                   "rows": list(self.hparams.rows)}
+        # Inverted latents keep the key they had before planting existed (the digest sorts the keys).
+        if self.planted_config.enabled:
+            params["planted_mouth"] = self.planted_config.identity()
+        else:
+            params["inversion"] = {k: v for k, v in asdict(self.inversion_config).items() if k != "device"}
         return ShardedCache(self.cache_root / f"latents-{_digest(params)}", params)
 
     def feature_cache(self) -> ShardedCache:
@@ -178,6 +191,9 @@ class A2VDataModule(AVSpeechDataModule):
         todo = [k for k in range(len(shards)) if not cache.is_complete(k)]
         if not todo:
             return
+        if self.planted_config.enabled:
+            self._plant(clips, cache, [(k, shards[k]) for k in todo])
+            return
         inverter = Inverter.build(build_generator(self.generator_config), self.inversion_config)
         total = sum(clips.metas[r]["frames"] for k in todo for r in shards[k])
         with tqdm(total=total, desc="GAN inversion", unit="frame") as progress:
@@ -188,6 +204,26 @@ class A2VDataModule(AVSpeechDataModule):
                                            "loss": c.loss.numpy(), "psnr": c.psnr.numpy()})
                          for r, c in zip(shards[k], inverted)]
                 cache.write_shard(k, items, [])
+
+    def _plant(self, clips: CachedItems, cache: ShardedCache, shards: list[tuple[int, list[int]]]) -> None:
+        """Planted instead of inverted latents: w0 is the generator's average code for every clip, the rows
+        carry the measured mouth opening (`lightning_modules/a2v/planted.py`)."""
+        from lightning_modules.a2v.generator import NUM_WS, build_generator
+        from lightning_modules.a2v.planted import measured_opening, planted_rows
+
+        rank_zero_info("a2v: planted_mouth: GAN inversion skipped, residuals planted from the mouth opening "
+                       "(a diagnostic: the codes do not render the frames).")
+        w0 = build_generator(self.generator_config).w_avg.float()[None].expand(NUM_WS, -1)
+        rows = list(self.hparams.rows)
+        for k, members in shards:
+            items = []
+            for r in members:
+                opening = measured_opening(np.asarray(clips[r][1]["frames"]))
+                nan = np.full(len(opening), np.nan, dtype=np.float32)
+                items.append((clips.metas[r], {"w0": w0[None].numpy(),
+                                               "rows": planted_rows(opening, w0, rows, self.planted_config).numpy(),
+                                               "loss": nan, "psnr": nan}))
+            cache.write_shard(k, items, [])
 
     def _extract_features(self, clips: CachedItems) -> None:
         from lightning_modules.a2v.speech_encoder import build_speech_encoder, features_for_frames, speech_features
@@ -245,8 +281,12 @@ class A2VDataModule(AVSpeechDataModule):
                              windows_per_clip=self.hparams.get("windows_per_clip", 1) if train else 1)
 
     def statistics(self) -> dict:
-        """Inversion quality and sizes, for the preparation stage's summary."""
+        """Inversion quality and sizes, for the preparation stage's summary (planted latents: no inversion)."""
         clips = [c for split in SPLITS for c in self.latent_clips[split]]
+        if self.planted_config.enabled:
+            return {"clips": {s: len(self.latent_clips[s]) for s in SPLITS}, "frames": sum(len(c.rows) for c in clips),
+                    "latents": "planted from the mouth opening, not inverted", "code_mean": self.code_stats[0],
+                    "code_std": self.code_stats[1]}
         latents = _by_key(self.latent_cache().read())
         losses = np.concatenate([np.asarray(latents[c.meta["key"]]["loss"]) for c in clips])
         psnr = np.concatenate([np.asarray(latents[c.meta["key"]]["psnr"]) for c in clips])

@@ -4,6 +4,9 @@ beside the trivial baselines it never reported, plus the spec's proposed checks 
 Everything is on whole clips, one at a time. The MSE lives in the VAE's code space, whose scale depends
 on β, the μ_code/σ_code normalisation and the data, so ours is comparable with the paper's 0.273 / 0.269
 only in kind (spec §9.2); the baselines say whether the model learned anything at all.
+
+With planted latents (`planted.py`, the learning proof's diagnostic) each split also gets the speech-energy
+correlation of the predicted residual along the planted direction, beside its control and the targets' own.
 """
 
 from __future__ import annotations
@@ -17,12 +20,21 @@ from tqdm.auto import tqdm
 
 from ..common.images import signed_to_uint8
 from ..common.reports import EvaluationReport, ResultRow
+from ..common.speech_dependence import MAX_LAG, frame_energy, lagged_correlations
 from .generator import render
 from .latents import compose
 
 PAPER_MSE = {"train": 0.269, "val": 0.273}
 PAPER_DATASET = "AVSpeech test split, 9,996 clips"
 NOT_COMPARABLE = "code-space MSE: its scale depends on β, μ_code/σ_code and the data (spec §9.2)"
+# Reported only for planted latents (a diagnostic, `a2v/planted.py`): does the predicted mouth direction follow the speech?
+PLANTED_ROWS = (
+    ("generated", "speech energy r of the planted direction in Δŵ", "planted latents (diagnostic), lag 0"),
+    ("control", "speech energy r of the planted direction in Δŵ, another clip's speech",
+     "control: what ignoring the speech reaches"),
+    ("planted", "speech energy r of the planted direction in Δw*",
+     "the planted targets themselves (a prediction made from the speech may follow it more closely)"),
+)
 
 
 def clip_codes(module, datamodule, split: str, max_clips: Optional[int]) -> list[dict]:
@@ -67,6 +79,26 @@ def code_scores(clips: list[dict], train_mean: torch.Tensor) -> dict[str, float]
     return {"mse": float((prediction - target).square().mean()), "zero": float(target.square().mean()),
             "train_mean": float((target - train_mean).square().mean()),
             "clip_mean": float((target - own_mean).square().mean()), "pearson_r": float(r.mean())}
+
+
+def planted_scores(module, clips: list[dict], seed: int, sample_rate: int) -> dict[str, float]:
+    """With planted latents (`a2v/planted.py`): Pearson r at lag 0 between the speech energy per frame and
+    the planted-direction component of the decoded prediction Δŵ, averaged over clips; beside it the same for
+    the prediction from the next clip's speech (cut or repeated to this clip's length: the control, what a
+    model that ignores the speech reaches) and for the planted targets themselves."""
+    from .planted import projection
+
+    rows, series = len(module.hparams.rows), []
+    for clip in clips:
+        predicted = module.residuals(clip["prediction"][None].to(module.device))[0].cpu()
+        series.append((projection(predicted, seed, rows).numpy(), projection(clip["residual"], seed, rows).numpy(),
+                       frame_energy(clip["audio"], sample_rate, len(predicted))))
+    scores: dict[str, list[float]] = {"generated": [], "control": [], "planted": []}
+    for index, (predicted, planted, energy) in enumerate(series):
+        other = np.resize(series[(index + 1) % len(series)][0], len(energy))
+        for name, values in (("generated", predicted), ("control", other), ("planted", planted)):
+            scores[name].append(lagged_correlations(values, energy)[MAX_LAG])
+    return {name: float(np.nanmean(values)) for name, values in scores.items()}
 
 
 def vae_scores(module, clips: list[dict]) -> dict[str, float]:
@@ -125,6 +157,11 @@ def evaluate_embed2lat(module, datamodule, max_clips: Optional[int], videos: int
                                          note="trivial baseline (not in the paper)"))
         report.rows.append(ResultRow("Pearson r of μ' and μ* (mean over dims)", split, scores["pearson_r"]))
         report.details[split] = {"clips": len(clips), **scores}
+        if datamodule.planted_config.enabled:
+            planted = planted_scores(module, clips, datamodule.planted_config.seed, datamodule.hparams.sample_rate)
+            for name, metric, note in PLANTED_ROWS:
+                report.rows.append(ResultRow(metric, split, planted[name], note=note))
+            report.details[split]["planted"] = planted
     test = splits["test"] or splits["val"]
     vae = vae_scores(module, test)
     report.rows.append(ResultRow("VAE reconstruction MSE (normalised, from μ)", "test", vae["recon_mse"]))

@@ -237,9 +237,16 @@ class Embed2LatModule(TalkingFaceSamples, SplitEvaluationModule):
         return np.concatenate(rendered)
 
     def evaluation_video(self, datamodule, split: str, index: int, speech: np.ndarray, face: np.ndarray) -> np.ndarray:
-        """A test clip from its speech and its cached first-frame inversion (no 1000-step inversion per clip)."""
+        """A test clip from its speech and its cached first-frame inversion (no 1000-step inversion per clip),
+        at the size of the clip's crops: the shared metrics compare it frame by frame with them, and the
+        generator's resolution may differ (the demo's 32-px stand-in against 64-px crops)."""
         w0 = torch.from_numpy(np.asarray(datamodule.latent_clips[split][index].w0, dtype=np.float32))[None]
-        return self.render_speech(speech, w0.to(self.device))
+        frames = self.render_speech(speech, w0.to(self.device))
+        if frames.shape[1:3] == face.shape[:2]:
+            return frames
+        resized = nn.functional.interpolate(torch.from_numpy(frames).permute(0, 3, 1, 2).float(), size=face.shape[:2],
+                                            mode="bilinear", align_corners=False, antialias=True)
+        return resized.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
     def paper_evaluation(self, datamodule, max_clips: Optional[int] = None, videos: int = 3,
                          out_dir: Optional[str] = None):

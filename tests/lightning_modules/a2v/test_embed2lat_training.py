@@ -1,5 +1,6 @@
-"""How Embed2Lat trains: its zero-initialised head, several random windows per clip and epoch, and the
-train-mean baseline logged beside its validation and test MSE."""
+"""How Embed2Lat trains and is evaluated: its zero-initialised head, several random windows per clip and
+epoch, the train-mean baseline logged beside its validation and test MSE, and evaluation videos at the
+size of the crops."""
 
 import lightning as L
 import numpy as np
@@ -153,3 +154,17 @@ def test_validation_and_test_log_the_mse_of_predicting_the_train_mean_code(tmp_p
             assert metrics[f"{split}/{name}"] == pytest.approx(value, rel=1e-4)
         assert metrics[f"{split}/mse"] == pytest.approx(metrics[f"{split}/mse_zero_baseline"])  # the zero head
     assert torch.allclose(module.train_mean_code(), train_mean, atol=1e-6)  # once, from the training clips
+
+
+# ---------------------------------------------------------------- shared-metric videos
+
+
+def test_evaluation_videos_take_the_size_of_the_crops_they_are_compared_with():
+    from lightning_modules.a2v.module import Embed2LatModule
+
+    module = Embed2LatModule(speech_encoder=dict(allow_random=True),
+                             generator=dict(allow_random=True, tiny_resolution=32, tiny_channels=8)).eval()
+    data, speech = FakeA2VData(), np.zeros(16000, dtype=np.float32)  # 1 s: 25 frames
+    for side in (64, 32):  # the demo's 64-px crops against the 32-px stand-in, and equal sizes
+        frames = module.evaluation_video(data, "test", 0, speech, np.zeros((side, side, 3), dtype=np.uint8))
+        assert frames.shape == (25, side, side, 3) and frames.dtype == np.uint8
