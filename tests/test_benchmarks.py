@@ -91,3 +91,28 @@ def test_fast_path_switches():
     FastPath().setup(None, plain, "fit")
     assert plain.weight.is_contiguous() and plain._compiled_call_impl is None
     assert default_precision() == "32-true"  # no GPU here: full precision
+
+
+def test_gpu_check_parts_that_fail_or_hang_are_reported_and_the_rest_go_on():
+    import sys
+
+    from benchmarks.gpu_check import Part, run
+
+    failed = run(Part("fails", [sys.executable, "-c", "import sys; sys.exit('no CUDA here')"], 60))
+    hung = run(Part("hangs", [sys.executable, "-c", "import time; time.sleep(30)"], 1))
+    assert (failed.status, hung.status) == ("failed", "timed out")
+    assert "no CUDA here" in failed.output and "over its 1 s budget" in hung.output
+
+
+def test_gpu_check_dry_run_runs_every_part_once_and_writes_its_report(tmp_path):
+    """`make gpu-check ARGS=--dry-run`: each system's training step, the data headroom and inference, one
+    step each on the CPU, so the script is known to work before GPU minutes are spent on it."""
+    import json
+
+    from benchmarks.gpu_check import gpu_check
+
+    report = gpu_check(tmp_path, dry_run=True)
+    parts = json.loads((tmp_path / "report.json").read_text())["parts"]
+    assert {part["status"] for part in parts} == {"ok"}, [(p["name"], p["output"]) for p in parts if p["status"] != "ok"]
+    assert {row["system"] for part in parts for row in part["rows"]} == {"e2e_nr", "wav2pix", "sf2f", "tcsan", "a2v"}
+    assert "data headroom" in report.read_text() and "inference" in report.read_text()
