@@ -330,7 +330,9 @@ class MetricSuite:
     def notes(self) -> dict[str, str]:
         """What a reader needs to interpret a metric's value."""
         lags = "; lag profile −5…+5 frames: " + ", ".join(f"{k}: {v}" for k, v in self.lag_profiles.items())
-        return {"identity_cosine": f"embedding: {self.embedder_name}", "fid": "torchvision Inception-v3 pool features",
+        inception = ("torchvision Inception-v3 pool features (not pytorch-fid's TF-Inception weights: not comparable "
+                     "with published FID)")
+        return {"identity_cosine": f"embedding: {self.embedder_name}", "fid": inception, "kid": inception,
                 "speech_mouth_r": "Pearson r, mouth opening vs speech energy per frame, lag 0" + lags,
                 "speech_mouth_r_control": "generated from another clip's speech, scored against this clip's",
                 "speech_identity_r@1": f"faces from held-out speech, embedded by {self.embedder_name}",

@@ -1,0 +1,117 @@
+"""What a weights folder enables: `make weights-check WEIGHTS_DIR=/w` (default `$TF_WEIGHTS_DIR`).
+
+For every third-party file the project can use (docs/weights.md), under its released name in the folder:
+present or not; when present, loaded the way training and evaluation load it (digest in torchvision's file
+names, keys and shapes against the network), so a wrong or damaged file is named with the reason. Then,
+for every metric and loss that needs weights, whether this folder enables it. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from datamodules.pipeline.errors import ProjectError, command_errors
+from lightning_modules.common.metric_suite import STANDARD_FILES, WEIGHTS_DIR_VARIABLE
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    name: str  # the released file name looked for in the folder
+    enables: str
+    load: Optional[Callable[[str], object]]  # None: checked for presence only (its loader would run code)
+
+
+def _lpips(path: str):
+    from lightning_modules.common.lpips_distance import build_lpips
+
+    return build_lpips("vgg", path)
+
+
+def _inception(path: str):
+    from lightning_modules.common.distribution import load_inception
+
+    return load_inception(path)
+
+
+def _syncnet(path: str):
+    from lightning_modules.common.lip_sync import load_syncnet
+
+    return load_syncnet(path)
+
+
+def _facenet(path: str):
+    from lightning_modules.common.face_embedding import build_face_embedder
+
+    return build_face_embedder("facenet", path)
+
+
+def _vgg19(path: str):
+    from lightning_modules.common.perceptual import VGGPerceptual
+
+    return VGGPerceptual(path)
+
+
+FILES = (
+    WeightsFile(STANDARD_FILES["lpips_backbone"], "LPIPS (make eval)", _lpips),
+    WeightsFile(STANDARD_FILES["inception_weights"], "FID, KID (make eval)", _inception),
+    WeightsFile(STANDARD_FILES["syncnet_weights"], "LSE-D, LSE-C lip sync (make eval)", _syncnet),
+    WeightsFile(STANDARD_FILES["facenet_weights"], "FaceNet identity metrics; SF2F's perceptual loss and paper "
+                "metrics (--model.init_args.facenet_weights)", _facenet),
+    WeightsFile("vgg19-dcbb9e9d.pth", "TCSAN's perceptual loss (--model.init_args.vgg_weights)", _vgg19),
+    WeightsFile("stylegan3-r-ffhqu-256x256.pkl", "A2V on real data (data.init_args.generator.stylegan3_pkl; "
+                "not loaded here: unpickling it runs code)", None),
+)
+
+
+def check_folder(folder: Path) -> list[tuple[WeightsFile, str, str]]:
+    """(file, status, detail) per known file: status `present, loads`, `wrong file`, `missing` or `present`."""
+    results = []
+    for spec in FILES:
+        path = folder / spec.name
+        if not path.is_file():
+            results.append((spec, "missing", f"put the released file at {path}"))
+        elif spec.load is None:
+            results.append((spec, "present", f"{path.stat().st_size / 2**20:.0f} MiB (not loaded)"))
+        else:
+            try:
+                spec.load(str(path))
+            except ProjectError as error:
+                results.append((spec, "wrong file", str(error)))
+            else:
+                results.append((spec, "present, loads", f"{path.stat().st_size / 2**20:.0f} MiB"))
+    return results
+
+
+def report(folder: Path, results: list[tuple[WeightsFile, str, str]]) -> str:
+    lines = [f"Weights in {folder}:", "", "| file | status | enables | detail |", "|---|---|---|---|"]
+    lines += [f"| {spec.name} | {status} | {spec.enables} | {detail} |" for spec, status, detail in results]
+    enabled = [spec.enables for spec, status, _ in results if status in ("present, loads", "present")]
+    lines += ["", f"Enabled: {len(enabled)} of {len(results)}."
+              + ("" if enabled else " Without weights, those metrics are reported as not computed and the losses "
+                 "are off (docs/weights.md says where to get each file).")]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m experiments.weights_check", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights-dir", help=f"the folder to check (default ${WEIGHTS_DIR_VARIABLE})")
+    args = parser.parse_args(argv)
+    with command_errors():
+        given = args.weights_dir or os.environ.get(WEIGHTS_DIR_VARIABLE)
+        if not given:
+            raise ProjectError(f"no weights folder: pass WEIGHTS_DIR=<folder> or set {WEIGHTS_DIR_VARIABLE}.")
+        folder = Path(given).expanduser()
+        if not folder.is_dir():
+            raise ProjectError(f"{folder}: not a folder. Pass WEIGHTS_DIR=<the folder holding the weights files>.")
+        print(report(folder, check_folder(folder)))
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
