@@ -68,9 +68,9 @@ prepare: $(STAMP) ## Preprocess DATASET at ROOT into its cache (OUT=folder, EXP=
 train: $(STAMP) ## Train EXP (default sf2f) on DATA, or on the demo dataset; CKPT=last resumes, CKPT=auto resumes if unfinished
 	$(PY) -m experiments.train $(call q,$(EXP)) $(call opt,--data,$(DATA)) $(call opt,--resume,$(CKPT)) $(ARGS)
 
-eval: $(STAMP) ## Evaluate EXP's CKPT (file, run folder or last; several: CKPT_LIST=file): paper protocol + shared metrics (WEIGHTS_DIR=folder, NOISE_SWEEP=1)
+eval: $(STAMP) ## Evaluate EXP's CKPT (file, run folder or last; several: CKPT_LIST=file): paper protocol + shared metrics (WEIGHTS_DIR=folder, NOISE_SWEEP=1, DUMP=1 writes the test outputs)
 	$(PY) -m experiments.evaluate $(call q,$(EXP)) $(if $(CKPT_LIST),$(call opt,--ckpt-list,$(CKPT_LIST)),$(call opt,--ckpt,$(or $(CKPT),last))) \
-	  $(call opt,--data,$(DATA)) $(call opt,--out,$(OUT)) $(call opt,--weights-dir,$(WEIGHTS_DIR)) $(if $(NOISE_SWEEP),--noise-sweep) $(ARGS)
+	  $(call opt,--data,$(DATA)) $(call opt,--out,$(OUT)) $(call opt,--weights-dir,$(WEIGHTS_DIR)) $(if $(NOISE_SWEEP),--noise-sweep) $(if $(DUMP),--dump) $(ARGS)
 
 infer: $(STAMP) ## Video from AUDIO=speech.wav + IMAGE=face.jpg into OUT=out.mp4; face systems: PNG from AUDIO=a.wav or AUDIO_LIST=file; batch: LIST=pairs.csv OUT=folder
 	$(PY) -m experiments.infer $(call q,$(EXP)) $(call opt,--ckpt,$(or $(CKPT),last)) $(call opt,--audio,$(AUDIO)) \

@@ -163,6 +163,7 @@ class SharedOptions:
     noise_sweep: bool = False
     snrs_db: tuple[float, ...] = EVAL_SNRS_DB
     noise_types: Optional[list[str]] = None
+    dump: bool = False  # write the test outputs under <eval folder>/dump for outside scorers
 
 
 def evaluate(experiment: str, checkpoints: list[str], data: str | None, out: str | None, options: dict,
@@ -187,7 +188,8 @@ def evaluate(experiment: str, checkpoints: list[str], data: str | None, out: str
             extra = {"out_dir": str(folder)} if "out_dir" in inspect.signature(model.paper_evaluation).parameters else {}
             part = model.paper_evaluation(datamodule, **{**extra, **options})
         label = "/".join(checkpoint.resolve().parts[-4:-2])  # <run timestamp>/<stage>
-        part = add_shared_metrics(part, model, datamodule, shared, label)
+        part = add_shared_metrics(part, model, datamodule, shared, label,
+                                  folder / "dump" / label.replace("/", "_") if shared.dump else None)
         part.details = {str(checkpoint): part.details}
         if report is None:
             report = part
@@ -201,7 +203,7 @@ def evaluate(experiment: str, checkpoints: list[str], data: str | None, out: str
     return report
 
 
-def add_shared_metrics(report, model, datamodule, shared: SharedOptions, label: str):
+def add_shared_metrics(report, model, datamodule, shared: SharedOptions, label: str, dump: Path | None = None):
     """The system's report (or a new one) with the shared metrics' rows and, when asked, the noise sweep."""
     if not shared.enabled:
         return report
@@ -209,7 +211,7 @@ def add_shared_metrics(report, model, datamodule, shared: SharedOptions, label: 
         raise ExperimentError(f"{type(model).__name__} gives no evaluation samples, so the shared metrics cannot score it; "
                               "pass --no-shared.")
     system = report.system if report is not None else type(model).__name__.removesuffix("Module")
-    common = shared_report(model, datamodule, shared.settings, system, max_items=shared.max_items)
+    common = shared_report(model, datamodule, shared.settings, system, max_items=shared.max_items, dump=dump)
     for row in common.rows:
         row.setting = f"{row.setting}, {label}"
     if shared.noise_sweep:
@@ -281,6 +283,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weights-dir", help="folder holding those files under their released names "
                         f"({', '.join(STANDARD_FILES.values())}); default ${WEIGHTS_DIR_VARIABLE}")
     parser.add_argument("--max-items", type=int, help="score at most this many test clips/utterances with the shared metrics")
+    parser.add_argument("--dump", action="store_true", help="write every test output (videos with audio, frames, "
+                        "index.csv) under <out>/dump for syncnet_python, pytorch-fid, clean-fid")
     parser.add_argument("--noise-sweep", action="store_true",
                         help="video systems: shared metrics with the speech mixed with held-out noises at each SNR")
     parser.add_argument("--snrs", type=float, nargs="+", default=list(EVAL_SNRS_DB),
@@ -295,7 +299,8 @@ def main(argv: list[str] | None = None) -> None:
             options["probe"] = args.probe
         weights = {key: str(path) for key, path in parse_options(args.weights).items()}
         settings = MetricSettings.from_folder(args.weights_dir, **weights)
-        shared = SharedOptions(not args.no_shared, settings, args.max_items, args.noise_sweep, tuple(args.snrs))
+        shared = SharedOptions(not args.no_shared, settings, args.max_items, args.noise_sweep, tuple(args.snrs),
+                               dump=args.dump)
         evaluate(args.experiment, checkpoints, args.data, args.out, options, use_wandb=not args.no_wandb, shared=shared)
 
 

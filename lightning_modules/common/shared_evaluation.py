@@ -13,6 +13,7 @@ A system takes part by giving `evaluation_samples(datamodule, split, max_items, 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Iterator, Optional
 
 import numpy as np
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 from .images import signed_to_uint8
 from .metric_suite import GeneratedSample, MetricSettings, MetricSuite
 from .reports import EvaluationReport, ResultRow, Sweep
+from .sample_dump import SampleDump
 
 SWEEP_METRICS = ("psnr", "ssim", "lmd_mouth", "lse_d", "lse_c")
 SHARED_SETTING = "shared harness"  # how the shared rows' `setting` starts, in reports, W&B and `make compare`
@@ -78,12 +80,18 @@ def evaluate_samples(samples: Iterator[GeneratedSample], settings: MetricSetting
 
 
 def shared_report(module, datamodule, settings: MetricSettings, system: str, split: str = "test",
-                  max_items: Optional[int] = None) -> EvaluationReport:
-    """The suite on `split`: one row per metric (value or "not computed: why")."""
+                  max_items: Optional[int] = None, dump: Optional[Path] = None) -> EvaluationReport:
+    """The suite on `split`: one row per metric (value or "not computed: why"); with `dump`, every sample
+    is also written there for outside scorers (`sample_dump.py`)."""
     module.eval()
     samples = module.evaluation_samples(datamodule, split=split, max_items=max_items,
                                         **({"controls": True} if isinstance(module, TalkingFaceSamples) else {}))
+    writer = SampleDump(dump) if dump is not None else None
+    if writer is not None:
+        samples = writer.passing(samples)
     values, missing, notes = evaluate_samples(samples, settings, max_items, f"{system}: shared metrics")
+    if writer is not None:
+        print(f"[eval] test outputs for outside scorers: {writer.close()}")
     report = EvaluationReport(system=system, dataset=datamodule.description, paper_dataset="—")
     setting = f"{SHARED_SETTING}, {split} split"
     for key in sorted(values):
