@@ -39,7 +39,7 @@ export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=4294967296:glibc.malloc.tri
 TORCH := torch==2.9.1 torchvision==0.24.1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train eval infer export compare bench gpu-check weights-check test test-slow demo-data prepare clean
+.PHONY: help setup plan train eval infer export compare bench gpu-check weights-check test test-slow demo-data prepare clean
 
 help: ## List targets and experiments
 	@echo "Usage: make <target> [EXP=name] [DATA=path] [CKPT=last|path] [ARGS='--trainer.max_steps=100 …']"
@@ -90,6 +90,9 @@ bench: $(STAMP) ## Benchmarks (docs/benchmarks.md): train step, Lightning overhe
 	$(PY) -m benchmarks.inference | tee $(call q,$(BENCH)/inference.md)
 	$(if $(SF2F_REPO)$(WAV2PIX_REPO),$(PY) -m benchmarks.official $(call opt,--sf2f-repo,$(SF2F_REPO)) \
 	  $(call opt,--wav2pix-repo,$(WAV2PIX_REPO)) | tee $(call q,$(BENCH)/official.md))
+
+plan: $(STAMP) ## What make train EXP=… would run: stages, stacked configs and why, hand-overs (DATA=…, ARGS=--smoke)
+	$(PY) -m experiments.plan $(call q,$(EXP)) $(call opt,--data,$(DATA)) $(ARGS)
 
 weights-check: $(STAMP) ## What WEIGHTS_DIR (default $$TF_WEIGHTS_DIR) holds and enables, each file loaded and checked
 	$(PY) -m experiments.weights_check $(call opt,--weights-dir,$(WEIGHTS_DIR))

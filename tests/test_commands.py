@@ -65,3 +65,15 @@ def test_overrides_that_move_the_outputs_are_refused_up_front_naming_the_switch(
     with pytest.raises(train_entry.ExperimentError, match="TF_RUNS_DIR=<folder>"):
         train_entry.train("sf2f", overrides=[override, "/tmp/x"])
     assert not (isolated_data_and_runs / "runs" / "sf2f").exists()  # refused before any run folder was made
+
+
+@pytest.mark.parametrize("experiment", ["sf2f", "wav2pix", "e2e_nr", "tcsan", "a2v"])
+def test_plan_lists_every_stage_with_its_stacked_configs_and_hand_overs(experiment):
+    from experiments.plan import describe
+    from experiments.train import stage_chain
+
+    demo, real = describe(experiment), describe(experiment, data="/data/real")
+    for stage in stage_chain(experiment):
+        assert f". {stage} (" in demo
+    assert "demo overlay" in demo and "demo overlay" not in real
+    assert "hands on: " in demo
