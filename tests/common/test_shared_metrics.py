@@ -38,9 +38,11 @@ class MeanColour(torch.nn.Module):
 def test_edge_width_of_a_linear_ramp_is_its_length():
     row = np.concatenate([np.zeros(20), np.linspace(0, 200, 7), np.full(20, 200.0)])
     image = np.tile(row, (10, 1))
+    image[-1, :3] = 50.0  # one oblique gradient far from the ramp (the reference measures nothing without any)
     edges = np.zeros_like(image, dtype=bool)
     edges[:, 23] = True  # the ramp's middle
-    assert np.all(edge_widths(image, edges)[:, 23] == 6)
+    widths = edge_widths(image, edges)[:, 23]
+    assert np.all(widths[1:-1] == 6) and widths[0] == widths[-1] == 0  # the image's border rows are not measured
 
 
 def test_cpbd_ranks_a_blurred_face_below_the_sharp_one_and_rejects_flat_frames():
@@ -49,6 +51,34 @@ def test_cpbd_ranks_a_blurred_face_below_the_sharp_one_and_rejects_flat_frames()
     sharp, soft = cpbd(face), cpbd(blurred)
     assert 0 <= soft < sharp <= 1 and sharp - soft > 0.1
     assert math.isnan(cpbd(np.full((64, 64, 3), 128, np.uint8)))  # no edge: no value, not "perfectly sharp"
+
+
+def reference_cases() -> dict[str, np.ndarray]:
+    from PIL import Image
+    from scipy import ndimage
+    from skimage.data import chelsea, coffee
+
+    face = astronaut()[30:286, 140:396]
+
+    def resized(image, side):
+        return np.asarray(Image.fromarray(image).resize((side, side), Image.BILINEAR))
+
+    return {"face 256 sharp": face, "face 256 blurred 2": ndimage.gaussian_filter(face, (2, 2, 0)),
+            "face 112 sharp": resized(face, 112), "face 128 blurred 1": ndimage.gaussian_filter(resized(face, 128), (1, 1, 0)),
+            "face 64 sharp": resized(face, 64), "cat 200x300": chelsea()[:200, :300],
+            "coffee 256 blurred 1": ndimage.gaussian_filter(coffee()[:256, :256], (1, 1, 0))}
+
+
+# Computed by the reference, python-cpbd 1.0.7 (`cpbd.compute`, its scipy.ndimage.imread import removed), on
+# each image converted to PIL "L" mode, as its command line reads files.
+REFERENCE_CPBD = {"face 256 sharp": 0.3986, "face 256 blurred 2": 0.0055, "face 112 sharp": 0.2670,
+                  "face 128 blurred 1": 0.0925, "face 64 sharp": 0.4823, "cat 200x300": 0.5498,
+                  "coffee 256 blurred 1": 0.2113}
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_CPBD))
+def test_cpbd_matches_the_reference_implementation(name):
+    assert cpbd(reference_cases()[name]) == pytest.approx(REFERENCE_CPBD[name], abs=0.01)
 
 
 # --- lip sync ----------------------------------------------------------------------------------------
