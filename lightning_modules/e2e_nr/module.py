@@ -25,8 +25,8 @@ from ..common.checkpoints import load_stage_weights
 from ..common.gan import AdversarialModule, LossTerms
 from ..common.images import log_sample_grid, signed_to_uint8
 from ..common.shared_evaluation import TalkingFaceSamples
-from .losses import (MASK_SIGMA_PX, feature_time_std, half_lsgan_discriminator, half_lsgan_generator, masked_l1,
-                     mouth_mask, noise_resilience_loss)
+from .losses import (MASK_SIGMA_PX, NR_FORMS, feature_time_std, half_lsgan_discriminator,
+                     half_lsgan_generator, masked_l1, mouth_mask, noise_resilience_loss)
 from .networks import FrameDiscriminator, Generator, PairDiscriminator, sample_frame_indices
 
 STAGES = ("recon", "adv")
@@ -61,7 +61,12 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
         frame_weight, pair_weight: α and β on the frame and pair adversarial terms (1e-3 each).
         nr_weight: γ on L_NR (1e-3; absent from the paper's Eq. 1, from the author's earlier code).
         nr_feature: "conv" (the conv stack's 16-channel output) or "fc" (the per-frame vectors).
-        detach_clean_features: stop L_NR's gradient through the clean branch.
+        nr_form: how L_NR compares the branches (`losses.NR_FORMS`): "relative" (default: the clean features
+            are a fixed target and the error is relative to their variation over time), "clean_target", or
+            "paper" (the spec's MSE with gradients into both branches).
+        nr_ramp_steps: (start, end) training steps: γ is 0 before `start` and grows linearly to `nr_weight`
+            at `end`, so L_NR cannot shape the speech encoder before the reconstruction has made the mouth
+            depend on the speech; None = γ from the first step (the paper).
         adversarial_branch: which generated videos the critics judge under NR training.
         frames_per_video: frames sampled per video for the frame critic; None = the batch size (paper).
         mask_sigma: σ of the mouth Gaussian in pixels of a 128-px crop.
@@ -89,7 +94,8 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
         pair_weight: float = 1e-3,
         nr_weight: float = 1e-3,
         nr_feature: str = "conv",
-        detach_clean_features: bool = False,
+        nr_form: str = "relative",
+        nr_ramp_steps: Optional[tuple[int, int]] = None,
         adversarial_branch: str = "both",
         frames_per_video: Optional[int] = None,
         mask_sigma: float = MASK_SIGMA_PX,
@@ -106,6 +112,7 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
         _check_choice("stage", stage, STAGES)
         _check_choice("adversarial_branch", adversarial_branch, ADVERSARIAL_BRANCHES)
         _check_choice("nr_feature", nr_feature, ("conv", "fc"))
+        _check_choice("nr_form", nr_form, NR_FORMS)
         _check_choice("condition_frame", condition_frame, ("first", "random"))
         if image_size != IMAGE_SIZE:
             raise ValueError(f"E2E-NR generates {IMAGE_SIZE}-px faces; set data image_size to {IMAGE_SIZE}, "
@@ -191,15 +198,17 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
     def generator_loss(self, batch: dict, output: dict) -> LossTerms:
         h, real = self.hparams, batch["video"]
         mask = self._mask(batch)
+        time_axis = 2 if h.nr_feature == "conv" else 1  # of the speech features L_NR compares
         terms = {"masked_l1": masked_l1(output["clean_video"], real, mask, batch["frame_mask"]),
-                 "speech_feature_time_std": feature_time_std(output["clean_features"].detach(),
-                                                             time_axis=2 if h.nr_feature == "conv" else 1)}
+                 "speech_feature_time_std": feature_time_std(output["clean_features"].detach(), time_axis)}
         total = terms["masked_l1"]
         if "noisy_video" in output:
             terms["masked_l1_noisy"] = masked_l1(output["noisy_video"], real, mask, batch["frame_mask"])
             terms["noise_resilience"] = noise_resilience_loss(output["clean_features"], output["noisy_features"],
-                                                              h.detach_clean_features)
-            total = total + terms["masked_l1_noisy"] + h.nr_weight * terms["noise_resilience"]
+                                                              h.nr_form, time_axis)
+            gamma = self.noise_resilience_weight()
+            terms["noise_resilience_weight"] = torch.tensor(gamma)
+            total = total + terms["masked_l1_noisy"] + gamma * terms["noise_resilience"]
         if self.trains_discriminator():
             branches = self._judged_branches(output)
             indices = self._frame_indices(batch)
@@ -209,6 +218,14 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
                 self._pair_scores(output[f"{b}_video"], batch, output, mask)) for b in branches]).mean()
             total = total + h.frame_weight * terms["frame_adversarial"] + h.pair_weight * terms["pair_adversarial"]
         return LossTerms(total, terms)
+
+    def noise_resilience_weight(self) -> float:
+        """γ at the current training step (`nr_ramp_steps`)."""
+        h = self.hparams
+        if h.nr_ramp_steps is None:
+            return h.nr_weight
+        start, end = h.nr_ramp_steps
+        return h.nr_weight * min(1.0, max(0.0, (self.global_step - start) / max(end - start, 1)))
 
     def discriminator_loss(self, batch: dict, output: dict) -> LossTerms:
         """Both critics on real and (detached) generated videos; their losses add, their parameters are apart."""

@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from datamodules.pipeline.face_tracks import TEMPLATE_MOUTH_128, mouth_centres
@@ -63,6 +64,25 @@ def test_noise_resilience_loss_and_lsgan_terms():
     assert half_lsgan_discriminator(ones, zeros).item() == 0
     assert half_lsgan_discriminator(zeros, ones).item() == 1.0  # ½·1 + ½·1
     assert half_lsgan_generator(ones).item() == 0 and half_lsgan_generator(zeros).item() == 0.5
+
+
+def test_noise_resilience_loss_leaves_the_clean_features_to_the_reconstruction_by_default():
+    """The paper's form also pulls the clean features towards the noisy ones, so the encoder can lower L_NR by
+    hearing less of the speech (on the demo the features' time-std halved); by default the clean features
+    are a fixed target, only the noisy branch moves, and the error is relative to the clean features'
+    variation over time, so scaling both streams leaves it unchanged."""
+    clean = torch.randn(2, 16, 40, requires_grad=True)
+    noisy = (clean.detach() + 0.1 * torch.randn(2, 16, 40)).requires_grad_(True)
+    noise_resilience_loss(clean, noisy).backward()
+    assert clean.grad is None and noisy.grad.abs().sum() > 0
+    noisy.grad = None
+    noise_resilience_loss(clean, noisy, form="paper").backward()
+    assert torch.allclose(clean.grad, -noisy.grad)  # the paper's form: both sides, equal and opposite
+    relative = noise_resilience_loss(clean, noisy)
+    assert torch.isclose(noise_resilience_loss(100 * clean, 100 * noisy), relative)
+    assert torch.isclose(relative, noise_resilience_loss(clean, noisy, form="clean_target") / clean.var(2).mean())
+    with pytest.raises(ValueError, match="form must be one of"):
+        noise_resilience_loss(clean, noisy, form="cosine")
 
 
 def test_speech_normalisation_ignores_padding():

@@ -1,5 +1,7 @@
 """The E2E-NR LightningModule: its losses per stage, the curriculum's weight hand-over, and inference."""
 
+from unittest import mock
+
 import pytest
 import torch
 
@@ -41,7 +43,8 @@ def test_reconstruction_stage_never_runs_the_critics():
     batch = _batch()
     loss = module.generator_loss(batch, module.generate(batch))
     assert not module.trains_discriminator() and not calls
-    assert set(loss.terms) == {"masked_l1", "masked_l1_noisy", "noise_resilience", "speech_feature_time_std"}
+    assert set(loss.terms) == {"masked_l1", "masked_l1_noisy", "noise_resilience", "noise_resilience_weight",
+                               "speech_feature_time_std"}
 
 
 def test_the_speech_features_variation_over_time_is_logged():
@@ -54,6 +57,22 @@ def test_the_speech_features_variation_over_time_is_logged():
     logged = module.generator_loss(batch, output).terms["speech_feature_time_std"]
     assert logged > 0 and torch.isclose(logged, output["clean_features"].std(dim=2).mean())
     assert feature_time_std(torch.ones(2, 16, 20), time_axis=2) == 0  # a collapsed stream
+
+
+def test_noise_resilience_weight_ramps_in_over_its_steps():
+    """γ stays 0 until the ramp starts (L_NR cannot flatten the speech features before the mouth follows the
+    speech), then grows linearly to nr_weight; without a ramp it is nr_weight from the first step."""
+    assert E2ENRModule(width=WIDTH, nr_weight=1e-3).noise_resilience_weight() == 1e-3
+    module = E2ENRModule(width=WIDTH, nr_weight=1e-3, nr_ramp_steps=(100, 140))
+    weights = []
+    for step in (0, 100, 120, 140, 500):
+        with mock.patch.object(E2ENRModule, "global_step", new_callable=mock.PropertyMock, return_value=step):
+            weights.append(module.noise_resilience_weight())
+    assert weights == pytest.approx([0.0, 0.0, 5e-4, 1e-3, 1e-3])
+    batch = _batch()
+    terms = module.generator_loss(batch, module.generate(batch))
+    assert terms.terms["noise_resilience_weight"] == 0 and terms.terms["noise_resilience"] > 0
+    assert torch.isclose(terms.total, terms.terms["masked_l1"] + terms.terms["masked_l1_noisy"])
 
 
 def test_adversarial_stage_losses_and_gradients_stay_with_their_player():
