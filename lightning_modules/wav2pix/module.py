@@ -41,6 +41,8 @@ class Wav2PixModule(AdversarialModule):
         lr_generator, lr_discriminator, betas: Adam (1e-4 and 4e-4, two time-scale; β = (0.5, 0.999)).
         mc_dropout: at inference, BatchNorm uses running statistics but G's dropout stays on (the paper's
             noise source); False makes inference deterministic.
+        generator_spectral_norm: spectral norm on G's layers (the released code); False lets a short run
+            learn G's gain (see `FaceGenerator`).
         samples_to_log: generated/real pairs in the validation sample grid.
     """
 
@@ -65,6 +67,7 @@ class Wav2PixModule(AdversarialModule):
         lr_discriminator: float = 4e-4,
         betas: tuple[float, float] = (0.5, 0.999),
         mc_dropout: bool = True,
+        generator_spectral_norm: bool = True,
         samples_to_log: int = 8,
         nonfinite: str = "raise",
         gradient_clip_norm: float | None = None,
@@ -73,7 +76,8 @@ class Wav2PixModule(AdversarialModule):
         self.save_hyperparameters()
         self.speech_encoder = SpeechEncoder(num_samples=audio_samples)
         self.identity_classifier = IdentityClassifier(num_identities)
-        self.generator = FaceGenerator(image_size=image_size, keep_dropout_at_inference=mc_dropout)
+        self.generator = FaceGenerator(image_size=image_size, keep_dropout_at_inference=mc_dropout,
+                                       spectral_norm=generator_spectral_norm)
         self.discriminator = FaceDiscriminator(image_size=image_size)
         self._samples: dict[str, list] = {}
 

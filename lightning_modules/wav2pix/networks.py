@@ -64,6 +64,12 @@ def spectral(layer: nn.Module) -> nn.Module:
     return spectral_norm(layer, n_power_iterations=1, dim=0)
 
 
+def _initialised(layer: nn.Module) -> nn.Module:
+    """`layer` initialised as §2.5 prescribes, without spectral norm."""
+    init_weights(layer)
+    return layer
+
+
 # ----------------------------------------------------------------------------- speech encoder Φ
 
 
@@ -171,24 +177,29 @@ class FaceGenerator(nn.Module):
         dropout: drop probability after each hidden layer.
         keep_dropout_at_inference: keep sampling dropout masks in eval mode (the paper's inference);
             False makes `eval()` deterministic.
+        spectral_norm: wrap every layer in spectral norm (the authors' G). SN makes G's output independent
+            of its weights' scale, and a fresh G answers any embedding with a flat grey image, so its gain
+            grows only as training reshapes the layers' spectra: the paper's ≈68k iterations leave time
+            for that, a CPU demo of a few hundred does not. False keeps the N(0, 0.02) init alone.
     """
 
     def __init__(
         self, image_size: int = 128, embedding_dim: int = EMBED_DIM, dropout: float = 0.5,
-        keep_dropout_at_inference: bool = True,
+        keep_dropout_at_inference: bool = True, spectral_norm: bool = True,
     ):
         super().__init__()
         _check_image_size(image_size)
         channels = GENERATOR_CHANNELS[image_size]
+        wrap = spectral if spectral_norm else _initialised
         layers: list[nn.Module] = []
         for index, (in_channels, out_channels) in enumerate(zip((embedding_dim,) + channels, channels)):
             stride, padding = (1, 0) if index == 0 else (2, 1)
             layers += [
-                spectral(nn.ConvTranspose2d(in_channels, out_channels, 4, stride, padding, bias=False)),
+                wrap(nn.ConvTranspose2d(in_channels, out_channels, 4, stride, padding, bias=False)),
                 SamplingDropout(dropout, always_on=keep_dropout_at_inference),
                 nn.ReLU(),
             ]
-        layers += [spectral(nn.ConvTranspose2d(channels[-1], 3, 4, 2, 1, bias=False)), nn.Tanh()]
+        layers += [wrap(nn.ConvTranspose2d(channels[-1], 3, 4, 2, 1, bias=False)), nn.Tanh()]
         self.layers = nn.Sequential(*layers)
         self.image_size = image_size
 

@@ -202,6 +202,28 @@ def test_init_draws_from_the_dcgan_distributions():
         assert raw.std().item() == pytest.approx(0.02, abs=0.005)
 
 
+def test_generator_without_spectral_norm_keeps_its_layers_and_can_scale_its_gain():
+    """The demo's G (`spectral_norm=False`): the same layers and init without SN. SN divides each weight
+    by its σ, so scaling the weights leaves G's output unchanged (its gain, tiny at init, grows only as
+    training reshapes the spectra); without SN, doubling the weights of its 5 layers scales the output
+    up to 2⁵ times, so Adam can raise G's gain within a few hundred steps."""
+    torch.manual_seed(0)
+    embedding = torch.randn(4, 128)
+    growth = {}
+    for spectral_norm in (True, False):
+        generator = FaceGenerator(64, keep_dropout_at_inference=False, spectral_norm=spectral_norm).eval()
+        with torch.no_grad():
+            before = generator(embedding).std()
+            for layer in convs(generator):
+                (layer.parametrizations.weight.original if spectral_norm else layer.weight).mul_(2)
+            growth[spectral_norm] = (generator(embedding).std() / before).item()
+        if not spectral_norm:
+            assert sum(p.numel() for p in generator.parameters()) == 3_804_160
+            assert not any(is_spectral(layer) for layer in convs(generator)) and len(convs(generator)) == 5
+    assert growth[True] == pytest.approx(1.0, rel=1e-3)
+    assert growth[False] > 10
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="96"):
         FaceGenerator(96)
