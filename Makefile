@@ -94,7 +94,7 @@ bench: $(STAMP) ## Benchmarks (docs/benchmarks.md): train step, Lightning overhe
 plan: $(STAMP) ## What make train EXP=… would run: stages, stacked configs and why, hand-overs (DATA=…, ARGS=--smoke)
 	$(PY) -m experiments.plan $(call q,$(EXP)) $(call opt,--data,$(DATA)) $(ARGS)
 
-weights-check: $(STAMP) ## What WEIGHTS_DIR (default $$TF_WEIGHTS_DIR) holds and enables, each file loaded and checked
+weights-check: $(STAMP) ## What WEIGHTS_DIR (default: the TF_WEIGHTS_DIR variable) holds and enables, each file loaded and checked
 	$(PY) -m experiments.weights_check $(call opt,--weights-dir,$(WEIGHTS_DIR))
 
 gpu-check: $(STAMP) ## Every GPU figure in one run (~8 min on one GPU) into OUT=runs/gpu-check; ARGS=--dry-run checks it on the CPU
