@@ -153,7 +153,9 @@ def test_inversion_cache_resumes_after_a_lost_shard(isolated_data_and_runs, monk
     datamodule.prepare_data()
     assert inverted == [2]  # only the lost shard's two clips
     after = {m["key"]: np.array(a["rows"]) for m, a in (cache.read()[i] for i in range(len(cache.read())))}
-    assert after.keys() == before.keys() and all(np.array_equal(after[k], before[k]) for k in before)
+    # Re-inverted from the same seed; CPU kernels may sum in another order from run to run (2e-5 seen on
+    # codes of size ~1 on a loaded 2-core machine), so equal to float tolerance, not bit for bit.
+    assert after.keys() == before.keys() and all(np.allclose(after[k], before[k], atol=1e-4) for k in before)
 
     datamodule.setup("fit")
     frames = sum(len(c.rows) for c in datamodule.latent_clips["train"])
