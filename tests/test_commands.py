@@ -62,9 +62,11 @@ def test_every_command_answers_an_unknown_experiment_with_the_known_ones(command
 def test_overrides_that_move_the_outputs_are_refused_up_front_naming_the_switch(override, isolated_data_and_runs):
     from experiments import train as train_entry
 
+    runs = isolated_data_and_runs / "runs" / "sf2f"
+    existing = set(runs.iterdir()) if runs.exists() else set()
     with pytest.raises(train_entry.ExperimentError, match="TF_RUNS_DIR=<folder>"):
         train_entry.train("sf2f", overrides=[override, "/tmp/x"])
-    assert not (isolated_data_and_runs / "runs" / "sf2f").exists()  # refused before any run folder was made
+    assert (set(runs.iterdir()) if runs.exists() else set()) == existing  # refused before any run folder was made
 
 
 @pytest.mark.parametrize("experiment", ["sf2f", "wav2pix", "e2e_nr", "tcsan", "a2v"])
