@@ -278,7 +278,8 @@ class MetricSuite:
             missing["lse_d"] = missing["lse_c"] = "no sample had speech and at least 6 frames (image systems have no video)"
         for key in ("cpbd", "cpbd_real"):
             if key not in values:
-                missing[key] = "no frame had enough edges to measure (flat or very blurry images)"
+                missing[key] = ("no frame had a 64×64 block with enough edges to measure (frames under 64 px, as the "
+                                "reference CPBD scores whole blocks only, or flat images)")
         for key in REPORTED:
             if key not in values and key not in missing:
                 missing[key] = "no sample gave a value"
