@@ -118,14 +118,21 @@ def stage_config(checkpoint: Path, state: dict) -> tuple[dict, str | None]:
     return yaml.safe_load(beside.read_text()), None
 
 
+def checked_checkpoint(experiment: str, checkpoint: Path) -> tuple[dict, dict, str | None]:
+    """(contents, the stage's config, `<experiment>/<stage>` that wrote it) of a checkpoint of `experiment`,
+    refusing unreadable files and checkpoints of another system."""
+    state = read_checkpoint(checkpoint)
+    config, written_by = stage_config(checkpoint, state)
+    check_experiment(experiment, checkpoint, config["model"]["class_path"], written_by)
+    return state, config, written_by
+
+
 def load_model(experiment: str, checkpoint: Path):
     """(model, the stage's config, the checkpoint's contents) for a checkpoint of `experiment`, from
     anywhere, loaded with `weights_only=True`."""
     from datamodules.prepare import load_class
 
-    state = read_checkpoint(checkpoint)
-    config, written_by = stage_config(checkpoint, state)
-    check_experiment(experiment, checkpoint, config["model"]["class_path"], written_by)
+    state, config, _ = checked_checkpoint(experiment, checkpoint)
     model_class = load_class(config["model"]["class_path"])
     model = model_class.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
     return inference_layout(model), config, state

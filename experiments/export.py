@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from datamodules.pipeline.errors import command_errors
-from experiments.evaluate import check_experiment, read_checkpoint, resolve_checkpoint, stage_config
+from experiments.evaluate import checked_checkpoint, resolve_checkpoint
 from lightning_modules.common.callbacks import STAGE_CONFIG_KEY
 
 KEPT = ("state_dict", "hyper_parameters", "pytorch-lightning_version")
@@ -25,9 +25,7 @@ KEPT = ("state_dict", "hyper_parameters", "pytorch-lightning_version")
 def export(experiment: str, checkpoint: str, out: str | Path) -> Path:
     """Write the slim checkpoint of `experiment`'s `checkpoint` (file, stage/run folder or 'last') to `out`."""
     source = resolve_checkpoint(experiment, checkpoint)
-    state = read_checkpoint(source)
-    config, written_by = stage_config(source, state)
-    check_experiment(experiment, source, config["model"]["class_path"], written_by)
+    state, config, _ = checked_checkpoint(experiment, source)
     datamodule_key = config["data"]["class_path"].rsplit(".", 1)[-1]  # Lightning stores its state_dict here
     slim = {key: state[key] for key in (*KEPT, datamodule_key) if key in state}
     slim[STAGE_CONFIG_KEY] = state.get(STAGE_CONFIG_KEY) or {
