@@ -15,7 +15,7 @@ After the paper's protocol, the shared metrics (`lightning_modules/common/metric
 same test split for every system under the same names: PSNR, SSIM, L1, LPIPS, FID/KID, landmark
 distance, face detection rate, identity cosine and Recall@K, CPBD, AU F1 and LSE-C/LSE-D. Metrics whose
 weights are not given are listed as "not computed: <why>". Weights come from `--weights KEY=PATH`
-(lpips_backbone, inception_weights, syncnet_weights, facenet_weights) or from a folder holding them under
+(lpips_backbone, fid_inception_weights, inception_weights, syncnet_weights, facenet_weights) or from a folder holding them under
 their released names (`--weights-dir`, default `$TF_WEIGHTS_DIR`). `--noise-sweep` adds the shared video
 metrics against SNR with E2E-NR's held-out noises, for every system that makes video (`noise_sweep.png`).
 """
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-wandb", action="store_true", help="do not log the results to an offline W&B run")
     parser.add_argument("--no-shared", action="store_true", help="only the paper's protocol, not the shared metrics")
     parser.add_argument("--weights", action="append", default=[], metavar="KEY=PATH",
-                        help="weights for a shared metric: lpips_backbone, inception_weights, syncnet_weights, "
+                        help="weights for a shared metric: lpips_backbone, fid_inception_weights, inception_weights, syncnet_weights, "
                         "facenet_weights; repeatable")
     parser.add_argument("--weights-dir", help="folder holding those files under their released names "
                         f"({', '.join(STANDARD_FILES.values())}); default ${WEIGHTS_DIR_VARIABLE}")

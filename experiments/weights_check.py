@@ -32,10 +32,16 @@ def _lpips(path: str):
     return build_lpips("vgg", path)
 
 
-def _inception(path: str):
-    from lightning_modules.common.distribution import load_inception
+def _tf_inception(path: str):
+    from lightning_modules.common.distribution import TF_INCEPTION, load_inception
 
-    return load_inception(path)
+    return load_inception(path, TF_INCEPTION)
+
+
+def _torchvision_inception(path: str):
+    from lightning_modules.common.distribution import TORCHVISION_INCEPTION, load_inception
+
+    return load_inception(path, TORCHVISION_INCEPTION)
 
 
 def _syncnet(path: str):
@@ -58,7 +64,10 @@ def _vgg19(path: str):
 
 FILES = (
     WeightsFile(STANDARD_FILES["lpips_backbone"], "LPIPS (make eval)", _lpips),
-    WeightsFile(STANDARD_FILES["inception_weights"], "FID, KID (make eval)", _inception),
+    WeightsFile(STANDARD_FILES["fid_inception_weights"], "FID, KID comparable with published values (make eval)",
+                _tf_inception),
+    WeightsFile(STANDARD_FILES["inception_weights"], "FID, KID on torchvision's Inception, when the TF-Inception "
+                "file is absent (make eval)", _torchvision_inception),
     WeightsFile(STANDARD_FILES["syncnet_weights"], "LSE-D, LSE-C lip sync (make eval)", _syncnet),
     WeightsFile(STANDARD_FILES["facenet_weights"], "FaceNet identity metrics; SF2F's perceptual loss and paper "
                 "metrics (--model.init_args.facenet_weights)", _facenet),

@@ -1,29 +1,116 @@
 """FID and KID between generated and real faces, on Inception-v3 pool features from a user-given file.
 
-torchmetrics computes both; its default feature extractor would download the TF-ported Inception graph,
-which cannot happen offline. Here the features are torchvision's `inception_v3` (the 2048-d average pool
-before the classifier), with the ImageNet weights read from a path (`inception_v3_google-0cc3c7bd.pth`).
-Published FIDs use the TF graph's weights, so our values are comparable across our runs and systems but
-not digit for digit with other papers'. Images are resized to 299×299 and ImageNet-normalised.
+torchmetrics computes both; its default feature extractor would download an Inception graph, which cannot
+happen offline, so the features come from one of two Inception-v3 networks read from a path:
 
-FID on few samples is biased upwards (KID is not); both are reported with the sample count, and `compute`
-says why when there are too few.
+- **TF-Inception** (`pt_inception-2015-12-05-6726825d.pth`, the file pytorch-fid releases): the 2015
+  TensorFlow graph that published FIDs use (pytorch-fid, clean-fid, SF2F's TF script). It differs from
+  torchvision's network in its 1008-way classifier, in the average pools of the A, C and first E blocks,
+  which divide by the number of pixels inside the image rather than by 9 (TensorFlow's padding rule), and in
+  the last E block, whose pool branch takes the maximum. Pixels are scaled to [-1, 1]. With this file FID
+  is computed as pytorch-fid computes it (`tests/common/test_fid_reference.py` checks the agreement).
+- **torchvision's Inception-v3** (`inception_v3_google-0cc3c7bd.pth`), the fallback: ImageNet-normalised
+  pixels; comparable across our runs and systems, not with published numbers. The metric notes say which.
+
+Both resize to 299×299 (bilinear, no corner alignment) from [0, 1] floats. FID on few samples is biased
+upwards (KID is not); both are reported with the sample count, and `compute` says why when there are too few.
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
+from torchvision.models import inception as tv_inception
 
 from .images import unit_to_imagenet
 
 FEATURES = 2048
 SIDE = 299
-HOW_TO_GET = "use torchvision's Inception-v3 ImageNet weights (inception_v3_google-0cc3c7bd.pth) and pass their path"
+
+
+def _tf_average_pool(features: torch.Tensor) -> torch.Tensor:
+    """3×3 mean over the pixels inside the image (TensorFlow's SAME padding does not count the border)."""
+    return F.avg_pool2d(features, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+
+
+def _tf_max_pool(features: torch.Tensor) -> torch.Tensor:
+    return F.max_pool2d(features, kernel_size=3, stride=1, padding=1)
+
+
+class _TFPoolBranch:
+    """Mixin for torchvision's Inception blocks: the pool branch (the last one `_forward` returns) is
+    recomputed from the block input with the TF graph's pooling."""
+
+    def pool(self, features: torch.Tensor) -> torch.Tensor:
+        return _tf_average_pool(features)
+
+    def _forward(self, features: torch.Tensor) -> list[torch.Tensor]:
+        branches = super()._forward(features)
+        branches[-1] = self.branch_pool(self.pool(features))
+        return branches
+
+
+class TFInceptionA(_TFPoolBranch, tv_inception.InceptionA):
+    pass
+
+
+class TFInceptionC(_TFPoolBranch, tv_inception.InceptionC):
+    pass
+
+
+class TFInceptionE(_TFPoolBranch, tv_inception.InceptionE):
+    """Mixed_7b (1280 inputs) average-pools; Mixed_7c, the last block (2048 inputs), max-pools in the graph."""
+
+    def __init__(self, in_channels: int, **kwargs):
+        super().__init__(in_channels, **kwargs)
+        self.last_block = in_channels == FEATURES
+
+    def pool(self, features: torch.Tensor) -> torch.Tensor:
+        return _tf_max_pool(features) if self.last_block else _tf_average_pool(features)
+
+
+def tf_network() -> nn.Module:
+    blocks = [tv_inception.BasicConv2d, TFInceptionA, tv_inception.InceptionB, TFInceptionC,
+              tv_inception.InceptionD, TFInceptionE, tv_inception.InceptionAux]
+    return tv_inception.Inception3(num_classes=1008, aux_logits=False, init_weights=False, inception_blocks=blocks)
+
+
+def _torchvision_network() -> nn.Module:
+    return torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
+
+
+def _unit_to_symmetric(images: torch.Tensor) -> torch.Tensor:
+    return images * 2 - 1
+
+
+@dataclass(frozen=True)
+class InceptionVariant:
+    """One Inception-v3 FID/KID can use: its network, input scaling, released file and what it compares with."""
+
+    setting: str  # the MetricSettings field holding its path
+    released_file: str
+    build: Callable[[], nn.Module]
+    normalise: Callable[[torch.Tensor], torch.Tensor]
+    how_to_get: str
+    note: str
+
+
+TF_INCEPTION = InceptionVariant(
+    "fid_inception_weights", "pt_inception-2015-12-05-6726825d.pth", tf_network, _unit_to_symmetric,
+    "download pytorch-fid's TF-Inception weights (pt_inception-2015-12-05-6726825d.pth, docs/weights.md)",
+    "TF-Inception pool features (pytorch-fid's pt_inception-2015-12-05 weights): comparable with published FID")
+TORCHVISION_INCEPTION = InceptionVariant(
+    "inception_weights", "inception_v3_google-0cc3c7bd.pth", _torchvision_network, unit_to_imagenet,
+    "use torchvision's Inception-v3 ImageNet weights (inception_v3_google-0cc3c7bd.pth)",
+    "torchvision Inception-v3 pool features (fallback; not pytorch-fid's TF-Inception: not comparable with "
+    "published FID)")
 
 
 class InceptionPool(nn.Module):
@@ -31,31 +118,34 @@ class InceptionPool(nn.Module):
 
     num_features = FEATURES
 
-    def __init__(self, network: nn.Module):
+    def __init__(self, network: nn.Module, normalise: Callable[[torch.Tensor], torch.Tensor]):
         super().__init__()
         network.fc = nn.Identity()
         self.network = network.eval().requires_grad_(False)
+        self.normalise = normalise
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         pixels = F.interpolate(images.float() / 255.0, size=(SIDE, SIDE), mode="bilinear", align_corners=False)
-        return self.network(unit_to_imagenet(pixels))
+        return self.network(self.normalise(pixels))
 
 
-def load_inception(weights: str | Path | None, allow_random: bool = False) -> InceptionPool:
-    """The feature extractor with the weights at `weights` (checked key by key), or seeded random weights
-    when `allow_random` and no path (tests only)."""
+def load_inception(weights: str | Path | None, variant: InceptionVariant = TF_INCEPTION,
+                   allow_random: bool = False) -> InceptionPool:
+    """`variant`'s feature extractor with the weights at `weights` (checked key by key), or seeded random
+    weights when `allow_random` and no path (tests only)."""
     from .errors import WeightsError
     from .weights import read_state_dict
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        network = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
+        network = variant.build()
     if weights is None:
         if not allow_random:
-            raise WeightsError(f"FID/KID need Inception-v3: {HOW_TO_GET} (inception_weights).")
+            raise WeightsError(f"FID/KID need Inception-v3: {variant.how_to_get} and pass its path "
+                               f"({variant.setting}).")
     else:
-        network.load_state_dict(read_state_dict(Path(weights), network, "Inception-v3", HOW_TO_GET))
-    return InceptionPool(network)
+        network.load_state_dict(read_state_dict(Path(weights), network, "Inception-v3", variant.how_to_get))
+    return InceptionPool(network, variant.normalise)
 
 
 class Precomputed(nn.Module):

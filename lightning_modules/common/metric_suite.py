@@ -8,7 +8,7 @@ them all with one implementation per metric, and says for every metric it could 
 |---|---|---|
 | psnr, ssim, l1 | pixels vs frame-aligned ground truth (`video_metrics`; L1 on [0, 1]) | paired samples |
 | lpips | LPIPS v0.1, VGG (`lpips_distance`) | `lpips_backbone` |
-| fid, kid | Inception-v3 pool features, generated vs real frames (`distribution`) | `inception_weights` |
+| fid, kid | Inception-v3 pool features, generated vs real frames (`distribution`) | `fid_inception_weights` (TF-Inception) or `inception_weights` |
 | lmd_mouth, lmd_face | landmark distance, mouth points 48–67 / all 68, template pixels (`video_metrics`) | paired |
 | landmark_failure_rate | frames where dlib finds no face on either side | paired |
 | face_detection_rate | generated frames in which dlib's HOG detector finds a face | — |
@@ -42,7 +42,8 @@ from .errors import WeightsError
 
 WEIGHTS_DIR_VARIABLE = "TF_WEIGHTS_DIR"
 # Where `MetricSettings.from_folder` looks: the file names the weights are released under.
-STANDARD_FILES = {"lpips_backbone": "vgg16-397923af.pth", "inception_weights": "inception_v3_google-0cc3c7bd.pth",
+STANDARD_FILES = {"lpips_backbone": "vgg16-397923af.pth", "fid_inception_weights": "pt_inception-2015-12-05-6726825d.pth",
+                  "inception_weights": "inception_v3_google-0cc3c7bd.pth",
                   "syncnet_weights": "syncnet_v2.model", "facenet_weights": "20180402-114759-vggface2.pt"}
 RECALL_KS = (1, 2, 5, 10)
 # Every metric the suite reports: each ends up with a value or with the reason it has none.
@@ -86,7 +87,8 @@ class MetricSettings:
     """
 
     lpips_backbone: Optional[str] = None
-    inception_weights: Optional[str] = None
+    fid_inception_weights: Optional[str] = None  # TF-Inception (pytorch-fid's file): FID comparable with papers
+    inception_weights: Optional[str] = None  # torchvision's Inception: the fallback when the file above is absent
     syncnet_weights: Optional[str] = None
     facenet_weights: Optional[str] = None
     landmarks: bool = True
@@ -143,9 +145,12 @@ class MetricSuite:
         return build_lpips("vgg", self.settings.lpips_backbone, allow_random=self.settings.allow_random)
 
     def _build_features(self):
-        from .distribution import FeatureDistance, load_inception
+        from .distribution import TF_INCEPTION, TORCHVISION_INCEPTION, FeatureDistance, load_inception
 
-        return FeatureDistance(load_inception(self.settings.inception_weights, allow_random=self.settings.allow_random))
+        tf_path, torchvision_path = self.settings.fid_inception_weights, self.settings.inception_weights
+        variant = TORCHVISION_INCEPTION if torchvision_path and not tf_path else TF_INCEPTION
+        self.inception_note = variant.note
+        return FeatureDistance(load_inception(tf_path or torchvision_path, variant, self.settings.allow_random))
 
     def _build_syncnet(self):
         from .lip_sync import load_syncnet
@@ -331,8 +336,7 @@ class MetricSuite:
     def notes(self) -> dict[str, str]:
         """What a reader needs to interpret a metric's value."""
         lags = "; lag profile −5…+5 frames: " + ", ".join(f"{k}: {v}" for k, v in self.lag_profiles.items())
-        inception = ("torchvision Inception-v3 pool features (not pytorch-fid's TF-Inception weights: not comparable "
-                     "with published FID)")
+        inception = self.inception_note
         return {"identity_cosine": f"embedding: {self.embedder_name}", "fid": inception, "kid": inception,
                 "speech_mouth_r": "Pearson r, mouth opening vs speech energy per frame, lag 0" + lags,
                 "speech_mouth_r_control": "generated from another clip's speech, scored against this clip's",

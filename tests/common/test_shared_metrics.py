@@ -8,7 +8,7 @@ import torch
 from skimage import filters
 from skimage.data import astronaut
 
-from lightning_modules.common.distribution import FeatureDistance, load_inception
+from lightning_modules.common.distribution import TF_INCEPTION, TORCHVISION_INCEPTION, FeatureDistance, load_inception
 from lightning_modules.common.errors import WeightsError
 from lightning_modules.common.lip_sync import SyncNet, lip_sync_error, load_syncnet, score_shifts
 from lightning_modules.common.metric_suite import STANDARD_FILES, GeneratedSample, MetricSettings, MetricSuite
@@ -138,9 +138,11 @@ def test_fid_and_kid_are_zero_for_one_set_and_grow_with_a_shift():
 
 
 def test_inception_features_are_2048_wide_and_need_a_weights_path():
-    assert load_inception(None, allow_random=True)(torch.zeros(2, 3, 64, 64, dtype=torch.uint8)).shape == (2, 2048)
-    with pytest.raises(WeightsError, match="inception_v3_google"):
-        load_inception(None)
+    for variant in (TF_INCEPTION, TORCHVISION_INCEPTION):
+        extractor = load_inception(None, variant, allow_random=True)
+        assert extractor(torch.zeros(2, 3, 64, 64, dtype=torch.uint8)).shape == (2, 2048)
+        with pytest.raises(WeightsError, match=variant.released_file):
+            load_inception(None, variant)
 
 
 # --- the suite ---------------------------------------------------------------------------------------
