@@ -39,7 +39,7 @@ PLANTED_ROWS = (
 
 def clip_codes(module, datamodule, split: str, max_clips: Optional[int]) -> list[dict]:
     """Per whole clip of `split`: targets μ* and predictions μ' `(N, 96)`, residuals `(N, 1536)`, w0, audio."""
-    from datamodules.a2v import LatentWindows
+    from .data import LatentWindows
 
     clips = datamodule.latent_clips[split][:max_clips]
     dataset = LatentWindows(clips, None, random_start=False, sample_rate=datamodule.hparams.sample_rate)
@@ -56,7 +56,7 @@ def clip_codes(module, datamodule, split: str, max_clips: Optional[int]) -> list
 
 
 def mean_code(module, clips: list) -> torch.Tensor:
-    """The mean target μ* `(96,)` over every frame of `clips` (`datamodules.a2v.LatentClip`s), one whole clip
+    """The mean target μ* `(96,)` over every frame of `clips` (`lightning_modules.a2v.data.LatentClip`s), one whole clip
     at a time on the module's device: the constant prediction of the "train mean" baseline."""
     total, frames = None, 0
     for clip in clips:

@@ -26,7 +26,7 @@ from datamodules.talking_face import clip_collate
 from ..common.images import signed_to_uint8
 from ..common.reports import EvaluationReport, ResultRow, Sweep
 from ..common.video_metrics import FrameLandmarks, VideoMetricAccumulator
-from .module import normalise_speech
+from .speech import normalise_speech
 
 METRICS = ("psnr", "ssim", "nlmd_mouth")
 PAPER_NOTE = "paper: Fig. 5 curves only, no numbers"

@@ -28,25 +28,12 @@ from ..common.shared_evaluation import TalkingFaceSamples
 from .losses import (MASK_SIGMA_PX, NR_FORMS, feature_time_std, half_lsgan_discriminator,
                      half_lsgan_generator, masked_l1, mouth_mask, noise_resilience_loss)
 from .networks import FrameDiscriminator, Generator, PairDiscriminator, sample_frame_indices
+from .speech import normalise_speech
 
 STAGES = ("recon", "adv")
 ADVERSARIAL_BRANCHES = ("clean", "noisy", "both")
 SAMPLE_RATE = 8000
 IMAGE_SIZE = 128
-
-
-def normalise_speech(wave: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Per utterance: subtract the mean, then divide by the peak (spec §1); padding stays zero.
-
-    `(B, L)` → `(B, L)`; `lengths` `(B,)` marks each utterance's real samples (all of L when None).
-    """
-    if lengths is None:
-        valid = torch.ones_like(wave, dtype=torch.bool)
-    else:
-        valid = torch.arange(wave.shape[1], device=wave.device)[None] < lengths.to(wave.device)[:, None]
-    count = valid.sum(1, keepdim=True).clamp_min(1)
-    centred = (wave - (wave * valid).sum(1, keepdim=True) / count) * valid
-    return centred / centred.abs().amax(1, keepdim=True).clamp_min(1e-8)
 
 
 class E2ENRModule(TalkingFaceSamples, AdversarialModule):

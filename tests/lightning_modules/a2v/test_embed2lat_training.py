@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from datamodules.a2v import A2VDataModule, LatentClip, LatentWindows
+from lightning_modules.a2v.data import A2VDataModule, LatentClip, LatentWindows
 from datamodules.base import stack_items
 from datamodules.pipeline.errors import DatasetError
 from datamodules.resumable import ResumableLoader

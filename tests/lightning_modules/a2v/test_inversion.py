@@ -131,7 +131,7 @@ def test_lpips_backbone_comes_from_a_torchvision_file(tmp_path):
 
 
 def test_inversion_cache_resumes_after_a_lost_shard(isolated_data_and_runs, monkeypatch):
-    from datamodules.a2v import A2VDataModule
+    from lightning_modules.a2v.data import A2VDataModule
     from lightning_modules.a2v import inversion
 
     datamodule = A2VDataModule(

@@ -56,7 +56,7 @@ def test_planted_scores_follow_the_clip_own_speech_and_not_another_clips():
 
 
 def test_planted_latents_skip_the_inversion_and_are_cached_under_their_own_key(isolated_data_and_runs, monkeypatch):
-    from datamodules.a2v import A2VDataModule
+    from lightning_modules.a2v.data import A2VDataModule
     from lightning_modules.a2v import inversion
 
     def datamodule(planted: bool) -> A2VDataModule:

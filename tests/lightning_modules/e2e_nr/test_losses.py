@@ -9,7 +9,7 @@ import torch
 from datamodules.pipeline.face_tracks import TEMPLATE_MOUTH_128, mouth_centres
 from lightning_modules.e2e_nr.losses import (half_lsgan_discriminator, half_lsgan_generator, masked_l1, mouth_mask,
                                              noise_resilience_loss)
-from lightning_modules.e2e_nr.module import normalise_speech
+from lightning_modules.e2e_nr.speech import normalise_speech
 
 
 def test_mask_peaks_on_the_mouth_with_the_floor_everywhere():

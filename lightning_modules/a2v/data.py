@@ -1,5 +1,9 @@
-"""A2V's data (spec `a2v_stylegan.md` §2.1–2.5): AVSpeech clips cropped by MTCNN, inverted into StyleGAN3's
-W+, and their Wav2Vec2 features, each cached once.
+"""A2V's data: AVSpeech clips cropped by MTCNN, inverted into StyleGAN3's W+, and their Wav2Vec2 features,
+each cached once.
+
+It lives with the system rather than in `datamodules/` because its targets are made by A2V's own frozen
+networks (the generator it inverts into, the speech encoder); the clips themselves come from the shared
+`AVSpeechDataModule`.
 
 `prepare_data` runs three resumable caches in order, each keyed by everything it depends on:
 
@@ -37,18 +41,18 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from lightning_modules.a2v.generator import GeneratorConfig
-from lightning_modules.a2v.inversion import InversionConfig
-from lightning_modules.a2v.planted import PlantedMouthConfig
-from lightning_modules.a2v.speech_encoder import SpeechEncoderConfig
+from datamodules.avspeech import AVSpeechDataModule
+from datamodules.base import SPLITS, randint, stack_items
+from datamodules.pipeline.cache import CachedItems, ShardedCache
+from datamodules.pipeline.configs import as_config as _config
+from datamodules.pipeline.errors import DatasetError
+from datamodules.pipeline.sync import frames_span
+from datamodules.talking_face import to_unit_range
 
-from .avspeech import AVSpeechDataModule
-from .base import SPLITS, randint, stack_items
-from .pipeline.cache import CachedItems, ShardedCache
-from .pipeline.errors import DatasetError
-from .pipeline.sync import frames_span
-from .talking_face import to_unit_range
-from .pipeline.configs import as_config as _config
+from .generator import GeneratorConfig
+from .inversion import InversionConfig
+from .planted import PlantedMouthConfig
+from .speech_encoder import SpeechEncoderConfig
 
 FEATURE_SHARD = 16
 
@@ -183,8 +187,8 @@ class A2VDataModule(AVSpeechDataModule):
         self._extract_features(clips)
 
     def _invert(self, clips: CachedItems) -> None:
-        from lightning_modules.a2v.generator import build_generator
-        from lightning_modules.a2v.inversion import Inverter
+        from .generator import build_generator
+        from .inversion import Inverter
 
         cache, batch = self.latent_cache(), self.inversion_config.batch_clips
         shards = [list(range(start, min(start + batch, len(clips)))) for start in range(0, len(clips), batch)]
@@ -208,8 +212,8 @@ class A2VDataModule(AVSpeechDataModule):
     def _plant(self, clips: CachedItems, cache: ShardedCache, shards: list[tuple[int, list[int]]]) -> None:
         """Planted instead of inverted latents: w0 is the generator's average code for every clip, the rows
         carry the measured mouth opening (`lightning_modules/a2v/planted.py`)."""
-        from lightning_modules.a2v.generator import NUM_WS, build_generator
-        from lightning_modules.a2v.planted import measured_opening, planted_rows
+        from .generator import NUM_WS, build_generator
+        from .planted import measured_opening, planted_rows
 
         rank_zero_info("a2v: planted_mouth: GAN inversion skipped, residuals planted from the mouth opening "
                        "(a diagnostic: the codes do not render the frames).")
@@ -226,7 +230,7 @@ class A2VDataModule(AVSpeechDataModule):
             cache.write_shard(k, items, [])
 
     def _extract_features(self, clips: CachedItems) -> None:
-        from lightning_modules.a2v.speech_encoder import build_speech_encoder, features_for_frames, speech_features
+        from .speech_encoder import build_speech_encoder, features_for_frames, speech_features
 
         cache = self.feature_cache()
         shards = [range(start, min(start + FEATURE_SHARD, len(clips))) for start in range(0, len(clips), FEATURE_SHARD)]
