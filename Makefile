@@ -43,9 +43,11 @@ TORCH := torch==2.9.1 torchvision==0.24.1
 
 help: ## List targets and experiments
 	@echo "Usage: make <target> [EXP=name] [DATA=path] [CKPT=last|path] [ARGS='--trainer.max_steps=100 …']"
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
-	@echo "Experiments (EXP=):"; for f in experiments/*.yaml; do n=$$(basename $$f .yaml); \
-	  [ $$n = smoke ] || printf "  %-16s %s\n" $$n "$$(head -1 $$f | sed 's/^# //')"; done
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@for kind in "Experiments (EXP=):experiments" "Ablations and variants (EXP=):experiments/ablations" \
+	  "Internal stages (run by the experiments above; EXP= runs one with its dependencies):experiments/stages"; do \
+	  echo; echo "$${kind%:*}"; for f in $${kind##*:}/*.yaml; do \
+	  printf "  %-20s %.96s\n" $$(basename $$f .yaml) "$$(head -1 $$f | sed 's/^# //')"; done; done
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,7 +64,7 @@ demo-data: $(STAMP) ## Generate a demo dataset: DATASET=hq_voxceleb SIZE=demo|ti
 	  --out=$(call q,data/demo/$(SIZE)/$(DATASET))
 
 prepare: $(STAMP) ## Preprocess DATASET at ROOT into its cache (OUT=folder, EXP=take its parameters, ARGS='--set k=v')
-	$(PY) -m datamodules.prepare $(call q,$(DATASET)) $(call opt,--root,$(ROOT)) $(call opt,--out,$(OUT)) \
+	$(PY) -m experiments.prepare $(call q,$(DATASET)) $(call opt,--root,$(ROOT)) $(call opt,--out,$(OUT)) \
 	  $(if $(filter command line,$(origin EXP)),$(call opt,--experiment,$(EXP))) $(ARGS)
 
 train: $(STAMP) ## Train EXP (default sf2f) on DATA, or on the demo dataset; CKPT=last resumes, CKPT=auto resumes if unfinished

@@ -54,7 +54,7 @@ Tensor = torch.Tensor
 COLUMNS = ["system", "batch", "G params ours / theirs", "D params ours / theirs", "ms/step ours",
            "ms/step theirs", "ratio theirs/ours", "paired ratio p25-p75"]
 
-WAV2PIX_SAMPLES = 16000  # 1 s at 16 kHz, the released clips' length (spec wav2pix.md §1)
+WAV2PIX_SAMPLES = 16000  # 1 s at 16 kHz, the released clips' length (docs/wav2pix.md)
 WAV2PIX_IDENTITIES = 10  # the authors' classifier hard-codes the 10-identity clean subset
 SF2F_MEL_FRAMES = 125  # middle of the 100-150 frame training crops (and the 1.25 s evaluation window)
 SF2F_IDENTITIES = 2890  # HQ-VoxCeleb training identities, our module's default

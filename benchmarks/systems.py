@@ -81,7 +81,7 @@ def build(name: str, batch_size: int | None = None, device: str = "cpu") -> tupl
 def experiment(system: System, *overrides: str):
     """The experiment's LightningCLI (model and datamodule, not run) on the prepared tiny fixture."""
     from experiments.cli import ProjectCLI
-    from experiments.train import stage_configs
+    from experiments.configs import stage_configs
 
     args = [a for c in stage_configs(system.experiment, demo=False, smoke=False) for a in ("--config", c)]
     cli = ProjectCLI(args=[*args, *FIXTURE, *system.overrides, *overrides], run=False)

@@ -5,7 +5,7 @@ Layout read::
     <root>/avspeech_train.csv, <root>/avspeech_test.csv    no header: youtube_id,start_s,end_s,face_x,face_y
     <root>/**/<youtube_id>_<start_s>.mp4                   the downloaded segments (any sub-folder)
 
-Rows whose clip was not downloaded are skipped (counted in the log). Splits (spec `a2v_stylegan.md` §5):
+Rows whose clip was not downloaded are skipped (counted in the log). Splits (docs/a2v.md):
 `split="official"` keeps the csv's train/test and moves 5 % of the training videos to val; `"grouped"`
 pools every row and splits 90/5/5 by youtube_id. Either way no video spans two splits: the assignment is
 a hash of the youtube_id, so it is stable without a seed. The csv's face centre (`face_x, face_y` in

@@ -63,7 +63,7 @@ def emphasise(wave: np.ndarray, coefficient: float, emphasis_first: bool) -> np.
 
 class FaceSpeechPairs(Dataset):
     """Each pair `repeats` times, with a random `audio_samples` window (centred when not `train`) and a
-    wrong face: a training face of another identity (spec `wav2pix.md` §5).
+    wrong face: a training face of another identity (docs/wav2pix.md).
 
     `identities` orders the class indices; `emphasis` is (pre-emphasis coefficient, emphasis first).
     """

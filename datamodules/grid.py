@@ -7,7 +7,7 @@ Layout read::
     <root>/align/s<N>/<utt>.align (or alignments/s<N>/align/, alignments/s<N>/)   "start end word", 1/1000 frames
     <root>/splits/grid_{train,test}.txt                  optional: speakers per split, one per line
 
-Split (by speaker, spec `tcsan.md` §5.1): test = s1, s2, s20, s22, s33, s34 (`split="tcsan"`), or every
+Split (by speaker, docs/tcsan.md): test = s1, s2, s20, s22, s33, s34 (`split="tcsan"`), or every
 speaker in test (`split="all_test"`, E2E-NR's cross-dataset evaluation). Validation: every 20th training
 utterance (the papers hold out no validation speakers).
 """

@@ -1,6 +1,6 @@
 """HQ-VoxCeleb, SF2F's dataset: identity folders of aligned faces plus VoxCeleb speech.
 
-Layout read (spec `sf2f.md` §6)::
+Layout read (docs/sf2f.md)::
 
     <root>/vox1_meta.csv                  VoxCeleb's meta: "VoxCeleb1 ID" ↔ "VGGFace1 ID" (the face folder)
     <root>/vox2_meta.csv                  optional; "VoxCeleb2 ID" ↔ "Name" (or "VGGFace2 ID")

@@ -7,7 +7,7 @@ Layout read (either form)::
     … with the audio in the mp4, or in a sibling <sentence>.wav (preferred when present)
     <root>/splits/tcd_{train,test}.txt     optional: volunteer IDs per split, one per line
 
-`<ID>` is the volunteer number and sex, e.g. `01M`, `59F`. Split by speaker (spec `tcsan.md` §5.2):
+`<ID>` is the volunteer number and sex, e.g. `01M`, `59F`. Split by speaker (docs/tcsan.md):
 test = volunteers 50–59, train = 01–49; validation is every 20th training clip.
 """
 

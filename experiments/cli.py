@@ -150,7 +150,7 @@ def _decide_after_validation(callbacks: list) -> None:
 
 
 def _is_adversarial(class_path: str) -> bool:
-    from datamodules.prepare import load_class
+    from experiments.configs import load_class
     from lightning_modules.common.gan import AdversarialModule
 
     return issubclass(load_class(class_path), AdversarialModule)

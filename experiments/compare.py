@@ -27,7 +27,7 @@ from pathlib import Path
 
 from datamodules.pipeline.errors import command_errors
 from experiments.path_lists import read_path_list
-from experiments.train import ExperimentError, runs_root
+from experiments.configs import ExperimentError, runs_root
 from lightning_modules.common.shared_evaluation import SHARED_SETTING
 
 MAX_CURVES = 12

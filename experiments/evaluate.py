@@ -37,7 +37,7 @@ import yaml
 from datamodules.pipeline.errors import command_errors
 from datamodules.pipeline.noise import EVAL_SNRS_DB
 from experiments.path_lists import read_path_list
-from experiments.train import EXPERIMENTS, ExperimentError, lineage, require_experiment, runs_root, stage_chain
+from experiments.configs import ExperimentError, load_class, require_experiment, runs_root, stage_chain, stage_model_class
 from lightning_modules.common.callbacks import STAGE_CONFIG_KEY
 from lightning_modules.common.errors import CheckpointError
 from lightning_modules.common.metric_suite import STANDARD_FILES, WEIGHTS_DIR_VARIABLE, MetricSettings
@@ -68,14 +68,7 @@ def resolve_checkpoint(experiment: str, value: str) -> Path:
 
 def model_class_paths(experiment: str) -> set[str]:
     """The model classes the stages of `experiment` train."""
-    paths = set()
-    for stage in stage_chain(experiment):
-        for name in reversed(lineage(stage)):
-            model = (yaml.safe_load((EXPERIMENTS / f"{name}.yaml").read_text()) or {}).get("model") or {}
-            if "class_path" in model:
-                paths.add(model["class_path"])
-                break
-    return paths
+    return {path for stage in stage_chain(experiment) if (path := stage_model_class(stage))}
 
 
 def check_experiment(experiment: str, checkpoint: Path, class_path: str, written_by: str | None) -> None:
@@ -130,7 +123,6 @@ def checked_checkpoint(experiment: str, checkpoint: Path) -> tuple[dict, dict, s
 def load_model(experiment: str, checkpoint: Path):
     """(model, the stage's config, the checkpoint's contents) for a checkpoint of `experiment`, from
     anywhere, loaded with `weights_only=True`."""
-    from datamodules.prepare import load_class
 
     state, config, _ = checked_checkpoint(experiment, checkpoint)
     model_class = load_class(config["model"]["class_path"])
@@ -147,7 +139,8 @@ def inference_layout(model):
 
 def load_for_evaluation(experiment: str, checkpoint: Path, data: str | None):
     """(model, datamodule) as trained: the model from the checkpoint, the data from the stage's config."""
-    from datamodules.prepare import data_location, make_datamodule
+    from datamodules.pipeline.cache import data_location
+    from experiments.configs import make_datamodule
 
     model, config, state = load_model(experiment, checkpoint)  # the state holds the datamodule's statistics
     data_args = dict(config["data"].get("init_args") or {})

@@ -25,7 +25,7 @@ import numpy as np
 from datamodules.pipeline.errors import command_errors
 from experiments.evaluate import load_model, resolve_checkpoint
 from experiments.path_lists import read_path_list
-from experiments.train import ExperimentError
+from experiments.configs import ExperimentError
 
 MUX_SAMPLE_RATE = 16000  # the audio written into the mp4: the input resampled to a rate every player handles
 MIN_SPEECH_SECONDS = 0.04  # one video frame at 25 fps

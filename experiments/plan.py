@@ -9,36 +9,16 @@ overlay), the stages it takes checkpoints from and the model arguments they fill
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-import yaml
+import inspect
 
 from datamodules.pipeline.errors import command_errors
-from experiments.train import (EXPERIMENTS, config_value, require_experiment, runs_root, stage_chain, stage_configs,
-                               stage_inputs)
+from experiments.configs import (EXPERIMENTS, config_value, load_class, require_experiment, runs_root, stage_chain,
+                                 stage_config_files, stage_inputs, stage_model_class)
 
 
-def overlay_reason(path: Path, stage: str) -> str:
-    """Why `path` is among `stage`'s stacked configs."""
-    relative = path.relative_to(EXPERIMENTS)
-    if relative.parts[0] == "demo":
-        return "demo overlay: no DATA given, so the embedded demo dataset at CPU size"
-    if relative.name == "smoke.yaml" or relative.parts[0] == "smoke":
-        return "smoke overlay (--smoke): a few CPU steps on the tiny fixture"
-    name = str(relative.with_suffix(""))
-    return "the stage's own config" if name == stage else f"extended by {stage}"
-
-
-def selection(configs: list[str]) -> str:
+def selection(stage: str) -> str:
     """Which checkpoint the stage hands on, from its model class (`checkpoint_selection`, `checkpoint_monitor`)."""
-    import inspect
-
-    from datamodules.prepare import load_class
-
-    class_path = None
-    for path in configs:
-        class_path = ((yaml.safe_load(Path(path).read_text()) or {}).get("model") or {}).get("class_path", class_path)
-    model = load_class(class_path)
+    model = load_class(stage_model_class(stage))
     chosen = inspect.getattr_static(model, "checkpoint_selection", "best")
     monitor = getattr(model, "checkpoint_monitor", None)
     best = f"best by {monitor[0]} ({monitor[1]})" if monitor else "its final state (no selection metric)"
@@ -55,15 +35,15 @@ def describe(experiment: str, data: str | None = None, smoke: bool = False) -> s
              + (" --smoke" if smoke else ""), "",
              f"Run folder: {runs_root() / experiment}/<timestamp>/<stage>/ (CKPT=last resumes the newest).", ""]
     for number, stage in enumerate(chain, start=1):
-        configs = stage_configs(stage, demo=data is None, smoke=smoke)
+        stacked = stage_config_files(stage, demo=data is None, smoke=smoke)
         job = config_value(stage, "job") or "train"
         lines.append(f"{number}. {stage} ({job})")
-        for path in configs:
-            lines.append(f"   - {Path(path).relative_to(EXPERIMENTS.parent)}: {overlay_reason(Path(path), stage)}")
+        for entry in stacked:
+            lines.append(f"   - {entry.path.relative_to(EXPERIMENTS.parent)}: {entry.reason}")
         for argument, source in inputs[stage].items():
             lines.append(f"   - --model.init_args.{argument} ← the checkpoint {source} hands on")
         if job == "train":
-            lines.append(f"   - hands on: {selection(configs)}")
+            lines.append(f"   - hands on: {selection(stage)}")
     return "\n".join(lines)
 
 

@@ -34,21 +34,13 @@ from pathlib import Path
 import yaml
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from datamodules.pipeline.errors import ProjectError, command_errors
+from datamodules.pipeline.errors import command_errors
+from experiments.configs import (ExperimentError, apply_setting, config_value, experiment_names, make_datamodule,
+                                 runs_root, stacked_section, stage_chain, stage_configs, stage_inputs)
 
-EXPERIMENTS = Path(__file__).resolve().parent
 ACTIVE_STAGE_VARIABLE = "TF_ACTIVE_STAGE"
 INITIAL_ENVIRONMENT = frozenset(os.environ)
 LAUNCH_TIMEOUT_S = 600  # how long ranks > 0 of a cluster launch wait for rank 0's decisions (run folder, data)
-
-
-def runs_root() -> Path:
-    """Where runs go: `$TF_RUNS_DIR`, else `runs/` in the repository."""
-    return Path(os.environ.get("TF_RUNS_DIR", EXPERIMENTS.parent / "runs"))
-
-
-class ExperimentError(ProjectError):
-    """The experiment name, run folder or checkpoint asked for does not exist."""
 
 
 # LightningCLI arguments that would move where Lightning writes checkpoints or logs. The driver keeps each
@@ -65,77 +57,6 @@ def refuse_output_moves(overrides: list[str]) -> None:
             raise ExperimentError(f"{key}: runs are written to $TF_RUNS_DIR/<experiment>/<timestamp>/<stage>/ "
                                   f"(now {runs_root()}), which the stage chain and CKPT=last follow. Drop {key} "
                                   "and set TF_RUNS_DIR=<folder> instead (make train … TF_RUNS_DIR=<folder>).")
-
-
-def experiment_names() -> list[str]:
-    return sorted(p.stem for p in EXPERIMENTS.glob("*.yaml") if p.stem != "smoke")
-
-
-def require_experiment(experiment: str) -> Path:
-    """The config file of `experiment`; an unknown name is an `ExperimentError` listing the known ones (the
-    same answer from every command)."""
-    path = EXPERIMENTS / f"{experiment}.yaml"
-    if experiment == "smoke" or not path.is_file():
-        raise ExperimentError(f"unknown experiment {experiment!r}. Known: {', '.join(experiment_names())}")
-    return path
-
-
-def _follow(experiment: str, key: str) -> list[str]:
-    """`experiment`, then the experiment its config names under `key`, and so on, refusing cycles."""
-    chain = [experiment]
-    while True:
-        path = require_experiment(chain[-1])
-        following = (yaml.safe_load(path.read_text()) or {}).get(key)
-        if not following:
-            return chain
-        if following in chain:
-            raise ExperimentError(f"{path}: {key} {following!r} makes a cycle: {chain}")
-        chain.append(following)
-
-
-def config_value(experiment: str, key: str):
-    """`key` of the experiment's config, else of the nearest experiment it `extends` that sets it."""
-    for name in reversed(lineage(experiment)):
-        config = yaml.safe_load((EXPERIMENTS / f"{name}.yaml").read_text()) or {}
-        if key in config:
-            return config[key]
-    return None
-
-
-def pretrained_inputs(stage: str) -> dict[str, str]:
-    """The stage's `pretrained` mapping: model argument → experiment whose best checkpoint fills it."""
-    return dict(config_value(stage, "pretrained") or {})
-
-
-def stage_dependencies(stage: str) -> list[str]:
-    """Experiments that must complete before `stage`: those of its `pretrained` mapping, then those it
-    `requires` without taking a checkpoint from (A2V's VAE needs the inverted data of `a2v_invert`)."""
-    return [*pretrained_inputs(stage).values(), *(config_value(stage, "requires") or [])]
-
-
-def stage_chain(experiment: str, _visiting: tuple[str, ...] = ()) -> list[str]:
-    """The stages `make train EXP=experiment` runs, in order: `experiment` and the stages its configs name
-    in `next_stage`, each preceded by the stages it depends on (`stage_dependencies`; TCSAN's AU
-    classifier and Audio2AU, A2V's inversion and VAE)."""
-    plan: list[str] = []
-    for stage in _follow(experiment, "next_stage"):
-        for dependency in stage_dependencies(stage):
-            if dependency in _visiting + (stage,):
-                raise ExperimentError(f"{stage}: pretrained {dependency!r} makes a cycle")
-            plan += [s for s in stage_chain(dependency, _visiting + (stage,)) if s not in plan]
-        plan.append(stage)
-    return plan
-
-
-def stage_inputs(chain: list[str]) -> dict[str, dict[str, str]]:
-    """Per stage, the model arguments filled with earlier stages' best checkpoints: its `pretrained`
-    mapping, and `init_from` = the stage whose `next_stage` it is."""
-    inputs = {stage: pretrained_inputs(stage) for stage in chain}
-    for stage in chain:
-        following = (yaml.safe_load((EXPERIMENTS / f"{stage}.yaml").read_text()) or {}).get("next_stage")
-        if following in inputs:
-            inputs[following]["init_from"] = stage
-    return inputs
 
 
 def resolve_run_dir(experiment: str, resume: str | None) -> Path:
@@ -240,25 +161,6 @@ def _wait_for(path: Path, what: str, timeout_s: float | None = None) -> None:
         time.sleep(0.2)
 
 
-def lineage(experiment: str) -> list[str]:
-    """The experiments whose configs `experiment` builds on (its `extends` chain), base first, then itself."""
-    return _follow(experiment, "extends")[::-1]
-
-
-def stage_configs(stage: str, demo: bool, smoke: bool) -> list[str]:
-    """Config files for one stage, later ones overriding earlier ones: each experiment of its lineage with
-    its demo overlay, then the smoke overlays."""
-    candidates = []
-    for name in lineage(stage):
-        candidates.append(EXPERIMENTS / f"{name}.yaml")
-        if demo:
-            candidates.append(EXPERIMENTS / "demo" / f"{name}.yaml")
-    if smoke:
-        candidates.append(EXPERIMENTS / "smoke.yaml")
-        candidates += [EXPERIMENTS / "smoke" / f"{name}.yaml" for name in lineage(stage)]
-    return [str(p) for p in candidates if p.exists()]
-
-
 def run_stage(stage: str, stage_dir: Path, configs: list[str], overrides: list[str], ckpt_path: str | None):
     """Fit one stage in this process; returns the CLI (trainer, model, datamodule)."""
     from experiments.cli import ProjectCLI
@@ -290,7 +192,7 @@ def train(experiment: str, data: str | None = None, resume: str | None = None,
     overrides = list(overrides or [])
     refuse_output_moves(overrides)
     if data is not None:
-        from datamodules.prepare import data_location
+        from datamodules.pipeline.cache import data_location
 
         overrides[:0] = [f"--data.init_args.{key}={value}" for key, value in data_location(data).items()]
     launched, launch = _launched_stage(), cluster_launch()
@@ -365,9 +267,7 @@ def prepare_stage(configs: list[str], overrides: list[str]) -> dict:
     """A stage that only prepares data (`job: prepare`; A2V's GAN inversion and Wav2Vec2 features): the
     stacked configs' datamodule, with `--data.init_args.KEY=VALUE` overrides, prepares its caches; returns
     its `statistics()` when it has them."""
-    from datamodules.prepare import apply_setting, data_section, make_datamodule
-
-    class_path, init_args = data_section(configs)
+    class_path, init_args = stacked_section(configs, "data")
     prefix = "--data.init_args."
     for override in overrides:
         if override.startswith(prefix):
@@ -461,7 +361,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--data", help="dataset root in the experiment's real layout (default: the demo dataset)")
     parser.add_argument("--resume", help="'last' (newest run of this experiment), 'auto' (the newest run if it is "
                         "unfinished, else a new one: for cluster jobs that may be requeued) or a .ckpt path")
-    parser.add_argument("--smoke", action="store_true", help="stack experiments/smoke.yaml: a few CPU steps")
+    parser.add_argument("--smoke", action="store_true", help="stack the smoke overlays (experiments/smoke/): a few CPU steps")
     parser.add_argument("--stop-after", metavar="STAGE", help="end the chain after this stage (e.g. sf2f: stage 1 only)")
     return parser.parse_known_args(argv)
 

@@ -22,11 +22,11 @@ def run_module(module: str, *args: str, **env: str) -> subprocess.CompletedProce
 
 def test_a_missing_dataset_root_is_one_line_and_the_traceback_comes_with_verbose(tmp_path):
     missing = tmp_path / "lrw copy (2)"
-    plain = run_module("datamodules.prepare", "lrw", "--root", str(missing))
+    plain = run_module("experiments.prepare", "lrw", "--root", str(missing))
     assert plain.returncode == 1 and "Traceback" not in plain.stderr
     (line,) = plain.stderr.strip().splitlines()
     assert line.startswith("error: ") and str(missing) in line
-    verbose = run_module("datamodules.prepare", "lrw", "--root", str(missing), VERBOSE="1")
+    verbose = run_module("experiments.prepare", "lrw", "--root", str(missing), VERBOSE="1")
     assert verbose.returncode == 1 and "Traceback" in verbose.stderr and line in verbose.stderr
 
 
@@ -46,7 +46,7 @@ def test_project_errors_exit_with_their_message_and_bugs_keep_their_traceback(ca
     ["experiments.train", "no_such_exp"],
     ["experiments.evaluate", "no_such_exp", "--ckpt", "last"],
     ["experiments.infer", "no_such_exp", "--audio", "a.wav", "--out", "out.mp4"],
-    ["datamodules.prepare", "lrw", "--experiment", "no_such_exp"],
+    ["experiments.prepare", "lrw", "--experiment", "no_such_exp"],
 ], ids=lambda command: command[0])
 def test_every_command_answers_an_unknown_experiment_with_the_known_ones(command, capsys):
     import importlib

@@ -6,21 +6,20 @@ from pathlib import Path
 import pytest
 import yaml
 
+from experiments import configs
 from experiments import train as train_entry
 from experiments.cli import ProjectCLI
 
-EXPERIMENTS = sorted(p.stem for p in Path(train_entry.EXPERIMENTS).glob("*.yaml") if p.stem != "smoke")
+EXPERIMENTS = configs.experiment_names()
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_config_instantiates(experiment):
-    configs = train_entry.stage_configs(experiment, demo=True, smoke=True)
-    if train_entry.config_value(experiment, "job") == "prepare":  # data preparation only: no model
-        from datamodules.prepare import data_section, make_datamodule
-
-        assert make_datamodule(*data_section(configs)) is not None
+    files = configs.stage_configs(experiment, demo=True, smoke=True)
+    if configs.config_value(experiment, "job") == "prepare":  # data preparation only: no model
+        assert configs.make_datamodule(*configs.stacked_section(files, "data")) is not None
         return
-    args = [a for c in configs for a in ("--config", c)]
+    args = [a for c in files for a in ("--config", c)]
     cli = ProjectCLI(args=args, run=False)
     assert cli.model is not None and cli.datamodule is not None
     if "num_identities" in cli.model.hparams:  # the link really sized the classifier from the data
@@ -33,8 +32,29 @@ def test_stage_chains():
 
 
 def test_unknown_experiment_is_named():
-    with pytest.raises(train_entry.ExperimentError, match="unknown experiment .nope.. Known: a2v"):
-        train_entry.stage_chain("nope")
+    with pytest.raises(configs.ExperimentError, match="unknown experiment .nope.. Known: a2v"):
+        configs.stage_chain("nope")
+    with pytest.raises(configs.ExperimentError, match="shared config section"):
+        configs.stage_chain("datasets/tcsan_grid")
+
+
+def test_entry_experiments_ablations_and_stages_are_told_apart():
+    assert configs.experiment_names("entry") == ["a2v", "e2e_nr", "e2e_nr_grid", "sf2f", "tcsan", "tcsan_tcd", "wav2pix"]
+    assert "tcsan_gru" in configs.experiment_names("ablation") and "sf2f_fuser" in configs.experiment_names("stage")
+    used = {base for name in configs.experiment_names("entry") + configs.experiment_names("ablation")
+            for stage in configs.stage_chain(name) for base in configs.lineage(stage)}
+    assert set(configs.experiment_names("stage")) <= used  # an internal stage is part of some chain
+
+
+def test_every_meta_key_is_inherited_through_extends_and_null_clears_it():
+    # e2e_nr names e2e_nr_adv as its next stage; e2e_nr_adv extends e2e_nr and clears it with null.
+    assert configs.config_value("e2e_nr", "next_stage") == "e2e_nr_adv"
+    assert configs.config_value("e2e_nr_adv", "next_stage") is None
+    assert configs.config_value("a2v", "pretrained") == {"vae_from": "a2v_vae"}  # from a2v_embed2lat
+    assert configs.pretrained_inputs("tcsan_gru") == {}  # tcsan's AU classifier, cleared with {}
+    # An ablation stacks on its base, demo overlay included (wav2pix_paper_only did not before).
+    files = [str(Path(f).relative_to(configs.EXPERIMENTS)) for f in configs.stage_configs("wav2pix_paper_only", True, False)]
+    assert files == ["wav2pix.yaml", "demo/wav2pix.yaml", "ablations/wav2pix_paper_only.yaml"]
 
 
 def test_sf2f_trains_both_stages_and_resumes(smoke_run):

@@ -6,7 +6,7 @@ interface, `labels(key, landmarks, detected) -> (labels (T, 5) uint8, valid (T,)
 - `OpenFaceLabels`: reads the CSV that OpenFace's `FeatureExtraction -aus` wrote for the clip (the user
   runs OpenFace themselves). Occurrence columns `AU10_c … AU26_c`; frames with `success == 0` or a
   confidence below `min_confidence` are not valid.
-- `GeometryLabels`: an offline approximation from dlib's 68 landmarks (spec `tcsan.md` §7), with
+- `GeometryLabels`: an offline approximation from dlib's 68 landmarks (docs/tcsan.md), with
   per-video baselines so that a speaker's resting face counts as "no AU". Its thresholds are ratios of the
   inter-ocular distance, so the crop size does not matter. **It is not OpenFace**: how well it agrees with
   OpenFace is unknown, and AU numbers measured with it are not comparable with the paper's.

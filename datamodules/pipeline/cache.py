@@ -147,3 +147,23 @@ class ShardedCache:
 
     def rejected(self) -> list[dict]:
         return [row for index in self.shard_indices() for row in index["rejected"]]
+
+
+def data_location(data: str | Path) -> dict[str, str]:
+    """The datamodule arguments for `DATA`: `{"root": data}` for a dataset in its real layout; for a folder
+    written by `make prepare OUT=…` (recognised by its caches' manifest.json), the dataset root it was
+    prepared from and `cache_dir`, so training reads that cache instead of preprocessing again."""
+    folder = Path(data).expanduser()
+    manifests = sorted(folder.glob("*/manifest.json")) if folder.is_dir() else []
+    if not manifests:
+        return {"root": str(data)}
+    roots = set()
+    for manifest in manifests:
+        try:
+            roots.add(json.loads(manifest.read_text())["params"]["root"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise DatasetError(f"{manifest}: unreadable cache manifest ({error}). Prepare {folder} again.") from None
+    if len(roots) != 1 or None in roots:
+        raise DatasetError(f"{folder}: caches prepared from several or unknown dataset roots ({sorted(map(str, roots))}). "
+                           "Prepare one dataset per OUT folder.")
+    return {"root": str(roots.pop()), "cache_dir": str(folder)}

@@ -1,4 +1,4 @@
-"""Does a generated image contain a face? Wav2Pix's landmark detection rate (spec `wav2pix.md` §6.2),
+"""Does a generated image contain a face? Wav2Pix's landmark detection rate (docs/wav2pix.md),
 also used to count E2E-NR's frames where landmarks cannot be found.
 
 The rule, exactly: uint8 RGB → resize to 256×256 (bicubic) → zero-pad 64 px on every side (384×384; tight

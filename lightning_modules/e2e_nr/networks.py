@@ -1,4 +1,4 @@
-"""E2E-NR networks (spec `e2e_nr.md` §2): the generator G and the critics D_F and D_P, as plain `nn.Module`s.
+"""E2E-NR networks (docs/e2e_nr.md): the generator G and the critics D_F and D_P, as plain `nn.Module`s.
 
 G turns one face and raw 8 kHz speech (plus per-frame noise z) into a 128-px video at 25 fps. Per frame,
 speech vectors (`SpeechEncoder` → 2 × LSTM: z_s), the face's identity code (`ImageEncoder`: z_i, once per

@@ -1,4 +1,4 @@
-"""SF2F networks (spec `sf2f.md` §2): voice encoder, attention fuser, face decoders and the two critics.
+"""SF2F networks (docs/sf2f.md): voice encoder, attention fuser, face decoders and the two critics.
 
 Two presets: "official" follows the authors' released code, "paper" the paper's Tables 9–11 with the
 spec's DEFAULT fixes. `width_scale` multiplies channel counts (1.0 = the published sizes; smaller values

@@ -1,4 +1,4 @@
-"""TCSAN's test protocol (spec `tcsan.md` §6), run by `make eval EXP=tcsan CKPT=…`.
+"""TCSAN's test protocol (docs/tcsan.md), run by `make eval EXP=tcsan CKPT=…`.
 
 Every test clip is generated whole from its frame 0 and its MFCC windows, and compared frame by frame
 with the ground-truth 112-px crops:

@@ -1,4 +1,4 @@
-"""Temporal fusion of the per-frame features f_k = f_id ⊕ f_a ⊕ f_au (spec `tcsan.md` §2.4, §2.9).
+"""Temporal fusion of the per-frame features f_k = f_id ⊕ f_a ⊕ f_au (docs/tcsan.md).
 
 Every variant maps `(B, T, C_in)` → `(B, T, hidden)` for any T ≥ 1:
 

@@ -1,4 +1,4 @@
-"""TCSAN's losses (spec `tcsan.md` §3). Frames are `(B, T, 3, H, W)` in [-1, 1]; `frame_mask` `(B, T)` bool
+"""TCSAN's losses (docs/tcsan.md). Frames are `(B, T, 3, H, W)` in [-1, 1]; `frame_mask` `(B, T)` bool
 marks real (not padded) frames, and every mean runs over those frames only.
 
 Total (Eq. 11): L = 1.5·L_rec + 1.5·L_id + 0.07·L_per + 0.02·L_au.

@@ -1,6 +1,6 @@
 """TCSAN + Audio2AU as a LightningModule: MFCC windows + one identity frame → a 112-px talking head.
 
-Per batch (spec `tcsan.md` §4): G makes every frame of the clips from the clip's frame 0 and the
+Per batch (docs/tcsan.md): G makes every frame of the clips from the clip's frame 0 and the
 per-frame MFCC windows; the loss is 1.5·L_rec + 1.5·L_id + 0.07·L_per + 0.02·L_au. One Adam with three
 parameter groups: the generator's own parts (lr 2e-4), the pretrained Audio2AU networks (1e-6) and the
 pretrained AU classifier (1e-7), which sees only L_au and keeps its BN statistics frozen (eval mode).

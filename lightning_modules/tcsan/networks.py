@@ -1,4 +1,4 @@
-"""TCSAN + Audio2AU networks (spec `tcsan.md` §2): identity image + MFCC windows → a 112-px talking head.
+"""TCSAN + Audio2AU networks (docs/tcsan.md): identity image + MFCC windows → a 112-px talking head.
 
 Shapes for one frame at the paper's size (S = 112, `width` = 1); B clips of T frames:
 

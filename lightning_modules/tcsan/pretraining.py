@@ -1,4 +1,4 @@
-"""The two pretrained supervisors of TCSAN (spec `tcsan.md` §4, stages 2–3), each its own experiment:
+"""The two pretrained supervisors of TCSAN (docs/tcsan.md, stages 2–3), each its own experiment:
 
 - `AUClassifierModule` (`EXP=tcsan_au_classifier`): the AU classifier on the lower half of **real**
   frames, weighted BCE + Dice, with horizontal flips; later loaded frozen-ish (lr 1e-7, BN in eval mode)

@@ -1,4 +1,4 @@
-"""Wav2Pix networks (spec `wav2pix.md` §2): speech encoder Φ, identity classifier C, generator G, critic D.
+"""Wav2Pix networks (docs/wav2pix.md): speech encoder Φ, identity classifier C, generator G, critic D.
 
 Layer for layer these follow the authors' released code (spec tags [C]), which fills in what the paper leaves
 open: BatchNorm in the encoder, spectral norm everywhere in G and on every D conv but the last, no bias in

@@ -1,4 +1,4 @@
-"""Identity metrics on known inputs (spec sf2f.md §9.9)."""
+"""Identity metrics on known inputs (docs/sf2f.md)."""
 
 import pytest
 import torch

@@ -13,7 +13,7 @@ NTSC = Fraction(30000, 1001)
 
 
 def test_e2e_nr_frames_own_320_samples_at_8khz_and_windows_sit_on_320t():
-    # Spec e2e_nr.md §1: one frame = 320 samples; frame t's receptive field is [320t − 1435, 320t + 1435].
+    # docs/e2e_nr.md: one frame = 320 samples; frame t's receptive field is [320t − 1435, 320t + 1435].
     assert [frame_start_sample(t, Fraction(25), 8000) for t in range(4)] == [0, 320, 640, 960]
     assert num_samples(29, Fraction(25), 8000) == 9280  # a whole LRW clip
     assert window_at_frame_start(10, Fraction(25), 8000, before=1435, after=1436) == (3200 - 1435, 3200 + 1436)
@@ -30,7 +30,7 @@ def test_wav2pix_second_is_centred_on_the_frame():
 
 @pytest.mark.parametrize("width", [28, 20, 36])
 def test_tcsan_mfcc_windows_at_25fps_are_4k_plus_2_centred(width):
-    # Spec tcsan.md §1: c_k = 4k + 2, so the 28-column window of frame k is [4k − 12, 4k + 16).
+    # docs/tcsan.md: c_k = 4k + 2, so the 28-column window of frame k is [4k − 12, 4k + 16).
     for k in range(100):
         assert feature_window(k, Fraction(25), width) == (4 * k + 2 - width // 2, 4 * k + 2 - width // 2 + width)
 

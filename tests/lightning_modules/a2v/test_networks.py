@@ -1,4 +1,4 @@
-"""A2V's networks against the spec's invariants (a2v_stylegan.md §8): Wav2Vec2 feature rate, Embed2Lat's
+"""A2V's networks against their invariants (docs/a2v.md): Wav2Vec2 feature rate, Embed2Lat's
 pooling and frame rate, the VAE's sizes, KL and overfit, residual composition and the gain."""
 
 import pytest

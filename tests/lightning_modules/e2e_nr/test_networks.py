@@ -1,4 +1,4 @@
-"""E2E-NR networks against the spec (e2e_nr.md §2, §8): sizes, frame counts, receptive field, causality,
+"""E2E-NR networks against docs/e2e_nr.md: sizes, frame counts, receptive field, causality,
 skips, decoder shapes, noise, critics, streaming and init.
 
 Full-width models are built for parameter counts and run on one tiny input only; behaviour is checked on

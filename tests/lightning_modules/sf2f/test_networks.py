@@ -1,4 +1,4 @@
-"""SF2F networks against the spec (sf2f.md §2 and §9): shapes, invariants, parameter counts."""
+"""SF2F networks against docs/sf2f.md: shapes, invariants, parameter counts."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Wav2Pix networks against the spec (wav2pix.md §2, §8): counts, shapes, spectral norm, dropout, init."""
+"""Wav2Pix networks against docs/wav2pix.md: counts, shapes, spectral norm, dropout, init."""
 
 import pytest
 import torch

@@ -1,10 +1,10 @@
-"""`make prepare` / `python -m datamodules.prepare`: parameters from experiments and --set, into --out."""
+"""`make prepare` / `python -m experiments.prepare`: parameters from experiments and --set, into --out."""
 
 import json
 
 import pytest
 
-from datamodules.prepare import apply_setting, main
+from experiments.prepare import apply_setting, main
 
 
 def test_prepare_writes_the_cache_training_reads(isolated_data_and_runs, tmp_path, capsys):
@@ -41,7 +41,8 @@ def shard_files(folder):
 def test_a_prepared_folder_is_data_that_training_reads_without_preprocessing_again(isolated_data_and_runs, tmp_path):
     """`make prepare … OUT=X` then `make train DATA=X`: X is recognised by its manifest, training takes the
     dataset root from it and reads X's cache as it is."""
-    from datamodules.prepare import DATASETS, data_location, experiment_data_args, make_datamodule
+    from datamodules.pipeline.cache import data_location
+    from experiments.prepare import DATASETS, experiment_data_args, make_datamodule
     from datamodules.synthetic import generate_dataset
 
     root = generate_dataset("grid", isolated_data_and_runs / "fixtures" / "grid", size="tiny", broken=True)

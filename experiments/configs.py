@@ -1,0 +1,235 @@
+"""The experiment plan: what an experiment name means, read the same way by every command.
+
+Where an experiment lives. `experiments/<name>.yaml` are the entry experiments, the ones a user runs
+(`make help` lists them first); `experiments/ablations/` holds the paper's ablations and variants, and
+`experiments/stages/` the internal stages an entry experiment's chain runs (SF2F's fuser, E2E-NR's
+adversarial stage, A2V's inversion, TCSAN's pretrained parts). Names are unique across the three folders,
+so `make train EXP=tcsan_gru` needs no folder. `experiments/datasets/` holds data sections shared by
+several experiments (named with their folder: `extends: datasets/tcsan_grid`).
+
+Meta-keys, one rule. Besides LightningCLI's sections, a config may set `extends`, `next_stage`,
+`pretrained`, `requires` and `job`. `extends` names the experiment whose config this one is stacked on.
+Every other meta-key is inherited through `extends`: the nearest config that sets it wins, and setting it
+to null (or `{}`, `[]`) clears what a base set.
+
+Overlays. Each config of a stage's lineage is followed by `demo/<name>.yaml` when no DATA is given (the
+embedded demo dataset at CPU size) and, with `--smoke`, by `smoke/every_stage.yaml` and `smoke/<name>.yaml`.
+`stage_config_files` says why each file is there; `make plan EXP=…` prints it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from datamodules.pipeline.errors import ProjectError
+
+EXPERIMENTS = Path(__file__).resolve().parent
+KINDS = {"entry": EXPERIMENTS, "ablation": EXPERIMENTS / "ablations", "stage": EXPERIMENTS / "stages"}
+META_KEYS = ("extends", "next_stage", "pretrained", "requires", "job")
+SMOKE_OVERLAY = "smoke/every_stage"
+
+
+class ExperimentError(ProjectError):
+    """The experiment name, run folder or checkpoint asked for does not exist."""
+
+
+def runs_root() -> Path:
+    """Where runs go: `$TF_RUNS_DIR`, else `runs/` in the repository."""
+    return Path(os.environ.get("TF_RUNS_DIR", EXPERIMENTS.parent / "runs"))
+
+
+# --- names and files -------------------------------------------------------------------------------------
+
+
+def experiment_names(kind: str | None = None) -> list[str]:
+    """The experiments of one kind ("entry", "ablation", "stage"), or of all kinds."""
+    folders = [KINDS[kind]] if kind else list(KINDS.values())
+    return sorted(p.stem for folder in folders for p in folder.glob("*.yaml"))
+
+
+def config_file(name: str) -> Path:
+    """The config of experiment `name` (or of a shared data section, `datasets/<name>`); an unknown name is
+    an `ExperimentError` listing the entry experiments (the same answer from every command)."""
+    if "/" in name:
+        candidates = [EXPERIMENTS / f"{name}.yaml"]
+    else:
+        candidates = [folder / f"{name}.yaml" for folder in KINDS.values()]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ExperimentError(f"unknown experiment {name!r}. Known: {', '.join(experiment_names('entry'))} (the entry "
+                          "experiments; make help lists the ablations and internal stages too)")
+
+
+def require_experiment(experiment: str) -> Path:
+    """`config_file` for a name a user typed: shared data sections are not experiments."""
+    if "/" in experiment:
+        raise ExperimentError(f"{experiment!r} is a shared config section, not an experiment. "
+                              f"Known: {', '.join(experiment_names('entry'))} (the entry experiments)")
+    return config_file(experiment)
+
+
+def read_config(name: str) -> dict[str, Any]:
+    return yaml.safe_load(config_file(name).read_text()) or {}
+
+
+def lineage(experiment: str) -> list[str]:
+    """The experiments whose configs `experiment` is stacked on (its `extends` chain), base first, then itself."""
+    chain = [experiment]
+    while True:
+        base = read_config(chain[-1]).get("extends")
+        if not base:
+            return chain[::-1]
+        if base in chain:
+            raise ExperimentError(f"{config_file(chain[-1])}: extends {base!r} makes a cycle: {chain}")
+        chain.append(base)
+
+
+def config_value(experiment: str, key: str):
+    """Meta-key `key` of `experiment` by the one rule: the nearest config of its lineage that sets it."""
+    if key not in META_KEYS or key == "extends":
+        raise ValueError(f"{key!r} is not an inherited meta-key ({', '.join(META_KEYS[1:])})")
+    for name in reversed(lineage(experiment)):
+        config = read_config(name)
+        if key in config:
+            return config[key]
+    return None
+
+
+# --- the stage chain -------------------------------------------------------------------------------------
+
+
+def pretrained_inputs(stage: str) -> dict[str, str]:
+    """The stage's `pretrained` mapping: model argument → experiment whose best checkpoint fills it."""
+    return dict(config_value(stage, "pretrained") or {})
+
+
+def stage_dependencies(stage: str) -> list[str]:
+    """Experiments that must complete before `stage`: those of its `pretrained` mapping, then those it
+    `requires` without taking a checkpoint from (A2V's VAE needs the inverted data of `a2v_invert`)."""
+    return [*pretrained_inputs(stage).values(), *(config_value(stage, "requires") or [])]
+
+
+def _next_stages(experiment: str) -> list[str]:
+    """`experiment`, then its `next_stage`, and so on, refusing cycles."""
+    chain = [experiment]
+    while following := config_value(chain[-1], "next_stage"):
+        if following in chain:
+            raise ExperimentError(f"{config_file(chain[-1])}: next_stage {following!r} makes a cycle: {chain}")
+        require_experiment(following)
+        chain.append(following)
+    return chain
+
+
+def stage_chain(experiment: str, _visiting: tuple[str, ...] = ()) -> list[str]:
+    """The stages `make train EXP=experiment` runs, in order: `experiment` and the stages its configs name
+    in `next_stage`, each preceded by the stages it depends on (`stage_dependencies`; TCSAN's AU
+    classifier and Audio2AU, A2V's inversion and VAE)."""
+    require_experiment(experiment)
+    plan: list[str] = []
+    for stage in _next_stages(experiment):
+        for dependency in stage_dependencies(stage):
+            if dependency in _visiting + (stage,):
+                raise ExperimentError(f"{stage}: pretrained {dependency!r} makes a cycle")
+            plan += [s for s in stage_chain(dependency, _visiting + (stage,)) if s not in plan]
+        plan.append(stage)
+    return plan
+
+
+def stage_inputs(chain: list[str]) -> dict[str, dict[str, str]]:
+    """Per stage, the model arguments filled with earlier stages' best checkpoints: its `pretrained`
+    mapping, and `init_from` = the stage whose `next_stage` it is."""
+    inputs = {stage: pretrained_inputs(stage) for stage in chain}
+    for stage in chain:
+        following = config_value(stage, "next_stage")
+        if following in inputs:
+            inputs[following]["init_from"] = stage
+    return inputs
+
+
+# --- stacked config files --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StackedFile:
+    """One config file of a stage, and why it is in the stack."""
+
+    path: Path
+    reason: str
+
+
+def stage_config_files(stage: str, demo: bool, smoke: bool) -> list[StackedFile]:
+    """The config files of one stage, later ones overriding earlier ones: each config of its lineage followed
+    by its demo overlay, then the smoke overlays."""
+    stacked = []
+    for name in lineage(stage):
+        own = "the stage's own config" if name == stage else f"extended by {stage}"
+        stacked.append(StackedFile(config_file(name), own))
+        if demo:
+            stacked.append(StackedFile(EXPERIMENTS / "demo" / f"{name}.yaml",
+                                       f"demo overlay of {name}: no DATA given, so the embedded demo dataset at CPU size"))
+    if smoke:
+        reason = "smoke overlay (--smoke): a few CPU steps on the tiny fixture"
+        stacked.append(StackedFile(EXPERIMENTS / f"{SMOKE_OVERLAY}.yaml", reason))
+        stacked += [StackedFile(EXPERIMENTS / "smoke" / f"{name}.yaml", reason) for name in lineage(stage)]
+    return [entry for entry in stacked if entry.path.is_file()]
+
+
+def stage_configs(stage: str, demo: bool, smoke: bool) -> list[str]:
+    """The paths of `stage_config_files`, as LightningCLI's `--config` arguments take them."""
+    return [str(entry.path) for entry in stage_config_files(stage, demo, smoke)]
+
+
+def stacked_section(config_files: list[str | Path], section: str) -> tuple[str | None, dict[str, Any]]:
+    """(class_path, init_args) of one section (`model`, `data`) of stacked config files, later files
+    overriding earlier ones key by key (nested mappings merged), as LightningCLI stacks them."""
+    class_path, init_args = None, {}
+    for path in config_files:
+        part = (yaml.safe_load(Path(path).read_text()) or {}).get(section) or {}
+        class_path = part.get("class_path", class_path)
+        _merge(init_args, part.get("init_args") or {})
+    return class_path, init_args
+
+
+def _merge(target: dict[str, Any], update: dict[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
+
+
+def stage_model_class(stage: str) -> str | None:
+    """The `model.class_path` a stage trains (None for a data-preparation stage)."""
+    return stacked_section(stage_configs(stage, demo=False, smoke=False), "model")[0]
+
+
+# --- building what a config names -----------------------------------------------------------------------
+
+
+def load_class(class_path: str) -> type:
+    module, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def apply_setting(kwargs: dict[str, Any], setting: str) -> None:
+    """`a.b=value` (value parsed as YAML) into the nested dict `kwargs`."""
+    key, sep, value = setting.partition("=")
+    if not sep:
+        raise ProjectError(f"--set expects KEY=VALUE, got {setting!r}")
+    *parents, leaf = key.split(".")
+    target = kwargs
+    for parent in parents:
+        target = target.setdefault(parent, {})
+    target[leaf] = yaml.safe_load(value)
+
+
+def make_datamodule(class_path: str, kwargs: dict[str, Any]):
+    """Instantiate a datamodule from a config's `class_path` and `init_args` (nested dicts allowed)."""
+    return load_class(class_path)(**kwargs)
