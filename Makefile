@@ -39,7 +39,7 @@ export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=4294967296:glibc.malloc.tri
 TORCH := torch==2.9.1 torchvision==0.24.1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup plan train eval infer export compare bench gpu-check weights-check test test-slow demo-data prepare clean
+.PHONY: help setup plan train eval infer export compare bench gpu-check weights-check lint test test-slow demo-data prepare clean
 
 help: ## List targets and experiments
 	@echo "Usage: make <target> [EXP=name] [DATA=path] [CKPT=last|path] [ARGS='--trainer.max_steps=100 …']"
@@ -102,7 +102,11 @@ weights-check: $(STAMP) ## What WEIGHTS_DIR (default: the TF_WEIGHTS_DIR variabl
 gpu-check: $(STAMP) ## Every GPU figure in one run (~8 min on one GPU) into OUT=runs/gpu-check; ARGS=--dry-run checks it on the CPU
 	$(PY) -m benchmarks.gpu_check $(call opt,--out,$(or $(OUT),runs/gpu-check)) $(ARGS)
 
-test: $(STAMP) ## Run the test suite (CPU; slow and GPU tests excluded)
+lint: $(STAMP) ## ruff check and ruff format --check (make test runs it first)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint ## Lint, then run the test suite (CPU; slow and GPU tests excluded)
 	$(PY) -m pytest -q $(ARGS)
 
 test-slow: $(STAMP) ## Run only the slow tests (real-size checks, demo training)

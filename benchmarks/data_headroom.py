@@ -60,8 +60,11 @@ def model_rate(name: str, rates_file: Path | None) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.data_headroom", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.data_headroom",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS_WITH_DATA, default=SYSTEMS_WITH_DATA)
     parser.add_argument("--model-rates", type=Path, help="rows written by `benchmarks.train_step --json`")
     parser.add_argument("--samples", type=int, default=200, help="samples to time per loader")
@@ -70,8 +73,16 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.systems:
         rate, batch, workers = loader_rate(name, args.samples)
         consumed = model_rate(name, args.model_rates)
-        rows.append({"system": name, "batch": batch, "workers": workers, "loader samples/s": rate,
-                     "model samples/s": consumed, "headroom": rate / consumed})
+        rows.append(
+            {
+                "system": name,
+                "batch": batch,
+                "workers": workers,
+                "loader samples/s": rate,
+                "model samples/s": consumed,
+                "headroom": rate / consumed,
+            }
+        )
     source = args.model_rates or "measured here on the CPU"
     print(f"Training loader vs model (model rates: {source}); target headroom >= 5")
     print(table(rows, ["system", "batch", "workers", "loader samples/s", "model samples/s", "headroom"]))

@@ -25,8 +25,11 @@ def _rate(count: int, seconds: float) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.data_throughput", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.data_throughput",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="lrw")
     parser.add_argument("--size", default="demo", help="generated fixture size (demo or tiny)")
     parser.add_argument("--samples", type=int, default=40, help="clips to time on each path")
@@ -37,11 +40,14 @@ def main(argv: list[str] | None = None) -> None:
     from datamodules.talking_face import clip_item
 
     module, name, kwargs = DATASETS[args.dataset]
-    datamodule = getattr(importlib.import_module(module), name)(demo_size=args.size, num_workers=0,
-                                                                  prepare_workers=2, **kwargs)
+    datamodule = getattr(importlib.import_module(module), name)(
+        demo_size=args.size, num_workers=0, prepare_workers=2, **kwargs
+    )
     datamodule.prepare_data()
     datamodule.setup("fit")
-    dataset = datamodule.datasets["train"] if len(datamodule.datasets["train"]) else datamodule.datasets["test"]
+    dataset = (
+        datamodule.datasets["train"] if len(datamodule.datasets["train"]) else datamodule.datasets["test"]
+    )
     count = min(args.samples, len(dataset))
 
     jobs = datamodule.jobs()  # the preprocessing of one clip, exactly as prepare_data runs it
@@ -60,8 +66,10 @@ def main(argv: list[str] | None = None) -> None:
     cached = _rate(count, time.perf_counter() - started)
 
     frames = datamodule.cache().read().metas[0]["frames"]
-    print(f"dataset {args.dataset} ({args.size}), {frames}-frame clips, crop {datamodule.crop_config.method} "
-          f"{datamodule.hparams.image_size}px, one process")
+    print(
+        f"dataset {args.dataset} ({args.size}), {frames}-frame clips, crop {datamodule.crop_config.method} "
+        f"{datamodule.hparams.image_size}px, one process"
+    )
     print(f"  on the fly (decode + detect + landmarks + align): {on_the_fly:8.2f} clips/s")
     print(f"  from the cache (mmap shards):                     {cached:8.2f} clips/s")
     print(f"  cache speed-up: {cached / on_the_fly:.0f}x")

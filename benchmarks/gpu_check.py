@@ -57,12 +57,17 @@ def train_parts(device: str, dry_run: bool) -> list[Part]:
     if dry_run:
         variants = {"fp32": ["--batch", "2", "--repeats", "1", "--warmup", "0", "--precision", "32-true"]}
     else:
-        variants = {"fp32 vs bf16": ["--precision", "32-true", "bf16-mixed", "--loss-steps", "20"],
-                    "channels-last": ["--precision", "bf16-mixed", "--channels-last", "--loss-steps", "1"],
-                    "compile": ["--precision", "bf16-mixed", "--compile", "--loss-steps", "1", "--warmup", "1"]}
+        variants = {
+            "fp32 vs bf16": ["--precision", "32-true", "bf16-mixed", "--loss-steps", "20"],
+            "channels-last": ["--precision", "bf16-mixed", "--channels-last", "--loss-steps", "1"],
+            "compile": ["--precision", "bf16-mixed", "--compile", "--loss-steps", "1", "--warmup", "1"],
+        }
     # A dry run checks the script, not the speed: its budget only stops a part that hangs on a loaded CPU.
-    return [Part(f"train {name} ({variant})", [*common, "--systems", name, *flags], 600 if dry_run else 120)
-            for name in SYSTEMS for variant, flags in variants.items()]
+    return [
+        Part(f"train {name} ({variant})", [*common, "--systems", name, *flags], 600 if dry_run else 120)
+        for name in SYSTEMS
+        for variant, flags in variants.items()
+    ]
 
 
 def other_parts(out: Path, dry_run: bool) -> list[Part]:
@@ -70,14 +75,49 @@ def other_parts(out: Path, dry_run: bool) -> list[Part]:
     rates = out / "train_step.json"
     return [
         # A dry run checks the part on one system's loader (every loader is exercised by the datamodule tests).
-        Part("data headroom", [python, "-m", "benchmarks.data_headroom", "--model-rates", str(rates),
-                               *(["--samples", "4", "--systems", "sf2f"] if dry_run else ["--samples", "200"])],
-             600 if dry_run else 240),
-        Part("inference", [python, "-m", "benchmarks.inference", "--systems", "e2e_nr", "tcsan",
-                           "--seconds", "0.5" if dry_run else "10", "--threads", str(os.cpu_count() or 1)],
-             600 if dry_run else 180),
-        Part("learning proof (SF2F)", [python, "-m", "pytest", "-q", "-m", "slow", "-p", "no:cacheprovider",
-                                       "tests/learning/test_sf2f.py"], 600),
+        Part(
+            "data headroom",
+            [
+                python,
+                "-m",
+                "benchmarks.data_headroom",
+                "--model-rates",
+                str(rates),
+                *(["--samples", "4", "--systems", "sf2f"] if dry_run else ["--samples", "200"]),
+            ],
+            600 if dry_run else 240,
+        ),
+        Part(
+            "inference",
+            [
+                python,
+                "-m",
+                "benchmarks.inference",
+                "--systems",
+                "e2e_nr",
+                "tcsan",
+                "--seconds",
+                "0.5" if dry_run else "10",
+                "--threads",
+                str(os.cpu_count() or 1),
+            ],
+            600 if dry_run else 180,
+        ),
+        Part(
+            "learning proof (SF2F)",
+            [
+                python,
+                "-m",
+                "pytest",
+                "-q",
+                "-m",
+                "slow",
+                "-p",
+                "no:cacheprovider",
+                "tests/learning/test_sf2f.py",
+            ],
+            600,
+        ),
     ]
 
 
@@ -86,7 +126,10 @@ def run(part: Part) -> Part:
     try:
         result = subprocess.run(part.command, cwd=REPO, capture_output=True, text=True, timeout=part.budget_s)
     except subprocess.TimeoutExpired as expired:
-        part.status, part.output = "timed out", f"over its {part.budget_s:.0f} s budget\n{_tail(expired.stdout)}"
+        part.status, part.output = (
+            "timed out",
+            f"over its {part.budget_s:.0f} s budget\n{_tail(expired.stdout)}",
+        )
     else:
         part.status = "ok" if result.returncode == 0 else "failed"
         part.output = _tail(result.stdout if result.returncode == 0 else result.stderr)
@@ -105,30 +148,45 @@ def _tail(text: str | bytes | None, lines: int = 25) -> str:
 def environment(device: str) -> dict:
     import torch
 
-    info = {"python": platform.python_version(), "torch": torch.__version__, "device": device,
-            "cpu cores": os.cpu_count(), "host": platform.node()}
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": device,
+        "cpu cores": os.cpu_count(),
+        "host": platform.node(),
+    }
     if device.startswith("cuda") and torch.cuda.is_available():
-        info.update(gpu=torch.cuda.get_device_name(0), cuda=torch.version.cuda,
-                    driver=_nvidia_smi("driver_version"))
+        info.update(
+            gpu=torch.cuda.get_device_name(0), cuda=torch.version.cuda, driver=_nvidia_smi("driver_version")
+        )
     return info
 
 
 def _nvidia_smi(query: str) -> str:
     try:
-        return subprocess.run(["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader"], capture_output=True,
-                              text=True, timeout=20).stdout.strip()
+        return subprocess.run(
+            ["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
 
 
 def write_report(out: Path, parts: list[Part], info: dict, dry_run: bool) -> Path:
-    from benchmarks.train_step import COLUMNS
     from benchmarks.timing import table
+    from benchmarks.train_step import COLUMNS
 
     rows = [row | {"variant": part.name.split("(")[-1].rstrip(")")} for part in parts for row in part.rows]
-    lines = [f"# GPU check{' (dry run: one step each, on the CPU)' if dry_run else ''}", "",
-             ", ".join(f"{key} {value}" for key, value in info.items()), "",
-             "| part | status | seconds |", "|---|---|---|"]
+    lines = [
+        f"# GPU check{' (dry run: one step each, on the CPU)' if dry_run else ''}",
+        "",
+        ", ".join(f"{key} {value}" for key, value in info.items()),
+        "",
+        "| part | status | seconds |",
+        "|---|---|---|",
+    ]
     lines += [f"| {part.name} | {part.status} | {part.seconds:.0f} |" for part in parts]
     if rows:
         lines += ["", "## Training step", "", table(rows, ["variant", *COLUMNS])]
@@ -137,8 +195,12 @@ def write_report(out: Path, parts: list[Part], info: dict, dry_run: bool) -> Pat
             lines += ["", f"## {part.name}: {part.status}", "", "```", part.output, "```"]
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
-    (out / "report.json").write_text(json.dumps({"environment": info, "dry_run": dry_run,
-                                                 "parts": [asdict(part) for part in parts]}, indent=1) + "\n")
+    (out / "report.json").write_text(
+        json.dumps(
+            {"environment": info, "dry_run": dry_run, "parts": [asdict(part) for part in parts]}, indent=1
+        )
+        + "\n"
+    )
     return report
 
 
@@ -161,10 +223,15 @@ def gpu_check(out: Path, dry_run: bool, parts: tuple[str, ...] = PARTS) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_check", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.gpu_check",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "gpu-check")
-    parser.add_argument("--dry-run", action="store_true", help="one step of each part on the CPU, tiny batches")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="one step of each part on the CPU, tiny batches"
+    )
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     args = parser.parse_args(argv)
     gpu_check(args.out, args.dry_run, tuple(args.parts))

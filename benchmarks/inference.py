@@ -52,8 +52,14 @@ def real_time_factor(name: str, args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     frames = module.synthesise(wave, face)
     seconds = time.perf_counter() - started
-    return {"system": name, "resolution": frames.shape[1], "frames": len(frames), "seconds": seconds,
-            "frames/s": len(frames) / seconds, "RTF": len(frames) / FPS / seconds}
+    return {
+        "system": name,
+        "resolution": frames.shape[1],
+        "frames": len(frames),
+        "seconds": seconds,
+        "frames/s": len(frames) / seconds,
+        "RTF": len(frames) / FPS / seconds,
+    }
 
 
 def _a2v(args: argparse.Namespace) -> dict:
@@ -64,7 +70,9 @@ def _a2v(args: argparse.Namespace) -> dict:
     from lightning_modules.a2v.speech_encoder import SpeechEncoderConfig
 
     generator = GeneratorConfig(stylegan3_pkl=args.a2v_stylegan3_pkl, stylegan3_repo=args.a2v_stylegan3_repo)
-    module = Embed2LatModule(speech_encoder=SpeechEncoderConfig(weights=args.a2v_wav2vec2), generator=generator).eval()
+    module = Embed2LatModule(
+        speech_encoder=SpeechEncoderConfig(weights=args.a2v_wav2vec2), generator=generator
+    ).eval()
     w0 = torch.zeros(1, 16, 512)  # rendering cost does not depend on the identity code
     wave = speech(args.seconds, SAMPLE_RATES["a2v"])
     with torch.inference_mode():
@@ -72,25 +80,44 @@ def _a2v(args: argparse.Namespace) -> dict:
         started = time.perf_counter()
         frames = module.render_speech(wave, w0)
     seconds = time.perf_counter() - started
-    return {"system": "a2v", "resolution": frames.shape[1], "frames": len(frames), "seconds": seconds,
-            "frames/s": len(frames) / seconds, "RTF": len(frames) / FPS / seconds}
+    return {
+        "system": "a2v",
+        "resolution": frames.shape[1],
+        "frames": len(frames),
+        "seconds": seconds,
+        "frames/s": len(frames) / seconds,
+        "RTF": len(frames) / FPS / seconds,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.inference", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--systems", nargs="+", choices=sorted(SAMPLE_RATES), default=["e2e_nr", "tcsan", "a2v"])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.inference",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--systems", nargs="+", choices=sorted(SAMPLE_RATES), default=["e2e_nr", "tcsan", "a2v"]
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the speech to animate")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the target is set for 2 cores)")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="torch CPU threads (the target is set for 2 cores)"
+    )
     parser.add_argument("--compile", action="store_true", help="torch.compile the generator")
     parser.add_argument("--a2v-stylegan3-pkl", help="NVIDIA's StyleGAN3 network pickle for A2V's renderer")
-    parser.add_argument("--a2v-stylegan3-repo", help="a clone of NVlabs/stylegan3 (unpickling needs its modules)")
-    parser.add_argument("--a2v-wav2vec2", help="Wav2Vec2 weights for A2V (Hugging Face folder or torchaudio state dict)")
+    parser.add_argument(
+        "--a2v-stylegan3-repo", help="a clone of NVlabs/stylegan3 (unpickling needs its modules)"
+    )
+    parser.add_argument(
+        "--a2v-wav2vec2", help="Wav2Vec2 weights for A2V (Hugging Face folder or torchaudio state dict)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = [real_time_factor(name, args) for name in args.systems]
-    print(f"Inference on CPU, {args.threads} threads, {args.seconds:g} s of speech (RTF >= 1: faster than real time; "
-          "target >= 1 for e2e_nr and tcsan)")
+    print(
+        f"Inference on CPU, {args.threads} threads, {args.seconds:g} s of speech (RTF >= 1: faster than real time; "
+        "target >= 1 for e2e_nr and tcsan)"
+    )
     print(table(rows, ["system", "resolution", "frames", "seconds", "frames/s", "RTF"]))
 
 

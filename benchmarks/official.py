@@ -38,9 +38,9 @@ import importlib.util
 import math
 import sys
 import types
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -51,8 +51,16 @@ from datamodules.pipeline.errors import command_errors
 from lightning_modules.common.losses import discriminator_adversarial_loss, generator_adversarial_loss
 
 Tensor = torch.Tensor
-COLUMNS = ["system", "batch", "G params ours / theirs", "D params ours / theirs", "ms/step ours",
-           "ms/step theirs", "ratio theirs/ours", "paired ratio p25-p75"]
+COLUMNS = [
+    "system",
+    "batch",
+    "G params ours / theirs",
+    "D params ours / theirs",
+    "ms/step ours",
+    "ms/step theirs",
+    "ratio theirs/ours",
+    "paired ratio p25-p75",
+]
 
 WAV2PIX_SAMPLES = 16000  # 1 s at 16 kHz, the released clips' length (docs/wav2pix.md)
 WAV2PIX_IDENTITIES = 10  # the authors' classifier hard-codes the 10-identity clean subset
@@ -78,12 +86,13 @@ class Networks:
 
     generator: nn.Module  # everything G's optimiser updates
     critic: nn.Module  # everything D's optimiser updates
-    generate: Callable[[dict], tuple[tuple[Tensor, ...], Optional[Tensor], Tensor]]
-    critique: Callable[[tuple[Tensor, ...], Optional[Tensor], dict], tuple[list[Tensor], Tensor]]
+    generate: Callable[[dict], tuple[tuple[Tensor, ...], Tensor | None, Tensor]]
+    critique: Callable[[tuple[Tensor, ...], Tensor | None, dict], tuple[list[Tensor], Tensor]]
 
 
-def make_step(nets: Networks, batch: dict, loss: str, lrs: tuple[float, float], betas: tuple[float, float]
-              ) -> Callable[[], None]:
+def make_step(
+    nets: Networks, batch: dict, loss: str, lrs: tuple[float, float], betas: tuple[float, float]
+) -> Callable[[], None]:
     """A closure running one G + D training step of `nets` on `batch` (the same step for ours and theirs)."""
     opt_g = torch.optim.Adam(_trainable(nets.generator), lr=lrs[0], betas=betas)
     opt_d = torch.optim.Adam(_trainable(nets.critic), lr=lrs[1], betas=betas)
@@ -94,7 +103,9 @@ def make_step(nets: Networks, batch: dict, loss: str, lrs: tuple[float, float], 
         frozen = condition.detach() if condition is not None else None  # D's loss never reaches the encoder
         real_logits, d_aux = nets.critique(reals, frozen, batch)
         fake_logits, _ = nets.critique(tuple(f.detach() for f in fakes), frozen, batch)
-        d_loss = sum(discriminator_adversarial_loss(r, f, loss) for r, f in zip(real_logits, fake_logits)) + d_aux
+        d_loss = (
+            sum(discriminator_adversarial_loss(r, f, loss) for r, f in zip(real_logits, fake_logits)) + d_aux
+        )
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
@@ -152,19 +163,21 @@ def _checkout_on_path(repo: Path, packages: tuple[str, ...], stubs: tuple[str, .
         sys.modules.update(saved)
 
 
-def check_checkout(repo: Optional[Path], system: "System") -> Path:
+def check_checkout(repo: Path | None, system: System) -> Path:
     """`repo` as a resolved path if it holds `system`'s official network code, else a RepoError naming it."""
     hint = f"get it with: git clone {system.repo_url} <path>  (keep it outside this repository)"
     if repo is None:
         raise RepoError(f"no checkout given for {system.name}; {hint}")
     repo = Path(repo).expanduser().resolve()
     if not repo.is_dir():
-        raise RepoError(f"{repo} does not exist or is not a folder; {system.name} needs "
-                        f"{system.repo_name}: {hint}")
+        raise RepoError(
+            f"{repo} does not exist or is not a folder; {system.name} needs {system.repo_name}: {hint}"
+        )
     missing = [f for f in system.required_files if not (repo / f).is_file()]
     if missing:
-        raise RepoError(f"{repo} is not a checkout of {system.repo_name} "
-                        f"(missing {', '.join(missing)}); {hint}")
+        raise RepoError(
+            f"{repo} is not a checkout of {system.repo_name} (missing {', '.join(missing)}); {hint}"
+        )
     return repo
 
 
@@ -181,7 +194,11 @@ def _wav2pix_batch(batch_size: int, device: torch.device) -> dict:
 
 def _wav2pix_ours() -> Networks:
     from lightning_modules.wav2pix.networks import (
-        FaceDiscriminator, FaceGenerator, IdentityClassifier, SpeechEncoder)
+        FaceDiscriminator,
+        FaceGenerator,
+        IdentityClassifier,
+        SpeechEncoder,
+    )
 
     encoder, classifier = SpeechEncoder(WAV2PIX_SAMPLES), IdentityClassifier(WAV2PIX_IDENTITIES)
     generator, discriminator = FaceGenerator(image_size=128), FaceDiscriminator(image_size=128)
@@ -223,19 +240,25 @@ def _sf2f_batch(resolutions: tuple[int, ...]) -> Callable[[int, torch.device], d
             "faces": tuple(torch.randn(batch_size, 3, r, r, device=device) for r in resolutions),
             "identity": torch.randint(0, SF2F_IDENTITIES, (batch_size,), device=device),
         }
+
     return make
 
 
 def _sf2f_ours(multires: bool) -> Networks:
     from lightning_modules.sf2f.networks import (
-        sf2f_face_decoder, sf2f_identity_discriminator, sf2f_patch_discriminator, sf2f_voice_encoder)
+        sf2f_face_decoder,
+        sf2f_identity_discriminator,
+        sf2f_patch_discriminator,
+        sf2f_voice_encoder,
+    )
 
     resolutions = (64, 128) if multires else (64,)
     encoder = sf2f_voice_encoder("official")
     decoder = sf2f_face_decoder("official", resolution=resolutions[-1], multires=multires)
     patches = nn.ModuleList(sf2f_patch_discriminator("official", image_size=r) for r in resolutions)
-    identities = nn.ModuleList(sf2f_identity_discriminator(SF2F_IDENTITIES, "official", image_size=r)
-                               for r in resolutions)
+    identities = nn.ModuleList(
+        sf2f_identity_discriminator(SF2F_IDENTITIES, "official", image_size=r) for r in resolutions
+    )
 
     def generate(batch):
         return decoder(encoder(batch["mel"])), None, batch["mel"].new_zeros(())
@@ -248,8 +271,9 @@ def _sf2f_ours(multires: bool) -> Networks:
             aux = aux + F.cross_entropy(identity_logits, batch["identity"])
         return logits, aux
 
-    return Networks(nn.ModuleList([encoder, decoder]), nn.ModuleList([patches, identities]),
-                    generate, critique)
+    return Networks(
+        nn.ModuleList([encoder, decoder]), nn.ModuleList([patches, identities]), generate, critique
+    )
 
 
 def _sf2f_theirs(repo: Path, multires: bool) -> Networks:
@@ -260,16 +284,28 @@ def _sf2f_theirs(repo: Path, multires: bool) -> Networks:
         face_decoders = importlib.import_module("models.face_decoders")
         discriminators = importlib.import_module("models.discriminators")
         # The options of sf2f_1st_stage.yaml / sf2f_mid_1st_stage.yaml, as their build_model passes them.
-        encoder = voice_encoders.V2F1DCNN(input_channel=40, channels=[256, 384, 576, 864], output_channel=512,
-                                          normalize_embedding=True, inception_mode=True)
+        encoder = voice_encoders.V2F1DCNN(
+            input_channel=40,
+            channels=[256, 384, 576, 864],
+            output_channel=512,
+            normalize_embedding=True,
+            inception_mode=True,
+        )
         decoder_class = face_decoders.FaceGanDecoder_v2 if multires else face_decoders.FaceGanDecoder
-        decoder = decoder_class(image_size=(resolutions[0],) * 2, noise_dim=512, mlp_normalization="none",
-                                normalization="batch", activation="leakyrelu-0.1")
-        patches = nn.ModuleList(discriminators.PatchDiscriminator(arch=SF2F_CRITIC_ARCH[r], **critic_options)
-                                for r in resolutions)
+        decoder = decoder_class(
+            image_size=(resolutions[0],) * 2,
+            noise_dim=512,
+            mlp_normalization="none",
+            normalization="batch",
+            activation="leakyrelu-0.1",
+        )
+        patches = nn.ModuleList(
+            discriminators.PatchDiscriminator(arch=SF2F_CRITIC_ARCH[r], **critic_options) for r in resolutions
+        )
         identities = nn.ModuleList(
             discriminators.AcDiscriminator(arch=SF2F_CRITIC_ARCH[r], num_id=SF2F_IDENTITIES, **critic_options)
-            for r in resolutions)
+            for r in resolutions
+        )
 
     def generate(batch):
         images = decoder(encoder(batch["mel"]))
@@ -284,8 +320,9 @@ def _sf2f_theirs(repo: Path, multires: bool) -> Networks:
             aux = aux + identity_loss
         return logits, aux
 
-    return Networks(nn.ModuleList([encoder, decoder]), nn.ModuleList([patches, identities]),
-                    generate, critique)
+    return Networks(
+        nn.ModuleList([encoder, decoder]), nn.ModuleList([patches, identities]), generate, critique
+    )
 
 
 # ----------------------------------------------------------------------------- systems
@@ -308,30 +345,64 @@ class System:
 
 
 _SF2F_URL = "https://github.com/BAI-Yeqi/SF2F_PyTorch"
-_SF2F_FILES = ("models/voice_encoders.py", "models/face_decoders.py", "models/discriminators.py",
-               "models/layers.py")
-_SF2F_NOTE = ("sf2f: preset `official` of lightning_modules/sf2f/networks.py follows their code layer for "
-              "layer (GLU up-blocks, valid-padded LeakyReLU(0.1) critics), so the counts match.")
+_SF2F_FILES = (
+    "models/voice_encoders.py",
+    "models/face_decoders.py",
+    "models/discriminators.py",
+    "models/layers.py",
+)
+_SF2F_NOTE = (
+    "sf2f: preset `official` of lightning_modules/sf2f/networks.py follows their code layer for "
+    "layer (GLU up-blocks, valid-padded LeakyReLU(0.1) critics), so the counts match."
+)
 SYSTEMS = {
     "wav2pix-128": System(
-        "wav2pix-128", "wav2pix_repo", "Wav2Pix's official repository",
+        "wav2pix-128",
+        "wav2pix_repo",
+        "Wav2Pix's official repository",
         "https://github.com/imatge-upc/wav2pix",
         ("models/generator.py", "models/discriminator.py", "models/segan.py", "models/spectral_norm.py"),
-        "lsgan", (1e-4, 4e-4), (0.5, 0.999), _wav2pix_batch, _wav2pix_ours, _wav2pix_theirs,
+        "lsgan",
+        (1e-4, 4e-4),
+        (0.5, 0.999),
+        _wav2pix_batch,
+        _wav2pix_ours,
+        _wav2pix_theirs,
         "wav2pix: same layers; their SpectralNorm keeps u and v as frozen nn.Parameters (ours: buffers), so "
-        "only trainable parameters are counted."),
+        "only trainable parameters are counted.",
+    ),
     "sf2f-64": System(
-        "sf2f-64", "sf2f_repo", "SF2F's official repository", _SF2F_URL, _SF2F_FILES,
-        "bce", (5e-4, 5e-4), (0.9, 0.98), _sf2f_batch((64,)), lambda: _sf2f_ours(False),
-        lambda repo: _sf2f_theirs(repo, False), _SF2F_NOTE),
+        "sf2f-64",
+        "sf2f_repo",
+        "SF2F's official repository",
+        _SF2F_URL,
+        _SF2F_FILES,
+        "bce",
+        (5e-4, 5e-4),
+        (0.9, 0.98),
+        _sf2f_batch((64,)),
+        lambda: _sf2f_ours(False),
+        lambda repo: _sf2f_theirs(repo, False),
+        _SF2F_NOTE,
+    ),
     "sf2f-128-multires": System(
-        "sf2f-128-multires", "sf2f_repo", "SF2F's official repository", _SF2F_URL, _SF2F_FILES,
-        "bce", (5e-4, 5e-4), (0.9, 0.98), _sf2f_batch((64, 128)), lambda: _sf2f_ours(True),
-        lambda repo: _sf2f_theirs(repo, True), _SF2F_NOTE),
+        "sf2f-128-multires",
+        "sf2f_repo",
+        "SF2F's official repository",
+        _SF2F_URL,
+        _SF2F_FILES,
+        "bce",
+        (5e-4, 5e-4),
+        (0.9, 0.98),
+        _sf2f_batch((64, 128)),
+        lambda: _sf2f_ours(True),
+        lambda repo: _sf2f_theirs(repo, True),
+        _SF2F_NOTE,
+    ),
 }
 
 
-def _build(system: System, side: str, repo: Optional[Path], device: torch.device) -> Networks:
+def _build(system: System, side: str, repo: Path | None, device: torch.device) -> Networks:
     torch.manual_seed(0)
     nets = system.build_ours() if side == "ours" else system.build_theirs(repo)
     nets.generator.to(device).train()
@@ -339,8 +410,9 @@ def _build(system: System, side: str, repo: Optional[Path], device: torch.device
     return nets
 
 
-def time_ours(name: str, batch_size: int, device: torch.device, repeats: int = 3,
-              warmup: int = 1) -> Measurement:
+def time_ours(
+    name: str, batch_size: int, device: torch.device, repeats: int = 3, warmup: int = 1
+) -> Measurement:
     """Seconds per training step of our networks alone (what CI can run without the official checkouts)."""
     system = SYSTEMS[name]
     nets = _build(system, "ours", None, device)
@@ -353,8 +425,9 @@ def compare(name: str, repo: Path, batch_size: int, device: torch.device, repeat
     system = SYSTEMS[name]
     batch = system.make_batch(batch_size, device)
     sides = {side: _build(system, side, repo, device) for side in ("ours", "theirs")}
-    steps = {side: make_step(nets, batch, system.loss, system.lrs, system.betas)
-             for side, nets in sides.items()}
+    steps = {
+        side: make_step(nets, batch, system.loss, system.lrs, system.betas) for side, nets in sides.items()
+    }
     for side in sides:
         measure(steps[side], device, repeats=1, warmup=warmup)
     seconds: dict[str, list[float]] = {"ours": [], "theirs": []}
@@ -365,15 +438,21 @@ def compare(name: str, repo: Path, batch_size: int, device: torch.device, repeat
     ours, theirs = (_median(seconds[s]) for s in ("ours", "theirs"))
     paired = sorted(t / o for o, t in zip(seconds["ours"], seconds["theirs"]))
     count = lambda attr: " / ".join(  # noqa: E731
-        f"{trainable_parameters(getattr(sides[s], attr)) / 1e6:.3f}M" for s in ("ours", "theirs"))
+        f"{trainable_parameters(getattr(sides[s], attr)) / 1e6:.3f}M" for s in ("ours", "theirs")
+    )
     return {
-        "system": name, "batch": batch_size, "G params ours / theirs": count("generator"),
-        "D params ours / theirs": count("critic"), "ms/step ours": round(ours * 1e3), "ms/step theirs": round(theirs * 1e3),
+        "system": name,
+        "batch": batch_size,
+        "G params ours / theirs": count("generator"),
+        "D params ours / theirs": count("critic"),
+        "ms/step ours": round(ours * 1e3),
+        "ms/step theirs": round(theirs * 1e3),
         "ratio theirs/ours": theirs / ours,
         "paired ratio p25-p75": f"{_quantile(paired, 0.25):.3f}-{_quantile(paired, 0.75):.3f}",
         "_upper_ratio": _quantile(paired, 0.75),
-        "_counts": {s: (trainable_parameters(n.generator), trainable_parameters(n.critic))
-                    for s, n in sides.items()},
+        "_counts": {
+            s: (trainable_parameters(n.generator), trainable_parameters(n.critic)) for s, n in sides.items()
+        },
     }
 
 
@@ -394,21 +473,32 @@ def _parameter_notes(rows: list[dict]) -> list[str]:
     for row in rows:
         ours, theirs = row["_counts"]["ours"], row["_counts"]["theirs"]
         if ours == theirs:
-            notes.append(f"- {row['system']}: identical trainable parameter counts "
-                         f"(G {ours[0]:,}, D {ours[1]:,}). {SYSTEMS[row['system']].parameter_note}")
+            notes.append(
+                f"- {row['system']}: identical trainable parameter counts "
+                f"(G {ours[0]:,}, D {ours[1]:,}). {SYSTEMS[row['system']].parameter_note}"
+            )
         else:
-            notes.append(f"- {row['system']}: G {ours[0]:,} vs {theirs[0]:,}, "
-                         f"D {ours[1]:,} vs {theirs[1]:,}. {SYSTEMS[row['system']].parameter_note}")
+            notes.append(
+                f"- {row['system']}: G {ours[0]:,} vs {theirs[0]:,}, "
+                f"D {ours[1]:,} vs {theirs[1]:,}. {SYSTEMS[row['system']].parameter_note}"
+            )
     return notes
 
 
-def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.official", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.official",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--sf2f-repo", type=Path, help="checkout of github.com/BAI-Yeqi/SF2F_PyTorch")
     parser.add_argument("--wav2pix-repo", type=Path, help="checkout of github.com/imatge-upc/wav2pix")
-    parser.add_argument("--systems", nargs="+", choices=sorted(SYSTEMS),
-                        help="default: every system whose repository is given")
+    parser.add_argument(
+        "--systems",
+        nargs="+",
+        choices=sorted(SYSTEMS),
+        help="default: every system whose repository is given",
+    )
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per side (interleaved)")
@@ -425,22 +515,31 @@ def main(argv: Optional[list[str]] = None) -> None:
         parser.error(str(error))
 
     device = torch.device(args.device)
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
-          f"median of {args.repeats} interleaved steps after {args.warmup} warm-up steps\n", flush=True)
+    print(
+        f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
+        f"median of {args.repeats} interleaved steps after {args.warmup} warm-up steps\n",
+        flush=True,
+    )
     rows = []
     for name in names:
         rows.append(compare(name, repos[name], args.batch, device, args.repeats, args.warmup))
-        print(f"{name}: ours {rows[-1]['ms/step ours']:.0f} ms, theirs {rows[-1]['ms/step theirs']:.0f} ms",
-              file=sys.stderr, flush=True)
+        print(
+            f"{name}: ours {rows[-1]['ms/step ours']:.0f} ms, theirs {rows[-1]['ms/step theirs']:.0f} ms",
+            file=sys.stderr,
+            flush=True,
+        )
     print(table(rows, COLUMNS))
     print("\nParameters (trainable; G = every module G's Adam updates, D = the critics):")
     print("\n".join(_parameter_notes(rows)))
     slower = [r["system"] for r in rows if r["_upper_ratio"] < 1.0]
     noisy = [r["system"] for r in rows if r["ratio theirs/ours"] < 1.0 <= r["_upper_ratio"]]
-    print("\nours slower than theirs (even the upper paired quartile < 1.0) on: "
-          + (", ".join(slower) or "none"))
+    print(
+        "\nours slower than theirs (even the upper paired quartile < 1.0) on: "
+        + (", ".join(slower) or "none")
+    )
     if noisy:
         print("median ratio below 1.0 but within the paired spread (noise) on: " + ", ".join(noisy))
+
 
 if __name__ == "__main__":
     with command_errors():

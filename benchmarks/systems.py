@@ -22,12 +22,12 @@ import torch
 @dataclass(frozen=True)
 class System:
     """Args:
-        experiment: the config whose model and data are benchmarked.
-        batch_size: the paper's (or the authors' code's) training batch, stated in the results.
-        cpu_batch: the batch used on a CPU, where a paper batch takes minutes per step.
-        unit: what one sample of that batch is.
-        frames: video frames per sample (for the real-time factor and frames/s); 0 for still faces.
-        overrides: LightningCLI arguments the benchmark needs (weights that cannot be loaded offline).
+    experiment: the config whose model and data are benchmarked.
+    batch_size: the paper's (or the authors' code's) training batch, stated in the results.
+    cpu_batch: the batch used on a CPU, where a paper batch takes minutes per step.
+    unit: what one sample of that batch is.
+    frames: video frames per sample (for the real-time factor and frames/s); 0 for still faces.
+    overrides: LightningCLI arguments the benchmark needs (weights that cannot be loaded offline).
     """
 
     experiment: str
@@ -42,13 +42,23 @@ SYSTEMS = {
     "e2e_nr": System("e2e_nr_adv", 8, 2, "29-frame 128 px clip", frames=29),
     "wav2pix": System("wav2pix", 64, 8, "1 s → 128 px face"),
     # FaceNet (perceptual term, identity embedder) cannot be loaded offline; its cost is left out.
-    "sf2f": System("sf2f", 256, 32, "1-1.5 s log-mel → 64 px face",
-                   overrides=("--model.init_args.perceptual_weight=0", "--model.init_args.embedder=thumbnail")),
+    "sf2f": System(
+        "sf2f",
+        256,
+        32,
+        "1-1.5 s log-mel → 64 px face",
+        overrides=("--model.init_args.perceptual_weight=0", "--model.init_args.embedder=thumbnail"),
+    ),
     "tcsan": System("tcsan", 4, 2, "25-frame 112 px clip", frames=25),
     "a2v": System("a2v_embed2lat", 256, 16, "2 s window → 50 latent residuals", frames=50),
 }
-FIXTURE = ("--data.init_args.demo_size=tiny", "--data.init_args.prepare_workers=0", "--trainer.logger=false",
-           "--trainer.accelerator=cpu", "--trainer.devices=1")
+FIXTURE = (
+    "--data.init_args.demo_size=tiny",
+    "--data.init_args.prepare_workers=0",
+    "--trainer.logger=false",
+    "--trainer.accelerator=cpu",
+    "--trainer.devices=1",
+)
 
 
 def tile(batch: Any, size: int) -> Any:
@@ -104,6 +114,8 @@ def _embed2lat(size: int) -> tuple[Any, dict]:
     module = Embed2LatModule(speech_encoder=SpeechEncoderConfig(allow_random=True))
     module.embed2lat = Embed2Lat(dict(BASE), module.hparams.latent_dim, module.hparams.dropout)
     generator = torch.Generator().manual_seed(0)
-    batch = {"features": torch.randn(size, 100, BASE["encoder_embed_dim"], generator=generator),
-             "residual": torch.randn(size, 50, len(module.hparams.rows) * 512, generator=generator)}
+    batch = {
+        "features": torch.randn(size, 100, BASE["encoder_embed_dim"], generator=generator),
+        "residual": torch.randn(size, 50, len(module.hparams.rows) * 512, generator=generator),
+    }
     return module, batch

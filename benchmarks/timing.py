@@ -12,8 +12,9 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -60,6 +61,7 @@ def measure(work: Callable[[], Any], device: torch.device, repeats: int = 5, war
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """A Markdown table of `rows` (dicts) in the given column order; floats to 3 significant figures."""
+
     def cell(value: Any) -> str:
         if isinstance(value, float) and value != value:  # NaN: not measurable here
             return "—"

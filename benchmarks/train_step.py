@@ -69,7 +69,9 @@ def plain_step(module, batch: Any, optimizers: list, autocast) -> list[torch.Ten
         output = module.generator_output(batch)  # one shared forward, or one per player step (Wav2Pix)
     steps = [(generator_optimizer, lambda: module.generator_loss(batch, output()))]
     if module.trains_discriminator():
-        steps.append((discriminator_optimizer, lambda: module.discriminator_loss(batch, detach_all(output()))))
+        steps.append(
+            (discriminator_optimizer, lambda: module.discriminator_loss(batch, detach_all(output())))
+        )
     for optimizer, compute_loss in steps[::-1] if module.discriminator_first else steps:
         with autocast():
             loss = compute_loss().total
@@ -99,8 +101,9 @@ class _SameBatch:
         return self.steps
 
 
-def lightning_seconds(module, batch: Any, device: torch.device, precision: str, steps: int, warmup: int,
-                      datamodule=None) -> float:
+def lightning_seconds(
+    module, batch: Any, device: torch.device, precision: str, steps: int, warmup: int, datamodule=None
+) -> float:
     """Median seconds between consecutive training batches of `Trainer.fit` (after `warmup` batches). The
     datamodule, when given, is attached as in training (modules read statistics from it in `setup`) but
     its training loader is replaced by the one fixed batch."""
@@ -119,17 +122,30 @@ def lightning_seconds(module, batch: Any, device: torch.device, precision: str, 
 
     clock = BatchClock()
     with tempfile.TemporaryDirectory() as folder:
-        trainer = Trainer(accelerator=device.type, devices=1, precision=precision, max_epochs=1,
-                          limit_train_batches=steps + warmup + 1, limit_val_batches=0, num_sanity_val_steps=0,
-                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                          logger=CSVLogger(folder), log_every_n_steps=10, default_root_dir=folder,
-                          callbacks=[GracefulInterrupt(), RandomState(), clock])
+        trainer = Trainer(
+            accelerator=device.type,
+            devices=1,
+            precision=precision,
+            max_epochs=1,
+            limit_train_batches=steps + warmup + 1,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            logger=CSVLogger(folder),
+            log_every_n_steps=10,
+            default_root_dir=folder,
+            callbacks=[GracefulInterrupt(), RandomState(), clock],
+        )
         if datamodule is None:
             trainer.fit(module, train_dataloaders=_SameBatch(batch, steps + warmup + 1))
         else:
             datamodule.train_dataloader = lambda: _SameBatch(batch, steps + warmup + 1)
             trainer.fit(module, datamodule=datamodule)
-    module.trainer = None  # the plain loop's `self.log` calls then no-op instead of reaching a finished Trainer
+    module.trainer = (
+        None  # the plain loop's `self.log` calls then no-op instead of reaching a finished Trainer
+    )
     gaps = torch.tensor(clock.starts).diff()[warmup:]
     return float(gaps.median())
 
@@ -143,8 +159,15 @@ def bf16_loss_drift(module, batch: Any, device: torch.device, steps: int) -> flo
         module.load_state_dict(start)
         optimizers = optimisers(module)
         torch.manual_seed(0)
-        runs.append(torch.tensor([float(loss) for _ in range(steps)
-                                  for loss in plain_step(module, batch, optimizers, autocast)]))
+        runs.append(
+            torch.tensor(
+                [
+                    float(loss)
+                    for _ in range(steps)
+                    for loss in plain_step(module, batch, optimizers, autocast)
+                ]
+            )
+        )
     module.load_state_dict(start)
     fp32, bf16 = runs
     return float(((bf16 - fp32).abs() / fp32.abs().clamp_min(1e-8)).max())
@@ -170,53 +193,113 @@ def run_system(name: str, args: argparse.Namespace) -> list[dict]:
     """Measure one system at each asked precision; rows for the table."""
     device = torch.device(args.device)
     module, batch, system, datamodule = build(name, args.batch, device.type)
-    FastPath(args.channels_last, args.compile).setup(None, module.to(device), "fit")  # as `make train` applies them
+    FastPath(args.channels_last, args.compile).setup(
+        None, module.to(device), "fit"
+    )  # as `make train` applies them
     batch = move_data_to_device(batch, device)  # what Lightning does with each batch
     size = len(next(v for v in batch.values() if torch.is_tensor(v)))
     optimizers = optimisers(module)
     flops = flops_per_step(module, batch, optimizers)
     peak = peak_tflops(device, args.peak_tflops)
-    drift = bf16_loss_drift(module, batch, device, args.loss_steps) if "bf16-mixed" in args.precision else float("nan")
+    drift = (
+        bf16_loss_drift(module, batch, device, args.loss_steps)
+        if "bf16-mixed" in args.precision
+        else float("nan")
+    )
     rows = []
     for precision in args.precision:
-        autocast = (lambda: torch.autocast(device.type, torch.bfloat16)) if precision == "bf16-mixed" else nullcontext
-        plain = measure(lambda: plain_step(module, batch, optimizers, autocast), device, args.repeats, args.warmup)
+        autocast = (
+            (lambda: torch.autocast(device.type, torch.bfloat16))
+            if precision == "bf16-mixed"
+            else nullcontext
+        )
+        plain = measure(
+            lambda autocast=autocast: plain_step(module, batch, optimizers, autocast),
+            device,
+            args.repeats,
+            args.warmup,
+        )
         lightning = lightning_seconds(module, batch, device, precision, args.repeats, args.warmup, datamodule)
         achieved = flops / plain.seconds / 1e12
-        rows.append({
-            "system": name, "sample": system.unit, "batch": size, "precision": precision,
-            "params (M)": sum(p.numel() for p in module.parameters()) / 1e6,
-            "GFLOP/sample": flops / size / 1e9,
-            "samples/s": plain.rate(size), "Lightning samples/s": size / lightning,
-            "Lightning/plain": lightning / plain.seconds, "peak MiB": peak_memory_mib(device),
-            "TFLOP/s": achieved, "MFU": achieved / peak if peak else float("nan"),
-            "bf16 loss drift": drift if precision == "bf16-mixed" else float("nan"),
-        })
+        rows.append(
+            {
+                "system": name,
+                "sample": system.unit,
+                "batch": size,
+                "precision": precision,
+                "params (M)": sum(p.numel() for p in module.parameters()) / 1e6,
+                "GFLOP/sample": flops / size / 1e9,
+                "samples/s": plain.rate(size),
+                "Lightning samples/s": size / lightning,
+                "Lightning/plain": lightning / plain.seconds,
+                "peak MiB": peak_memory_mib(device),
+                "TFLOP/s": achieved,
+                "MFU": achieved / peak if peak else float("nan"),
+                "bf16 loss drift": drift if precision == "bf16-mixed" else float("nan"),
+            }
+        )
     return rows
 
 
-COLUMNS = ["system", "sample", "batch", "precision", "params (M)", "GFLOP/sample", "samples/s", "Lightning samples/s",
-           "Lightning/plain", "peak MiB", "TFLOP/s", "MFU", "bf16 loss drift"]
+COLUMNS = [
+    "system",
+    "sample",
+    "batch",
+    "precision",
+    "params (M)",
+    "GFLOP/sample",
+    "samples/s",
+    "Lightning samples/s",
+    "Lightning/plain",
+    "peak MiB",
+    "TFLOP/s",
+    "MFU",
+    "bf16 loss drift",
+]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.train_step", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.train_step",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--systems", nargs="+", choices=sorted(SYSTEMS), default=list(SYSTEMS))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch", type=int, help="batch size for every system (default: each paper's on a GPU, a small stated one on a CPU)")
-    parser.add_argument("--precision", nargs="+", default=None, choices=["32-true", "bf16-mixed"],
-                        help="default: 32-true on CPU; 32-true and bf16-mixed on a GPU (their ratio is printed)")
-    parser.add_argument("--channels-last", action="store_true", help="conv weights NHWC, as --channels_last=true in training")
-    parser.add_argument("--compile", action="store_true", help="torch.compile every network (nn.Module.compile)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        help="batch size for every system (default: each paper's on a GPU, a small stated one on a CPU)",
+    )
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        default=None,
+        choices=["32-true", "bf16-mixed"],
+        help="default: 32-true on CPU; 32-true and bf16-mixed on a GPU (their ratio is printed)",
+    )
+    parser.add_argument(
+        "--channels-last", action="store_true", help="conv weights NHWC, as --channels_last=true in training"
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile every network (nn.Module.compile)"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
-    parser.add_argument("--loss-steps", type=int, default=5,
-                        help="updates compared between bf16-mixed and fp32 (the 'bf16 loss drift' column)")
-    parser.add_argument("--peak-tflops", type=float, help="the device's peak for MFU (known GPUs are looked up)")
+    parser.add_argument(
+        "--loss-steps",
+        type=int,
+        default=5,
+        help="updates compared between bf16-mixed and fp32 (the 'bf16 loss drift' column)",
+    )
+    parser.add_argument(
+        "--peak-tflops", type=float, help="the device's peak for MFU (known GPUs are looked up)"
+    )
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
-    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # internal: this process runs one system
+    parser.add_argument(
+        "--one", action="store_true", help=argparse.SUPPRESS
+    )  # internal: this process runs one system
     args = parser.parse_args(argv)
     if args.precision is None:
         args.precision = ["32-true", "bf16-mixed"] if args.device.startswith("cuda") else ["32-true"]
@@ -234,32 +317,43 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for name in args.systems:  # one process per system: its own peak memory, no state shared between them
         others = [a for a in argv if a not in args.systems and a != "--systems"]
-        result = subprocess.run([sys.executable, "-m", "benchmarks.train_step", "--one", "--systems", name, *others],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "benchmarks.train_step", "--one", "--systems", name, *others],
+            capture_output=True,
+            text=True,
+        )
         if result.returncode:
             sys.exit(f"{name} failed:\n{result.stderr[-3000:]}")
         rows += json.loads(result.stdout.strip().splitlines()[-1])
         print(f"[bench] {name} done", file=sys.stderr)
         if args.json:  # written as each system finishes, so a long run's results survive a later failure
             args.json.write_text(json.dumps(rows, indent=1))
-    print(f"Training step on {args.device} ({torch.get_num_threads()} threads): plain PyTorch loop vs Lightning, "
-          "same module and batch")
+    print(
+        f"Training step on {args.device} ({torch.get_num_threads()} threads): plain PyTorch loop vs Lightning, "
+        "same module and batch"
+    )
     print(table(rows, COLUMNS))
     _print_ratios(rows)
 
 
 def _print_ratios(rows: list[dict]) -> None:
     worst = max(rows, key=lambda r: r["Lightning/plain"])
-    print(f"Lightning overhead: worst {worst['Lightning/plain']:.3f}x ({worst['system']}, {worst['precision']}); "
-          "target <= 1.05")
+    print(
+        f"Lightning overhead: worst {worst['Lightning/plain']:.3f}x ({worst['system']}, {worst['precision']}); "
+        "target <= 1.05"
+    )
     by_system: dict[str, dict[str, float]] = {}
     for row in rows:
         by_system.setdefault(row["system"], {})[row["precision"]] = row["samples/s"]
     for system, rates in by_system.items():
         if {"32-true", "bf16-mixed"} <= set(rates):
-            drift = next(r["bf16 loss drift"] for r in rows if r["system"] == system and r["precision"] == "bf16-mixed")
-            print(f"{system}: bf16-mixed / fp32 samples/s = {rates['bf16-mixed'] / rates['32-true']:.2f}x (target >= 2); "
-                  f"losses of the first updates within {drift:.1%} of fp32's")
+            drift = next(
+                r["bf16 loss drift"] for r in rows if r["system"] == system and r["precision"] == "bf16-mixed"
+            )
+            print(
+                f"{system}: bf16-mixed / fp32 samples/s = {rates['bf16-mixed'] / rates['32-true']:.2f}x (target >= 2); "
+                f"losses of the first updates within {drift:.1%} of fp32's"
+            )
 
 
 if __name__ == "__main__":

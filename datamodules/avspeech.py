@@ -50,7 +50,9 @@ def clip_name(youtube_id: str, start: str) -> tuple[str, float]:
 def _downloaded(root: Path) -> dict[tuple[str, float], Path]:
     found = {}
     for path in sorted(root.rglob("*.mp4")):
-        youtube_id, _, start = path.stem.rpartition("_")  # ids may contain "_": the start is after the last one
+        youtube_id, _, start = path.stem.rpartition(
+            "_"
+        )  # ids may contain "_": the start is after the last one
         try:
             found[clip_name(youtube_id, start)] = path
         except ValueError:
@@ -62,8 +64,10 @@ def read_rows(path: Path) -> list[list[str]]:
     rows = [row for row in csv.reader(path.read_text().splitlines()) if row]
     bad = next((row for row in rows if len(row) != 5), None)
     if bad is not None:
-        raise DatasetError(f"{path}: row {bad} does not have the 5 AVSpeech columns "
-                           "(youtube_id,start,end,face_x,face_y). Use the official csv.")
+        raise DatasetError(
+            f"{path}: row {bad} does not have the 5 AVSpeech columns "
+            "(youtube_id,start,end,face_x,face_y). Use the official csv."
+        )
     return rows
 
 
@@ -71,8 +75,10 @@ def scan_avspeech(root: str | Path, split: str = "official") -> list[ClipFiles]:
     root = Path(root)
     csvs = {name: root / file for name, file in CSV_FILES.items() if (root / file).exists()}
     if not csvs:
-        raise DatasetError(f"{root}: neither avspeech_train.csv nor avspeech_test.csv found. Put the official csv "
-                           "files next to the downloaded clips.")
+        raise DatasetError(
+            f"{root}: neither avspeech_train.csv nor avspeech_test.csv found. Put the official csv "
+            "files next to the downloaded clips."
+        )
     downloaded, clips, missing = _downloaded(root), [], 0
     for csv_split, path in csvs.items():
         for youtube_id, start, _end, face_x, face_y in read_rows(path):
@@ -80,9 +86,15 @@ def scan_avspeech(root: str | Path, split: str = "official") -> list[ClipFiles]:
             if video is None:
                 missing += 1
                 continue
-            clips.append(ClipFiles(key=video.stem, video=video, speaker=youtube_id,
-                                   split=_split(csv_split, youtube_id, split),
-                                   face_hint=(float(face_x), float(face_y))))
+            clips.append(
+                ClipFiles(
+                    key=video.stem,
+                    video=video,
+                    speaker=youtube_id,
+                    split=_split(csv_split, youtube_id, split),
+                    face_hint=(float(face_x), float(face_y)),
+                )
+            )
     if missing:
         rank_zero_info(f"avspeech: {missing} csv row(s) have no downloaded clip under {root}; skipped.")
     if not clips:
@@ -97,8 +109,10 @@ def ensure_validation(clips: list[ClipFiles]) -> list[ClipFiles]:
     if any(c.split == "val" for c in clips) or len(training) < 2:
         return clips
     rank_zero_info(f"avspeech: no video fell into the validation split; using video {training[0]}.")
-    return [dataclasses.replace(c, split="val") if c.split == "train" and c.speaker == training[0] else c
-            for c in clips]
+    return [
+        dataclasses.replace(c, split="val") if c.split == "train" and c.speaker == training[0] else c
+        for c in clips
+    ]
 
 
 class AVSpeechDataModule(TalkingFaceDataModule):

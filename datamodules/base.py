@@ -61,8 +61,10 @@ class CachedDataModule(L.LightningDataModule):
 
     def report(self, report: PrepareReport, cache: ShardedCache, what: str) -> None:
         if report.rejected:
-            rank_zero_info(f"{self.layout}: {report.rejected} {what} file(s) rejected, {report.items} kept; reasons in "
-                           f"{cache.directory / 'rejected.csv'}")
+            rank_zero_info(
+                f"{self.layout}: {report.rejected} {what} file(s) rejected, {report.items} kept; reasons in "
+                f"{cache.directory / 'rejected.csv'}"
+            )
 
     def world(self) -> int:
         return self.trainer.world_size if self.trainer is not None else 1
@@ -73,20 +75,35 @@ class CachedDataModule(L.LightningDataModule):
             raise ValueError(f"batch_size {self.hparams.batch_size} is not divisible by the {world} devices")
         return self.hparams.batch_size // world
 
-    def loader(self, dataset: Dataset, batch_size: int, shuffle: bool, collate) -> DataLoader | ResumableLoader:
+    def loader(
+        self, dataset: Dataset, batch_size: int, shuffle: bool, collate
+    ) -> DataLoader | ResumableLoader:
         """Training (`shuffle`): a `ResumableLoader`, reproducible and resumable mid-epoch, sharded over DDP
         ranks itself; evaluation: a plain in-order `DataLoader` (Lightning shards it)."""
         workers = self.hparams.num_workers
         if shuffle:
-            return ResumableLoader(dataset, batch_size, collate, world=self._rank_and_world,
-                                   current_epoch=self._current_epoch, num_workers=workers,
-                                   pin_memory=torch.cuda.is_available())
+            return ResumableLoader(
+                dataset,
+                batch_size,
+                collate,
+                world=self._rank_and_world,
+                current_epoch=self._current_epoch,
+                num_workers=workers,
+                pin_memory=torch.cuda.is_available(),
+            )
         # The workers' seeds come from their own generator: drawn from the global RNG, starting them (at the
         # first validation of a process) would shift training's random stream, and a resumed run would
         # then draw other numbers than the uninterrupted one.
-        return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=workers,
-                          persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(),
-                          generator=torch.Generator())
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=False,
+            collate_fn=collate,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            generator=torch.Generator(),
+        )
 
     @cached_property
     def stream(self) -> StreamedShards | None:
@@ -100,10 +117,21 @@ class CachedDataModule(L.LightningDataModule):
         every shard in order in the main process (each rank evaluates the whole split)."""
         shards = self.stream.shards(split)
         if shuffle:
-            return StreamingLoader(shards, batch_size, transform, collate, world=self._rank_and_world,
-                                   current_epoch=self._current_epoch, num_workers=self.hparams.num_workers, pin_memory=torch.cuda.is_available())
-        return DataLoader(OrderedStream(shards, batch_size, transform, collate), batch_size=None,
-                          pin_memory=torch.cuda.is_available())
+            return StreamingLoader(
+                shards,
+                batch_size,
+                transform,
+                collate,
+                world=self._rank_and_world,
+                current_epoch=self._current_epoch,
+                num_workers=self.hparams.num_workers,
+                pin_memory=torch.cuda.is_available(),
+            )
+        return DataLoader(
+            OrderedStream(shards, batch_size, transform, collate),
+            batch_size=None,
+            pin_memory=torch.cuda.is_available(),
+        )
 
     def _current_epoch(self) -> int | None:
         """The trainer's epoch, which the training loaders follow (`resumable.EpochCounter`)."""
@@ -123,7 +151,9 @@ def randint(high: int) -> int:
 def stack_items(items: list[dict], exclude: tuple[str, ...] = ()) -> dict:
     """Collate same-shaped tensors (stacked) and scalars (into a tensor), skipping `exclude` keys."""
     return {
-        key: torch.stack([i[key] for i in items]) if torch.is_tensor(items[0][key]) else torch.tensor([i[key] for i in items])
+        key: torch.stack([i[key] for i in items])
+        if torch.is_tensor(items[0][key])
+        else torch.tensor([i[key] for i in items])
         for key in items[0]
         if key not in exclude
     }

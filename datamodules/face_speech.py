@@ -36,7 +36,9 @@ class FaceSpeechBatch(TypedDict):
 
 def pair_item(job: dict) -> tuple[dict, dict[str, np.ndarray]]:
     if not Path(job["audio"]).exists():
-        raise DatasetError(f"{job['path']}: its speech {Path(job['audio']).name} is missing. Restore it or remove the face.")
+        raise DatasetError(
+            f"{job['path']}: its speech {Path(job['audio']).name} is missing. Restore it or remove the face."
+        )
     face = read_image(job["path"], None).transpose(1, 2, 0)  # (H, W, 3) at the stored resolution
     if job["swap_red_blue"]:
         face = face[..., ::-1]
@@ -47,11 +49,16 @@ def pair_item(job: dict) -> tuple[dict, dict[str, np.ndarray]]:
     face = np.asarray(Image.fromarray(face).resize((size, size), Image.BILINEAR)).transpose(2, 0, 1)
     wave = read_audio(job["audio"], job["sample_rate"])
     if len(wave) < job["audio_samples"]:
-        raise DatasetError(f"{job['audio']}: {len(wave)} samples, shorter than the {job['audio_samples']}-sample "
-                           "window. Remove the pair or lower audio_samples.")
+        raise DatasetError(
+            f"{job['audio']}: {len(wave)} samples, shorter than the {job['audio_samples']}-sample "
+            "window. Remove the pair or lower audio_samples."
+        )
     if np.abs(wave).max() < SILENCE_PEAK:
         raise DatasetError(f"{job['audio']}: the speech is silent. Remove the pair.")
-    return {"identity": job["identity"], "split": job["split"], "path": job["path"]}, {"face": face[None], "audio": wave}
+    return {"identity": job["identity"], "split": job["split"], "path": job["path"]}, {
+        "face": face[None],
+        "audio": wave,
+    }
 
 
 def emphasise(wave: np.ndarray, coefficient: float, emphasis_first: bool) -> np.ndarray:
@@ -68,15 +75,26 @@ class FaceSpeechPairs(Dataset):
     `identities` orders the class indices; `emphasis` is (pre-emphasis coefficient, emphasis first).
     """
 
-    def __init__(self, items: CachedItems, rows: list[int], identities: list[str], train_rows: list[int],
-                 audio_samples: int, repeats: int, train: bool, emphasis: tuple[float, bool]):
+    def __init__(
+        self,
+        items: CachedItems,
+        rows: list[int],
+        identities: list[str],
+        train_rows: list[int],
+        audio_samples: int,
+        repeats: int,
+        train: bool,
+        emphasis: tuple[float, bool],
+    ):
         self.items, self.rows = items, rows
         self.index = {name: i for i, name in enumerate(identities)}
         self.audio_samples, self.repeats, self.train, self.emphasis = audio_samples, repeats, train, emphasis
         train_identity = {row: items.metas[row]["identity"] for row in train_rows}
         # Candidate wrong faces per identity, computed once instead of per item.
-        self.other_rows = {name: [r for r, other in train_identity.items() if other != name]
-                           for name in {items.metas[row]["identity"] for row in rows}}
+        self.other_rows = {
+            name: [r for r, other in train_identity.items() if other != name]
+            for name in {items.metas[row]["identity"] for row in rows}
+        }
 
     def __len__(self) -> int:
         return len(self.rows) * self.repeats
@@ -89,8 +107,14 @@ class FaceSpeechPairs(Dataset):
         meta, arrays = self.items[row]
         spare = len(arrays["audio"]) - self.audio_samples
         start = randint(spare + 1) if self.train else spare // 2
-        wave = emphasise(np.asarray(arrays["audio"][start : start + self.audio_samples], np.float32), *self.emphasis)
+        wave = emphasise(
+            np.asarray(arrays["audio"][start : start + self.audio_samples], np.float32), *self.emphasis
+        )
         others = self.other_rows[meta["identity"]]
         wrong = others[randint(len(others))] if others else row  # a single-identity set has no wrong face
-        return {"face": self._face(row), "wrong_face": self._face(wrong), "audio": torch.from_numpy(wave.astype(np.float32)),
-                "identity": self.index[meta["identity"]]}
+        return {
+            "face": self._face(row),
+            "wrong_face": self._face(wrong),
+            "audio": torch.from_numpy(wave.astype(np.float32)),
+            "identity": self.index[meta["identity"]],
+        }

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Optional
 
 from .pipeline.errors import DatasetError
 from .talking_face import ClipFiles, TalkingFaceDataModule, every_nth_to_val
@@ -28,14 +27,19 @@ ALIGN_UNITS_PER_FRAME = 1000
 SPEAKER = re.compile(r"^s\d+$")
 
 
-def _speakers_from_files(root: Path) -> Optional[dict[str, str]]:
+def _speakers_from_files(root: Path) -> dict[str, str] | None:
     files = {split: root / "splits" / f"grid_{split}.txt" for split in ("train", "test")}
     if not all(path.exists() for path in files.values()):
         return None
-    return {line.strip(): split for split, path in files.items() for line in path.read_text().split() if line.strip()}
+    return {
+        line.strip(): split
+        for split, path in files.items()
+        for line in path.read_text().split()
+        if line.strip()
+    }
 
 
-def speaker_split(root: Path, speaker: str, split: str) -> Optional[str]:
+def speaker_split(root: Path, speaker: str, split: str) -> str | None:
     """The split of `speaker` under the `split` scheme (None: the speaker is not used)."""
     listed = _speakers_from_files(root)
     if listed is not None:
@@ -47,7 +51,7 @@ def speaker_split(root: Path, speaker: str, split: str) -> Optional[str]:
     raise ValueError(f"unknown GRID split {split!r}; use 'tcsan' or 'all_test'")
 
 
-def _audio_for(root: Path, speaker: str, utterance: str) -> Optional[Path]:
+def _audio_for(root: Path, speaker: str, utterance: str) -> Path | None:
     for folder in ("audio_25k", "audio_50k"):
         path = root / folder / speaker / f"{utterance}.wav"
         if path.exists():
@@ -55,10 +59,16 @@ def _audio_for(root: Path, speaker: str, utterance: str) -> Optional[Path]:
     return None
 
 
-def align_path(root: Path, speaker: str, utterance: str) -> Optional[Path]:
-    candidates = (root / "align" / speaker, root / "alignments" / speaker / "align", root / "alignments" / speaker)
-    return next((folder / f"{utterance}.align" for folder in candidates if (folder / f"{utterance}.align").exists()),
-                None)
+def align_path(root: Path, speaker: str, utterance: str) -> Path | None:
+    candidates = (
+        root / "align" / speaker,
+        root / "alignments" / speaker / "align",
+        root / "alignments" / speaker,
+    )
+    return next(
+        (folder / f"{utterance}.align" for folder in candidates if (folder / f"{utterance}.align").exists()),
+        None,
+    )
 
 
 def read_align(path: Path, fps: float = 25.0) -> list[tuple[float, float, str]]:
@@ -67,7 +77,9 @@ def read_align(path: Path, fps: float = 25.0) -> list[tuple[float, float, str]]:
     for line in Path(path).read_text().splitlines():
         parts = line.split()
         if len(parts) != 3:
-            raise DatasetError(f"{path}: malformed line {line!r}; expected 'start end word'. Restore the file.")
+            raise DatasetError(
+                f"{path}: malformed line {line!r}; expected 'start end word'. Restore the file."
+            )
         start, end = (int(v) / ALIGN_UNITS_PER_FRAME / fps for v in parts[:2])
         words.append((start, end, parts[2]))
     return words
@@ -75,18 +87,31 @@ def read_align(path: Path, fps: float = 25.0) -> list[tuple[float, float, str]]:
 
 def scan_grid(root: str | Path, split: str = "tcsan") -> list[ClipFiles]:
     root = Path(root)
-    folders = sorted((p for p in root.glob("s*") if p.is_dir() and SPEAKER.match(p.name)), key=lambda p: int(p.name[1:]))
+    folders = sorted(
+        (p for p in root.glob("s*") if p.is_dir() and SPEAKER.match(p.name)), key=lambda p: int(p.name[1:])
+    )
     clips = []
     for folder in folders:
         speaker_split_name = speaker_split(root, folder.name, split)
         if speaker_split_name is None:
             continue
-        videos = sorted(p for p in folder.rglob("*") if p.suffix in (".mpg", ".mp4") and not p.name.startswith("."))
-        clips += [ClipFiles(key=f"{folder.name}/{video.stem}", video=video, speaker=folder.name,
-                            split=speaker_split_name, audio=_audio_for(root, folder.name, video.stem))
-                  for video in videos]
+        videos = sorted(
+            p for p in folder.rglob("*") if p.suffix in (".mpg", ".mp4") and not p.name.startswith(".")
+        )
+        clips += [
+            ClipFiles(
+                key=f"{folder.name}/{video.stem}",
+                video=video,
+                speaker=folder.name,
+                split=speaker_split_name,
+                audio=_audio_for(root, folder.name, video.stem),
+            )
+            for video in videos
+        ]
     if not clips:
-        raise DatasetError(f"{root}: no s<N>/<utt>.mpg videos found. Pass DATA=<the GRID root holding s1/, s2/, …>.")
+        raise DatasetError(
+            f"{root}: no s<N>/<utt>.mpg videos found. Pass DATA=<the GRID root holding s1/, s2/, …>."
+        )
     return every_nth_to_val(clips)
 
 

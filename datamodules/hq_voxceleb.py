@@ -35,7 +35,10 @@ def read_meta(path: Path) -> list[tuple[str, str]]:
     """`<subset>_meta.csv` → [(VoxCeleb id, name)] in row order (tab- or comma-separated)."""
     text = path.read_text(encoding="utf-8", errors="replace")
     dialect = "excel-tab" if "\t" in text.splitlines()[0] else "excel"
-    rows = [{k.strip(): (v or "").strip() for k, v in r.items() if k} for r in csv.DictReader(text.splitlines(), dialect=dialect)]
+    rows = [
+        {k.strip(): (v or "").strip() for k, v in r.items() if k}
+        for r in csv.DictReader(text.splitlines(), dialect=dialect)
+    ]
     if not rows:
         raise DatasetError(f"{path}: the meta file has no rows. Use VoxCeleb's original meta csv.")
     id_column = next((k for k in rows[0] if k.startswith("VoxCeleb")), None)
@@ -52,7 +55,9 @@ def _files(folder: Path, suffixes: set[str]) -> tuple[Path, ...]:
     """Media files below `folder`, sorted; hidden files and other junk are ignored."""
     if not folder.is_dir():
         return ()
-    return tuple(sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes and not p.name.startswith(".")))
+    return tuple(
+        sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes and not p.name.startswith("."))
+    )
 
 
 def _splits_from_json(root: Path, subset: str) -> dict[str, str] | None:
@@ -83,7 +88,9 @@ def scan_hq_voxceleb(root: str | Path) -> list[IdentityFiles]:
             speech += _files(root / subset / "aac" / speaker_id, SPEECH_SUFFIXES)
             split = json_splits.get(name) if json_splits is not None else split_of_row(row)
             if faces and speech and split:
-                identities.append(IdentityFiles(name=f"{subset}/{name}", split=split, faces=faces, speech=speech))
+                identities.append(
+                    IdentityFiles(name=f"{subset}/{name}", split=split, faces=faces, speech=speech)
+                )
     if not identities:
         raise DatasetError(
             f"{root}: no identity has both masked_faces/<Name>/*.jpg and wav/<VoxCeleb ID>/**/*.wav listed in "

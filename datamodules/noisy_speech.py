@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
 from .base import randint
-from .pipeline.noise import (TRAIN_SNRS_DB, NoiseBank, generated_noise_bank, mix_at_snr, noise_bank_from_folder,
-                             peak_normalise)
+from .pipeline.noise import (
+    TRAIN_SNRS_DB,
+    NoiseBank,
+    generated_noise_bank,
+    mix_at_snr,
+    noise_bank_from_folder,
+    peak_normalise,
+)
 
 
 @dataclass(frozen=True)
@@ -39,8 +44,8 @@ class NoiseMixing:
         seed: seed of the generated recordings and of the evaluation segments.
     """
 
-    folder: Optional[str] = None
-    eval_folder: Optional[str] = None
+    folder: str | None = None
+    eval_folder: str | None = None
     snrs_db: tuple[float, ...] = tuple(TRAIN_SNRS_DB)
     seed: int = 0
 
@@ -71,7 +76,7 @@ class RandomNoise:
 
     target = "noisy_audio"
 
-    def __init__(self, bank: NoiseBank, snrs_db: tuple[float, ...], seed: Optional[int] = None):
+    def __init__(self, bank: NoiseBank, snrs_db: tuple[float, ...], seed: int | None = None):
         self.bank, self.snrs_db, self.seed = bank, snrs_db, seed
 
     def __call__(self, speech: np.ndarray, key: str) -> np.ndarray:

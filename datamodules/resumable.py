@@ -24,7 +24,8 @@ epoch (`current_epoch`, Lightning's `trainer.current_epoch`), so an epoch cut sh
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +36,10 @@ from .pipeline.errors import DatasetError
 
 def mixed_seed(*parts: int) -> int:
     """A well-mixed 63-bit seed from integers (e.g. seed, epoch, index)."""
-    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFFFFFFFFFF for p in parts]).generate_state(2, np.uint64)[0] >> 1)
+    return int(
+        np.random.SeedSequence([int(p) & 0xFFFFFFFFFFFFFFFF for p in parts]).generate_state(2, np.uint64)[0]
+        >> 1
+    )
 
 
 class SeededBatches(Dataset):
@@ -57,7 +61,9 @@ class SeededBatches(Dataset):
         return seeded_collate(loads, mixed_seed(seed, epoch, number, 1 << 40), self.collate)
 
 
-def seeded_collate(loads: list[tuple[int, Callable[[], Any]]], batch_seed: int, collate: Callable[[list], Any]):
+def seeded_collate(
+    loads: list[tuple[int, Callable[[], Any]]], batch_seed: int, collate: Callable[[list], Any]
+):
     """`collate` of the items `load()` makes, each under torch's RNG seeded with its own seed and the
     collation under `batch_seed`, without touching the caller's RNG state. `loads`: `(seed, load)` pairs."""
     with torch.random.fork_rng(devices=[]):
@@ -104,7 +110,7 @@ class EpochCounter:
     (`consumed`), kept in step with the consumer's epoch. Subclasses set `seed` and `current_epoch`."""
 
     seed: int
-    current_epoch: Callable[[], Optional[int]]
+    current_epoch: Callable[[], int | None]
     epoch: int = 0
     consumed: int = 0
 
@@ -112,7 +118,9 @@ class EpochCounter:
         """(epoch, first batch) of the iteration about to start. A consumer now in another epoch than the
         stream (a new Lightning epoch after one cut short by `limit_train_batches`) starts that epoch afresh;
         in the same epoch (a mid-epoch resumption) the stream continues after its consumed batches."""
-        self.seed = agree_on_seed(self.seed)  # every rank starts every epoch, so the collective call is matched
+        self.seed = agree_on_seed(
+            self.seed
+        )  # every rank starts every epoch, so the collective call is matched
         consumer = self.current_epoch()
         if consumer is not None and consumer != self.epoch:
             self.epoch, self.consumed = int(consumer), 0
@@ -150,18 +158,32 @@ class ResumableLoader(EpochCounter):
         num_workers, pin_memory: as for `DataLoader` (workers are kept alive across epochs).
     """
 
-    def __init__(self, dataset: Dataset, batch_size: int, collate: Callable[[list], Any],
-                 world: Callable[[], tuple[int, int]] = lambda: (0, 1),
-                 current_epoch: Callable[[], Optional[int]] = no_consumer_epoch, seed: Optional[int] = None,
-                 shuffle: bool = True, num_workers: int = 0, pin_memory: bool = False):
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        collate: Callable[[list], Any],
+        world: Callable[[], tuple[int, int]] = lambda: (0, 1),
+        current_epoch: Callable[[], int | None] = no_consumer_epoch,
+        seed: int | None = None,
+        shuffle: bool = True,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ):
         self.dataset, self.batch_size, self.world, self.shuffle = dataset, batch_size, world, shuffle
         self.current_epoch = current_epoch
         self.seed = int(torch.initial_seed() if seed is None else seed)
         self.epoch, self.consumed = 0, 0
         self._requests = _Requests()
-        self.loader = DataLoader(SeededBatches(dataset, collate), batch_sampler=self._requests, collate_fn=passthrough,
-                                 num_workers=num_workers, persistent_workers=num_workers > 0, pin_memory=pin_memory,
-                                 generator=torch.Generator())  # worker seeds must not draw from the global RNG
+        self.loader = DataLoader(
+            SeededBatches(dataset, collate),
+            batch_sampler=self._requests,
+            collate_fn=passthrough,
+            num_workers=num_workers,
+            persistent_workers=num_workers > 0,
+            pin_memory=pin_memory,
+            generator=torch.Generator(),
+        )  # worker seeds must not draw from the global RNG
 
     def __len__(self) -> int:
         """Batches per epoch. None would be an epoch that trains on nothing (Lightning skips it silently)."""
@@ -171,19 +193,29 @@ class ResumableLoader(EpochCounter):
             raise DatasetError(
                 f"the training split has {len(self.dataset)} item(s), fewer than one batch of {self.batch_size} × "
                 f"{world} process(es): an epoch would train on nothing. Lower --data.init_args.batch_size or "
-                "use more training data.")
+                "use more training data."
+            )
         return batches
 
     def epoch_requests(self, epoch: int) -> list[tuple[int, int, int, list[int]]]:
         """This rank's batch requests of `epoch`, in order."""
         rank, world = self.world()
         if self.shuffle:
-            order = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(mixed_seed(self.seed, epoch)))
+            order = torch.randperm(
+                len(self.dataset), generator=torch.Generator().manual_seed(mixed_seed(self.seed, epoch))
+            )
         else:
             order = torch.arange(len(self.dataset))
         width = self.batch_size * world
-        return [(self.seed, epoch, number, order[start + rank * self.batch_size : start + (rank + 1) * self.batch_size].tolist())
-                for number, start in enumerate(range(0, len(order) - width + 1, width))]
+        return [
+            (
+                self.seed,
+                epoch,
+                number,
+                order[start + rank * self.batch_size : start + (rank + 1) * self.batch_size].tolist(),
+            )
+            for number, start in enumerate(range(0, len(order) - width + 1, width))
+        ]
 
     def __iter__(self) -> Iterator[Any]:
         epoch, skip = self.begin_epoch()

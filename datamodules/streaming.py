@@ -33,9 +33,10 @@ import io
 import json
 import posixpath
 import tarfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 import fsspec
 import numpy as np
@@ -63,12 +64,16 @@ def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     try:
         return fsspec.core.url_to_fs(url)
     except ImportError as error:  # fsspec knows the scheme, its package is not installed
-        raise DatasetError(f"{url}: this URL scheme needs an fsspec backend that is not installed ({error}). "
-                           "Install it (s3:// `pip install s3fs`, gs:// `pip install gcsfs`, "
-                           "az:// `pip install adlfs`) or copy the shards to a local folder.") from None
+        raise DatasetError(
+            f"{url}: this URL scheme needs an fsspec backend that is not installed ({error}). "
+            "Install it (s3:// `pip install s3fs`, gs:// `pip install gcsfs`, "
+            "az:// `pip install adlfs`) or copy the shards to a local folder."
+        ) from None
     except ValueError as error:
-        raise DatasetError(f"{url}: unknown URL scheme ({error}). Use a local folder, file://, or an fsspec URL "
-                           "such as s3://bucket/prefix, gs://bucket/prefix or https://host/prefix.") from None
+        raise DatasetError(
+            f"{url}: unknown URL scheme ({error}). Use a local folder, file://, or an fsspec URL "
+            "such as s3://bucket/prefix, gs://bucket/prefix or https://host/prefix."
+        ) from None
 
 
 def _replace(fs: fsspec.AbstractFileSystem, path: str, write: Callable[[Any], None]) -> None:
@@ -128,8 +133,13 @@ def shard_listing(metas: list[dict], plan: list[dict]) -> dict:
     splits = {}
     for split in dict.fromkeys(shard["split"] for shard in plan):
         chosen = [meta for meta in metas if meta.get("split") == split]
-        splits[split] = {"samples": len(chosen), "speakers": sorted({m["speaker"] for m in chosen if m.get("speaker")})}
-    shards = [{"name": shard["name"], "split": shard["split"], "samples": len(shard["rows"])} for shard in plan]
+        splits[split] = {
+            "samples": len(chosen),
+            "speakers": sorted({m["speaker"] for m in chosen if m.get("speaker")}),
+        }
+    shards = [
+        {"name": shard["name"], "split": shard["split"], "samples": len(shard["rows"])} for shard in plan
+    ]
     return {"shards": shards, "splits": splits}
 
 
@@ -144,23 +154,34 @@ def export_cache(cache_dir: str, out_url: str, shard_mb: float = 256, progress: 
         raise DatasetError(f"{cache_dir}: the cache holds no items. Run the datamodule's prepare_data first.")
     sizes = [sum(a.nbytes for a in items[row][1].values()) + 1024 for row in range(len(items))]
     plan = plan_shards(items.metas, sizes, shard_mb * 2**20)
-    fingerprint = hashlib.sha1(json.dumps([cache.params, items.metas, plan], sort_keys=True).encode()).hexdigest()
+    fingerprint = hashlib.sha1(
+        json.dumps([cache.params, items.metas, plan], sort_keys=True).encode()
+    ).hexdigest()
     fs, root = filesystem(out_url)
     fs.makedirs(root, exist_ok=True)
     index_path = posixpath.join(root, INDEX)
     resuming = fs.exists(index_path)
     if resuming and json.loads(fs.cat_file(index_path)).get("fingerprint") != fingerprint:
-        raise DatasetError(f"{out_url} already holds another export (other cache or --shard-mb). "
-                           "Delete it or export to another URL.")
-    index = {"format": FORMAT, "complete": False, "fingerprint": fingerprint, "shard_mb": shard_mb,
-             "params": cache.params, "samples": len(items), **shard_listing(items.metas, plan)}
+        raise DatasetError(
+            f"{out_url} already holds another export (other cache or --shard-mb). "
+            "Delete it or export to another URL."
+        )
+    index = {
+        "format": FORMAT,
+        "complete": False,
+        "fingerprint": fingerprint,
+        "shard_mb": shard_mb,
+        "params": cache.params,
+        "samples": len(items),
+        **shard_listing(items.metas, plan),
+    }
     _replace(fs, index_path, lambda f: f.write(json.dumps(index, indent=1).encode()))  # the plan, incomplete
     with tqdm(total=len(items), desc=f"export to {out_url}", unit="item", disable=not progress) as bar:
         for shard in plan:
             path = posixpath.join(root, shard["name"])
             if not (resuming and fs.exists(path)):
                 members = (sample_members(row, *items[row]) for row in shard["rows"])
-                _replace(fs, path, lambda f: write_tar(f, members))
+                _replace(fs, path, lambda f, members=members: write_tar(f, members))
             bar.update(len(shard["rows"]))
     index["complete"] = True
     _replace(fs, index_path, lambda f: f.write(json.dumps(index, indent=1).encode()))
@@ -175,7 +196,7 @@ class Shard:
     """One tar shard: its full URL, its split and how many samples the index says it holds."""
 
     url: str
-    split: Optional[str]
+    split: str | None
     samples: int
 
 
@@ -188,24 +209,34 @@ class StreamedShards:
         try:
             index = json.loads(fs.cat_file(posixpath.join(root, INDEX)))
         except FileNotFoundError:
-            raise DatasetError(f"{url}: no {INDEX} (missing folder, or not an export). Create it with "
-                               f"`{EXPORT_HINT.format(url=url)}`.") from None
+            raise DatasetError(
+                f"{url}: no {INDEX} (missing folder, or not an export). Create it with "
+                f"`{EXPORT_HINT.format(url=url)}`."
+            ) from None
         except (OSError, ValueError) as error:
             raise DatasetError(f"{url}/{INDEX}: unreadable ({error}). Export again to another URL.") from None
         if index.get("format") != FORMAT:
-            raise DatasetError(f"{url}/{INDEX}: format {index.get('format')!r}, expected {FORMAT!r}. Export again.")
+            raise DatasetError(
+                f"{url}/{INDEX}: format {index.get('format')!r}, expected {FORMAT!r}. Export again."
+            )
         if not index["complete"]:
-            raise DatasetError(f"{url}: the export was interrupted. Finish it by rerunning "
-                               f"`{EXPORT_HINT.format(url=url)}` with the same cache and --shard-mb.")
+            raise DatasetError(
+                f"{url}: the export was interrupted. Finish it by rerunning "
+                f"`{EXPORT_HINT.format(url=url)}` with the same cache and --shard-mb."
+            )
         self.index, self.params = index, index["params"]
-        self._all = [Shard(fs.unstrip_protocol(posixpath.join(root, s["name"])), s["split"], s["samples"])
-                     for s in index["shards"]]
+        self._all = [
+            Shard(fs.unstrip_protocol(posixpath.join(root, s["name"])), s["split"], s["samples"])
+            for s in index["shards"]
+        ]
 
-    def shards(self, split: Optional[str] = None) -> list[Shard]:
+    def shards(self, split: str | None = None) -> list[Shard]:
         """The shards of `split` (all with None), in export order."""
         chosen = [s for s in self._all if split is None or s.split == split]
         if not chosen:
-            raise DatasetError(f"{self.url}: no shard of split {split!r} (splits: {sorted(self.index['splits'])}).")
+            raise DatasetError(
+                f"{self.url}: no shard of split {split!r} (splits: {sorted(self.index['splits'])})."
+            )
         return chosen
 
     def speakers(self, split: str) -> list[str]:
@@ -235,7 +266,9 @@ def read_shard(shard: Shard) -> Iterator[Sample]:
         count += 1
         yield int(row), members, shard.url
     if count != shard.samples:
-        raise DatasetError(f"{shard.url}: {count} samples, the index says {shard.samples} (truncated shard). {fix}")
+        raise DatasetError(
+            f"{shard.url}: {count} samples, the index says {shard.samples} (truncated shard). {fix}"
+        )
 
 
 def decode(sample: Sample) -> tuple[dict, dict[str, np.ndarray]]:
@@ -243,10 +276,15 @@ def decode(sample: Sample) -> tuple[dict, dict[str, np.ndarray]]:
     row, members, url = sample
     try:
         meta = json.loads(members["json"])
-        arrays = {suffix[: -len(".npy")]: np.load(io.BytesIO(data), allow_pickle=False)
-                  for suffix, data in members.items() if suffix.endswith(".npy")}
+        arrays = {
+            suffix[: -len(".npy")]: np.load(io.BytesIO(data), allow_pickle=False)
+            for suffix, data in members.items()
+            if suffix.endswith(".npy")
+        }
     except (KeyError, ValueError) as error:
-        raise DatasetError(f"{url}: sample {row:09d} is damaged ({error!r}). Export the cache again.") from None
+        raise DatasetError(
+            f"{url}: sample {row:09d} is damaged ({error!r}). Export the cache again."
+        ) from None
     return meta, arrays
 
 
@@ -301,16 +339,22 @@ class EpochStream(IterableDataset):
             lane, wanted = number % count, number // count
             if lane not in streams:
                 streams[lane], next_batch[lane] = self.lane_samples(lane), 0
-            for _ in range(wanted - next_batch[lane]):  # resuming: read past consumed batches, never decode them
+            for _ in range(
+                wanted - next_batch[lane]
+            ):  # resuming: read past consumed batches, never decode them
                 for _ in islice(streams[lane], self.batch_size):
                     pass
             next_batch[lane] = wanted + 1
             yield self.collated(number, list(islice(streams[lane], self.batch_size)))
 
     def collated(self, number: int, samples: list[Sample]) -> Any:
-        loads = [(mixed_seed(self.seed, self.epoch, sample[0]), lambda s=sample: self.transform(*decode(s)))
-                 for sample in samples]
-        return seeded_collate(loads, mixed_seed(self.seed, self.epoch, self.rank, number, 1 << 40), self.collate)
+        loads = [
+            (mixed_seed(self.seed, self.epoch, sample[0]), lambda s=sample: self.transform(*decode(s)))
+            for sample in samples
+        ]
+        return seeded_collate(
+            loads, mixed_seed(self.seed, self.epoch, self.rank, number, 1 << 40), self.collate
+        )
 
 
 class StreamingLoader(EpochCounter):
@@ -326,11 +370,21 @@ class StreamingLoader(EpochCounter):
             on it, not on num_workers. num_workers, pin_memory: as for `DataLoader` (new workers each epoch).
     """
 
-    def __init__(self, shards: list[Shard], batch_size: int, transform: Transform, collate: Callable[[list], Any],
-                 world: Callable[[], tuple[int, int]] = lambda: (0, 1),
-                 current_epoch: Callable[[], Optional[int]] = no_consumer_epoch, seed: Optional[int] = None,
-                 shuffle: bool = True, shuffle_buffer: int = 64, lanes: Optional[int] = None,
-                 num_workers: int = 0, pin_memory: bool = False):
+    def __init__(
+        self,
+        shards: list[Shard],
+        batch_size: int,
+        transform: Transform,
+        collate: Callable[[list], Any],
+        world: Callable[[], tuple[int, int]] = lambda: (0, 1),
+        current_epoch: Callable[[], int | None] = no_consumer_epoch,
+        seed: int | None = None,
+        shuffle: bool = True,
+        shuffle_buffer: int = 64,
+        lanes: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ):
         self.shards, self.batch_size, self.transform, self.collate = shards, batch_size, transform, collate
         self.world, self.current_epoch = world, current_epoch
         self.shuffle, self.shuffle_buffer = shuffle, shuffle_buffer if shuffle else 0
@@ -358,7 +412,8 @@ class StreamingLoader(EpochCounter):
             raise DatasetError(
                 f"{self.shards[0].url}: {len(self.shards)} shards cannot give {world} rank(s) × {self.lanes} lane(s) "
                 f"a batch of {self.batch_size} each. Export with a smaller --shard-mb (more shards), or use fewer "
-                "workers / lanes / devices.")
+                "workers / lanes / devices."
+            )
         return per_lane
 
     def __len__(self) -> int:
@@ -366,14 +421,29 @@ class StreamingLoader(EpochCounter):
 
     def epoch_stream(self, epoch: int, from_batch: int = 0) -> EpochStream:
         rank, world = self.world()
-        return EpochStream(self.lanes_of(rank, world, epoch), self.batches_per_lane(), self.batch_size,
-                           self.seed, epoch, rank, from_batch, self.shuffle_buffer, self.transform, self.collate)
+        return EpochStream(
+            self.lanes_of(rank, world, epoch),
+            self.batches_per_lane(),
+            self.batch_size,
+            self.seed,
+            epoch,
+            rank,
+            from_batch,
+            self.shuffle_buffer,
+            self.transform,
+            self.collate,
+        )
 
     def __iter__(self) -> Iterator[Any]:
         epoch, skip = self.begin_epoch()
         stream = self.epoch_stream(epoch, from_batch=skip)
-        loader = DataLoader(stream, batch_size=None, num_workers=self.num_workers, pin_memory=self.pin_memory,
-                            generator=torch.Generator())  # worker seeds must not draw from the global RNG
+        loader = DataLoader(
+            stream,
+            batch_size=None,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            generator=torch.Generator(),
+        )  # worker seeds must not draw from the global RNG
         batches_in_epoch = len(self)
         for batch in loader:
             self.handed_out(batches_in_epoch)
@@ -407,22 +477,35 @@ class OrderedStream(IterableDataset):
 # ----------------------------------------------------------------------------- command line
 
 
-def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m datamodules.streaming", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m datamodules.streaming",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     export = commands.add_parser(
-        "export", help="write a prepared cache as WebDataset tar shards",
+        "export",
+        help="write a prepared cache as WebDataset tar shards",
         description="Write the prepared cache CACHE_DIR as WebDataset tar shards plus index.json at OUT_URL. "
-                    "Rerun the same command to finish an interrupted export. Train from it with "
-                    "--data.init_args.stream_url=OUT_URL.")
-    export.add_argument("cache_dir", metavar="CACHE_DIR",
-                        help="a prepared cache folder (holds manifest.json and shard-*.json), e.g. "
-                             "data/cache/lrw-<hash>/clips-template-128px-8000hz-<hash>")
-    export.add_argument("out_url", metavar="OUT_URL",
-                        help="local folder, file://, s3://bucket/prefix, gs://… (remote schemes need their fsspec "
-                             "package: s3fs, gcsfs, …)")
-    export.add_argument("--shard-mb", type=float, default=256, help="approximate shard size in MiB (default 256)")
+        "Rerun the same command to finish an interrupted export. Train from it with "
+        "--data.init_args.stream_url=OUT_URL.",
+    )
+    export.add_argument(
+        "cache_dir",
+        metavar="CACHE_DIR",
+        help="a prepared cache folder (holds manifest.json and shard-*.json), e.g. "
+        "data/cache/lrw-<hash>/clips-template-128px-8000hz-<hash>",
+    )
+    export.add_argument(
+        "out_url",
+        metavar="OUT_URL",
+        help="local folder, file://, s3://bucket/prefix, gs://… (remote schemes need their fsspec "
+        "package: s3fs, gcsfs, …)",
+    )
+    export.add_argument(
+        "--shard-mb", type=float, default=256, help="approximate shard size in MiB (default 256)"
+    )
     args = parser.parse_args(argv)
     with command_errors():
         index = export_cache(args.cache_dir, args.out_url, args.shard_mb)

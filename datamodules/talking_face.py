@@ -17,10 +17,10 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from functools import cached_property
 from fractions import Fraction
+from functools import cached_property
 from pathlib import Path
-from typing import Optional, TypedDict
+from typing import TypedDict
 
 import numpy as np
 import torch
@@ -28,18 +28,17 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .base import SPLITS, CachedDataModule, randint, stack_items
+from .noisy_speech import FixedNoise, NoiseMixing, RandomNoise
+from .pipeline.action_units import AULabelConfig, build_labeler, class_rates
 from .pipeline.audio import SILENCE_PEAK, read_audio
 from .pipeline.cache import CachedItems, ShardedCache, parameter_differences
 from .pipeline.errors import DatasetError
-from .noisy_speech import FixedNoise, NoiseMixing, RandomNoise
-from .pipeline.action_units import AULabelConfig, build_labeler, class_rates
 from .pipeline.face_tracks import FaceCropConfig, mouth_centres, track_faces
 from .pipeline.faces import LandmarkPredictor, build_detector
 from .pipeline.features import MfccConfig, mfcc
 from .pipeline.prepare import prepare_cache
 from .pipeline.sync import feature_window, fit_length, frames_span, num_samples, take
 from .pipeline.video import convert_fps, parse_fps, read_video
-
 
 
 @dataclass(frozen=True)
@@ -51,8 +50,8 @@ class ClipFiles:
     video: Path
     speaker: str
     split: str
-    audio: Optional[Path] = None
-    face_hint: Optional[tuple[float, float]] = None
+    audio: Path | None = None
+    face_hint: tuple[float, float] | None = None
 
 
 class TalkingFaceBatch(TypedDict, total=False):
@@ -104,12 +103,16 @@ def _checked_video(job: dict):
     video = read_video(path)
     native = parse_fps(job["native_fps"]) if job["native_fps"] else None
     if native is not None and video.fps != native:
-        raise DatasetError(f"{path}: {float(video.fps):.3f} fps, but this dataset's clips are {float(native):.3f} fps"
-                           " (wrong fps: re-encoded or a different source). Remove it, or set fps to convert.")
+        raise DatasetError(
+            f"{path}: {float(video.fps):.3f} fps, but this dataset's clips are {float(native):.3f} fps"
+            " (wrong fps: re-encoded or a different source). Remove it, or set fps to convert."
+        )
     video = convert_fps(video, parse_fps(job["fps"]) if job["fps"] else None)
     if len(video.frames) < job["min_frames"]:
-        raise DatasetError(f"{path}: {len(video.frames)} frames, fewer than the {job['min_frames']} needed "
-                           "(truncated clip). Remove it or re-download it.")
+        raise DatasetError(
+            f"{path}: {len(video.frames)} frames, fewer than the {job['min_frames']} needed "
+            "(truncated clip). Remove it or re-download it."
+        )
     return video
 
 
@@ -118,8 +121,10 @@ def _checked_audio(job: dict, frames: int, fps: Fraction) -> np.ndarray:
     wave = read_audio(path, rate)
     needed = num_samples(frames, fps, rate)
     if needed - len(wave) > rate / fps:  # more than one frame's worth missing
-        raise DatasetError(f"{path}: audio lasts {len(wave) / rate:.2f} s but the video {float(frames / fps):.2f} s "
-                           "(audio shorter than the video). Use the complete audio file or remove the clip.")
+        raise DatasetError(
+            f"{path}: audio lasts {len(wave) / rate:.2f} s but the video {float(frames / fps):.2f} s "
+            "(audio shorter than the video). Use the complete audio file or remove the clip."
+        )
     if np.abs(wave).max() < SILENCE_PEAK:
         raise DatasetError(f"{path}: the audio track is silent. Remove the clip or supply its real audio.")
     return fit_length(wave, needed)
@@ -132,22 +137,31 @@ def clip_item(job: dict) -> tuple[dict, dict[str, np.ndarray]]:
     crop = FaceCropConfig(**job["crop"])
     detector = _tool(crop.detector, lambda: build_detector(crop.detector))
     predictor = _tool("landmarks", LandmarkPredictor) if crop.landmarks else None
-    track = track_faces(video.frames, crop, job["image_size"], detector, predictor, job["path"], job["face_hint"])
+    track = track_faces(
+        video.frames, crop, job["image_size"], detector, predictor, job["path"], job["face_hint"]
+    )
     arrays = {"frames": track.crops, "audio": wave, "detected": track.detected}
     if track.landmarks is not None:
         arrays["landmarks"] = track.landmarks
     if job["mfcc"] is not None:
         arrays["mfcc"] = mfcc(wave, MfccConfig(**job["mfcc"]))
-    meta = {"key": job["key"], "speaker": job["speaker"], "split": job["split"], "path": job["path"],
-            "fps": str(video.fps), "frames": len(video.frames)}
+    meta = {
+        "key": job["key"],
+        "speaker": job["speaker"],
+        "split": job["split"],
+        "path": job["path"],
+        "fps": str(video.fps),
+        "frames": len(video.frames),
+    }
     return meta, arrays
 
 
 # ----------------------------------------------------------------------------- datasets
 
 
-def mfcc_windows(features: np.ndarray, stats: tuple[np.ndarray, np.ndarray], frames: range, fps: Fraction,
-                 width: int) -> np.ndarray:
+def mfcc_windows(
+    features: np.ndarray, stats: tuple[np.ndarray, np.ndarray], frames: range, fps: Fraction, width: int
+) -> np.ndarray:
     """`(len(frames), 12, width)` float32: per video frame the `width` standardised MFCC columns centred
     on it (`sync.feature_window`), zero (= the training mean) outside the utterance.
 
@@ -170,11 +184,19 @@ class ClipWindows(Dataset):
     `window(meta, arrays)` makes the item of any cached clip (streamed ones too: `items` None, no rows).
     """
 
-    def __init__(self, items: Optional[CachedItems], rows: list[int], speakers: list[str], sample_rate: int,
-                 window_frames: Optional[int], random_start: bool, mfcc_width: int = 0,
-                 mfcc_stats: Optional[tuple[np.ndarray, np.ndarray]] = None,
-                 noise: RandomNoise | FixedNoise | None = None,
-                 au_labels: Optional[dict[int, tuple[np.ndarray, np.ndarray]]] = None):
+    def __init__(
+        self,
+        items: CachedItems | None,
+        rows: list[int],
+        speakers: list[str],
+        sample_rate: int,
+        window_frames: int | None,
+        random_start: bool,
+        mfcc_width: int = 0,
+        mfcc_stats: tuple[np.ndarray, np.ndarray] | None = None,
+        noise: RandomNoise | FixedNoise | None = None,
+        au_labels: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
+    ):
         self.items, self.rows, self.sample_rate = items, rows, sample_rate
         self.speaker_index = {name: i for i, name in enumerate(speakers)}
         self.window_frames, self.random_start = window_frames, random_start
@@ -189,8 +211,9 @@ class ClipWindows(Dataset):
         row = self.rows[index]
         return self.window(*self.items[row], au=None if self.au_labels is None else self.au_labels[row])
 
-    def window(self, meta: dict, arrays: dict[str, np.ndarray],
-               au: Optional[tuple[np.ndarray, np.ndarray]] = None) -> dict:
+    def window(
+        self, meta: dict, arrays: dict[str, np.ndarray], au: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> dict:
         """One clip's item; `au` its (labels, valid) per frame when AU labels are on."""
         total, fps = meta["frames"], Fraction(meta["fps"])
         count = min(self.window_frames or total, total)
@@ -215,7 +238,9 @@ class ClipWindows(Dataset):
                 item["clean_audio"] = item["audio"]
             item[self.noise.target] = torch.from_numpy(np.asarray(mixture, dtype=np.float32))
         if self.mfcc_width and "mfcc" in arrays:
-            windows = mfcc_windows(arrays["mfcc"], self.mfcc_stats, range(first, first + count), fps, self.mfcc_width)
+            windows = mfcc_windows(
+                arrays["mfcc"], self.mfcc_stats, range(first, first + count), fps, self.mfcc_width
+            )
             item["mfcc"] = torch.from_numpy(windows)
         if au is not None:
             labels, valid = au
@@ -282,28 +307,28 @@ class TalkingFaceDataModule(CachedDataModule):
             local cache), nor for the evaluation scripts' `evaluation_clips` / `noisy_test_set`.
     """
 
-    native_fps: Optional[str] = None
+    native_fps: str | None = None
     min_frames: int = 1
 
     def __init__(
         self,
-        root: Optional[str] = None,
-        cache_dir: Optional[str] = None,
+        root: str | None = None,
+        cache_dir: str | None = None,
         image_size: int = 128,
         crop: FaceCropConfig = FaceCropConfig(),
         sample_rate: int = 16000,
-        fps: Optional[float] = None,
+        fps: float | None = None,
         mfcc_width: int = 0,
-        window_frames: Optional[int] = None,
+        window_frames: int | None = None,
         eval_whole_clips: bool = False,
-        noise: Optional[NoiseMixing] = None,
-        au_labels: Optional[AULabelConfig] = None,
+        noise: NoiseMixing | None = None,
+        au_labels: AULabelConfig | None = None,
         batch_size: int = 16,
         eval_batch_size: int = 16,
         num_workers: int = 2,
         prepare_workers: int = 2,
         demo_size: str = "demo",
-        stream_url: Optional[str] = None,
+        stream_url: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -313,13 +338,16 @@ class TalkingFaceDataModule(CachedDataModule):
         self.noise_mixing = noise if noise is None or isinstance(noise, NoiseMixing) else NoiseMixing(**noise)
         self.hparams.crop = asdict(self.crop_config)
         self.hparams.noise = None if self.noise_mixing is None else asdict(self.noise_mixing)
-        self.au_config = (au_labels if au_labels is None or isinstance(au_labels, AULabelConfig)
-                          else AULabelConfig(**au_labels))
+        self.au_config = (
+            au_labels
+            if au_labels is None or isinstance(au_labels, AULabelConfig)
+            else AULabelConfig(**au_labels)
+        )
         self.hparams.au_labels = None if self.au_config is None else asdict(self.au_config)
-        self.au_rates: Optional[np.ndarray] = None
-        self._au_tables: Optional[dict[int, tuple[np.ndarray, np.ndarray]]] = None
+        self.au_rates: np.ndarray | None = None
+        self._au_tables: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
         self.mfcc_config = MfccConfig(sample_rate=sample_rate) if mfcc_width else None
-        self.mfcc_stats: Optional[tuple[np.ndarray, np.ndarray]] = None
+        self.mfcc_stats: tuple[np.ndarray, np.ndarray] | None = None
         self.datasets: dict[str, ClipWindows] = {}
         self._noise_banks: dict[str, object] = {}
 
@@ -340,11 +368,17 @@ class TalkingFaceDataModule(CachedDataModule):
 
     def _preprocessing(self) -> dict:
         """The cache parameters other than where the clips came from."""
-        return {"image_size": self.hparams.image_size, "crop": asdict(self.crop_config),
-                "sample_rate": self.hparams.sample_rate, "fps": self._fps(), "native_fps": self.native_fps,
-                "min_frames": self.min_frames, "mfcc": asdict(self.mfcc_config) if self.mfcc_config else None}
+        return {
+            "image_size": self.hparams.image_size,
+            "crop": asdict(self.crop_config),
+            "sample_rate": self.hparams.sample_rate,
+            "fps": self._fps(),
+            "native_fps": self.native_fps,
+            "min_frames": self.min_frames,
+            "mfcc": asdict(self.mfcc_config) if self.mfcc_config else None,
+        }
 
-    def _fps(self) -> Optional[str]:
+    def _fps(self) -> str | None:
         return str(parse_fps(self.hparams.fps)) if self.hparams.fps else None
 
     def cache(self) -> ShardedCache:
@@ -356,33 +390,55 @@ class TalkingFaceDataModule(CachedDataModule):
     def jobs(self) -> list[dict]:
         """One `clip_item` job per clip: the preprocessing parameters plus the clip's files and labels."""
         params = self._params()
-        return [{**params, "path": str(c.video), "audio": str(c.audio) if c.audio else None, "key": c.key,
-                 "speaker": c.speaker, "split": c.split, "face_hint": c.face_hint} for c in self.clips]
+        return [
+            {
+                **params,
+                "path": str(c.video),
+                "audio": str(c.audio) if c.audio else None,
+                "key": c.key,
+                "speaker": c.speaker,
+                "split": c.split,
+                "face_hint": c.face_hint,
+            }
+            for c in self.clips
+        ]
 
     def prepare_data(self) -> None:
         """Decode, track and featurise every clip once (rank 0 only); reruns skip finished shards."""
         if self.stream is not None:
             return  # prepared and exported already
         cache = self.cache()
-        report = prepare_cache(cache, self.jobs(), clip_item, shard_size=32, num_workers=self.hparams.prepare_workers,
-                               description=f"{self.layout} clips")
+        report = prepare_cache(
+            cache,
+            self.jobs(),
+            clip_item,
+            shard_size=32,
+            num_workers=self.hparams.prepare_workers,
+            description=f"{self.layout} clips",
+        )
         self.report(report, cache, "clip")
 
-    def setup(self, stage: Optional[str] = None) -> None:
+    def setup(self, stage: str | None = None) -> None:
         if self.stream is not None:
             return self._setup_stream()
         items = self.cache().read()
-        rows = {split: [r for r, meta in enumerate(items.metas) if meta["split"] == split] for split in SPLITS}
+        rows = {
+            split: [r for r, meta in enumerate(items.metas) if meta["split"] == split] for split in SPLITS
+        }
         if not rows["train"] and any(clip.split == "train" for clip in self.clips):
-            raise DatasetError(f"{self.root}: no training clip survived preprocessing; see "
-                               f"{self.cache().directory / 'rejected.csv'}.")
+            raise DatasetError(
+                f"{self.root}: no training clip survived preprocessing; see "
+                f"{self.cache().directory / 'rejected.csv'}."
+            )
         if self.mfcc_config is not None and self.mfcc_stats is None:
             self.mfcc_stats = _feature_stats(items, rows["train"] or rows["test"], "mfcc")
         self._items, self._rows = items, rows
         if self.au_config is not None:
             self._label_action_units(items, rows)
         for split in SPLITS:
-            self.datasets[split] = self._windows(split, self._split_noise(split), random_start=split == "train")
+            self.datasets[split] = self._windows(
+                split, self._split_noise(split), random_start=split == "train"
+            )
 
     def _setup_stream(self) -> None:
         """Check the streamed shards were made with this datamodule's parameters; build each split's
@@ -390,13 +446,19 @@ class TalkingFaceDataModule(CachedDataModule):
         url, params = self.hparams.stream_url, json.loads(json.dumps(self._preprocessing()))
         details = parameter_differences(self.stream.params, params, params, "streamed")
         if details:
-            raise DatasetError(f"{url} was exported from a cache made with other parameters ({details}). "
-                               "Set the same data arguments, or export a cache prepared with these.")
+            raise DatasetError(
+                f"{url} was exported from a cache made with other parameters ({details}). "
+                "Set the same data arguments, or export a cache prepared with these."
+            )
         if self.au_config is not None or self.mfcc_config is not None:
-            raise DatasetError(f"{url}: au_labels and mfcc_width need statistics over the whole training set, "
-                               "which streaming does not compute. Train from the local cache (no stream_url).")
-        self._stream_windows = {split: self._windows(split, self._split_noise(split), split == "train", streamed=True)
-                                for split in SPLITS}
+            raise DatasetError(
+                f"{url}: au_labels and mfcc_width need statistics over the whole training set, "
+                "which streaming does not compute. Train from the local cache (no stream_url)."
+            )
+        self._stream_windows = {
+            split: self._windows(split, self._split_noise(split), split == "train", streamed=True)
+            for split in SPLITS
+        }
 
     def _label_action_units(self, items: CachedItems, rows: dict[str, list[int]]) -> None:
         """Every clip's AU labels (cheap: from cached landmarks or small CSVs), and the training rates."""
@@ -408,27 +470,40 @@ class TalkingFaceDataModule(CachedDataModule):
             self._au_tables[row] = labeler.labels(meta["key"], landmarks, np.asarray(arrays["detected"]))
         if self.au_rates is None:
             train = rows["train"] or rows["test"]
-            self.au_rates = class_rates(np.concatenate([self._au_tables[r][0] for r in train]),
-                                        np.concatenate([self._au_tables[r][1] for r in train]))
+            self.au_rates = class_rates(
+                np.concatenate([self._au_tables[r][0] for r in train]),
+                np.concatenate([self._au_tables[r][1] for r in train]),
+            )
 
-    def _windows(self, split: str, noise: RandomNoise | FixedNoise | None, random_start: bool,
-                 streamed: bool = False) -> ClipWindows:
+    def _windows(
+        self, split: str, noise: RandomNoise | FixedNoise | None, random_start: bool, streamed: bool = False
+    ) -> ClipWindows:
         whole = split != "train" and self.hparams.eval_whole_clips
         if not streamed:
             self._require_local_cache()
         items, rows = (None, []) if streamed else (self._items, self._rows[split])
-        return ClipWindows(items, rows, self.speakers(split), self.hparams.sample_rate,
-                           None if whole else self.hparams.window_frames, random_start=random_start,
-                           mfcc_width=self.hparams.mfcc_width,
-                           mfcc_stats=self.mfcc_stats, noise=noise, au_labels=self._au_tables)
+        return ClipWindows(
+            items,
+            rows,
+            self.speakers(split),
+            self.hparams.sample_rate,
+            None if whole else self.hparams.window_frames,
+            random_start=random_start,
+            mfcc_width=self.hparams.mfcc_width,
+            mfcc_stats=self.mfcc_stats,
+            noise=noise,
+            au_labels=self._au_tables,
+        )
 
     def _require_local_cache(self) -> None:
         """Map-style datasets (the evaluation scripts') need the local cache, not the stream."""
         if self.stream is not None:
-            raise DatasetError(f"{self.hparams.stream_url}: evaluation datasets read the local cache. "
-                               "Evaluate without stream_url (root / cache_dir pointing at the prepared cache).")
+            raise DatasetError(
+                f"{self.hparams.stream_url}: evaluation datasets read the local cache. "
+                "Evaluate without stream_url (root / cache_dir pointing at the prepared cache)."
+            )
 
-    def _split_noise(self, split: str) -> Optional[RandomNoise]:
+    def _split_noise(self, split: str) -> RandomNoise | None:
         mixing = self.noise_mixing
         if mixing is None or split == "test":
             return None
@@ -470,7 +545,10 @@ class TalkingFaceDataModule(CachedDataModule):
 
     def load_state_dict(self, state: dict) -> None:
         if "mfcc_mean" in state:
-            self.mfcc_stats = (np.asarray(state["mfcc_mean"], np.float32), np.asarray(state["mfcc_std"], np.float32))
+            self.mfcc_stats = (
+                np.asarray(state["mfcc_mean"], np.float32),
+                np.asarray(state["mfcc_std"], np.float32),
+            )
         if "au_rates" in state:
             self.au_rates = np.asarray(state["au_rates"], np.float64)
 
@@ -485,7 +563,9 @@ class TalkingFaceDataModule(CachedDataModule):
 
     def _split_loader(self, split: str, batch_size: int, shuffle: bool):
         if self.stream is not None:
-            return self.stream_loader(split, batch_size, shuffle, self._stream_windows[split].window, clip_collate)
+            return self.stream_loader(
+                split, batch_size, shuffle, self._stream_windows[split].window, clip_collate
+            )
         return self.loader(self.datasets[split], batch_size, shuffle=shuffle, collate=clip_collate)
 
 
@@ -502,4 +582,7 @@ def every_nth_to_val(clips: list[ClipFiles], every: int = 20) -> list[ClipFiles]
     speakers stay unseen."""
     training = [index for index, clip in enumerate(clips) if clip.split == "train"]
     chosen = set(training[every - 1 :: every]) or (set(training[-1:]) if len(training) >= 2 else set())
-    return [dataclasses.replace(clip, split="val") if index in chosen else clip for index, clip in enumerate(clips)]
+    return [
+        dataclasses.replace(clip, split="val") if index in chosen else clip
+        for index, clip in enumerate(clips)
+    ]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Optional
 
 from .pipeline.errors import DatasetError
 from .talking_face import ClipFiles, TalkingFaceDataModule, every_nth_to_val
@@ -25,7 +24,7 @@ FIRST_TEST_VOLUNTEER = 50
 TCD_FPS = "30000/1001"
 
 
-def volunteer_split(root: Path, volunteer: str) -> Optional[str]:
+def volunteer_split(root: Path, volunteer: str) -> str | None:
     files = {split: root / "splits" / f"tcd_{split}.txt" for split in ("train", "test")}
     if all(path.exists() for path in files.values()):
         listed = {name: split for split, path in files.items() for name in path.read_text().split()}
@@ -34,14 +33,18 @@ def volunteer_split(root: Path, volunteer: str) -> Optional[str]:
 
 
 def _straightcam_clips(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*.mp4") if p.parent.name == "straightcam" and not p.name.startswith("."))
+    return sorted(
+        p for p in folder.rglob("*.mp4") if p.parent.name == "straightcam" and not p.name.startswith(".")
+    )
 
 
 def scan_tcd_timit(root: str | Path) -> list[ClipFiles]:
     root = Path(root)
     volunteers = root / "volunteers"
     if not volunteers.is_dir():
-        raise DatasetError(f"{root}: no volunteers/ folder. Pass DATA=<the TCD-TIMIT root holding volunteers/>.")
+        raise DatasetError(
+            f"{root}: no volunteers/ folder. Pass DATA=<the TCD-TIMIT root holding volunteers/>."
+        )
     clips = []
     for folder in sorted(p for p in volunteers.iterdir() if p.is_dir() and VOLUNTEER.match(p.name)):
         split = volunteer_split(root, folder.name)
@@ -49,10 +52,19 @@ def scan_tcd_timit(root: str | Path) -> list[ClipFiles]:
             continue
         for video in _straightcam_clips(folder):
             wav = video.with_suffix(".wav")
-            clips.append(ClipFiles(key=f"{folder.name}/{video.stem}", video=video, speaker=folder.name, split=split,
-                                   audio=wav if wav.exists() else None))
+            clips.append(
+                ClipFiles(
+                    key=f"{folder.name}/{video.stem}",
+                    video=video,
+                    speaker=folder.name,
+                    split=split,
+                    audio=wav if wav.exists() else None,
+                )
+            )
     if not clips:
-        raise DatasetError(f"{volunteers}: no <ID>/**/straightcam/*.mp4 clips found. Check the TCD-TIMIT layout.")
+        raise DatasetError(
+            f"{volunteers}: no <ID>/**/straightcam/*.mp4 clips found. Check the TCD-TIMIT layout."
+        )
     return every_nth_to_val(clips)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Optional, TypedDict
+from typing import TypedDict
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ from .pipeline.errors import DatasetError
 from .pipeline.features import LogMelConfig, log_mel
 from .pipeline.images import IMAGENET_MEAN, IMAGENET_STD, read_image
 from .pipeline.prepare import prepare_cache
+
 
 @dataclass(frozen=True)
 class IdentityFiles:
@@ -158,7 +159,7 @@ class EvaluationIdentities(Dataset):
     ones, or with `clip_seed` a clip at a random start in its concatenated utterances, drawn from a generator
     seeded by (clip_seed, identity): the paper's protocol draws one such clip per identity per run."""
 
-    def __init__(self, corpus: VoiceFaceCorpus, eval_frames: int, clip_seed: Optional[int] = None):
+    def __init__(self, corpus: VoiceFaceCorpus, eval_frames: int, clip_seed: int | None = None):
         self.corpus, self.eval_frames, self.clip_seed = corpus, eval_frames, clip_seed
 
     def __len__(self) -> int:
@@ -167,8 +168,10 @@ class EvaluationIdentities(Dataset):
     def __getitem__(self, index: int) -> dict:
         identity = self.corpus.usable[index]
         faces = torch.stack([normalise_face(self.corpus.face(r)) for r in self.corpus.face_rows[identity]])
-        speech = _pad_to(np.concatenate([self.corpus.mel(r) for r in self.corpus.mel_rows[identity]], axis=1),
-                         self.eval_frames)
+        speech = _pad_to(
+            np.concatenate([self.corpus.mel(r) for r in self.corpus.mel_rows[identity]], axis=1),
+            self.eval_frames,
+        )
         start = 0
         if self.clip_seed is not None:
             draw = np.random.default_rng([self.clip_seed, identity])
@@ -242,8 +245,8 @@ class VoiceFaceDataModule(CachedDataModule):
 
     def __init__(
         self,
-        root: Optional[str] = None,
-        cache_dir: Optional[str] = None,
+        root: str | None = None,
+        cache_dir: str | None = None,
         image_size: int = 64,
         n_mels: int = 40,
         vad: bool = True,
@@ -284,13 +287,19 @@ class VoiceFaceDataModule(CachedDataModule):
 
     def _caches(self) -> tuple[ShardedCache, ShardedCache]:
         size, audio = self.hparams.image_size, self.log_mel_config
-        faces = ShardedCache(self.cache_root / f"faces-{size}px", {"root": str(self.root), "image_size": size})
+        faces = ShardedCache(
+            self.cache_root / f"faces-{size}px", {"root": str(self.root), "image_size": size}
+        )
         vad = "vad" if self.hparams.vad else "novad"
         # The VAD hangover is part of the key: a cache cut by the earlier VAD, which could end a stretch on
         # its first unvoiced frame, is refused (with a rebuild hint) rather than silently reused.
-        mel_params = {**asdict(audio), "root": str(self.root), "vad": self.hparams.vad,
-                      "vad_hangover_ms": VAD_HANGOVER_MS,
-                      "min_speech_seconds": self.hparams.min_speech_seconds}
+        mel_params = {
+            **asdict(audio),
+            "root": str(self.root),
+            "vad": self.hparams.vad,
+            "vad_hangover_ms": VAD_HANGOVER_MS,
+            "min_speech_seconds": self.hparams.min_speech_seconds,
+        }
         mels = ShardedCache(self.cache_root / f"logmel-{audio.n_mels}-{vad}", mel_params)
         return faces, mels
 
@@ -299,18 +308,33 @@ class VoiceFaceDataModule(CachedDataModule):
     def prepare_data(self) -> None:
         """Decode and featurise every file once (rank 0 only); reruns skip finished shards."""
         faces, mels = self._caches()
-        face_jobs = [{"path": str(p), "identity": i.name, "image_size": self.hparams.image_size}
-                     for i in self.identities for p in i.faces]
-        speech_jobs = [{"path": str(p), "identity": i.name, "log_mel": asdict(self.log_mel_config),
-                        "vad": self.hparams.vad, "min_speech_seconds": self.hparams.min_speech_seconds}
-                       for i in self.identities for p in i.speech]
+        face_jobs = [
+            {"path": str(p), "identity": i.name, "image_size": self.hparams.image_size}
+            for i in self.identities
+            for p in i.faces
+        ]
+        speech_jobs = [
+            {
+                "path": str(p),
+                "identity": i.name,
+                "log_mel": asdict(self.log_mel_config),
+                "vad": self.hparams.vad,
+                "min_speech_seconds": self.hparams.min_speech_seconds,
+            }
+            for i in self.identities
+            for p in i.speech
+        ]
         workers = self.hparams.prepare_workers
-        for cache, jobs, process, what in ((faces, face_jobs, face_item, "faces"),
-                                           (mels, speech_jobs, speech_item, "speech")):
-            report = prepare_cache(cache, jobs, process, num_workers=workers, description=f"{self.layout} {what}")
+        for cache, jobs, process, what in (
+            (faces, face_jobs, face_item, "faces"),
+            (mels, speech_jobs, speech_item, "speech"),
+        ):
+            report = prepare_cache(
+                cache, jobs, process, num_workers=workers, description=f"{self.layout} {what}"
+            )
             self.report(report, cache, what)
 
-    def setup(self, stage: Optional[str] = None) -> None:
+    def setup(self, stage: str | None = None) -> None:
         faces, mels = (cache.read() for cache in self._caches())
         for split in SPLITS:
             corpus = VoiceFaceCorpus(faces, mels, self.names(split))
@@ -332,8 +356,12 @@ class VoiceFaceDataModule(CachedDataModule):
 
     def train_dataloader(self) -> DataLoader:
         dataset = TrainPairs(self.corpora["train"], self.hparams.segments, self.hparams.window_frames)
-        return self.loader(dataset, self.per_device_batch(), shuffle=True,
-                            collate=RandomCropCollate(*self.hparams.clip_frames))
+        return self.loader(
+            dataset,
+            self.per_device_batch(),
+            shuffle=True,
+            collate=RandomCropCollate(*self.hparams.clip_frames),
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._evaluation_loader("val")
@@ -341,7 +369,7 @@ class VoiceFaceDataModule(CachedDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._evaluation_loader("test")
 
-    def _evaluation_loader(self, split: str, clip_seed: Optional[int] = None) -> DataLoader:
+    def _evaluation_loader(self, split: str, clip_seed: int | None = None) -> DataLoader:
         dataset = EvaluationIdentities(self.corpora[split], self.hparams.eval_frames, clip_seed)
         return self.loader(dataset, self.hparams.eval_batch_size, shuffle=False, collate=evaluation_collate)
 

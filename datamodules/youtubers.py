@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Optional
 
 from torch.utils.data import DataLoader
 
@@ -42,10 +41,14 @@ def scan_youtubers(root: str | Path) -> list[dict]:
             for face in sorted(folder.iterdir()):
                 if (match := FACE_FILE.match(face.name)) is not None:
                     wav = folder / f"preprocessed_frame_{match.group(1)}.wav"
-                    pairs.append({"path": str(face), "audio": str(wav), "identity": folder.name, "split": split})
+                    pairs.append(
+                        {"path": str(face), "audio": str(wav), "identity": folder.name, "split": split}
+                    )
     if not pairs:
-        raise DatasetError(f"{root}: no dataset/{{train,test}}/<youtuber>/cropped_face_frame_<k>.png found. "
-                           "Pass DATA=<the folder holding the release's dataset/>.")
+        raise DatasetError(
+            f"{root}: no dataset/{{train,test}}/<youtuber>/cropped_face_frame_<k>.png found. "
+            "Pass DATA=<the folder holding the release's dataset/>."
+        )
     return pairs
 
 
@@ -64,11 +67,25 @@ class YoutubersDataModule(CachedDataModule):
 
     layout = "youtubers"
 
-    def __init__(self, root: Optional[str] = None, cache_dir: Optional[str] = None, image_size: int = 64,
-                 audio_samples: int = 16000, sample_rate: int = 16000, repeats: int = 1, pre_emphasis: float = 0.95,
-                 emphasis_first: bool = True, swap_red_blue: bool = True, check_face: bool = True,
-                 val_fraction: float = 0.1, batch_size: int = 64, eval_batch_size: int = 64, num_workers: int = 2, prepare_workers: int = 2,
-                 demo_size: str = "demo"):
+    def __init__(
+        self,
+        root: str | None = None,
+        cache_dir: str | None = None,
+        image_size: int = 64,
+        audio_samples: int = 16000,
+        sample_rate: int = 16000,
+        repeats: int = 1,
+        pre_emphasis: float = 0.95,
+        emphasis_first: bool = True,
+        swap_red_blue: bool = True,
+        check_face: bool = True,
+        val_fraction: float = 0.1,
+        batch_size: int = 64,
+        eval_batch_size: int = 64,
+        num_workers: int = 2,
+        prepare_workers: int = 2,
+        demo_size: str = "demo",
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.datasets: dict[str, FaceSpeechPairs] = {}
@@ -82,13 +99,16 @@ class YoutubersDataModule(CachedDataModule):
 
     def cache(self) -> ShardedCache:
         params = {"root": str(self.root), **self._preprocessing()}
-        return ShardedCache(self.cache_root / f"pairs-{self.hparams.image_size}px-{self.hparams.audio_samples}", params)
+        return ShardedCache(
+            self.cache_root / f"pairs-{self.hparams.image_size}px-{self.hparams.audio_samples}", params
+        )
 
     def prepare_data(self) -> None:
         jobs = [{**pair, **self._preprocessing()} for pair in self.pairs]
         cache = self.cache()
-        report = prepare_cache(cache, jobs, pair_item, num_workers=self.hparams.prepare_workers,
-                               description="youtubers pairs")
+        report = prepare_cache(
+            cache, jobs, pair_item, num_workers=self.hparams.prepare_workers, description="youtubers pairs"
+        )
         self.report(report, cache, "pair")
 
     @cached_property
@@ -102,34 +122,57 @@ class YoutubersDataModule(CachedDataModule):
     def num_identities(self) -> int:
         return len(self.identities)
 
-    def setup(self, stage: Optional[str] = None) -> None:
+    def setup(self, stage: str | None = None) -> None:
         self.items = self.cache().read()
         rows = {s: [r for r, m in enumerate(self.items.metas) if m["split"] == s] for s in ("train", "test")}
         if not rows["train"]:
-            raise DatasetError(f"{self.root}: no training pair survived preprocessing; see {self.cache().directory}.")
-        rows["train"], rows["val"] = held_out_tail(rows["train"], [self.items.metas[r]["identity"] for r in rows["train"]],
-                                                   self.hparams.val_fraction)
+            raise DatasetError(
+                f"{self.root}: no training pair survived preprocessing; see {self.cache().directory}."
+            )
+        rows["train"], rows["val"] = held_out_tail(
+            rows["train"], [self.items.metas[r]["identity"] for r in rows["train"]], self.hparams.val_fraction
+        )
         self._rows = rows
         hp = self.hparams
-        self.datasets["train"] = FaceSpeechPairs(self.items, rows["train"], self.identities, rows["train"],
-                                                 hp.audio_samples, hp.repeats, True, (hp.pre_emphasis, hp.emphasis_first))
+        self.datasets["train"] = FaceSpeechPairs(
+            self.items,
+            rows["train"],
+            self.identities,
+            rows["train"],
+            hp.audio_samples,
+            hp.repeats,
+            True,
+            (hp.pre_emphasis, hp.emphasis_first),
+        )
         self.datasets["val"] = self.evaluation_dataset("val")
         self.datasets["test"] = self.evaluation_dataset("test")
 
     def evaluation_dataset(self, split: str) -> FaceSpeechPairs:
         """Every pair of `split` once, with its centred speech window (deterministic)."""
         hp = self.hparams
-        return FaceSpeechPairs(self.items, self._rows[split], self.identities, self._rows["train"],
-                               hp.audio_samples, 1, False, (hp.pre_emphasis, hp.emphasis_first))
+        return FaceSpeechPairs(
+            self.items,
+            self._rows[split],
+            self.identities,
+            self._rows["train"],
+            hp.audio_samples,
+            1,
+            False,
+            (hp.pre_emphasis, hp.emphasis_first),
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self.loader(self.datasets["train"], self.per_device_batch(), shuffle=True, collate=stack_items)
 
     def val_dataloader(self) -> DataLoader:
-        return self.loader(self.datasets["val"], self.hparams.eval_batch_size, shuffle=False, collate=stack_items)
+        return self.loader(
+            self.datasets["val"], self.hparams.eval_batch_size, shuffle=False, collate=stack_items
+        )
 
     def test_dataloader(self) -> DataLoader:
-        return self.loader(self.datasets["test"], self.hparams.eval_batch_size, shuffle=False, collate=stack_items)
+        return self.loader(
+            self.datasets["test"], self.hparams.eval_batch_size, shuffle=False, collate=stack_items
+        )
 
 
 def held_out_tail(rows: list[int], groups: list[str], fraction: float) -> tuple[list[int], list[int]]:

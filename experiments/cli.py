@@ -27,14 +27,19 @@ This class adds what all of them share, so no YAML repeats it:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
-from lightning_modules.common.callbacks import (FastPath, GracefulInterrupt, LastCheckpoint, RandomState, RunRecord,
-                                                SelectionMetricCheck)
+from lightning_modules.common.callbacks import (
+    FastPath,
+    GracefulInterrupt,
+    LastCheckpoint,
+    RandomState,
+    RunRecord,
+    SelectionMetricCheck,
+)
 from lightning_modules.common.run_history import ContinuedCSVLogger, ContinuedHistory, stage_wandb_id
 
 WANDB_PROJECT = "talking-faces"
@@ -61,7 +66,7 @@ def default_precision() -> str:
 class ProjectCLI(LightningCLI):
     """`LightningCLI` with the project's conventions; `args` as for LightningCLI (e.g. ["fit", ...])."""
 
-    def __init__(self, args: Optional[list[str]] = None, run: bool = True):
+    def __init__(self, args: list[str] | None = None, run: bool = True):
         super().__init__(
             subclass_mode_model=True,
             subclass_mode_data=True,
@@ -75,21 +80,49 @@ class ProjectCLI(LightningCLI):
         for name in LINKED_VALUES:
             parser.link_arguments(f"data.init_args.{name}", f"model.init_args.{name}")
         parser.link_arguments("data.num_identities", "model.init_args.num_identities", apply_on="instantiate")
-        parser.add_argument("--next_stage", type=Optional[str], default=None,
-                            help="Experiment run next by experiments.train, initialised from this stage's best checkpoint.")
-        parser.add_argument("--pretrained", type=Optional[dict[str, str]], default=None,
-                            help="Model arguments filled by experiments.train with the best checkpoints of these "
-                            "experiments, which run first (e.g. au_classifier_from: tcsan_au_classifier).")
-        parser.add_argument("--requires", type=Optional[list[str]], default=None,
-                            help="Experiments run before this one by experiments.train (A2V's VAE: a2v_invert).")
-        parser.add_argument("--extends", type=Optional[str], default=None,
-                            help="Experiment whose config this one is stacked on (read by experiments.train).")
-        parser.add_argument("--checkpoint_every_n_steps", type=int, default=200,
-                            help="Write <run dir>/checkpoints/last.ckpt every this many optimiser steps.")
-        parser.add_argument("--channels_last", type=bool, default=False,
-                            help="Store conv weights NHWC (faster cuDNN kernels with bf16 on GPUs).")
-        parser.add_argument("--compile", type=bool, default=False,
-                            help="torch.compile each network in place (slow first steps; checkpoints unchanged).")
+        parser.add_argument(
+            "--next_stage",
+            type=str | None,
+            default=None,
+            help="Experiment run next by experiments.train, initialised from this stage's best checkpoint.",
+        )
+        parser.add_argument(
+            "--pretrained",
+            type=dict[str, str] | None,
+            default=None,
+            help="Model arguments filled by experiments.train with the best checkpoints of these "
+            "experiments, which run first (e.g. au_classifier_from: tcsan_au_classifier).",
+        )
+        parser.add_argument(
+            "--requires",
+            type=list[str] | None,
+            default=None,
+            help="Experiments run before this one by experiments.train (A2V's VAE: a2v_invert).",
+        )
+        parser.add_argument(
+            "--extends",
+            type=str | None,
+            default=None,
+            help="Experiment whose config this one is stacked on (read by experiments.train).",
+        )
+        parser.add_argument(
+            "--checkpoint_every_n_steps",
+            type=int,
+            default=200,
+            help="Write <run dir>/checkpoints/last.ckpt every this many optimiser steps.",
+        )
+        parser.add_argument(
+            "--channels_last",
+            type=bool,
+            default=False,
+            help="Store conv weights NHWC (faster cuDNN kernels with bf16 on GPUs).",
+        )
+        parser.add_argument(
+            "--compile",
+            type=bool,
+            default=False,
+            help="torch.compile each network in place (slow first steps; checkpoints unchanged).",
+        )
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -118,15 +151,30 @@ class ProjectCLI(LightningCLI):
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
         run_dir = Path(config.trainer.default_root_dir or ".")
         checkpoint_dir = run_dir / "checkpoints"
-        experiment, stage = (run_dir.parts[-3], run_dir.parts[-1]) if len(run_dir.parts) >= 3 else (None, None)
-        callbacks = [LastCheckpoint(checkpoint_dir, every_n_steps=config.checkpoint_every_n_steps),
-                     RunRecord(run_dir, experiment, stage, Path(__file__).resolve().parents[1]), RandomState(),
-                     GracefulInterrupt(), FastPath(config.channels_last, config.compile), ContinuedHistory()]
+        experiment, stage = (
+            (run_dir.parts[-3], run_dir.parts[-1]) if len(run_dir.parts) >= 3 else (None, None)
+        )
+        callbacks = [
+            LastCheckpoint(checkpoint_dir, every_n_steps=config.checkpoint_every_n_steps),
+            RunRecord(run_dir, experiment, stage, Path(__file__).resolve().parents[1]),
+            RandomState(),
+            GracefulInterrupt(),
+            FastPath(config.channels_last, config.compile),
+            ContinuedHistory(),
+        ]
         monitor = getattr(self.model, "checkpoint_monitor", None)
         if monitor is not None:
             key, mode = monitor
-            callbacks.append(ModelCheckpoint(dirpath=checkpoint_dir, monitor=key, mode=mode, save_top_k=1,
-                                             filename="best-{step}", auto_insert_metric_name=False))
+            callbacks.append(
+                ModelCheckpoint(
+                    dirpath=checkpoint_dir,
+                    monitor=key,
+                    mode=mode,
+                    save_top_k=1,
+                    filename="best-{step}",
+                    auto_insert_metric_name=False,
+                )
+            )
         self.trainer_defaults = {**self.trainer_defaults, "callbacks": callbacks}
         trainer = super().instantiate_trainer(**kwargs)
         _decide_after_validation(trainer.callbacks)
@@ -146,7 +194,9 @@ def _decide_after_validation(callbacks: list) -> None:
     for callback in callbacks:
         if isinstance(callback, EarlyStopping):
             callback.strict, callback._check_on_train_epoch_end = False, False
-    callbacks.insert(0, SelectionMetricCheck(callbacks))  # before ModelCheckpoint, whose own complaint is a bare traceback
+    callbacks.insert(
+        0, SelectionMetricCheck(callbacks)
+    )  # before ModelCheckpoint, whose own complaint is a bare traceback
 
 
 def _is_adversarial(class_path: str) -> bool:

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datamodules.pipeline.errors import command_errors
-from experiments.path_lists import read_path_list
 from experiments.configs import ExperimentError, runs_root
+from experiments.path_lists import read_path_list
 from lightning_modules.common.shared_evaluation import SHARED_SETTING
 
 MAX_CURVES = 12
@@ -47,7 +47,9 @@ def stage_folders(path: Path) -> list[Path]:
         return [path]
     stages = sorted(p.parent for p in path.glob("*/config.yaml"))
     if not stages:
-        raise ExperimentError(f"{path}: neither a run folder nor a stage folder (no config.yaml in it or below it).")
+        raise ExperimentError(
+            f"{path}: neither a run folder nor a stage folder (no config.yaml in it or below it)."
+        )
     return stages
 
 
@@ -69,18 +71,26 @@ def read_curves(metrics_csv: Path) -> dict[str, tuple[list[float], list[float]]]
 
 
 def summarise(stage: Path) -> StageSummary:
-    summary = StageSummary(label="/".join(stage.resolve().parts[-3:]), curves=read_curves(stage / "metrics.csv"))
+    summary = StageSummary(
+        label="/".join(stage.resolve().parts[-3:]), curves=read_curves(stage / "metrics.csv")
+    )
     for key, (_, values) in summary.curves.items():
         if key.startswith("val/"):
             summary.final[key] = values[-1]
     completed = stage / "COMPLETED.json"
     if completed.exists():
-        summary.final.update({k: float(v) for k, v in (json.loads(completed.read_text()).get("test") or {}).items()})
+        summary.final.update(
+            {k: float(v) for k, v in (json.loads(completed.read_text()).get("test") or {}).items()}
+        )
     evaluation = stage / "eval" / "metrics.json"
     if evaluation.exists():
         for row in json.loads(evaluation.read_text()).get("rows", []):
             value = row["ours"]
-            if row["setting"].startswith(SHARED_SETTING) and isinstance(value, (int, float)) and math.isfinite(value):
+            if (
+                row["setting"].startswith(SHARED_SETTING)
+                and isinstance(value, (int, float))
+                and math.isfinite(value)
+            ):
                 summary.final[f"eval/{row['metric']}"] = float(value)
     samples = sorted((stage / "samples").glob("*.png"), key=lambda p: (p.stat().st_mtime, p.name))
     summary.sample = samples[-1] if samples else None
@@ -95,10 +105,16 @@ def plot_curves(summaries: list[StageSummary], path: Path) -> Path | None:
 
     def worth_plotting(key: str) -> bool:
         values = [v for s in summaries if key in s.curves for v in s.curves[key][1]]
-        return key.startswith(("train/", "val/")) and not key.endswith("_step") and any(math.isfinite(v) for v in values)
+        return (
+            key.startswith(("train/", "val/"))
+            and not key.endswith("_step")
+            and any(math.isfinite(v) for v in values)
+        )
 
-    keys = sorted((k for k in {k for s in summaries for k in s.curves} if worth_plotting(k)),
-                  key=lambda k: ("loss" not in k, -sum(k in s.curves for s in summaries), k))[:MAX_CURVES]
+    keys = sorted(
+        (k for k in {k for s in summaries for k in s.curves} if worth_plotting(k)),
+        key=lambda k: ("loss" not in k, -sum(k in s.curves for s in summaries), k),
+    )[:MAX_CURVES]
     if not keys:
         return None
     columns = min(3, len(keys))
@@ -110,7 +126,13 @@ def plot_curves(summaries: list[StageSummary], path: Path) -> Path | None:
         for colour, summary in enumerate(summaries):
             if key in summary.curves:
                 steps, values = summary.curves[key]
-                axis.plot(steps, values, color=f"C{colour % 10}", label=summary.label, marker="." if len(values) < 20 else None)
+                axis.plot(
+                    steps,
+                    values,
+                    color=f"C{colour % 10}",
+                    label=summary.label,
+                    marker="." if len(values) < 20 else None,
+                )
         axis.set_title(key, fontsize=9)
         axis.set_xlabel("step", fontsize=8)
         axis.tick_params(labelsize=7)
@@ -131,7 +153,9 @@ def metrics_table(summaries: list[StageSummary]) -> tuple[list[str], list[list[s
 def write_report(summaries: list[StageSummary], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     header, rows = metrics_table(summaries)
-    markdown = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+    markdown = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(r) + " |" for r in rows
+    ]
     table_path = out / "metrics.md"
     table_path.write_text("\n".join(markdown) + "\n")
     curves = plot_curves(summaries, out / "curves.png")
@@ -141,11 +165,13 @@ def write_report(summaries: list[StageSummary], out: Path) -> list[Path]:
             copy = out / f"sample-{index}.png"
             shutil.copyfile(summary.sample, copy)
             samples.append((summary.label, copy.name))
-    page = ["<!doctype html><meta charset='utf-8'><title>Run comparison</title>",
-            "<style>body{font-family:sans-serif} td,th{border:1px solid #ccc;padding:3px 6px;font-size:12px}"
-            " table{border-collapse:collapse} img{max-width:100%}</style>",
-            f"<h1>Run comparison</h1><p>{len(summaries)} stage(s), written {time.strftime('%Y-%m-%d %H:%M')}</p>",
-            "<h2>Final metrics</h2><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"]
+    page = [
+        "<!doctype html><meta charset='utf-8'><title>Run comparison</title>",
+        "<style>body{font-family:sans-serif} td,th{border:1px solid #ccc;padding:3px 6px;font-size:12px}"
+        " table{border-collapse:collapse} img{max-width:100%}</style>",
+        f"<h1>Run comparison</h1><p>{len(summaries)} stage(s), written {time.strftime('%Y-%m-%d %H:%M')}</p>",
+        "<h2>Final metrics</h2><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>",
+    ]
     page += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows]
     page.append("</table>")
     if curves is not None:
@@ -166,9 +192,14 @@ def compare(runs: list[str], out: str | None = None) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m experiments.compare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="*", help="run folders (runs/<experiment>/<timestamp>) or stage folders")
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.compare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "runs", nargs="*", help="run folders (runs/<experiment>/<timestamp>) or stage folders"
+    )
     parser.add_argument("--run-list", help="a text file listing run or stage folders, one per line")
     parser.add_argument("--out", help="output folder (default: runs/compare/<timestamp>)")
     args = parser.parse_args(argv)

@@ -63,15 +63,19 @@ def config_file(name: str) -> Path:
     for path in candidates:
         if path.is_file():
             return path
-    raise ExperimentError(f"unknown experiment {name!r}. Known: {', '.join(experiment_names('entry'))} (the entry "
-                          "experiments; make help lists the ablations and internal stages too)")
+    raise ExperimentError(
+        f"unknown experiment {name!r}. Known: {', '.join(experiment_names('entry'))} (the entry "
+        "experiments; make help lists the ablations and internal stages too)"
+    )
 
 
 def require_experiment(experiment: str) -> Path:
     """`config_file` for a name a user typed: shared data sections are not experiments."""
     if "/" in experiment:
-        raise ExperimentError(f"{experiment!r} is a shared config section, not an experiment. "
-                              f"Known: {', '.join(experiment_names('entry'))} (the entry experiments)")
+        raise ExperimentError(
+            f"{experiment!r} is a shared config section, not an experiment. "
+            f"Known: {', '.join(experiment_names('entry'))} (the entry experiments)"
+        )
     return config_file(experiment)
 
 
@@ -121,7 +125,9 @@ def _next_stages(experiment: str) -> list[str]:
     chain = [experiment]
     while following := config_value(chain[-1], "next_stage"):
         if following in chain:
-            raise ExperimentError(f"{config_file(chain[-1])}: next_stage {following!r} makes a cycle: {chain}")
+            raise ExperimentError(
+                f"{config_file(chain[-1])}: next_stage {following!r} makes a cycle: {chain}"
+            )
         require_experiment(following)
         chain.append(following)
     return chain
@@ -172,8 +178,12 @@ def stage_config_files(stage: str, demo: bool, smoke: bool) -> list[StackedFile]
         own = "the stage's own config" if name == stage else f"extended by {stage}"
         stacked.append(StackedFile(config_file(name), own))
         if demo:
-            stacked.append(StackedFile(EXPERIMENTS / "demo" / f"{name}.yaml",
-                                       f"demo overlay of {name}: no DATA given, so the embedded demo dataset at CPU size"))
+            stacked.append(
+                StackedFile(
+                    EXPERIMENTS / "demo" / f"{name}.yaml",
+                    f"demo overlay of {name}: no DATA given, so the embedded demo dataset at CPU size",
+                )
+            )
     if smoke:
         reason = "smoke overlay (--smoke): a few CPU steps on the tiny fixture"
         stacked.append(StackedFile(EXPERIMENTS / f"{SMOKE_OVERLAY}.yaml", reason))

@@ -26,18 +26,23 @@ import argparse
 import inspect
 import json
 import sys
-from pathlib import Path
-
 from dataclasses import dataclass, field
-from typing import Optional
+from pathlib import Path
 
 import torch
 import yaml
 
 from datamodules.pipeline.errors import command_errors
 from datamodules.pipeline.noise import EVAL_SNRS_DB
+from experiments.configs import (
+    ExperimentError,
+    load_class,
+    require_experiment,
+    runs_root,
+    stage_chain,
+    stage_model_class,
+)
 from experiments.path_lists import read_path_list
-from experiments.configs import ExperimentError, load_class, require_experiment, runs_root, stage_chain, stage_model_class
 from lightning_modules.common.callbacks import STAGE_CONFIG_KEY
 from lightning_modules.common.errors import CheckpointError
 from lightning_modules.common.metric_suite import STANDARD_FILES, WEIGHTS_DIR_VARIABLE, MetricSettings
@@ -50,20 +55,30 @@ def resolve_checkpoint(experiment: str, value: str) -> Path:
     if value == "last":
         runs = sorted(p for p in (runs_root() / experiment).glob("*") if p.is_dir())
         if not runs:
-            raise ExperimentError(f"{runs_root() / experiment}: no run of {experiment} yet. Train first or pass CKPT=<file>.")
+            raise ExperimentError(
+                f"{runs_root() / experiment}: no run of {experiment} yet. Train first or pass CKPT=<file>."
+            )
         value = str(runs[-1])
     path = Path(value)
     if path.is_file():
         return path
     # A stage folder, else the run folder's latest stage in chain order (pretraining stages come first).
-    folders = [path] + [path / stage for stage in reversed(stage_chain(experiment))] + sorted(path.glob("*/"))[::-1]
+    folders = (
+        [path] + [path / stage for stage in reversed(stage_chain(experiment))] + sorted(path.glob("*/"))[::-1]
+    )
     for folder in folders:
-        best = json.loads((folder / "COMPLETED.json").read_text())["best"] if (folder / "COMPLETED.json").exists() else None
+        best = (
+            json.loads((folder / "COMPLETED.json").read_text())["best"]
+            if (folder / "COMPLETED.json").exists()
+            else None
+        )
         if best:  # data-preparation stages complete without a checkpoint
             return Path(best)
         if (folder / "checkpoints" / "last.ckpt").exists():
             return folder / "checkpoints" / "last.ckpt"
-    raise ExperimentError(f"{path}: no checkpoint found (not a .ckpt, and no COMPLETED.json or checkpoints/last.ckpt).")
+    raise ExperimentError(
+        f"{path}: no checkpoint found (not a .ckpt, and no COMPLETED.json or checkpoints/last.ckpt)."
+    )
 
 
 def model_class_paths(experiment: str) -> set[str]:
@@ -76,8 +91,10 @@ def check_experiment(experiment: str, checkpoint: Path, class_path: str, written
     expected = model_class_paths(experiment)
     if class_path not in expected:
         origin = f" (written by {written_by})" if written_by else ""
-        raise ExperimentError(f"{checkpoint} holds a {class_path.rsplit('.', 1)[-1]}{origin}, but {experiment} "
-                              f"trains {sorted(expected)}. Pass the EXP that wrote it.")
+        raise ExperimentError(
+            f"{checkpoint} holds a {class_path.rsplit('.', 1)[-1]}{origin}, but {experiment} "
+            f"trains {sorted(expected)}. Pass the EXP that wrote it."
+        )
 
 
 def read_checkpoint(checkpoint: Path) -> dict:
@@ -89,11 +106,15 @@ def read_checkpoint(checkpoint: Path) -> dict:
         raise CheckpointError(f"{checkpoint}: no such checkpoint file.") from None
     except Exception as error:  # noqa: BLE001 - truncated, garbage, or a pickle that wants to run code
         reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{checkpoint}: not a checkpoint that can be loaded safely ({reason}). Pass a .ckpt "
-                              "written by make train or make export.") from None
+        raise CheckpointError(
+            f"{checkpoint}: not a checkpoint that can be loaded safely ({reason}). Pass a .ckpt "
+            "written by make train or make export."
+        ) from None
     if not isinstance(state, dict) or "state_dict" not in state:
-        raise CheckpointError(f"{checkpoint}: holds no model weights (no state_dict). Pass a .ckpt written by "
-                              "make train or make export.")
+        raise CheckpointError(
+            f"{checkpoint}: holds no model weights (no state_dict). Pass a .ckpt written by "
+            "make train or make export."
+        )
     return state
 
 
@@ -105,9 +126,11 @@ def stage_config(checkpoint: Path, state: dict) -> tuple[dict, str | None]:
         return yaml.safe_load(carried["config"]), f"{carried['experiment']}/{carried['stage']}"
     beside = checkpoint.resolve().parents[1] / "config.yaml"
     if not beside.exists():
-        raise CheckpointError(f"{checkpoint}: carries no config, and no config.yaml lies beside its folder (an older "
-                              "checkpoint moved out of its run folder). Use it inside its run folder, or export "
-                              "it from there with make export.")
+        raise CheckpointError(
+            f"{checkpoint}: carries no config, and no config.yaml lies beside its folder (an older "
+            "checkpoint moved out of its run folder). Use it inside its run folder, or export "
+            "it from there with make export."
+        )
     return yaml.safe_load(beside.read_text()), None
 
 
@@ -153,23 +176,32 @@ def load_for_evaluation(experiment: str, checkpoint: Path, data: str | None):
     return model, datamodule
 
 
-@dataclass
+@dataclass(frozen=True)
 class SharedOptions:
     """What `make eval` adds to a system's own protocol (see the module docstring)."""
 
     enabled: bool = True
     settings: MetricSettings = field(default_factory=MetricSettings)
-    max_items: Optional[int] = None
+    max_items: int | None = None
     noise_sweep: bool = False
     snrs_db: tuple[float, ...] = EVAL_SNRS_DB
-    noise_types: Optional[list[str]] = None
+    noise_types: list[str] | None = None
     dump: bool = False  # write the test outputs under <eval folder>/dump for outside scorers
 
 
-def evaluate(experiment: str, checkpoints: list[str], data: str | None, out: str | None, options: dict,
-             use_wandb: bool = True, shared: SharedOptions = SharedOptions()):
+def evaluate(
+    experiment: str,
+    checkpoints: list[str],
+    data: str | None,
+    out: str | None,
+    options: dict,
+    use_wandb: bool = True,
+    shared: SharedOptions = SharedOptions(),
+):
     report = None
-    folder = Path(out) if out else resolve_checkpoint(experiment, checkpoints[0]).resolve().parents[1] / "eval"
+    folder = (
+        Path(out) if out else resolve_checkpoint(experiment, checkpoints[0]).resolve().parents[1] / "eval"
+    )
     for value in checkpoints:
         checkpoint = resolve_checkpoint(experiment, value)
         model, datamodule = load_for_evaluation(experiment, checkpoint, data)
@@ -177,19 +209,33 @@ def evaluate(experiment: str, checkpoints: list[str], data: str | None, out: str
         if has_protocol:
             check_options(model.paper_evaluation, options)
         elif options:
-            raise ExperimentError(f"{type(model).__name__} has no paper protocol to take --option {sorted(options)}.")
+            raise ExperimentError(
+                f"{type(model).__name__} has no paper protocol to take --option {sorted(options)}."
+            )
         if not has_protocol and not shared.enabled:
-            raise ExperimentError(f"{type(model).__name__} has no paper protocol; drop --no-shared to get the shared metrics.")
+            raise ExperimentError(
+                f"{type(model).__name__} has no paper protocol; drop --no-shared to get the shared metrics."
+            )
         datamodule.prepare_data()
         datamodule.setup("test")
         print(f"[eval] {checkpoint}", file=sys.stderr)
         part = None
         if has_protocol:
-            extra = {"out_dir": str(folder)} if "out_dir" in inspect.signature(model.paper_evaluation).parameters else {}
+            extra = (
+                {"out_dir": str(folder)}
+                if "out_dir" in inspect.signature(model.paper_evaluation).parameters
+                else {}
+            )
             part = model.paper_evaluation(datamodule, **{**extra, **options})
         label = "/".join(checkpoint.resolve().parts[-4:-2])  # <run timestamp>/<stage>
-        part = add_shared_metrics(part, model, datamodule, shared, label,
-                                  folder / "dump" / label.replace("/", "_") if shared.dump else None)
+        part = add_shared_metrics(
+            part,
+            model,
+            datamodule,
+            shared,
+            label,
+            folder / "dump" / label.replace("/", "_") if shared.dump else None,
+        )
         part.details = {str(checkpoint): part.details}
         if report is None:
             report = part
@@ -203,20 +249,31 @@ def evaluate(experiment: str, checkpoints: list[str], data: str | None, out: str
     return report
 
 
-def add_shared_metrics(report, model, datamodule, shared: SharedOptions, label: str, dump: Path | None = None):
+def add_shared_metrics(
+    report, model, datamodule, shared: SharedOptions, label: str, dump: Path | None = None
+):
     """The system's report (or a new one) with the shared metrics' rows and, when asked, the noise sweep."""
     if not shared.enabled:
         return report
     if not hasattr(model, "evaluation_samples"):
-        raise ExperimentError(f"{type(model).__name__} gives no evaluation samples, so the shared metrics cannot score it; "
-                              "pass --no-shared.")
+        raise ExperimentError(
+            f"{type(model).__name__} gives no evaluation samples, so the shared metrics cannot score it; "
+            "pass --no-shared."
+        )
     system = report.system if report is not None else type(model).__name__.removesuffix("Module")
     common = shared_report(model, datamodule, shared.settings, system, max_items=shared.max_items, dump=dump)
     for row in common.rows:
         row.setting = f"{row.setting}, {label}"
     if shared.noise_sweep:
-        common.noise_sweep = shared_noise_sweep(model, datamodule, shared.settings, f"{system} ({label})",
-                                                list(shared.snrs_db), shared.noise_types, shared.max_items)
+        common.noise_sweep = shared_noise_sweep(
+            model,
+            datamodule,
+            shared.settings,
+            f"{system} ({label})",
+            list(shared.snrs_db),
+            shared.noise_types,
+            shared.max_items,
+        )
     if report is None:
         return common
     report.rows += common.rows
@@ -226,7 +283,9 @@ def add_shared_metrics(report, model, datamodule, shared: SharedOptions, label: 
 
 
 def check_options(method, options: dict) -> None:
-    accepted = [name for name in inspect.signature(method).parameters if name not in ("datamodule", "out_dir")]
+    accepted = [
+        name for name in inspect.signature(method).parameters if name not in ("datamodule", "out_dir")
+    ]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ExperimentError(f"unknown evaluation option(s) {unknown}; this system accepts {accepted}")
@@ -238,8 +297,15 @@ def log_to_wandb(report, written: list[Path], folder: Path, experiment: str) -> 
 
     from experiments.cli import WANDB_PROJECT
 
-    run = wandb.init(project=WANDB_PROJECT, dir=str(folder), mode="offline", group=experiment, job_type="eval",
-                     name=f"{experiment}/eval", config={"dataset": report.dataset})
+    run = wandb.init(
+        project=WANDB_PROJECT,
+        dir=str(folder),
+        mode="offline",
+        group=experiment,
+        job_type="eval",
+        name=f"{experiment}/eval",
+        config={"dataset": report.dataset},
+    )
     columns = ["metric", "setting", "paper", "ours", "note"]
     rows = [[r.metric, r.setting, r.paper, r.ours, r.note] for r in report.rows]
     run.log({"eval/results": wandb.Table(columns=columns, data=rows)})
@@ -264,31 +330,72 @@ def parse_options(settings: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m experiments.evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("experiment", help="experiment name (experiments/<name>.yaml)")
-    parser.add_argument("--ckpt", action="append", default=[], help="checkpoint, stage/run folder or 'last'; repeatable")
-    parser.add_argument("--ckpt-list", help="a text file listing checkpoints (or stage/run folders), one per line")
+    parser.add_argument(
+        "--ckpt", action="append", default=[], help="checkpoint, stage/run folder or 'last'; repeatable"
+    )
+    parser.add_argument(
+        "--ckpt-list", help="a text file listing checkpoints (or stage/run folders), one per line"
+    )
     parser.add_argument("--data", help="dataset root of the same layout (default: the data the run used)")
     parser.add_argument("--out", help="output folder (default: <stage folder>/eval)")
-    parser.add_argument("--probe", choices=["cnn", "dlib"],
-                        help="Wav2Pix: identity classifier fitted on real faces (VGG-Face substitute); default cnn")
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a keyword of the system's evaluation (YAML value); repeatable")
-    parser.add_argument("--no-wandb", action="store_true", help="do not log the results to an offline W&B run")
-    parser.add_argument("--no-shared", action="store_true", help="only the paper's protocol, not the shared metrics")
-    parser.add_argument("--weights", action="append", default=[], metavar="KEY=PATH",
-                        help="weights for a shared metric: lpips_backbone, fid_inception_weights, inception_weights, syncnet_weights, "
-                        "facenet_weights; repeatable")
-    parser.add_argument("--weights-dir", help="folder holding those files under their released names "
-                        f"({', '.join(STANDARD_FILES.values())}); default ${WEIGHTS_DIR_VARIABLE}")
-    parser.add_argument("--max-items", type=int, help="score at most this many test clips/utterances with the shared metrics")
-    parser.add_argument("--dump", action="store_true", help="write every test output (videos with audio, frames, "
-                        "index.csv) under <out>/dump for syncnet_python, pytorch-fid, clean-fid")
-    parser.add_argument("--noise-sweep", action="store_true",
-                        help="video systems: shared metrics with the speech mixed with held-out noises at each SNR")
-    parser.add_argument("--snrs", type=float, nargs="+", default=list(EVAL_SNRS_DB),
-                        help="SNRs (dB) of the noise sweep (default: E2E-NR's −10…30 in 1-dB steps)")
+    parser.add_argument(
+        "--probe",
+        choices=["cnn", "dlib"],
+        help="Wav2Pix: identity classifier fitted on real faces (VGG-Face substitute); default cnn",
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a keyword of the system's evaluation (YAML value); repeatable",
+    )
+    parser.add_argument(
+        "--no-wandb", action="store_true", help="do not log the results to an offline W&B run"
+    )
+    parser.add_argument(
+        "--no-shared", action="store_true", help="only the paper's protocol, not the shared metrics"
+    )
+    parser.add_argument(
+        "--weights",
+        action="append",
+        default=[],
+        metavar="KEY=PATH",
+        help="weights for a shared metric: lpips_backbone, fid_inception_weights, inception_weights, syncnet_weights, "
+        "facenet_weights; repeatable",
+    )
+    parser.add_argument(
+        "--weights-dir",
+        help="folder holding those files under their released names "
+        f"({', '.join(STANDARD_FILES.values())}); default ${WEIGHTS_DIR_VARIABLE}",
+    )
+    parser.add_argument(
+        "--max-items", type=int, help="score at most this many test clips/utterances with the shared metrics"
+    )
+    parser.add_argument(
+        "--dump",
+        action="store_true",
+        help="write every test output (videos with audio, frames, "
+        "index.csv) under <out>/dump for syncnet_python, pytorch-fid, clean-fid",
+    )
+    parser.add_argument(
+        "--noise-sweep",
+        action="store_true",
+        help="video systems: shared metrics with the speech mixed with held-out noises at each SNR",
+    )
+    parser.add_argument(
+        "--snrs",
+        type=float,
+        nargs="+",
+        default=list(EVAL_SNRS_DB),
+        help="SNRs (dB) of the noise sweep (default: E2E-NR's −10…30 in 1-dB steps)",
+    )
     args = parser.parse_args(argv)
     with command_errors():
         checkpoints = args.ckpt + (read_path_list(args.ckpt_list) if args.ckpt_list else [])
@@ -299,9 +406,18 @@ def main(argv: list[str] | None = None) -> None:
             options["probe"] = args.probe
         weights = {key: str(path) for key, path in parse_options(args.weights).items()}
         settings = MetricSettings.from_folder(args.weights_dir, **weights)
-        shared = SharedOptions(not args.no_shared, settings, args.max_items, args.noise_sweep, tuple(args.snrs),
-                               dump=args.dump)
-        evaluate(args.experiment, checkpoints, args.data, args.out, options, use_wandb=not args.no_wandb, shared=shared)
+        shared = SharedOptions(
+            not args.no_shared, settings, args.max_items, args.noise_sweep, tuple(args.snrs), dump=args.dump
+        )
+        evaluate(
+            args.experiment,
+            checkpoints,
+            args.data,
+            args.out,
+            options,
+            use_wandb=not args.no_wandb,
+            shared=shared,
+        )
 
 
 if __name__ == "__main__":

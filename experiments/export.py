@@ -29,20 +29,28 @@ def export(experiment: str, checkpoint: str, out: str | Path) -> Path:
     datamodule_key = config["data"]["class_path"].rsplit(".", 1)[-1]  # Lightning stores its state_dict here
     slim = {key: state[key] for key in (*KEPT, datamodule_key) if key in state}
     slim[STAGE_CONFIG_KEY] = state.get(STAGE_CONFIG_KEY) or {
-        "experiment": experiment, "stage": source.resolve().parents[1].name, "config": yaml.safe_dump(config, sort_keys=False)}
+        "experiment": experiment,
+        "stage": source.resolve().parents[1].name,
+        "config": yaml.safe_dump(config, sort_keys=False),
+    }
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
     torch.save(slim, partial)
     os.replace(partial, out)  # a crash never leaves a half-written file under the final name
-    print(f"[export] {source} → {out} ({out.stat().st_size / 2**20:.1f} MiB; was "
-          f"{source.stat().st_size / 2**20:.1f} MiB)")
+    print(
+        f"[export] {source} → {out} ({out.stat().st_size / 2**20:.1f} MiB; was "
+        f"{source.stat().st_size / 2**20:.1f} MiB)"
+    )
     return out
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m experiments.export", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.export",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("experiment", help="experiment name (experiments/<name>.yaml)")
     parser.add_argument("--ckpt", default="last", help="checkpoint, stage/run folder or 'last' (default)")
     parser.add_argument("--out", required=True, help="the slim checkpoint to write, e.g. model.ckpt")

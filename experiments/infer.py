@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from datamodules.pipeline.errors import command_errors
+from experiments.configs import ExperimentError
 from experiments.evaluate import load_model, resolve_checkpoint
 from experiments.path_lists import read_path_list
-from experiments.configs import ExperimentError
 
 MUX_SAMPLE_RATE = 16000  # the audio written into the mp4: the input resampled to a rate every player handles
 MIN_SPEECH_SECONDS = 0.04  # one video frame at 25 fps
@@ -37,8 +37,10 @@ def read_speech(path: str, sample_rate: int):
 
     speech = read_audio(path, sample_rate)
     if len(speech) < MIN_SPEECH_SECONDS * sample_rate:
-        raise ExperimentError(f"{path}: {len(speech) / sample_rate * 1000:.0f} ms of audio, less than one video frame "
-                              f"({MIN_SPEECH_SECONDS * 1000:.0f} ms). Pass a longer recording.")
+        raise ExperimentError(
+            f"{path}: {len(speech) / sample_rate * 1000:.0f} ms of audio, less than one video frame "
+            f"({MIN_SPEECH_SECONDS * 1000:.0f} ms). Pass a longer recording."
+        )
     return speech
 
 
@@ -79,8 +81,14 @@ def load_generator(experiment: str, checkpoint: str):
     return model.eval(), config["data"].get("init_args") or {}
 
 
-def infer(experiment: str, checkpoint: str, audio: str | list[str], image: str | None, out: str,
-          chunk_frames: int = 250) -> Path:
+def infer(
+    experiment: str,
+    checkpoint: str,
+    audio: str | list[str],
+    image: str | None,
+    out: str,
+    chunk_frames: int = 250,
+) -> Path:
     model, data_args = load_generator(experiment, checkpoint)
     audios = [audio] if isinstance(audio, str) else list(audio)
     if hasattr(model, "face_from_speech"):
@@ -90,8 +98,9 @@ def infer(experiment: str, checkpoint: str, audio: str | list[str], image: str |
     return write_video(model, data_args, audios[0], image, Path(out), chunk_frames, progress=True)
 
 
-def write_video(model, data_args: dict, audio: str, image: str | None, target: Path, chunk_frames: int,
-                progress: bool) -> Path:
+def write_video(
+    model, data_args: dict, audio: str, image: str | None, target: Path, chunk_frames: int, progress: bool
+) -> Path:
     """The talking-face mp4 of `audio` and the face in `image`, with the audio muxed in."""
     from datamodules.pipeline.audio import read_audio
     from datamodules.pipeline.video_writer import write_mp4
@@ -103,8 +112,11 @@ def write_video(model, data_args: dict, audio: str, image: str | None, target: P
     frames = model.synthesise(speech, face, chunk_frames=chunk_frames, progress=progress)
     target.parent.mkdir(parents=True, exist_ok=True)
     write_mp4(target, frames, fps=25, audio=read_audio(audio, MUX_SAMPLE_RATE), sample_rate=MUX_SAMPLE_RATE)
-    print(f"[infer] wrote {target}: {len(frames)} frames at 25 fps, {len(speech) / int(data_args['sample_rate']):.2f} s "
-          "of audio", file=sys.stderr)
+    print(
+        f"[infer] wrote {target}: {len(frames)} frames at 25 fps, {len(speech) / int(data_args['sample_rate']):.2f} s "
+        "of audio",
+        file=sys.stderr,
+    )
     return target
 
 
@@ -129,24 +141,45 @@ def infer_batch(experiment: str, checkpoint: str, pairs: str, out_dir: str, chun
         started = time.perf_counter()
         try:
             if hasattr(model, "face_from_speech"):
-                target = write_faces(model, [audio], data_args, folder / f"{number:05d}_{Path(audio).stem}.png")
+                target = write_faces(
+                    model, [audio], data_args, folder / f"{number:05d}_{Path(audio).stem}.png"
+                )
             else:
-                target = write_video(model, data_args, audio, image, folder / f"{number:05d}_{Path(audio).stem}.mp4",
-                                     chunk_frames, progress=False)
+                target = write_video(
+                    model,
+                    data_args,
+                    audio,
+                    image,
+                    folder / f"{number:05d}_{Path(audio).stem}.mp4",
+                    chunk_frames,
+                    progress=False,
+                )
         except ProjectError as error:
             failed.append({"row": number, "audio": audio, "image": image, "error": str(error)})
             continue
-        done.append({"row": number, "audio": audio, "image": image, "output": target.name,
-                     "seconds": f"{time.perf_counter() - started:.2f}"})
-    for name, records, columns in (("index.csv", done, ["row", "audio", "image", "output", "seconds"]),
-                                   ("errors.csv", failed, ["row", "audio", "image", "error"])):
+        done.append(
+            {
+                "row": number,
+                "audio": audio,
+                "image": image,
+                "output": target.name,
+                "seconds": f"{time.perf_counter() - started:.2f}",
+            }
+        )
+    for name, records, columns in (
+        ("index.csv", done, ["row", "audio", "image", "output", "seconds"]),
+        ("errors.csv", failed, ["row", "audio", "image", "error"]),
+    ):
         if records or name == "index.csv":
             with (folder / name).open("w", newline="") as handle:
                 writer = csv.DictWriter(handle, fieldnames=columns)
                 writer.writeheader()
                 writer.writerows(records)
-    print(f"[infer] {len(done)} of {len(rows)} rows written to {folder}"
-          + (f"; {len(failed)} failed, listed in {folder / 'errors.csv'}" if failed else ""), file=sys.stderr)
+    print(
+        f"[infer] {len(done)} of {len(rows)} rows written to {folder}"
+        + (f"; {len(failed)} failed, listed in {folder / 'errors.csv'}" if failed else ""),
+        file=sys.stderr,
+    )
     return folder
 
 
@@ -160,7 +193,9 @@ def read_pairs(path: Path, needs_image: bool) -> list[tuple[int, str, str]]:
             records = list(reader)
             columns = reader.fieldnames or []
     except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise ExperimentError(f"{path}: cannot read the batch list ({error}). Write a CSV with a header row.") from None
+        raise ExperimentError(
+            f"{path}: cannot read the batch list ({error}). Write a CSV with a header row."
+        ) from None
     wanted = ["audio", "image"] if needs_image else ["audio"]
     if not set(wanted) <= set(columns):
         raise ExperimentError(f"{path}: needs the column(s) {wanted} in its header row, found {columns}.")
@@ -170,8 +205,10 @@ def read_pairs(path: Path, needs_image: bool) -> list[tuple[int, str, str]]:
     def located(value: str | None) -> str:
         return str(path.parent / value.strip()) if value and value.strip() else ""
 
-    return [(number, located(record["audio"]), located(record.get("image")))
-            for number, record in enumerate(records, start=1)]
+    return [
+        (number, located(record["audio"]), located(record.get("image")))
+        for number, record in enumerate(records, start=1)
+    ]
 
 
 def write_faces(model, audios: list[str], data_args: dict, out: Path) -> Path:
@@ -181,32 +218,51 @@ def write_faces(model, audios: list[str], data_args: dict, out: Path) -> Path:
     from tqdm.auto import tqdm
 
     rate = int(data_args.get("sample_rate", 16000))
-    faces = [model.face_from_speech(read_speech(a, rate), data_args) for a in tqdm(audios, desc="faces", unit="file")]
+    faces = [
+        model.face_from_speech(read_speech(a, rate), data_args)
+        for a in tqdm(audios, desc="faces", unit="file")
+    ]
     if out.suffix.lower() != ".png":
         out = out.with_suffix(".png")
         print(f"[infer] {type(model).__name__} makes faces, not video: writing {out}", file=sys.stderr)
     out.parent.mkdir(parents=True, exist_ok=True)
     images = torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).float() / 255.0
-    grid = torchvision.utils.make_grid(images, nrow=min(8, len(faces)), padding=2 if len(faces) > 1 else 0, pad_value=1.0)
+    grid = torchvision.utils.make_grid(
+        images, nrow=min(8, len(faces)), padding=2 if len(faces) > 1 else 0, pad_value=1.0
+    )
     torchvision.utils.save_image(grid, out)
     print(f"[infer] wrote {out}: {len(faces)} face(s), {faces[0].shape[0]} px", file=sys.stderr)
     return out
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m experiments.infer", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.infer",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("experiment", help="experiment name (experiments/<name>.yaml)")
     parser.add_argument("--ckpt", default="last", help="checkpoint, stage/run folder or 'last' (default)")
-    parser.add_argument("--audio", nargs="+", default=[],
-                        help="speech file (wav, flac, mp3, m4a, mp4, …); face systems take several, one face each")
+    parser.add_argument(
+        "--audio",
+        nargs="+",
+        default=[],
+        help="speech file (wav, flac, mp3, m4a, mp4, …); face systems take several, one face each",
+    )
     parser.add_argument("--image", help="picture of the face to animate (video systems)")
     parser.add_argument("--out", required=True, help="output .mp4 (video systems) or .png (face systems)")
-    parser.add_argument("--chunk-frames", type=int, default=250,
-                        help="frames generated per chunk (recurrent state carried over; bounds memory)")
+    parser.add_argument(
+        "--chunk-frames",
+        type=int,
+        default=250,
+        help="frames generated per chunk (recurrent state carried over; bounds memory)",
+    )
     parser.add_argument("--audio-list", help="a text file listing speech files, one per line (face systems)")
-    parser.add_argument("--list", help="batch: a CSV with columns audio,image (face systems: audio), one output per "
-                        "row into the folder --out, the model loaded once")
+    parser.add_argument(
+        "--list",
+        help="batch: a CSV with columns audio,image (face systems: audio), one output per "
+        "row into the folder --out, the model loaded once",
+    )
     args = parser.parse_args(argv)
     with command_errors():
         if args.list:

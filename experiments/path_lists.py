@@ -15,7 +15,9 @@ def read_path_list(list_file: str | Path) -> list[str]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
-        raise ProjectError(f"{path}: cannot read this list of paths ({error}). Write one path per line.") from None
+        raise ProjectError(
+            f"{path}: cannot read this list of paths ({error}). Write one path per line."
+        ) from None
     paths = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not paths:
         raise ProjectError(f"{path}: the list holds no path. Write one path per line.")

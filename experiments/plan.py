@@ -12,8 +12,17 @@ import argparse
 import inspect
 
 from datamodules.pipeline.errors import command_errors
-from experiments.configs import (EXPERIMENTS, config_value, load_class, require_experiment, runs_root, stage_chain,
-                                 stage_config_files, stage_inputs, stage_model_class)
+from experiments.configs import (
+    EXPERIMENTS,
+    config_value,
+    load_class,
+    require_experiment,
+    runs_root,
+    stage_chain,
+    stage_config_files,
+    stage_inputs,
+    stage_model_class,
+)
 
 
 def selection(stage: str) -> str:
@@ -31,9 +40,14 @@ def describe(experiment: str, data: str | None = None, smoke: bool = False) -> s
     require_experiment(experiment)
     chain = stage_chain(experiment)
     inputs = stage_inputs(chain)
-    lines = [f"# make train EXP={experiment}" + (f" DATA={data}" if data else " (demo data)")
-             + (" --smoke" if smoke else ""), "",
-             f"Run folder: {runs_root() / experiment}/<timestamp>/<stage>/ (CKPT=last resumes the newest).", ""]
+    lines = [
+        f"# make train EXP={experiment}"
+        + (f" DATA={data}" if data else " (demo data)")
+        + (" --smoke" if smoke else ""),
+        "",
+        f"Run folder: {runs_root() / experiment}/<timestamp>/<stage>/ (CKPT=last resumes the newest).",
+        "",
+    ]
     for number, stage in enumerate(chain, start=1):
         stacked = stage_config_files(stage, demo=data is None, smoke=smoke)
         job = config_value(stage, "job") or "train"
@@ -48,8 +62,11 @@ def describe(experiment: str, data: str | None = None, smoke: bool = False) -> s
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m experiments.plan", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.plan",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("experiment")
     parser.add_argument("--data", help="a dataset root (no demo overlays), as make train DATA=…")
     parser.add_argument("--smoke", action="store_true", help="with the smoke overlays")

@@ -9,18 +9,19 @@ their reason in the cache folder's `rejected.csv`.
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from datamodules.pipeline.errors import command_errors
-from experiments.configs import (ExperimentError, apply_setting, make_datamodule, require_experiment, stacked_section,
-                                 stage_configs)
+from experiments.configs import (
+    ExperimentError,
+    apply_setting,
+    make_datamodule,
+    stacked_section,
+    stage_configs,
+)
 
 DATASETS = {
     "hq_voxceleb": "datamodules.hq_voxceleb.HQVoxCelebDataModule",
@@ -53,14 +54,26 @@ def build_datamodule(args: argparse.Namespace):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m experiments.prepare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.prepare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("dataset", choices=sorted(DATASETS), help="which dataset layout ROOT holds")
-    parser.add_argument("--root", type=Path, help="dataset folder in its real layout (default: the demo dataset)")
-    parser.add_argument("--out", type=Path, help="cache folder (default: data/cache/<dataset>-<hash of root>)")
+    parser.add_argument(
+        "--root", type=Path, help="dataset folder in its real layout (default: the demo dataset)"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="cache folder (default: data/cache/<dataset>-<hash of root>)"
+    )
     parser.add_argument("--experiment", help="take the preprocessing parameters from experiments/<name>.yaml")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one datamodule argument, e.g. image_size=112 or crop.method=box")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one datamodule argument, e.g. image_size=112 or crop.method=box",
+    )
     parser.add_argument("--workers", type=int, default=2, help="preprocessing worker processes (default 2)")
     return parser.parse_args(argv)
 
@@ -71,8 +84,11 @@ def main(argv: list[str] | None = None) -> None:
         datamodule = build_datamodule(args)
         started = time.perf_counter()
         datamodule.prepare_data()
-    print(f"prepared {args.dataset} from {datamodule.root} into {datamodule.cache_root} "
-          f"in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    print(
+        f"prepared {args.dataset} from {datamodule.root} into {datamodule.cache_root} "
+        f"in {time.perf_counter() - started:.1f} s",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -35,12 +35,24 @@ import yaml
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from datamodules.pipeline.errors import command_errors
-from experiments.configs import (ExperimentError, apply_setting, config_value, experiment_names, make_datamodule,
-                                 runs_root, stacked_section, stage_chain, stage_configs, stage_inputs)
+from experiments.configs import (
+    ExperimentError,
+    apply_setting,
+    config_value,
+    experiment_names,
+    make_datamodule,
+    runs_root,
+    stacked_section,
+    stage_chain,
+    stage_configs,
+    stage_inputs,
+)
 
 ACTIVE_STAGE_VARIABLE = "TF_ACTIVE_STAGE"
 INITIAL_ENVIRONMENT = frozenset(os.environ)
-LAUNCH_TIMEOUT_S = 600  # how long ranks > 0 of a cluster launch wait for rank 0's decisions (run folder, data)
+LAUNCH_TIMEOUT_S = (
+    600  # how long ranks > 0 of a cluster launch wait for rank 0's decisions (run folder, data)
+)
 
 
 # LightningCLI arguments that would move where Lightning writes checkpoints or logs. The driver keeps each
@@ -54,16 +66,20 @@ def refuse_output_moves(overrides: list[str]) -> None:
     for argument in overrides:
         key = argument.split("=", 1)[0]
         if key.startswith("--") and key.rsplit(".", 1)[-1] in OUTPUT_LOCATION_KEYS:
-            raise ExperimentError(f"{key}: runs are written to $TF_RUNS_DIR/<experiment>/<timestamp>/<stage>/ "
-                                  f"(now {runs_root()}), which the stage chain and CKPT=last follow. Drop {key} "
-                                  "and set TF_RUNS_DIR=<folder> instead (make train … TF_RUNS_DIR=<folder>).")
+            raise ExperimentError(
+                f"{key}: runs are written to $TF_RUNS_DIR/<experiment>/<timestamp>/<stage>/ "
+                f"(now {runs_root()}), which the stage chain and CKPT=last follow. Drop {key} "
+                "and set TF_RUNS_DIR=<folder> instead (make train … TF_RUNS_DIR=<folder>)."
+            )
 
 
 def resolve_run_dir(experiment: str, resume: str | None) -> Path:
     runs = runs_root() / experiment
     if resume == "auto":  # a (re)queued cluster job: continue the newest run unless it finished
         earlier = sorted(p for p in runs.glob("*") if p.is_dir()) if runs.is_dir() else []
-        unfinished = earlier and not all((earlier[-1] / s / "COMPLETED.json").exists() for s in stage_chain(experiment))
+        unfinished = earlier and not all(
+            (earlier[-1] / s / "COMPLETED.json").exists() for s in stage_chain(experiment)
+        )
         return earlier[-1] if unfinished else runs / time.strftime("%Y%m%d-%H%M%S")
     if resume is None:
         return runs / time.strftime("%Y%m%d-%H%M%S")
@@ -76,12 +92,16 @@ def resolve_run_dir(experiment: str, resume: str | None) -> Path:
     if checkpoint.is_dir():
         return checkpoint
     if not checkpoint.is_file():
-        raise ExperimentError(f"{checkpoint}: checkpoint not found. Pass CKPT=last or an existing .ckpt file.")
+        raise ExperimentError(
+            f"{checkpoint}: checkpoint not found. Pass CKPT=last or an existing .ckpt file."
+        )
     run_dir = checkpoint.resolve().parents[2]  # <run>/<stage>/checkpoints/<file>.ckpt
     stage = checkpoint.resolve().parents[1].name
     if stage not in stage_chain(experiment):
-        raise ExperimentError(f"{checkpoint} was written by stage {stage!r} (run {run_dir}), which is not part of "
-                              f"{experiment} (stages {stage_chain(experiment)}). Resume it with EXP={run_dir.parent.name}.")
+        raise ExperimentError(
+            f"{checkpoint} was written by stage {stage!r} (run {run_dir}), which is not part of "
+            f"{experiment} (stages {stage_chain(experiment)}). Resume it with EXP={run_dir.parent.name}."
+        )
     return run_dir
 
 
@@ -109,8 +129,10 @@ def cluster_launch() -> ClusterLaunch | None:
     elif SLURMEnvironment.detect():
         rank, world = int(os.environ["SLURM_PROCID"]), int(os.environ["SLURM_NTASKS"])
         # A requeued job keeps its id and numbers its steps afresh: the restart count tells the launches apart.
-        key = (f"slurm-{os.environ['SLURM_JOB_ID']}.{os.environ.get('SLURM_STEP_ID', '0')}"
-               f"-r{os.environ.get('SLURM_RESTART_COUNT', '0')}")
+        key = (
+            f"slurm-{os.environ['SLURM_JOB_ID']}.{os.environ.get('SLURM_STEP_ID', '0')}"
+            f"-r{os.environ.get('SLURM_RESTART_COUNT', '0')}"
+        )
     else:
         return None
     return ClusterLaunch(rank, world, key) if world > 1 else None
@@ -123,8 +145,10 @@ def _torchrun_key() -> str:
     if run_id != "none":
         return f"torchrun-{run_id}-r{restart}"
     if os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"]) != os.environ["WORLD_SIZE"]:
-        raise ExperimentError("torchrun across several nodes needs --rdzv-id=<a job id shared by all nodes> (e.g. "
-                              "with --rdzv-backend=c10d), so that every node's processes find the same run folder.")
+        raise ExperimentError(
+            "torchrun across several nodes needs --rdzv-id=<a job id shared by all nodes> (e.g. "
+            "with --rdzv-backend=c10d), so that every node's processes find the same run folder."
+        )
     return f"torchrun-{socket.gethostname()}-{os.getppid()}-r{restart}"
 
 
@@ -156,8 +180,10 @@ def _wait_for(path: Path, what: str, timeout_s: float | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while not path.exists():
         if time.monotonic() > deadline:
-            raise ExperimentError(f"waited {timeout_s:.0f} s for {what} ({path}); is runs/ on a filesystem shared "
-                                  "by all nodes, and did rank 0 start?")
+            raise ExperimentError(
+                f"waited {timeout_s:.0f} s for {what} ({path}); is runs/ on a filesystem shared "
+                "by all nodes, and did rank 0 start?"
+            )
         time.sleep(0.2)
 
 
@@ -185,8 +211,14 @@ def _saved_seed(stage_dir: Path) -> list[str]:
     return [f"--seed_everything={seed}"] if isinstance(seed, int) and not isinstance(seed, bool) else []
 
 
-def train(experiment: str, data: str | None = None, resume: str | None = None,
-          overrides: list[str] | None = None, smoke: bool = False, stop_after: str | None = None) -> Path:
+def train(
+    experiment: str,
+    data: str | None = None,
+    resume: str | None = None,
+    overrides: list[str] | None = None,
+    smoke: bool = False,
+    stop_after: str | None = None,
+) -> Path:
     """Run every stage of `experiment` that has not completed yet, up to and including `stop_after` (default:
     the whole chain); returns the run folder."""
     overrides = list(overrides or [])
@@ -199,12 +231,16 @@ def train(experiment: str, data: str | None = None, resume: str | None = None,
     if launched:
         run_dir = Path(launched[0])
     else:
-        run_dir = shared_run_dir(experiment, resume, launch) if launch else resolve_run_dir(experiment, resume)
+        run_dir = (
+            shared_run_dir(experiment, resume, launch) if launch else resolve_run_dir(experiment, resume)
+        )
     leader = launch is None or launch.leader  # the process that writes summaries (all ranks train)
     chain = stage_chain(experiment)
     if stop_after is not None:
         if stop_after not in chain:
-            raise ExperimentError(f"--stop-after {stop_after}: not a stage of {experiment} (its stages: {', '.join(chain)})")
+            raise ExperimentError(
+                f"--stop-after {stop_after}: not a stage of {experiment} (its stages: {', '.join(chain)})"
+            )
         chain = chain[: chain.index(stop_after) + 1]
     inputs, best = stage_inputs(chain), {}
     for stage in chain:
@@ -225,18 +261,24 @@ def train(experiment: str, data: str | None = None, resume: str | None = None,
             print(f"[train] {stage}: data prepared: {summary}")
             continue
         stage_overrides = list(overrides)
-        stage_overrides += [f"--model.init_args.{argument}={best[source]}" for argument, source in inputs[stage].items()]
+        stage_overrides += [
+            f"--model.init_args.{argument}={best[source]}" for argument, source in inputs[stage].items()
+        ]
         ckpt = _resume_checkpoint(stage_dir, resume)
         print(f"[train] {stage}: {'resuming ' + ckpt if ckpt else 'starting'} in {stage_dir}")
         # Lightning's DDP launcher re-runs this command for ranks > 0; they read where to go from here.
         os.environ[ACTIVE_STAGE_VARIABLE] = f"{run_dir}{os.pathsep}{stage}"
         try:
-            cli = run_stage(stage, stage_dir, stage_configs(stage, demo=data is None, smoke=smoke), stage_overrides, ckpt)
+            cli = run_stage(
+                stage, stage_dir, stage_configs(stage, demo=data is None, smoke=smoke), stage_overrides, ckpt
+            )
         except SIGTERMException:
             # Pre-emption (SLURM, Kubernetes, a user's kill): Lightning stopped after the current batch and
             # the LastCheckpoint callback wrote last.ckpt. Exit as terminated, so a requeue just reruns us.
-            print(f"[train] {stage}: stopped by SIGTERM; {stage_dir / 'checkpoints' / 'last.ckpt'} is saved. "
-                  "Rerun with CKPT=last to resume.")
+            print(
+                f"[train] {stage}: stopped by SIGTERM; {stage_dir / 'checkpoints' / 'last.ckpt'} is saved. "
+                "Rerun with CKPT=last to resume."
+            )
             sys.exit(143)
         if cli.trainer.interrupted:
             print(f"[train] {stage} interrupted; rerun with CKPT=last to resume.")
@@ -250,11 +292,17 @@ def train(experiment: str, data: str | None = None, resume: str | None = None,
             launch_marker(experiment, launch).unlink(missing_ok=True)
         if not leader:  # a cluster launch's rank > 0 goes on to the next stage with rank 0
             continue
-        summary = {"best": best[stage], "selected_by": selected_by, "global_step": cli.trainer.global_step,
-                   "test": test_metrics}
+        summary = {
+            "best": best[stage],
+            "selected_by": selected_by,
+            "global_step": cli.trainer.global_step,
+            "test": test_metrics,
+        }
         completed.write_text(json.dumps(summary, indent=1))
-        print(f"[train] {stage}: held-out test metrics of {Path(best[stage]).name} (selected by {selected_by}): "
-              f"{test_metrics}")
+        print(
+            f"[train] {stage}: held-out test metrics of {Path(best[stage]).name} (selected by {selected_by}): "
+            f"{test_metrics}"
+        )
         if cli.trainer.world_size > 1 and launch is None and stage != chain[-1]:
             # Lightning's launcher cannot start a second time in this process. Under a cluster launcher there is
             # nothing to relaunch: the next stage's Trainer reuses the process group all ranks share.
@@ -271,7 +319,7 @@ def prepare_stage(configs: list[str], overrides: list[str]) -> dict:
     prefix = "--data.init_args."
     for override in overrides:
         if override.startswith(prefix):
-            apply_setting(init_args, override[len(prefix):])
+            apply_setting(init_args, override[len(prefix) :])
         else:
             print(f"[train] {override}: not a data setting; a data-preparation stage ignores it")
     datamodule = make_datamodule(class_path, init_args)
@@ -335,7 +383,9 @@ def _stage_checkpoint(trainer) -> tuple[str, str]:
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     model = trainer.lightning_module
-    monitored = [c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.monitor is not None]
+    monitored = [
+        c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.monitor is not None
+    ]
     if getattr(model, "checkpoint_selection", "best") == "best":
         for callback in monitored:
             if callback.best_model_path:
@@ -344,7 +394,9 @@ def _stage_checkpoint(trainer) -> tuple[str, str]:
     else:
         reason = f"{type(model).__name__} hands on its last state"
     final = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
-    if not final.exists():  # LastCheckpoint writes it at the end of training; a run without the callback has none
+    if (
+        not final.exists()
+    ):  # LastCheckpoint writes it at the end of training; a run without the callback has none
         trainer.save_checkpoint(final, weights_only=False)
     return str(final), f"final state ({reason})"
 
@@ -353,16 +405,26 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(
         prog="python -m experiments.train",
         description=__doc__.split("\n\n")[0],
-        epilog="Experiments: " + ", ".join(experiment_names())
+        epilog="Experiments: "
+        + ", ".join(experiment_names())
         + ". Any other argument goes to LightningCLI, e.g. --trainer.max_steps=100 --trainer.precision=bf16-mixed "
         "--trainer.devices=2 --trainer.strategy=ddp; add --print_config to see the resolved config.",
     )
     parser.add_argument("experiment", help="experiment name: a file experiments/<name>.yaml")
-    parser.add_argument("--data", help="dataset root in the experiment's real layout (default: the demo dataset)")
-    parser.add_argument("--resume", help="'last' (newest run of this experiment), 'auto' (the newest run if it is "
-                        "unfinished, else a new one: for cluster jobs that may be requeued) or a .ckpt path")
-    parser.add_argument("--smoke", action="store_true", help="stack the smoke overlays (experiments/smoke/): a few CPU steps")
-    parser.add_argument("--stop-after", metavar="STAGE", help="end the chain after this stage (e.g. sf2f: stage 1 only)")
+    parser.add_argument(
+        "--data", help="dataset root in the experiment's real layout (default: the demo dataset)"
+    )
+    parser.add_argument(
+        "--resume",
+        help="'last' (newest run of this experiment), 'auto' (the newest run if it is "
+        "unfinished, else a new one: for cluster jobs that may be requeued) or a .ckpt path",
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="stack the smoke overlays (experiments/smoke/): a few CPU steps"
+    )
+    parser.add_argument(
+        "--stop-after", metavar="STAGE", help="end the chain after this stage (e.g. sf2f: stage 1 only)"
+    )
     return parser.parse_known_args(argv)
 
 
@@ -373,8 +435,14 @@ def main(argv: list[str] | None = None) -> None:
     # and W&B would then refuse to continue the run ("run ID … is in use").
     os.environ.pop("WANDB_SERVICE", None)
     with command_errors():
-        train(args.experiment, data=args.data, resume=args.resume, overrides=overrides, smoke=args.smoke,
-              stop_after=args.stop_after)
+        train(
+            args.experiment,
+            data=args.data,
+            resume=args.resume,
+            overrides=overrides,
+            smoke=args.smoke,
+            stop_after=args.stop_after,
+        )
 
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 from datamodules.pipeline.errors import ProjectError, command_errors
 from lightning_modules.common.metric_suite import STANDARD_FILES, WEIGHTS_DIR_VARIABLE
@@ -23,7 +23,7 @@ from lightning_modules.common.metric_suite import STANDARD_FILES, WEIGHTS_DIR_VA
 class WeightsFile:
     name: str  # the released file name looked for in the folder
     enables: str
-    load: Optional[Callable[[str], object]]  # None: checked for presence only (its loader would run code)
+    load: Callable[[str], object] | None  # None: checked for presence only (its loader would run code)
 
 
 def _lpips(path: str):
@@ -64,16 +64,29 @@ def _vgg19(path: str):
 
 FILES = (
     WeightsFile(STANDARD_FILES["lpips_backbone"], "LPIPS (make eval)", _lpips),
-    WeightsFile(STANDARD_FILES["fid_inception_weights"], "FID, KID comparable with published values (make eval)",
-                _tf_inception),
-    WeightsFile(STANDARD_FILES["inception_weights"], "FID, KID on torchvision's Inception, when the TF-Inception "
-                "file is absent (make eval)", _torchvision_inception),
+    WeightsFile(
+        STANDARD_FILES["fid_inception_weights"],
+        "FID, KID comparable with published values (make eval)",
+        _tf_inception,
+    ),
+    WeightsFile(
+        STANDARD_FILES["inception_weights"],
+        "FID, KID on torchvision's Inception, when the TF-Inception file is absent (make eval)",
+        _torchvision_inception,
+    ),
     WeightsFile(STANDARD_FILES["syncnet_weights"], "LSE-D, LSE-C lip sync (make eval)", _syncnet),
-    WeightsFile(STANDARD_FILES["facenet_weights"], "FaceNet identity metrics; SF2F's perceptual loss and paper "
-                "metrics (--model.init_args.facenet_weights)", _facenet),
+    WeightsFile(
+        STANDARD_FILES["facenet_weights"],
+        "FaceNet identity metrics; SF2F's perceptual loss and paper "
+        "metrics (--model.init_args.facenet_weights)",
+        _facenet,
+    ),
     WeightsFile("vgg19-dcbb9e9d.pth", "TCSAN's perceptual loss (--model.init_args.vgg_weights)", _vgg19),
-    WeightsFile("stylegan3-r-ffhqu-256x256.pkl", "A2V on real data (data.init_args.generator.stylegan3_pkl; "
-                "not loaded here: unpickling it runs code)", None),
+    WeightsFile(
+        "stylegan3-r-ffhqu-256x256.pkl",
+        "A2V on real data (data.init_args.generator.stylegan3_pkl; not loaded here: unpickling it runs code)",
+        None,
+    ),
 )
 
 
@@ -100,15 +113,25 @@ def report(folder: Path, results: list[tuple[WeightsFile, str, str]]) -> str:
     lines = [f"Weights in {folder}:", "", "| file | status | enables | detail |", "|---|---|---|---|"]
     lines += [f"| {spec.name} | {status} | {spec.enables} | {detail} |" for spec, status, detail in results]
     enabled = [spec.enables for spec, status, _ in results if status in ("present, loads", "present")]
-    lines += ["", f"Enabled: {len(enabled)} of {len(results)}."
-              + ("" if enabled else " Without weights, those metrics are reported as not computed and the losses "
-                 "are off (docs/weights.md says where to get each file).")]
+    lines += [
+        "",
+        f"Enabled: {len(enabled)} of {len(results)}."
+        + (
+            ""
+            if enabled
+            else " Without weights, those metrics are reported as not computed and the losses "
+            "are off (docs/weights.md says where to get each file)."
+        ),
+    ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m experiments.weights_check", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.weights_check",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--weights-dir", help=f"the folder to check (default ${WEIGHTS_DIR_VARIABLE})")
     args = parser.parse_args(argv)
     with command_errors():
@@ -117,7 +140,9 @@ def main(argv: list[str] | None = None) -> None:
             raise ProjectError(f"no weights folder: pass WEIGHTS_DIR=<folder> or set {WEIGHTS_DIR_VARIABLE}.")
         folder = Path(given).expanduser()
         if not folder.is_dir():
-            raise ProjectError(f"{folder}: not a folder. Pass WEIGHTS_DIR=<the folder holding the weights files>.")
+            raise ProjectError(
+                f"{folder}: not a folder. Pass WEIGHTS_DIR=<the folder holding the weights files>."
+            )
         print(report(folder, check_folder(folder)))
         sys.stdout.flush()
 

@@ -24,13 +24,18 @@ def tiny_hq_voxceleb(isolated_data_and_runs):
     """The tiny HQ-VoxCeleb fixture in its real layout, with deliberately broken files."""
     from datamodules.synthetic import generate_dataset
 
-    return generate_dataset("hq_voxceleb", isolated_data_and_runs / "fixtures" / "hq_voxceleb", size="tiny", broken=True)
+    return generate_dataset(
+        "hq_voxceleb", isolated_data_and_runs / "fixtures" / "hq_voxceleb", size="tiny", broken=True
+    )
 
 
 # Smoke runs as the record tests need them: two validations of every stage (validation runs every 2 batches,
 # the GAN stages take 2 optimiser steps per batch) and the W&B logger, offline, as in real runs.
-SMOKE_RUN_OVERRIDES = ["--trainer.max_steps=8", "--trainer.logger=lightning.pytorch.loggers.WandbLogger",
-                       "--trainer.logger.init_args.offline=true"]
+SMOKE_RUN_OVERRIDES = [
+    "--trainer.max_steps=8",
+    "--trainer.logger=lightning.pytorch.loggers.WandbLogger",
+    "--trainer.logger.init_args.offline=true",
+]
 
 
 @pytest.fixture(scope="session")

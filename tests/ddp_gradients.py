@@ -50,6 +50,12 @@ class GradientProbe(L.Callback):
         if trainer.global_rank != 0 or len(self.recorded) >= self.steps:
             return
         names = {id(p): name for name, p in pl_module.named_parameters()}
-        self.recorded.append({names[id(p)]: p.grad.detach().clone() for group in optimizer.param_groups
-                              for p in group["params"] if p.grad is not None})
+        self.recorded.append(
+            {
+                names[id(p)]: p.grad.detach().clone()
+                for group in optimizer.param_groups
+                for p in group["params"]
+                if p.grad is not None
+            }
+        )
         torch.save(self.recorded, self.path)

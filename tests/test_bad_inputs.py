@@ -43,8 +43,12 @@ def write(path: Path, data: bytes) -> Path:
 @given(data=st.binary(max_size=4096), suffix=st.sampled_from(SUFFIXES))
 def test_random_bytes_are_refused_by_every_reader_with_the_file_named(tmp_path, data, suffix):
     path = write(tmp_path / f"random{suffix}", data)
-    for read in (lambda: read_audio(path, 16000), lambda: read_video(path), lambda: read_image(path, 64),
-                 lambda: read_face_image(path)):
+    for read in (
+        lambda: read_audio(path, 16000),
+        lambda: read_video(path),
+        lambda: read_image(path, 64),
+        lambda: read_face_image(path),
+    ):
         try:
             result = read()
         except DatasetError as error:
@@ -57,14 +61,19 @@ def test_random_bytes_are_refused_by_every_reader_with_the_file_named(tmp_path, 
 # --- random signals into every audio transform ------------------------------------------------------
 
 signals = st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32), max_size=3000).map(
-    lambda v: np.asarray(v, dtype=np.float32))
+    lambda v: np.asarray(v, dtype=np.float32)
+)
 
 
 @FUZZ
 @given(wave=signals)
 def test_random_short_or_broken_signals_give_features_or_a_clear_error(wave):
-    for transform in (lambda w: log_mel(w, LogMelConfig()), lambda w: mfcc(w, MfccConfig()),
-                      lambda w: voiced_audio(w, 16000), lambda w: resample(w, 44100, 16000)):
+    for transform in (
+        lambda w: log_mel(w, LogMelConfig()),
+        lambda w: mfcc(w, MfccConfig()),
+        lambda w: voiced_audio(w, 16000),
+        lambda w: resample(w, 44100, 16000),
+    ):
         try:
             result = transform(wave)
         except DatasetError as error:
@@ -187,7 +196,9 @@ def test_a_video_without_audio_stream_is_named(tmp_path):
         stream.width = stream.height = 64
         stream.pix_fmt = "yuv420p"
         for _ in range(5):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")))
+            container.mux(
+                stream.encode(av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24"))
+            )
         container.mux(stream.encode())
     assert len(read_video(path).frames) == 5
     with pytest.raises(DatasetError, match="mute.mp4: the file has no audio stream"):

@@ -45,9 +45,18 @@ def test_plain_loop_makes_the_same_update_as_lightning(name):
 def _one_lightning_step(module, batch) -> None:
     from lightning import Trainer
 
-    trainer = Trainer(accelerator="cpu", devices=1, max_epochs=1, limit_train_batches=1, limit_val_batches=0,
-                      num_sanity_val_steps=0, enable_checkpointing=False, enable_progress_bar=False,
-                      enable_model_summary=False, logger=False)
+    trainer = Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=1,
+        limit_train_batches=1,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        logger=False,
+    )
     trainer.fit(module, train_dataloaders=train_step._SameBatch(batch, 1))
     module.trainer = None
 
@@ -70,7 +79,9 @@ def test_bf16_losses_follow_fp32_and_the_weights_are_put_back():
 
 
 def test_inference_benchmark_times_real_synthesis():
-    args = Namespace(seconds=0.4, compile=False, a2v_stylegan3_pkl=None, a2v_stylegan3_repo=None, a2v_wav2vec2=None)
+    args = Namespace(
+        seconds=0.4, compile=False, a2v_stylegan3_pkl=None, a2v_stylegan3_repo=None, a2v_wav2vec2=None
+    )
     row = inference.real_time_factor("tcsan", args)
     assert row["frames"] == 10 and row["resolution"] == 112 and row["RTF"] > 0
     assert "needs" in inference.real_time_factor("a2v", args)["RTF"]
@@ -86,7 +97,12 @@ def test_fast_path_switches():
     FastPath(channels_last=True, compile=True).setup(None, module, "fit")
     assert module[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert all(child._compiled_call_impl is not None for child in module.children())
-    assert set(module.state_dict()) == {"0.weight", "0.bias", "1.0.weight", "1.0.bias"}  # checkpoints unchanged
+    assert set(module.state_dict()) == {
+        "0.weight",
+        "0.bias",
+        "1.0.weight",
+        "1.0.bias",
+    }  # checkpoints unchanged
     plain = torch.nn.Conv2d(3, 4, 3)
     FastPath().setup(None, plain, "fit")
     assert plain.weight.is_contiguous() and plain._compiled_call_impl is None
@@ -113,6 +129,14 @@ def test_gpu_check_dry_run_runs_every_part_once_and_writes_its_report(tmp_path):
 
     report = gpu_check(tmp_path, dry_run=True)
     parts = json.loads((tmp_path / "report.json").read_text())["parts"]
-    assert {part["status"] for part in parts} == {"ok"}, [(p["name"], p["output"]) for p in parts if p["status"] != "ok"]
-    assert {row["system"] for part in parts for row in part["rows"]} == {"e2e_nr", "wav2pix", "sf2f", "tcsan", "a2v"}
+    assert {part["status"] for part in parts} == {"ok"}, [
+        (p["name"], p["output"]) for p in parts if p["status"] != "ok"
+    ]
+    assert {row["system"] for part in parts for row in part["rows"]} == {
+        "e2e_nr",
+        "wav2pix",
+        "sf2f",
+        "tcsan",
+        "a2v",
+    }
     assert "data headroom" in report.read_text() and "inference" in report.read_text()

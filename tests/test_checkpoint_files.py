@@ -49,8 +49,11 @@ class RunsCode:
         return (print, ("this pickle runs code",))
 
 
-@pytest.mark.parametrize("content", [b"", b"\x00garbage" * 100, pickle.dumps(RunsCode()), "no weights"],
-                         ids=["zero bytes", "garbage", "pickle with code", "no weights"])
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"\x00garbage" * 100, pickle.dumps(RunsCode()), "no weights"],
+    ids=["zero bytes", "garbage", "pickle with code", "no weights"],
+)
 def test_what_is_not_a_checkpoint_is_named(tmp_path, content):
     path = tmp_path / "model.ckpt"
     if isinstance(content, bytes):
@@ -76,5 +79,7 @@ def test_batch_inference_writes_every_good_row_and_names_the_bad_one(sf2f_checkp
     out = infer_batch("sf2f", str(sf2f_checkpoint), str(pairs), str(tmp_path / "out"))
     index = list(csv.DictReader((out / "index.csv").open()))
     errors = list(csv.DictReader((out / "errors.csv").open()))
-    assert [row["row"] for row in index] == ["1", "3"] and all((out / row["output"]).stat().st_size > 0 for row in index)
+    assert [row["row"] for row in index] == ["1", "3"] and all(
+        (out / row["output"]).stat().st_size > 0 for row in index
+    )
     assert [row["row"] for row in errors] == ["2"] and "broken.wav" in errors[0]["error"]

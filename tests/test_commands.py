@@ -16,8 +16,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 def run_module(module: str, *args: str, **env: str) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k != "VERBOSE"} | env
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=environment, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_a_missing_dataset_root_is_one_line_and_the_traceback_comes_with_verbose(tmp_path):
@@ -37,17 +43,23 @@ def test_project_errors_exit_with_their_message_and_bugs_keep_their_traceback(ca
     assert "Traceback" not in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         with command_errors(debug=False):
-            1 / 0
+            _ = 1 / 0
     err = capsys.readouterr().err
-    assert exit_info.value.code == 1 and "ZeroDivisionError" in err and "Traceback" in err and REPORT_HINT in err
+    assert (
+        exit_info.value.code == 1 and "ZeroDivisionError" in err and "Traceback" in err and REPORT_HINT in err
+    )
 
 
-@pytest.mark.parametrize("command", [
-    ["experiments.train", "no_such_exp"],
-    ["experiments.evaluate", "no_such_exp", "--ckpt", "last"],
-    ["experiments.infer", "no_such_exp", "--audio", "a.wav", "--out", "out.mp4"],
-    ["experiments.prepare", "lrw", "--experiment", "no_such_exp"],
-], ids=lambda command: command[0])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["experiments.train", "no_such_exp"],
+        ["experiments.evaluate", "no_such_exp", "--ckpt", "last"],
+        ["experiments.infer", "no_such_exp", "--audio", "a.wav", "--out", "out.mp4"],
+        ["experiments.prepare", "lrw", "--experiment", "no_such_exp"],
+    ],
+    ids=lambda command: command[0],
+)
 def test_every_command_answers_an_unknown_experiment_with_the_known_ones(command, capsys):
     import importlib
 
@@ -56,17 +68,27 @@ def test_every_command_answers_an_unknown_experiment_with_the_known_ones(command
         main(command[1:])
 
 
-@pytest.mark.parametrize("override", ["--trainer.default_root_dir=/tmp/elsewhere",
-                                      "--trainer.logger.init_args.save_dir=/tmp/logs",
-                                      "--trainer.callbacks.init_args.dirpath", "--trainer.default_root_dir"])
-def test_overrides_that_move_the_outputs_are_refused_up_front_naming_the_switch(override, isolated_data_and_runs):
+@pytest.mark.parametrize(
+    "override",
+    [
+        "--trainer.default_root_dir=/tmp/elsewhere",
+        "--trainer.logger.init_args.save_dir=/tmp/logs",
+        "--trainer.callbacks.init_args.dirpath",
+        "--trainer.default_root_dir",
+    ],
+)
+def test_overrides_that_move_the_outputs_are_refused_up_front_naming_the_switch(
+    override, isolated_data_and_runs
+):
     from experiments import train as train_entry
 
     runs = isolated_data_and_runs / "runs" / "sf2f"
     existing = set(runs.iterdir()) if runs.exists() else set()
     with pytest.raises(train_entry.ExperimentError, match="TF_RUNS_DIR=<folder>"):
         train_entry.train("sf2f", overrides=[override, "/tmp/x"])
-    assert (set(runs.iterdir()) if runs.exists() else set()) == existing  # refused before any run folder was made
+    assert (
+        set(runs.iterdir()) if runs.exists() else set()
+    ) == existing  # refused before any run folder was made
 
 
 @pytest.mark.parametrize("experiment", ["sf2f", "wav2pix", "e2e_nr", "tcsan", "a2v"])

@@ -31,16 +31,27 @@ GLOBAL_BATCH = 4
 # Double precision: in float32 G's spectrally normalised weights differ by ~5e-4 of their largest gradient,
 # because the backward of W/σ(W) subtracts two nearly equal terms, and summing per rank then averaging
 # rounds differently from summing once. In float64 the two runs agree to ~1e-14, so the check can be tight.
-GRADIENT_RUN = ["--seed_everything=7", "--trainer.precision=64-true", "--trainer.max_steps=2", "--trainer.limit_val_batches=0",
-                "--trainer.limit_test_batches=0", "--trainer.enable_progress_bar=false",
-                "--model.init_args.mc_dropout=false", "--model.init_args.feature_matching_weight=0.0",
-                "--data.init_args.audio_samples=4800",  # the paper's 300 ms variant: a lighter encoder
-                "--trainer.callbacks+=tests.ddp_gradients.GradientProbe"]
+GRADIENT_RUN = [
+    "--seed_everything=7",
+    "--trainer.precision=64-true",
+    "--trainer.max_steps=2",
+    "--trainer.limit_val_batches=0",
+    "--trainer.limit_test_batches=0",
+    "--trainer.enable_progress_bar=false",
+    "--model.init_args.mc_dropout=false",
+    "--model.init_args.feature_matching_weight=0.0",
+    "--data.init_args.audio_samples=4800",  # the paper's 300 ms variant: a lighter encoder
+    "--trainer.callbacks+=tests.ddp_gradients.GradientProbe",
+]
 
 
 def probe_overrides(gradients: Path, batch_size: int) -> list[str]:
     """Overrides of a `wav2pix --smoke` run whose probe writes to `gradients`; `batch_size` is global."""
-    return [*GRADIENT_RUN, f"--trainer.callbacks.path={gradients}", f"--data.init_args.batch_size={batch_size}"]
+    return [
+        *GRADIENT_RUN,
+        f"--trainer.callbacks.path={gradients}",
+        f"--data.init_args.batch_size={batch_size}",
+    ]
 
 
 def single_process_gradients(folder: Path, batch_size: int, monkeypatch) -> list[dict[str, torch.Tensor]]:
@@ -52,8 +63,16 @@ def single_process_gradients(folder: Path, batch_size: int, monkeypatch) -> list
 
 def ddp_gradients(folder: Path) -> list[dict[str, torch.Tensor]]:
     """The probe's record (rank 0, after the all-reduce) of a 2-process gloo run with the global batch."""
-    command = [sys.executable, "-m", "experiments.train", "wav2pix", "--smoke",
-               *probe_overrides(folder / "gradients.pt", GLOBAL_BATCH), "--trainer.devices=2", "--trainer.strategy=ddp"]
+    command = [
+        sys.executable,
+        "-m",
+        "experiments.train",
+        "wav2pix",
+        "--smoke",
+        *probe_overrides(folder / "gradients.pt", GLOBAL_BATCH),
+        "--trainer.devices=2",
+        "--trainer.strategy=ddp",
+    ]
     # One thread per process: the two ranks share the machine's cores with each other.
     env = {**os.environ, "TF_RUNS_DIR": str(folder / "runs"), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -82,7 +101,9 @@ def test_two_ddp_processes_give_the_gradients_of_one_process_on_the_global_batch
         for name, expected in reference.items():
             assert expected.abs().max() > 0, (step, name)  # every parameter takes part
             scale = float(expected.abs().max())
-            torch.testing.assert_close(distributed[name], expected, rtol=1e-9, atol=1e-9 * scale, msg=f"{step} {name}")
+            torch.testing.assert_close(
+                distributed[name], expected, rtol=1e-9, atol=1e-9 * scale, msg=f"{step} {name}"
+            )
         # Teeth: rank 0's own half-batch gradient is far from it, so DDP did average over the two ranks.
         difference = (flat(shard) - flat(reference)).norm() / flat(reference).norm()
         assert difference > 0.1, (step, float(difference))
@@ -90,9 +111,24 @@ def test_two_ddp_processes_give_the_gradients_of_one_process_on_the_global_batch
 
 # --- launch logic: torchrun and SLURM ------------------------------------------------------------------------
 
-LAUNCH_VARIABLES = ("TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT", "RANK", "WORLD_SIZE", "LOCAL_RANK",
-                    "LOCAL_WORLD_SIZE", "GROUP_RANK", "SLURM_NTASKS", "SLURM_PROCID", "SLURM_JOB_ID", "SLURM_STEP_ID",
-                    "SLURM_RESTART_COUNT", "SLURM_JOB_NAME", "SLURM_NTASKS_PER_NODE", "SLURM_LOCALID", "SLURM_NODEID")
+LAUNCH_VARIABLES = (
+    "TORCHELASTIC_RUN_ID",
+    "TORCHELASTIC_RESTART_COUNT",
+    "RANK",
+    "WORLD_SIZE",
+    "LOCAL_RANK",
+    "LOCAL_WORLD_SIZE",
+    "GROUP_RANK",
+    "SLURM_NTASKS",
+    "SLURM_PROCID",
+    "SLURM_JOB_ID",
+    "SLURM_STEP_ID",
+    "SLURM_RESTART_COUNT",
+    "SLURM_JOB_NAME",
+    "SLURM_NTASKS_PER_NODE",
+    "SLURM_LOCALID",
+    "SLURM_NODEID",
+)
 
 
 @pytest.fixture
@@ -106,8 +142,15 @@ def launch_environment(monkeypatch):
 def test_cluster_launches_are_recognised_with_a_key_per_launch(launch_environment):
     assert train_entry.cluster_launch() is None  # a plain process (or Lightning's own launcher)
 
-    launch_environment(TORCHELASTIC_RUN_ID="job7", TORCHELASTIC_RESTART_COUNT=1, RANK=3, WORLD_SIZE=8,
-                       LOCAL_RANK=1, LOCAL_WORLD_SIZE=4, GROUP_RANK=0)
+    launch_environment(
+        TORCHELASTIC_RUN_ID="job7",
+        TORCHELASTIC_RESTART_COUNT=1,
+        RANK=3,
+        WORLD_SIZE=8,
+        LOCAL_RANK=1,
+        LOCAL_WORLD_SIZE=4,
+        GROUP_RANK=0,
+    )
     assert train_entry.cluster_launch() == train_entry.ClusterLaunch(3, 8, "torchrun-job7-r1")
 
     launch_environment(TORCHELASTIC_RUN_ID="none")  # plain `torchrun` has no run id: not enough across nodes
@@ -121,11 +164,22 @@ def test_cluster_launches_are_recognised_with_a_key_per_launch(launch_environmen
 
 
 def test_slurm_tasks_are_a_cluster_launch(launch_environment):
-    launch_environment(SLURM_NTASKS=8, SLURM_PROCID=5, SLURM_JOB_ID=4242, SLURM_STEP_ID=0, SLURM_RESTART_COUNT=2,
-                       SLURM_JOB_NAME="sf2f", SLURM_NTASKS_PER_NODE=4, SLURM_LOCALID=1, SLURM_NODEID=1)
+    launch_environment(
+        SLURM_NTASKS=8,
+        SLURM_PROCID=5,
+        SLURM_JOB_ID=4242,
+        SLURM_STEP_ID=0,
+        SLURM_RESTART_COUNT=2,
+        SLURM_JOB_NAME="sf2f",
+        SLURM_NTASKS_PER_NODE=4,
+        SLURM_LOCALID=1,
+        SLURM_NODEID=1,
+    )
     launch = train_entry.cluster_launch()
     assert launch == train_entry.ClusterLaunch(5, 8, "slurm-4242.0-r2") and not launch.leader
-    launch_environment(SLURM_JOB_NAME="bash")  # an interactive allocation: Lightning does not use SLURM either
+    launch_environment(
+        SLURM_JOB_NAME="bash"
+    )  # an interactive allocation: Lightning does not use SLURM either
     assert train_entry.cluster_launch() is None
 
 
@@ -185,7 +239,9 @@ def test_a_cluster_launch_runs_the_whole_chain_in_its_processes(rank, tmp_path, 
     if rank:
         assert run_dir == tmp_path / "sf2f" / "chosen"
     else:
-        assert not train_entry.launch_marker("sf2f", launch).exists()  # read by all once the stage ran: removed
+        assert not train_entry.launch_marker(
+            "sf2f", launch
+        ).exists()  # read by all once the stage ran: removed
 
 
 def test_lightnings_own_launcher_still_restarts_between_stages(tmp_path, monkeypatch):
@@ -201,8 +257,19 @@ def test_lightnings_own_launcher_still_restarts_between_stages(tmp_path, monkeyp
 def test_torchrun_trains_a_two_stage_chain_on_two_processes(tmp_path):
     """`torchrun --nproc_per_node=2 -m experiments.train sf2f --smoke …` end to end (CPU, gloo): both stages,
     one run folder, the second stage in the first one's process group."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "experiments.train", "sf2f", "--smoke", "--trainer.devices=2", "--trainer.strategy=ddp"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "experiments.train",
+        "sf2f",
+        "--smoke",
+        "--trainer.devices=2",
+        "--trainer.strategy=ddp",
+    ]
     env = {**os.environ, "TF_RUNS_DIR": str(tmp_path)}
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]

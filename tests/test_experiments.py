@@ -39,10 +39,24 @@ def test_unknown_experiment_is_named():
 
 
 def test_entry_experiments_ablations_and_stages_are_told_apart():
-    assert configs.experiment_names("entry") == ["a2v", "e2e_nr", "e2e_nr_grid", "sf2f", "tcsan", "tcsan_tcd", "wav2pix"]
-    assert "tcsan_gru" in configs.experiment_names("ablation") and "sf2f_fuser" in configs.experiment_names("stage")
-    used = {base for name in configs.experiment_names("entry") + configs.experiment_names("ablation")
-            for stage in configs.stage_chain(name) for base in configs.lineage(stage)}
+    assert configs.experiment_names("entry") == [
+        "a2v",
+        "e2e_nr",
+        "e2e_nr_grid",
+        "sf2f",
+        "tcsan",
+        "tcsan_tcd",
+        "wav2pix",
+    ]
+    assert "tcsan_gru" in configs.experiment_names("ablation") and "sf2f_fuser" in configs.experiment_names(
+        "stage"
+    )
+    used = {
+        base
+        for name in configs.experiment_names("entry") + configs.experiment_names("ablation")
+        for stage in configs.stage_chain(name)
+        for base in configs.lineage(stage)
+    }
     assert set(configs.experiment_names("stage")) <= used  # an internal stage is part of some chain
 
 
@@ -53,7 +67,10 @@ def test_every_meta_key_is_inherited_through_extends_and_null_clears_it():
     assert configs.config_value("a2v", "pretrained") == {"vae_from": "a2v_vae"}  # from a2v_embed2lat
     assert configs.pretrained_inputs("tcsan_gru") == {}  # tcsan's AU classifier, cleared with {}
     # An ablation stacks on its base, demo overlay included (wav2pix_paper_only did not before).
-    files = [str(Path(f).relative_to(configs.EXPERIMENTS)) for f in configs.stage_configs("wav2pix_paper_only", True, False)]
+    files = [
+        str(Path(f).relative_to(configs.EXPERIMENTS))
+        for f in configs.stage_configs("wav2pix_paper_only", True, False)
+    ]
     assert files == ["wav2pix.yaml", "demo/wav2pix.yaml", "ablations/wav2pix_paper_only.yaml"]
 
 
@@ -85,9 +102,13 @@ def test_sf2f_evaluates_and_draws_faces_from_any_speech(smoke_run, tmp_path):
     from experiments.infer import infer
 
     run_dir = smoke_run("sf2f")
-    report = evaluate("sf2f", [str(run_dir)], data=None, out=str(tmp_path / "eval"), options={}, use_wandb=False)
+    report = evaluate(
+        "sf2f", [str(run_dir)], data=None, out=str(tmp_path / "eval"), options={}, use_wandb=False
+    )
     rows = {row.metric: row for row in report.rows}
-    assert rows["cosine"].paper is None and "not comparable" in rows["cosine"].note  # smoke embedder is a proxy
+    assert (
+        rows["cosine"].paper is None and "not comparable" in rows["cosine"].note
+    )  # smoke embedder is a proxy
     assert "mean of 10 runs" in rows["cosine"].setting and "± " in rows["cosine"].note  # the paper's protocol
     assert "not computed" in rows["VFS"].note and rows["VFS"].paper == 19.49  # the fuser row of Table 3
     assert 0 <= rows["r@1 (%)"].ours <= 100 and rows["r@1 chance (%)"].ours > 0 and "r@1 control (%)" in rows
@@ -98,7 +119,9 @@ def test_sf2f_evaluates_and_draws_faces_from_any_speech(smoke_run, tmp_path):
     speech = []
     for index, (seconds, rate) in enumerate(((2.0, 16000), (0.7, 44100), (3.5, 8000))):
         path = tmp_path / f"speech{index}.wav"
-        sf.write(path, rng.normal(0, 0.1, (int(seconds * rate), 2)).astype(np.float32), rate)  # stereo, any rate
+        sf.write(
+            path, rng.normal(0, 0.1, (int(seconds * rate), 2)).astype(np.float32), rate
+        )  # stereo, any rate
         speech.append(str(path))
     single = infer("sf2f", str(run_dir), speech[0], None, str(tmp_path / "face.mp4"))
     assert single.suffix == ".png" and Image.open(single).size == (64, 64)
@@ -117,8 +140,16 @@ def test_ctrl_c_saves_last_checkpoint_and_resume_continues(isolated_data_and_run
     import torch
 
     env = {**os.environ, "TF_RUNS_DIR": str(tmp_path / "runs")}
-    command = [sys.executable, "-m", "experiments.train", "sf2f", "--smoke", "--trainer.max_steps=400",
-               "--checkpoint_every_n_steps=2", "--trainer.val_check_interval=null"]
+    command = [
+        sys.executable,
+        "-m",
+        "experiments.train",
+        "sf2f",
+        "--smoke",
+        "--trainer.max_steps=400",
+        "--checkpoint_every_n_steps=2",
+        "--trainer.val_check_interval=null",
+    ]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     last = None
     deadline = time.time() + 300  # as generous as the waits below: under load the first steps take minutes
@@ -135,12 +166,19 @@ def test_ctrl_c_saves_last_checkpoint_and_resume_continues(isolated_data_and_run
         process.kill()
         _, stderr = process.communicate()
         pytest.fail(f"training did not stop within 300 s of SIGINT; its stderr ends with:\n{stderr[-3000:]}")
-    assert process.returncode != 0 and "KeyboardInterrupt" in stderr  # Lightning exits 1 after a graceful stop
+    assert (
+        process.returncode != 0 and "KeyboardInterrupt" in stderr
+    )  # Lightning exits 1 after a graceful stop
     assert not (last.parents[1] / "COMPLETED.json").exists()
     interrupted_step = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
     assert 0 < interrupted_step < 400
-    resumed = subprocess.run([*command[:5], "--resume", "last", "--trainer.max_steps=" + str(interrupted_step + 4),
-                              *command[6:]], env=env, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [*command[:5], "--resume", "last", "--trainer.max_steps=" + str(interrupted_step + 4), *command[6:]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resuming {last}" in resumed.stdout
     stage_one = json.loads((last.parents[1] / "COMPLETED.json").read_text())
@@ -170,14 +208,22 @@ def test_wav2pix_trains_then_evaluates_with_the_papers_protocol(smoke_run, tmp_p
     run_dir = smoke_run("wav2pix")
     completed = json.loads((run_dir / "wav2pix" / "COMPLETED.json").read_text())
     assert {"test/l1", "test/speech_identity_accuracy"} <= set(completed["test"])
-    report = evaluate("wav2pix", [str(short_run), str(run_dir)], data=None, out=str(tmp_path / "eval"),
-                      options={"probe": "cnn"}, use_wandb=False)
+    report = evaluate(
+        "wav2pix",
+        [str(short_run), str(run_dir)],
+        data=None,
+        out=str(tmp_path / "eval"),
+        options={"probe": "cnn"},
+        use_wandb=False,
+    )
     rows = {(row.metric, row.setting): row for row in report.rows}
     assert rows[("landmark detection rate (%)", "test speech, 300 ms")].paper == 81.16
     assert rows[("identity accuracy (%)", "speech from test partition")].paper == 50.08
     assert rows[("landmark detection rate (%)", "test speech, 1000 ms")].paper == 90.25
     assert all(0.0 <= row.ours <= 100.0 for row in report.rows if not row.setting.startswith("shared"))
-    assert rows[("sanity: detection rate on real test faces (%)", "real faces")].ours >= 75  # the rule sees real faces
+    assert (
+        rows[("sanity: detection rate on real test faces (%)", "real faces")].ours >= 75
+    )  # the rule sees real faces
     table = (tmp_path / "eval" / "results.md").read_text()
     assert "paper (real Youtubers, 10 ids)" in table and "ours (synthetic youtubers (tiny size))" in table
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["system"] == "Wav2Pix"
@@ -186,12 +232,16 @@ def test_wav2pix_trains_then_evaluates_with_the_papers_protocol(smoke_run, tmp_p
 
     from experiments.compare import compare
 
-    report_html, table, curves = compare([str(short_run), str(run_dir / "wav2pix")], out=str(tmp_path / "compare"))
+    report_html, table, curves = compare(
+        [str(short_run), str(run_dir / "wav2pix")], out=str(tmp_path / "compare")
+    )
     assert curves.stat().st_size > 0 and list((tmp_path / "compare").glob("sample-*.png"))
     from experiments.infer import infer
 
     speech = tmp_path / "speech.wav"
-    sf.write(speech, np.random.default_rng(0).normal(0, 0.1, 8000).astype(np.float32), 16000)  # shorter than 1 s
+    sf.write(
+        speech, np.random.default_rng(0).normal(0, 0.1, 8000).astype(np.float32), 16000
+    )  # shorter than 1 s
     face = infer("wav2pix", str(run_dir), str(speech), None, str(tmp_path / "face.png"))
     assert np.asarray(Image.open(face)).shape == (64, 64, 3)
     lines = table.read_text().splitlines()
@@ -216,8 +266,13 @@ def test_e2e_nr_trains_both_stages_then_sweeps_snr_and_animates_a_photo(smoke_ru
         assert {"test/masked_l1", "test/l1"} <= set(completed["test"])
     assert json.loads((run_dir / "e2e_nr_adv" / "COMPLETED.json").read_text())["global_step"] == 8
 
-    report = evaluate("e2e_nr", [str(run_dir / "e2e_nr_adv")], data=None, out=str(tmp_path / "eval"),
-                      options={"snrs_db": [-5, 20], "noise_types": ["babble", "factory"], "max_clips": 2})
+    report = evaluate(
+        "e2e_nr",
+        [str(run_dir / "e2e_nr_adv")],
+        data=None,
+        out=str(tmp_path / "eval"),
+        options={"snrs_db": [-5, 20], "noise_types": ["babble", "factory"], "max_clips": 2},
+    )
     settings = {row.setting for row in report.rows}
     assert "Proposed-NR, clean speech" in settings and "Proposed-NR, -5 dB (mean of 2 noises)" in settings
     assert set(report.sweep.curves) == {"Proposed-NR · mean", "Proposed-NR · babble", "Proposed-NR · factory"}
@@ -230,7 +285,14 @@ def test_e2e_nr_trains_both_stages_then_sweeps_snr_and_animates_a_photo(smoke_ru
     sf.write(speech, np.random.default_rng(0).normal(0, 0.1, 19680).astype(np.float32), 16000)  # 1.23 s
     face = tmp_path / "face.png"
     Image.fromarray(astronaut()).convert("RGBA").save(face)
-    out = infer("e2e_nr", str(run_dir / "e2e_nr_adv"), str(speech), str(face), str(tmp_path / "out.mp4"), chunk_frames=8)
+    out = infer(
+        "e2e_nr",
+        str(run_dir / "e2e_nr_adv"),
+        str(speech),
+        str(face),
+        str(tmp_path / "out.mp4"),
+        chunk_frames=8,
+    )
     with av.open(str(out)) as container:
         assert len(container.streams.audio) == 1
         assert sum(1 for _ in container.decode(video=0)) == 31  # ceil(9840 samples at 8 kHz / 320)
@@ -250,9 +312,14 @@ def test_tcsan_pretrains_its_supervisors_then_trains_and_reports_the_paper_table
     from experiments.infer import infer
 
     assert train_entry.stage_chain("tcsan") == ["tcsan_au_classifier", "tcsan_audio2au", "tcsan"]
-    assert train_entry.stage_chain("tcsan_tcn") == ["tcsan_tcn"]  # ablations without Audio2AU or L_au need neither
+    assert train_entry.stage_chain("tcsan_tcn") == [
+        "tcsan_tcn"
+    ]  # ablations without Audio2AU or L_au need neither
     run_dir = smoke_run("tcsan")
-    bests = {stage: json.loads((run_dir / stage / "COMPLETED.json").read_text()) for stage in train_entry.stage_chain("tcsan")}
+    bests = {
+        stage: json.loads((run_dir / stage / "COMPLETED.json").read_text())
+        for stage in train_entry.stage_chain("tcsan")
+    }
     assert {"test/f1_mean", "test/accuracy_mean"} <= set(bests["tcsan_au_classifier"]["test"])
     assert {"test/l1", "test/psnr", "test/au_classifier_f1"} <= set(bests["tcsan"]["test"])
 
@@ -260,19 +327,27 @@ def test_tcsan_pretrains_its_supervisors_then_trains_and_reports_the_paper_table
     assert config["au_classifier_from"] == bests["tcsan_au_classifier"]["best"]
     assert config["audio2au_from"] == bests["tcsan_audio2au"]["best"]
     full = torch.load(bests["tcsan"]["best"], map_location="cpu", weights_only=True)["state_dict"]
-    audio2au = torch.load(bests["tcsan_audio2au"]["best"], map_location="cpu", weights_only=True)["state_dict"]
-    name = "networks.0.lstm.weight_ih_l0"  # fine-tuned at lr 1e-6 for a few steps: still the pretrained weights
+    audio2au = torch.load(bests["tcsan_audio2au"]["best"], map_location="cpu", weights_only=True)[
+        "state_dict"
+    ]
+    name = (
+        "networks.0.lstm.weight_ih_l0"  # fine-tuned at lr 1e-6 for a few steps: still the pretrained weights
+    )
     assert torch.allclose(full[f"generator.audio2au.{name}"], audio2au[f"audio2au.{name}"], atol=1e-4)
     assert not any(k.startswith("generator.audio2au.") and ".head." in k for k in full)  # fc3 dropped
 
-    report = evaluate("tcsan", [str(run_dir)], data=None, out=str(tmp_path / "eval"), options={}, use_wandb=False)
+    report = evaluate(
+        "tcsan", [str(run_dir)], data=None, out=str(tmp_path / "eval"), options={}, use_wandb=False
+    )
     rows = {row.metric: row for row in report.rows}
     assert rows["PSNR (dB)"].paper == 29.971 and rows["SSIM"].paper == 0.772  # the full model's GRID row
     assert rows["AU Avg F1"].paper == 0.751 and rows["AU Avg Acc (%)"].paper == 81.15
     assert "not comparable" in rows["AU Avg F1"].note
     assert "AU classifier on generated: Avg F1" in rows
     table = (tmp_path / "eval" / "results.md").read_text()
-    assert "| TCSAN+Audio2AU (paper) | GRID test, 6 unseen speakers | 29.971 | 0.772 | 0.751 | 81.150 |" in table
+    assert (
+        "| TCSAN+Audio2AU (paper) | GRID test, 6 unseen speakers | 29.971 | 0.772 | 0.751 | 81.150 |" in table
+    )
     assert "| TCSAN+Audio2AU (ours) | synthetic grid" in table
 
     speech = tmp_path / "speech.wav"
@@ -301,21 +376,32 @@ def test_a2v_inverts_trains_vae_then_embed2lat_and_reports_baselines(smoke_run, 
 
     assert train_entry.stage_chain("a2v") == ["a2v_invert", "a2v_vae", "a2v"]
     run_dir = smoke_run("a2v")
-    completed = {s: json.loads((run_dir / s / "COMPLETED.json").read_text()) for s in ("a2v_invert", "a2v_vae", "a2v")}
+    completed = {
+        s: json.loads((run_dir / s / "COMPLETED.json").read_text()) for s in ("a2v_invert", "a2v_vae", "a2v")
+    }
     assert completed["a2v_invert"]["best"] is None and completed["a2v_invert"]["prepared"]["frames"] > 0
     assert {"test/recon_mse", "test/kl"} <= set(completed["a2v_vae"]["test"])
     assert {"test/mse", "test/mse_zero_baseline"} <= set(completed["a2v"]["test"])
     vae = torch.load(completed["a2v_vae"]["best"], map_location="cpu", weights_only=True)["state_dict"]
     full = torch.load(completed["a2v"]["best"], map_location="cpu", weights_only=True)["state_dict"]
-    assert torch.equal(full["vae.vae.decoder.0.weight"], vae["model.vae.decoder.0.weight"])  # frozen, as trained
+    assert torch.equal(
+        full["vae.vae.decoder.0.weight"], vae["model.vae.decoder.0.weight"]
+    )  # frozen, as trained
     assert float(full["vae.code_std"]) == float(vae["model.code_std"]) != 1.0
     assert not any(k.startswith(("generator", "speech_encoder")) for k in full)  # rebuilt, never stored
 
     from experiments.evaluate import SharedOptions
 
     sweep = SharedOptions(max_items=2, noise_sweep=True, snrs_db=(0.0, 20.0), noise_types=["babble"])
-    report = evaluate("a2v", [str(run_dir)], data=None, out=str(tmp_path / "eval"), options={"videos": 1},
-                      use_wandb=False, shared=sweep)
+    report = evaluate(
+        "a2v",
+        [str(run_dir)],
+        data=None,
+        out=str(tmp_path / "eval"),
+        options={"videos": 1},
+        use_wandb=False,
+        shared=sweep,
+    )
     rows = {(row.metric, row.setting): row for row in report.rows}
     assert rows[("Embed2Lat MSE", "val")].paper == 0.273 and rows[("Embed2Lat MSE", "train")].paper == 0.269
     assert ("MSE of predicting zero", "val") in rows and ("MSE of predicting train mean", "val") in rows

@@ -15,10 +15,21 @@ import pytest
 import torch
 
 MAX_STEPS = 20  # optimiser steps: 10 Wav2Pix batches (D then G), across epochs of the tiny fixture
-COMMAND = [sys.executable, "-m", "experiments.train", "wav2pix", "--smoke", f"--trainer.max_steps={MAX_STEPS}",
-           "--seed_everything=7", "--trainer.log_every_n_steps=1", "--checkpoint_every_n_steps=2",
-           "--trainer.val_check_interval=3", "--data.init_args.num_workers=1",
-           "--trainer.logger=lightning.pytorch.loggers.WandbLogger", "--trainer.logger.init_args.offline=true"]
+COMMAND = [
+    sys.executable,
+    "-m",
+    "experiments.train",
+    "wav2pix",
+    "--smoke",
+    f"--trainer.max_steps={MAX_STEPS}",
+    "--seed_everything=7",
+    "--trainer.log_every_n_steps=1",
+    "--checkpoint_every_n_steps=2",
+    "--trainer.val_check_interval=3",
+    "--data.init_args.num_workers=1",
+    "--trainer.logger=lightning.pytorch.loggers.WandbLogger",
+    "--trainer.logger.init_args.offline=true",
+]
 LOSSES = ("train/g_loss", "train/d_loss")
 
 
@@ -47,8 +58,9 @@ def saved_step(checkpoint: Path) -> int:
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     runs = tmp_path_factory.mktemp("uninterrupted")
-    result = subprocess.run(COMMAND, env={**os.environ, "TF_RUNS_DIR": str(runs)}, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        COMMAND, env={**os.environ, "TF_RUNS_DIR": str(runs)}, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (stage,) = runs.glob("wav2pix/*/wav2pix")
     return logged_losses(stage)
@@ -76,9 +88,13 @@ def test_killed_training_resumes_with_the_losses_of_an_uninterrupted_run(fault, 
     assert 6 <= step < MAX_STEPS and not (last.parents[1] / "COMPLETED.json").exists()
     state = torch.load(last, map_location="cpu", weights_only=True)
     assert state["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]["consumed"] >= 0
-    assert len(state["optimizer_states"]) == 2 and state["optimizer_states"][0]["state"]  # Adam's moments, G and D
+    assert (
+        len(state["optimizer_states"]) == 2 and state["optimizer_states"][0]["state"]
+    )  # Adam's moments, G and D
 
-    resumed = subprocess.run([*COMMAND, "--resume", "last"], env=env, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        [*COMMAND, "--resume", "last"], env=env, capture_output=True, text=True, timeout=600
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming {last}" in resumed.stdout
     history = logged_losses(last.parents[1])  # steps are batches here

@@ -12,12 +12,29 @@ def test_prepare_writes_the_cache_training_reads(isolated_data_and_runs, tmp_pat
 
     root = generate_dataset("grid", isolated_data_and_runs / "fixtures" / "grid", size="tiny", broken=True)
     out = tmp_path / "cache"
-    main(["grid", "--root", str(root), "--out", str(out), "--set", "crop.method=box", "--set", "image_size=32",
-          "--set", "crop.detect_every=10", "--workers", "0"])
+    main(
+        [
+            "grid",
+            "--root",
+            str(root),
+            "--out",
+            str(out),
+            "--set",
+            "crop.method=box",
+            "--set",
+            "image_size=32",
+            "--set",
+            "crop.detect_every=10",
+            "--workers",
+            "0",
+        ]
+    )
     (cache,) = out.glob("clips-box-32px-*")
     params = json.loads((cache / "manifest.json").read_text())["params"]
     assert params["image_size"] == 32 and params["crop"]["method"] == "box" and params["root"] == str(root)
-    assert (cache / "rejected.csv").read_text().count("\n") == 3  # header + the truncated and the short-audio clip
+    assert (cache / "rejected.csv").read_text().count(
+        "\n"
+    ) == 3  # header + the truncated and the short-audio clip
     assert "prepared grid" in capsys.readouterr().err
 
 
@@ -35,15 +52,21 @@ def test_unknown_experiment_is_a_clear_error():
 
 def shard_files(folder):
     """Every cached file with its modification time (rejected.csv is rewritten by every check, by design)."""
-    return {path: path.stat().st_mtime_ns for path in folder.rglob("*") if path.is_file() and path.name != "rejected.csv"}
+    return {
+        path: path.stat().st_mtime_ns
+        for path in folder.rglob("*")
+        if path.is_file() and path.name != "rejected.csv"
+    }
 
 
-def test_a_prepared_folder_is_data_that_training_reads_without_preprocessing_again(isolated_data_and_runs, tmp_path):
+def test_a_prepared_folder_is_data_that_training_reads_without_preprocessing_again(
+    isolated_data_and_runs, tmp_path
+):
     """`make prepare … OUT=X` then `make train DATA=X`: X is recognised by its manifest, training takes the
     dataset root from it and reads X's cache as it is."""
     from datamodules.pipeline.cache import data_location
-    from experiments.prepare import DATASETS, experiment_data_args, make_datamodule
     from datamodules.synthetic import generate_dataset
+    from experiments.prepare import DATASETS, experiment_data_args, make_datamodule
 
     root = generate_dataset("grid", isolated_data_and_runs / "fixtures" / "grid", size="tiny", broken=True)
     assert data_location(root) == {"root": str(root)}  # a dataset in its real layout stays one
@@ -52,8 +75,9 @@ def test_a_prepared_folder_is_data_that_training_reads_without_preprocessing_aga
     written = shard_files(out)
     assert data_location(out) == {"root": str(root), "cache_dir": str(out)}
     class_path = DATASETS["grid"]
-    datamodule = make_datamodule(class_path, {**experiment_data_args("tcsan", class_path), **data_location(out),
-                                              "prepare_workers": 0})
+    datamodule = make_datamodule(
+        class_path, {**experiment_data_args("tcsan", class_path), **data_location(out), "prepare_workers": 0}
+    )
     datamodule.prepare_data()
     datamodule.setup("fit")
     assert datamodule.cache_root == out and len(datamodule.datasets["train"]) > 0

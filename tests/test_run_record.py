@@ -19,8 +19,18 @@ from experiments import train as train_entry
 ENTRY_EXPERIMENTS = ("sf2f", "wav2pix", "e2e_nr", "tcsan", "a2v")
 # What each stage hands on: the best checkpoint by its validation metric, or (GAN stages trained for a fixed
 # budget, whose pixel losses reward a still, mean face) its final state.
-HANDS_ON = {"sf2f": "best", "sf2f_fuser": "best", "wav2pix": "last", "e2e_nr": "best", "e2e_nr_adv": "last",
-            "tcsan_au_classifier": "best", "tcsan_audio2au": "best", "tcsan": "last", "a2v_vae": "best", "a2v": "best"}
+HANDS_ON = {
+    "sf2f": "best",
+    "sf2f_fuser": "best",
+    "wav2pix": "last",
+    "e2e_nr": "best",
+    "e2e_nr_adv": "last",
+    "tcsan_au_classifier": "best",
+    "tcsan_audio2au": "best",
+    "tcsan": "last",
+    "a2v_vae": "best",
+    "a2v": "best",
+}
 # Stages whose outputs are not pictures: the action-unit supervisors, and A2V's latent-residual VAE.
 NO_PICTURES = {"tcsan_au_classifier", "tcsan_audio2au", "a2v_vae"}
 
@@ -28,15 +38,20 @@ NO_PICTURES = {"tcsan_au_classifier", "tcsan_audio2au", "a2v_vae"}
 def validation_steps(stage_dir: Path) -> set[int]:
     """The logged steps at which metrics.csv holds at least one `val/` value."""
     with (stage_dir / "metrics.csv").open(newline="") as handle:
-        return {int(row["step"]) for row in csv.DictReader(handle)
-                if any(value and key.startswith("val/") for key, value in row.items())}
+        return {
+            int(row["step"])
+            for row in csv.DictReader(handle)
+            if any(value and key.startswith("val/") for key, value in row.items())
+        }
 
 
 def assert_stage_record(stage_dir: Path, validations: int) -> None:
     completed = json.loads((stage_dir / "COMPLETED.json").read_text())
     if completed.get("prepared") is not None:  # a data-preparation stage trains nothing
         return
-    assert len(validation_steps(stage_dir)) >= validations, f"{stage_dir.name}: validation did not run {validations}×"
+    assert len(validation_steps(stage_dir)) >= validations, (
+        f"{stage_dir.name}: validation did not run {validations}×"
+    )
     assert list((stage_dir / "checkpoints").glob("best-*.ckpt")), f"{stage_dir.name}: no best checkpoint"
     handed_on, selected_by = Path(completed["best"]), completed["selected_by"]
     assert handed_on.exists()
@@ -47,7 +62,9 @@ def assert_stage_record(stage_dir: Path, validations: int) -> None:
     if stage_dir.name not in NO_PICTURES:
         assert len(list((stage_dir / "samples").glob("val_samples-*.png"))) >= validations
     launches = list((stage_dir / "wandb").glob("offline-run-*"))  # one per launch of the stage, one run id
-    assert launches and {p.name.rsplit("-", 1)[1] for p in launches} == {(stage_dir / "wandb_run_id").read_text()}
+    assert launches and {p.name.rsplit("-", 1)[1] for p in launches} == {
+        (stage_dir / "wandb_run_id").read_text()
+    }
 
 
 @pytest.mark.parametrize("experiment", ENTRY_EXPERIMENTS)
@@ -57,14 +74,19 @@ def test_smoke_chain_validates_twice_and_keeps_its_record(experiment, smoke_run)
         assert_stage_record(run_dir / stage, validations=2)
         if stage in HANDS_ON:
             handed_on = Path(json.loads((run_dir / stage / "COMPLETED.json").read_text())["best"]).name
-            assert handed_on.startswith({"best": "best-", "last": "last."}[HANDS_ON[stage]]), (stage, handed_on)
+            assert handed_on.startswith({"best": "best-", "last": "last."}[HANDS_ON[stage]]), (
+                stage,
+                handed_on,
+            )
 
 
 def test_a_run_that_ends_before_its_first_validation_finishes_cleanly(isolated_data_and_runs):
     """A2V's Embed2Lat stops early on `val/mse`. A run shorter than one validation interval used to fail at its
     end ("Early stopping conditioned on metric `val/mse` which is not available"); now early stopping waits
     for a validation, and the stage says that its final state was kept because none ran."""
-    run_dir = train_entry.train("a2v", smoke=True, overrides=["--trainer.max_steps=1", "--trainer.val_check_interval=1.0"])
+    run_dir = train_entry.train(
+        "a2v", smoke=True, overrides=["--trainer.max_steps=1", "--trainer.val_check_interval=1.0"]
+    )
     completed = json.loads((run_dir / "a2v" / "COMPLETED.json").read_text())
     assert completed["selected_by"] == "final state (no validation ran)" and Path(completed["best"]).exists()
 
@@ -103,8 +125,14 @@ def test_a_selection_metric_that_validation_never_logs_is_an_error_at_the_first_
 
     data = DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=2)
     for watching in (ModelCheckpoint(dirpath=tmp_path, monitor="val/l1"), EarlyStopping(monitor="val/psnr")):
-        trainer = L.Trainer(max_epochs=3, callbacks=[watching], logger=False, enable_progress_bar=False,
-                            enable_model_summary=False, num_sanity_val_steps=0)
+        trainer = L.Trainer(
+            max_epochs=3,
+            callbacks=[watching],
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+        )
         _decide_after_validation(trainer.callbacks)
         with pytest.raises(SelectionMetricError, match=f"watches {watching.monitor}.*it logged: val/loss"):
             trainer.fit(LogsOnlyLoss(), train_dataloaders=data, val_dataloaders=data)
@@ -131,8 +159,14 @@ def test_saving_checkpoints_says_nothing_about_weights_only(tmp_path, caplog):
     from lightning_modules.common.callbacks import LastCheckpoint
 
     data = DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=2)
-    trainer = L.Trainer(max_epochs=1, callbacks=[LastCheckpoint(tmp_path, every_n_steps=1)], logger=False,
-                        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+    trainer = L.Trainer(
+        max_epochs=1,
+        callbacks=[LastCheckpoint(tmp_path, every_n_steps=1)],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
     with caplog.at_level(logging.INFO, logger="lightning.pytorch"):
         trainer.fit(LogsOnlyLoss(), train_dataloaders=data, val_dataloaders=data)
     assert (tmp_path / "last.ckpt").exists() and "weights_only" not in caplog.text

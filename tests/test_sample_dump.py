@@ -10,8 +10,15 @@ from experiments.evaluate import SharedOptions, evaluate
 
 def test_dump_writes_playable_videos_with_audio_frame_folders_and_an_index(smoke_run, tmp_path):
     run_dir = smoke_run("e2e_nr")
-    evaluate("e2e_nr", [str(run_dir / "e2e_nr")], data=None, out=str(tmp_path), options={"max_clips": 1},
-             use_wandb=False, shared=SharedOptions(max_items=2, dump=True))
+    evaluate(
+        "e2e_nr",
+        [str(run_dir / "e2e_nr")],
+        data=None,
+        out=str(tmp_path),
+        options={"max_clips": 1},
+        use_wandb=False,
+        shared=SharedOptions(max_items=2, dump=True),
+    )
     (dump,) = (tmp_path / "dump").iterdir()
     rows = list(csv.DictReader((dump / "index.csv").open()))
     assert len(rows) == 2

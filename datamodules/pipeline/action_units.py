@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -25,12 +25,16 @@ from .errors import DatasetError
 
 AU_NAMES = ("AU10", "AU14", "AU20", "AU25", "AU26")  # the fixed order everywhere
 OPENFACE_COLUMNS = tuple(f"{name}_c" for name in AU_NAMES)
-HOW_TO_RUN_OPENFACE = ("run OpenFace 2.x `FeatureExtraction -f <video> -aus -out_dir <openface_dir>/<speaker>` for "
-                       "every clip (one CSV row per video frame), or use au_labels.source=geometry")
+HOW_TO_RUN_OPENFACE = (
+    "run OpenFace 2.x `FeatureExtraction -f <video> -aus -out_dir <openface_dir>/<speaker>` for "
+    "every clip (one CSV row per video frame), or use au_labels.source=geometry"
+)
 
 
 class AULabeler(Protocol):
-    def labels(self, key: str, landmarks: Optional[np.ndarray], detected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def labels(
+        self, key: str, landmarks: np.ndarray | None, detected: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Clip `key` with `(T, 68, 2)` landmarks and `(T,)` detections → `(T, 5)` uint8 labels, `(T,)` bool valid."""
 
 
@@ -47,7 +51,7 @@ class AULabelConfig:
     """
 
     source: str = "geometry"
-    openface_dir: Optional[str] = None
+    openface_dir: str | None = None
     min_confidence: float = 0.8
     lips_part: float = 0.04
     jaw_drop: float = 0.06
@@ -83,17 +87,23 @@ def read_openface_csv(path: Path, min_confidence: float = 0.8) -> tuple[np.ndarr
     except FileNotFoundError:
         raise DatasetError(f"{path}: OpenFace CSV not found; {HOW_TO_RUN_OPENFACE}.") from None
     except (UnicodeDecodeError, csv.Error) as error:
-        raise DatasetError(f"{path}: not a readable OpenFace CSV ({error}); rerun OpenFace on the clip.") from None
+        raise DatasetError(
+            f"{path}: not a readable OpenFace CSV ({error}); rerun OpenFace on the clip."
+        ) from None
     needed = ("frame", "success", "confidence") + OPENFACE_COLUMNS
     missing = [c for c in needed if not rows or c not in rows[0]]
     if missing:
-        raise DatasetError(f"{path}: missing columns {missing}; run FeatureExtraction with -aus (occurrence "
-                           "columns AUxx_c), or use au_labels.source=geometry.")
+        raise DatasetError(
+            f"{path}: missing columns {missing}; run FeatureExtraction with -aus (occurrence "
+            "columns AUxx_c), or use au_labels.source=geometry."
+        )
     rows = [row for row in rows if row.get("face_id", "0").strip() in ("0", "")]
     try:
         frames = np.array([int(float(row["frame"])) for row in rows])
         labels = np.array([[float(row[c]) for c in OPENFACE_COLUMNS] for row in rows])
-        valid = np.array([float(row["success"]) != 0 and float(row["confidence"]) >= min_confidence for row in rows])
+        valid = np.array(
+            [float(row["success"]) != 0 and float(row["confidence"]) >= min_confidence for row in rows]
+        )
     except ValueError as error:
         raise DatasetError(f"{path}: a non-numeric value ({error}); rerun OpenFace on the clip.") from None
     order = np.argsort(frames, kind="stable")
@@ -106,12 +116,16 @@ class OpenFaceLabels:
     def __init__(self, config: AULabelConfig):
         self.folder, self.min_confidence = Path(config.openface_dir), config.min_confidence
 
-    def labels(self, key: str, landmarks: Optional[np.ndarray], detected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def labels(
+        self, key: str, landmarks: np.ndarray | None, detected: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         path = self.folder / f"{key}.csv"
         labels, valid = read_openface_csv(path, self.min_confidence)
         if len(labels) != len(detected):
-            raise DatasetError(f"{path}: {len(labels)} rows for a clip of {len(detected)} frames; run OpenFace on "
-                               "the same video (every frame, no frame-rate change).")
+            raise DatasetError(
+                f"{path}: {len(labels)} rows for a clip of {len(detected)} frames; run OpenFace on "
+                "the same video (every frame, no frame-rate change)."
+            )
         return labels, valid
 
 
@@ -135,9 +149,13 @@ class GeometryLabels:
     def __init__(self, config: AULabelConfig = AULabelConfig()):
         self.config = config
 
-    def labels(self, key: str, landmarks: Optional[np.ndarray], detected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def labels(
+        self, key: str, landmarks: np.ndarray | None, detected: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         if landmarks is None:
-            raise DatasetError(f"{key}: geometry AU labels need landmarks; set crop.landmarks=true (and re-prepare).")
+            raise DatasetError(
+                f"{key}: geometry AU labels need landmarks; set crop.landmarks=true (and re-prepare)."
+            )
         detected = np.asarray(detected, bool)
         if not detected.any():
             return np.zeros((len(detected), len(AU_NAMES)), np.uint8), detected
@@ -157,13 +175,16 @@ class GeometryLabels:
             return float(np.percentile(values[detected], percentile))
 
         corners_raised = baseline(corners_y, 50) - corners_y > c.corner_rise  # image y grows downwards
-        labels = np.stack([
-            baseline(upper_lip, 90) - upper_lip > c.lip_raise,                             # AU10
-            (baseline(width, 50) - width > c.dimple_narrowing) & (gap < c.dimple_gap),     # AU14
-            (width - baseline(width, 10) > c.stretch) & ~corners_raised,                  # AU20
-            gap > c.lips_part,                                                            # AU25
-            jaw - baseline(jaw, 10) > c.jaw_drop,                                         # AU26
-        ], axis=1)
+        labels = np.stack(
+            [
+                baseline(upper_lip, 90) - upper_lip > c.lip_raise,  # AU10
+                (baseline(width, 50) - width > c.dimple_narrowing) & (gap < c.dimple_gap),  # AU14
+                (width - baseline(width, 10) > c.stretch) & ~corners_raised,  # AU20
+                gap > c.lips_part,  # AU25
+                jaw - baseline(jaw, 10) > c.jaw_drop,  # AU26
+            ],
+            axis=1,
+        )
         return labels.astype(np.uint8)
 
 

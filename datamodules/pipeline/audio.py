@@ -33,8 +33,10 @@ def checked_wave(wave: np.ndarray, source: str = "the speech signal") -> np.ndar
     if wave.size == 0:
         raise DatasetError(f"{source}: holds no audio samples. Remove the file or re-export it.")
     if not np.isfinite(wave).all():
-        raise DatasetError(f"{source}: {int((~np.isfinite(wave)).sum())} of its {wave.size} samples are NaN or "
-                           "infinite (a broken float export). Re-export it as 16-bit PCM.")
+        raise DatasetError(
+            f"{source}: {int((~np.isfinite(wave)).sum())} of its {wave.size} samples are NaN or "
+            "infinite (a broken float export). Re-export it as 16-bit PCM."
+        )
     return wave
 
 
@@ -84,7 +86,9 @@ def resample(wave: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray
     wave = checked_wave(wave)
     if source_rate == target_rate:
         return np.ascontiguousarray(wave, dtype=np.float32)
-    resampled = AF.resample(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), source_rate, target_rate)
+    resampled = AF.resample(
+        torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), source_rate, target_rate
+    )
     return resampled.numpy()
 
 

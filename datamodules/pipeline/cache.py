@@ -41,9 +41,12 @@ def atomic_write_json(path: Path, payload: Any) -> None:
 
 
 def parameter_differences(stored: dict, asked: dict, keys, stored_as: str) -> str:
-    """"key: <stored_as> value vs asked value, …" for those of `keys` whose values differ; "" if none do."""
-    return ", ".join(f"{k}: {stored_as} {stored.get(k)!r} vs asked {asked.get(k)!r}"
-                     for k in sorted(keys) if stored.get(k) != asked.get(k))
+    """ "key: <stored_as> value vs asked value, …" for those of `keys` whose values differ; "" if none do."""
+    return ", ".join(
+        f"{k}: {stored_as} {stored.get(k)!r} vs asked {asked.get(k)!r}"
+        for k in sorted(keys)
+        if stored.get(k) != asked.get(k)
+    )
 
 
 @dataclass
@@ -81,23 +84,29 @@ class ShardedCache:
             atomic_write_json(manifest, {"format": CACHE_FORMAT, "params": self.params})
 
     @classmethod
-    def open(cls, directory: str | Path) -> "ShardedCache":
+    def open(cls, directory: str | Path) -> ShardedCache:
         """An existing cache folder, with the parameters its manifest records (for tools that copy it)."""
         manifest = Path(directory) / "manifest.json"
         if not manifest.is_file():
-            raise DatasetError(f"{directory}: not a prepared cache (no manifest.json). Pass the folder that holds "
-                               "manifest.json and shard-*.json, e.g. data/cache/<layout>-<hash>/<cache name>.")
+            raise DatasetError(
+                f"{directory}: not a prepared cache (no manifest.json). Pass the folder that holds "
+                "manifest.json and shard-*.json, e.g. data/cache/<layout>-<hash>/<cache name>."
+            )
         try:
             params = json.loads(manifest.read_text())["params"]
         except (OSError, ValueError, KeyError) as error:
-            raise DatasetError(f"{manifest}: unreadable cache manifest ({error}). Prepare the cache again.")
+            raise DatasetError(
+                f"{manifest}: unreadable cache manifest ({error}). Prepare the cache again."
+            ) from None
         return cls(directory, params)
 
     def _check_manifest(self, manifest: Path) -> None:
         try:
             stored = json.loads(manifest.read_text())
         except (OSError, json.JSONDecodeError) as error:
-            raise DatasetError(f"{manifest}: unreadable cache manifest ({error}). Delete {self.directory}.")
+            raise DatasetError(
+                f"{manifest}: unreadable cache manifest ({error}). Delete {self.directory}."
+            ) from None
         old = stored.get("params", {})
         details = parameter_differences(old, self.params, set(old) | set(self.params), "cached")
         if details or stored.get("format") != CACHE_FORMAT:
@@ -162,8 +171,12 @@ def data_location(data: str | Path) -> dict[str, str]:
         try:
             roots.add(json.loads(manifest.read_text())["params"]["root"])
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise DatasetError(f"{manifest}: unreadable cache manifest ({error}). Prepare {folder} again.") from None
+            raise DatasetError(
+                f"{manifest}: unreadable cache manifest ({error}). Prepare {folder} again."
+            ) from None
     if len(roots) != 1 or None in roots:
-        raise DatasetError(f"{folder}: caches prepared from several or unknown dataset roots ({sorted(map(str, roots))}). "
-                           "Prepare one dataset per OUT folder.")
+        raise DatasetError(
+            f"{folder}: caches prepared from several or unknown dataset roots ({sorted(map(str, roots))}). "
+            "Prepare one dataset per OUT folder."
+        )
     return {"root": str(roots.pop()), "cache_dir": str(folder)}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, TypeVar
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
-def as_config(cls: type[T], value: Optional[T | Mapping[str, Any]]) -> T:
+def as_config(cls: type[T], value: T | Mapping[str, Any] | None) -> T:
     """`value` as a `cls` instance: None → the defaults, a mapping → `cls(**value)`."""
     if value is None:
         return cls()

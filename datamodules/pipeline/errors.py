@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 DEBUG_VARIABLE = "VERBOSE"  # `make … VERBOSE=1` (make exports it) or `VERBOSE=1 python -m …`: keep tracebacks
-REPORT_HINT = ("This is a bug in the project, not in your input: please report it with the command you ran and "
-               "the traceback above (rerun with VERBOSE=1 if it was cut).")
+REPORT_HINT = (
+    "This is a bug in the project, not in your input: please report it with the command you ran and "
+    "the traceback above (rerun with VERBOSE=1 if it was cut)."
+)
 
 
 class ProjectError(RuntimeError):

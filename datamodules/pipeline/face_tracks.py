@@ -12,7 +12,6 @@ Two ways, one per family of systems (the parameters are a `FaceCropConfig`, stor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 from PIL import Image
@@ -72,7 +71,7 @@ class FaceTrack:
     carry the nearest detected frame's); detected `(T,)` bool; boxes `(T, 4)` in source pixels."""
 
     crops: np.ndarray
-    landmarks: Optional[np.ndarray]
+    landmarks: np.ndarray | None
     detected: np.ndarray
     boxes: np.ndarray
 
@@ -89,30 +88,40 @@ def _nearest(index: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.where(np.abs(valid[left] - index) <= np.abs(valid[right] - index), valid[left], valid[right])
 
 
-def _pick_face(faces: list[Face], config: FaceCropConfig, path: str, frame: int,
-               hint: Optional[np.ndarray]) -> Optional[Face]:
+def _pick_face(
+    faces: list[Face], config: FaceCropConfig, path: str, frame: int, hint: np.ndarray | None
+) -> Face | None:
     faces = [face for face in faces if face.side >= config.min_face_px]
     if hint is not None and faces:
         return min(faces, key=lambda face: np.hypot(*((face.box[:2] + face.box[2:]) / 2 - hint)))
     if config.single_face and len(faces) > 1:
-        raise DatasetError(f"{path}: frame {frame} shows {len(faces)} faces; this system keeps single-speaker "
-                           "clips only (single_face). Remove the clip or crop it to one face.")
+        raise DatasetError(
+            f"{path}: frame {frame} shows {len(faces)} faces; this system keeps single-speaker "
+            "clips only (single_face). Remove the clip or crop it to one face."
+        )
     return faces[0] if faces else None
 
 
-def _detect(frames: np.ndarray, config: FaceCropConfig, detector: FaceDetector, path: str,
-            hint: Optional[np.ndarray]) -> dict[int, Face]:
+def _detect(
+    frames: np.ndarray, config: FaceCropConfig, detector: FaceDetector, path: str, hint: np.ndarray | None
+) -> dict[int, Face]:
     where = detection_frames(len(frames), config.detect_every)
-    found = {k: face for k in where if (face := _pick_face(detector(frames[k]), config, path, k, hint)) is not None}
+    found = {
+        k: face for k in where if (face := _pick_face(detector(frames[k]), config, path, k, hint)) is not None
+    }
     share = len(found) / len(where)
     if share < config.min_detected or not found:
         small = f" of at least {config.min_face_px} px" if config.min_face_px else ""
         if len(frames) == 1:  # a still picture (a user's photo), not a clip
-            raise DatasetError(f"{path}: no face{small} found in the picture. Use a photo that shows one face, "
-                               "upright and unobstructed.")
-        raise DatasetError(f"{path}: a face{small} was found in {len(found)} of {len(where)} checked frames "
-                           f"(need {config.min_detected:.0%}). No usable face: remove the clip or check that it "
-                           "shows one frontal face.")
+            raise DatasetError(
+                f"{path}: no face{small} found in the picture. Use a photo that shows one face, "
+                "upright and unobstructed."
+            )
+        raise DatasetError(
+            f"{path}: a face{small} was found in {len(found)} of {len(where)} checked frames "
+            f"(need {config.min_detected:.0%}). No usable face: remove the clip or check that it "
+            "shows one frontal face."
+        )
     return found
 
 
@@ -160,13 +169,21 @@ def template_transform(landmarks: np.ndarray, size: int) -> SimilarityTransform:
 
 def warp_to_template(image: np.ndarray, transform: SimilarityTransform, size: int) -> np.ndarray:
     """Bilinear warp into `(size, size, 3)` uint8, black outside the source frame."""
-    out = warp(image, transform.inverse, output_shape=(size, size), order=1, mode="constant", cval=0.0,
-               preserve_range=True)
+    out = warp(
+        image,
+        transform.inverse,
+        output_shape=(size, size),
+        order=1,
+        mode="constant",
+        cval=0.0,
+        preserve_range=True,
+    )
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
-def _template_track(frames: np.ndarray, found: dict[int, Face], predictor: LandmarkPredictor,
-                    size: int) -> FaceTrack:
+def _template_track(
+    frames: np.ndarray, found: dict[int, Face], predictor: LandmarkPredictor, size: int
+) -> FaceTrack:
     keys = np.array(sorted(found))
     source_marks = {k: predictor(frames[k], found[k].box) for k in keys}
     transforms = {k: template_transform(source_marks[k], size) for k in keys}
@@ -177,21 +194,33 @@ def _template_track(frames: np.ndarray, found: dict[int, Face], predictor: Landm
     return FaceTrack(crops, landmarks, np.isin(np.arange(len(frames)), keys), boxes)
 
 
-def _box_track(frames: np.ndarray, found: dict[int, Face], config: FaceCropConfig, size: int,
-               predictor: Optional[LandmarkPredictor]) -> FaceTrack:
+def _box_track(
+    frames: np.ndarray,
+    found: dict[int, Face],
+    config: FaceCropConfig,
+    size: int,
+    predictor: LandmarkPredictor | None,
+) -> FaceTrack:
     boxes = track_boxes(found, len(frames), config.box_track)
     crops = np.stack([crop_square(f, b, config.box_scale, size) for f, b in zip(frames, boxes)])
     landmarks = None
     if predictor is not None:
-        landmarks = np.stack([box_to_crop(predictor(f, b), b, config.box_scale, size)
-                              for f, b in zip(frames, boxes)])
+        landmarks = np.stack(
+            [box_to_crop(predictor(f, b), b, config.box_scale, size) for f, b in zip(frames, boxes)]
+        )
     detected = np.isin(np.arange(len(frames)), list(found))
     return FaceTrack(crops, landmarks, detected, boxes)
 
 
-def track_faces(frames: np.ndarray, config: FaceCropConfig, size: int, detector: FaceDetector,
-                predictor: Optional[LandmarkPredictor], path: str = "<frames>",
-                face_hint: Optional[tuple[float, float]] = None) -> FaceTrack:
+def track_faces(
+    frames: np.ndarray,
+    config: FaceCropConfig,
+    size: int,
+    detector: FaceDetector,
+    predictor: LandmarkPredictor | None,
+    path: str = "<frames>",
+    face_hint: tuple[float, float] | None = None,
+) -> FaceTrack:
     """`(T, H, W, 3)` uint8 frames → a `FaceTrack` of `(size, size)` crops.
 
     `face_hint` is the speaker's face centre as fractions (x, y) of the frame, used when the
@@ -205,7 +234,9 @@ def track_faces(frames: np.ndarray, config: FaceCropConfig, size: int, detector:
     hint = None
     if config.use_face_hint and face_hint is not None:
         hint = np.asarray(face_hint) * (frames.shape[2], frames.shape[1])
-    found = _detect(frames, FaceCropConfig(**{**config.__dict__, "detect_every": every}), detector, path, hint)
+    found = _detect(
+        frames, FaceCropConfig(**{**config.__dict__, "detect_every": every}), detector, path, hint
+    )
     if config.method == "template":
         return _template_track(frames, found, predictor or LandmarkPredictor(), size)
     return _box_track(frames, found, config, size, predictor if config.landmarks else None)

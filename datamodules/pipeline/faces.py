@@ -73,10 +73,12 @@ class DlibDetector:
             size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
             image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
         boxes, scores, _ = self._detector.run(np.ascontiguousarray(image), self.upsample, 0.0)
-        return _largest_first([
-            Face(np.array([b.left(), b.top(), b.right(), b.bottom()], dtype=np.float64) / scale, float(s))
-            for b, s in zip(boxes, scores)
-        ])
+        return _largest_first(
+            [
+                Face(np.array([b.left(), b.top(), b.right(), b.bottom()], dtype=np.float64) / scale, float(s))
+                for b, s in zip(boxes, scores)
+            ]
+        )
 
 
 class MtcnnDetector:
@@ -95,11 +97,13 @@ class MtcnnDetector:
         boxes, probabilities = self._mtcnn.detect(np.ascontiguousarray(image))
         if boxes is None:
             return []
-        return _largest_first([
-            Face(np.asarray(box, dtype=np.float64), float(p))
-            for box, p in zip(boxes, probabilities)
-            if p is not None and p >= self.min_probability
-        ])
+        return _largest_first(
+            [
+                Face(np.asarray(box, dtype=np.float64), float(p))
+                for box, p in zip(boxes, probabilities)
+                if p is not None and p >= self.min_probability
+            ]
+        )
 
 
 DETECTORS = {"dlib": DlibDetector, "mtcnn": MtcnnDetector}

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 from scipy.signal.windows import tukey
@@ -128,8 +128,9 @@ class NoiseBank:
         source: where the recordings came from, for messages (a folder, "generated train noise", …).
     """
 
-    def __init__(self, recordings: Mapping[str, Sequence[np.ndarray]], sample_rate: int,
-                 source: str = "noise bank"):
+    def __init__(
+        self, recordings: Mapping[str, Sequence[np.ndarray]], sample_rate: int, source: str = "noise bank"
+    ):
         if not recordings:
             raise ValueError(f"{source}: a noise bank needs at least one noise type")
         self.sample_rate = int(sample_rate)
@@ -175,12 +176,15 @@ class NoiseBank:
             if peak >= SILENCE_PEAK * self._peaks[name][index]:
                 break
         if best_peak <= 0.0:
-            raise ValueError(f"{self.source}: every {length}-sample segment drawn from noise type {name!r} "
-                             "was silent. Trim the digital silence from its recordings.")
+            raise ValueError(
+                f"{self.source}: every {length}-sample segment drawn from noise type {name!r} "
+                "was silent. Trim the digital silence from its recordings."
+            )
         return best
 
-    def draw(self, speech: np.ndarray, rng: np.random.Generator,
-             snrs_db: Sequence[float] = TRAIN_SNRS_DB) -> tuple[np.ndarray, str, float]:
+    def draw(
+        self, speech: np.ndarray, rng: np.random.Generator, snrs_db: Sequence[float] = TRAIN_SNRS_DB
+    ) -> tuple[np.ndarray, str, float]:
         """One training mixture: a type uniformly, then an SNR uniformly from `snrs_db`, then a segment.
 
         Returns:
@@ -242,10 +246,14 @@ def noise_bank_from_folder(root: str | Path, sample_rate: int) -> NoiseBank:
     """
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError(f"{root}: the noise folder does not exist. Point the noise folder option at a "
-                           "folder holding one subfolder (or one audio file) per noise type.")
-    recordings = {name: [_read_noise_file(path, sample_rate) for path in paths]
-                  for name, paths in _noise_files(root).items()}
+        raise DatasetError(
+            f"{root}: the noise folder does not exist. Point the noise folder option at a "
+            "folder holding one subfolder (or one audio file) per noise type."
+        )
+    recordings = {
+        name: [_read_noise_file(path, sample_rate) for path in paths]
+        for name, paths in _noise_files(root).items()
+    }
     return NoiseBank(recordings, sample_rate, source=str(root))
 
 
@@ -265,13 +273,17 @@ def _noise_files(root: Path) -> dict[str, list[Path]]:
         if not files:
             continue
         if name in found:
-            raise DatasetError(f"{root}: noise type {name!r} is given twice ({origin[name].name} and "
-                               f"{entry.name}). Rename one, or move the loose file into the folder {name}/.")
+            raise DatasetError(
+                f"{root}: noise type {name!r} is given twice ({origin[name].name} and "
+                f"{entry.name}). Rename one, or move the loose file into the folder {name}/."
+            )
         found[name], origin[name] = files, entry
     if not found:
         suffixes = ", ".join(sorted(SOUNDFILE_SUFFIXES))
-        raise DatasetError(f"{root}: no noise recordings ({suffixes}) found. Put one subfolder per noise "
-                           "type holding its recordings, or one audio file per noise type, in this folder.")
+        raise DatasetError(
+            f"{root}: no noise recordings ({suffixes}) found. Put one subfolder per noise "
+            "type holding its recordings, or one audio file per noise type, in this folder."
+        )
     return found
 
 
@@ -284,14 +296,18 @@ def _read_noise_file(path: Path, sample_rate: int) -> np.ndarray:
     """`(N,)` float32 at `sample_rate`; DatasetError naming `path` when it is unusable as noise."""
     wave = read_audio(path, sample_rate)
     if wave.size == 0:
-        raise DatasetError(f"{path}: the recording is too short to survive resampling to {sample_rate} Hz. "
-                           "Remove it or use a longer recording.")
+        raise DatasetError(
+            f"{path}: the recording is too short to survive resampling to {sample_rate} Hz. "
+            "Remove it or use a longer recording."
+        )
     if not np.isfinite(wave).all():
         raise DatasetError(f"{path}: the recording holds NaN or infinite samples. Re-export it as PCM audio.")
     peak = float(np.max(np.abs(wave)))
     if peak < SILENCE_PEAK:
-        raise DatasetError(f"{path}: the recording is silent (peak {peak:.2g} < {SILENCE_PEAK}), so it "
-                           "cannot be mixed at any SNR. Remove it or replace it with an audible recording.")
+        raise DatasetError(
+            f"{path}: the recording is silent (peak {peak:.2g} < {SILENCE_PEAK}), so it "
+            "cannot be mixed at any SNR. Remove it or replace it with an audible recording."
+        )
     return wave
 
 
@@ -301,8 +317,9 @@ def _read_noise_file(path: Path, sample_rate: int) -> np.ndarray:
 # Each builder returns an unnormalised float64 `(n,)`; `_finish` adds the floor and sets the peak.
 
 
-def _coloured(rng: np.random.Generator, n: int, sample_rate: int, exponent: float,
-              low_hz: float = 20.0) -> np.ndarray:
+def _coloured(
+    rng: np.random.Generator, n: int, sample_rate: int, exponent: float, low_hz: float = 20.0
+) -> np.ndarray:
     """Gaussian noise with power ∝ 1/f^exponent (flat below `low_hz`, no DC): 0 white, 1 pink, 2 brown."""
     spectrum = np.fft.rfft(rng.standard_normal(n))
     freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
@@ -311,8 +328,9 @@ def _coloured(rng: np.random.Generator, n: int, sample_rate: int, exponent: floa
     return np.fft.irfft(spectrum * gain, n)
 
 
-def _wander(rng: np.random.Generator, n: int, sample_rate: int, low: float, high: float,
-            step_s: float) -> np.ndarray:
+def _wander(
+    rng: np.random.Generator, n: int, sample_rate: int, low: float, high: float, step_s: float
+) -> np.ndarray:
     """`(n,)` a value drifting smoothly in [low, high]: random anchors every `step_s` s, smoothstep-joined."""
     anchors = rng.uniform(low, high, max(2, math.ceil(n / (step_s * sample_rate)) + 1))
     position = np.linspace(0.0, len(anchors) - 1.0, n)
@@ -327,13 +345,19 @@ def _phase(freq_hz: np.ndarray, sample_rate: int) -> np.ndarray:
     return 2.0 * np.pi * np.cumsum(freq_hz) / sample_rate
 
 
-def _harmonics(rng: np.random.Generator, phase: np.ndarray, top_hz: float, sample_rate: int, rolloff: float,
-               max_count: int) -> np.ndarray:
+def _harmonics(
+    rng: np.random.Generator,
+    phase: np.ndarray,
+    top_hz: float,
+    sample_rate: int,
+    rolloff: float,
+    max_count: int,
+) -> np.ndarray:
     """Σ_h a_h sin(h·phase + φ_h), a_h ∝ h^−rolloff with random spread; harmonics kept below 0.45·rate."""
     count = max(1, min(max_count, int(0.45 * sample_rate // top_hz)))
     total = np.zeros_like(phase)
     for h in range(1, count + 1):
-        amplitude = h ** -rolloff * rng.uniform(0.5, 1.0)
+        amplitude = h**-rolloff * rng.uniform(0.5, 1.0)
         total += amplitude * np.sin(h * phase + rng.uniform(0.0, 2.0 * np.pi))
     return total
 
@@ -350,8 +374,9 @@ def _place(out: np.ndarray, start: int, kernel: np.ndarray) -> None:
         out[start:stop] += kernel[: stop - start]
 
 
-def _decaying(rng: np.random.Generator, sample_rate: int, decay_s: float,
-              freq_hz: Optional[float] = None) -> np.ndarray:
+def _decaying(
+    rng: np.random.Generator, sample_rate: int, decay_s: float, freq_hz: float | None = None
+) -> np.ndarray:
     """An exponentially decaying burst, 5 time constants long: white noise, or a tone ringing at `freq_hz`."""
     t = np.arange(max(1, int(5 * decay_s * sample_rate))) / sample_rate
     if freq_hz is None:
@@ -361,8 +386,13 @@ def _decaying(rng: np.random.Generator, sample_rate: int, decay_s: float,
     return carrier * np.exp(-t / decay_s)
 
 
-def _sine_modulation(rng: np.random.Generator, n: int, sample_rate: int, depth: tuple[float, float],
-                     rate_hz: tuple[float, float]) -> np.ndarray:
+def _sine_modulation(
+    rng: np.random.Generator,
+    n: int,
+    sample_rate: int,
+    depth: tuple[float, float],
+    rate_hz: tuple[float, float],
+) -> np.ndarray:
     """`(n,)` 1 + d·sin(2π f t + φ) with d, f and φ drawn uniformly (d and f from the given ranges)."""
     depth_value, rate_value, phase = rng.uniform(*depth), rng.uniform(*rate_hz), rng.uniform(0, 2 * np.pi)
     return 1.0 + depth_value * np.sin(2 * np.pi * rate_value * np.arange(n) / sample_rate + phase)
@@ -542,23 +572,37 @@ def _factory(rng, n, sample_rate, donors):
     return machine + impacts
 
 
-Builder = Callable[[np.random.Generator, int, int, Optional[list]], np.ndarray]
+Builder = Callable[[np.random.Generator, int, int, list | None], np.ndarray]
 
 _TRAIN_BUILDERS: dict[str, Builder] = {
-    "white": _white, "pink": _pink, "brown": _brown, "hum": _hum,
-    "clicks": _clicks, "chirps": _chirps, "modulated": _modulated, "engine": _engine,
+    "white": _white,
+    "pink": _pink,
+    "brown": _brown,
+    "hum": _hum,
+    "clicks": _clicks,
+    "chirps": _chirps,
+    "modulated": _modulated,
+    "engine": _engine,
 }
 _EVAL_BUILDERS: dict[str, Builder] = {
-    "babble": _babble, "speech_shaped": _speech_shaped, "cafeteria": _cafeteria,
-    "motorcycle": _motorcycle, "factory": _factory,
+    "babble": _babble,
+    "speech_shaped": _speech_shaped,
+    "cafeteria": _cafeteria,
+    "motorcycle": _motorcycle,
+    "factory": _factory,
 }
 TRAIN_NOISE_TYPES: tuple[str, ...] = tuple(sorted(_TRAIN_BUILDERS))
 EVAL_NOISE_TYPES: tuple[str, ...] = tuple(sorted(_EVAL_BUILDERS))  # the paper's five held-out noises
 SPEECH_NOISE_TYPES = frozenset({"babble", "speech_shaped", "cafeteria"})  # built from caller-given speech
 
 
-def generate_noise(type_name: str, sample_rate: int, num_samples: int, rng: np.random.Generator,
-                   speech: Optional[Sequence[np.ndarray]] = None) -> np.ndarray:
+def generate_noise(
+    type_name: str,
+    sample_rate: int,
+    num_samples: int,
+    rng: np.random.Generator,
+    speech: Sequence[np.ndarray] | None = None,
+) -> np.ndarray:
     """One generated recording of `type_name` (any of `TRAIN_NOISE_TYPES` or `EVAL_NOISE_TYPES`).
 
     Args:
@@ -578,9 +622,13 @@ def generate_noise(type_name: str, sample_rate: int, num_samples: int, rng: np.r
     return _finish(rng, builders[type_name](rng, num_samples, sample_rate, donors))
 
 
-def generated_noise_bank(kind: str, sample_rate: int, seed: int = 0,
-                         speech: Optional[Sequence[np.ndarray]] = None,
-                         seconds: float = GENERATED_SECONDS) -> NoiseBank:
+def generated_noise_bank(
+    kind: str,
+    sample_rate: int,
+    seed: int = 0,
+    speech: Sequence[np.ndarray] | None = None,
+    seconds: float = GENERATED_SECONDS,
+) -> NoiseBank:
     """A bank of generated noise, one `seconds`-long recording per type, reproducible from `seed`.
 
     Args:
@@ -598,8 +646,10 @@ def generated_noise_bank(kind: str, sample_rate: int, seed: int = 0,
     if kind == "eval":
         _donors(speech, "the evaluation bank")  # fail before generating anything
     num_samples = max(1, round(seconds * sample_rate))
-    recordings = {name: [generate_noise(name, sample_rate, num_samples, _type_rng(seed, name), speech)]
-                  for name in names}
+    recordings = {
+        name: [generate_noise(name, sample_rate, num_samples, _type_rng(seed, name), speech)]
+        for name in names
+    }
     return NoiseBank(recordings, sample_rate, source=f"generated {kind} noise (seed {seed})")
 
 
@@ -608,10 +658,12 @@ def _type_rng(seed: int, type_name: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(type_name.encode())])
 
 
-def _donors(speech: Optional[Sequence[np.ndarray]], what: str) -> list[np.ndarray]:
+def _donors(speech: Sequence[np.ndarray] | None, what: str) -> list[np.ndarray]:
     """The usable utterances as float64 at unit RMS; ValueError when there are none."""
-    hint = ("babble, speech_shaped and cafeteria noise are made from speech: pass other speakers' utterances "
-            "(1-D float waveforms at the bank's sample rate) as `speech`")
+    hint = (
+        "babble, speech_shaped and cafeteria noise are made from speech: pass other speakers' utterances "
+        "(1-D float waveforms at the bank's sample rate) as `speech`"
+    )
     if speech is None or len(speech) == 0:
         raise ValueError(f"{what} needs speech: {hint}")
     donors = []
@@ -625,6 +677,8 @@ def _donors(speech: Optional[Sequence[np.ndarray]], what: str) -> list[np.ndarra
         if np.max(np.abs(wave)) >= SILENCE_PEAK:
             donors.append(_unit_rms(wave))
     if not donors:
-        raise ValueError(f"{what} needs speech, but all {len(speech)} waveforms given are silent, empty or "
-                         f"non-finite: {hint}")
+        raise ValueError(
+            f"{what} needs speech, but all {len(speech)} waveforms given are silent, empty or "
+            f"non-finite: {hint}"
+        )
     return donors

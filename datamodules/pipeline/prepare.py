@@ -10,8 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import multiprocessing as mp
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -41,8 +42,11 @@ def _process_one(task: tuple[ProcessFn, dict]) -> tuple[Item | None, dict | None
     except DatasetError as error:
         return None, {"path": job["path"], "reason": str(error)}
     except Exception as error:  # noqa: BLE001 - one bad file must never end the whole run
-        return None, {"path": job["path"], "reason": f"{job['path']}: unexpected {type(error).__name__} while "
-                      f"preprocessing ({error}). Probably a bug: please report it with this file."}
+        return None, {
+            "path": job["path"],
+            "reason": f"{job['path']}: unexpected {type(error).__name__} while "
+            f"preprocessing ({error}). Probably a bug: please report it with this file.",
+        }
 
 
 def prepare_cache(

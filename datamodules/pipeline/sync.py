@@ -26,11 +26,15 @@ def num_samples(num_frames: int, fps: Fraction, sample_rate: int) -> int:
 
 def frames_span(first_frame: int, num_frames: int, fps: Fraction, sample_rate: int) -> tuple[int, int]:
     """`[start, stop)` samples of frames `first_frame … first_frame + num_frames − 1`."""
-    return (frame_start_sample(first_frame, fps, sample_rate),
-            frame_start_sample(first_frame + num_frames, fps, sample_rate))
+    return (
+        frame_start_sample(first_frame, fps, sample_rate),
+        frame_start_sample(first_frame + num_frames, fps, sample_rate),
+    )
 
 
-def window_at_frame_start(frame: int, fps: Fraction, sample_rate: int, before: int, after: int) -> tuple[int, int]:
+def window_at_frame_start(
+    frame: int, fps: Fraction, sample_rate: int, before: int, after: int
+) -> tuple[int, int]:
     """`[s − before, s + after)` around s, the first sample of `frame` (E2E-NR's conv windows sit on 320t)."""
     start = frame_start_sample(frame, fps, sample_rate)
     return start - before, start + after
@@ -49,7 +53,9 @@ def feature_window(frame: int, fps: Fraction, width: int, feature_rate: int = 10
     TCSAN's MFCC windows: 28 columns at 100 Hz; at 25 fps c = 4k + 2, so frame k reads [4k − 12, 4k + 16).
     Halves round up, so the mapping is the same on every platform.
     """
-    centre = math.floor(Fraction(feature_rate) * (Fraction(frame) + Fraction(1, 2)) / Fraction(fps) + Fraction(1, 2))
+    centre = math.floor(
+        Fraction(feature_rate) * (Fraction(frame) + Fraction(1, 2)) / Fraction(fps) + Fraction(1, 2)
+    )
     return centre - width // 2, centre - width // 2 + width
 
 

@@ -48,7 +48,9 @@ def read_video(path: str | Path, max_frames: int | None = None) -> DecodedVideo:
     if not frames:
         raise DatasetError(f"{path}: the video stream holds no frames. Re-download the clip or remove it.")
     if fps <= 0:
-        raise DatasetError(f"{path}: the video stream declares no frame rate. Re-mux it with an explicit rate.")
+        raise DatasetError(
+            f"{path}: the video stream declares no frame rate. Re-mux it with an explicit rate."
+        )
     return DecodedVideo(np.stack(frames), fps)
 
 

@@ -8,10 +8,10 @@ interrupted run never leaves a half-written file under a real name.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
 
 import av
 import numpy as np
@@ -82,9 +82,17 @@ def _encode_video(container, stream, frames: np.ndarray) -> None:
     container.mux(stream.encode(None))
 
 
-def _write_video(path: Path, frames: np.ndarray, fps: int | Fraction, audio: np.ndarray | None,
-                 sample_rate: int | None, container_format: str, video_codec: str, audio_codec: str,
-                 options: dict[str, str]) -> None:
+def _write_video(
+    path: Path,
+    frames: np.ndarray,
+    fps: int | Fraction,
+    audio: np.ndarray | None,
+    sample_rate: int | None,
+    container_format: str,
+    video_codec: str,
+    audio_codec: str,
+    options: dict[str, str],
+) -> None:
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
     if frames.shape[1] % 2 or frames.shape[2] % 2:
@@ -102,20 +110,40 @@ def _write_video(path: Path, frames: np.ndarray, fps: int | Fraction, audio: np.
                 _encode_audio(container, sound, audio, sample_rate)
 
 
-def write_mp4(path: Path, frames: np.ndarray, fps: int | Fraction = 25, audio: np.ndarray | None = None,
-              sample_rate: int | None = None) -> None:
+def write_mp4(
+    path: Path,
+    frames: np.ndarray,
+    fps: int | Fraction = 25,
+    audio: np.ndarray | None = None,
+    sample_rate: int | None = None,
+) -> None:
     """H.264 (yuv420p) mp4 of `frames` `(T, H, W, 3)` uint8; `audio` `(N,)` float muxed as mono AAC.
 
     `fps` may be a Fraction (NTSC's 29.97 is `Fraction(30000, 1001)`): frame k is stamped k / fps exactly.
 
     One encoder thread keeps the output bytes identical from run to run.
     """
-    _write_video(path, frames, fps, audio, sample_rate, "mp4", "libx264", "aac",
-                 {"preset": "veryfast", "crf": "23", "threads": "1"})
+    _write_video(
+        path,
+        frames,
+        fps,
+        audio,
+        sample_rate,
+        "mp4",
+        "libx264",
+        "aac",
+        {"preset": "veryfast", "crf": "23", "threads": "1"},
+    )
 
 
-def write_mpg(path: Path, frames: np.ndarray, fps: int | Fraction = 25, audio: np.ndarray | None = None,
-              sample_rate: int | None = None) -> None:
+def write_mpg(
+    path: Path,
+    frames: np.ndarray,
+    fps: int | Fraction = 25,
+    audio: np.ndarray | None = None,
+    sample_rate: int | None = None,
+) -> None:
     """MPEG-1 video in an MPEG program stream (GRID's .mpg), audio as MPEG-1 layer II."""
-    _write_video(path, frames, fps, audio, sample_rate, "mpeg", "mpeg1video", "mp2",
-                 {"b": "1500k", "threads": "1"})
+    _write_video(
+        path, frames, fps, audio, sample_rate, "mpeg", "mpeg1video", "mp2", {"b": "1500k", "threads": "1"}
+    )

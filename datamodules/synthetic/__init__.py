@@ -16,5 +16,10 @@ or from a shell::
 from .dataset import GENERATOR_VERSION, LAYOUTS, ensure_dataset, generate_dataset, is_generated, read_marker
 
 __all__ = [
-    "GENERATOR_VERSION", "LAYOUTS", "ensure_dataset", "generate_dataset", "is_generated", "read_marker",
+    "GENERATOR_VERSION",
+    "LAYOUTS",
+    "ensure_dataset",
+    "generate_dataset",
+    "is_generated",
+    "read_marker",
 ]

@@ -1,6 +1,6 @@
 """Command line::
 
-    python -m datamodules.synthetic --layout hq_voxceleb --size demo --out data/demo/hq_voxceleb
+python -m datamodules.synthetic --layout hq_voxceleb --size demo --out data/demo/hq_voxceleb
 """
 
 from __future__ import annotations
@@ -26,9 +26,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, type=Path, help="dataset root folder to create")
     parser.add_argument("--size", default="demo", help="tiny or demo (default: demo)")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same bytes (default: 0)")
-    parser.add_argument("--broken", action="store_true",
-                        help="also write deliberately bad files (listed in <out>/.synthetic.json) for "
-                        "testing the loaders' rejection of them")
+    parser.add_argument(
+        "--broken",
+        action="store_true",
+        help="also write deliberately bad files (listed in <out>/.synthetic.json) for "
+        "testing the loaders' rejection of them",
+    )
     return parser.parse_args(argv)
 
 
@@ -38,8 +41,10 @@ def main(argv: list[str] | None = None) -> None:
     with command_errors():
         root = generate_dataset(args.layout, args.out, size=args.size, seed=args.seed, broken=args.broken)
     counts = read_marker(root)["counts"]
-    print(f"{args.layout} ({args.size}, seed {args.seed}) written to {root} in "
-          f"{time.perf_counter() - started:.1f} s: {counts}")
+    print(
+        f"{args.layout} ({args.size}, seed {args.seed}) written to {root} in "
+        f"{time.perf_counter() - started:.1f} s: {counts}"
+    )
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ Each writer returns `[{"path": relative path, "defect": name}]`, recorded in `.s
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -52,8 +52,9 @@ def _record(root: Path, path: Path, defect: str, write: Callable[[Path], None]) 
     return {"path": path.relative_to(root).as_posix(), "defect": defect}
 
 
-def write_broken_hq_voxceleb(root: Path, speakers: Sequence[SpeakerProfile],
-                             rng: np.random.Generator) -> list[BrokenFile]:
+def write_broken_hq_voxceleb(
+    root: Path, speakers: Sequence[SpeakerProfile], rng: np.random.Generator
+) -> list[BrokenFile]:
     """Bad files among the first speaker's good ones (that speaker stays usable)."""
     profile = speakers[0]
     clip = sorted(p for p in speech_folder(root, profile).iterdir() if p.is_dir())[0]
@@ -62,14 +63,27 @@ def write_broken_hq_voxceleb(root: Path, speakers: Sequence[SpeakerProfile],
     short = render_speech(profile, one_syllable, 0.2, VOXCELEB_SAMPLE_RATE, rng).wave
     faces = face_folder(root, profile)
     return [
-        _record(root, clip / "00091.wav", "truncated_wav",
-                lambda p: write_bytes(p, truncated(wav_bytes(speech, VOXCELEB_SAMPLE_RATE), 30))),
-        _record(root, clip / "00092.wav", "silent_wav",
-                lambda p: write_wav(p, np.zeros(3 * VOXCELEB_SAMPLE_RATE, np.float32), VOXCELEB_SAMPLE_RATE)),
-        _record(root, clip / "00093.wav", "too_short_wav",
-                lambda p: write_wav(p, short, VOXCELEB_SAMPLE_RATE)),
-        _record(root, faces / "99.jpg", "no_face_image",
-                lambda p: write_bytes(p, jpeg_bytes(smooth_noise_image(rng, 128)))),
+        _record(
+            root,
+            clip / "00091.wav",
+            "truncated_wav",
+            lambda p: write_bytes(p, truncated(wav_bytes(speech, VOXCELEB_SAMPLE_RATE), 30)),
+        ),
+        _record(
+            root,
+            clip / "00092.wav",
+            "silent_wav",
+            lambda p: write_wav(p, np.zeros(3 * VOXCELEB_SAMPLE_RATE, np.float32), VOXCELEB_SAMPLE_RATE),
+        ),
+        _record(
+            root, clip / "00093.wav", "too_short_wav", lambda p: write_wav(p, short, VOXCELEB_SAMPLE_RATE)
+        ),
+        _record(
+            root,
+            faces / "99.jpg",
+            "no_face_image",
+            lambda p: write_bytes(p, jpeg_bytes(smooth_noise_image(rng, 128))),
+        ),
         _record(root, faces / ".DS_Store", "junk_file", lambda p: write_bytes(p, DS_STORE_JUNK)),
     ]
 
@@ -78,8 +92,10 @@ def write_broken_video(root: Path, good_video: Path, broken_video: Path) -> list
     """A copy of `good_video` cut to half its bytes, and a `.DS_Store` beside it."""
     data = good_video.read_bytes()
     return [
-        _record(root, broken_video, "truncated_video",
-                lambda p: write_bytes(p, truncated(data, len(data) // 2))),
-        _record(root, broken_video.parent / ".DS_Store", "junk_file",
-                lambda p: write_bytes(p, DS_STORE_JUNK)),
+        _record(
+            root, broken_video, "truncated_video", lambda p: write_bytes(p, truncated(data, len(data) // 2))
+        ),
+        _record(
+            root, broken_video.parent / ".DS_Store", "junk_file", lambda p: write_bytes(p, DS_STORE_JUNK)
+        ),
     ]

@@ -8,20 +8,20 @@ so the bytes do not depend on the order the threads finish in.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
+from ..pipeline.video_writer import write_mp4
 from .broken import BrokenFile, _record, smooth_noise_image, write_broken_video
 from .faces import FACE_BOX, FRAME_WINDOW, render_frames
 from .layouts import per_item_rngs, with_progress, youtube_id
 from .speakers import FRAME_OFFSET_LIMIT, SpeakerProfile
 from .speech import mouth_opening, synthesize_utterance
-from ..pipeline.video_writer import write_mp4
 from .video import video_frame_size, write_bytes
 
 MAX_THREADS = 4
@@ -38,9 +38,15 @@ def run_jobs(function: Callable[..., object], jobs: Sequence[tuple], show: bool,
         pool.shutdown(cancel_futures=True)
 
 
-def write_talking_clip(path: Path, profile: SpeakerProfile, num_frames: int, fps: int | Fraction,
-                       frame_size: int | tuple[int, int], sample_rate: int,
-                       rng: np.random.Generator) -> np.ndarray:
+def write_talking_clip(
+    path: Path,
+    profile: SpeakerProfile,
+    num_frames: int,
+    fps: int | Fraction,
+    frame_size: int | tuple[int, int],
+    sample_rate: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """An mp4 of `profile` speaking, lips following the speech; returns the audio `(T,)`."""
     utterance = synthesize_utterance(profile, float(num_frames / fps), sample_rate, rng)
     frames = render_frames(profile, mouth_opening(utterance, float(fps), num_frames), frame_size, rng)
@@ -56,8 +62,9 @@ def no_face_frames(rng: np.random.Generator, num_frames: int, frame_size: tuple[
     return np.rint((1 - t) * first + t * last).astype(np.uint8)
 
 
-def framed(profile: SpeakerProfile, face_fraction: float,
-           offset: tuple[float, float] | None = None) -> SpeakerProfile:
+def framed(
+    profile: SpeakerProfile, face_fraction: float, offset: tuple[float, float] | None = None
+) -> SpeakerProfile:
     """`profile` filmed so that its face box spans `face_fraction` of the frame's shorter side, its centre
     `offset` (x, y) from the frame centre in fractions of that side (None keeps the speaker's).
 
@@ -90,11 +97,13 @@ class AvSpeechSize:
 
 
 AVSPEECH_SIZES = {
-    "tiny": AvSpeechSize(speakers=4, train_clips=4, test_clips=2, missing_rows=1, seconds=(2.0, 3.0),
-                         frame_px=160),
+    "tiny": AvSpeechSize(
+        speakers=4, train_clips=4, test_clips=2, missing_rows=1, seconds=(2.0, 3.0), frame_px=160
+    ),
     # 384 px frames keep every face box ≥ 200 px, the smallest face A2V keeps.
-    "demo": AvSpeechSize(speakers=12, train_clips=32, test_clips=8, missing_rows=2, seconds=(3.0, 6.0),
-                         frame_px=384),
+    "demo": AvSpeechSize(
+        speakers=12, train_clips=32, test_clips=8, missing_rows=2, seconds=(3.0, 6.0), frame_px=384
+    ),
 }
 
 
@@ -125,8 +134,9 @@ def avspeech_clip_path(root: Path, youtube_id_: str, start: str) -> Path:
     return root / "clips" / f"{youtube_id_}_{start}.mp4"
 
 
-def _plan_segments(count: int, first_video: int, speakers: int, size: AvSpeechSize,
-                   rng: np.random.Generator) -> tuple[list[Segment], int]:
+def _plan_segments(
+    count: int, first_video: int, speakers: int, size: AvSpeechSize, rng: np.random.Generator
+) -> tuple[list[Segment], int]:
     """`count` segments of videos numbered from `first_video`; returns them and the next video number.
 
     Even videos give 2–3 segments at 25 fps, odd ones 1 segment at 30 fps: about a third of the clips
@@ -139,15 +149,23 @@ def _plan_segments(count: int, first_video: int, speakers: int, size: AvSpeechSi
         for _ in range(min(repeats, count - len(segments))):
             start_frame, frames = round(start * fps), round(float(rng.uniform(*size.seconds)) * fps)
             offset = tuple(float(v) for v in rng.uniform(-FRAME_OFFSET_LIMIT, FRAME_OFFSET_LIMIT, size=2))
-            segments.append(Segment(name, start_frame, frames, fps, speaker,
-                                    float(rng.uniform(*size.face_fraction)), offset))
+            segments.append(
+                Segment(
+                    name, start_frame, frames, fps, speaker, float(rng.uniform(*size.face_fraction)), offset
+                )
+            )
             start = (start_frame + frames) / fps + float(rng.uniform(2.0, 60.0))
         video += 1
     return segments, video
 
 
-def write_avspeech(root: Path, speakers: Sequence[SpeakerProfile], size_config: AvSpeechSize,
-                   rng: np.random.Generator, progress: bool = False) -> dict[str, int]:
+def write_avspeech(
+    root: Path,
+    speakers: Sequence[SpeakerProfile],
+    size_config: AvSpeechSize,
+    rng: np.random.Generator,
+    progress: bool = False,
+) -> dict[str, int]:
     """AVSpeech (downloaded segments)::
 
         avspeech_{train,test}.csv        no header: youtube_id,start_s,end_s,face_x,face_y
@@ -167,13 +185,23 @@ def write_avspeech(root: Path, speakers: Sequence[SpeakerProfile], size_config: 
         write_bytes(root / f"avspeech_{split}.csv", "".join(rows[split]).encode())
 
     def write_clip(segment: Segment, segment_rng: np.random.Generator) -> None:
-        write_talking_clip(avspeech_clip_path(root, segment.youtube_id, segment.start()),
-                           framed(speakers[segment.speaker], segment.face_fraction, segment.offset),
-                           segment.frames, segment.fps, size.frame_px, AVSPEECH_SAMPLE_RATE, segment_rng)
+        write_talking_clip(
+            avspeech_clip_path(root, segment.youtube_id, segment.start()),
+            framed(speakers[segment.speaker], segment.face_fraction, segment.offset),
+            segment.frames,
+            segment.fps,
+            size.frame_px,
+            AVSPEECH_SAMPLE_RATE,
+            segment_rng,
+        )
 
     run_jobs(write_clip, per_item_rngs(clip_rng, train + test), progress, "avspeech")
-    return {"speakers": len(speakers), "videos": len({s.youtube_id for s in train + test + missing}),
-            "clips": len(train) + len(test), "rows": len(train) + len(test) + len(missing)}
+    return {
+        "speakers": len(speakers),
+        "videos": len({s.youtube_id for s in train + test + missing}),
+        "clips": len(train) + len(test),
+        "rows": len(train) + len(test) + len(missing),
+    }
 
 
 def _append_row(root: Path, split: str, row: str) -> None:
@@ -181,8 +209,9 @@ def _append_row(root: Path, split: str, row: str) -> None:
     write_bytes(csv, csv.read_bytes() + row.encode())
 
 
-def write_broken_avspeech(root: Path, speakers: Sequence[SpeakerProfile],
-                          rng: np.random.Generator) -> list[BrokenFile]:
+def write_broken_avspeech(
+    root: Path, speakers: Sequence[SpeakerProfile], rng: np.random.Generator
+) -> list[BrokenFile]:
     """truncated_video, two_faces (two speakers side by side) and no_face_video clips, each with its
     train csv row so a loader tries them."""
     good = sorted((root / "clips").glob("*.mp4"))[0]
@@ -193,8 +222,10 @@ def write_broken_avspeech(root: Path, speakers: Sequence[SpeakerProfile],
     entries = write_broken_video(root, good, paths[0])
 
     def two_faces(path: Path) -> None:
-        halves = [render_frames(framed(speaker, 0.75, (0.0, 0.0)), np.zeros(frames), (height, width // 2),
-                                rng) for speaker in (speakers[0], speakers[1 % len(speakers)])]
+        halves = [
+            render_frames(framed(speaker, 0.75, (0.0, 0.0)), np.zeros(frames), (height, width // 2), rng)
+            for speaker in (speakers[0], speakers[1 % len(speakers)])
+        ]
         speech = synthesize_utterance(speakers[0], BROKEN_SECONDS, AVSPEECH_SAMPLE_RATE, rng).wave
         write_mp4(path, np.concatenate(halves, axis=2), fps, speech, AVSPEECH_SAMPLE_RATE)
 
@@ -202,8 +233,10 @@ def write_broken_avspeech(root: Path, speakers: Sequence[SpeakerProfile],
         speech = synthesize_utterance(speakers[0], BROKEN_SECONDS, AVSPEECH_SAMPLE_RATE, rng).wave
         write_mp4(path, no_face_frames(rng, frames, (height, width)), fps, speech, AVSPEECH_SAMPLE_RATE)
 
-    entries += [_record(root, paths[1], "two_faces", two_faces),
-                _record(root, paths[2], "no_face_video", no_face)]
+    entries += [
+        _record(root, paths[1], "two_faces", two_faces),
+        _record(root, paths[2], "no_face_video", no_face),
+    ]
     for segment, centre in zip(segments, [(None, None), (0.25, 0.5), (None, None)]):
         _append_row(root, "train", segment.row(*centre))  # the two-face row points at the left face
     return entries

@@ -11,9 +11,10 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -34,16 +35,20 @@ class Layout:
 
 
 LAYOUTS: dict[str, Layout] = {
-    "hq_voxceleb": Layout(layouts.write_hq_voxceleb, layouts.HQ_VOXCELEB_SIZES,
-                          broken.write_broken_hq_voxceleb),
+    "hq_voxceleb": Layout(
+        layouts.write_hq_voxceleb, layouts.HQ_VOXCELEB_SIZES, broken.write_broken_hq_voxceleb
+    ),
     "lrw": Layout(video_layouts.write_lrw, video_layouts.LRW_SIZES, video_layouts.write_broken_lrw),
     "grid": Layout(video_layouts.write_grid, video_layouts.GRID_SIZES, video_layouts.write_broken_grid),
-    "youtubers": Layout(youtubers.write_youtubers, youtubers.YOUTUBERS_SIZES,
-                        youtubers.write_broken_youtubers),
-    "avspeech": Layout(clip_layouts.write_avspeech, clip_layouts.AVSPEECH_SIZES,
-                       clip_layouts.write_broken_avspeech),
-    "tcd_timit": Layout(tcd_timit.write_tcd_timit, tcd_timit.TCD_TIMIT_SIZES,
-                        tcd_timit.write_broken_tcd_timit),
+    "youtubers": Layout(
+        youtubers.write_youtubers, youtubers.YOUTUBERS_SIZES, youtubers.write_broken_youtubers
+    ),
+    "avspeech": Layout(
+        clip_layouts.write_avspeech, clip_layouts.AVSPEECH_SIZES, clip_layouts.write_broken_avspeech
+    ),
+    "tcd_timit": Layout(
+        tcd_timit.write_tcd_timit, tcd_timit.TCD_TIMIT_SIZES, tcd_timit.write_broken_tcd_timit
+    ),
 }
 
 
@@ -111,8 +116,9 @@ def _build(building: Path, layout: Layout, params: dict[str, Any], with_broken: 
     return {**params, "counts": counts, "size_config": asdict(size_config), "broken": bad}
 
 
-def generate_dataset(layout: str, root: Path, size: str = "demo", seed: int = 0,
-                     broken: bool = False) -> Path:
+def generate_dataset(
+    layout: str, root: Path, size: str = "demo", seed: int = 0, broken: bool = False
+) -> Path:
     """Write the synthetic `layout` dataset of `size` to `root` and return `root`.
 
     A previous synthetic dataset at `root` is replaced; any other non-empty folder is left alone and

@@ -20,9 +20,29 @@ from .speakers import SpeakerProfile
 
 FACE_BOX = (175, 76, 265, 166)  # dlib's box: left, top, right, bottom
 MOUTH_LANDMARKS = np.array(
-    [[201, 139], [209, 139], [218, 139], [224, 141], [230, 140], [238, 140], [246, 141], [238, 151],
-     [229, 155], [222, 156], [216, 155], [208, 150], [204, 141], [218, 143], [223, 144], [230, 143],
-     [243, 142], [229, 150], [223, 151], [217, 150]], dtype=np.float64,
+    [
+        [201, 139],
+        [209, 139],
+        [218, 139],
+        [224, 141],
+        [230, 140],
+        [238, 140],
+        [246, 141],
+        [238, 151],
+        [229, 155],
+        [222, 156],
+        [216, 155],
+        [208, 150],
+        [204, 141],
+        [218, 143],
+        [223, 144],
+        [230, 143],
+        [243, 142],
+        [229, 150],
+        [223, 151],
+        [217, 150],
+    ],
+    dtype=np.float64,
 )  # 68-point landmarks 48–67: outer lip 48–59 (corners 48 and 54), inner lip 60–67
 FACE_CENTRE = ((FACE_BOX[0] + FACE_BOX[2]) / 2, (FACE_BOX[1] + FACE_BOX[3]) / 2)
 HEAD_ELLIPSE = (222.0, 118.0, 62.0, 80.0)  # centre x, y and semi-axes: face and hair, for masked crops
@@ -142,8 +162,9 @@ def _open_mouth(source: Image.Image, profile: SpeakerProfile, opening: float) ->
     return Image.fromarray(_to_uint8(moved * (1 - alpha) + np.clip(cavity, 0, 255) * alpha))
 
 
-def _affine(profile: SpeakerProfile, pose: Pose, window: float, out_centre: tuple[float, float],
-            out_side: float) -> tuple[float, ...]:
+def _affine(
+    profile: SpeakerProfile, pose: Pose, window: float, out_centre: tuple[float, float], out_side: float
+) -> tuple[float, ...]:
     """PIL AFFINE coefficients mapping output pixels to padded-source pixels.
 
     The face centre lands on `out_centre`; `window` source pixels span `out_side` output pixels at
@@ -159,8 +180,13 @@ def _affine(profile: SpeakerProfile, pose: Pose, window: float, out_centre: tupl
     return (linear[0, 0], linear[0, 1], offset[0], linear[1, 0], linear[1, 1], offset[1])
 
 
-def _warp(profile: SpeakerProfile, opening: float, pose: Pose, size: tuple[int, int],
-          coefficients: tuple[float, ...]) -> np.ndarray:
+def _warp(
+    profile: SpeakerProfile,
+    opening: float,
+    pose: Pose,
+    size: tuple[int, int],
+    coefficients: tuple[float, ...],
+) -> np.ndarray:
     """Open the mouth, warp to `size` (height, width) and relight: `(H, W, 3)` float32."""
     image = speaker_source(profile)
     if opening > 0:
@@ -180,8 +206,9 @@ def _head_mask(coefficients: tuple[float, ...], size: int, feather_px: float = 4
     return np.clip((1.0 - radius) * min(rx, ry) / feather_px + 0.5, 0.0, 1.0)
 
 
-def render_face_crop(profile: SpeakerProfile, opening: float, size: int, rng: np.random.Generator,
-                     masked: bool = False) -> np.ndarray:
+def render_face_crop(
+    profile: SpeakerProfile, opening: float, size: int, rng: np.random.Generator, masked: bool = False
+) -> np.ndarray:
     """An aligned face crop, face centred: `(size, size, 3)` uint8.
 
     `masked` whitens everything outside the head ellipse (HQ-VoxCeleb's "masked_faces" style).
@@ -195,8 +222,9 @@ def render_face_crop(profile: SpeakerProfile, opening: float, size: int, rng: np
     return _to_uint8(image)
 
 
-def _frame_geometry(profile: SpeakerProfile,
-                    frame_size: int | tuple[int, int]) -> tuple[tuple[int, int], tuple[float, float], int]:
+def _frame_geometry(
+    profile: SpeakerProfile, frame_size: int | tuple[int, int]
+) -> tuple[tuple[int, int], tuple[float, float], int]:
     """(height, width), where the face centre goes, and the shorter side, of a full frame."""
     height, width = (frame_size, frame_size) if isinstance(frame_size, int) else frame_size
     side = min(height, width)
@@ -204,8 +232,13 @@ def _frame_geometry(profile: SpeakerProfile,
     return (height, width), centre, side
 
 
-def render_frame(profile: SpeakerProfile, opening: float, frame_size: int | tuple[int, int],
-                 rng: np.random.Generator, pose: Pose | None = None) -> np.ndarray:
+def render_frame(
+    profile: SpeakerProfile,
+    opening: float,
+    frame_size: int | tuple[int, int],
+    rng: np.random.Generator,
+    pose: Pose | None = None,
+) -> np.ndarray:
     """A full video frame with the face at the speaker's position: `(H, W, 3)` uint8.
 
     `frame_size` is a side or (height, width); `pose` None draws a fresh jitter from `rng`.
@@ -216,8 +249,9 @@ def render_frame(profile: SpeakerProfile, opening: float, frame_size: int | tupl
     return _to_uint8(image)
 
 
-def render_frames(profile: SpeakerProfile, openings: np.ndarray, frame_size: int | tuple[int, int],
-                  rng: np.random.Generator) -> np.ndarray:
+def render_frames(
+    profile: SpeakerProfile, openings: np.ndarray, frame_size: int | tuple[int, int], rng: np.random.Generator
+) -> np.ndarray:
     """A talking-head clip, `(T, H, W, 3)` uint8, for per-frame mouth `openings` `(T,)`.
 
     The head pose drifts smoothly from one jittered pose to another over the clip, as a real head would,

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import io
 import string
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence, TypeVar
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
@@ -68,10 +69,12 @@ class HqVoxCelebSize:
 
 HQ_VOXCELEB_SIZES = {
     # Loaders split identities by meta row (i % 10 == 8 test, 9 val): 20 speakers give 2 val, 2 test.
-    "tiny": HqVoxCelebSize(speakers=20, faces_per_speaker=3, face_px=96, utterances_per_speaker=3,
-                           seconds=(2.0, 3.0)),
-    "demo": HqVoxCelebSize(speakers=100, faces_per_speaker=5, face_px=128, utterances_per_speaker=8,
-                           seconds=(2.0, 5.0)),
+    "tiny": HqVoxCelebSize(
+        speakers=20, faces_per_speaker=3, face_px=96, utterances_per_speaker=3, seconds=(2.0, 3.0)
+    ),
+    "demo": HqVoxCelebSize(
+        speakers=100, faces_per_speaker=5, face_px=128, utterances_per_speaker=8, seconds=(2.0, 5.0)
+    ),
 }
 VOX1_META_HEADER = ("VoxCeleb1 ID", "VGGFace1 ID", "Gender", "Nationality", "Set")
 
@@ -99,8 +102,9 @@ def write_vox1_meta(root: Path, speakers: Sequence[SpeakerProfile]) -> None:
     write_bytes(root / "vox1_meta.csv", ("\n".join(rows) + "\n").encode())
 
 
-def _write_speaker_faces(root: Path, profile: SpeakerProfile, size: HqVoxCelebSize,
-                         rng: np.random.Generator) -> int:
+def _write_speaker_faces(
+    root: Path, profile: SpeakerProfile, size: HqVoxCelebSize, rng: np.random.Generator
+) -> int:
     folder = face_folder(root, profile)
     for k in range(size.faces_per_speaker):
         crop = render_face_crop(profile, 0.0, size.face_px, rng, masked=True)  # still photos: mouth closed
@@ -108,8 +112,9 @@ def _write_speaker_faces(root: Path, profile: SpeakerProfile, size: HqVoxCelebSi
     return size.faces_per_speaker
 
 
-def _write_speaker_speech(root: Path, profile: SpeakerProfile, size: HqVoxCelebSize,
-                          rng: np.random.Generator) -> int:
+def _write_speaker_speech(
+    root: Path, profile: SpeakerProfile, size: HqVoxCelebSize, rng: np.random.Generator
+) -> int:
     """Utterances grouped into YouTube clips, numbered 00001… within each clip, as in VoxCeleb1."""
     clip = ""
     for k in range(size.utterances_per_speaker):
@@ -123,13 +128,18 @@ def _write_speaker_speech(root: Path, profile: SpeakerProfile, size: HqVoxCelebS
     return size.utterances_per_speaker
 
 
-def write_hq_voxceleb(root: Path, speakers: Sequence[SpeakerProfile], size_config: HqVoxCelebSize,
-                      rng: np.random.Generator, progress: bool = False) -> dict[str, int]:
+def write_hq_voxceleb(
+    root: Path,
+    speakers: Sequence[SpeakerProfile],
+    size_config: HqVoxCelebSize,
+    rng: np.random.Generator,
+    progress: bool = False,
+) -> dict[str, int]:
     """HQ-VoxCeleb (SF2F's data)::
 
-        vox1_meta.csv                                  VoxCeleb1 ID ↔ VGGFace1 ID (= face folder name)
-        vox1/masked_faces/<Name>/<k>.jpg               aligned face crops, background whitened
-        vox1/wav/<id1xxxx>/<youtube id>/<00001>.wav    16 kHz mono 16-bit utterances
+    vox1_meta.csv                                  VoxCeleb1 ID ↔ VGGFace1 ID (= face folder name)
+    vox1/masked_faces/<Name>/<k>.jpg               aligned face crops, background whitened
+    vox1/wav/<id1xxxx>/<youtube id>/<00001>.wav    16 kHz mono 16-bit utterances
     """
     write_vox1_meta(root, speakers)
     counts = {"speakers": len(speakers), "faces": 0, "utterances": 0}

@@ -10,9 +10,9 @@ model can learn lip-sync from the audio. Everything is vectorised over samples: 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 from scipy import signal
@@ -22,8 +22,14 @@ from .speakers import SpeakerProfile
 VOWELS = ("a", "e", "i", "o", "u")
 # F1..F4 in Hz of an adult male voice (classic vowel-chart averages); scaled by the speaker's tract.
 VOWEL_FORMANTS_HZ = np.array(
-    [[730, 1090, 2440, 3400], [530, 1840, 2480, 3500], [270, 2290, 3010, 3700],
-     [570, 840, 2410, 3300], [300, 870, 2240, 3300]], dtype=np.float64,
+    [
+        [730, 1090, 2440, 3400],
+        [530, 1840, 2480, 3500],
+        [270, 2290, 3010, 3700],
+        [570, 840, 2410, 3300],
+        [300, 870, 2240, 3300],
+    ],
+    dtype=np.float64,
 )
 FORMANT_BANDWIDTHS_HZ = np.array([80, 100, 140, 200], dtype=np.float64)
 FORMANT_GAINS = np.array([1.0, 0.5, 0.3, 0.15])  # parallel bank: higher formants stay visible in a mel

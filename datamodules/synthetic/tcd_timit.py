@@ -4,19 +4,19 @@ NTSC's 29.97 fps (exactly 30000/1001) with 48 kHz audio; some volunteers also ha
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
+from ..pipeline.video_writer import write_mp4
 from .broken import BrokenFile, _record, write_broken_video
 from .clip_layouts import BROKEN_SECONDS, no_face_frames, run_jobs, write_talking_clip
 from .layouts import per_item_rngs
 from .speakers import SpeakerProfile
 from .speech import synthesize_utterance
-from ..pipeline.video_writer import write_mp4
 from .video import video_frame_size, write_wav
 
 TCD_FPS = Fraction(30000, 1001)
@@ -43,8 +43,9 @@ class TcdTimitSize:
 TCD_TIMIT_SIZES = {
     # The loader's default split is test = volunteers 50–59: both sides are covered.
     "tiny": TcdTimitSize(volunteers=(1, 2, 50, 51), sentences=2, seconds=2.0, frame_size=(180, 320)),
-    "demo": TcdTimitSize(volunteers=(1, 2, 3, 4, 5, 50, 51, 52), sentences=6, seconds=3.0,
-                         frame_size=(360, 640)),
+    "demo": TcdTimitSize(
+        volunteers=(1, 2, 3, 4, 5, 50, 51, 52), sentences=6, seconds=3.0, frame_size=(360, 640)
+    ),
 }
 
 
@@ -70,8 +71,13 @@ def straightcam_folder(root: Path, volunteer: str) -> Path:
     return root / "volunteers" / volunteer / "Clips" / "straightcam"
 
 
-def write_tcd_timit(root: Path, speakers: Sequence[SpeakerProfile], size_config: TcdTimitSize,
-                    rng: np.random.Generator, progress: bool = False) -> dict[str, int]:
+def write_tcd_timit(
+    root: Path,
+    speakers: Sequence[SpeakerProfile],
+    size_config: TcdTimitSize,
+    rng: np.random.Generator,
+    progress: bool = False,
+) -> dict[str, int]:
     """TCD-TIMIT volunteers, straight camera::
 
         volunteers/<01M>/Clips/straightcam/<sentence>.mp4   H.264 at 29.97 fps (30000/1001), 16:9, AAC 48 kHz
@@ -81,16 +87,21 @@ def write_tcd_timit(root: Path, speakers: Sequence[SpeakerProfile], size_config:
     """
     jobs, frames = [], round(size_config.seconds * TCD_FPS)
     for position, ((number, profile), speaker_rng) in enumerate(
-            per_item_rngs(rng, zip(size_config.volunteers, speakers))):
+        per_item_rngs(rng, zip(size_config.volunteers, speakers))
+    ):
         folder = straightcam_folder(root, volunteer_id(number, profile))
         names = timit_sentences(size_config.sentences, speaker_rng)
-        jobs += [(folder / f"{name}.mp4", profile, position % 2 == 0, clip_rng)
-                 for name, clip_rng in per_item_rngs(speaker_rng, names)]
+        jobs += [
+            (folder / f"{name}.mp4", profile, position % 2 == 0, clip_rng)
+            for name, clip_rng in per_item_rngs(speaker_rng, names)
+        ]
 
-    def write_clip(path: Path, profile: SpeakerProfile, with_wav: bool,
-                   clip_rng: np.random.Generator) -> None:
-        wave = write_talking_clip(path, profile, frames, TCD_FPS, size_config.frame_size, TCD_SAMPLE_RATE,
-                                  clip_rng)
+    def write_clip(
+        path: Path, profile: SpeakerProfile, with_wav: bool, clip_rng: np.random.Generator
+    ) -> None:
+        wave = write_talking_clip(
+            path, profile, frames, TCD_FPS, size_config.frame_size, TCD_SAMPLE_RATE, clip_rng
+        )
         if with_wav:
             write_wav(path.with_suffix(".wav"), wave, TCD_SAMPLE_RATE)
 
@@ -98,8 +109,9 @@ def write_tcd_timit(root: Path, speakers: Sequence[SpeakerProfile], size_config:
     return {"volunteers": len(speakers), "videos": len(jobs), "wavs": sum(job[2] for job in jobs)}
 
 
-def write_broken_tcd_timit(root: Path, speakers: Sequence[SpeakerProfile],
-                           rng: np.random.Generator) -> list[BrokenFile]:
+def write_broken_tcd_timit(
+    root: Path, speakers: Sequence[SpeakerProfile], rng: np.random.Generator
+) -> list[BrokenFile]:
     """A truncated clip and a clip without a face among the first volunteer's sentences."""
     folder = sorted((root / "volunteers").iterdir())[0] / "Clips" / "straightcam"
     good = sorted(folder.glob("*.mp4"))[0]
@@ -111,4 +123,5 @@ def write_broken_tcd_timit(root: Path, speakers: Sequence[SpeakerProfile],
 
     # si numbers stop at 2342, so these names cannot clash with a good sentence.
     return write_broken_video(root, good, folder / "si9998.mp4") + [
-        _record(root, folder / "si9999.mp4", "no_face_video", no_face)]
+        _record(root, folder / "si9999.mp4", "no_face_video", no_face)
+    ]

@@ -6,20 +6,20 @@ themselves, as on the real data. The mouth follows the synthesised speech frame 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import soundfile as sf
 from scipy import signal
 
+from ..pipeline.video_writer import write_mp4, write_mpg
 from .broken import BrokenFile, wav_bytes, write_broken_video
 from .faces import render_frames
 from .layouts import per_item_rngs, with_progress
 from .speakers import SpeakerProfile
 from .speech import Utterance, mouth_opening, plan_speech, render_speech, retime
-from ..pipeline.video_writer import write_mp4, write_mpg
 from .video import video_frame_size, write_bytes, write_wav
 
 FPS = 25
@@ -31,9 +31,22 @@ LRW_FRAMES = 29  # 1.16 s at 25 fps, the target word centred
 LRW_SPLITS = ("train", "val", "test")
 # Words of LRW's vocabulary with their syllable counts.
 LRW_WORDS = {
-    "ABOUT": 2, "BECAUSE": 2, "CHANGE": 1, "COUNTRY": 2, "DIFFERENT": 3, "FAMILY": 3, "GOVERNMENT": 3,
-    "HOUSE": 1, "MAJORITY": 4, "NUMBER": 2, "PEOPLE": 2, "QUESTION": 2, "RIGHT": 1, "SCHOOL": 1,
-    "THINK": 1, "WORLD": 1,
+    "ABOUT": 2,
+    "BECAUSE": 2,
+    "CHANGE": 1,
+    "COUNTRY": 2,
+    "DIFFERENT": 3,
+    "FAMILY": 3,
+    "GOVERNMENT": 3,
+    "HOUSE": 1,
+    "MAJORITY": 4,
+    "NUMBER": 2,
+    "PEOPLE": 2,
+    "QUESTION": 2,
+    "RIGHT": 1,
+    "SCHOOL": 1,
+    "THINK": 1,
+    "WORLD": 1,
 }
 
 
@@ -72,16 +85,22 @@ def lrw_clip_path(root: Path, word: str, split: str, number: int) -> Path:
     return root / "lipread_mp4" / word / split / f"{word}_{number:05d}.mp4"
 
 
-def _write_lrw_clip(path: Path, word: str, profile: SpeakerProfile, frame_px: int,
-                    rng: np.random.Generator) -> None:
+def _write_lrw_clip(
+    path: Path, word: str, profile: SpeakerProfile, frame_px: int, rng: np.random.Generator
+) -> None:
     utterance, duration = _lrw_speech(profile, LRW_WORDS[word], rng)
     frames = render_frames(profile, mouth_opening(utterance, FPS, LRW_FRAMES), frame_px, rng)
     write_mp4(path, frames, FPS, utterance.wave, LRW_SAMPLE_RATE)
     write_bytes(path.with_suffix(".txt"), _lrw_metadata(word, duration))
 
 
-def write_lrw(root: Path, speakers: Sequence[SpeakerProfile], size_config: LrwSize, rng: np.random.Generator,
-              progress: bool = False) -> dict[str, int]:
+def write_lrw(
+    root: Path,
+    speakers: Sequence[SpeakerProfile],
+    size_config: LrwSize,
+    rng: np.random.Generator,
+    progress: bool = False,
+) -> dict[str, int]:
     """LRW (Lip Reading in the Wild)::
 
         lipread_mp4/<WORD>/{train,val,test}/<WORD>_<00001>.mp4   25 fps, 29 frames, AAC audio at 16 kHz
@@ -90,8 +109,12 @@ def write_lrw(root: Path, speakers: Sequence[SpeakerProfile], size_config: LrwSi
     Each clip is spoken by a speaker drawn at random (LRW has no identity labels).
     """
     words = list(LRW_WORDS)[: size_config.words]
-    jobs = [(word, split, number) for word in words for split, count in zip(LRW_SPLITS, size_config.clips)
-            for number in range(1, count + 1)]
+    jobs = [
+        (word, split, number)
+        for word in words
+        for split, count in zip(LRW_SPLITS, size_config.clips)
+        for number in range(1, count + 1)
+    ]
     for (word, split, number), clip_rng in with_progress(per_item_rngs(rng, jobs), progress, "lrw", "clip"):
         profile = speakers[int(clip_rng.integers(len(speakers)))]
         path = lrw_clip_path(root, word, split, number)
@@ -99,8 +122,9 @@ def write_lrw(root: Path, speakers: Sequence[SpeakerProfile], size_config: LrwSi
     return {"words": len(words), "videos": len(jobs)}
 
 
-def write_broken_lrw(root: Path, speakers: Sequence[SpeakerProfile],
-                     rng: np.random.Generator) -> list[BrokenFile]:
+def write_broken_lrw(
+    root: Path, speakers: Sequence[SpeakerProfile], rng: np.random.Generator
+) -> list[BrokenFile]:
     """A truncated clip, a `.DS_Store`, and a clip re-encoded at 15 fps (`wrong_fps`: 17 frames, 1.16 s)."""
     word = next(iter(LRW_WORDS))
     good = lrw_clip_path(root, word, "train", 1)
@@ -128,12 +152,32 @@ GRID_GRAMMAR = (
     {"blue": 1, "green": 1, "red": 1, "white": 1},
     {"at": 1, "by": 1, "in": 1, "with": 1},
     {letter: 1 for letter in "abcdefghijklmnopqrstuvxyz"},  # no "w": it is the only 3-syllable letter
-    {"zero": 2, "one": 1, "two": 1, "three": 1, "four": 1, "five": 1, "six": 1, "seven": 2, "eight": 1,
-     "nine": 1},
+    {
+        "zero": 2,
+        "one": 1,
+        "two": 1,
+        "three": 1,
+        "four": 1,
+        "five": 1,
+        "six": 1,
+        "seven": 2,
+        "eight": 1,
+        "nine": 1,
+    },
     {"again": 2, "now": 1, "please": 1, "soon": 1},
 )
-DIGIT_CODES = {"zero": "z", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
-               "seven": "7", "eight": "8", "nine": "9"}
+DIGIT_CODES = {
+    "zero": "z",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+}
 
 
 @dataclass(frozen=True)
@@ -184,24 +228,38 @@ def grid_alignment(utterance: Utterance, words: Sequence[str]) -> str:
 
 def grid_paths(root: Path, speaker: str, utterance_id: str) -> tuple[Path, Path, Path]:
     """Video, 25 kHz audio and alignment of one GRID utterance."""
-    return (root / speaker / f"{utterance_id}.mpg", root / "audio_25k" / speaker / f"{utterance_id}.wav",
-            root / "align" / speaker / f"{utterance_id}.align")
+    return (
+        root / speaker / f"{utterance_id}.mpg",
+        root / "audio_25k" / speaker / f"{utterance_id}.wav",
+        root / "align" / speaker / f"{utterance_id}.align",
+    )
 
 
-def _write_grid_utterance(root: Path, profile: SpeakerProfile, words: list[str], frame_size: tuple[int, int],
-                          rng: np.random.Generator) -> None:
+def _write_grid_utterance(
+    root: Path,
+    profile: SpeakerProfile,
+    words: list[str],
+    frame_size: tuple[int, int],
+    rng: np.random.Generator,
+) -> None:
     video, audio, align = grid_paths(root, f"s{profile.index + 1}", grid_utterance_id(words))
     utterance = _grid_speech(profile, words, rng)
     frames = render_frames(profile, mouth_opening(utterance, FPS, GRID_FRAMES), frame_size, rng)
-    video_audio = signal.resample_poly(utterance.wave, GRID_VIDEO_AUDIO_RATE // 1000,
-                                       GRID_SAMPLE_RATE // 1000)
+    video_audio = signal.resample_poly(
+        utterance.wave, GRID_VIDEO_AUDIO_RATE // 1000, GRID_SAMPLE_RATE // 1000
+    )
     write_mpg(video, frames, FPS, video_audio, GRID_VIDEO_AUDIO_RATE)
     write_wav(audio, utterance.wave, GRID_SAMPLE_RATE)
     write_bytes(align, grid_alignment(utterance, words).encode())
 
 
-def write_grid(root: Path, speakers: Sequence[SpeakerProfile], size_config: GridSize,
-               rng: np.random.Generator, progress: bool = False) -> dict[str, int]:
+def write_grid(
+    root: Path,
+    speakers: Sequence[SpeakerProfile],
+    size_config: GridSize,
+    rng: np.random.Generator,
+    progress: bool = False,
+) -> dict[str, int]:
     """GRID audio-visual corpus::
 
         s<N>/<utt>.mpg               MPEG-1, 25 fps, 3 s (75 frames), MPEG audio at 32 kHz
@@ -220,8 +278,9 @@ def write_grid(root: Path, speakers: Sequence[SpeakerProfile], size_config: Grid
     return {"speakers": len(speakers), "videos": len(speakers) * size_config.utterances_per_speaker}
 
 
-def write_broken_grid(root: Path, speakers: Sequence[SpeakerProfile],
-                      rng: np.random.Generator) -> list[BrokenFile]:
+def write_broken_grid(
+    root: Path, speakers: Sequence[SpeakerProfile], rng: np.random.Generator
+) -> list[BrokenFile]:
     """A truncated video, a `.DS_Store`, and an utterance whose 25 kHz wav stops after 1.0 s of the
     3 s video (`short_audio`; its .mpg and .align are complete)."""
     good = sorted((root / "s1").glob("*.mpg"))[0]

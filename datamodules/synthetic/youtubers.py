@@ -8,9 +8,9 @@ an RGB array), so a loader has to swap R and B back.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -65,8 +65,9 @@ def bgr_jpeg(image: np.ndarray) -> bytes:
     return jpeg_bytes(np.ascontiguousarray(image[..., ::-1]))
 
 
-def _write_split(folder: Path, profile: SpeakerProfile, unique_faces: int, size: YoutubersSize,
-                 rng: np.random.Generator) -> int:
+def _write_split(
+    folder: Path, profile: SpeakerProfile, unique_faces: int, size: YoutubersSize, rng: np.random.Generator
+) -> int:
     """`unique_faces` × `copies` pairs numbered 0, 1, … : copies of one face are consecutive."""
     k = 0
     for face_rng in rng.spawn(unique_faces):
@@ -83,8 +84,13 @@ def _write_split(folder: Path, profile: SpeakerProfile, unique_faces: int, size:
     return k
 
 
-def write_youtubers(root: Path, speakers: Sequence[SpeakerProfile], size_config: YoutubersSize,
-                    rng: np.random.Generator, progress: bool = False) -> dict[str, int]:
+def write_youtubers(
+    root: Path,
+    speakers: Sequence[SpeakerProfile],
+    size_config: YoutubersSize,
+    rng: np.random.Generator,
+    progress: bool = False,
+) -> dict[str, int]:
     """Wav2Pix's Youtubers dataset (public release)::
 
         dataset/{train,test}/<youtuber>/cropped_face_frame_<k>.png   JPEG bytes, BGR, square face crop
@@ -97,14 +103,16 @@ def write_youtubers(root: Path, speakers: Sequence[SpeakerProfile], size_config:
     for profile, speaker_rng in with_progress(per_item_rngs(rng, speakers), progress, "youtubers"):
         for split, split_rng in zip(YOUTUBERS_SPLITS, speaker_rng.spawn(len(YOUTUBERS_SPLITS))):
             unique = size_config.train_faces if split == "train" else size_config.test_faces
-            counts["pairs"] += _write_split(youtuber_folder(root, split, profile), profile, unique,
-                                            size_config, split_rng)
+            counts["pairs"] += _write_split(
+                youtuber_folder(root, split, profile), profile, unique, size_config, split_rng
+            )
             counts["unique_faces"] += unique
     return counts
 
 
-def write_broken_youtubers(root: Path, speakers: Sequence[SpeakerProfile],
-                           rng: np.random.Generator) -> list[BrokenFile]:
+def write_broken_youtubers(
+    root: Path, speakers: Sequence[SpeakerProfile], rng: np.random.Generator
+) -> list[BrokenFile]:
     """Bad pairs after the first youtuber's good train pairs (silent_wav, truncated_image, no_face_image,
     and missing_pair: a face whose wav was never written); the path recorded is the bad file's."""
     profile = speakers[0]

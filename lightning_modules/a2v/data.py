@@ -33,7 +33,6 @@ import hashlib
 import json
 from dataclasses import asdict
 from fractions import Fraction
-from typing import Optional
 
 import numpy as np
 import torch
@@ -64,7 +63,7 @@ def _digest(params: dict) -> str:
 class FrameResiduals(Dataset):
     """Every frame of the given clips: `{"residual": (len(rows)·512,)}` float32, Δw of the selected rows."""
 
-    def __init__(self, clips: list["LatentClip"]):
+    def __init__(self, clips: list[LatentClip]):
         self.clips = clips
         self.starts = np.cumsum([0] + [len(c.rows) for c in clips])
 
@@ -73,20 +72,28 @@ class FrameResiduals(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         clip = int(np.searchsorted(self.starts, index, side="right") - 1)
-        return {"residual": self.clips[clip].residual(slice(index - self.starts[clip], index - self.starts[clip] + 1))[0]}
+        return {
+            "residual": self.clips[clip].residual(
+                slice(index - self.starts[clip], index - self.starts[clip] + 1)
+            )[0]
+        }
 
 
 class LatentClip:
     """One clip's cached latents (mmap), features and audio; `rows` `(T, 3, 512)`, `w0` `(16, 512)`."""
 
-    def __init__(self, meta: dict, latents: dict, features: Optional[np.ndarray], audio: np.ndarray, rows: tuple):
+    def __init__(
+        self, meta: dict, latents: dict, features: np.ndarray | None, audio: np.ndarray, rows: tuple
+    ):
         self.meta, self.rows, self.w0 = meta, latents["rows"], latents["w0"][0]
         self.features, self.audio, self.row_index = features, audio, list(rows)
 
     def residual(self, frames: slice) -> torch.Tensor:
         """Δw of the selected rows of `frames` → `(n, len(rows)·512)` float32."""
         rows = np.asarray(self.rows[frames], dtype=np.float32)
-        return torch.from_numpy((rows - np.asarray(self.w0[self.row_index], dtype=np.float32)).reshape(len(rows), -1))
+        return torch.from_numpy(
+            (rows - np.asarray(self.w0[self.row_index], dtype=np.float32)).reshape(len(rows), -1)
+        )
 
 
 class LatentWindows(Dataset):
@@ -96,11 +103,22 @@ class LatentWindows(Dataset):
     at its own random frame (`random_start`), drawn from torch's RNG, which the training loader seeds per
     item, so the k windows are independent and an epoch is reproducible."""
 
-    def __init__(self, clips: list[LatentClip], window_frames: Optional[int], random_start: bool, sample_rate: int,
-                 windows_per_clip: int = 1):
+    def __init__(
+        self,
+        clips: list[LatentClip],
+        window_frames: int | None,
+        random_start: bool,
+        sample_rate: int,
+        windows_per_clip: int = 1,
+    ):
         if windows_per_clip < 1:
             raise ValueError(f"windows_per_clip must be at least 1, got {windows_per_clip}")
-        self.clips, self.window_frames, self.random_start, self.sample_rate = clips, window_frames, random_start, sample_rate
+        self.clips, self.window_frames, self.random_start, self.sample_rate = (
+            clips,
+            window_frames,
+            random_start,
+            sample_rate,
+        )
         self.windows_per_clip = windows_per_clip
 
     def __len__(self) -> int:
@@ -115,7 +133,9 @@ class LatentWindows(Dataset):
         first = randint(total - count + 1) if self.random_start else 0
         start, stop = frames_span(first, count, Fraction(clip.meta["fps"]), self.sample_rate)
         return {
-            "features": torch.from_numpy(np.asarray(clip.features[2 * first : 2 * (first + count)], dtype=np.float32)),
+            "features": torch.from_numpy(
+                np.asarray(clip.features[2 * first : 2 * (first + count)], dtype=np.float32)
+            ),
             "residual": clip.residual(slice(first, first + count)),
             "w0": torch.from_numpy(np.asarray(clip.w0, dtype=np.float32)),
             "audio": torch.from_numpy(np.asarray(clip.audio[start:stop], dtype=np.float32)),
@@ -140,10 +160,17 @@ class A2VDataModule(AVSpeechDataModule):
         **kwargs: see `AVSpeechDataModule` and `TalkingFaceDataModule` (window_frames: Embed2Lat's 50).
     """
 
-    def __init__(self, generator: Optional[GeneratorConfig] = None, inversion: Optional[InversionConfig] = None,
-                 speech_encoder: Optional[SpeechEncoderConfig] = None,
-                 planted_mouth: Optional[PlantedMouthConfig] = None, rows: tuple[int, ...] = (5, 6, 7),
-                 sample: str = "frames", windows_per_clip: int = 1, **kwargs):
+    def __init__(
+        self,
+        generator: GeneratorConfig | None = None,
+        inversion: InversionConfig | None = None,
+        speech_encoder: SpeechEncoderConfig | None = None,
+        planted_mouth: PlantedMouthConfig | None = None,
+        rows: tuple[int, ...] = (5, 6, 7),
+        sample: str = "frames",
+        windows_per_clip: int = 1,
+        **kwargs,
+    ):
         if kwargs.get("stream_url"):
             raise ValueError("A2V reads its latent and feature caches locally: stream_url is not supported")
         super().__init__(**kwargs)
@@ -155,18 +182,25 @@ class A2VDataModule(AVSpeechDataModule):
         self.inversion_config = _config(InversionConfig, inversion)
         self.speech_config = _config(SpeechEncoderConfig, speech_encoder)
         self.planted_config = _config(PlantedMouthConfig, planted_mouth)
-        self.hparams.update(generator=asdict(self.generator_config), inversion=asdict(self.inversion_config),
-                            speech_encoder=asdict(self.speech_config), planted_mouth=asdict(self.planted_config),
-                            rows=list(rows),
-                            windows_per_clip=int(windows_per_clip))
-        self.code_stats: Optional[tuple[float, float]] = None
+        self.hparams.update(
+            generator=asdict(self.generator_config),
+            inversion=asdict(self.inversion_config),
+            speech_encoder=asdict(self.speech_config),
+            planted_mouth=asdict(self.planted_config),
+            rows=list(rows),
+            windows_per_clip=int(windows_per_clip),
+        )
+        self.code_stats: tuple[float, float] | None = None
         self.latent_clips: dict[str, list[LatentClip]] = {}
 
     # ------------------------------------------------------------------ caches
 
     def latent_cache(self) -> ShardedCache:
-        params = {"clips": self.cache().directory.name, "generator": self.generator_config.identity(),
-                  "rows": list(self.hparams.rows)}
+        params = {
+            "clips": self.cache().directory.name,
+            "generator": self.generator_config.identity(),
+            "rows": list(self.hparams.rows),
+        }
         # Inverted latents keep the key they had before planting existed (the digest sorts the keys).
         if self.planted_config.enabled:
             params["planted_mouth"] = self.planted_config.identity()
@@ -182,7 +216,9 @@ class A2VDataModule(AVSpeechDataModule):
         super().prepare_data()
         clips = self.cache().read()
         if len(clips) == 0:
-            raise DatasetError(f"{self.root}: no clip survived face cropping; see {self.cache().directory / 'rejected.csv'}.")
+            raise DatasetError(
+                f"{self.root}: no clip survived face cropping; see {self.cache().directory / 'rejected.csv'}."
+            )
         self._invert(clips)
         self._extract_features(clips)
 
@@ -203,10 +239,21 @@ class A2VDataModule(AVSpeechDataModule):
         with tqdm(total=total, desc="GAN inversion", unit="frame") as progress:
             for k in todo:
                 frames = [to_unit_range(clips[r][1]["frames"]) for r in shards[k]]
-                inverted = inverter.invert_clips(frames, seed=self.inversion_config.seed + k, progress=progress)
-                items = [(clips.metas[r], {"w0": c.codes[:1].numpy(), "rows": c.codes[:, list(self.hparams.rows)].numpy(),
-                                           "loss": c.loss.numpy(), "psnr": c.psnr.numpy()})
-                         for r, c in zip(shards[k], inverted)]
+                inverted = inverter.invert_clips(
+                    frames, seed=self.inversion_config.seed + k, progress=progress
+                )
+                items = [
+                    (
+                        clips.metas[r],
+                        {
+                            "w0": c.codes[:1].numpy(),
+                            "rows": c.codes[:, list(self.hparams.rows)].numpy(),
+                            "loss": c.loss.numpy(),
+                            "psnr": c.psnr.numpy(),
+                        },
+                    )
+                    for r, c in zip(shards[k], inverted)
+                ]
                 cache.write_shard(k, items, [])
 
     def _plant(self, clips: CachedItems, cache: ShardedCache, shards: list[tuple[int, list[int]]]) -> None:
@@ -215,8 +262,10 @@ class A2VDataModule(AVSpeechDataModule):
         from .generator import NUM_WS, build_generator
         from .planted import measured_opening, planted_rows
 
-        rank_zero_info("a2v: planted_mouth: GAN inversion skipped, residuals planted from the mouth opening "
-                       "(a diagnostic: the codes do not render the frames).")
+        rank_zero_info(
+            "a2v: planted_mouth: GAN inversion skipped, residuals planted from the mouth opening "
+            "(a diagnostic: the codes do not render the frames)."
+        )
         w0 = build_generator(self.generator_config).w_avg.float()[None].expand(NUM_WS, -1)
         rows = list(self.hparams.rows)
         for k, members in shards:
@@ -224,16 +273,27 @@ class A2VDataModule(AVSpeechDataModule):
             for r in members:
                 opening = measured_opening(np.asarray(clips[r][1]["frames"]))
                 nan = np.full(len(opening), np.nan, dtype=np.float32)
-                items.append((clips.metas[r], {"w0": w0[None].numpy(),
-                                               "rows": planted_rows(opening, w0, rows, self.planted_config).numpy(),
-                                               "loss": nan, "psnr": nan}))
+                items.append(
+                    (
+                        clips.metas[r],
+                        {
+                            "w0": w0[None].numpy(),
+                            "rows": planted_rows(opening, w0, rows, self.planted_config).numpy(),
+                            "loss": nan,
+                            "psnr": nan,
+                        },
+                    )
+                )
             cache.write_shard(k, items, [])
 
     def _extract_features(self, clips: CachedItems) -> None:
         from .speech_encoder import build_speech_encoder, features_for_frames, speech_features
 
         cache = self.feature_cache()
-        shards = [range(start, min(start + FEATURE_SHARD, len(clips))) for start in range(0, len(clips), FEATURE_SHARD)]
+        shards = [
+            range(start, min(start + FEATURE_SHARD, len(clips)))
+            for start in range(0, len(clips), FEATURE_SHARD)
+        ]
         todo = [k for k in range(len(shards)) if not cache.is_complete(k)]
         if not todo:
             return
@@ -246,24 +306,31 @@ class A2VDataModule(AVSpeechDataModule):
                 with torch.no_grad():
                     wave = torch.from_numpy(np.asarray(arrays["audio"], dtype=np.float32))[None].to(device)
                     features = speech_features(encoder, wave)[0]
-                items.append((meta, {"features": features_for_frames(features, meta["frames"]).half().cpu().numpy()}))
+                items.append(
+                    (meta, {"features": features_for_frames(features, meta["frames"]).half().cpu().numpy()})
+                )
             cache.write_shard(k, items, [])
 
     # ------------------------------------------------------------------ datasets
 
-    def setup(self, stage: Optional[str] = None) -> None:
+    def setup(self, stage: str | None = None) -> None:
         super().setup(stage)
         latents = _by_key(self.latent_cache().read())
         features = _by_key(self.feature_cache().read())
         missing = [m["key"] for m in self._items.metas if m["key"] not in latents or m["key"] not in features]
         if missing:
-            raise DatasetError(f"{self.cache_root}: {len(missing)} clip(s) lack latents or features (e.g. {missing[0]}); "
-                               "run prepare_data (make train EXP=a2v_invert) first.")
+            raise DatasetError(
+                f"{self.cache_root}: {len(missing)} clip(s) lack latents or features (e.g. {missing[0]}); "
+                "run prepare_data (make train EXP=a2v_invert) first."
+            )
         rows = tuple(self.hparams.rows)
         for split in SPLITS:
             self.latent_clips[split] = [
-                LatentClip(meta, latents[meta["key"]], features[meta["key"]]["features"], arrays["audio"], rows)
-                for meta, arrays in (self._items[r] for r in self._rows[split])]
+                LatentClip(
+                    meta, latents[meta["key"]], features[meta["key"]]["features"], arrays["audio"], rows
+                )
+                for meta, arrays in (self._items[r] for r in self._rows[split])
+            ]
         if self.code_stats is None:
             self.code_stats = residual_stats(self.latent_clips["train"] or self.latent_clips["test"])
         self._check_window()
@@ -272,7 +339,9 @@ class A2VDataModule(AVSpeechDataModule):
         window = self.hparams.window_frames
         short = [c.meta["key"] for c in self.latent_clips["train"] if window and len(c.rows) < window]
         if short and self.hparams.sample == "windows":
-            rank_zero_info(f"a2v: {len(short)} training clip(s) shorter than window_frames={window} are left out.")
+            rank_zero_info(
+                f"a2v: {len(short)} training clip(s) shorter than window_frames={window} are left out."
+            )
             self.latent_clips["train"] = [c for c in self.latent_clips["train"] if c.meta["key"] not in short]
 
     def dataset(self, split: str) -> Dataset:
@@ -280,25 +349,39 @@ class A2VDataModule(AVSpeechDataModule):
         if self.hparams.sample == "frames":
             return FrameResiduals(clips)
         train = split == "train"
-        return LatentWindows(clips, self.hparams.window_frames if train else None, random_start=train,
-                             sample_rate=self.hparams.sample_rate,
-                             windows_per_clip=self.hparams.get("windows_per_clip", 1) if train else 1)
+        return LatentWindows(
+            clips,
+            self.hparams.window_frames if train else None,
+            random_start=train,
+            sample_rate=self.hparams.sample_rate,
+            windows_per_clip=self.hparams.get("windows_per_clip", 1) if train else 1,
+        )
 
     def statistics(self) -> dict:
         """Inversion quality and sizes, for the preparation stage's summary (planted latents: no inversion)."""
         clips = [c for split in SPLITS for c in self.latent_clips[split]]
         if self.planted_config.enabled:
-            return {"clips": {s: len(self.latent_clips[s]) for s in SPLITS}, "frames": sum(len(c.rows) for c in clips),
-                    "latents": "planted from the mouth opening, not inverted", "code_mean": self.code_stats[0],
-                    "code_std": self.code_stats[1]}
+            return {
+                "clips": {s: len(self.latent_clips[s]) for s in SPLITS},
+                "frames": sum(len(c.rows) for c in clips),
+                "latents": "planted from the mouth opening, not inverted",
+                "code_mean": self.code_stats[0],
+                "code_std": self.code_stats[1],
+            }
         latents = _by_key(self.latent_cache().read())
         losses = np.concatenate([np.asarray(latents[c.meta["key"]]["loss"]) for c in clips])
         psnr = np.concatenate([np.asarray(latents[c.meta["key"]]["psnr"]) for c in clips])
         first = np.array([latents[c.meta["key"]]["loss"][0] for c in clips])
-        return {"clips": {s: len(self.latent_clips[s]) for s in SPLITS}, "frames": int(len(losses)),
-                "first_frame_loss_mean": float(first.mean()), "loss_mean": float(losses.mean()),
-                "loss_p95": float(np.percentile(losses, 95)), "psnr_mean_db": float(psnr.mean()),
-                "code_mean": self.code_stats[0], "code_std": self.code_stats[1]}
+        return {
+            "clips": {s: len(self.latent_clips[s]) for s in SPLITS},
+            "frames": int(len(losses)),
+            "first_frame_loss_mean": float(first.mean()),
+            "loss_mean": float(losses.mean()),
+            "loss_p95": float(np.percentile(losses, 95)),
+            "psnr_mean_db": float(psnr.mean()),
+            "code_mean": self.code_stats[0],
+            "code_std": self.code_stats[1],
+        }
 
     def train_dataloader(self) -> DataLoader:
         return self.loader(self.dataset("train"), self.per_device_batch(), shuffle=True, collate=stack_items)
@@ -335,6 +418,10 @@ def residual_stats(clips: list[LatentClip]) -> tuple[float, float]:
     total = count = square = 0.0
     for clip in clips:
         residual = clip.residual(slice(None)).double()
-        total, square, count = total + residual.sum().item(), square + residual.square().sum().item(), count + residual.numel()
+        total, square, count = (
+            total + residual.sum().item(),
+            square + residual.square().sum().item(),
+            count + residual.numel(),
+        )
     mean = total / count
     return mean, max((square / count - mean**2) ** 0.5, 1e-8)

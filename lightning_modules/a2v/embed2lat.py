@@ -9,8 +9,6 @@ them, ending up worse than the zero prediction on small data."""
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import nn
 from torchaudio.models import Wav2Vec2Model, wav2vec2_model
@@ -18,17 +16,24 @@ from torchaudio.models import Wav2Vec2Model, wav2vec2_model
 
 class Embed2Lat(nn.Module):
     """Args:
-        architecture: `wav2vec2_model` arguments of the speech encoder (`speech_encoder.architecture`);
-            only its transformer part is built.
-        latent_dim: the VAE code size.
-        dropout: hidden, attention and activation dropout (layerdrop stays as the architecture says).
-        initial: a speech encoder whose transformer weights to start from (`init_from_wav2vec2`).
+    architecture: `wav2vec2_model` arguments of the speech encoder (`speech_encoder.architecture`);
+        only its transformer part is built.
+    latent_dim: the VAE code size.
+    dropout: hidden, attention and activation dropout (layerdrop stays as the architecture says).
+    initial: a speech encoder whose transformer weights to start from (`init_from_wav2vec2`).
     """
 
-    def __init__(self, architecture: dict, latent_dim: int = 96, dropout: float = 0.1,
-                 initial: Optional[Wav2Vec2Model] = None):
+    def __init__(
+        self,
+        architecture: dict,
+        latent_dim: int = 96,
+        dropout: float = 0.1,
+        initial: Wav2Vec2Model | None = None,
+    ):
         super().__init__()
-        rates = dict(encoder_attention_dropout=dropout, encoder_ff_interm_dropout=dropout, encoder_dropout=dropout)
+        rates = dict(
+            encoder_attention_dropout=dropout, encoder_ff_interm_dropout=dropout, encoder_dropout=dropout
+        )
         self.transformer = wav2vec2_model(**{**architecture, **rates}, aux_num_out=None).encoder.transformer
         if initial is not None:
             self.transformer.load_state_dict(initial.encoder.transformer.state_dict())

@@ -12,7 +12,6 @@ correlation of the predicted residual along the planted direction, beside its co
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -30,14 +29,20 @@ NOT_COMPARABLE = "code-space MSE: its scale depends on β, μ_code/σ_code and t
 # Reported only for planted latents (a diagnostic, `a2v/planted.py`): does the predicted mouth direction follow the speech?
 PLANTED_ROWS = (
     ("generated", "speech energy r of the planted direction in Δŵ", "planted latents (diagnostic), lag 0"),
-    ("control", "speech energy r of the planted direction in Δŵ, another clip's speech",
-     "control: what ignoring the speech reaches"),
-    ("planted", "speech energy r of the planted direction in Δw*",
-     "the planted targets themselves (a prediction made from the speech may follow it more closely)"),
+    (
+        "control",
+        "speech energy r of the planted direction in Δŵ, another clip's speech",
+        "control: what ignoring the speech reaches",
+    ),
+    (
+        "planted",
+        "speech energy r of the planted direction in Δw*",
+        "the planted targets themselves (a prediction made from the speech may follow it more closely)",
+    ),
 )
 
 
-def clip_codes(module, datamodule, split: str, max_clips: Optional[int]) -> list[dict]:
+def clip_codes(module, datamodule, split: str, max_clips: int | None) -> list[dict]:
     """Per whole clip of `split`: targets μ* and predictions μ' `(N, 96)`, residuals `(N, 1536)`, w0, audio."""
     from .data import LatentWindows
 
@@ -50,8 +55,16 @@ def clip_codes(module, datamodule, split: str, max_clips: Optional[int]) -> list
         with torch.no_grad():
             target = module.targets(residual)[0]
             prediction = module(item["features"][None].to(module.device), target.shape[0])[0]
-        results.append({"key": clips[index].meta["key"], "target": target.cpu(), "prediction": prediction.cpu(),
-                        "residual": residual[0].cpu(), "w0": item["w0"], "audio": item["audio"].numpy()})
+        results.append(
+            {
+                "key": clips[index].meta["key"],
+                "target": target.cpu(),
+                "prediction": prediction.cpu(),
+                "residual": residual[0].cpu(),
+                "w0": item["w0"],
+                "audio": item["audio"].numpy(),
+            }
+        )
     return results
 
 
@@ -76,9 +89,13 @@ def code_scores(clips: list[dict], train_mean: torch.Tensor) -> dict[str, float]
     own_mean = torch.cat([c["target"].mean(0, keepdim=True).expand_as(c["target"]) for c in clips])
     centred_t, centred_p = target - target.mean(0), prediction - prediction.mean(0)
     r = (centred_t * centred_p).sum(0) / (centred_t.norm(dim=0) * centred_p.norm(dim=0)).clamp_min(1e-12)
-    return {"mse": float((prediction - target).square().mean()), "zero": float(target.square().mean()),
-            "train_mean": float((target - train_mean).square().mean()),
-            "clip_mean": float((target - own_mean).square().mean()), "pearson_r": float(r.mean())}
+    return {
+        "mse": float((prediction - target).square().mean()),
+        "zero": float(target.square().mean()),
+        "train_mean": float((target - train_mean).square().mean()),
+        "clip_mean": float((target - own_mean).square().mean()),
+        "pearson_r": float(r.mean()),
+    }
 
 
 def planted_scores(module, clips: list[dict], seed: int, sample_rate: int) -> dict[str, float]:
@@ -91,8 +108,13 @@ def planted_scores(module, clips: list[dict], seed: int, sample_rate: int) -> di
     rows, series = len(module.hparams.rows), []
     for clip in clips:
         predicted = module.residuals(clip["prediction"][None].to(module.device))[0].cpu()
-        series.append((projection(predicted, seed, rows).numpy(), projection(clip["residual"], seed, rows).numpy(),
-                       frame_energy(clip["audio"], sample_rate, len(predicted))))
+        series.append(
+            (
+                projection(predicted, seed, rows).numpy(),
+                projection(clip["residual"], seed, rows).numpy(),
+                frame_energy(clip["audio"], sample_rate, len(predicted)),
+            )
+        )
     scores: dict[str, list[float]] = {"generated": [], "control": [], "planted": []}
     for index, (predicted, planted, energy) in enumerate(series):
         other = np.resize(series[(index + 1) % len(series)][0], len(energy))
@@ -109,10 +131,15 @@ def vae_scores(module, clips: list[dict]) -> dict[str, float]:
         residual = clip["residual"].to(module.device)
         with torch.no_grad():
             reconstructed = module.vae.residual(module.vae.code(residual))
-            errors.append(float((module.vae.normalise(reconstructed) - module.vae.normalise(residual)).square().mean()))
+            errors.append(
+                float((module.vae.normalise(reconstructed) - module.vae.normalise(residual)).square().mean())
+            )
         if len(residual) > 1:
             retention.append(float(reconstructed.std(0).mean() / residual.std(0).mean().clamp_min(1e-12)))
-    return {"recon_mse": float(np.mean(errors)), "motion_retention": float(np.mean(retention)) if retention else float("nan")}
+    return {
+        "recon_mse": float(np.mean(errors)),
+        "motion_retention": float(np.mean(retention)) if retention else float("nan"),
+    }
 
 
 def rendered_clip(module, clip: dict, gain: float) -> np.ndarray:
@@ -131,46 +158,79 @@ def write_sample_video(module, clip: dict, path: Path, sample_rate: int) -> None
     """inversion | predicted at gain 1 | predicted at `mu_gain`, side by side, with the clip's audio."""
     from datamodules.pipeline.video_writer import write_mp4
 
-    codes = compose(clip["w0"][None].to(module.device), clip["residual"][None].to(module.device), module.hparams.rows)[0]
-    panels = [signed_to_uint8(render(module.frozen("generator"), codes)), rendered_clip(module, clip, 1.0),
-              rendered_clip(module, clip, module.hparams.mu_gain)]
+    codes = compose(
+        clip["w0"][None].to(module.device), clip["residual"][None].to(module.device), module.hparams.rows
+    )[0]
+    panels = [
+        signed_to_uint8(render(module.frozen("generator"), codes)),
+        rendered_clip(module, clip, 1.0),
+        rendered_clip(module, clip, module.hparams.mu_gain),
+    ]
     frames = np.concatenate(panels, axis=2)
-    frames = np.pad(frames, ((0, 0), (0, frames.shape[1] % 2), (0, frames.shape[2] % 2), (0, 0)))  # even sides for H.264
+    frames = np.pad(
+        frames, ((0, 0), (0, frames.shape[1] % 2), (0, frames.shape[2] % 2), (0, 0))
+    )  # even sides for H.264
     path.parent.mkdir(parents=True, exist_ok=True)
     write_mp4(path, frames, fps=25, audio=clip["audio"], sample_rate=sample_rate)
 
 
-def evaluate_embed2lat(module, datamodule, max_clips: Optional[int], videos: int, out_dir: Optional[Path]
-                       ) -> EvaluationReport:
+def evaluate_embed2lat(
+    module, datamodule, max_clips: int | None, videos: int, out_dir: Path | None
+) -> EvaluationReport:
     module.eval()
     splits = {split: clip_codes(module, datamodule, split, max_clips) for split in ("train", "val", "test")}
     train_mean = mean_code(module, datamodule.latent_clips["train"][:max_clips]).cpu()
-    report = EvaluationReport(system="A2V (Wav2Vec2 → Embed2Lat → VAE → StyleGAN3)", dataset=datamodule.description,
-                              paper_dataset=PAPER_DATASET)
+    report = EvaluationReport(
+        system="A2V (Wav2Vec2 → Embed2Lat → VAE → StyleGAN3)",
+        dataset=datamodule.description,
+        paper_dataset=PAPER_DATASET,
+    )
     for split, clips in splits.items():
         if not clips:
             continue
         scores = code_scores(clips, train_mean)
-        report.rows.append(ResultRow("Embed2Lat MSE", split, scores["mse"], PAPER_MSE.get(split), NOT_COMPARABLE))
+        report.rows.append(
+            ResultRow("Embed2Lat MSE", split, scores["mse"], PAPER_MSE.get(split), NOT_COMPARABLE)
+        )
         for baseline in ("zero", "train_mean", "clip_mean"):
-            report.rows.append(ResultRow(f"MSE of predicting {baseline.replace('_', ' ')}", split, scores[baseline],
-                                         note="trivial baseline (not in the paper)"))
+            report.rows.append(
+                ResultRow(
+                    f"MSE of predicting {baseline.replace('_', ' ')}",
+                    split,
+                    scores[baseline],
+                    note="trivial baseline (not in the paper)",
+                )
+            )
         report.rows.append(ResultRow("Pearson r of μ' and μ* (mean over dims)", split, scores["pearson_r"]))
         report.details[split] = {"clips": len(clips), **scores}
         if datamodule.planted_config.enabled:
-            planted = planted_scores(module, clips, datamodule.planted_config.seed, datamodule.hparams.sample_rate)
+            planted = planted_scores(
+                module, clips, datamodule.planted_config.seed, datamodule.hparams.sample_rate
+            )
             for name, metric, note in PLANTED_ROWS:
                 report.rows.append(ResultRow(metric, split, planted[name], note=note))
             report.details[split]["planted"] = planted
     test = splits["test"] or splits["val"]
     vae = vae_scores(module, test)
     report.rows.append(ResultRow("VAE reconstruction MSE (normalised, from μ)", "test", vae["recon_mse"]))
-    report.rows.append(ResultRow("VAE motion retention std(Δŵ)/std(Δw*)", "test", vae["motion_retention"],
-                                 note="paper (Fig. 3): motion kept but weakened"))
+    report.rows.append(
+        ResultRow(
+            "VAE motion retention std(Δŵ)/std(Δw*)",
+            "test",
+            vae["motion_retention"],
+            note="paper (Fig. 3): motion kept but weakened",
+        )
+    )
     for gain in (1.0, float(module.hparams.mu_gain)):
         motion = np.mean([frame_motion(rendered_clip(module, clip, gain)) for clip in test[: max(videos, 1)]])
-        report.rows.append(ResultRow("frame motion (grey levels per frame)", f"gain {gain:g}", float(motion),
-                                     note="paper: no visible motion without the 500× gain"))
+        report.rows.append(
+            ResultRow(
+                "frame motion (grey levels per frame)",
+                f"gain {gain:g}",
+                float(motion),
+                note="paper: no visible motion without the 500× gain",
+            )
+        )
     report.details["vae"] = vae
     if out_dir is not None and videos:
         sample_rate = datamodule.hparams.sample_rate

@@ -14,7 +14,7 @@ import importlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Protocol
 
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
@@ -23,8 +23,10 @@ from torch import nn
 from ..common.errors import WeightsError
 
 NUM_WS, W_DIM = 16, 512
-STYLEGAN3_HOW_TO = ("download stylegan3-r-ffhqu-256x256.pkl from NVIDIA's StyleGAN3 release and clone "
-                    "https://github.com/NVlabs/stylegan3, then set generator.stylegan3_pkl and generator.stylegan3_repo")
+STYLEGAN3_HOW_TO = (
+    "download stylegan3-r-ffhqu-256x256.pkl from NVIDIA's StyleGAN3 release and clone "
+    "https://github.com/NVlabs/stylegan3, then set generator.stylegan3_pkl and generator.stylegan3_repo"
+)
 
 
 class StyleGenerator(Protocol):
@@ -52,8 +54,8 @@ class GeneratorConfig:
         seed: the stand-in's weights are drawn from this seed, so every stage builds the same network.
     """
 
-    stylegan3_pkl: Optional[str] = None
-    stylegan3_repo: Optional[str] = None
+    stylegan3_pkl: str | None = None
+    stylegan3_repo: str | None = None
     allow_random: bool = False
     tiny_resolution: int = 64
     tiny_channels: int = 32
@@ -95,7 +97,9 @@ class TinyStyleGenerator(nn.Module):
         super().__init__()
         doublings = resolution.bit_length() - 3
         if resolution < 8 or resolution != 4 << doublings or doublings > NUM_WS - 2:
-            raise ValueError(f"tiny generator resolution must be a power of two in [8, 65536], got {resolution}")
+            raise ValueError(
+                f"tiny generator resolution must be a power of two in [8, 65536], got {resolution}"
+            )
         self.img_resolution = resolution
         self.mapping_net = nn.Sequential(nn.Linear(W_DIM, W_DIM), nn.LeakyReLU(0.2), nn.Linear(W_DIM, W_DIM))
         self.constant = nn.Parameter(torch.randn(1, channels, 4, 4))
@@ -128,19 +132,23 @@ def build_generator(config: GeneratorConfig) -> nn.Module:
     if config.stylegan3_pkl or config.stylegan3_repo:
         generator = load_stylegan3(config.stylegan3_pkl, config.stylegan3_repo)
     elif config.allow_random:
-        rank_zero_warn("A2V: no StyleGAN3 given (generator.stylegan3_pkl): frames come from a small RANDOM "
-                       f"stand-in generator ({config.tiny_resolution} px). Shapes and training logic are the real "
-                       "ones; the pictures are not faces.")
+        rank_zero_warn(
+            "A2V: no StyleGAN3 given (generator.stylegan3_pkl): frames come from a small RANDOM "
+            f"stand-in generator ({config.tiny_resolution} px). Shapes and training logic are the real "
+            "ones; the pictures are not faces."
+        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             generator = TinyStyleGenerator(config.tiny_resolution, config.tiny_channels)
     else:
-        raise WeightsError(f"A2V needs a StyleGAN3 generator: {STYLEGAN3_HOW_TO} (or allow_random: true for a "
-                           "random stand-in, demo only).")
+        raise WeightsError(
+            f"A2V needs a StyleGAN3 generator: {STYLEGAN3_HOW_TO} (or allow_random: true for a "
+            "random stand-in, demo only)."
+        )
     return generator.eval().requires_grad_(False)
 
 
-def load_stylegan3(pkl: Optional[str], repo: Optional[str]) -> nn.Module:
+def load_stylegan3(pkl: str | None, repo: str | None) -> nn.Module:
     """`G_ema` of an official StyleGAN3 pickle, unpickled with the user's NVlabs/stylegan3 clone on the path.
 
     Unpickling runs code named in the file: load only NVIDIA's release or pickles you made yourself.
@@ -150,8 +158,10 @@ def load_stylegan3(pkl: Optional[str], repo: Optional[str]) -> nn.Module:
     repo_path = Path(repo or "").expanduser()
     missing = [name for name in ("legacy.py", "dnnlib", "torch_utils") if not (repo_path / name).exists()]
     if not repo or missing:
-        raise WeightsError(f"{repo}: not a clone of NVlabs/stylegan3 (missing {missing or ['the folder']}); "
-                           f"{STYLEGAN3_HOW_TO}.")
+        raise WeightsError(
+            f"{repo}: not a clone of NVlabs/stylegan3 (missing {missing or ['the folder']}); "
+            f"{STYLEGAN3_HOW_TO}."
+        )
     if str(repo_path) not in sys.path:
         sys.path.insert(0, str(repo_path))
     legacy = importlib.import_module("legacy")
@@ -159,11 +169,15 @@ def load_stylegan3(pkl: Optional[str], repo: Optional[str]) -> nn.Module:
         with open(Path(pkl).expanduser(), "rb") as handle:
             generator = legacy.load_network_pkl(handle)["G_ema"]
     except Exception as error:  # noqa: BLE001 - any unpickling failure means a wrong or damaged file
-        raise WeightsError(f"{pkl}: not a readable StyleGAN3 network pickle ({type(error).__name__}: {error}); "
-                           f"{STYLEGAN3_HOW_TO}.") from None
+        raise WeightsError(
+            f"{pkl}: not a readable StyleGAN3 network pickle ({type(error).__name__}: {error}); "
+            f"{STYLEGAN3_HOW_TO}."
+        ) from None
     if (generator.num_ws, generator.w_dim) != (NUM_WS, W_DIM):
-        raise WeightsError(f"{pkl}: the generator has {generator.num_ws} × {generator.w_dim} W+ codes; A2V's row "
-                           f"slice and VAE assume {NUM_WS} × {W_DIM} (stylegan3-r-ffhqu-256x256).")
+        raise WeightsError(
+            f"{pkl}: the generator has {generator.num_ws} × {generator.w_dim} W+ codes; A2V's row "
+            f"slice and VAE assume {NUM_WS} × {W_DIM} (stylegan3-r-ffhqu-256x256)."
+        )
     return generator
 
 

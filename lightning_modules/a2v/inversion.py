@@ -9,8 +9,8 @@ of each at once: losses are summed over clips, so every clip's gradient is its o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -24,14 +24,14 @@ MIN_LPIPS_SIDE = 32  # AlexNet's five poolings leave nothing of a smaller image
 @dataclass(frozen=True)
 class InversionConfig:
     """Args:
-        first_steps / first_lr / first_lr_late: the first frame's schedule (lr drops at first_steps / 2).
-        later_steps / later_lr: every later frame's schedule, from the previous frame's code.
-        lpips_weight: λ of the LPIPS term.
-        init: "random" (the paper: G.mapping of z ~ N(0, I)) or "w_avg".
-        lpips_net / lpips_backbone / allow_random_lpips: see `common.lpips_distance.build_lpips`.
-        batch_clips: clips inverted together (also the cache shard size).
-        device: "auto" (CUDA when available), "cpu" or "cuda".
-        seed: seeds the random first codes.
+    first_steps / first_lr / first_lr_late: the first frame's schedule (lr drops at first_steps / 2).
+    later_steps / later_lr: every later frame's schedule, from the previous frame's code.
+    lpips_weight: λ of the LPIPS term.
+    init: "random" (the paper: G.mapping of z ~ N(0, I)) or "w_avg".
+    lpips_net / lpips_backbone / allow_random_lpips: see `common.lpips_distance.build_lpips`.
+    batch_clips: clips inverted together (also the cache shard size).
+    device: "auto" (CUDA when available), "cpu" or "cuda".
+    seed: seeds the random first codes.
     """
 
     first_steps: int = 1000
@@ -42,7 +42,7 @@ class InversionConfig:
     lpips_weight: float = 10.0
     init: str = "random"
     lpips_net: str = "vgg"
-    lpips_backbone: Optional[str] = None
+    lpips_backbone: str | None = None
     allow_random_lpips: bool = False
     batch_clips: int = 8
     device: str = "auto"
@@ -78,12 +78,16 @@ class Inverter:
         self.generator, self.perceptual, self.config = generator, perceptual, config
 
     @classmethod
-    def build(cls, generator: nn.Module, config: InversionConfig) -> "Inverter":
+    def build(cls, generator: nn.Module, config: InversionConfig) -> Inverter:
         if generator.img_resolution < MIN_LPIPS_SIDE:
-            raise ValueError(f"the generator renders {generator.img_resolution}-px frames; LPIPS needs at least "
-                             f"{MIN_LPIPS_SIDE} px (raise generator.tiny_resolution)")
+            raise ValueError(
+                f"the generator renders {generator.img_resolution}-px frames; LPIPS needs at least "
+                f"{MIN_LPIPS_SIDE} px (raise generator.tiny_resolution)"
+            )
         device = config.torch_device()
-        perceptual = build_lpips(config.lpips_net, config.lpips_backbone, config.allow_random_lpips).to(device)
+        perceptual = build_lpips(config.lpips_net, config.lpips_backbone, config.allow_random_lpips).to(
+            device
+        )
         return cls(generator.to(device), perceptual, config)
 
     @property
@@ -96,8 +100,9 @@ class Inverter:
         mse = (images - targets).square().flatten(1).mean(1)
         return mse + self.config.lpips_weight * self.perceptual(images, targets).flatten()
 
-    def optimise(self, start: torch.Tensor, targets: torch.Tensor, steps: int,
-                 lr_at: Callable[[int], float]) -> torch.Tensor:
+    def optimise(
+        self, start: torch.Tensor, targets: torch.Tensor, steps: int, lr_at: Callable[[int], float]
+    ) -> torch.Tensor:
         """`steps` Adam steps (a fresh optimiser) from `start`; returns the final codes, detached."""
         codes = start.detach().clone().requires_grad_(True)
         optimiser = torch.optim.Adam([codes], lr=lr_at(0), betas=(0.9, 0.999))
@@ -142,8 +147,9 @@ class Inverter:
             frames = nn.functional.interpolate(frames, size=(self.resolution, self.resolution), mode="area")
         return frames
 
-    def invert_clips(self, clips: list[torch.Tensor], seed: int = 0, progress: Optional[tqdm] = None
-                     ) -> list[InvertedClip]:
+    def invert_clips(
+        self, clips: list[torch.Tensor], seed: int = 0, progress: tqdm | None = None
+    ) -> list[InvertedClip]:
         """Invert whole clips `(T_i, 3, S, S)` in [-1, 1] together, frame by frame."""
         targets = [self.targets(frames) for frames in clips]
         longest = max(len(t) for t in targets)
@@ -162,5 +168,11 @@ class Inverter:
                 scores[i].append((loss[j], psnr[j]))
             if progress is not None:
                 progress.update(len(active))
-        return [InvertedClip(torch.stack(c).cpu(), torch.stack([s[0] for s in sc]).cpu(),
-                             torch.stack([s[1] for s in sc]).cpu()) for c, sc in zip(codes, scores)]
+        return [
+            InvertedClip(
+                torch.stack(c).cpu(),
+                torch.stack([s[0] for s in sc]).cpu(),
+                torch.stack([s[1] for s in sc]).cpu(),
+            )
+            for c, sc in zip(codes, scores)
+        ]

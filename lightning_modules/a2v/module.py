@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -31,8 +30,14 @@ from .embed2lat import Embed2Lat
 from .generator import GeneratorConfig, build_generator, render
 from .inversion import InversionConfig, Inverter
 from .latents import DEFAULT_ROWS, compose
-from .speech_encoder import (SAMPLE_RATE, SpeechEncoderConfig, architecture, build_speech_encoder,
-                             features_for_frames, speech_features)
+from .speech_encoder import (
+    SAMPLE_RATE,
+    SpeechEncoderConfig,
+    architecture,
+    build_speech_encoder,
+    features_for_frames,
+    speech_features,
+)
 from .vae import NormalisedVAE, kl_divergence
 
 W_DIM = 512
@@ -41,16 +46,22 @@ SAMPLE_FRAMES = 8  # frames per row of the logged sample grids
 
 class ResidualVAEModule(SplitEvaluationModule):
     """Args:
-        rows: W+ rows whose residuals are modelled (input 512 per row).
-        latent_dim: the code size (96).
-        beta: KL weight (the paper gives none; spec default 1e-3).
-        lr, betas: Adam.
+    rows: W+ rows whose residuals are modelled (input 512 per row).
+    latent_dim: the code size (96).
+    beta: KL weight (the paper gives none; spec default 1e-3).
+    lr, betas: Adam.
     """
 
     checkpoint_monitor = ("val/recon_mse", "min")
 
-    def __init__(self, rows: tuple[int, ...] = DEFAULT_ROWS, latent_dim: int = 96, beta: float = 1e-3,
-                 lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999)):
+    def __init__(
+        self,
+        rows: tuple[int, ...] = DEFAULT_ROWS,
+        latent_dim: int = 96,
+        beta: float = 1e-3,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.model = NormalisedVAE(len(rows) * W_DIM, latent_dim)
@@ -69,7 +80,9 @@ class ResidualVAEModule(SplitEvaluationModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         losses = self.losses(batch["residual"])
-        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=len(batch["residual"]))
+        self.log_dict(
+            {f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=len(batch["residual"])
+        )
         return losses["loss"]
 
     def evaluation_step(self, batch: dict, batch_idx: int, split: str) -> None:
@@ -82,45 +95,61 @@ class ResidualVAEModule(SplitEvaluationModule):
 
 class Embed2LatModule(TalkingFaceSamples, SplitEvaluationModule):
     """Args:
-        vae_from: the `a2v_vae` stage's checkpoint (filled by `make train EXP=a2v`); frozen here.
-        speech_encoder: the Wav2Vec2 whose features are the input (its architecture is copied).
-        generator: the frozen generator that renders sample videos.
-        inversion: how `synthesise` inverts a new face (the first-frame schedule).
-        rows, latent_dim: must match the VAE.
-        dropout: Embed2Lat's hidden, attention and activation dropout.
-        init_from_wav2vec2: start the transformer from the speech encoder's weights instead of random.
-        lr, betas: Adam (the paper: lr 1e-5).
-        mu_gain: μ' is multiplied by this before decoding in rendered videos (the paper: 500); losses use 1.
+    vae_from: the `a2v_vae` stage's checkpoint (filled by `make train EXP=a2v`); frozen here.
+    speech_encoder: the Wav2Vec2 whose features are the input (its architecture is copied).
+    generator: the frozen generator that renders sample videos.
+    inversion: how `synthesise` inverts a new face (the first-frame schedule).
+    rows, latent_dim: must match the VAE.
+    dropout: Embed2Lat's hidden, attention and activation dropout.
+    init_from_wav2vec2: start the transformer from the speech encoder's weights instead of random.
+    lr, betas: Adam (the paper: lr 1e-5).
+    mu_gain: μ' is multiplied by this before decoding in rendered videos (the paper: 500); losses use 1.
     """
 
     checkpoint_monitor = ("val/mse", "min")
 
-    def __init__(self, vae_from: Optional[str] = None, speech_encoder: Optional[SpeechEncoderConfig] = None,
-                 generator: Optional[GeneratorConfig] = None, inversion: Optional[InversionConfig] = None,
-                 rows: tuple[int, ...] = DEFAULT_ROWS, latent_dim: int = 96, dropout: float = 0.1,
-                 init_from_wav2vec2: bool = False, lr: float = 1e-5, betas: tuple[float, float] = (0.9, 0.999),
-                 mu_gain: float = 500.0):
+    def __init__(
+        self,
+        vae_from: str | None = None,
+        speech_encoder: SpeechEncoderConfig | None = None,
+        generator: GeneratorConfig | None = None,
+        inversion: InversionConfig | None = None,
+        rows: tuple[int, ...] = DEFAULT_ROWS,
+        latent_dim: int = 96,
+        dropout: float = 0.1,
+        init_from_wav2vec2: bool = False,
+        lr: float = 1e-5,
+        betas: tuple[float, float] = (0.9, 0.999),
+        mu_gain: float = 500.0,
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.speech_config = as_config(SpeechEncoderConfig, speech_encoder)
         self.generator_config = as_config(GeneratorConfig, generator)
         self.inversion_config = as_config(InversionConfig, inversion)
         # Plain dicts in hparams: checkpoints then load with torch.load(weights_only=True).
-        self.hparams.update(speech_encoder=asdict(self.speech_config), generator=asdict(self.generator_config),
-                            inversion=asdict(self.inversion_config))
+        self.hparams.update(
+            speech_encoder=asdict(self.speech_config),
+            generator=asdict(self.generator_config),
+            inversion=asdict(self.inversion_config),
+        )
         self.vae = NormalisedVAE(len(rows) * W_DIM, latent_dim).requires_grad_(False)
         if vae_from:
             load_submodule(self.vae, vae_from, prefix="model.", must_match="rows and latent_dim")
         initial = build_speech_encoder(self.speech_config) if init_from_wav2vec2 else None
         self.embed2lat = Embed2Lat(architecture(self.speech_config), latent_dim, dropout, initial)
         self._frozen: dict[str, nn.Module] = {}  # generator and speech encoder: built on use, never saved
-        self._train_mean: Optional[torch.Tensor] = None  # mean μ* of the training clips: made on use, never saved
+        self._train_mean: torch.Tensor | None = (
+            None  # mean μ* of the training clips: made on use, never saved
+        )
         self._samples: dict[str, dict] = {}
 
     def frozen(self, name: str) -> nn.Module:
         if name not in self._frozen:
-            build = {"generator": lambda: build_generator(self.generator_config),
-                     "speech_encoder": lambda: build_speech_encoder(self.speech_config)}[name]
+            build = {
+                "generator": lambda: build_generator(self.generator_config),
+                "speech_encoder": lambda: build_speech_encoder(self.speech_config),
+            }[name]
             self._frozen[name] = build()
         return self._frozen[name].to(self.device)
 
@@ -149,7 +178,7 @@ class Embed2LatModule(TalkingFaceSamples, SplitEvaluationModule):
         self.log("train/mse", loss, prog_bar=True, batch_size=len(target))
         return loss
 
-    def train_mean_code(self) -> Optional[torch.Tensor]:
+    def train_mean_code(self) -> torch.Tensor | None:
         """The mean μ* `(96,)` over every frame of the datamodule's training clips, computed once (the VAE
         is frozen, so it never changes); None without a trainer or training clips."""
         if self._train_mean is None:
@@ -169,32 +198,48 @@ class Embed2LatModule(TalkingFaceSamples, SplitEvaluationModule):
         self.log(f"{split}/mse_zero_baseline", target.square().mean(), batch_size=len(target))
         train_mean = self.train_mean_code()
         if train_mean is not None:
-            self.log(f"{split}/mse_mean_baseline", (target - train_mean).square().mean(), batch_size=len(target))
+            self.log(
+                f"{split}/mse_mean_baseline", (target - train_mean).square().mean(), batch_size=len(target)
+            )
         if batch_idx == 0:
-            self._samples[split] = {"w0": batch["w0"][:1], "prediction": prediction[:1], "residual": batch["residual"][:1]}
+            self._samples[split] = {
+                "w0": batch["w0"][:1],
+                "prediction": prediction[:1],
+                "residual": batch["residual"][:1],
+            }
 
     def evaluation_epoch_end(self, split: str) -> None:
         sample = self._samples.pop(split, None)
         if sample is None or self.trainer.sanity_checking:
             return
         rows = self.sample_rows(sample["w0"], sample["prediction"], sample["residual"])
-        log_sample_grid(self, f"{split}/samples", [(r + 1) / 2 for r in rows.values()],
-                        caption=" | ".join(rows) + " (rows, top to bottom)")
+        log_sample_grid(
+            self,
+            f"{split}/samples",
+            [(r + 1) / 2 for r in rows.values()],
+            caption=" | ".join(rows) + " (rows, top to bottom)",
+        )
 
-    def sample_rows(self, w0: torch.Tensor, prediction: torch.Tensor, residual: torch.Tensor,
-                    count: int = SAMPLE_FRAMES) -> dict[str, torch.Tensor]:
+    def sample_rows(
+        self, w0: torch.Tensor, prediction: torch.Tensor, residual: torch.Tensor, count: int = SAMPLE_FRAMES
+    ) -> dict[str, torch.Tensor]:
         """`count` evenly spaced frames `(count, 3, R, R)` of one clip: the inversion, and the prediction
         at gain 1 and at `mu_gain`."""
         picks = torch.linspace(0, residual.shape[1] - 1, min(count, residual.shape[1])).long()
         generator, rows = self.frozen("generator"), self.hparams.rows
-        codes = {"inversion": compose(w0, residual[:, picks], rows),
-                 "predicted (gain 1)": compose(w0, self.residuals(prediction[:, picks]), rows),
-                 f"predicted (gain {self.hparams.mu_gain:g})":
-                     compose(w0, self.residuals(prediction[:, picks], self.hparams.mu_gain), rows)}
+        codes = {
+            "inversion": compose(w0, residual[:, picks], rows),
+            "predicted (gain 1)": compose(w0, self.residuals(prediction[:, picks]), rows),
+            f"predicted (gain {self.hparams.mu_gain:g})": compose(
+                w0, self.residuals(prediction[:, picks], self.hparams.mu_gain), rows
+            ),
+        }
         return {name: render(generator, code[0]) for name, code in codes.items()}
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.embed2lat.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.betas))
+        return torch.optim.Adam(
+            self.embed2lat.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.betas)
+        )
 
     # ------------------------------------------------------------------ inference
 
@@ -205,38 +250,62 @@ class Embed2LatModule(TalkingFaceSamples, SplitEvaluationModule):
         return inverter.first_frames(inverter.targets(image)).to(self.device)
 
     @torch.no_grad()
-    def synthesise(self, speech: np.ndarray, face: np.ndarray, chunk_frames: int = 250, fps: int = 25,
-                   progress: bool = False, gain: Optional[float] = None) -> np.ndarray:
+    def synthesise(
+        self,
+        speech: np.ndarray,
+        face: np.ndarray,
+        chunk_frames: int = 250,
+        fps: int = 25,
+        progress: bool = False,
+        gain: float | None = None,
+    ) -> np.ndarray:
         """16 kHz speech `(n,)` and a face crop → `(N, R, R, 3)` uint8 frames at 25 fps (N = 25·n/16000).
 
         The face is inverted (≈ 1000 steps), Wav2Vec2 and Embed2Lat run on the whole utterance, and the
         frames are rendered `chunk_frames` at a time with μ' × `gain` (default `mu_gain`).
         """
         if len(speech) * fps // SAMPLE_RATE < 1:
-            raise ValueError(f"speech of {len(speech)} samples is shorter than one video frame ({SAMPLE_RATE // fps}).")
+            raise ValueError(
+                f"speech of {len(speech)} samples is shorter than one video frame ({SAMPLE_RATE // fps})."
+            )
         with torch.enable_grad():
             w0 = self.invert_face(face)
         return self.render_speech(speech, w0, chunk_frames, fps, progress, gain)
 
     @torch.no_grad()
-    def render_speech(self, speech: np.ndarray, w0: torch.Tensor, chunk_frames: int = 250, fps: int = 25,
-                      progress: bool = False, gain: Optional[float] = None) -> np.ndarray:
+    def render_speech(
+        self,
+        speech: np.ndarray,
+        w0: torch.Tensor,
+        chunk_frames: int = 250,
+        fps: int = 25,
+        progress: bool = False,
+        gain: float | None = None,
+    ) -> np.ndarray:
         """16 kHz speech `(n,)` and an identity's W+ code `(1, 16, 512)` → `(N, R, R, 3)` uint8 frames."""
         from tqdm.auto import tqdm
 
         frames = len(speech) * fps // SAMPLE_RATE
         if frames < 1:
-            raise ValueError(f"speech of {len(speech)} samples is shorter than one video frame ({SAMPLE_RATE // fps}).")
+            raise ValueError(
+                f"speech of {len(speech)} samples is shorter than one video frame ({SAMPLE_RATE // fps})."
+            )
         wave = torch.from_numpy(np.asarray(speech, dtype=np.float32))[None].to(self.device)
         features = features_for_frames(speech_features(self.frozen("speech_encoder"), wave)[0], frames)
-        residual = self.residuals(self(features[None], frames), self.hparams.mu_gain if gain is None else gain)
+        residual = self.residuals(
+            self(features[None], frames), self.hparams.mu_gain if gain is None else gain
+        )
         generator, rendered = self.frozen("generator"), []
-        for start in tqdm(range(0, frames, chunk_frames), desc="rendering", unit="chunk", disable=not progress):
+        for start in tqdm(
+            range(0, frames, chunk_frames), desc="rendering", unit="chunk", disable=not progress
+        ):
             codes = compose(w0, residual[:, start : start + chunk_frames], self.hparams.rows)[0]
             rendered.append(signed_to_uint8(render(generator, codes)))
         return np.concatenate(rendered)
 
-    def evaluation_video(self, datamodule, split: str, index: int, speech: np.ndarray, face: np.ndarray) -> np.ndarray:
+    def evaluation_video(
+        self, datamodule, split: str, index: int, speech: np.ndarray, face: np.ndarray
+    ) -> np.ndarray:
         """A test clip from its speech and its cached first-frame inversion (no 1000-step inversion per clip),
         at the size of the clip's crops: the shared metrics compare it frame by frame with them, and the
         generator's resolution may differ (the demo's 32-px stand-in against 64-px crops)."""
@@ -244,12 +313,18 @@ class Embed2LatModule(TalkingFaceSamples, SplitEvaluationModule):
         frames = self.render_speech(speech, w0.to(self.device))
         if frames.shape[1:3] == face.shape[:2]:
             return frames
-        resized = nn.functional.interpolate(torch.from_numpy(frames).permute(0, 3, 1, 2).float(), size=face.shape[:2],
-                                            mode="bilinear", align_corners=False, antialias=True)
+        resized = nn.functional.interpolate(
+            torch.from_numpy(frames).permute(0, 3, 1, 2).float(),
+            size=face.shape[:2],
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
+        )
         return resized.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
-    def paper_evaluation(self, datamodule, max_clips: Optional[int] = None, videos: int = 3,
-                         out_dir: Optional[str] = None):
+    def paper_evaluation(
+        self, datamodule, max_clips: int | None = None, videos: int = 3, out_dir: str | None = None
+    ):
         """Spec §6: Embed2Lat MSE (train/val/test) beside trivial baselines, per-dimension correlation, the
         VAE's reconstruction and motion retention, frame motion at gain 1 and `mu_gain`, sample videos."""
         from .evaluation import evaluate_embed2lat

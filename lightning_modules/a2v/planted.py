@@ -27,10 +27,10 @@ from ..common.speech_dependence import mouth_box, region_opening
 @dataclass(frozen=True)
 class PlantedMouthConfig:
     """Args:
-        enabled: plant the residuals instead of inverting the frames (diagnostic only: the codes then
-            render the stand-in's average picture plus a moving direction, not the frames).
-        gain: W units per unit of mouth-region darkness (the darkness swings by a few hundredths).
-        seed: draws the direction u.
+    enabled: plant the residuals instead of inverting the frames (diagnostic only: the codes then
+        render the stand-in's average picture plus a moving direction, not the frames).
+    gain: W units per unit of mouth-region darkness (the darkness swings by a few hundredths).
+    seed: draws the direction u.
     """
 
     enabled: bool = False
@@ -54,7 +54,9 @@ def measured_opening(frames: np.ndarray) -> np.ndarray:
     return (opening - opening.mean()).astype(np.float32)
 
 
-def planted_rows(opening: np.ndarray, w0: torch.Tensor, rows: list[int], config: PlantedMouthConfig) -> torch.Tensor:
+def planted_rows(
+    opening: np.ndarray, w0: torch.Tensor, rows: list[int], config: PlantedMouthConfig
+) -> torch.Tensor:
     """The selected rows of every frame's code `(T, len(rows), 512)` for openings `(T,)` and the full code
     w0 `(16, 512)` they are planted on."""
     direction = planted_direction(config.seed, w0.shape[-1])

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
@@ -31,31 +30,50 @@ from ..common.weights import check_state_dict, read_state_dict
 SAMPLE_RATE = 16000
 HOP, RECEPTIVE_FIELD = 320, 400
 FEATURES_PER_FRAME = 2  # 50 Hz features for 25 fps video
-HOW_TO = ("download facebook/wav2vec2-base-960h (config.json + pytorch_model.bin or model.safetensors) and set "
-          "speech_encoder.weights to that folder")
+HOW_TO = (
+    "download facebook/wav2vec2-base-960h (config.json + pytorch_model.bin or model.safetensors) and set "
+    "speech_encoder.weights to that folder"
+)
 
 BASE = dict(
-    extractor_mode="group_norm", extractor_conv_layer_config=[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2,
-    extractor_conv_bias=False, encoder_embed_dim=768, encoder_projection_dropout=0.1, encoder_pos_conv_kernel=128,
-    encoder_pos_conv_groups=16, encoder_num_layers=12, encoder_num_heads=12, encoder_attention_dropout=0.1,
-    encoder_ff_interm_features=3072, encoder_ff_interm_dropout=0.1, encoder_dropout=0.1,
-    encoder_layer_norm_first=False, encoder_layer_drop=0.0,
+    extractor_mode="group_norm",
+    extractor_conv_layer_config=[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2,
+    extractor_conv_bias=False,
+    encoder_embed_dim=768,
+    encoder_projection_dropout=0.1,
+    encoder_pos_conv_kernel=128,
+    encoder_pos_conv_groups=16,
+    encoder_num_layers=12,
+    encoder_num_heads=12,
+    encoder_attention_dropout=0.1,
+    encoder_ff_interm_features=3072,
+    encoder_ff_interm_dropout=0.1,
+    encoder_dropout=0.1,
+    encoder_layer_norm_first=False,
+    encoder_layer_drop=0.0,
 )
-TINY = {**BASE, "extractor_conv_layer_config": [(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2,
-        "encoder_embed_dim": 32, "encoder_pos_conv_kernel": 16, "encoder_pos_conv_groups": 4,
-        "encoder_num_layers": 2, "encoder_num_heads": 2, "encoder_ff_interm_features": 64}
+TINY = {
+    **BASE,
+    "extractor_conv_layer_config": [(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2,
+    "encoder_embed_dim": 32,
+    "encoder_pos_conv_kernel": 16,
+    "encoder_pos_conv_groups": 4,
+    "encoder_num_layers": 2,
+    "encoder_num_heads": 2,
+    "encoder_ff_interm_features": 64,
+}
 HEADS = ("lm_head.", "quantizer.", "project_q.", "project_hid.", "masked_spec_embed", "dropout_features")
 
 
 @dataclass(frozen=True)
 class SpeechEncoderConfig:
     """Args:
-        weights: a Hugging Face Wav2Vec2 snapshot folder or a torchaudio `wav2vec2_base` state-dict file.
-        allow_random: without weights, use the seeded tiny stand-in (demo and tests only).
-        seed: the stand-in's weights are drawn from this seed, so every stage builds the same network.
+    weights: a Hugging Face Wav2Vec2 snapshot folder or a torchaudio `wav2vec2_base` state-dict file.
+    allow_random: without weights, use the seeded tiny stand-in (demo and tests only).
+    seed: the stand-in's weights are drawn from this seed, so every stage builds the same network.
     """
 
-    weights: Optional[str] = None
+    weights: str | None = None
     allow_random: bool = False
     seed: int = 0
 
@@ -73,8 +91,10 @@ def architecture(config: SpeechEncoderConfig) -> dict:
     """`wav2vec2_model` arguments: the snapshot's config.json, base for a state-dict file, else the stand-in."""
     if config.weights is None:
         if not config.allow_random:
-            raise WeightsError(f"A2V needs Wav2Vec2 weights: {HOW_TO} (or allow_random: true for a random "
-                               "stand-in, demo only).")
+            raise WeightsError(
+                f"A2V needs Wav2Vec2 weights: {HOW_TO} (or allow_random: true for a random "
+                "stand-in, demo only)."
+            )
         return dict(TINY)
     path = Path(config.weights).expanduser()
     if path.is_dir():
@@ -88,33 +108,55 @@ def _huggingface_architecture(path: Path) -> dict:
         return dict(
             extractor_mode=f"{hf['feat_extract_norm']}_norm",
             extractor_conv_layer_config=list(zip(hf["conv_dim"], hf["conv_kernel"], hf["conv_stride"])),
-            extractor_conv_bias=hf["conv_bias"], encoder_embed_dim=hf["hidden_size"],
-            encoder_projection_dropout=hf["feat_proj_dropout"], encoder_pos_conv_kernel=hf["num_conv_pos_embeddings"],
-            encoder_pos_conv_groups=hf["num_conv_pos_embedding_groups"], encoder_num_layers=hf["num_hidden_layers"],
-            encoder_num_heads=hf["num_attention_heads"], encoder_attention_dropout=hf["attention_dropout"],
-            encoder_ff_interm_features=hf["intermediate_size"], encoder_ff_interm_dropout=hf["activation_dropout"],
-            encoder_dropout=hf["hidden_dropout"], encoder_layer_norm_first=hf["do_stable_layer_norm"],
-            encoder_layer_drop=hf["layerdrop"])
+            extractor_conv_bias=hf["conv_bias"],
+            encoder_embed_dim=hf["hidden_size"],
+            encoder_projection_dropout=hf["feat_proj_dropout"],
+            encoder_pos_conv_kernel=hf["num_conv_pos_embeddings"],
+            encoder_pos_conv_groups=hf["num_conv_pos_embedding_groups"],
+            encoder_num_layers=hf["num_hidden_layers"],
+            encoder_num_heads=hf["num_attention_heads"],
+            encoder_attention_dropout=hf["attention_dropout"],
+            encoder_ff_interm_features=hf["intermediate_size"],
+            encoder_ff_interm_dropout=hf["activation_dropout"],
+            encoder_dropout=hf["hidden_dropout"],
+            encoder_layer_norm_first=hf["do_stable_layer_norm"],
+            encoder_layer_drop=hf["layerdrop"],
+        )
     except FileNotFoundError:
-        raise WeightsError(f"{path}: missing; a Wav2Vec2 snapshot folder holds config.json; {HOW_TO}.") from None
+        raise WeightsError(
+            f"{path}: missing; a Wav2Vec2 snapshot folder holds config.json; {HOW_TO}."
+        ) from None
     except (KeyError, json.JSONDecodeError) as error:
-        raise WeightsError(f"{path}: not a Wav2Vec2 config ({type(error).__name__}: {error}); {HOW_TO}.") from None
+        raise WeightsError(
+            f"{path}: not a Wav2Vec2 config ({type(error).__name__}: {error}); {HOW_TO}."
+        ) from None
 
 
 def build_speech_encoder(config: SpeechEncoderConfig) -> Wav2Vec2Model:
     """The frozen Wav2Vec2 in eval mode (no CTC head): the user's weights, else the seeded stand-in."""
     arguments = architecture(config)
     if config.weights is None:
-        rank_zero_warn("A2V: no Wav2Vec2 weights (speech_encoder.weights): audio features come from a small RANDOM "
-                       "stand-in. Shapes and timing are the real ones; the features carry no learned speech content.")
+        rank_zero_warn(
+            "A2V: no Wav2Vec2 weights (speech_encoder.weights): audio features come from a small RANDOM "
+            "stand-in. Shapes and timing are the real ones; the features carry no learned speech content."
+        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             model = wav2vec2_model(**arguments, aux_num_out=None)
     else:
         model = wav2vec2_model(**arguments, aux_num_out=None)
         path = Path(config.weights).expanduser()
-        state = _huggingface_state(path, model) if path.is_dir() else read_state_dict(
-            path, model, "Wav2Vec2 (torchaudio wav2vec2_base)", HOW_TO, keep=lambda key: not key.startswith("aux."))
+        state = (
+            _huggingface_state(path, model)
+            if path.is_dir()
+            else read_state_dict(
+                path,
+                model,
+                "Wav2Vec2 (torchaudio wav2vec2_base)",
+                HOW_TO,
+                keep=lambda key: not key.startswith("aux."),
+            )
+        )
         model.load_state_dict(state)
     return model.eval().requires_grad_(False)
 
@@ -128,11 +170,16 @@ def _huggingface_state(folder: Path, model: nn.Module) -> dict[str, torch.Tensor
         try:
             raw = torch.load(binary, map_location="cpu", weights_only=True)
         except Exception as error:  # noqa: BLE001 - any unpickling failure means the file is not a state dict
-            raise WeightsError(f"{binary}: not a readable state dict ({type(error).__name__}); {HOW_TO}.") from None
+            raise WeightsError(
+                f"{binary}: not a readable state dict ({type(error).__name__}); {HOW_TO}."
+            ) from None
     else:
         raise WeightsError(f"{folder}: holds neither model.safetensors nor pytorch_model.bin; {HOW_TO}.")
-    state = {torchaudio_name(key): value for key, value in raw.items()
-             if not any(key.removeprefix("wav2vec2.").startswith(h) for h in HEADS)}
+    state = {
+        torchaudio_name(key): value
+        for key, value in raw.items()
+        if not any(key.removeprefix("wav2vec2.").startswith(h) for h in HEADS)
+    }
     return check_state_dict(state, model, str(folder), "the Wav2Vec2 of its config.json", HOW_TO)
 
 
@@ -145,11 +192,18 @@ def torchaudio_name(key: str) -> str:
     elif key.startswith("encoder."):
         key = "encoder.transformer." + key.removeprefix("encoder.")
     return key.replace("conv.weight_g", "conv.parametrizations.weight.original0").replace(
-        "conv.weight_v", "conv.parametrizations.weight.original1")
+        "conv.weight_v", "conv.parametrizations.weight.original1"
+    )
 
 
-SAFETENSORS_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,
-                      "I64": torch.int64, "I32": torch.int32}
+SAFETENSORS_DTYPES = {
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "F64": torch.float64,
+    "I64": torch.int64,
+    "I32": torch.int32,
+}
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -168,7 +222,9 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
             state[name] = tensor.reshape(info["shape"]).float()
         return state
     except (ValueError, KeyError, TypeError) as error:
-        raise WeightsError(f"{path}: not a readable safetensors file ({type(error).__name__}: {error}); {HOW_TO}.") from None
+        raise WeightsError(
+            f"{path}: not a readable safetensors file ({type(error).__name__}: {error}); {HOW_TO}."
+        ) from None
 
 
 def speech_features(encoder: Wav2Vec2Model, wave: torch.Tensor) -> torch.Tensor:

@@ -55,11 +55,15 @@ def git_state(folder: Path) -> dict[str, str | bool]:
     import subprocess
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=10).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=folder, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
 
     try:
-        return {"git_commit": git("rev-parse", "HEAD") or "unknown",
-                "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+        return {
+            "git_commit": git("rev-parse", "HEAD") or "unknown",
+            "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        }
     except (OSError, subprocess.SubprocessError):
         return {"git_commit": "unknown", "git_dirty": False}
 
@@ -87,7 +91,9 @@ class RunRecord(Callback):
 
         if not trainer.is_global_zero:
             return
-        self.info.update(git_state(self.code_folder), host=socket.gethostname(), world_size=trainer.world_size)
+        self.info.update(
+            git_state(self.code_folder), host=socket.gethostname(), world_size=trainer.world_size
+        )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "run_info.json").write_text(json.dumps(self.info, indent=1) + "\n")
         config_path = self.run_dir / "config.yaml"
@@ -98,8 +104,11 @@ class RunRecord(Callback):
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         config_path = self.run_dir / "config.yaml"  # written by LightningCLI before fitting starts
         if config_path.exists():
-            checkpoint[STAGE_CONFIG_KEY] = {"experiment": self.info["experiment"], "stage": self.info["stage"],
-                                            "config": config_path.read_text()}
+            checkpoint[STAGE_CONFIG_KEY] = {
+                "experiment": self.info["experiment"],
+                "stage": self.info["stage"],
+                "config": config_path.read_text(),
+            }
 
 
 def capture_random_state() -> dict:
@@ -111,9 +120,17 @@ def capture_random_state() -> dict:
 
     # numpy's state as a tensor and plain numbers: checkpoints stay loadable with `weights_only=True`.
     name, keys, position, has_gauss, cached = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
-             "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
-                       "has_gauss": int(has_gauss), "cached": float(cached)}}
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -127,8 +144,15 @@ def restore_random_state(state: dict) -> None:
 
     torch.set_rng_state(state["torch"])
     saved = state["numpy"]
-    np.random.set_state((saved["name"], saved["keys"].numpy().astype(np.uint32), saved["position"], saved["has_gauss"],
-                         saved["cached"]))
+    np.random.set_state(
+        (
+            saved["name"],
+            saved["keys"].numpy().astype(np.uint32),
+            saved["position"],
+            saved["has_gauss"],
+            saved["cached"],
+        )
+    )
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -189,7 +213,10 @@ class GracefulInterrupt(Callback):
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print("\n[train] Ctrl-C: stopping after this batch and saving last.ckpt (press again to stop now)", flush=True)
+        print(
+            "\n[train] Ctrl-C: stopping after this batch and saving last.ckpt (press again to stop now)",
+            flush=True,
+        )
 
     def on_fit_start(self, trainer, pl_module) -> None:
         import signal
@@ -205,7 +232,9 @@ class GracefulInterrupt(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._stop_if_requested()
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
         self._stop_if_requested()
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
@@ -270,4 +299,5 @@ class SelectionMetricCheck(Callback):
             raise SelectionMetricError(
                 f"{type(pl_module).__name__}: checkpoint selection / early stopping watches {', '.join(missing)}, "
                 f"which validation did not log (it logged: {', '.join(logged)}). Fix the monitor in the "
-                "experiment's config (early-stopping callbacks) or the model's checkpoint_monitor.")
+                "experiment's config (early-stopping callbacks) or the model's checkpoint_monitor."
+            )

@@ -3,7 +3,7 @@ stage, TCSAN's pretrained AU networks): the chosen networks' weights are copied,
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -17,7 +17,9 @@ def _checkpoint_state(path: str) -> dict[str, torch.Tensor]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise CheckpointError(f"{path}: checkpoint not found. Pass the earlier stage's best or last .ckpt.") from None
+        raise CheckpointError(
+            f"{path}: checkpoint not found. Pass the earlier stage's best or last .ckpt."
+        ) from None
     return checkpoint.get("state_dict", checkpoint)
 
 
@@ -27,30 +29,43 @@ def check_checkpoint_fits(model: nn.Module, checkpoint: dict) -> None:
     state, own = checkpoint.get("state_dict", {}), model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    reshaped = [f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in sorted(set(state) & set(own))
-                if state[k].shape != own[k].shape]
+    reshaped = [
+        f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in sorted(set(state) & set(own))
+        if state[k].shape != own[k].shape
+    ]
     if not (missing or unexpected or reshaped):
         return
     saved, current = checkpoint.get("hyper_parameters", {}), dict(getattr(model, "hparams", {}))
-    differences = [f"{k}: {saved.get(k)!r} in the checkpoint, {current.get(k)!r} now" for k in sorted(set(saved) | set(current))
-                   if saved.get(k) != current.get(k) and not k.endswith("_from")]
+    differences = [
+        f"{k}: {saved.get(k)!r} in the checkpoint, {current.get(k)!r} now"
+        for k in sorted(set(saved) | set(current))
+        if saved.get(k) != current.get(k) and not k.endswith("_from")
+    ]
     raise CheckpointError(
         f"the checkpoint does not fit {type(model).__name__} as configured: {len(missing)} missing "
         f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}, {len(reshaped)} of another shape "
         f"{reshaped[:3]}. Configuration differences: {differences[:6] or 'none recorded'}. Resume or evaluate "
-        "it with the experiment and settings that wrote it, or start a new run.")
+        "it with the experiment and settings that wrote it, or start a new run."
+    )
 
 
-def _copy(target: nn.Module, wanted: dict[str, torch.Tensor], source: dict[str, str], path: str,
-          must_match: str) -> None:
+def _copy(
+    target: nn.Module, wanted: dict[str, torch.Tensor], source: dict[str, str], path: str, must_match: str
+) -> None:
     """Copy `source[name]` of the checkpoint into every `wanted` parameter/buffer `name` of `target`."""
     state = _checkpoint_state(path)
-    mismatched = [f"{source[k]}: {tuple(state[source[k]].shape)} vs {tuple(v.shape)}" for k, v in wanted.items()
-                  if source[k] in state and state[source[k]].shape != v.shape]
+    mismatched = [
+        f"{source[k]}: {tuple(state[source[k]].shape)} vs {tuple(v.shape)}"
+        for k, v in wanted.items()
+        if source[k] in state and state[source[k]].shape != v.shape
+    ]
     missing = [source[k] for k in wanted if source[k] not in state]
     if mismatched or missing:
-        raise CheckpointError(f"{path} does not fit this configuration ({must_match} must match the earlier "
-                              f"stage). Shape mismatches: {mismatched[:5]}; missing: {missing[:5]}.")
+        raise CheckpointError(
+            f"{path} does not fit this configuration ({must_match} must match the earlier "
+            f"stage). Shape mismatches: {mismatched[:5]}; missing: {missing[:5]}."
+        )
     target.load_state_dict({k: state[source[k]] for k in wanted}, strict=False)
 
 

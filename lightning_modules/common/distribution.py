@@ -19,9 +19,9 @@ upwards (KID is not); both are reported with the sample count, and `compute` say
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -77,9 +77,18 @@ class TFInceptionE(_TFPoolBranch, tv_inception.InceptionE):
 
 
 def tf_network() -> nn.Module:
-    blocks = [tv_inception.BasicConv2d, TFInceptionA, tv_inception.InceptionB, TFInceptionC,
-              tv_inception.InceptionD, TFInceptionE, tv_inception.InceptionAux]
-    return tv_inception.Inception3(num_classes=1008, aux_logits=False, init_weights=False, inception_blocks=blocks)
+    blocks = [
+        tv_inception.BasicConv2d,
+        TFInceptionA,
+        tv_inception.InceptionB,
+        TFInceptionC,
+        tv_inception.InceptionD,
+        TFInceptionE,
+        tv_inception.InceptionAux,
+    ]
+    return tv_inception.Inception3(
+        num_classes=1008, aux_logits=False, init_weights=False, inception_blocks=blocks
+    )
 
 
 def _torchvision_network() -> nn.Module:
@@ -103,14 +112,22 @@ class InceptionVariant:
 
 
 TF_INCEPTION = InceptionVariant(
-    "fid_inception_weights", "pt_inception-2015-12-05-6726825d.pth", tf_network, _unit_to_symmetric,
+    "fid_inception_weights",
+    "pt_inception-2015-12-05-6726825d.pth",
+    tf_network,
+    _unit_to_symmetric,
     "download pytorch-fid's TF-Inception weights (pt_inception-2015-12-05-6726825d.pth, docs/weights.md)",
-    "TF-Inception pool features (pytorch-fid's pt_inception-2015-12-05 weights): comparable with published FID")
+    "TF-Inception pool features (pytorch-fid's pt_inception-2015-12-05 weights): comparable with published FID",
+)
 TORCHVISION_INCEPTION = InceptionVariant(
-    "inception_weights", "inception_v3_google-0cc3c7bd.pth", _torchvision_network, unit_to_imagenet,
+    "inception_weights",
+    "inception_v3_google-0cc3c7bd.pth",
+    _torchvision_network,
+    unit_to_imagenet,
     "use torchvision's Inception-v3 ImageNet weights (inception_v3_google-0cc3c7bd.pth)",
     "torchvision Inception-v3 pool features (fallback; not pytorch-fid's TF-Inception: not comparable with "
-    "published FID)")
+    "published FID)",
+)
 
 
 class InceptionPool(nn.Module):
@@ -125,12 +142,15 @@ class InceptionPool(nn.Module):
         self.normalise = normalise
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        pixels = F.interpolate(images.float() / 255.0, size=(SIDE, SIDE), mode="bilinear", align_corners=False)
+        pixels = F.interpolate(
+            images.float() / 255.0, size=(SIDE, SIDE), mode="bilinear", align_corners=False
+        )
         return self.network(self.normalise(pixels))
 
 
-def load_inception(weights: str | Path | None, variant: InceptionVariant = TF_INCEPTION,
-                   allow_random: bool = False) -> InceptionPool:
+def load_inception(
+    weights: str | Path | None, variant: InceptionVariant = TF_INCEPTION, allow_random: bool = False
+) -> InceptionPool:
     """`variant`'s feature extractor with the weights at `weights` (checked key by key), or seeded random
     weights when `allow_random` and no path (tests only)."""
     from .errors import WeightsError
@@ -141,8 +161,9 @@ def load_inception(weights: str | Path | None, variant: InceptionVariant = TF_IN
         network = variant.build()
     if weights is None:
         if not allow_random:
-            raise WeightsError(f"FID/KID need Inception-v3: {variant.how_to_get} and pass its path "
-                               f"({variant.setting}).")
+            raise WeightsError(
+                f"FID/KID need Inception-v3: {variant.how_to_get} and pass its path ({variant.setting})."
+            )
     else:
         network.load_state_dict(read_state_dict(Path(weights), network, "Inception-v3", variant.how_to_get))
     return InceptionPool(network, variant.normalise)
@@ -181,7 +202,10 @@ class FeatureDistance:
         from torchmetrics.image.fid import FrechetInceptionDistance
         from torchmetrics.image.kid import KernelInceptionDistance
 
-        real, fake = (torch.cat(self.features[side]) if self.features[side] else torch.zeros(0) for side in (True, False))
+        real, fake = (
+            torch.cat(self.features[side]) if self.features[side] else torch.zeros(0)
+            for side in (True, False)
+        )
         if min(len(real), len(fake)) < 2:
             reason = f"needs ≥ 2 real and generated images, had {len(real)} and {len(fake)}"
             return {}, {"fid": reason, "kid": reason}
@@ -195,5 +219,9 @@ class FeatureDistance:
             metric.update(real, real=True)
             metric.update(fake, real=False)
         kid_mean, kid_std = kid.compute()
-        return {"fid": float(fid.compute()), "kid": float(kid_mean), "kid_std": float(kid_std),
-                "fid_kid_images": float(min(len(real), len(fake)))}, {}
+        return {
+            "fid": float(fid.compute()),
+            "kid": float(kid_mean),
+            "kid_std": float(kid_std),
+            "fid_kid_images": float(min(len(real), len(fake))),
+        }, {}

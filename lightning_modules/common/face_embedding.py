@@ -15,8 +15,6 @@ Both take ImageNet-normalised `(B, 3, H, W)` images and return unit-norm `(B, D)
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import torch
 from torch import nn
@@ -61,7 +59,7 @@ class FaceNetEmbedder(nn.Module):
 
     dim = 512
 
-    def __init__(self, weights_path: Optional[str], allow_random: bool = False):
+    def __init__(self, weights_path: str | None, allow_random: bool = False):
         super().__init__()
         from .facenet import FaceNetFeatures, load_facenet
 
@@ -80,12 +78,16 @@ class ThumbnailEmbedder(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        small = torch.nn.functional.interpolate(imagenet_to_unit(images.float()), size=THUMBNAIL_SIDE, mode="area")
+        small = torch.nn.functional.interpolate(
+            imagenet_to_unit(images.float()), size=THUMBNAIL_SIDE, mode="area"
+        )
         flat = small.flatten(1)
         return torch.nn.functional.normalize(flat - flat.mean(dim=1, keepdim=True), dim=-1)
 
 
-def build_face_embedder(kind: str, facenet_weights: Optional[str] = None, allow_random: bool = False) -> nn.Module:
+def build_face_embedder(
+    kind: str, facenet_weights: str | None = None, allow_random: bool = False
+) -> nn.Module:
     if kind == "dlib":
         return DlibFaceEmbedder()
     if kind == "facenet":

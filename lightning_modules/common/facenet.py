@@ -7,7 +7,6 @@ here, so they always come from a path; a random network is available only when a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -20,12 +19,14 @@ from .weights import read_state_dict
 
 FACENET_INPUT = 140  # SF2F resizes the VGG box to 140×140 before FaceNet (spec §4)
 VGG_BOX = (0.235, 0.195, 0.765, 0.915)  # left, top, right, bottom as fractions of the image side
-HOW_TO_GET = ("download facenet-pytorch's VGGFace2 state dict (20180402-114759-vggface2.pt) and pass "
-              "--model.init_args.facenet_weights=PATH, or set --model.init_args.perceptual_weight=0 and "
-              "--model.init_args.embedder=dlib")
+HOW_TO_GET = (
+    "download facenet-pytorch's VGGFace2 state dict (20180402-114759-vggface2.pt) and pass "
+    "--model.init_args.facenet_weights=PATH, or set --model.init_args.perceptual_weight=0 and "
+    "--model.init_args.embedder=dlib"
+)
 
 
-def load_facenet(weights_path: Optional[str], *, allow_random: bool = False) -> nn.Module:
+def load_facenet(weights_path: str | None, *, allow_random: bool = False) -> nn.Module:
     """InceptionResnetV1 (512-d embedding) in eval mode with frozen parameters.
 
     Args:
@@ -40,10 +41,19 @@ def load_facenet(weights_path: Optional[str], *, allow_random: bool = False) -> 
     if weights_path is None:
         if not allow_random:
             raise WeightsError(f"FaceNet weights are required (facenet_weights is not set): {HOW_TO_GET}.")
-        rank_zero_warn("Using a randomly initialised FaceNet: perceptual loss and identity metrics are not meaningful.")
+        rank_zero_warn(
+            "Using a randomly initialised FaceNet: perceptual loss and identity metrics are not meaningful."
+        )
     else:
-        network.load_state_dict(read_state_dict(Path(weights_path), network, "FaceNet", HOW_TO_GET,
-                                                keep=lambda key: not key.startswith("logits.")))
+        network.load_state_dict(
+            read_state_dict(
+                Path(weights_path),
+                network,
+                "FaceNet",
+                HOW_TO_GET,
+                keep=lambda key: not key.startswith("logits."),
+            )
+        )
     return network.eval().requires_grad_(False)
 
 
@@ -69,11 +79,21 @@ class FaceNetFeatures(nn.Module):
         pixels = imagenet_to_unit(images) * 255.0
         rows, cols = vgg_box(images.shape[-1])
         standardised = (pixels[..., rows, cols] - 127.5) / 128.0
-        return F.interpolate(standardised, size=(FACENET_INPUT, FACENET_INPUT), mode="bilinear", align_corners=False)
+        return F.interpolate(
+            standardised, size=(FACENET_INPUT, FACENET_INPUT), mode="bilinear", align_corners=False
+        )
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         net, x = self.facenet, self.preprocess(images)
-        for name in ("conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b", "conv2d_4a", "conv2d_4b"):
+        for name in (
+            "conv2d_1a",
+            "conv2d_2a",
+            "conv2d_2b",
+            "maxpool_3a",
+            "conv2d_3b",
+            "conv2d_4a",
+            "conv2d_4b",
+        ):
             x = getattr(net, name)(x)
         features = [net.repeat_1(x)]
         features.append(net.repeat_2(net.mixed_6a(features[-1])))

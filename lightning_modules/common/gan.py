@@ -22,7 +22,7 @@ manual optimisation Lightning's `global_step` counts optimiser steps: two per ba
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
@@ -80,7 +80,7 @@ class AdversarialModule(SplitEvaluationModule):
     def __init__(
         self,
         nonfinite: str = "raise",
-        gradient_clip_norm: Optional[float] = None,
+        gradient_clip_norm: float | None = None,
         discriminator_first: bool = False,
     ):
         super().__init__()
@@ -110,7 +110,9 @@ class AdversarialModule(SplitEvaluationModule):
         out = self.generator_output(batch)  # out() is the generator output for the step that calls it
         steps = [(generator_optimizer, lambda: self.generator_loss(batch, out()), "g")]
         if self.trains_discriminator():
-            steps.append((discriminator_optimizer, lambda: self.discriminator_loss(batch, detach_all(out())), "d"))
+            steps.append(
+                (discriminator_optimizer, lambda: self.discriminator_loss(batch, detach_all(out())), "d")
+            )
         for optimizer, compute_loss, player in steps[::-1] if self.discriminator_first else steps:
             loss = self._player_step(optimizer, compute_loss, player, batch_idx)
             self._log_terms(loss, player, batch)
@@ -135,7 +137,8 @@ class AdversarialModule(SplitEvaluationModule):
                 f"GAN divergence: the discriminator's loss has been below {COLLAPSE_LOSS:g} for {COLLAPSE_PATIENCE} "
                 f"batches (now {loss:.2e}, epoch {self.current_epoch}, batch {batch_idx}, global step {self.global_step})."
                 " D separates real from fake perfectly and G learns little. Consider a lower D learning rate, "
-                "gradient_clip_norm, or resuming from an earlier checkpoint.")
+                "gradient_clip_norm, or resuming from an earlier checkpoint."
+            )
 
     def _player_step(self, optimizer, compute_loss, player: str, batch_idx: int) -> LossTerms:
         self.toggle_optimizer(optimizer)
@@ -144,7 +147,9 @@ class AdversarialModule(SplitEvaluationModule):
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss.total)
             if self.gradient_clip_norm is not None:
-                self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_norm, gradient_clip_algorithm="norm")
+                self.clip_gradients(
+                    optimizer, gradient_clip_val=self.gradient_clip_norm, gradient_clip_algorithm="norm"
+                )
             optimizer.step()
         self.untoggle_optimizer(optimizer)
         return loss
@@ -152,9 +157,15 @@ class AdversarialModule(SplitEvaluationModule):
     def _is_finite(self, loss: LossTerms, player: str, batch_idx: int) -> bool:
         if torch.isfinite(loss.total).all():
             return True
-        bad = {name: float(value.detach()) for name, value in loss.terms.items() if not torch.isfinite(value).all()}
-        message = (f"non-finite {player.upper()} loss {float(loss.total.detach())} at epoch {self.current_epoch}, batch "
-                   f"{batch_idx}, global step {self.global_step}; non-finite terms: {bad or 'none (total only)'}")
+        bad = {
+            name: float(value.detach())
+            for name, value in loss.terms.items()
+            if not torch.isfinite(value).all()
+        }
+        message = (
+            f"non-finite {player.upper()} loss {float(loss.total.detach())} at epoch {self.current_epoch}, batch "
+            f"{batch_idx}, global step {self.global_step}; non-finite terms: {bad or 'none (total only)'}"
+        )
         if self.nonfinite == "raise":
             raise NonFiniteLossError(message + ". Set --model.init_args.nonfinite=skip to drop such updates.")
         rank_zero_warn(message + "; update skipped.")
@@ -167,7 +178,7 @@ class AdversarialModule(SplitEvaluationModule):
             self.log(f"train/{player}_{name}", value.detach(), batch_size=batch_size)
 
 
-def _batch_size(batch: Any) -> Optional[int]:
+def _batch_size(batch: Any) -> int | None:
     if isinstance(batch, dict):
         first = next((v for v in batch.values() if torch.is_tensor(v)), None)
         return None if first is None else len(first)

@@ -23,9 +23,16 @@ def _small_cnn(num_classes: int) -> nn.Module:
     """`(B, 3, S, S)` in [0, 1] → `(B, num_classes)` logits; four conv blocks and global pooling."""
     blocks, width = [], 3
     for out in (32, 64, 128, 128):
-        blocks += [nn.Conv2d(width, out, 3, padding=1), nn.BatchNorm2d(out), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+        blocks += [
+            nn.Conv2d(width, out, 3, padding=1),
+            nn.BatchNorm2d(out),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        ]
         width = out
-    return nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), nn.Linear(width, num_classes))
+    return nn.Sequential(
+        *blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), nn.Linear(width, num_classes)
+    )
 
 
 class CnnProbe:
@@ -36,7 +43,7 @@ class CnnProbe:
     def __init__(self, epochs: int = 30, batch_size: int = 64, seed: int = 0):
         self.epochs, self.batch_size, self.seed = epochs, batch_size, seed
 
-    def fit(self, faces: torch.Tensor, labels: torch.Tensor) -> "CnnProbe":
+    def fit(self, faces: torch.Tensor, labels: torch.Tensor) -> CnnProbe:
         """faces `(N, 3, S, S)` in [0, 1], labels `(N,)` int64."""
         generator = torch.Generator().manual_seed(self.seed)
         torch.manual_seed(self.seed)
@@ -71,7 +78,7 @@ class DlibCentroidProbe:
 
     name = "dlib ResNet descriptor, nearest centroid"
 
-    def fit(self, faces: torch.Tensor, labels: torch.Tensor) -> "DlibCentroidProbe":
+    def fit(self, faces: torch.Tensor, labels: torch.Tensor) -> DlibCentroidProbe:
         self.embedder = DlibFaceEmbedder()
         embeddings = self._embed(faces)
         self.centroids = torch.stack([embeddings[labels == c].mean(0) for c in range(int(labels.max()) + 1)])

@@ -42,9 +42,15 @@ def log_sample_grid(module, key: str, rows: list[torch.Tensor], caption: str) ->
     if trainer is None or trainer.sanity_checking or not trainer.is_global_zero:
         return None
     side = max(row.shape[-1] for row in rows)
-    resized = [torch.nn.functional.interpolate(r.float().cpu(), size=(side, side), mode="nearest") for r in rows]
+    resized = [
+        torch.nn.functional.interpolate(r.float().cpu(), size=(side, side), mode="nearest") for r in rows
+    ]
     grid = torchvision.utils.make_grid(torch.cat(resized), nrow=len(rows[0]), padding=2, pad_value=1.0)
-    path = Path(trainer.default_root_dir) / "samples" / f"{key.replace('/', '_')}-step{trainer.global_step:07d}.png"
+    path = (
+        Path(trainer.default_root_dir)
+        / "samples"
+        / f"{key.replace('/', '_')}-step{trainer.global_step:07d}.png"
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     torchvision.utils.save_image(grid, path)
     for logger in trainer.loggers:

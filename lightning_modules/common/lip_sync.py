@@ -33,23 +33,33 @@ MFCC_STEPS_PER_FRAME = 4  # 100 MFCC steps per second / 25 fps
 MFCC_WINDOW = 20  # 0.2 s
 MAX_SHIFT = 15
 FRAME_SIDE = 224
-HOW_TO_GET = ("use the SyncNet weights released with syncnet_python (syncnet_v2.model, 54 MB) and pass its path "
-              "(syncnet_weights)")
+HOW_TO_GET = (
+    "use the SyncNet weights released with syncnet_python (syncnet_v2.model, 54 MB) and pass its path "
+    "(syncnet_weights)"
+)
 
 
-def _conv_stack(conv: type[nn.Module], norm: type[nn.Module], pool: type[nn.Module], layers: list) -> nn.Sequential:
+def _conv_stack(
+    conv: type[nn.Module], norm: type[nn.Module], pool: type[nn.Module], layers: list
+) -> nn.Sequential:
     """Conv → BatchNorm → ReLU (→ MaxPool) blocks from `(in, out, kernel, stride, padding, pool or None)`;
     the flat layer order matches the released state dict's indices."""
     modules: list[nn.Module] = []
     for channels_in, channels_out, kernel, stride, padding, pooling in layers:
-        modules += [conv(channels_in, channels_out, kernel, stride, padding), norm(channels_out), nn.ReLU(inplace=True)]
+        modules += [
+            conv(channels_in, channels_out, kernel, stride, padding),
+            norm(channels_out),
+            nn.ReLU(inplace=True),
+        ]
         if pooling is not None:
             modules.append(pool(*pooling))
     return nn.Sequential(*modules)
 
 
 def _head() -> nn.Sequential:
-    return nn.Sequential(nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True), nn.Linear(512, 1024))
+    return nn.Sequential(
+        nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True), nn.Linear(512, 1024)
+    )
 
 
 class SyncNet(nn.Module):
@@ -57,23 +67,33 @@ class SyncNet(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.netcnnaud = _conv_stack(nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, [
-            (1, 64, 3, 1, 1, ((1, 1), (1, 1))),
-            (64, 192, 3, 1, 1, ((3, 3), (1, 2))),
-            (192, 384, 3, 1, 1, None),
-            (384, 256, 3, 1, 1, None),
-            (256, 256, 3, 1, 1, ((3, 3), (2, 2))),
-            (256, 512, (5, 4), 1, 0, None),
-        ])
+        self.netcnnaud = _conv_stack(
+            nn.Conv2d,
+            nn.BatchNorm2d,
+            nn.MaxPool2d,
+            [
+                (1, 64, 3, 1, 1, ((1, 1), (1, 1))),
+                (64, 192, 3, 1, 1, ((3, 3), (1, 2))),
+                (192, 384, 3, 1, 1, None),
+                (384, 256, 3, 1, 1, None),
+                (256, 256, 3, 1, 1, ((3, 3), (2, 2))),
+                (256, 512, (5, 4), 1, 0, None),
+            ],
+        )
         self.netfcaud = _head()
-        self.netcnnlip = _conv_stack(nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d, [
-            (3, 96, (5, 7, 7), (1, 2, 2), 0, ((1, 3, 3), (1, 2, 2))),
-            (96, 256, (1, 5, 5), (1, 2, 2), (0, 1, 1), ((1, 3, 3), (1, 2, 2), (0, 1, 1))),
-            (256, 256, (1, 3, 3), 1, (0, 1, 1), None),
-            (256, 256, (1, 3, 3), 1, (0, 1, 1), None),
-            (256, 256, (1, 3, 3), 1, (0, 1, 1), ((1, 3, 3), (1, 2, 2))),
-            (256, 512, (1, 6, 6), 1, 0, None),
-        ])
+        self.netcnnlip = _conv_stack(
+            nn.Conv3d,
+            nn.BatchNorm3d,
+            nn.MaxPool3d,
+            [
+                (3, 96, (5, 7, 7), (1, 2, 2), 0, ((1, 3, 3), (1, 2, 2))),
+                (96, 256, (1, 5, 5), (1, 2, 2), (0, 1, 1), ((1, 3, 3), (1, 2, 2), (0, 1, 1))),
+                (256, 256, (1, 3, 3), 1, (0, 1, 1), None),
+                (256, 256, (1, 3, 3), 1, (0, 1, 1), None),
+                (256, 256, (1, 3, 3), 1, (0, 1, 1), ((1, 3, 3), (1, 2, 2))),
+                (256, 512, (1, 6, 6), 1, 0, None),
+            ],
+        )
         self.netfclip = _head()
 
     def embed_speech(self, mfcc: torch.Tensor) -> torch.Tensor:
@@ -112,7 +132,9 @@ def speech_mfcc(speech: np.ndarray) -> np.ndarray:
 def mouth_frames(frames: np.ndarray) -> torch.Tensor:
     """`(T, H, W, 3)` uint8 RGB face crops → `(3, T, 224, 224)` float BGR 0–255, SyncNet's input."""
     video = torch.from_numpy(np.ascontiguousarray(frames[..., ::-1])).permute(0, 3, 1, 2).float()
-    return F.interpolate(video, size=(FRAME_SIDE, FRAME_SIDE), mode="bilinear", align_corners=False).permute(1, 0, 2, 3)
+    return F.interpolate(video, size=(FRAME_SIDE, FRAME_SIDE), mode="bilinear", align_corners=False).permute(
+        1, 0, 2, 3
+    )
 
 
 @dataclass
@@ -124,7 +146,9 @@ class LipSyncScore:
 
 
 @torch.no_grad()
-def lip_sync_error(network: SyncNet, frames: np.ndarray, speech: np.ndarray, batch_size: int = 20) -> LipSyncScore:
+def lip_sync_error(
+    network: SyncNet, frames: np.ndarray, speech: np.ndarray, batch_size: int = 20
+) -> LipSyncScore:
     """LSE-D / LSE-C of one clip.
 
     Args:
@@ -137,16 +161,22 @@ def lip_sync_error(network: SyncNet, frames: np.ndarray, speech: np.ndarray, bat
     # window of the last 5-frame window then still fits in the cepstra.
     windows = min(len(frames), len(speech) // (SAMPLE_RATE // FPS)) - WINDOW_FRAMES
     if windows < 1:
-        raise ValueError(f"lip sync needs at least {WINDOW_FRAMES + 1} frames and 0.24 s of speech; got "
-                         f"{len(frames)} frames and {len(speech) / SAMPLE_RATE:.2f} s")
+        raise ValueError(
+            f"lip sync needs at least {WINDOW_FRAMES + 1} frames and 0.24 s of speech; got "
+            f"{len(frames)} frames and {len(speech) / SAMPLE_RATE:.2f} s"
+        )
     device = next(network.parameters()).device
     video = mouth_frames(frames[: windows + WINDOW_FRAMES - 1])
     mouth, voice = [], []
     for start in range(0, windows, batch_size):
         starts = range(start, min(windows, start + batch_size))
         clips = torch.stack([video[:, s : s + WINDOW_FRAMES] for s in starts]).to(device)
-        steps = torch.stack([cepstra[None, :, MFCC_STEPS_PER_FRAME * s : MFCC_STEPS_PER_FRAME * s + MFCC_WINDOW]
-                             for s in starts]).to(device)
+        steps = torch.stack(
+            [
+                cepstra[None, :, MFCC_STEPS_PER_FRAME * s : MFCC_STEPS_PER_FRAME * s + MFCC_WINDOW]
+                for s in starts
+            ]
+        ).to(device)
         mouth.append(network.embed_mouth(clips).cpu())
         voice.append(network.embed_speech(steps).cpu())
     return score_shifts(torch.cat(mouth), torch.cat(voice))
@@ -157,9 +187,17 @@ def score_shifts(mouth: torch.Tensor, voice: torch.Tensor, max_shift: int = MAX_
     (out-of-range voice windows are zeros, as in the reference evaluation) → the LSE scores."""
     padded = F.pad(voice, (0, 0, max_shift, max_shift))
     shifts = 2 * max_shift + 1
-    distances = torch.stack([F.pairwise_distance(mouth[i : i + 1].expand(shifts, -1), padded[i : i + shifts])
-                             for i in range(len(mouth))])  # (N, shifts)
+    distances = torch.stack(
+        [
+            F.pairwise_distance(mouth[i : i + 1].expand(shifts, -1), padded[i : i + shifts])
+            for i in range(len(mouth))
+        ]
+    )  # (N, shifts)
     mean = distances.mean(0)
     smallest, index = mean.min(0)
-    return LipSyncScore(distance=float(smallest), confidence=float(mean.median() - smallest),
-                        offset=int(max_shift - index), windows=len(mouth))
+    return LipSyncScore(
+        distance=float(smallest),
+        confidence=float(mean.median() - smallest),
+        offset=int(max_shift - index),
+        windows=len(mouth),
+    )

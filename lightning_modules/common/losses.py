@@ -45,7 +45,9 @@ def generator_adversarial_loss(fake_logits: torch.Tensor, loss_type: str = "lsga
     return -fake_logits.mean()
 
 
-def feature_matching_loss(real_features: list[torch.Tensor], fake_features: list[torch.Tensor]) -> torch.Tensor:
+def feature_matching_loss(
+    real_features: list[torch.Tensor], fake_features: list[torch.Tensor]
+) -> torch.Tensor:
     """Mean L1 between D's intermediate features of real (held fixed) and generated samples."""
     if len(real_features) != len(fake_features):
         raise ValueError(f"feature lists differ in length: {len(real_features)} vs {len(fake_features)}")

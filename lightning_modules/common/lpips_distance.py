@@ -9,7 +9,6 @@ demo), with a warning, since distances then mean little.
 from __future__ import annotations
 
 import warnings
-from typing import Optional
 
 import torch
 import torchvision
@@ -18,11 +17,15 @@ from torch import nn
 
 from .weights import read_state_dict
 
-BACKBONES = {"vgg": (torchvision.models.vgg16, "vgg16-397923af.pth"),
-             "alex": (torchvision.models.alexnet, "alexnet-owt-7be5be79.pth")}
+BACKBONES = {
+    "vgg": (torchvision.models.vgg16, "vgg16-397923af.pth"),
+    "alex": (torchvision.models.alexnet, "alexnet-owt-7be5be79.pth"),
+}
 
 
-def build_lpips(net: str = "vgg", backbone_weights: Optional[str] = None, allow_random: bool = False) -> nn.Module:
+def build_lpips(
+    net: str = "vgg", backbone_weights: str | None = None, allow_random: bool = False
+) -> nn.Module:
     """A frozen `lpips.LPIPS` in eval mode taking `(B, 3, H, W)` images in [-1, 1] → `(B, 1, 1, 1)`."""
     import lpips
 
@@ -32,8 +35,10 @@ def build_lpips(net: str = "vgg", backbone_weights: Optional[str] = None, allow_
     if backbone_weights is None and not allow_random:
         from .errors import WeightsError
 
-        raise WeightsError(f"LPIPS needs its {net} backbone: put torchvision's {file_name} somewhere and pass its path "
-                           "(lpips_backbone), or allow a random backbone (tests and demo only).")
+        raise WeightsError(
+            f"LPIPS needs its {net} backbone: put torchvision's {file_name} somewhere and pass its path "
+            "(lpips_backbone), or allow a random backbone (tests and demo only)."
+        )
     # lpips builds its backbone through torchvision's deprecated `pretrained=`; a random one is seeded so
     # that every process (an interrupted inversion and its resumption) measures the same distance.
     with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):

@@ -29,31 +29,60 @@ import math
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .errors import WeightsError
 from .metrics import BinaryLabelScores, recall_at_k
 from .speech_dependence import SpeechDependence, identity_retrieval
 from .video_metrics import FrameLandmarks, VideoMetricAccumulator
-from .errors import WeightsError
 
 WEIGHTS_DIR_VARIABLE = "TF_WEIGHTS_DIR"
 # Where `MetricSettings.from_folder` looks: the file names the weights are released under.
-STANDARD_FILES = {"lpips_backbone": "vgg16-397923af.pth", "fid_inception_weights": "pt_inception-2015-12-05-6726825d.pth",
-                  "inception_weights": "inception_v3_google-0cc3c7bd.pth",
-                  "syncnet_weights": "syncnet_v2.model", "facenet_weights": "20180402-114759-vggface2.pt"}
+STANDARD_FILES = {
+    "lpips_backbone": "vgg16-397923af.pth",
+    "fid_inception_weights": "pt_inception-2015-12-05-6726825d.pth",
+    "inception_weights": "inception_v3_google-0cc3c7bd.pth",
+    "syncnet_weights": "syncnet_v2.model",
+    "facenet_weights": "20180402-114759-vggface2.pt",
+}
 RECALL_KS = (1, 2, 5, 10)
 # Every metric the suite reports: each ends up with a value or with the reason it has none.
-REPORTED = ("psnr", "ssim", "l1", "lpips", "fid", "kid", "lmd_mouth", "lmd_face", "landmark_failure_rate",
-            "face_detection_rate", "identity_cosine", "cpbd", "cpbd_real", "au_f1", "au_accuracy", "lse_d", "lse_c")
+REPORTED = (
+    "psnr",
+    "ssim",
+    "l1",
+    "lpips",
+    "fid",
+    "kid",
+    "lmd_mouth",
+    "lmd_face",
+    "landmark_failure_rate",
+    "face_detection_rate",
+    "identity_cosine",
+    "cpbd",
+    "cpbd_real",
+    "au_f1",
+    "au_accuracy",
+    "lse_d",
+    "lse_c",
+)
 # Speech dependence: the mouth checks of video systems, the identity check of face systems.
-VIDEO_DEPENDENCE = ("speech_mouth_r", "speech_mouth_r_real", "speech_mouth_r_control", "mouth_swap_sensitivity",
-                    "silence_mouth_closed")
-FACE_DEPENDENCE = ("speech_identity_r@1", "speech_identity_r@1_chance", "speech_identity_r@1_control",
-                   "speech_identity_r@1_real")
+VIDEO_DEPENDENCE = (
+    "speech_mouth_r",
+    "speech_mouth_r_real",
+    "speech_mouth_r_control",
+    "mouth_swap_sensitivity",
+    "silence_mouth_closed",
+)
+FACE_DEPENDENCE = (
+    "speech_identity_r@1",
+    "speech_identity_r@1_chance",
+    "speech_identity_r@1_control",
+    "speech_identity_r@1_real",
+)
 
 
 @dataclass
@@ -72,37 +101,43 @@ class GeneratedSample:
     generated: np.ndarray
     real: np.ndarray
     identity: str
-    speech: Optional[np.ndarray] = None
+    speech: np.ndarray | None = None
     sample_rate: int = 16000
     paired: bool = True
-    control: Optional[np.ndarray] = None
-    silent: Optional[np.ndarray] = None
+    control: np.ndarray | None = None
+    silent: np.ndarray | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class MetricSettings:
     """Weights the optional metrics need (None: that metric is reported as not computed) and effort.
 
     allow_random: build random stand-ins for missing weights (tests only: the numbers then mean nothing).
     """
 
-    lpips_backbone: Optional[str] = None
-    fid_inception_weights: Optional[str] = None  # TF-Inception (pytorch-fid's file): FID comparable with papers
-    inception_weights: Optional[str] = None  # torchvision's Inception: the fallback when the file above is absent
-    syncnet_weights: Optional[str] = None
-    facenet_weights: Optional[str] = None
+    lpips_backbone: str | None = None
+    fid_inception_weights: str | None = None  # TF-Inception (pytorch-fid's file): FID comparable with papers
+    inception_weights: str | None = (
+        None  # torchvision's Inception: the fallback when the file above is absent
+    )
+    syncnet_weights: str | None = None
+    facenet_weights: str | None = None
     landmarks: bool = True
     frames_per_clip: int = 8
     allow_random: bool = False
 
     @classmethod
-    def from_folder(cls, folder: Optional[str] = None, **overrides) -> "MetricSettings":
+    def from_folder(cls, folder: str | None = None, **overrides) -> MetricSettings:
         """Settings with every weights file found under its released name in `folder` (default
         `$TF_WEIGHTS_DIR`), then `overrides` (explicit paths win)."""
         folder = folder or os.environ.get(WEIGHTS_DIR_VARIABLE)
         found = {}
         if folder:
-            found = {key: str(Path(folder) / name) for key, name in STANDARD_FILES.items() if (Path(folder) / name).is_file()}
+            found = {
+                key: str(Path(folder) / name)
+                for key, name in STANDARD_FILES.items()
+                if (Path(folder) / name).is_file()
+            }
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - known)
         if unknown:
@@ -150,7 +185,9 @@ class MetricSuite:
         tf_path, torchvision_path = self.settings.fid_inception_weights, self.settings.inception_weights
         variant = TORCHVISION_INCEPTION if torchvision_path and not tf_path else TF_INCEPTION
         self.inception_note = variant.note
-        return FeatureDistance(load_inception(tf_path or torchvision_path, variant, self.settings.allow_random))
+        return FeatureDistance(
+            load_inception(tf_path or torchvision_path, variant, self.settings.allow_random)
+        )
 
     def _build_syncnet(self):
         from .lip_sync import load_syncnet
@@ -173,14 +210,25 @@ class MetricSuite:
     @torch.no_grad()
     def update(self, sample: GeneratedSample) -> None:
         generated, real = _checked(sample.generated, "generated"), _checked(sample.real, "real")
-        picks_generated, picks_real = _spread(len(generated), self.settings.frames_per_clip), _spread(
-            len(real), self.settings.frames_per_clip)
+        picks_generated, picks_real = (
+            _spread(len(generated), self.settings.frames_per_clip),
+            _spread(len(real), self.settings.frames_per_clip),
+        )
         if sample.paired:
             length = min(len(generated), len(real))
-            marks = self._paired_metrics(generated[:length], real[:length], _spread(length, self.settings.frames_per_clip))
+            marks = self._paired_metrics(
+                generated[:length], real[:length], _spread(length, self.settings.frames_per_clip)
+            )
             if sample.speech is not None and length > 1:
-                self.speech_dependence.update(generated[:length], real[:length], sample.speech, sample.sample_rate,
-                                              sample.control, sample.silent, *marks)
+                self.speech_dependence.update(
+                    generated[:length],
+                    real[:length],
+                    sample.speech,
+                    sample.sample_rate,
+                    sample.control,
+                    sample.silent,
+                    *marks,
+                )
         else:
             self.unpaired += 1
         self._image_metrics(generated[picks_generated], real[picks_real], sample.identity)
@@ -225,8 +273,12 @@ class MetricSuite:
         from .sharpness import cpbd
 
         detect = self.pixels.detect.detector
-        self._add("face_detection_rate", float(np.mean([bool(detect(np.ascontiguousarray(f))) for f in generated])))
-        self._add("face_detection_rate_real", float(np.mean([bool(detect(np.ascontiguousarray(f))) for f in real])))
+        self._add(
+            "face_detection_rate", float(np.mean([bool(detect(np.ascontiguousarray(f))) for f in generated]))
+        )
+        self._add(
+            "face_detection_rate_real", float(np.mean([bool(detect(np.ascontiguousarray(f))) for f in real]))
+        )
         self._add("cpbd", _nanmean([cpbd(f) for f in generated]))
         self._add("cpbd_real", _nanmean([cpbd(f) for f in real]))
         if self.features is not None:
@@ -235,7 +287,9 @@ class MetricSuite:
         embed = lambda frames: F.normalize(self.embedder(_imagenet(frames)).float().mean(0), dim=0)  # noqa: E731
         self.embeddings.setdefault(identity, []).append((embed(generated).cpu(), embed(real).cpu()))
 
-    def _lip_sync(self, generated: np.ndarray, real: Optional[np.ndarray], speech: np.ndarray, rate: int) -> None:
+    def _lip_sync(
+        self, generated: np.ndarray, real: np.ndarray | None, speech: np.ndarray, rate: int
+    ) -> None:
         from datamodules.pipeline.audio import resample
 
         from .lip_sync import SAMPLE_RATE, lip_sync_error
@@ -246,7 +300,9 @@ class MetricSuite:
                 continue
             try:
                 score = lip_sync_error(self.syncnet, frames, speech16)
-            except ValueError:  # too short to score: left out (compute() says so when no clip was long enough)
+            except (
+                ValueError
+            ):  # too short to score: left out (compute() says so when no clip was long enough)
                 continue
             self._add(f"lse_d{suffix}", score.distance)
             self._add(f"lse_c{suffix}", score.confidence)
@@ -263,8 +319,11 @@ class MetricSuite:
             identical = pixels["frames"] > 0 and pixels["psnr_skipped_frames"] == pixels["frames"]
             values.update(psnr=math.inf if identical else pixels["psnr"], ssim=pixels["ssim"])
             if self.settings.landmarks:
-                values.update(lmd_mouth=pixels["nlmd_mouth"], lmd_face=pixels["nlmd_all"],
-                              landmark_failure_rate=pixels["landmark_failure_rate"])
+                values.update(
+                    lmd_mouth=pixels["nlmd_mouth"],
+                    lmd_face=pixels["nlmd_all"],
+                    landmark_failure_rate=pixels["landmark_failure_rate"],
+                )
                 self._compute_action_units(values, missing)
             else:
                 for key in ("lmd_mouth", "lmd_face", "au_f1", "au_accuracy"):
@@ -280,11 +339,15 @@ class MetricSuite:
         self._compute_identity(values, missing)
         self._compute_speech_dependence(values, missing)
         if self.syncnet is not None and "lse_d" not in values:
-            missing["lse_d"] = missing["lse_c"] = "no sample had speech and at least 6 frames (image systems have no video)"
+            missing["lse_d"] = missing["lse_c"] = (
+                "no sample had speech and at least 6 frames (image systems have no video)"
+            )
         for key in ("cpbd", "cpbd_real"):
             if key not in values:
-                missing[key] = ("no frame had a 64×64 block with enough edges to measure (frames under 64 px, as the "
-                                "reference CPBD scores whole blocks only, or flat images)")
+                missing[key] = (
+                    "no frame had a 64×64 block with enough edges to measure (frames under 64 px, as the "
+                    "reference CPBD scores whole blocks only, or flat images)"
+                )
         for key in REPORTED:
             if key not in values and key not in missing:
                 missing[key] = "no sample gave a value"
@@ -292,10 +355,14 @@ class MetricSuite:
 
     def _compute_speech_dependence(self, values: dict, missing: dict) -> None:
         video_values, video_missing, self.lag_profiles = self.speech_dependence.compute()
-        if self.speech_dependence.profiles:  # video: the face comes from the input frame, the mouth from speech
+        if (
+            self.speech_dependence.profiles
+        ):  # video: the face comes from the input frame, the mouth from speech
             values.update(video_values)
             missing.update({k: v for k, v in video_missing.items() if k not in values})
-            why = "a video system: its identity comes from the input face, not the speech (see speech_mouth_r)"
+            why = (
+                "a video system: its identity comes from the input face, not the speech (see speech_mouth_r)"
+            )
             missing.update({key: why for key in FACE_DEPENDENCE})
             return
         why = "no video clip with speech: a face system (its check is speech_identity_r@1)"
@@ -310,7 +377,9 @@ class MetricSuite:
 
     def _compute_action_units(self, values: dict, missing: dict) -> None:
         if self.action_units.counts.sum() == 0:
-            missing["au_f1"] = missing["au_accuracy"] = "no frame with landmarks on both sides (or single frames)"
+            missing["au_f1"] = missing["au_accuracy"] = (
+                "no frame with landmarks on both sides (or single frames)"
+            )
             return
         mean = self.action_units.compute(("AU10", "AU14", "AU20", "AU25", "AU26"))["mean"]
         values.update(au_f1=mean["f1"], au_accuracy=mean["accuracy"])
@@ -320,12 +389,16 @@ class MetricSuite:
         pairs = [(i, g, r) for i, name in enumerate(names) for g, r in self.embeddings[name]]
         if not pairs:
             return
-        reference = torch.stack([F.normalize(torch.stack([r for _, r in self.embeddings[n]]).mean(0), dim=0) for n in names])
+        reference = torch.stack(
+            [F.normalize(torch.stack([r for _, r in self.embeddings[n]]).mean(0), dim=0) for n in names]
+        )
         values["identity_cosine"] = float(np.mean([float(g @ reference[i]) for i, g, _ in pairs]))
         if len(names) < 2:
             missing["identity_recall"] = f"retrieval needs ≥ 2 identities, had {len(names)}"
             return
-        generated = torch.stack([F.normalize(torch.stack([g for g, _ in self.embeddings[n]]).mean(0), dim=0) for n in names])
+        generated = torch.stack(
+            [F.normalize(torch.stack([g for g, _ in self.embeddings[n]]).mean(0), dim=0) for n in names]
+        )
         ks = tuple(k for k in RECALL_KS if k < len(names)) or (1,)
         for k, recall in recall_at_k(generated, reference, ks=ks).items():
             values[f"identity_recall@{k}"] = recall
@@ -337,19 +410,27 @@ class MetricSuite:
         """What a reader needs to interpret a metric's value."""
         lags = "; lag profile −5…+5 frames: " + ", ".join(f"{k}: {v}" for k, v in self.lag_profiles.items())
         inception = self.inception_note
-        return {"identity_cosine": f"embedding: {self.embedder_name}", "fid": inception, "kid": inception,
-                "speech_mouth_r": "Pearson r, mouth opening vs speech energy per frame, lag 0" + lags,
-                "speech_mouth_r_control": "generated from another clip's speech, scored against this clip's",
-                "speech_identity_r@1": f"faces from held-out speech, embedded by {self.embedder_name}",
-                "speech_identity_r@1_control": "the same faces scored as another speaker's (speech swapped)",
-                "lmd_mouth": "template pixels after similarity alignment", "au_f1": "landmark-geometry AU labels",
-                "lse_d": "SyncNet, frames resized to 224", "cpbd": "Narvekar & Karam 2011, higher is sharper"}
+        return {
+            "identity_cosine": f"embedding: {self.embedder_name}",
+            "fid": inception,
+            "kid": inception,
+            "speech_mouth_r": "Pearson r, mouth opening vs speech energy per frame, lag 0" + lags,
+            "speech_mouth_r_control": "generated from another clip's speech, scored against this clip's",
+            "speech_identity_r@1": f"faces from held-out speech, embedded by {self.embedder_name}",
+            "speech_identity_r@1_control": "the same faces scored as another speaker's (speech swapped)",
+            "lmd_mouth": "template pixels after similarity alignment",
+            "au_f1": "landmark-geometry AU labels",
+            "lse_d": "SyncNet, frames resized to 224",
+            "cpbd": "Narvekar & Karam 2011, higher is sharper",
+        }
 
 
 def _checked(frames: np.ndarray, name: str) -> np.ndarray:
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
-        raise ValueError(f"{name} frames must be (T ≥ 1, H, W, 3) uint8 RGB, got {frames.shape} {frames.dtype}")
+        raise ValueError(
+            f"{name} frames must be (T ≥ 1, H, W, 3) uint8 RGB, got {frames.shape} {frames.dtype}"
+        )
     return frames
 
 
@@ -371,4 +452,3 @@ def _imagenet(frames: np.ndarray) -> torch.Tensor:
     from .images import unit_to_imagenet
 
     return unit_to_imagenet(_channels_first(frames).float() / 255.0)
-

@@ -57,7 +57,9 @@ def recall_at_k(
     return {k: float(torch.stack(v).mean()) for k, v in recalls.items()}
 
 
-def chance_recall(num_identities: int, ks: tuple[int, ...] = RECALL_KS, block_size: int = 100) -> dict[int, float]:
+def chance_recall(
+    num_identities: int, ks: tuple[int, ...] = RECALL_KS, block_size: int = 100
+) -> dict[int, float]:
     """Recall@K of random embeddings under the same blocking."""
     size = block_size if num_identities >= block_size else num_identities
     return {k: min(1.0, k / size) for k in ks}
@@ -86,8 +88,14 @@ class BinaryLabelScores:
     def update(self, predicted, target) -> None:
         predicted = torch.as_tensor(predicted).bool().cpu()
         target = torch.as_tensor(target).bool().cpu()
-        self.counts += torch.stack([(predicted & target).sum(0), (predicted & ~target).sum(0),
-                                    (~predicted & target).sum(0), (~predicted & ~target).sum(0)]).double()
+        self.counts += torch.stack(
+            [
+                (predicted & target).sum(0),
+                (predicted & ~target).sum(0),
+                (~predicted & target).sum(0),
+                (~predicted & ~target).sum(0),
+            ]
+        ).double()
 
     def compute(self, names: tuple[str, ...]) -> dict[str, dict[str, float]]:
         tp, fp, fn, tn = self.counts

@@ -7,8 +7,8 @@ path, a system either turns the loss off (and says so) or, in tests, asks for a 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
@@ -19,8 +19,10 @@ from .images import unit_to_imagenet
 from .weights import read_state_dict
 
 RELU_X_1 = (1, 6, 11, 20, 29)  # relu1_1 … relu5_1 in torchvision's vgg19().features
-HOW_TO_GET = ("download torchvision's ImageNet VGG-19 weights (vgg19-dcbb9e9d.pth, the state dict of "
-              "torchvision.models.vgg19) and pass --model.init_args.vgg_weights=PATH")
+HOW_TO_GET = (
+    "download torchvision's ImageNet VGG-19 weights (vgg19-dcbb9e9d.pth, the state dict of "
+    "torchvision.models.vgg19) and pass --model.init_args.vgg_weights=PATH"
+)
 
 
 class VGGPerceptual(nn.Module):
@@ -34,7 +36,9 @@ class VGGPerceptual(nn.Module):
         layers: indices into `features` whose outputs are compared (default relu1_1 … relu5_1).
     """
 
-    def __init__(self, weights_path: Optional[str], layers: Sequence[int] = RELU_X_1, allow_random: bool = False):
+    def __init__(
+        self, weights_path: str | None, layers: Sequence[int] = RELU_X_1, allow_random: bool = False
+    ):
         super().__init__()
         from torchvision.models import vgg19
 
@@ -42,7 +46,9 @@ class VGGPerceptual(nn.Module):
         if weights_path is not None:
             network.load_state_dict(read_state_dict(Path(weights_path), network, "VGG-19", HOW_TO_GET))
         elif not allow_random:
-            raise WeightsError(f"VGG-19 weights are required for the perceptual loss: {HOW_TO_GET}, or set its weight to 0.")
+            raise WeightsError(
+                f"VGG-19 weights are required for the perceptual loss: {HOW_TO_GET}, or set its weight to 0."
+            )
         else:
             rank_zero_warn("Using a randomly initialised VGG-19: the perceptual loss is not meaningful.")
         self.layers = tuple(layers)

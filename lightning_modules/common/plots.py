@@ -13,8 +13,8 @@ system, a noise type, ...), and optionally `references[label][metric]` drawn as 
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Collection, Mapping, Optional, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -48,8 +48,14 @@ def _line(points: Mapping[float, Mapping[str, float]], metric: str) -> tuple[lis
     return xs, [float(points[x].get(metric, np.nan)) for x in xs]
 
 
-def curves_figure(results: Curves, metrics: Sequence[str], xlabel: str, references: Optional[References] = None,
-                  title: str = "", highlight: Collection[str] = ()) -> Figure:
+def curves_figure(
+    results: Curves,
+    metrics: Sequence[str],
+    xlabel: str,
+    references: References | None = None,
+    title: str = "",
+    highlight: Collection[str] = (),
+) -> Figure:
     """A figure with one subplot per metric (side by side), one line per label of `results`, and the
     `references` as dashed horizontal lines; labels in `highlight` are drawn thicker.
 
@@ -66,8 +72,14 @@ def curves_figure(results: Curves, metrics: Sequence[str], xlabel: str, referenc
     for axis, metric in zip(axes, metrics):
         for label, points in results.items():
             bold = label in highlight
-            axis.plot(*_line(points, metric), marker="." if len(points) < 15 else None, color=colours[label],
-                      linewidth=2.2 if bold else 1.2, alpha=1.0 if bold or not highlight else 0.7, label=label)
+            axis.plot(
+                *_line(points, metric),
+                marker="." if len(points) < 15 else None,
+                color=colours[label],
+                linewidth=2.2 if bold else 1.2,
+                alpha=1.0 if bold or not highlight else 0.7,
+                label=label,
+            )
         for label, values in references.items():
             if metric in values:
                 axis.axhline(values[metric], color=colours[label], linestyle="--", linewidth=1.0, label=label)
@@ -88,16 +100,27 @@ def save_figure(figure: Figure, path: str | Path, dpi: int = 110) -> Path:
     return path
 
 
-def plot_metric_curves(results: Curves, path: str | Path, metrics: Sequence[str], xlabel: str,
-                       references: Optional[References] = None, title: str = "",
-                       highlight: Collection[str] = ()) -> Path:
+def plot_metric_curves(
+    results: Curves,
+    path: str | Path,
+    metrics: Sequence[str],
+    xlabel: str,
+    references: References | None = None,
+    title: str = "",
+    highlight: Collection[str] = (),
+) -> Path:
     """`curves_figure(...)` written to `path` as PNG → the path."""
     return save_figure(curves_figure(results, metrics, xlabel, references, title, highlight), path)
 
 
-def plot_snr_curves(results: Curves, path: str | Path, metrics: Sequence[str] = SNR_METRICS,
-                    references: Optional[References] = None, title: str = "",
-                    highlight: Collection[str] = ()) -> Path:
+def plot_snr_curves(
+    results: Curves,
+    path: str | Path,
+    metrics: Sequence[str] = SNR_METRICS,
+    references: References | None = None,
+    title: str = "",
+    highlight: Collection[str] = (),
+) -> Path:
     """Metrics against SNR: `results[label][snr_db][metric]`, one line per label (noise type or system),
     `references[label][metric]` (e.g. clean speech) dashed; one subplot per metric → the PNG's path."""
     return plot_metric_curves(results, path, metrics, "SNR (dB)", references, title, highlight)
@@ -107,5 +130,6 @@ def plot_sweep(sweep, path: str | Path, title: str = "") -> Path:
     """A `reports.Sweep` (variable, metrics, curves, references) as a PNG; lines whose label ends in
     "mean" (averages over conditions) are drawn thicker → the path."""
     highlight = [label for label in sweep.curves if label.endswith("mean")]
-    return plot_metric_curves(sweep.curves, path, tuple(sweep.metrics), sweep.variable, sweep.references, title,
-                              highlight)
+    return plot_metric_curves(
+        sweep.curves, path, tuple(sweep.metrics), sweep.variable, sweep.references, title, highlight
+    )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
 
 
 @dataclass
@@ -16,7 +15,7 @@ class ResultRow:
     metric: str
     setting: str
     ours: float
-    paper: Optional[float] = None
+    paper: float | None = None
     note: str = ""
 
 
@@ -30,7 +29,7 @@ class Sweep:
     curves: dict[str, dict[float, dict[str, float]]] = field(default_factory=dict)
     references: dict[str, dict[str, float]] = field(default_factory=dict)
 
-    def extend(self, other: "Sweep") -> None:
+    def extend(self, other: Sweep) -> None:
         self.curves.update(other.curves)
         self.references.update(other.references)
 
@@ -42,13 +41,13 @@ class EvaluationReport:
     paper_dataset: str  # e.g. "real Youtubers, 10 identities"
     rows: list[ResultRow] = field(default_factory=list)
     details: dict = field(default_factory=dict)
-    sweep: Optional[Sweep] = None
-    noise_sweep: Optional[Sweep] = None  # the shared metrics against SNR (`make eval … NOISE_SWEEP=1`)
+    sweep: Sweep | None = None
+    noise_sweep: Sweep | None = None  # the shared metrics against SNR (`make eval … NOISE_SWEEP=1`)
     # Rows of a table laid out as the paper's (one row per method and source, one column per metric):
     # dicts with the same keys, e.g. {"method": …, "measured on": …, "PSNR": …}.
     comparison: list[dict] = field(default_factory=list)
 
-    def extend(self, other: "EvaluationReport") -> None:
+    def extend(self, other: EvaluationReport) -> None:
         self.rows += other.rows
         self.comparison += [row for row in other.comparison if row not in self.comparison]
         self.details.update(other.details)
@@ -56,20 +55,31 @@ class EvaluationReport:
         self.noise_sweep = _merged(self.noise_sweep, other.noise_sweep)
 
     def markdown(self) -> str:
-        lines = [f"# {self.system}: evaluation", "",
-                 f"| metric | setting | paper ({self.paper_dataset}) | ours ({self.dataset}) | note |",
-                 "|---|---|---|---|---|"]
+        lines = [
+            f"# {self.system}: evaluation",
+            "",
+            f"| metric | setting | paper ({self.paper_dataset}) | ours ({self.dataset}) | note |",
+            "|---|---|---|---|---|",
+        ]
         for row in self.rows:
             paper = "—" if row.paper is None else f"{row.paper:g}"
             ours = "—" if row.ours != row.ours else f"{row.ours:.3f}"  # NaN: not computed, the note says why
             lines.append(f"| {row.metric} | {row.setting} | {paper} | {ours} | {row.note} |")
         if self.comparison:
             columns = list(self.comparison[0])
-            lines += ["", "As laid out in the paper:", "", "| " + " | ".join(columns) + " |",
-                      "|" + "---|" * len(columns)]
+            lines += [
+                "",
+                "As laid out in the paper:",
+                "",
+                "| " + " | ".join(columns) + " |",
+                "|" + "---|" * len(columns),
+            ]
             lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in self.comparison]
-        lines += ["", "Paper numbers were measured on the paper's data and models; ours on the dataset named in the "
-                  "header. They are comparable only when that dataset is the paper's."]
+        lines += [
+            "",
+            "Paper numbers were measured on the paper's data and models; ours on the dataset named in the "
+            "header. They are comparable only when that dataset is the paper's.",
+        ]
         return "\n".join(lines) + "\n"
 
     def write(self, folder: Path) -> list[Path]:
@@ -87,7 +97,7 @@ class EvaluationReport:
         return written
 
 
-def _merged(mine: Optional[Sweep], other: Optional[Sweep]) -> Optional[Sweep]:
+def _merged(mine: Sweep | None, other: Sweep | None) -> Sweep | None:
     if mine is None or other is None:
         return mine or other
     mine.extend(other)

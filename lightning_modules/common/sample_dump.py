@@ -13,8 +13,8 @@ Layout under the dump folder:
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image
@@ -39,8 +39,14 @@ class SampleDump:
     def write(self, sample: GeneratedSample) -> None:
         item = f"{len(self.rows):05d}"
         stem = f"{item}_{_safe(sample.identity)}"
-        row = {"item": item, "identity": sample.identity, "generated_video": "", "real_video": "",
-               "frames": len(sample.generated), "speech_seconds": ""}
+        row = {
+            "item": item,
+            "identity": sample.identity,
+            "generated_video": "",
+            "real_video": "",
+            "frames": len(sample.generated),
+            "speech_seconds": "",
+        }
         if sample.paired and sample.speech is not None:
             from datamodules.pipeline.video_writer import write_mp4
 
@@ -62,8 +68,10 @@ class SampleDump:
         index = self.folder / "index.csv"
         self.folder.mkdir(parents=True, exist_ok=True)
         with index.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["item", "identity", "generated_video", "real_video", "frames",
-                                                        "speech_seconds"])
+            writer = csv.DictWriter(
+                handle,
+                fieldnames=["item", "identity", "generated_video", "real_video", "frames", "speech_seconds"],
+            )
             writer.writeheader()
             writer.writerows(self.rows)
         return index

@@ -13,8 +13,8 @@ A system takes part by giving `evaluation_samples(datamodule, split, max_items, 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ from .sample_dump import SampleDump
 SWEEP_METRICS = ("psnr", "ssim", "lmd_mouth", "lse_d", "lse_c")
 SHARED_SETTING = "shared harness"  # how the shared rows' `setting` starts, in reports, W&B and `make compare`
 NOT_COMPUTED = "not computed: "
-Noise = Optional[tuple[str, float]]  # (held-out noise type, SNR in dB)
+Noise = tuple[str, float] | None  # (held-out noise type, SNR in dB)
 
 
 class TalkingFaceSamples:
@@ -40,9 +40,18 @@ class TalkingFaceSamples:
     and from silence, for the speech-dependence checks (`speech_dependence.py`).
     """
 
-    def evaluation_samples(self, datamodule, split: str = "test", max_items: Optional[int] = None,
-                           noise: Noise = None, seed: int = 0, controls: bool = False) -> Iterator[GeneratedSample]:
-        dataset = datamodule.noisy_test_set(*noise, split=split) if noise else datamodule.evaluation_clips(split)
+    def evaluation_samples(
+        self,
+        datamodule,
+        split: str = "test",
+        max_items: int | None = None,
+        noise: Noise = None,
+        seed: int = 0,
+        controls: bool = False,
+    ) -> Iterator[GeneratedSample]:
+        dataset = (
+            datamodule.noisy_test_set(*noise, split=split) if noise else datamodule.evaluation_clips(split)
+        )
         rate = int(datamodule.hparams.sample_rate)
         for index in range(min(len(dataset), max_items or len(dataset))):
             item = dataset[index]
@@ -54,13 +63,24 @@ class TalkingFaceSamples:
             clean = item.get("clean_audio", item["audio"]).numpy()
             sample = GeneratedSample(generated[: len(real)], real, str(speaker), clean, rate, paired=True)
             if controls:
-                other = dataset[(index + 1) % len(dataset)]["audio"].numpy() if len(dataset) > 1 else speech[::-1]
-                for name, driving in (("control", fitted(other, len(speech))), ("silent", np.zeros_like(speech))):
+                other = (
+                    dataset[(index + 1) % len(dataset)]["audio"].numpy() if len(dataset) > 1 else speech[::-1]
+                )
+                for name, driving in (
+                    ("control", fitted(other, len(speech))),
+                    ("silent", np.zeros_like(speech)),
+                ):
                     torch.manual_seed(seed + index)
-                    setattr(sample, name, self.evaluation_video(datamodule, split, index, driving, real[0])[: len(real)])
+                    setattr(
+                        sample,
+                        name,
+                        self.evaluation_video(datamodule, split, index, driving, real[0])[: len(real)],
+                    )
             yield sample
 
-    def evaluation_video(self, datamodule, split: str, index: int, speech: np.ndarray, face: np.ndarray) -> np.ndarray:
+    def evaluation_video(
+        self, datamodule, split: str, index: int, speech: np.ndarray, face: np.ndarray
+    ) -> np.ndarray:
         """Clip `index` of `split` from its `(L,)` speech and first frame `(S, S, 3)` uint8 → `(T, S, S, 3)` uint8."""
         return self.synthesise(speech, face)
 
@@ -70,8 +90,9 @@ def fitted(speech: np.ndarray, length: int) -> np.ndarray:
     return np.resize(np.asarray(speech), length).astype(np.float32)
 
 
-def evaluate_samples(samples: Iterator[GeneratedSample], settings: MetricSettings, total: Optional[int],
-                     description: str) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
+def evaluate_samples(
+    samples: Iterator[GeneratedSample], settings: MetricSettings, total: int | None, description: str
+) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
     suite = MetricSuite(settings)
     for sample in tqdm(samples, total=total, desc=description, unit="sample"):
         suite.update(sample)
@@ -79,13 +100,24 @@ def evaluate_samples(samples: Iterator[GeneratedSample], settings: MetricSetting
     return values, missing, suite.notes()
 
 
-def shared_report(module, datamodule, settings: MetricSettings, system: str, split: str = "test",
-                  max_items: Optional[int] = None, dump: Optional[Path] = None) -> EvaluationReport:
+def shared_report(
+    module,
+    datamodule,
+    settings: MetricSettings,
+    system: str,
+    split: str = "test",
+    max_items: int | None = None,
+    dump: Path | None = None,
+) -> EvaluationReport:
     """The suite on `split`: one row per metric (value or "not computed: why"); with `dump`, every sample
     is also written there for outside scorers (`sample_dump.py`)."""
     module.eval()
-    samples = module.evaluation_samples(datamodule, split=split, max_items=max_items,
-                                        **({"controls": True} if isinstance(module, TalkingFaceSamples) else {}))
+    samples = module.evaluation_samples(
+        datamodule,
+        split=split,
+        max_items=max_items,
+        **({"controls": True} if isinstance(module, TalkingFaceSamples) else {}),
+    )
     writer = SampleDump(dump) if dump is not None else None
     if writer is not None:
         samples = writer.passing(samples)
@@ -102,26 +134,43 @@ def shared_report(module, datamodule, settings: MetricSettings, system: str, spl
     return report
 
 
-def shared_noise_sweep(module, datamodule, settings: MetricSettings, system: str, snrs_db: list[float],
-                       noise_types: Optional[list[str]] = None, max_items: Optional[int] = None) -> Sweep:
+def shared_noise_sweep(
+    module,
+    datamodule,
+    settings: MetricSettings,
+    system: str,
+    snrs_db: list[float],
+    noise_types: list[str] | None = None,
+    max_items: int | None = None,
+) -> Sweep:
     """PSNR, SSIM, mouth LMD and LSE at each SNR, averaged over the held-out noise types (+ clean)."""
     if not hasattr(datamodule, "noisy_test_set") or not isinstance(module, TalkingFaceSamples):
-        raise ValueError(f"{system} does not generate video from speech; the noise sweep is for video systems.")
+        raise ValueError(
+            f"{system} does not generate video from speech; the noise sweep is for video systems."
+        )
     module.eval()
     light = dataclasses.replace(settings, lpips_backbone=None, inception_weights=None, frames_per_clip=1)
     types = list(noise_types or datamodule.evaluation_noise_bank().types)
-    clean, _, _ = evaluate_samples(module.evaluation_samples(datamodule, max_items=max_items), light, max_items,
-                                   f"{system}: clean")
+    clean, _, _ = evaluate_samples(
+        module.evaluation_samples(datamodule, max_items=max_items), light, max_items, f"{system}: clean"
+    )
     curves: dict[float, dict[str, list[float]]] = {}
     for noise_type in types:
         for snr in snrs_db:
-            values, _, _ = evaluate_samples(module.evaluation_samples(datamodule, max_items=max_items,
-                                                                      noise=(noise_type, float(snr))),
-                                            light, max_items, f"{system}: {noise_type} {snr:g} dB")
+            values, _, _ = evaluate_samples(
+                module.evaluation_samples(datamodule, max_items=max_items, noise=(noise_type, float(snr))),
+                light,
+                max_items,
+                f"{system}: {noise_type} {snr:g} dB",
+            )
             for metric in SWEEP_METRICS:
                 if metric in values:
                     curves.setdefault(float(snr), {}).setdefault(metric, []).append(values[metric])
     metrics = tuple(m for m in SWEEP_METRICS if m in clean)
     mean_curve = {snr: {m: float(np.mean(v[m])) for m in metrics if m in v} for snr, v in curves.items()}
-    return Sweep(variable="SNR (dB)", metrics=metrics, curves={f"{system} · mean of {len(types)} noises": mean_curve},
-                 references={f"{system} · clean": {m: clean[m] for m in metrics}})
+    return Sweep(
+        variable="SNR (dB)",
+        metrics=metrics,
+        curves={f"{system} · mean of {len(types)} noises": mean_curve},
+        references={f"{system} · clean": {m: clean[m] for m in metrics}},
+    )

@@ -61,7 +61,11 @@ def _steps(line: np.ndarray, start: int, step: int, rising: float) -> int:
     """How many consecutive pairs (start, start + step), (start + step, start + 2·step), … keep changing by
     `rising`'s sign in the walking direction, at most `MAX_STEPS`."""
     count, inner = 0, start
-    while count < MAX_STEPS and 0 <= inner + step < len(line) and (line[inner + step] - line[inner]) * rising > 0:
+    while (
+        count < MAX_STEPS
+        and 0 <= inner + step < len(line)
+        and (line[inner + step] - line[inner]) * rising > 0
+    ):
         count, inner = count + 1, inner + step
     return count
 

@@ -25,8 +25,8 @@ attributed to another speaker (the control).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -71,8 +71,12 @@ def mouth_box(real_marks: list, size: tuple[int, int]) -> tuple[int, int, int, i
     points = np.median(np.stack(found), axis=0)[MOUTH_POINTS]
     (left, top), (right, bottom) = points.min(0), points.max(0)
     pad_x, pad_y = 0.25 * (right - left), 0.25 * (bottom - top) + 1
-    return (int(max(0, left - pad_x)), int(max(0, top - pad_y)), int(min(width, np.ceil(right + pad_x))),
-            int(min(height, np.ceil(bottom + pad_y))))
+    return (
+        int(max(0, left - pad_x)),
+        int(max(0, top - pad_y)),
+        int(min(width, np.ceil(right + pad_x))),
+        int(min(height, np.ceil(bottom + pad_y))),
+    )
 
 
 def region_opening(frames: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -82,7 +86,9 @@ def region_opening(frames: np.ndarray, box: tuple[int, int, int, int]) -> np.nda
     return 1.0 - region.reshape(len(frames), -1).mean(1) / 255.0
 
 
-def opening_series(frames: np.ndarray, marks: list, box: tuple[int, int, int, int]) -> tuple[np.ndarray, bool]:
+def opening_series(
+    frames: np.ndarray, marks: list, box: tuple[int, int, int, int]
+) -> tuple[np.ndarray, bool]:
     """Mouth opening per frame and whether landmarks measured it (else the region's darkness)."""
     found = np.array([m is not None for m in marks])
     if len(frames) > 1 and found.mean() >= LANDMARK_SHARE:
@@ -111,7 +117,7 @@ def lagged_correlations(mouth: np.ndarray, energy: np.ndarray, max_lag: int = MA
 class SpeechDependence:
     """Accumulates the video checks clip by clip; `compute()` → (values, {metric: why not computed})."""
 
-    detect: Callable[[np.ndarray], Optional[np.ndarray]]
+    detect: Callable[[np.ndarray], np.ndarray | None]
     profiles: dict[str, list[np.ndarray]] = field(default_factory=dict)
     sums: dict[str, list[float]] = field(default_factory=dict)
 
@@ -119,9 +125,17 @@ class SpeechDependence:
         if np.isfinite(value):
             self.sums.setdefault(key, []).append(float(value))
 
-    def update(self, generated: np.ndarray, real: np.ndarray, speech: np.ndarray, rate: int,
-               control: Optional[np.ndarray] = None, silent: Optional[np.ndarray] = None,
-               generated_marks: Optional[list] = None, real_marks: Optional[list] = None) -> None:
+    def update(
+        self,
+        generated: np.ndarray,
+        real: np.ndarray,
+        speech: np.ndarray,
+        rate: int,
+        control: np.ndarray | None = None,
+        silent: np.ndarray | None = None,
+        generated_marks: list | None = None,
+        real_marks: list | None = None,
+    ) -> None:
         """One clip: `(T, H, W, 3)` uint8 generated and real frames, their `(L,)` speech at `rate`, and the
         clip generated from another clip's speech (`control`) and from silence (`silent`), when made."""
         length = min(len(generated), len(real))
@@ -140,7 +154,10 @@ class SpeechDependence:
         found = np.array([m is not None for m in real_marks])
         if found.sum() >= 3:  # the region measure checked against landmarks on the real frames
             by_marks = np.array([landmark_opening(m) for m in real_marks if m is not None])
-            self._add("mouth_region_validity_r", lagged_correlations(region_opening(real[found], box), by_marks, 0)[0])
+            self._add(
+                "mouth_region_validity_r",
+                lagged_correlations(region_opening(real[found], box), by_marks, 0)[0],
+            )
         real_region = region_pixels(real, box)
         real_motion = float(np.abs(real_region - real_region.mean(0)).mean())
         if control is not None:
@@ -151,7 +168,9 @@ class SpeechDependence:
             self._add("mouth_swap_sensitivity", change / max(real_motion, 1e-6))
         if silent is not None:  # the region measure on both sides, like against like; ties count half
             speaking, quiet = np.median(region_opening(generated, box)), region_opening(silent[:length], box)
-            self._add("silence_mouth_closed", float(np.mean(quiet < speaking) + 0.5 * np.mean(quiet == speaking)))
+            self._add(
+                "silence_mouth_closed", float(np.mean(quiet < speaking) + 0.5 * np.mean(quiet == speaking))
+            )
 
     def _profile(self, name: str, profile: np.ndarray) -> None:
         self.profiles.setdefault(name, []).append(profile)
@@ -160,8 +179,11 @@ class SpeechDependence:
         """Values, reasons for what is missing, and the mean lag profile of each input (lags −5…+5)."""
         values = {key: float(np.mean(v)) for key, v in self.sums.items()}
         missing, lag_profiles = {}, {}
-        for name, key in (("generated", "speech_mouth_r"), ("real", "speech_mouth_r_real"),
-                          ("control", "speech_mouth_r_control")):
+        for name, key in (
+            ("generated", "speech_mouth_r"),
+            ("real", "speech_mouth_r_real"),
+            ("control", "speech_mouth_r_control"),
+        ):
             stacked = np.array(self.profiles.get(name, []))
             if not len(stacked) or np.all(np.isnan(stacked[:, MAX_LAG])):
                 missing[key] = "no clip of ≥ 3 frames with varying speech"
@@ -185,7 +207,9 @@ def region_pixels(frames: np.ndarray, box: tuple[int, int, int, int]) -> np.ndar
     return frames[:, y0:y1, x0:x1].astype(np.float32) / 255.0
 
 
-def identity_retrieval(generated: torch.Tensor, reference: torch.Tensor, real: list[torch.Tensor]) -> dict[str, float]:
+def identity_retrieval(
+    generated: torch.Tensor, reference: torch.Tensor, real: list[torch.Tensor]
+) -> dict[str, float]:
     """Recall@1 of speaker identity for faces generated from held-out speech, with its chance, control and
     real-face ceiling.
 
@@ -200,8 +224,11 @@ def identity_retrieval(generated: torch.Tensor, reference: torch.Tensor, real: l
     def recall(queries: torch.Tensor, references: torch.Tensor) -> float:
         return float((queries @ references.T).argmax(1).eq(torch.arange(len(queries))).float().mean())
 
-    values = {"speech_identity_r@1": recall(generated, reference), "speech_identity_r@1_chance": 1.0 / count,
-              "speech_identity_r@1_control": recall(generated.roll(-1, 0), reference)}
+    values = {
+        "speech_identity_r@1": recall(generated, reference),
+        "speech_identity_r@1_chance": 1.0 / count,
+        "speech_identity_r@1_control": recall(generated.roll(-1, 0), reference),
+    }
     hits = []
     for speaker, faces in enumerate(real):
         for index in range(len(faces)) if len(faces) > 1 else []:

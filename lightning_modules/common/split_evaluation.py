@@ -45,9 +45,11 @@ class SplitEvaluationModule(L.LightningModule):
         modules check each player's loss themselves and can skip the update instead.)"""
         if not torch.isfinite(loss).all():
             batch = self.trainer.fit_loop.epoch_loop.batch_idx if self._trainer is not None else "?"
-            raise NonFiniteLossError(f"non-finite training loss {float(loss.detach())} at epoch {self.current_epoch}, "
-                                     f"batch {batch}, global step {self.global_step}. Check that batch's inputs, or "
-                                     "lower the learning rate.")
+            raise NonFiniteLossError(
+                f"non-finite training loss {float(loss.detach())} at epoch {self.current_epoch}, "
+                f"batch {batch}, global step {self.global_step}. Check that batch's inputs, or "
+                "lower the learning rate."
+            )
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """A checkpoint of another model or configuration fails here with the differences listed, rather

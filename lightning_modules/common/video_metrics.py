@@ -19,8 +19,8 @@ Averages are taken over the frames of a clip, then over clips.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 from skimage.metrics import structural_similarity
@@ -81,11 +81,21 @@ def ssim(generated: np.ndarray, real: np.ndarray) -> np.ndarray | float:
         `(T,)` float64 in [-1, 1] (a float for one frame); 1 for identical frames.
     """
     generated, real, single = _pair(generated, real)
-    values = np.array([
-        structural_similarity(a, b, channel_axis=-1, gaussian_weights=True, sigma=1.5,
-                              use_sample_covariance=False, data_range=PEAK)
-        for a, b in zip(generated, real)
-    ], dtype=np.float64)
+    values = np.array(
+        [
+            structural_similarity(
+                a,
+                b,
+                channel_axis=-1,
+                gaussian_weights=True,
+                sigma=1.5,
+                use_sample_covariance=False,
+                data_range=PEAK,
+            )
+            for a, b in zip(generated, real)
+        ],
+        dtype=np.float64,
+    )
     return _shaped(values, single)
 
 
@@ -126,8 +136,9 @@ def procrustes_align(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return scale * np.asarray(points, np.float64) @ rotation.T + translation
 
 
-def landmark_distance(generated_marks: np.ndarray, real_marks: np.ndarray,
-                      template: np.ndarray = E2E_TEMPLATE_68) -> tuple[float, float]:
+def landmark_distance(
+    generated_marks: np.ndarray, real_marks: np.ndarray, template: np.ndarray = E2E_TEMPLATE_68
+) -> tuple[float, float]:
     """E2E-NR's normalised landmark distance between two 68-point sets of one frame.
 
     Each set is aligned on its own to `template` (similarity on all 68 points), then the point-wise
@@ -138,8 +149,9 @@ def landmark_distance(generated_marks: np.ndarray, real_marks: np.ndarray,
     Returns:
         (NLMD over the mouth points 48–67, NLMD over all 68 points), in template pixels.
     """
-    distances = np.linalg.norm(procrustes_align(generated_marks, template)
-                               - procrustes_align(real_marks, template), axis=-1)
+    distances = np.linalg.norm(
+        procrustes_align(generated_marks, template) - procrustes_align(real_marks, template), axis=-1
+    )
     return float(distances[MOUTH].mean()), float(distances.mean())
 
 
@@ -162,7 +174,7 @@ class FrameLandmarks:
         else:
             self.detector, self.predictor = DlibDetector(upsample=upsample, max_side=None), _dlib_models()[1]
 
-    def __call__(self, frame: np.ndarray) -> Optional[Landmarks]:
+    def __call__(self, frame: np.ndarray) -> Landmarks | None:
         """`(H, W, 3)` uint8 RGB → `(68, 2)` float32 (x, y) pixels, or None when no face is found."""
         faces = self.detector(np.ascontiguousarray(frame))
         return self.predictor(frame, faces[0].box) if faces else None
@@ -197,8 +209,12 @@ class VideoMetricAccumulator:
         with no clip at all is NaN.
     """
 
-    def __init__(self, landmarks: bool = True, template: np.ndarray = E2E_TEMPLATE_68,
-                 detect: Optional[Callable[[np.ndarray], Optional[Landmarks]]] = None):
+    def __init__(
+        self,
+        landmarks: bool = True,
+        template: np.ndarray = E2E_TEMPLATE_68,
+        detect: Callable[[np.ndarray], Landmarks | None] | None = None,
+    ):
         self.landmarks, self.template = landmarks, np.asarray(template, np.float64)
         self._detect = detect
         self.reset()
@@ -208,14 +224,18 @@ class VideoMetricAccumulator:
         self.frames = self.psnr_skipped = self.landmark_failures = 0
 
     @property
-    def detect(self) -> Callable[[np.ndarray], Optional[Landmarks]]:
+    def detect(self) -> Callable[[np.ndarray], Landmarks | None]:
         if self._detect is None:
             self._detect = FrameLandmarks()
         return self._detect
 
-    def update(self, generated_frames: np.ndarray, real_frames: np.ndarray,
-               real_landmarks: Optional[Sequence[Optional[Landmarks]]] = None,
-               generated_landmarks: Optional[Sequence[Optional[Landmarks]]] = None) -> dict[str, float]:
+    def update(
+        self,
+        generated_frames: np.ndarray,
+        real_frames: np.ndarray,
+        real_landmarks: Sequence[Landmarks | None] | None = None,
+        generated_landmarks: Sequence[Landmarks | None] | None = None,
+    ) -> dict[str, float]:
         """Score one clip.
 
         Args:
@@ -235,21 +255,29 @@ class VideoMetricAccumulator:
         self.frames += len(generated_frames)
         self.psnr_skipped += int(np.isnan(per_frame_psnr).sum())
         if self.landmarks:
-            clip.update(self._landmark_means(generated_frames, real_frames, real_landmarks, generated_landmarks))
+            clip.update(
+                self._landmark_means(generated_frames, real_frames, real_landmarks, generated_landmarks)
+            )
         for key, value in clip.items():
             self.clip_values[key].append(value)
         return clip
 
-    def _landmark_means(self, generated_frames: np.ndarray, real_frames: np.ndarray,
-                        real_landmarks: Optional[Sequence[Optional[Landmarks]]],
-                        generated_landmarks: Optional[Sequence[Optional[Landmarks]]]) -> dict[str, float]:
+    def _landmark_means(
+        self,
+        generated_frames: np.ndarray,
+        real_frames: np.ndarray,
+        real_landmarks: Sequence[Landmarks | None] | None,
+        generated_landmarks: Sequence[Landmarks | None] | None,
+    ) -> dict[str, float]:
         if real_landmarks is None:
             real_landmarks = [self.detect(frame) for frame in real_frames]
         if generated_landmarks is None:
             generated_landmarks = [self.detect(frame) for frame in generated_frames]
         if not len(real_landmarks) == len(generated_landmarks) == len(real_frames):
-            raise ValueError(f"{len(real_landmarks)} real and {len(generated_landmarks)} generated landmark sets "
-                             f"for {len(real_frames)} frames")
+            raise ValueError(
+                f"{len(real_landmarks)} real and {len(generated_landmarks)} generated landmark sets "
+                f"for {len(real_frames)} frames"
+            )
         mouth, whole = [], []
         for generated, real in zip(generated_landmarks, real_landmarks):
             if generated is None or real is None:
@@ -266,6 +294,10 @@ class VideoMetricAccumulator:
         if self.landmarks:
             result["nlmd_mouth"] = _mean(self.clip_values["nlmd_mouth"])
             result["nlmd_all"] = _mean(self.clip_values["nlmd_all"])
-            result["landmark_failure_rate"] = self.landmark_failures / self.frames if self.frames else float("nan")
-        result.update(psnr_skipped_frames=self.psnr_skipped, frames=self.frames, clips=len(self.clip_values["psnr"]))
+            result["landmark_failure_rate"] = (
+                self.landmark_failures / self.frames if self.frames else float("nan")
+            )
+        result.update(
+            psnr_skipped_frames=self.psnr_skipped, frames=self.frames, clips=len(self.clip_values["psnr"])
+        )
         return result

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -28,13 +28,16 @@ def check_release_digest(path: Path, name: str, how_to_get: str) -> None:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     if not digest.hexdigest().startswith(match.group(1)):
-        raise WeightsError(f"{path}: its SHA-256 starts {digest.hexdigest()[:len(match.group(1))]}, but the released "
-                           f"{name} file's name says {match.group(1)}: the download is damaged or it is another file; "
-                           f"{how_to_get}.")
+        raise WeightsError(
+            f"{path}: its SHA-256 starts {digest.hexdigest()[: len(match.group(1))]}, but the released "
+            f"{name} file's name says {match.group(1)}: the download is damaged or it is another file; "
+            f"{how_to_get}."
+        )
 
 
-def read_state_dict(path: Path, network: nn.Module, name: str, how_to_get: str,
-                    keep: Callable[[str], bool] = lambda key: True) -> dict[str, torch.Tensor]:
+def read_state_dict(
+    path: Path, network: nn.Module, name: str, how_to_get: str, keep: Callable[[str], bool] = lambda key: True
+) -> dict[str, torch.Tensor]:
     """The state dict at `path` (entries for which `keep` is False dropped), checked against `network`.
 
     Raises:
@@ -48,14 +51,17 @@ def read_state_dict(path: Path, network: nn.Module, name: str, how_to_get: str,
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means the file is not a state dict
-        raise WeightsError(f"{path}: not a readable PyTorch state dict ({type(error).__name__}); {how_to_get}.") from None
+        raise WeightsError(
+            f"{path}: not a readable PyTorch state dict ({type(error).__name__}); {how_to_get}."
+        ) from None
     if not isinstance(state, dict):
         raise WeightsError(f"{path}: holds a {type(state).__name__}, not a state dict; {how_to_get}.")
     return check_state_dict({k: v for k, v in state.items() if keep(k)}, network, str(path), name, how_to_get)
 
 
-def check_state_dict(state: dict[str, torch.Tensor], network: nn.Module, source: str, name: str,
-                     how_to_get: str) -> dict[str, torch.Tensor]:
+def check_state_dict(
+    state: dict[str, torch.Tensor], network: nn.Module, source: str, name: str, how_to_get: str
+) -> dict[str, torch.Tensor]:
     """`state` when its keys and shapes are exactly `network`'s; else `WeightsError` naming `source`."""
     expected = network.state_dict()
     missing = sorted(set(expected) - set(state))

@@ -13,8 +13,6 @@ is the result; the table lists the clean row and the noise-averaged row per SNR.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -46,9 +44,11 @@ class SweepEvaluator:
         clean = datamodule.datasets["test"]
         count = min(max_clips, len(clean))
         self.indices = sorted(np.random.default_rng(seed).choice(len(clean), count, replace=False).tolist())
-        self.real = [self._real_clip(clean[i]) for i in tqdm(self.indices, desc="ground-truth landmarks", leave=False)]
+        self.real = [
+            self._real_clip(clean[i]) for i in tqdm(self.indices, desc="ground-truth landmarks", leave=False)
+        ]
 
-    def _real_clip(self, item: dict) -> tuple[np.ndarray, Optional[list]]:
+    def _real_clip(self, item: dict) -> tuple[np.ndarray, list | None]:
         frames = signed_to_uint8(item["video"])
         marks = [self.find_landmarks(frame) for frame in frames] if self.landmarks else None
         return frames, marks
@@ -56,20 +56,27 @@ class SweepEvaluator:
     @torch.no_grad()
     def score(self, dataset: Dataset) -> dict[str, float]:
         accumulator = VideoMetricAccumulator(landmarks=self.landmarks)
-        loader = DataLoader(Subset(dataset, self.indices), batch_size=self.batch_size, collate_fn=clip_collate)
+        loader = DataLoader(
+            Subset(dataset, self.indices), batch_size=self.batch_size, collate_fn=clip_collate
+        )
         clip = 0
         for batch in loader:
             for video, length in zip(self._generate(batch, clip), batch["frame_mask"].sum(1).tolist()):
                 real_frames, real_marks = self.real[clip]
-                accumulator.update(signed_to_uint8(video[:length]), real_frames[:length],
-                                   real_landmarks=None if real_marks is None else real_marks[:length])
+                accumulator.update(
+                    signed_to_uint8(video[:length]),
+                    real_frames[:length],
+                    real_landmarks=None if real_marks is None else real_marks[:length],
+                )
                 clip += 1
         return accumulator.compute()
 
     def _generate(self, batch: dict, first_clip: int) -> torch.Tensor:
         device = self.module.device
         video = batch["video"].to(device)
-        noise = torch.stack([self._clip_noise(first_clip + i, video.shape[1]) for i in range(len(video))]).to(device)
+        noise = torch.stack([self._clip_noise(first_clip + i, video.shape[1]) for i in range(len(video))]).to(
+            device
+        )
         speech = normalise_speech(batch["audio"].to(device), batch["audio_length"].to(device))
         generated = self.module.generator(video[:, 0], speech, noise=noise).video
         return generated[:, : video.shape[1]].cpu()
@@ -79,8 +86,16 @@ class SweepEvaluator:
         return torch.randn(frames, self.module.generator.noise_dim, generator=generator)
 
 
-def evaluate(module, datamodule, snrs_db: Optional[list[float]] = None, noise_types: Optional[list[str]] = None,
-             max_clips: int = 1000, landmarks: bool = True, seed: int = 0, batch_size: int = 8) -> EvaluationReport:
+def evaluate(
+    module,
+    datamodule,
+    snrs_db: list[float] | None = None,
+    noise_types: list[str] | None = None,
+    max_clips: int = 1000,
+    landmarks: bool = True,
+    seed: int = 0,
+    batch_size: int = 8,
+) -> EvaluationReport:
     """The SNR sweep of one checkpoint: a report with the clean and per-SNR rows and the sweep curves."""
     snrs = [float(s) for s in (snrs_db if snrs_db is not None else EVAL_SNRS_DB)]
     bank = datamodule.evaluation_noise_bank()
@@ -91,7 +106,9 @@ def evaluate(module, datamodule, snrs_db: Optional[list[float]] = None, noise_ty
     conditions = [(t, s) for t in types for s in snrs]
     for noise_type, snr in tqdm(conditions, desc=f"{system_name(module)}: noise × SNR"):
         results[noise_type][snr] = evaluator.score(datamodule.noisy_test_set(noise_type, snr))
-    return build_report(system_name(module), datamodule, clean, results, snrs, landmarks, len(evaluator.indices))
+    return build_report(
+        system_name(module), datamodule, clean, results, snrs, landmarks, len(evaluator.indices)
+    )
 
 
 def noise_average(results: dict[str, dict[float, dict[str, float]]], snr: float, metric: str) -> float:
@@ -99,28 +116,51 @@ def noise_average(results: dict[str, dict[float, dict[str, float]]], snr: float,
     return float(np.mean(values)) if values else float("nan")
 
 
-def build_report(system: str, datamodule, clean: dict, results: dict, snrs: list[float], landmarks: bool,
-                 clips: int) -> EvaluationReport:
+def build_report(
+    system: str, datamodule, clean: dict, results: dict, snrs: list[float], landmarks: bool, clips: int
+) -> EvaluationReport:
     metrics = METRICS if landmarks else METRICS[:2]
-    report = EvaluationReport(system="E2E-NR", dataset=datamodule.description,
-                              paper_dataset="LRW test / GRID, 1000 clips each")
+    report = EvaluationReport(
+        system="E2E-NR", dataset=datamodule.description, paper_dataset="LRW test / GRID, 1000 clips each"
+    )
     failure = "landmark_failure_rate"
     for metric in metrics:
         report.rows.append(ResultRow(metric, f"{system}, clean speech", clean[metric], None, PAPER_NOTE))
     for snr in snrs:
         for metric in metrics:
-            report.rows.append(ResultRow(metric, f"{system}, {snr:g} dB (mean of {len(results)} noises)",
-                                         noise_average(results, snr, metric), None, PAPER_NOTE))
+            report.rows.append(
+                ResultRow(
+                    metric,
+                    f"{system}, {snr:g} dB (mean of {len(results)} noises)",
+                    noise_average(results, snr, metric),
+                    None,
+                    PAPER_NOTE,
+                )
+            )
     if landmarks:
         rates = [per_snr[s][failure] for per_snr in results.values() for s in snrs]
-        report.rows.append(ResultRow("landmark failure rate (%)", f"{system}, clean speech", 100 * clean[failure]))
-        report.rows.append(ResultRow("landmark failure rate (%)", f"{system}, all noisy conditions",
-                                     100 * float(np.mean(rates))))
+        report.rows.append(
+            ResultRow("landmark failure rate (%)", f"{system}, clean speech", 100 * clean[failure])
+        )
+        report.rows.append(
+            ResultRow(
+                "landmark failure rate (%)", f"{system}, all noisy conditions", 100 * float(np.mean(rates))
+            )
+        )
     curves = {f"{system} · mean": {s: {m: noise_average(results, s, m) for m in metrics} for s in snrs}}
     curves.update({f"{system} · {t}": per_snr for t, per_snr in results.items()})
-    report.sweep = Sweep(variable="SNR (dB)", metrics=metrics, curves=curves,
-                         references={f"{system} · clean": {m: clean[m] for m in metrics}})
-    report.details = {"clips": clips, "snrs_db": snrs, "noise_types": list(results), "clean": clean,
-                      "per_noise": {t: {str(s): v for s, v in per.items()} for t, per in results.items()},
-                      "nlmd_units": "pixels of the 128-px template after Procrustes alignment (spec §6)"}
+    report.sweep = Sweep(
+        variable="SNR (dB)",
+        metrics=metrics,
+        curves=curves,
+        references={f"{system} · clean": {m: clean[m] for m in metrics}},
+    )
+    report.details = {
+        "clips": clips,
+        "snrs_db": snrs,
+        "noise_types": list(results),
+        "clean": clean,
+        "per_noise": {t: {str(s): v for s, v in per.items()} for t, per in results.items()},
+        "nlmd_units": "pixels of the 128-px template after Procrustes alignment (spec §6)",
+    }
     return report

@@ -17,8 +17,9 @@ MASK_SIGMA_PX = 9.0  # at 128 px (spec §3.1, from the follow-up code; the paper
 MASK_FLOOR = 0.01  # M = G + 0.01: no pixel has zero weight
 
 
-def mouth_mask(centres: torch.Tensor, size: int, sigma: float = MASK_SIGMA_PX,
-               floor: float = MASK_FLOOR) -> torch.Tensor:
+def mouth_mask(
+    centres: torch.Tensor, size: int, sigma: float = MASK_SIGMA_PX, floor: float = MASK_FLOOR
+) -> torch.Tensor:
     """Gaussian weight around each frame's mouth centre plus a floor.
 
     `(B, T, 2)` centres (x, y) in crop pixels → `(B, T, 1, size, size)`, peak 1 + floor at the centre.
@@ -31,8 +32,9 @@ def mouth_mask(centres: torch.Tensor, size: int, sigma: float = MASK_SIGMA_PX,
     return (torch.exp(-(dx2 + dy2) / (2 * sigma**2)) + floor).unsqueeze(2)
 
 
-def masked_l1(generated: torch.Tensor, real: torch.Tensor, mask: torch.Tensor,
-              frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+def masked_l1(
+    generated: torch.Tensor, real: torch.Tensor, mask: torch.Tensor, frame_mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """mean |M ⊙ x̂ − M ⊙ x| over every element (spec §3.2), skipping padded frames.
 
     generated, real: `(B, T, 3, S, S)`; mask: `(B, T, 1, S, S)`; frame_mask: `(B, T)` bool (False = padding).
@@ -53,8 +55,9 @@ def masked_l1(generated: torch.Tensor, real: torch.Tensor, mask: torch.Tensor,
 NR_FORMS = ("paper", "clean_target", "relative")
 
 
-def noise_resilience_loss(clean_features: torch.Tensor, noisy_features: torch.Tensor, form: str = "relative",
-                          time_axis: int = 2) -> torch.Tensor:
+def noise_resilience_loss(
+    clean_features: torch.Tensor, noisy_features: torch.Tensor, form: str = "relative", time_axis: int = 2
+) -> torch.Tensor:
     """The distance between the speech encoder's features of clean speech and of its noisy mixture
     (spec §3.3) in one of the `NR_FORMS`; `time_axis` is the features' time axis (for "relative")."""
     if form not in NR_FORMS:

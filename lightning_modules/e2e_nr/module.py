@@ -15,8 +15,6 @@ and on the datamodule's `noisy_audio` mixture, with the same condition image and
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import torch
 from torch import nn
@@ -25,8 +23,16 @@ from ..common.checkpoints import load_stage_weights
 from ..common.gan import AdversarialModule, LossTerms
 from ..common.images import log_sample_grid, signed_to_uint8
 from ..common.shared_evaluation import TalkingFaceSamples
-from .losses import (MASK_SIGMA_PX, NR_FORMS, feature_time_std, half_lsgan_discriminator,
-                     half_lsgan_generator, masked_l1, mouth_mask, noise_resilience_loss)
+from .losses import (
+    MASK_SIGMA_PX,
+    NR_FORMS,
+    feature_time_std,
+    half_lsgan_discriminator,
+    half_lsgan_generator,
+    masked_l1,
+    mouth_mask,
+    noise_resilience_loss,
+)
 from .networks import FrameDiscriminator, Generator, PairDiscriminator, sample_frame_indices
 from .speech import normalise_speech
 
@@ -82,18 +88,18 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
         nr_weight: float = 1e-3,
         nr_feature: str = "conv",
         nr_form: str = "relative",
-        nr_ramp_steps: Optional[tuple[int, int]] = None,
+        nr_ramp_steps: tuple[int, int] | None = None,
         adversarial_branch: str = "both",
-        frames_per_video: Optional[int] = None,
+        frames_per_video: int | None = None,
         mask_sigma: float = MASK_SIGMA_PX,
         condition_frame: str = "first",
         lr_generator: float = 1e-4,
         lr_discriminator: float = 1e-5,
         betas: tuple[float, float] = (0.5, 0.999),
-        init_from: Optional[str] = None,
+        init_from: str | None = None,
         samples_to_log: int = 4,
         nonfinite: str = "raise",
-        gradient_clip_norm: Optional[float] = None,
+        gradient_clip_norm: float | None = None,
     ):
         super().__init__(nonfinite=nonfinite, gradient_clip_norm=gradient_clip_norm, discriminator_first=True)
         _check_choice("stage", stage, STAGES)
@@ -102,15 +108,18 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
         _check_choice("nr_form", nr_form, NR_FORMS)
         _check_choice("condition_frame", condition_frame, ("first", "random"))
         if image_size != IMAGE_SIZE:
-            raise ValueError(f"E2E-NR generates {IMAGE_SIZE}-px faces; set data image_size to {IMAGE_SIZE}, "
-                             f"got {image_size}")
+            raise ValueError(
+                f"E2E-NR generates {IMAGE_SIZE}-px faces; set data image_size to {IMAGE_SIZE}, "
+                f"got {image_size}"
+            )
         self.save_hyperparameters()
         self.generator = Generator(width=width)
         self.frame_discriminator = FrameDiscriminator(width=width)
         self.pair_discriminator = PairDiscriminator(width=width)
         if init_from:
-            load_stage_weights(self, init_from, wanted=lambda name: name.startswith("generator."),
-                               must_match="width")
+            load_stage_weights(
+                self, init_from, wanted=lambda name: name.startswith("generator."), must_match="width"
+            )
         self._samples: dict[str, dict] = {}
 
     def trains_discriminator(self) -> bool:
@@ -120,16 +129,21 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         data = getattr(datamodule, "hparams", {})
         if data.get("sample_rate", SAMPLE_RATE) != SAMPLE_RATE:
-            raise ValueError(f"E2E-NR reads {SAMPLE_RATE} Hz speech; set data sample_rate to {SAMPLE_RATE}, "
-                             f"got {data['sample_rate']}")
+            raise ValueError(
+                f"E2E-NR reads {SAMPLE_RATE} Hz speech; set data sample_rate to {SAMPLE_RATE}, "
+                f"got {data['sample_rate']}"
+            )
         if stage == "fit" and self.hparams.noise_resilient and data.get("noise", True) is None:
-            raise ValueError("noise_resilient=True needs noisy mixtures: set data.init_args.noise (e.g. "
-                             "`noise: {}` for the generated training noises), or train with noise_resilient=false")
+            raise ValueError(
+                "noise_resilient=True needs noisy mixtures: set data.init_args.noise (e.g. "
+                "`noise: {}` for the generated training noises), or train with noise_resilient=false"
+            )
 
     # --- forward ---------------------------------------------------------------------------------------
 
-    def forward(self, condition: torch.Tensor, speech: torch.Tensor,
-                noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, condition: torch.Tensor, speech: torch.Tensor, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """`(B, 3, 128, 128)` face in [-1, 1] and `(B, L)` 8 kHz speech → `(B, ceil(L/320), 3, 128, 128)`."""
         return self.generator(condition, normalise_speech(speech), noise=noise).video
 
@@ -152,7 +166,9 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
         for name, speech in branches.items():
             result = self.generator(condition, speech, noise=noise)
             output[f"{name}_video"] = _fit_frames(result.video, video.shape[1])
-            output[f"{name}_features"] = result.speech_features if self.hparams.nr_feature == "conv" else result.frame_features
+            output[f"{name}_features"] = (
+                result.speech_features if self.hparams.nr_feature == "conv" else result.frame_features
+            )
         return output
 
     # --- losses ----------------------------------------------------------------------------------------
@@ -171,13 +187,17 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
         count = self.hparams.frames_per_video or len(batch["video"])
         return sample_frame_indices(len(batch["video"]), valid, count).to(batch["video"].device)
 
-    def _frame_scores(self, video: torch.Tensor, condition: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    def _frame_scores(
+        self, video: torch.Tensor, condition: torch.Tensor, indices: torch.Tensor
+    ) -> torch.Tensor:
         rows = torch.arange(len(video), device=video.device)[:, None]
         frames = video[rows, indices].flatten(0, 1)  # (B·K, 3, S, S)
         repeated = condition.repeat_interleave(indices.shape[1], dim=0)
         return self.frame_discriminator(frames, repeated)
 
-    def _pair_scores(self, video: torch.Tensor, batch: dict, output: dict, mask: torch.Tensor) -> torch.Tensor:
+    def _pair_scores(
+        self, video: torch.Tensor, batch: dict, output: dict, mask: torch.Tensor
+    ) -> torch.Tensor:
         """The pair critic's per-frame scores on valid frames only: `(N,)`."""
         scores = self.pair_discriminator(mask * video, output["condition"], output["clean_speech"])
         return scores[batch["frame_mask"]]
@@ -186,24 +206,41 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
         h, real = self.hparams, batch["video"]
         mask = self._mask(batch)
         time_axis = 2 if h.nr_feature == "conv" else 1  # of the speech features L_NR compares
-        terms = {"masked_l1": masked_l1(output["clean_video"], real, mask, batch["frame_mask"]),
-                 "speech_feature_time_std": feature_time_std(output["clean_features"].detach(), time_axis)}
+        terms = {
+            "masked_l1": masked_l1(output["clean_video"], real, mask, batch["frame_mask"]),
+            "speech_feature_time_std": feature_time_std(output["clean_features"].detach(), time_axis),
+        }
         total = terms["masked_l1"]
         if "noisy_video" in output:
             terms["masked_l1_noisy"] = masked_l1(output["noisy_video"], real, mask, batch["frame_mask"])
-            terms["noise_resilience"] = noise_resilience_loss(output["clean_features"], output["noisy_features"],
-                                                              h.nr_form, time_axis)
+            terms["noise_resilience"] = noise_resilience_loss(
+                output["clean_features"], output["noisy_features"], h.nr_form, time_axis
+            )
             gamma = self.noise_resilience_weight()
             terms["noise_resilience_weight"] = torch.tensor(gamma)
             total = total + terms["masked_l1_noisy"] + gamma * terms["noise_resilience"]
         if self.trains_discriminator():
             branches = self._judged_branches(output)
             indices = self._frame_indices(batch)
-            terms["frame_adversarial"] = torch.stack([half_lsgan_generator(
-                self._frame_scores(output[f"{b}_video"], output["condition"], indices)) for b in branches]).mean()
-            terms["pair_adversarial"] = torch.stack([half_lsgan_generator(
-                self._pair_scores(output[f"{b}_video"], batch, output, mask)) for b in branches]).mean()
-            total = total + h.frame_weight * terms["frame_adversarial"] + h.pair_weight * terms["pair_adversarial"]
+            terms["frame_adversarial"] = torch.stack(
+                [
+                    half_lsgan_generator(
+                        self._frame_scores(output[f"{b}_video"], output["condition"], indices)
+                    )
+                    for b in branches
+                ]
+            ).mean()
+            terms["pair_adversarial"] = torch.stack(
+                [
+                    half_lsgan_generator(self._pair_scores(output[f"{b}_video"], batch, output, mask))
+                    for b in branches
+                ]
+            ).mean()
+            total = (
+                total
+                + h.frame_weight * terms["frame_adversarial"]
+                + h.pair_weight * terms["pair_adversarial"]
+            )
         return LossTerms(total, terms)
 
     def noise_resilience_weight(self) -> float:
@@ -223,16 +260,21 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
         frame_fake = torch.cat([self._frame_scores(f, output["condition"], indices) for f in fakes])
         pair_real = self._pair_scores(real, batch, output, mask)
         pair_fake = torch.cat([self._pair_scores(f, batch, output, mask) for f in fakes])
-        terms = {"frame": half_lsgan_discriminator(frame_real, frame_fake),
-                 "pair": half_lsgan_discriminator(pair_real, pair_fake),
-                 "frame_real_score": frame_real.mean(), "frame_fake_score": frame_fake.mean()}
+        terms = {
+            "frame": half_lsgan_discriminator(frame_real, frame_fake),
+            "pair": half_lsgan_discriminator(pair_real, pair_fake),
+            "frame_real_score": frame_real.mean(),
+            "frame_fake_score": frame_fake.mean(),
+        }
         return LossTerms(terms["frame"] + terms["pair"], terms)
 
     def configure_optimizers(self):
         h = self.hparams
         critics = nn.ModuleList([self.frame_discriminator, self.pair_discriminator])
-        return [torch.optim.Adam(self.generator.parameters(), lr=h.lr_generator, betas=tuple(h.betas)),
-                torch.optim.Adam(critics.parameters(), lr=h.lr_discriminator, betas=tuple(h.betas))]
+        return [
+            torch.optim.Adam(self.generator.parameters(), lr=h.lr_generator, betas=tuple(h.betas)),
+            torch.optim.Adam(critics.parameters(), lr=h.lr_discriminator, betas=tuple(h.betas)),
+        ]
 
     # --- evaluation ------------------------------------------------------------------------------------
 
@@ -242,14 +284,21 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
         clean = masked_l1(output["clean_video"], batch["video"], mask, batch["frame_mask"])
         values = {"masked_l1_clean": clean, "l1": (output["clean_video"] - batch["video"]).abs().mean()}
         if "noisy_video" in output:
-            values["masked_l1_noisy"] = masked_l1(output["noisy_video"], batch["video"], mask, batch["frame_mask"])
+            values["masked_l1_noisy"] = masked_l1(
+                output["noisy_video"], batch["video"], mask, batch["frame_mask"]
+            )
         # The monitored value: clean and noisy L1 together when training is noise-resilient (spec §4).
-        values["masked_l1"] = torch.stack([values[k] for k in ("masked_l1_clean", "masked_l1_noisy") if k in values]).mean()
+        values["masked_l1"] = torch.stack(
+            [values[k] for k in ("masked_l1_clean", "masked_l1_noisy") if k in values]
+        ).mean()
         for name, value in values.items():
             self.log(f"{split}/{name}", value, batch_size=size, sync_dist=True)
         if batch_idx == 0:
-            self._samples[split] = {k: output[k][: self.hparams.samples_to_log].detach()
-                                    for k in ("clean_video", "noisy_video") if k in output}
+            self._samples[split] = {
+                k: output[k][: self.hparams.samples_to_log].detach()
+                for k in ("clean_video", "noisy_video")
+                if k in output
+            }
             self._samples[split]["real"] = batch["video"][: self.hparams.samples_to_log]
 
     def evaluation_epoch_end(self, split: str) -> None:
@@ -259,24 +308,49 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
             return
         frames = torch.linspace(0, kept["real"].shape[1] - 1, 8).round().long()
         order = ["real", "clean_video", "noisy_video"]
-        rows = [(kept[name][clip, frames] + 1) / 2 for clip in range(len(kept["real"])) for name in order if name in kept]
-        log_sample_grid(self, f"{split}/samples", rows,
-                        caption="per clip: real frames, generated from clean speech, generated from noisy speech")
+        rows = [
+            (kept[name][clip, frames] + 1) / 2
+            for clip in range(len(kept["real"]))
+            for name in order
+            if name in kept
+        ]
+        log_sample_grid(
+            self,
+            f"{split}/samples",
+            rows,
+            caption="per clip: real frames, generated from clean speech, generated from noisy speech",
+        )
 
-    def paper_evaluation(self, datamodule, snrs_db: Optional[list[float]] = None,
-                         noise_types: Optional[list[str]] = None, max_clips: int = 1000, landmarks: bool = True,
-                         seed: int = 0, batch_size: int = 8):
+    def paper_evaluation(
+        self,
+        datamodule,
+        snrs_db: list[float] | None = None,
+        noise_types: list[str] | None = None,
+        max_clips: int = 1000,
+        landmarks: bool = True,
+        seed: int = 0,
+        batch_size: int = 8,
+    ):
         """The paper's SNR sweep on the test split (`evaluation.py`): PSNR, SSIM, NLMD per noise and SNR."""
         from .evaluation import evaluate
 
-        return evaluate(self, datamodule, snrs_db=snrs_db, noise_types=noise_types, max_clips=max_clips,
-                        landmarks=landmarks, seed=seed, batch_size=batch_size)
+        return evaluate(
+            self,
+            datamodule,
+            snrs_db=snrs_db,
+            noise_types=noise_types,
+            max_clips=max_clips,
+            landmarks=landmarks,
+            seed=seed,
+            batch_size=batch_size,
+        )
 
     # --- inference -------------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def synthesise(self, speech: np.ndarray, face: np.ndarray, chunk_frames: int = 25,
-                   progress: bool = False) -> np.ndarray:
+    def synthesise(
+        self, speech: np.ndarray, face: np.ndarray, chunk_frames: int = 25, progress: bool = False
+    ) -> np.ndarray:
         """Any length of 8 kHz speech `(L,)` + an aligned face `(128, 128, 3)` uint8 → `(ceil(L/320), 128, 128, 3)` uint8.
 
         Long audio is generated in chunks that carry the recurrent states, identical to one pass. One second
@@ -293,7 +367,9 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
 def _fit_frames(video: torch.Tensor, frames: int) -> torch.Tensor:
     """G makes ceil(L/320) frames; the batch's padded audio can be a frame longer than its longest window."""
     if video.shape[1] < frames:
-        raise ValueError(f"generated {video.shape[1]} frames for a {frames}-frame window: the audio is too short")
+        raise ValueError(
+            f"generated {video.shape[1]} frames for a {frames}-frame window: the audio is too short"
+        )
     return video[:, :frames]
 
 

@@ -17,7 +17,7 @@ D_F 68,702,593, D_P 19,978,193 parameters), narrower widths give CPU-sized model
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -25,9 +25,21 @@ from torch import nn
 from tqdm.auto import tqdm
 
 __all__ = [
-    "SpeechEncoder", "SpeechEncoding", "ImageEncoder", "NoiseEncoder", "ConvLSTM", "SkipConvUp",
-    "FrameDecoder", "Generator", "GeneratorOutput", "FrameDiscriminator", "PairDiscriminator",
-    "sample_frame_indices", "init_weights", "num_frames", "scaled",
+    "SpeechEncoder",
+    "SpeechEncoding",
+    "ImageEncoder",
+    "NoiseEncoder",
+    "ConvLSTM",
+    "SkipConvUp",
+    "FrameDecoder",
+    "Generator",
+    "GeneratorOutput",
+    "FrameDiscriminator",
+    "PairDiscriminator",
+    "sample_frame_indices",
+    "init_weights",
+    "num_frames",
+    "scaled",
 ]
 
 SAMPLE_RATE = 8000
@@ -81,8 +93,10 @@ def _waveform(speech: torch.Tensor) -> torch.Tensor:
     if speech.dim() != 2:
         raise ValueError(f"speech must be (B, L) or (B, 1, L), got shape {tuple(speech.shape)}")
     if speech.shape[1] < SAMPLES_PER_FRAME:
-        raise ValueError(f"speech has {speech.shape[1]} samples, shorter than one 40-ms frame "
-                         f"({SAMPLES_PER_FRAME} samples at {SAMPLE_RATE} Hz)")
+        raise ValueError(
+            f"speech has {speech.shape[1]} samples, shorter than one 40-ms frame "
+            f"({SAMPLES_PER_FRAME} samples at {SAMPLE_RATE} Hz)"
+        )
     return speech
 
 
@@ -93,8 +107,10 @@ def _pad_to_frames(speech: torch.Tensor) -> torch.Tensor:
 
 def _check_images(images: torch.Tensor, channels: int, name: str) -> None:
     if images.dim() != 4 or tuple(images.shape[1:]) != (channels, IMAGE_SIZE, IMAGE_SIZE):
-        raise ValueError(f"{name} must be (N, {channels}, {IMAGE_SIZE}, {IMAGE_SIZE}) (E2E-NR works on "
-                         f"{IMAGE_SIZE}-px aligned faces), got shape {tuple(images.shape)}")
+        raise ValueError(
+            f"{name} must be (N, {channels}, {IMAGE_SIZE}, {IMAGE_SIZE}) (E2E-NR works on "
+            f"{IMAGE_SIZE}-px aligned faces), got shape {tuple(images.shape)}"
+        )
 
 
 def _up(x: torch.Tensor) -> torch.Tensor:
@@ -131,8 +147,11 @@ class SpeechEncoder(nn.Module):
         for out, kernel, stride in SPEECH_CONVS:
             out = scaled(out, width)
             # (k − 1)/2 reflection padding on each side: with odd k, a stride-s conv gives ceil(L / s) steps.
-            layers += [nn.ReflectionPad1d(kernel // 2), nn.Conv1d(channels, out, kernel, stride),
-                       nn.LeakyReLU(SLOPE)]
+            layers += [
+                nn.ReflectionPad1d(kernel // 2),
+                nn.Conv1d(channels, out, kernel, stride),
+                nn.LeakyReLU(SLOPE),
+            ]
             channels = out
         self.convs = nn.Sequential(*layers)
         self.feature_channels = channels
@@ -175,8 +194,11 @@ class ImageEncoder(nn.Module):
         channels = in_channels
         for out in IMAGE_CHANNELS:
             out = scaled(out, width)
-            self.downs.append(nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(channels, out, 3, stride=2),
-                                            nn.LeakyReLU(SLOPE)))
+            self.downs.append(
+                nn.Sequential(
+                    nn.ReflectionPad2d(1), nn.Conv2d(channels, out, 3, stride=2), nn.LeakyReLU(SLOPE)
+                )
+            )
             channels = out + in_channels
             self.skip_channels.append(channels)
         self.out_dim = scaled(IMAGE_DIM, width)
@@ -205,14 +227,19 @@ class NoiseEncoder(nn.Module):
         self.dim = scaled(NOISE_DIM, width)
         self.lstm = nn.LSTM(self.dim, self.dim, batch_first=True)
 
-    def draw(self, batch: int, frames: int, generator: Optional[torch.Generator] = None,
-             like: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def draw(
+        self,
+        batch: int,
+        frames: int,
+        generator: torch.Generator | None = None,
+        like: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """z `(batch, frames, Z)`, drawn on the generator's device, returned on `like`'s device and dtype."""
         device = generator.device if generator is not None else (like.device if like is not None else None)
         z = torch.randn(batch, frames, self.dim, generator=generator, device=device)
         return z if like is None else z.to(like)
 
-    def forward(self, z: torch.Tensor, state: Optional[tuple[torch.Tensor, torch.Tensor]] = None):
+    def forward(self, z: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None):
         """→ (z_n `(B, T, Z)`, the LSTM's final (h, c))."""
         return self.lstm(z, state)
 
@@ -238,8 +265,12 @@ class ConvLSTM(nn.Module):
         self.in_channels, self.hidden = in_channels, hidden
         self.gates = nn.Conv2d(in_channels + hidden, 4 * hidden, kernel, padding=kernel // 2)
 
-    def forward(self, x: torch.Tensor, shared: Optional[torch.Tensor] = None,
-                state: Optional[tuple[torch.Tensor, torch.Tensor]] = None):
+    def forward(
+        self,
+        x: torch.Tensor,
+        shared: torch.Tensor | None = None,
+        state: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ):
         b, t, c_x = x.shape[:3]
         c_s = 0 if shared is None else shared.shape[1]
         if c_x + c_s != self.in_channels:
@@ -313,8 +344,12 @@ class FrameDecoder(nn.Module):
         self.d6 = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(widths[4], 3, 3), nn.Tanh())
         init_weights(self)
 
-    def forward(self, code: torch.Tensor, skips: list[torch.Tensor],
-                state: Optional[tuple[torch.Tensor, torch.Tensor]] = None):
+    def forward(
+        self,
+        code: torch.Tensor,
+        skips: list[torch.Tensor],
+        state: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ):
         b, t = code.shape[:2]
         e1, e2, e3, e4, e5 = skips
         h = self.fc(code.flatten(0, 1)).view(b * t, self.base, 4, 4)  # every frame of every clip: (B·T, …)
@@ -358,8 +393,13 @@ class Generator(nn.Module):
     def noise_dim(self) -> int:
         return self.noise_encoder.dim
 
-    def forward(self, condition: torch.Tensor, speech: torch.Tensor, noise: Optional[torch.Tensor] = None,
-                generator: Optional[torch.Generator] = None) -> GeneratorOutput:
+    def forward(
+        self,
+        condition: torch.Tensor,
+        speech: torch.Tensor,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> GeneratorOutput:
         """T = ceil(L / 320). `noise`: z `(B, T, Z)`; if None, z is drawn (from `generator` when given).
         The clean and noisy passes of NR training should share one z (§2.3)."""
         speech = self._check_inputs(condition, speech)
@@ -370,9 +410,15 @@ class Generator(nn.Module):
         return GeneratorOutput(video, encoding.features, encoding.frames)
 
     @torch.no_grad()
-    def stream(self, condition: torch.Tensor, speech: torch.Tensor, chunk_frames: int = 250,
-               noise: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None,
-               progress: bool = False) -> torch.Tensor:
+    def stream(
+        self,
+        condition: torch.Tensor,
+        speech: torch.Tensor,
+        chunk_frames: int = 250,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+    ) -> torch.Tensor:
         """The video of `forward` (same z), made `chunk_frames` frames at a time so memory stays bounded.
 
         Chunk [a, b) encodes the audio of frames [a − 5, b + 5) (clipped to the clip): frame t needs samples
@@ -391,8 +437,8 @@ class Generator(nn.Module):
         for start in tqdm(starts, desc="generating", unit="chunk", disable=not progress):
             stop = min(start + chunk_frames, total)
             first, last = max(0, start - STREAM_MARGIN_FRAMES), min(total, stop + STREAM_MARGIN_FRAMES)
-            window = speech[:, first * SAMPLES_PER_FRAME: last * SAMPLES_PER_FRAME]
-            frames = self.speech_encoder(window).frames[:, start - first: stop - first]
+            window = speech[:, first * SAMPLES_PER_FRAME : last * SAMPLES_PER_FRAME]
+            frames = self.speech_encoder(window).frames[:, start - first : stop - first]
             video, state = self._decode(identity, skips, frames, z[:, start:stop], state)
             pieces.append(video)
         return torch.cat(pieces, dim=1)
@@ -404,8 +450,14 @@ class Generator(nn.Module):
             raise ValueError(f"condition has batch {condition.shape[0]}, speech has batch {speech.shape[0]}")
         return speech
 
-    def _noise(self, noise: Optional[torch.Tensor], generator: Optional[torch.Generator], batch: int,
-               frames: int, like: torch.Tensor) -> torch.Tensor:
+    def _noise(
+        self,
+        noise: torch.Tensor | None,
+        generator: torch.Generator | None,
+        batch: int,
+        frames: int,
+        like: torch.Tensor,
+    ) -> torch.Tensor:
         """z `(batch, frames, Z)` on `like`'s device and dtype: the given one (checked), or a fresh draw."""
         if noise is None:
             return self.noise_encoder.draw(batch, frames, generator, like=like)
@@ -448,8 +500,9 @@ class FrameDiscriminator(nn.Module):
         self.convs = nn.Sequential(*layers)
         side = IMAGE_SIZE // 16  # four stride-2 layers
         hidden = scaled(FRAME_D_HIDDEN, width)
-        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(channels * side * side, hidden), nn.LeakyReLU(SLOPE),
-                                nn.Linear(hidden, 1))
+        self.fc = nn.Sequential(
+            nn.Flatten(), nn.Linear(channels * side * side, hidden), nn.LeakyReLU(SLOPE), nn.Linear(hidden, 1)
+        )
         self.sigmoid = sigmoid
         init_weights(self)
 
@@ -462,8 +515,9 @@ class FrameDiscriminator(nn.Module):
         return torch.sigmoid(score) if self.sigmoid else score
 
 
-def sample_frame_indices(batch: int, frames: int, per_video: Optional[int] = None,
-                         generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def sample_frame_indices(
+    batch: int, frames: int, per_video: int | None = None, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Frame indices for D_F (§2.5): `(batch, per_video)` long tensor in [0, frames).
 
     `per_video` defaults to the batch size (the paper: B frames per video, B·B per step). Indices are distinct
@@ -501,14 +555,16 @@ class PairDiscriminator(nn.Module):
 
     def forward(self, video: torch.Tensor, condition: torch.Tensor, speech: torch.Tensor) -> torch.Tensor:
         if video.dim() != 5 or tuple(video.shape[2:]) != (3, IMAGE_SIZE, IMAGE_SIZE):
-            raise ValueError(f"video must be (B, T, 3, {IMAGE_SIZE}, {IMAGE_SIZE}), "
-                             f"got shape {tuple(video.shape)}")
+            raise ValueError(
+                f"video must be (B, T, 3, {IMAGE_SIZE}, {IMAGE_SIZE}), got shape {tuple(video.shape)}"
+            )
         b, t = video.shape[:2]
         _check_images(condition, 3, "condition")
         frames = self.speech_encoder(_waveform(speech)).frames
         if frames.shape[0] != b or condition.shape[0] != b:
-            raise ValueError(f"batch sizes differ: video {b}, condition {condition.shape[0]}, "
-                             f"speech {frames.shape[0]}")
+            raise ValueError(
+                f"batch sizes differ: video {b}, condition {condition.shape[0]}, speech {frames.shape[0]}"
+            )
         if frames.shape[1] < t:
             raise ValueError(f"speech covers {frames.shape[1]} frames but the video has {t}")
         speech_code, _ = self.speech_lstm(frames[:, :t])

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 
 
-def normalise_speech(wave: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
+def normalise_speech(wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
     """Per utterance: subtract the mean, then divide by the peak (spec §1); padding stays zero.
 
     `(B, L)` → `(B, L)`; `lengths` `(B,)` marks each utterance's real samples (all of L when None).

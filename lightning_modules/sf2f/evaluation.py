@@ -20,15 +20,22 @@ from ..common.reports import EvaluationReport, ResultRow
 METRICS = ("cosine", "l1", "r@1", "r@2", "r@5", "r@10")
 # (stage, output side, multi-resolution) → the paper's row: cosine, L1, R@1, R@2, R@5, R@10 (%).
 PAPER_ROWS = {
-    ("encoder_decoder", 64, False): ("Table 3, SF2F (no fuser), 1.25 s", (0.304, 19.22, 5.32, 8.10, 19.27, 32.80)),
+    ("encoder_decoder", 64, False): (
+        "Table 3, SF2F (no fuser), 1.25 s",
+        (0.304, 19.22, 5.32, 8.10, 19.27, 32.80),
+    ),
     ("fuser", 64, False): ("Table 3, SF2F, 5 s", (0.317, 17.91, 5.75, 9.32, 20.36, 36.65)),
     ("fuser", 128, False): ("Table 5, single-res 128", (0.278, 18.54, 5.02, 8.60, 19.43, 32.25)),
     ("fuser", 128, True): ("Table 5, multi-res 128", (0.313, 17.46, 6.10, 9.25, 18.77, 35.38)),
 }
 
 # The same rows' VGGFace Score (mean over runs; the paper gives ± its spread).
-PAPER_VFS = {("encoder_decoder", 64, False): 18.59, ("fuser", 64, False): 19.49, ("fuser", 128, False): 18.53,
-             ("fuser", 128, True): 20.10}
+PAPER_VFS = {
+    ("encoder_decoder", 64, False): 18.59,
+    ("fuser", 64, False): 19.49,
+    ("fuser", 128, False): 18.53,
+    ("fuser", 128, True): 20.10,
+}
 
 
 @torch.no_grad()
@@ -60,27 +67,59 @@ def evaluate(module, datamodule, runs: int = 10) -> EvaluationReport:
     hp = module.hparams
     row_name, paper = PAPER_ROWS.get((hp.stage, hp.image_size, hp.multires), (None, (None,) * len(METRICS)))
     comparable = hp.embedder == "facenet"
-    note = (f"FaceNet; paper: {row_name}" if comparable and row_name else
-            f"embedder {hp.embedder}: a proxy, not comparable with the paper's FaceNet numbers")
-    report = EvaluationReport(system="SF2F", dataset=datamodule.description,
-                              paper_dataset="HQ-VoxCeleb test, 378 identities")
-    setting = (f"{hp.stage}, {hp.image_size} px{' multi-res' if hp.multires else ''}, {identities} identities, "
-               f"mean of {runs} runs of one random clip each")
+    note = (
+        f"FaceNet; paper: {row_name}"
+        if comparable and row_name
+        else f"embedder {hp.embedder}: a proxy, not comparable with the paper's FaceNet numbers"
+    )
+    report = EvaluationReport(
+        system="SF2F", dataset=datamodule.description, paper_dataset="HQ-VoxCeleb test, 378 identities"
+    )
+    setting = (
+        f"{hp.stage}, {hp.image_size} px{' multi-res' if hp.multires else ''}, {identities} identities, "
+        f"mean of {runs} runs of one random clip each"
+    )
     for metric, paper_value in zip(METRICS, paper):
         scale = 100 if metric.startswith("r@") else 1
         ours = scale * mean.get(metric, float("nan"))
-        report.rows.append(ResultRow(f"{metric}{' (%)' if scale == 100 else ''}", setting, ours,
-                                     paper_value if comparable else None,
-                                     f"{note}; ± {scale * spread.get(metric, float('nan')):.3g} over runs"))
+        report.rows.append(
+            ResultRow(
+                f"{metric}{' (%)' if scale == 100 else ''}",
+                setting,
+                ours,
+                paper_value if comparable else None,
+                f"{note}; ± {scale * spread.get(metric, float('nan')):.3g} over runs",
+            )
+        )
     for k in (1, 2, 5, 10):
         if f"r@{k}_chance" in mean:
             report.rows.append(ResultRow(f"r@{k} chance (%)", setting, 100 * mean[f"r@{k}_chance"]))
     if "r@1_control" in mean:
-        report.rows.append(ResultRow("r@1 control (%)", setting, 100 * mean["r@1_control"], None,
-                                     "each face generated from the next identity's speech (a voice-blind model's score)"))
-    report.rows.append(ResultRow("VFS", setting, float("nan"), PAPER_VFS.get((hp.stage, hp.image_size, hp.multires)),
-                                 "not computed: needs the VGGFace identity classifier trained on HQ-VoxCeleb, "
-                                 "which is not released"))
-    report.details = {"identities": identities, "embedder": hp.embedder, "runs": runs, "scores": mean,
-                      "std": spread, "per_run": per_run}
+        report.rows.append(
+            ResultRow(
+                "r@1 control (%)",
+                setting,
+                100 * mean["r@1_control"],
+                None,
+                "each face generated from the next identity's speech (a voice-blind model's score)",
+            )
+        )
+    report.rows.append(
+        ResultRow(
+            "VFS",
+            setting,
+            float("nan"),
+            PAPER_VFS.get((hp.stage, hp.image_size, hp.multires)),
+            "not computed: needs the VGGFace identity classifier trained on HQ-VoxCeleb, "
+            "which is not released",
+        )
+    )
+    report.details = {
+        "identities": identities,
+        "embedder": hp.embedder,
+        "runs": runs,
+        "scores": mean,
+        "std": spread,
+        "per_run": per_run,
+    }
     return report

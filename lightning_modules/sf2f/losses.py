@@ -23,5 +23,7 @@ class FaceNetPerceptualLoss(nn.Module):
     def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             targets = self.features(real)
-        terms = [w * (f - t).abs().mean() for w, f, t in zip(self.layer_weights, self.features(fake), targets)]
+        terms = [
+            w * (f - t).abs().mean() for w, f, t in zip(self.layer_weights, self.features(fake), targets)
+        ]
         return torch.stack(terms).sum()

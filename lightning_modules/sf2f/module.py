@@ -9,7 +9,7 @@ identity (auxiliary-classifier) discriminator per output resolution.
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -22,8 +22,8 @@ from ..common.face_checks import to_uint8
 from ..common.face_embedding import build_face_embedder
 from ..common.gan import AdversarialModule, LossTerms
 from ..common.images import imagenet_to_unit, log_sample_grid
-from ..common.metric_suite import GeneratedSample
 from ..common.losses import discriminator_adversarial_loss, generator_adversarial_loss
+from ..common.metric_suite import GeneratedSample
 from ..common.metrics import chance_recall, embedding_cosine, embedding_l1, identity_embedding, recall_at_k
 from .losses import FaceNetPerceptualLoss
 from .networks import (
@@ -78,17 +78,17 @@ class SF2FModule(AdversarialModule):
         adversarial_weight: float = 1.0,
         identity_weight: float = 0.05,
         perceptual_weight: float = 100.0,
-        facenet_weights: Optional[str] = None,
+        facenet_weights: str | None = None,
         allow_random_facenet: bool = False,
         embedder: str = "facenet",
         lr: float = 5e-4,
         betas: tuple[float, float] = (0.9, 0.98),
-        init_from: Optional[str] = None,
+        init_from: str | None = None,
         fuser_hop: int = 63,
         window_frames: int = 125,
         recall_block: int = 100,
         nonfinite: str = "raise",
-        gradient_clip_norm: Optional[float] = None,
+        gradient_clip_norm: float | None = None,
     ):
         super().__init__(nonfinite=nonfinite, gradient_clip_norm=gradient_clip_norm)
         if stage not in STAGES:
@@ -99,23 +99,29 @@ class SF2FModule(AdversarialModule):
             raise ValueError(f"SF2F's voice encoder takes 40 mel bands, got n_mels={n_mels}")
         self.save_hyperparameters()
         self.voice_encoder = sf2f_voice_encoder(preset=preset, width_scale=width_scale)
-        self.face_decoder = sf2f_face_decoder(preset=preset, resolution=image_size, multires=multires,
-                                              width_scale=width_scale)
+        self.face_decoder = sf2f_face_decoder(
+            preset=preset, resolution=image_size, multires=multires, width_scale=width_scale
+        )
         self.fuser = sf2f_attention_fuser(preset=preset) if stage == "fuser" else None
         resolutions = (64, 128) if multires else (image_size,)
         self.patch_critics = nn.ModuleList(
-            sf2f_patch_discriminator(preset=preset, image_size=r, width_scale=width_scale) for r in resolutions)
+            sf2f_patch_discriminator(preset=preset, image_size=r, width_scale=width_scale)
+            for r in resolutions
+        )
         self.identity_critics = nn.ModuleList(
             sf2f_identity_discriminator(num_identities, preset=preset, image_size=r, width_scale=width_scale)
-            for r in resolutions)
+            for r in resolutions
+        )
         # Frozen helper networks are kept out of the state dict (no 90 MB FaceNet in every checkpoint).
         self._frozen: dict[str, nn.Module] = {}
         self._evaluation: dict[str, list] = {}
         if init_from:
             self.load_stage_weights(init_from)
         elif stage == "fuser":
-            rank_zero_warn("SF2F fuser stage without init_from: the frozen encoder and decoder are random. Pass "
-                           "--model.init_args.init_from=<stage-1 checkpoint> or run `make train EXP=sf2f`.")
+            rank_zero_warn(
+                "SF2F fuser stage without init_from: the frozen encoder and decoder are random. Pass "
+                "--model.init_args.init_from=<stage-1 checkpoint> or run `make train EXP=sf2f`."
+            )
         if stage == "fuser":
             for network in (self.voice_encoder, self.face_decoder):
                 network.requires_grad_(False).eval()
@@ -160,8 +166,12 @@ class SF2FModule(AdversarialModule):
             if h.perceptual_weight > 0:
                 terms["perceptual"] = terms["perceptual"] + self._perceptual_loss()(fake, real)
         terms = {k: torch.as_tensor(v, device=self.device, dtype=torch.float32) for k, v in terms.items()}
-        total = (h.l1_weight * terms["l1"] + h.adversarial_weight * terms["adv"]
-                 + h.identity_weight * terms["id"] + h.perceptual_weight * terms["perceptual"])
+        total = (
+            h.l1_weight * terms["l1"]
+            + h.adversarial_weight * terms["adv"]
+            + h.identity_weight * terms["id"]
+            + h.perceptual_weight * terms["perceptual"]
+        )
         return LossTerms(total, terms)
 
     def discriminator_loss(self, batch: dict, fakes: tuple[torch.Tensor, ...]) -> LossTerms:
@@ -169,18 +179,24 @@ class SF2FModule(AdversarialModule):
         for fake, patch_critic, identity_critic in zip(fakes, self.patch_critics, self.identity_critics):
             real = _resize_like(batch["face"], fake)
             # Real and fake go through the critics separately: BatchNorm statistics per call, as the authors do.
-            terms["patch"] = terms["patch"] + discriminator_adversarial_loss(patch_critic(real), patch_critic(fake), "bce")
+            terms["patch"] = terms["patch"] + discriminator_adversarial_loss(
+                patch_critic(real), patch_critic(fake), "bce"
+            )
             identity_logits, real_logits = identity_critic(real)
             terms["id"] = terms["id"] + F.cross_entropy(identity_logits, batch["identity"])
             if real_logits is not None:
-                terms["id"] = terms["id"] + discriminator_adversarial_loss(real_logits, identity_critic(fake)[1], "bce")
+                terms["id"] = terms["id"] + discriminator_adversarial_loss(
+                    real_logits, identity_critic(fake)[1], "bce"
+                )
         return LossTerms(terms["patch"] + terms["id"], terms)
 
     def _perceptual_loss(self) -> nn.Module:
         if "perceptual" not in self._frozen:
             from ..common.facenet import FaceNetFeatures, load_facenet
 
-            facenet = load_facenet(self.hparams.facenet_weights, allow_random=self.hparams.allow_random_facenet)
+            facenet = load_facenet(
+                self.hparams.facenet_weights, allow_random=self.hparams.allow_random_facenet
+            )
             self._frozen["perceptual"] = FaceNetPerceptualLoss(FaceNetFeatures(facenet))
         return self._frozen["perceptual"].to(self.device)
 
@@ -188,11 +204,15 @@ class SF2FModule(AdversarialModule):
 
     def configure_optimizers(self):
         h = self.hparams
-        generator = self.fuser if self.fuser is not None else nn.ModuleList([self.voice_encoder, self.face_decoder])
+        generator = (
+            self.fuser if self.fuser is not None else nn.ModuleList([self.voice_encoder, self.face_decoder])
+        )
         critics = nn.ModuleList([self.patch_critics, self.identity_critics])
         # One Adam over both critics equals one Adam each (Adam is per-parameter) with the same lr/betas.
-        return [torch.optim.Adam(generator.parameters(), lr=h.lr, betas=tuple(h.betas)),
-                torch.optim.Adam(critics.parameters(), lr=h.lr, betas=tuple(h.betas))]
+        return [
+            torch.optim.Adam(generator.parameters(), lr=h.lr, betas=tuple(h.betas)),
+            torch.optim.Adam(critics.parameters(), lr=h.lr, betas=tuple(h.betas)),
+        ]
 
     def train(self, mode: bool = True):
         """Keep the frozen encoder and decoder in eval mode in the fuser stage (BN statistics stay fixed).
@@ -212,15 +232,20 @@ class SF2FModule(AdversarialModule):
 
     def load_stage_weights(self, path: str) -> None:
         """Initialise every network present in both this model and the checkpoint at `path`."""
-        load_stage_weights(self, path, wanted=lambda name: not name.startswith("fuser."),
-                           must_match="preset, image_size, width_scale and the number of identities")
+        load_stage_weights(
+            self,
+            path,
+            wanted=lambda name: not name.startswith("fuser."),
+            must_match="preset, image_size, width_scale and the number of identities",
+        )
 
     # --- evaluation ------------------------------------------------------------------------------------
 
     def _face_embedder(self) -> nn.Module:
         if "embedder" not in self._frozen:
             self._frozen["embedder"] = build_face_embedder(
-                self.hparams.embedder, self.hparams.facenet_weights, self.hparams.allow_random_facenet)
+                self.hparams.embedder, self.hparams.facenet_weights, self.hparams.allow_random_facenet
+            )
         return self._frozen["embedder"].to(self.device)
 
     def embed_identities(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -229,7 +254,9 @@ class SF2FModule(AdversarialModule):
         fake = self(batch)[-1]
         embed = self._face_embedder()
         reference_faces = _resize_like(batch["faces"].flatten(0, 1), fake)
-        reference = identity_embedding(embed(reference_faces).unflatten(0, batch["faces"].shape[:2]), batch["face_mask"])
+        reference = identity_embedding(
+            embed(reference_faces).unflatten(0, batch["faces"].shape[:2]), batch["face_mask"]
+        )
         return embed(fake).float(), reference.float(), fake, _resize_like(batch["face"], fake)
 
     def evaluation_step(self, batch: dict, batch_idx: int, split: str) -> None:
@@ -237,8 +264,12 @@ class SF2FModule(AdversarialModule):
         store = self._evaluation.setdefault(split, [])
         store.append((generated, reference, batch["identity"], F.l1_loss(fake, real).item()))
         if batch_idx == 0:
-            log_sample_grid(self, f"{split}/samples", [imagenet_to_unit(fake[:8]), imagenet_to_unit(real[:8])],
-                            caption="top: generated from speech, bottom: a real face of the same identity")
+            log_sample_grid(
+                self,
+                f"{split}/samples",
+                [imagenet_to_unit(fake[:8]), imagenet_to_unit(real[:8])],
+                caption="top: generated from speech, bottom: a real face of the same identity",
+            )
 
     def evaluation_epoch_end(self, split: str) -> None:
         outputs = self._evaluation.pop(split, [])
@@ -251,12 +282,18 @@ class SF2FModule(AdversarialModule):
 
     def identity_scores(self, generated: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
         """The paper's cosine, L1 and Recall@K (with their chance levels) of `(N, D)` embeddings, one per identity."""
-        scores = {"l1": float(embedding_l1(generated, reference).mean()),
-                  "cosine": float(embedding_cosine(generated, reference).mean())}
+        scores = {
+            "l1": float(embedding_l1(generated, reference).mean()),
+            "cosine": float(embedding_cosine(generated, reference).mean()),
+        }
         if len(generated) >= 2:
             block = self.hparams.recall_block
-            scores.update({f"r@{k}": v for k, v in recall_at_k(generated, reference, block_size=block).items()})
-            scores.update({f"r@{k}_chance": v for k, v in chance_recall(len(generated), block_size=block).items()})
+            scores.update(
+                {f"r@{k}": v for k, v in recall_at_k(generated, reference, block_size=block).items()}
+            )
+            scores.update(
+                {f"r@{k}_chance": v for k, v in chance_recall(len(generated), block_size=block).items()}
+            )
         return scores
 
     def paper_evaluation(self, datamodule):
@@ -281,8 +318,9 @@ class SF2FModule(AdversarialModule):
         return to_uint8(imagenet_to_unit(self({"mel": mel})[-1]))[0]
 
     @torch.no_grad()
-    def evaluation_samples(self, datamodule, split: str = "test", max_items: Optional[int] = None
-                           ) -> Iterator[GeneratedSample]:
+    def evaluation_samples(
+        self, datamodule, split: str = "test", max_items: int | None = None
+    ) -> Iterator[GeneratedSample]:
         """For the shared metrics: each identity's face from its evaluation speech, beside all its real faces
         (other pictures, so not frame-aligned)."""
         seen = 0
@@ -305,8 +343,12 @@ class SF2FModule(AdversarialModule):
         generated = torch.cat([o[0] for o in outputs])
         reference = torch.cat([o[1] for o in outputs])
         identity = torch.cat([o[2] for o in outputs])
-        if self._trainer is not None and self._trainer.world_size > 1:  # also called outside a Trainer (make eval)
-            generated, reference, identity = (self.all_gather(t).flatten(0, 1) for t in (generated, reference, identity))
+        if (
+            self._trainer is not None and self._trainer.world_size > 1
+        ):  # also called outside a Trainer (make eval)
+            generated, reference, identity = (
+                self.all_gather(t).flatten(0, 1) for t in (generated, reference, identity)
+            )
         order = torch.argsort(identity, stable=True)
         identity = identity[order]
         first = torch.ones_like(identity, dtype=torch.bool)

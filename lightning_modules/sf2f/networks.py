@@ -7,16 +7,23 @@ give CPU-sized smoke and demo models). Every decoder returns a tuple of images, 
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "VoiceEncoder", "AttentionFuser", "FaceDecoder", "PatchDiscriminator", "IdentityDiscriminator",
-    "sf2f_voice_encoder", "sf2f_attention_fuser", "sf2f_face_decoder", "sf2f_patch_discriminator",
-    "sf2f_identity_discriminator", "voice2face_encoder", "voice2face_decoder",
+    "VoiceEncoder",
+    "AttentionFuser",
+    "FaceDecoder",
+    "PatchDiscriminator",
+    "IdentityDiscriminator",
+    "sf2f_voice_encoder",
+    "sf2f_attention_fuser",
+    "sf2f_face_decoder",
+    "sf2f_patch_discriminator",
+    "sf2f_identity_discriminator",
+    "voice2face_encoder",
+    "voice2face_decoder",
 ]
 
 PRESETS = ("official", "paper")
@@ -100,10 +107,14 @@ def sf2f_voice_encoder(preset: str = "official", n_mels: int = 40, width_scale: 
 def voice2face_encoder(n_mels: int = 40, width_scale: float = 1.0) -> VoiceEncoder:
     """The voice2face baseline 1D-CNN (spec §2.6), SF2F's "baseline encoder" ablation."""
     channels = (n_mels, *_scaled(ENCODER_CHANNELS, width_scale))
-    blocks = nn.Sequential(*(
-        nn.Sequential(nn.Conv1d(a, b, 3, stride=2, padding=1, bias=False), nn.BatchNorm1d(b), nn.ReLU(inplace=True))
-        for a, b in zip(channels, channels[1:])
-    ))
+    blocks = nn.Sequential(
+        *(
+            nn.Sequential(
+                nn.Conv1d(a, b, 3, stride=2, padding=1, bias=False), nn.BatchNorm1d(b), nn.ReLU(inplace=True)
+            )
+            for a, b in zip(channels, channels[1:])
+        )
+    )
     return VoiceEncoder(blocks, nn.Conv1d(channels[-1], EMBED_DIM, 3, stride=2, padding=1))
 
 
@@ -178,7 +189,9 @@ class FaceDecoder(nn.Module):
     The images are linear (no tanh): they live in the data's ImageNet-normalised space.
     """
 
-    def __init__(self, stem: nn.Module, blocks: nn.ModuleList, heads: nn.ModuleList, outputs: tuple[int, ...]):
+    def __init__(
+        self, stem: nn.Module, blocks: nn.ModuleList, heads: nn.ModuleList, outputs: tuple[int, ...]
+    ):
         super().__init__()
         if len(heads) != len(outputs):
             raise ValueError(f"{len(heads)} heads for {len(outputs)} outputs")
@@ -208,7 +221,9 @@ class _FCStem(nn.Module):
 
 
 def _official_head(channels: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.LeakyReLU(0.01), nn.Conv2d(channels, 3, 1))
+    return nn.Sequential(
+        nn.Conv2d(channels, channels, 3, padding=1), nn.LeakyReLU(0.01), nn.Conv2d(channels, 3, 1)
+    )
 
 
 def sf2f_face_decoder(
@@ -227,7 +242,8 @@ def sf2f_face_decoder(
         if resolution == 128:
             blocks.append(GLUUpBlock(c[4], c[5]))
         heads = ([_official_head(c[4])] if resolution == 64 or multires else []) + (
-            [_official_head(c[5])] if resolution == 128 else [])
+            [_official_head(c[5])] if resolution == 128 else []
+        )
         stem: nn.Module = _FCStem(c[0])
     else:
         c = _scaled(PAPER_DECODER_CHANNELS + (16,), width_scale)
@@ -235,7 +251,8 @@ def sf2f_face_decoder(
         if resolution == 128:
             blocks.append(BilinearUpBlock(c[5], c[6]))
         heads = ([nn.Conv2d(c[5], 3, 1)] if resolution == 64 or multires else []) + (
-            [nn.Conv2d(c[6], 3, 1)] if resolution == 128 else [])
+            [nn.Conv2d(c[6], 3, 1)] if resolution == 128 else []
+        )
         stem = nn.Unflatten(1, (EMBED_DIM, 1, 1))
     last = len(blocks) - 1
     outputs = (last - 1, last) if multires else (last,)
@@ -245,15 +262,23 @@ def sf2f_face_decoder(
 def voice2face_decoder(width_scale: float = 1.0) -> FaceDecoder:
     """The voice2face deconvolution decoder (spec §2.6), SF2F's "baseline decoder" ablation, 64 px."""
     c = _scaled((1024, 512, 256, 128, 64), width_scale)
-    stem = nn.Sequential(nn.Unflatten(1, (EMBED_DIM, 1, 1)), nn.ConvTranspose2d(EMBED_DIM, c[0], 4), nn.ReLU(inplace=True))
-    blocks = [nn.Sequential(nn.ConvTranspose2d(a, b, 4, 2, 1), nn.ReLU(inplace=True)) for a, b in zip(c, c[1:])]
-    return FaceDecoder(stem, nn.ModuleList(blocks), nn.ModuleList([nn.ConvTranspose2d(c[-1], 3, 1)]), (len(blocks) - 1,))
+    stem = nn.Sequential(
+        nn.Unflatten(1, (EMBED_DIM, 1, 1)), nn.ConvTranspose2d(EMBED_DIM, c[0], 4), nn.ReLU(inplace=True)
+    )
+    blocks = [
+        nn.Sequential(nn.ConvTranspose2d(a, b, 4, 2, 1), nn.ReLU(inplace=True)) for a, b in zip(c, c[1:])
+    ]
+    return FaceDecoder(
+        stem, nn.ModuleList(blocks), nn.ModuleList([nn.ConvTranspose2d(c[-1], 3, 1)]), (len(blocks) - 1,)
+    )
 
 
 # ----------------------------------------------------------------------------- critics
 
 
-def _critic_trunk(preset: str, image_size: int, width_scale: float, final_activation: bool) -> tuple[nn.Sequential, int]:
+def _critic_trunk(
+    preset: str, image_size: int, width_scale: float, final_activation: bool
+) -> tuple[nn.Sequential, int]:
     """Strided 4×4 convs, 64 → 6 px (official: valid padding, LeakyReLU 0.1) or 64 → 8 px (paper: pad 1, ReLU)."""
     if image_size not in (64, 128):
         raise ValueError(f"image_size must be 64 or 128, got {image_size}")
@@ -285,17 +310,21 @@ class IdentityDiscriminator(nn.Module):
     real/fake head is trained too, spec §4). Paper: … → Linear → ReLU → identity head only.
     """
 
-    def __init__(self, trunk: nn.Module, hidden: nn.Module, identity_head: nn.Module, real_head: Optional[nn.Module]):
+    def __init__(
+        self, trunk: nn.Module, hidden: nn.Module, identity_head: nn.Module, real_head: nn.Module | None
+    ):
         super().__init__()
         self.trunk, self.hidden, self.identity_head, self.real_head = trunk, hidden, identity_head, real_head
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         features = self.hidden(self.trunk(images).mean(dim=(2, 3)))  # (B, hidden)
         real = self.real_head(features) if self.real_head is not None else None
         return self.identity_head(features), real
 
 
-def sf2f_patch_discriminator(preset: str = "official", image_size: int = 64, width_scale: float = 1.0) -> PatchDiscriminator:
+def sf2f_patch_discriminator(
+    preset: str = "official", image_size: int = 64, width_scale: float = 1.0
+) -> PatchDiscriminator:
     """D_real (§2.5). Official 64 px: 659,521 parameters; paper: 923,969 (one logit; the spec's 924,994
     counts a 2-way softmax head, which one logit with BCE replaces)."""
     _check_preset(preset)
@@ -304,7 +333,9 @@ def sf2f_patch_discriminator(preset: str = "official", image_size: int = 64, wid
         return PatchDiscriminator(trunk, nn.Conv2d(channels, 1, 1))
     trunk, channels = _critic_trunk(preset, image_size, width_scale, final_activation=True)
     hidden = _scaled((CRITIC_HIDDEN,), width_scale)[0]
-    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+    head = nn.Sequential(
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, hidden), nn.ReLU(), nn.Linear(hidden, 1)
+    )
     return PatchDiscriminator(trunk, head)
 
 
@@ -319,4 +350,6 @@ def sf2f_identity_discriminator(
     trunk, channels = _critic_trunk(preset, image_size, width_scale, final_activation=not official)
     width = _scaled((CRITIC_HIDDEN,), width_scale)[0]
     hidden = nn.Linear(channels, width) if official else nn.Sequential(nn.Linear(channels, width), nn.ReLU())
-    return IdentityDiscriminator(trunk, hidden, nn.Linear(width, num_identities), nn.Linear(width, 1) if official else None)
+    return IdentityDiscriminator(
+        trunk, hidden, nn.Linear(width, num_identities), nn.Linear(width, 1) if official else None
+    )

@@ -17,8 +17,6 @@ dataset being evaluated (GRID or TCD-TIMIT).
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
@@ -62,7 +60,7 @@ DATASET_NAMES = {"grid": "GRID test, 6 unseen speakers", "tcd_timit": "TCD-TIMIT
 TCN_ROWS = {"tcn": "TCN", "mhatt_tcn": "Mh-att+TCN", "coatt_tcn": "Co-att+TCN"}
 
 
-def paper_row(hparams) -> Optional[str]:
+def paper_row(hparams) -> str | None:
     """The name of the paper's table row that a configuration reproduces (spec §4.2), or None."""
     fusion, audio2au = hparams["fusion"], hparams["use_audio2au"]
     per, identity, au = (hparams[k] > 0 for k in ("per_weight", "id_weight", "au_weight"))
@@ -74,8 +72,11 @@ def paper_row(hparams) -> Optional[str]:
     if au:
         return None
     if fusion == "gru":
-        return {(False, False): "Baseline (L_rec)", (True, False): "L_rec,per", (True, True): "GRU (L_rec,per,id)"}.get(
-            (per, identity))
+        return {
+            (False, False): "Baseline (L_rec)",
+            (True, False): "L_rec,per",
+            (True, True): "GRU (L_rec,per,id)",
+        }.get((per, identity))
     return TCN_ROWS.get(fusion) if per and identity else None
 
 
@@ -86,15 +87,24 @@ class ClipScorer:
         self.module = module
         self.pixels = VideoMetricAccumulator(landmarks=False)
         config = datamodule.au_config
-        self.geometry = GeometryLabels(config) if landmarks and config is not None and config.source == "geometry" else None
+        self.geometry = (
+            GeometryLabels(config)
+            if landmarks and config is not None and config.source == "geometry"
+            else None
+        )
         self.find_landmarks = FrameLandmarks() if self.geometry is not None else None
         self.labeler = BinaryLabelScores(len(AU_NAMES))
         self.on_generated = BinaryLabelScores(len(AU_NAMES))
         self.on_real = BinaryLabelScores(len(AU_NAMES))
         self.labelled_frames = self.unlabelled_frames = 0
 
-    def update(self, generated: torch.Tensor, real: torch.Tensor, labels: Optional[torch.Tensor],
-               label_valid: Optional[torch.Tensor]) -> None:
+    def update(
+        self,
+        generated: torch.Tensor,
+        real: torch.Tensor,
+        labels: torch.Tensor | None,
+        label_valid: torch.Tensor | None,
+    ) -> None:
         """One clip: `(T, 3, S, S)` generated and real frames in [-1, 1], `(T, 5)` labels, `(T,)` valid."""
         self.pixels.update(signed_to_uint8(generated), signed_to_uint8(real))
         if labels is None:
@@ -122,15 +132,18 @@ class ClipScorer:
 
 
 @torch.no_grad()
-def evaluate(module, datamodule, max_clips: Optional[int] = None, batch_size: int = 4,
-             landmarks: bool = True) -> EvaluationReport:
+def evaluate(
+    module, datamodule, max_clips: int | None = None, batch_size: int = 4, landmarks: bool = True
+) -> EvaluationReport:
     """Generate every test clip (or the first `max_clips`) and score it; returns the report."""
     module.eval()
     dataset = datamodule.datasets["test"]
     if max_clips is not None:
         dataset = Subset(dataset, range(min(max_clips, len(dataset))))
     scorer = ClipScorer(module, datamodule, landmarks)
-    for batch in tqdm(DataLoader(dataset, batch_size=batch_size, collate_fn=clip_collate), desc="TCSAN test clips"):
+    for batch in tqdm(
+        DataLoader(dataset, batch_size=batch_size, collate_fn=clip_collate), desc="TCSAN test clips"
+    ):
         device = module.device
         generated = module(batch["identity"].to(device), batch["mfcc"].to(device)).cpu()
         for i, length in enumerate(batch["frame_mask"].sum(1).tolist()):
@@ -144,11 +157,15 @@ def _labeler_note(datamodule, scorer: ClipScorer) -> str:
     if datamodule.au_config is None:
         return "not computed: the data has no AU labels (set data.init_args.au_labels)"
     if scorer.geometry is None:
-        return ("not computed: OpenFace must label the generated frames and cannot run here; run it on the "
-                "generated videos (make infer) and compare with your OpenFace CSVs")
+        return (
+            "not computed: OpenFace must label the generated frames and cannot run here; run it on the "
+            "generated videos (make infer) and compare with your OpenFace CSVs"
+        )
     failed = scorer.unlabelled_frames / max(scorer.labelled_frames + scorer.unlabelled_frames, 1)
-    return (f"landmark-geometry labels on both sides, not OpenFace: not comparable with the paper; "
-            f"{100 * failed:.1f}% of generated frames had no detected face and are left out")
+    return (
+        f"landmark-geometry labels on both sides, not OpenFace: not comparable with the paper; "
+        f"{100 * failed:.1f}% of generated frames had no detected face and are left out"
+    )
 
 
 def build_report(module, datamodule, scorer: ClipScorer) -> EvaluationReport:
@@ -157,30 +174,47 @@ def build_report(module, datamodule, scorer: ClipScorer) -> EvaluationReport:
     layout = getattr(datamodule, "layout", "")
     paper = PAPER_RESULTS.get(row, {}).get(layout) if row else None
     name = row or f"fusion={h.fusion}, audio2au={h.use_audio2au} (no paper row)"
-    report = EvaluationReport(system=f"TCSAN: {name}", dataset=datamodule.description,
-                              paper_dataset=DATASET_NAMES.get(layout, "the paper's data"))
-    setting = name + ("" if module.perceptual_active or h.per_weight == 0 else " (trained without L_per: no VGG weights)")
+    report = EvaluationReport(
+        system=f"TCSAN: {name}",
+        dataset=datamodule.description,
+        paper_dataset=DATASET_NAMES.get(layout, "the paper's data"),
+    )
+    setting = name + (
+        "" if module.perceptual_active or h.per_weight == 0 else " (trained without L_per: no VGG weights)"
+    )
     pixels = scorer.pixels.compute()
-    report.rows += [ResultRow("PSNR (dB)", setting, pixels["psnr"], paper[0] if paper else None),
-                    ResultRow("SSIM", setting, pixels["ssim"], paper[1] if paper else None)]
+    report.rows += [
+        ResultRow("PSNR (dB)", setting, pixels["psnr"], paper[0] if paper else None),
+        ResultRow("SSIM", setting, pixels["ssim"], paper[1] if paper else None),
+    ]
     note = _labeler_note(datamodule, scorer)
     if scorer.geometry is not None:
         scores = scorer.labeler.compute(AU_NAMES)
-        report.rows += [ResultRow("AU Avg F1", setting, scores["mean"]["f1"], paper[2] if paper else None, note),
-                        ResultRow("AU Avg Acc (%)", setting, 100 * scores["mean"]["accuracy"],
-                                  paper[3] if paper else None, note)]
+        report.rows += [
+            ResultRow("AU Avg F1", setting, scores["mean"]["f1"], paper[2] if paper else None, note),
+            ResultRow(
+                "AU Avg Acc (%)", setting, 100 * scores["mean"]["accuracy"], paper[3] if paper else None, note
+            ),
+        ]
         per_au = PAPER_PER_AU_GRID.get(row) if layout == "grid" else None
         for i, au in enumerate(AU_NAMES):
-            report.rows += [ResultRow(f"{au} F1", setting, scores[au]["f1"], per_au[i][0] if per_au else None),
-                            ResultRow(f"{au} Acc (%)", setting, 100 * scores[au]["accuracy"],
-                                      per_au[i][1] if per_au else None)]
+            report.rows += [
+                ResultRow(f"{au} F1", setting, scores[au]["f1"], per_au[i][0] if per_au else None),
+                ResultRow(
+                    f"{au} Acc (%)", setting, 100 * scores[au]["accuracy"], per_au[i][1] if per_au else None
+                ),
+            ]
         report.details["au_labeler"] = scores
     else:
         report.details["au_labeler"] = note
     if module.au_classifier is not None and scorer.on_real.counts.sum() > 0:
         _classifier_rows(report, scorer, row, layout)
-    report.details.update(pixels=pixels, paper_row=row, perceptual_loss=module.perceptual_active,
-                          au_labels=datamodule.hparams.get("au_labels"))
+    report.details.update(
+        pixels=pixels,
+        paper_row=row,
+        perceptual_loss=module.perceptual_active,
+        au_labels=datamodule.hparams.get("au_labels"),
+    )
     _paper_layout(report, name, layout, paper, datamodule.description)
     return report
 
@@ -190,23 +224,42 @@ def _paper_layout(report: EvaluationReport, name: str, layout: str, paper, datas
     ours = {row.metric: row.ours for row in report.rows}
     columns = ("PSNR (dB)", "SSIM", "AU Avg F1", "AU Avg Acc (%)")
     if paper is not None:
-        report.comparison.append({"method": f"{name} (paper)", "measured on": DATASET_NAMES[layout],
-                                  **dict(zip(columns, paper))})
-    report.comparison.append({"method": f"{name} (ours)", "measured on": dataset,
-                              **{c: ours.get(c) for c in columns}})
+        report.comparison.append(
+            {"method": f"{name} (paper)", "measured on": DATASET_NAMES[layout], **dict(zip(columns, paper))}
+        )
+    report.comparison.append(
+        {"method": f"{name} (ours)", "measured on": dataset, **{c: ours.get(c) for c in columns}}
+    )
 
 
-def _classifier_rows(report: EvaluationReport, scorer: ClipScorer, row: Optional[str], layout: str) -> None:
+def _classifier_rows(report: EvaluationReport, scorer: ClipScorer, row: str | None, layout: str) -> None:
     generated, real = scorer.on_generated.compute(AU_NAMES), scorer.on_real.compute(AU_NAMES)
     table2 = PAPER_CLASSIFIER_ON_GENERATED.get(layout) if row == "TCSAN+Audio2AU" else None
     table1 = PAPER_CLASSIFIER_ON_REAL_GRID if layout == "grid" else None
     report.rows += [
-        ResultRow("AU classifier on generated: Avg F1", "Table 2", generated["mean"]["f1"], table2[0] if table2 else None),
-        ResultRow("AU classifier on generated: Avg Acc (%)", "Table 2", 100 * generated["mean"]["accuracy"],
-                  table2[1] if table2 else None),
-        ResultRow("AU classifier on real test frames: Avg F1", "Table 1", real["mean"]["f1"],
-                  table1[0] if table1 else None),
-        ResultRow("AU classifier on real test frames: Avg Acc (%)", "Table 1", 100 * real["mean"]["accuracy"],
-                  table1[1] if table1 else None),
+        ResultRow(
+            "AU classifier on generated: Avg F1",
+            "Table 2",
+            generated["mean"]["f1"],
+            table2[0] if table2 else None,
+        ),
+        ResultRow(
+            "AU classifier on generated: Avg Acc (%)",
+            "Table 2",
+            100 * generated["mean"]["accuracy"],
+            table2[1] if table2 else None,
+        ),
+        ResultRow(
+            "AU classifier on real test frames: Avg F1",
+            "Table 1",
+            real["mean"]["f1"],
+            table1[0] if table1 else None,
+        ),
+        ResultRow(
+            "AU classifier on real test frames: Avg Acc (%)",
+            "Table 1",
+            100 * real["mean"]["accuracy"],
+            table1[1] if table1 else None,
+        ),
     ]
     report.details.update(classifier_on_generated=generated, classifier_on_real=real)

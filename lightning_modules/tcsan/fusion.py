@@ -15,7 +15,7 @@ frame only, so it never mixes time (the paper: attention weighs the elements of 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -60,7 +60,9 @@ class TemporalBlock(nn.Module):
         self.conv = weight_norm(nn.Conv1d(in_channels, out_channels, 3, dilation=dilation, padding=dilation))
         self.dropout = nn.Dropout(dropout)
         self.attention = IntraFrameAttention() if attention else None
-        self.residual = nn.Conv1d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+        self.residual = (
+            nn.Conv1d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.dropout(torch.relu(self.conv(x)))
@@ -72,12 +74,19 @@ class TemporalBlock(nn.Module):
 class TemporalConvNet(nn.Module):
     """Stacked `TemporalBlock`s with dilations 1, 2, 4: `(B, T, C_in)` → `(B, T, hidden)`."""
 
-    def __init__(self, in_channels: int, hidden: int, attention: bool, dropout: float = 0.1,
-                 dilations: Sequence[int] = DILATIONS):
+    def __init__(
+        self,
+        in_channels: int,
+        hidden: int,
+        attention: bool,
+        dropout: float = 0.1,
+        dilations: Sequence[int] = DILATIONS,
+    ):
         super().__init__()
         widths = [in_channels] + [hidden] * len(dilations)
-        self.blocks = nn.Sequential(*[TemporalBlock(widths[i], widths[i + 1], d, attention, dropout)
-                                      for i, d in enumerate(dilations)])
+        self.blocks = nn.Sequential(
+            *[TemporalBlock(widths[i], widths[i + 1], d, attention, dropout) for i, d in enumerate(dilations)]
+        )
 
     @property
     def receptive_field(self) -> int:

@@ -49,8 +49,13 @@ def weighted_bce(probabilities: torch.Tensor, targets: torch.Tensor, weights: to
     return (per_label * weights).mean(-1).mean()
 
 
-def weighted_dice(probabilities: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor,
-                  smooth: float = 1.0, pooled: bool = False) -> torch.Tensor:
+def weighted_dice(
+    probabilities: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    smooth: float = 1.0,
+    pooled: bool = False,
+) -> torch.Tensor:
     """Eq. 6: (1/n) Σ_i w_i [1 − (2 y_i ŷ_i + ε) / (y_i² + ŷ_i² + ε)], ε = `smooth`.
 
     Per sample and then averaged (the paper's form), or with `pooled` summing numerator and denominator
@@ -63,8 +68,13 @@ def weighted_dice(probabilities: torch.Tensor, targets: torch.Tensor, weights: t
     return (per_label * weights).mean(-1).mean()
 
 
-def au_loss(probabilities: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor, weights: torch.Tensor,
-            pooled_dice: bool = False) -> torch.Tensor:
+def au_loss(
+    probabilities: torch.Tensor,
+    targets: torch.Tensor,
+    valid: torch.Tensor,
+    weights: torch.Tensor,
+    pooled_dice: bool = False,
+) -> torch.Tensor:
     """L_au = L_bce + L_dice over the valid samples: `(..., n)` probabilities and targets, `(...)` bool
     valid. Zero (with a graph) when no sample is valid."""
     p, y = probabilities[valid], targets[valid].to(probabilities.dtype)

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Optional
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 from lightning.pytorch.utilities import rank_zero_warn
+from tqdm.auto import tqdm
 
 from datamodules.pipeline.action_units import AU_NAMES
 from datamodules.pipeline.features import MfccConfig, mfcc
@@ -73,10 +72,10 @@ class TCSANModule(TalkingFaceSamples, AdversarialModule):
         per_weight: float = 0.07,
         au_weight: float = 0.02,
         gan_weight: float = 0.0,
-        vgg_weights: Optional[str] = None,
+        vgg_weights: str | None = None,
         allow_random_vgg: bool = False,
-        au_classifier_from: Optional[str] = None,
-        audio2au_from: Optional[str] = None,
+        au_classifier_from: str | None = None,
+        audio2au_from: str | None = None,
         pooled_dice: bool = False,
         lr: float = 2e-4,
         lr_audio2au: float = 1e-6,
@@ -84,7 +83,7 @@ class TCSANModule(TalkingFaceSamples, AdversarialModule):
         lr_discriminator: float = 1e-3,
         betas: tuple[float, float] = (0.5, 0.999),
         dropout: float = 0.1,
-        gradient_clip_norm: Optional[float] = 5.0,
+        gradient_clip_norm: float | None = 5.0,
         samples_to_log: int = 4,
         nonfinite: str = "raise",
     ):
@@ -104,13 +103,15 @@ class TCSANModule(TalkingFaceSamples, AdversarialModule):
         self._samples: dict[str, dict] = {}
         self._scores: dict[str, BinaryLabelScores] = {}
 
-    def _perceptual_network(self) -> Optional[VGGPerceptual]:
+    def _perceptual_network(self) -> VGGPerceptual | None:
         h = self.hparams
         if h.per_weight <= 0:
             return None
         if h.vgg_weights is None and not h.allow_random_vgg:
-            rank_zero_warn("No VGG-19 weights (vgg_weights): L_per is OFF for this run, so no paper row matches it "
-                           "exactly (Table 6 puts L_per at about +0.2 dB PSNR). Pass --model.init_args.vgg_weights=PATH.")
+            rank_zero_warn(
+                "No VGG-19 weights (vgg_weights): L_per is OFF for this run, so no paper row matches it "
+                "exactly (Table 6 puts L_per at about +0.2 dB PSNR). Pass --model.init_args.vgg_weights=PATH."
+            )
             return None
         return VGGPerceptual(h.vgg_weights, allow_random=h.allow_random_vgg)
 
@@ -120,14 +121,18 @@ class TCSANModule(TalkingFaceSamples, AdversarialModule):
             if h.audio2au_from:
                 load_submodule(self.generator.audio2au, h.audio2au_from, "audio2au.", must_match="width")
             else:
-                rank_zero_warn(f"Audio2AU is not pretrained (audio2au_from is unset): "
-                               f"{PRETRAIN_HINT.format(experiment='tcsan_audio2au')}.")
+                rank_zero_warn(
+                    f"Audio2AU is not pretrained (audio2au_from is unset): "
+                    f"{PRETRAIN_HINT.format(experiment='tcsan_audio2au')}."
+                )
         if self.au_classifier is not None:
             if h.au_classifier_from:
                 load_submodule(self.au_classifier, h.au_classifier_from, "classifier.", must_match="width")
             else:
-                rank_zero_warn(f"the AU classifier is not pretrained (au_classifier_from is unset), so L_au "
-                               f"supervises with noise: {PRETRAIN_HINT.format(experiment='tcsan_au_classifier')}.")
+                rank_zero_warn(
+                    f"the AU classifier is not pretrained (au_classifier_from is unset), so L_au "
+                    f"supervises with noise: {PRETRAIN_HINT.format(experiment='tcsan_au_classifier')}."
+                )
 
     @property
     def perceptual_active(self) -> bool:
@@ -141,7 +146,9 @@ class TCSANModule(TalkingFaceSamples, AdversarialModule):
         elif self.hparams.au_weight > 0 and stage == "fit":
             raise ValueError("au_weight > 0 needs per-frame AU labels: set data.init_args.au_labels")
         if datamodule is not None and datamodule.hparams.get("mfcc_width") != MFCC_STEPS:
-            raise ValueError(f"TCSAN reads {MFCC_STEPS}-step MFCC windows: set data.init_args.mfcc_width to {MFCC_STEPS}")
+            raise ValueError(
+                f"TCSAN reads {MFCC_STEPS}-step MFCC windows: set data.init_args.mfcc_width to {MFCC_STEPS}"
+            )
         stats = getattr(datamodule, "mfcc_stats", None)
         if stats is not None:
             self.mfcc_mean.copy_(torch.as_tensor(stats[0]))
@@ -157,11 +164,16 @@ class TCSANModule(TalkingFaceSamples, AdversarialModule):
     # --- checkpoints: the frozen VGG-19 is rebuilt from its weights file, never stored --------------------
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("perceptual.")}
+        checkpoint["state_dict"] = {
+            k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("perceptual.")
+        }
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         if self.perceptual is not None:
-            state_dict = {**{f"perceptual.{k}": v for k, v in self.perceptual.state_dict().items()}, **state_dict}
+            state_dict = {
+                **{f"perceptual.{k}": v for k, v in self.perceptual.state_dict().items()},
+                **state_dict,
+            }
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     # --- forward and losses ------------------------------------------------------------------------------
@@ -177,7 +189,11 @@ class TCSANModule(TalkingFaceSamples, AdversarialModule):
         return {"video": self.generator(batch["identity"], batch["mfcc"])}
 
     def _au_valid(self, batch: dict) -> torch.Tensor:
-        return batch["frame_mask"] & batch["au_mask"] if "au_mask" in batch else torch.zeros_like(batch["frame_mask"])
+        return (
+            batch["frame_mask"] & batch["au_mask"]
+            if "au_mask" in batch
+            else torch.zeros_like(batch["frame_mask"])
+        )
 
     def generator_loss(self, batch: dict, output: dict) -> LossTerms:
         h, fake, real, valid = self.hparams, output["video"], batch["video"], batch["frame_mask"]
@@ -190,8 +206,13 @@ class TCSANModule(TalkingFaceSamples, AdversarialModule):
             terms["per"] = self.perceptual(fake[valid], real[valid])
             total = total + h.per_weight * terms["per"]
         if h.au_weight > 0:
-            terms["au"] = au_loss(self.au_classifier(fake.flatten(0, 1)).view(*fake.shape[:2], -1), batch["au"],
-                                  self._au_valid(batch), self.au_weights, h.pooled_dice)
+            terms["au"] = au_loss(
+                self.au_classifier(fake.flatten(0, 1)).view(*fake.shape[:2], -1),
+                batch["au"],
+                self._au_valid(batch),
+                self.au_weights,
+                h.pooled_dice,
+            )
             total = total + h.au_weight * terms["au"]
         if self.trains_discriminator():
             terms["adversarial"] = generator_adversarial_loss(self.discriminator(fake[valid]), "bce")
@@ -206,14 +227,18 @@ class TCSANModule(TalkingFaceSamples, AdversarialModule):
 
     def configure_optimizers(self):
         h = self.hparams
-        pretrained = {id(p) for p in (self.generator.audio2au.parameters() if self.generator.audio2au else [])}
+        pretrained = {
+            id(p) for p in (self.generator.audio2au.parameters() if self.generator.audio2au else [])
+        }
         groups = [{"params": [p for p in self.generator.parameters() if id(p) not in pretrained], "lr": h.lr}]
         if self.generator.audio2au is not None:
             groups.append({"params": list(self.generator.audio2au.parameters()), "lr": h.lr_audio2au})
         if self.au_classifier is not None and h.au_weight > 0:
             groups.append({"params": list(self.au_classifier.parameters()), "lr": h.lr_au_classifier})
-        return [torch.optim.Adam(groups, betas=tuple(h.betas)),
-                torch.optim.Adam(self.discriminator.parameters(), lr=h.lr_discriminator, betas=tuple(h.betas))]
+        return [
+            torch.optim.Adam(groups, betas=tuple(h.betas)),
+            torch.optim.Adam(self.discriminator.parameters(), lr=h.lr_discriminator, betas=tuple(h.betas)),
+        ]
 
     # --- validation and test ------------------------------------------------------------------------------
 
@@ -223,8 +248,12 @@ class TCSANModule(TalkingFaceSamples, AdversarialModule):
         l1 = masked_frame_l1(fake, real, valid)
         mse = (((fake - real) * 127.5) ** 2)[valid].flatten(1).mean(1)
         self.log(f"{split}/l1", l1, batch_size=size, sync_dist=True, prog_bar=split == "val")
-        self.log(f"{split}/psnr", (10 * torch.log10(255.0**2 / mse.clamp_min(1e-8))).mean(), batch_size=size,
-                 sync_dist=True)
+        self.log(
+            f"{split}/psnr",
+            (10 * torch.log10(255.0**2 / mse.clamp_min(1e-8))).mean(),
+            batch_size=size,
+            sync_dist=True,
+        )
         if self.au_classifier is not None and "au" in batch:
             au_valid = self._au_valid(batch)
             scores = self._scores.setdefault(split, BinaryLabelScores(len(AU_NAMES)))
@@ -242,12 +271,18 @@ class TCSANModule(TalkingFaceSamples, AdversarialModule):
         kept = self._samples.pop(split, None)
         if kept:
             frames = torch.linspace(0, kept["real"].shape[1] - 1, 8).round().long()
-            rows = [(kept[name][clip, frames] + 1) / 2 for clip in range(len(kept["real"]))
-                    for name in ("real", "generated")]
-            log_sample_grid(self, f"{split}/samples", rows, caption="per clip: real frames, then generated frames")
+            rows = [
+                (kept[name][clip, frames] + 1) / 2
+                for clip in range(len(kept["real"]))
+                for name in ("real", "generated")
+            ]
+            log_sample_grid(
+                self, f"{split}/samples", rows, caption="per clip: real frames, then generated frames"
+            )
 
-    def paper_evaluation(self, datamodule, max_clips: Optional[int] = None, batch_size: int = 4,
-                         landmarks: bool = True):
+    def paper_evaluation(
+        self, datamodule, max_clips: int | None = None, batch_size: int = 4, landmarks: bool = True
+    ):
         """The paper's test protocol (`evaluation.py`): PSNR, SSIM, AU F1 and accuracy, with its tables."""
         from .evaluation import evaluate
 
@@ -256,8 +291,14 @@ class TCSANModule(TalkingFaceSamples, AdversarialModule):
     # --- inference ---------------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def synthesise(self, speech: np.ndarray, face: np.ndarray, chunk_frames: int = 250, fps: int = 25,
-                   progress: bool = False) -> np.ndarray:
+    def synthesise(
+        self,
+        speech: np.ndarray,
+        face: np.ndarray,
+        chunk_frames: int = 250,
+        fps: int = 25,
+        progress: bool = False,
+    ) -> np.ndarray:
         """Any length of 16 kHz speech `(L,)` + a face crop `(S, S, 3)` uint8 → `(ceil(L·fps/16000), S, S, 3)` uint8.
 
         The per-frame features are computed in one pass (TCSAN sees ±7 frames, Audio2AU's LSTM the whole
@@ -271,6 +312,8 @@ class TCSANModule(TalkingFaceSamples, AdversarialModule):
         identity = torch.from_numpy(face).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1.0
         fused, skips = self.generator.encode(identity, torch.from_numpy(windows).to(device)[None])
         starts = range(0, count, chunk_frames)
-        frames = [self.generator.decode(fused[:, start : start + chunk_frames], skips)[0]
-                  for start in tqdm(starts, desc="TCSAN frames", unit="chunk", disable=not progress)]
+        frames = [
+            self.generator.decode(fused[:, start : start + chunk_frames], skips)[0]
+            for start in tqdm(starts, desc="TCSAN frames", unit="chunk", disable=not progress)
+        ]
         return signed_to_uint8(torch.cat(frames))

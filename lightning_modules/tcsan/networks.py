@@ -16,7 +16,7 @@ Shapes for one frame at the paper's size (S = 112, `width` = 1); B clips of T fr
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -35,7 +35,11 @@ def _scaled(channels: int, width: float) -> int:
 
 
 def _conv_bn_relu(in_channels: int, out_channels: int, kernel, stride=1, padding=1) -> list[nn.Module]:
-    return [nn.Conv2d(in_channels, out_channels, kernel, stride, padding), nn.BatchNorm2d(out_channels), nn.ReLU()]
+    return [
+        nn.Conv2d(in_channels, out_channels, kernel, stride, padding),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(),
+    ]
 
 
 def init_weights(module: nn.Module) -> None:
@@ -59,11 +63,18 @@ class AudioEncoder(nn.Module):
         super().__init__()
         c = [1] + [_scaled(n, width) for n in (16, 32, 64, 128, 256)]
         strides = (1, 2, 1, 1, 2)
-        self.convs = nn.Sequential(*[m for i, s in enumerate(strides) for m in _conv_bn_relu(c[i], c[i + 1], 3, s)])
+        self.convs = nn.Sequential(
+            *[m for i, s in enumerate(strides) for m in _conv_bn_relu(c[i], c[i + 1], 3, s)]
+        )
         flat = c[-1] * 3 * 7
         self.out_features = _scaled(512, width)
-        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(flat, self.out_features), nn.BatchNorm1d(self.out_features),
-                                nn.ReLU(), nn.Linear(self.out_features, self.out_features))
+        self.fc = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(flat, self.out_features),
+            nn.BatchNorm1d(self.out_features),
+            nn.ReLU(),
+            nn.Linear(self.out_features, self.out_features),
+        )
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         return self.fc(self.convs(windows))
@@ -76,7 +87,9 @@ class IdentityEncoder(nn.Module):
         super().__init__()
         c = [3] + [_scaled(n, width) for n in (16, 32, 64, 128)]
         self.skip_channels = c[1:]
-        self.layers = nn.ModuleList([nn.Sequential(nn.Conv2d(c[i], c[i + 1], 5, 2, 2), nn.ReLU()) for i in range(4)])
+        self.layers = nn.ModuleList(
+            [nn.Sequential(nn.Conv2d(c[i], c[i + 1], 5, 2, 2), nn.ReLU()) for i in range(4)]
+        )
         self.out_features = _scaled(512, width)
         self.fc = nn.Linear(c[-1] * (image_size // 16) ** 2, self.out_features)
 
@@ -96,11 +109,18 @@ class Audio2AUNet(nn.Module):
     def __init__(self, width: float = 1.0, with_head: bool = True):
         super().__init__()
         freq, time, hidden = _scaled(32, width), _scaled(64, width), _scaled(256, width)
-        self.convs = nn.Sequential(*_conv_bn_relu(1, freq, (3, 1), (2, 1), (1, 0)),
-                                   *_conv_bn_relu(freq, time, (1, 3), (1, 2), (0, 1)), nn.MaxPool2d(2))
+        self.convs = nn.Sequential(
+            *_conv_bn_relu(1, freq, (3, 1), (2, 1), (1, 0)),
+            *_conv_bn_relu(freq, time, (1, 3), (1, 2), (0, 1)),
+            nn.MaxPool2d(2),
+        )
         self.lstm = nn.LSTM(time * 3 * 7, hidden, num_layers=2, batch_first=True)
-        self.fc = nn.Sequential(nn.Linear(hidden, _scaled(128, width)), nn.ReLU(),
-                                nn.Linear(_scaled(128, width), AU_FEATURE), nn.ReLU())
+        self.fc = nn.Sequential(
+            nn.Linear(hidden, _scaled(128, width)),
+            nn.ReLU(),
+            nn.Linear(_scaled(128, width), AU_FEATURE),
+            nn.ReLU(),
+        )
         self.head = nn.Linear(AU_FEATURE, 1) if with_head else None
 
     def drop_head(self) -> None:
@@ -114,7 +134,9 @@ class Audio2AUNet(nn.Module):
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         if self.head is None:
-            raise RuntimeError("this Audio2AU network has no head (dropped after pretraining); use features()")
+            raise RuntimeError(
+                "this Audio2AU network has no head (dropped after pretraining); use features()"
+            )
         return torch.sigmoid(self.head(self.features(windows)))
 
 
@@ -141,15 +163,18 @@ class ImageDecoder(nn.Module):
     """FC → (256w, S/16, S/16), then 6 transposed convs, concatenating the identity skips (U-Net):
     `(N, C)` + skips `(N, ·, ·, ·)` → `(N, 3, S, S)` in [-1, 1]."""
 
-    def __init__(self, in_features: int, skip_channels: Sequence[int], width: float = 1.0,
-                 image_size: int = IMAGE_SIZE):
+    def __init__(
+        self, in_features: int, skip_channels: Sequence[int], width: float = 1.0, image_size: int = IMAGE_SIZE
+    ):
         super().__init__()
         self.start, self.base = image_size // 16, _scaled(256, width)
         self.fc = nn.Linear(in_features, self.base * self.start**2)
         e1, e2, e3, e4 = skip_channels
         outs = [_scaled(n, width) for n in (196, 128, 80, 48, 16)]
         ins = [self.base + e4, outs[0] + e3, outs[1] + e2, outs[2] + e1]
-        self.up = nn.ModuleList([nn.ConvTranspose2d(i, o, 5, 2, 2, output_padding=1) for i, o in zip(ins, outs)])
+        self.up = nn.ModuleList(
+            [nn.ConvTranspose2d(i, o, 5, 2, 2, output_padding=1) for i, o in zip(ins, outs)]
+        )
         self.refine = nn.ConvTranspose2d(outs[3], outs[4], 5, 1, 2)
         self.out = nn.ConvTranspose2d(outs[4], 3, 5, 1, 2)
 
@@ -169,12 +194,24 @@ class AUClassifier(nn.Module):
     def __init__(self, width: float = 1.0, image_size: int = IMAGE_SIZE):
         super().__init__()
         c1, c2 = _scaled(32, width), _scaled(64, width)
-        self.features = nn.Sequential(*_conv_bn_relu(3, c1, 3), *_conv_bn_relu(c1, c1, 3), nn.MaxPool2d(2),
-                                      *_conv_bn_relu(c1, c2, 3), *_conv_bn_relu(c2, c2, 3), nn.MaxPool2d(2))
+        self.features = nn.Sequential(
+            *_conv_bn_relu(3, c1, 3),
+            *_conv_bn_relu(c1, c1, 3),
+            nn.MaxPool2d(2),
+            *_conv_bn_relu(c1, c2, 3),
+            *_conv_bn_relu(c2, c2, 3),
+            nn.MaxPool2d(2),
+        )
         flat = c2 * (image_size // 8) * (image_size // 4)
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(flat, _scaled(256, width)), nn.ReLU(), nn.Dropout(0.5),
-                                  nn.Linear(_scaled(256, width), _scaled(64, width)), nn.ReLU(),
-                                  nn.Linear(_scaled(64, width), NUM_AUS))
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(flat, _scaled(256, width)),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(_scaled(256, width), _scaled(64, width)),
+            nn.ReLU(),
+            nn.Linear(_scaled(64, width), NUM_AUS),
+        )
 
     @staticmethod
     def lower_half(frames: torch.Tensor) -> torch.Tensor:
@@ -191,8 +228,11 @@ class PatchDiscriminator(nn.Module):
     def __init__(self, width: float = 1.0):
         super().__init__()
         c = [3] + [_scaled(n, width) for n in (16, 32, 64, 128)]
-        layers = [m for i in range(4) for m in (nn.Conv2d(c[i], c[i + 1], 3, 2, 1), nn.InstanceNorm2d(c[i + 1]),
-                                                  nn.LeakyReLU(0.2))]
+        layers = [
+            m
+            for i in range(4)
+            for m in (nn.Conv2d(c[i], c[i + 1], 3, 2, 1), nn.InstanceNorm2d(c[i + 1]), nn.LeakyReLU(0.2))
+        ]
         self.layers = nn.Sequential(*layers, nn.Conv2d(c[-1], 1, 1))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -209,8 +249,14 @@ class Generator(nn.Module):
         dropout: inside the temporal blocks.
     """
 
-    def __init__(self, fusion: str = "tcsan", use_audio2au: bool = True, width: float = 1.0,
-                 image_size: int = IMAGE_SIZE, dropout: float = 0.1):
+    def __init__(
+        self,
+        fusion: str = "tcsan",
+        use_audio2au: bool = True,
+        width: float = 1.0,
+        image_size: int = IMAGE_SIZE,
+        dropout: float = 0.1,
+    ):
         super().__init__()
         if image_size % 16:
             raise ValueError(f"image_size must be a multiple of 16 (four stride-2 layers), got {image_size}")
@@ -218,7 +264,7 @@ class Generator(nn.Module):
             raise ValueError(f"512·width must be a multiple of 64 (attention tokens), got width {width}")
         self.audio_encoder = AudioEncoder(width)
         self.identity_encoder = IdentityEncoder(width, image_size)
-        self.audio2au: Optional[Audio2AU] = Audio2AU(width, with_head=False) if use_audio2au else None
+        self.audio2au: Audio2AU | None = Audio2AU(width, with_head=False) if use_audio2au else None
         modalities = [self.identity_encoder.out_features, self.audio_encoder.out_features]
         modalities += [NUM_AUS * AU_FEATURE] if use_audio2au else []
         hidden = _scaled(1024, width)
@@ -233,8 +279,10 @@ class Generator(nn.Module):
         batch, frames = mfcc.shape[:2]
         windows = mfcc.reshape(batch, frames, 1, MFCC_COEFFICIENTS, -1)
         identity_features, skips = self.identity_encoder(identity)
-        parts = [identity_features[:, None].expand(-1, frames, -1),
-                 self.audio_encoder(windows.flatten(0, 1)).view(batch, frames, -1)]
+        parts = [
+            identity_features[:, None].expand(-1, frames, -1),
+            self.audio_encoder(windows.flatten(0, 1)).view(batch, frames, -1),
+        ]
         if self.audio2au is not None:
             parts.append(self.audio2au.features(windows))
         return self.fusion(torch.cat(parts, dim=-1)), skips

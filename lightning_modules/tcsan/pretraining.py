@@ -12,8 +12,6 @@ over the five AUs on the validation clips.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 
 from datamodules.pipeline.action_units import AU_NAMES
@@ -39,7 +37,7 @@ class AUPretrainingModule(SplitEvaluationModule):
         self.register_buffer("au_weights", torch.ones(len(AU_NAMES)))
         self._scores: dict[str, BinaryLabelScores] = {}
 
-    def _init_from(self, path: Optional[str]) -> None:
+    def _init_from(self, path: str | None) -> None:
         """Refinement (TCD-TIMIT, spec §4.1) starts from a GRID-pretrained checkpoint of the same module."""
         if path:
             load_stage_weights(self, path, wanted=lambda name: name != "au_weights", must_match="width")
@@ -47,8 +45,10 @@ class AUPretrainingModule(SplitEvaluationModule):
     def setup(self, stage: str) -> None:
         rates = getattr(getattr(self.trainer, "datamodule", None), "au_rates", None)
         if rates is None:
-            raise ValueError("AU pretraining needs per-frame AU labels: set data.init_args.au_labels "
-                             "(e.g. `au_labels: {source: geometry}`)")
+            raise ValueError(
+                "AU pretraining needs per-frame AU labels: set data.init_args.au_labels "
+                "(e.g. `au_labels: {source: geometry}`)"
+            )
         self.au_weights.copy_(au_class_weights(rates))
 
     def predict(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -65,7 +65,9 @@ class AUPretrainingModule(SplitEvaluationModule):
 
     def evaluation_step(self, batch: dict, batch_idx: int, split: str) -> None:
         probabilities, targets, valid = self.predict(batch)
-        self.log(f"{split}/loss", self.loss(probabilities, targets, valid), batch_size=max(int(valid.sum()), 1))
+        self.log(
+            f"{split}/loss", self.loss(probabilities, targets, valid), batch_size=max(int(valid.sum()), 1)
+        )
         scores = self._scores.setdefault(split, BinaryLabelScores(len(AU_NAMES)))
         scores.update(probabilities[valid] > THRESHOLD, targets[valid] > THRESHOLD)
 
@@ -93,9 +95,16 @@ class AUClassifierModule(AUPretrainingModule):
         init_from: a checkpoint of this module to refine (TCD-TIMIT after GRID).
     """
 
-    def __init__(self, width: float = 1.0, image_size: int = IMAGE_SIZE, frames_per_step: int = 256,
-                 flip: bool = True, lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.999),
-                 init_from: Optional[str] = None):
+    def __init__(
+        self,
+        width: float = 1.0,
+        image_size: int = IMAGE_SIZE,
+        frames_per_step: int = 256,
+        flip: bool = True,
+        lr: float = 1e-4,
+        betas: tuple[float, float] = (0.9, 0.999),
+        init_from: str | None = None,
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.classifier = AUClassifier(width, image_size)
@@ -110,7 +119,11 @@ class AUClassifierModule(AUPretrainingModule):
             if self.hparams.flip:
                 mirrored = torch.rand(len(frames), device=frames.device) < 0.5
                 frames = torch.where(mirrored[:, None, None, None], frames.flip(-1), frames)
-        return self.classifier(frames), targets, torch.ones(len(frames), dtype=torch.bool, device=frames.device)
+        return (
+            self.classifier(frames),
+            targets,
+            torch.ones(len(frames), dtype=torch.bool, device=frames.device),
+        )
 
     def loss(self, probabilities: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         return au_loss(probabilities, targets, valid, self.au_weights)
@@ -125,8 +138,13 @@ class Audio2AUModule(AUPretrainingModule):
         init_from: a checkpoint of this module to refine (TCD-TIMIT after GRID).
     """
 
-    def __init__(self, width: float = 1.0, lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.999),
-                 init_from: Optional[str] = None):
+    def __init__(
+        self,
+        width: float = 1.0,
+        lr: float = 1e-4,
+        betas: tuple[float, float] = (0.9, 0.999),
+        init_from: str | None = None,
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.audio2au = Audio2AU(width, with_head=True)
@@ -139,5 +157,7 @@ class Audio2AUModule(AUPretrainingModule):
     def loss(self, probabilities: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Σ over AUs of each network's own BCE + Dice (n = 1, w = 1), so the networks train independently."""
         one = torch.ones(1, device=probabilities.device)
-        return sum(au_loss(probabilities[..., i : i + 1], targets[..., i : i + 1], valid, one)
-                   for i in range(len(AU_NAMES)))
+        return sum(
+            au_loss(probabilities[..., i : i + 1], targets[..., i : i + 1], valid, one)
+            for i in range(len(AU_NAMES))
+        )

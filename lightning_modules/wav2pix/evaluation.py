@@ -39,30 +39,71 @@ def _generate(module, dataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
 
 def evaluate(module, datamodule: YoutubersDataModule, probe: str = "cnn") -> EvaluationReport:
     module.eval()
-    generated = {split: _generate(module, datamodule.evaluation_dataset(split)) for split in ("train", "test")}
+    generated = {
+        split: _generate(module, datamodule.evaluation_dataset(split)) for split in ("train", "test")
+    }
     real_train, train_ids = generated["train"][1], generated["train"][2]
     classifier = build_probe(probe).fit(real_train, train_ids)
     predicted = {split: classifier.predict(fake) for split, (fake, _, _) in generated.items()}
-    accuracy = {split: 100 * (predicted[split] == ids).float().mean().item() for split, (_, _, ids) in generated.items()}
+    accuracy = {
+        split: 100 * (predicted[split] == ids).float().mean().item()
+        for split, (_, _, ids) in generated.items()
+    }
     fake_test, real_test, test_ids = generated["test"]
     another_speaker = (test_ids - 1) % datamodule.num_identities  # the face from k+1's speech, named as k
     control = 100 * (predicted["test"] == another_speaker).float().mean().item()
     detection = 100 * face_found(fake_test).float().mean().item()
     chance = 100 / datamodule.num_identities
     samples = datamodule.hparams.audio_samples
-    report = EvaluationReport(system="Wav2Pix", dataset=datamodule.description, paper_dataset="real Youtubers, 10 ids")
+    report = EvaluationReport(
+        system="Wav2Pix", dataset=datamodule.description, paper_dataset="real Youtubers, 10 ids"
+    )
     note = f"probe: {classifier.name}; chance {chance:.1f}%"
     report.rows += [
-        ResultRow("identity accuracy (%)", "speech from train partition", accuracy["train"], PAPER_IDENTITY_ACCURACY["train"], note),
-        ResultRow("identity accuracy (%)", "speech from test partition", accuracy["test"], PAPER_IDENTITY_ACCURACY["test"], note),
-        ResultRow("identity accuracy (%)", CONTROL_SETTING, control, None,
-                  f"faces from speaker k+1's test speech scored as speaker k's; {note}"),
-        ResultRow("landmark detection rate (%)", f"test speech, {samples / 16:.0f} ms", detection,
-                  PAPER_DETECTION_RATE.get(samples), "dlib HOG + 68 points, 64-px border"),
-        ResultRow("sanity: detection rate on real test faces (%)", "real faces", 100 * face_found(real_test).float().mean().item()),
-        ResultRow("sanity: probe accuracy on real test faces (%)", "real faces",
-                  100 * (classifier.predict(real_test) == test_ids).float().mean().item()),
+        ResultRow(
+            "identity accuracy (%)",
+            "speech from train partition",
+            accuracy["train"],
+            PAPER_IDENTITY_ACCURACY["train"],
+            note,
+        ),
+        ResultRow(
+            "identity accuracy (%)",
+            "speech from test partition",
+            accuracy["test"],
+            PAPER_IDENTITY_ACCURACY["test"],
+            note,
+        ),
+        ResultRow(
+            "identity accuracy (%)",
+            CONTROL_SETTING,
+            control,
+            None,
+            f"faces from speaker k+1's test speech scored as speaker k's; {note}",
+        ),
+        ResultRow(
+            "landmark detection rate (%)",
+            f"test speech, {samples / 16:.0f} ms",
+            detection,
+            PAPER_DETECTION_RATE.get(samples),
+            "dlib HOG + 68 points, 64-px border",
+        ),
+        ResultRow(
+            "sanity: detection rate on real test faces (%)",
+            "real faces",
+            100 * face_found(real_test).float().mean().item(),
+        ),
+        ResultRow(
+            "sanity: probe accuracy on real test faces (%)",
+            "real faces",
+            100 * (classifier.predict(real_test) == test_ids).float().mean().item(),
+        ),
     ]
-    report.details = {"audio_samples": samples, "image_size": datamodule.hparams.image_size, "probe": probe,
-                      "generated": {split: len(g[0]) for split, g in generated.items()}, "chance_accuracy": chance}
+    report.details = {
+        "audio_samples": samples,
+        "image_size": datamodule.hparams.image_size,
+        "probe": probe,
+        "generated": {split: len(g[0]) for split, g in generated.items()},
+        "chance_accuracy": chance,
+    }
     return report

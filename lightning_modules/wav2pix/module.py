@@ -10,7 +10,7 @@ generator side again (encoder, classifier and G: new dropout masks) instead of r
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -19,10 +19,9 @@ from torch import nn
 
 from ..common.gan import AdversarialModule, LossTerms
 from ..common.images import log_sample_grid, signed_to_uint8
-from ..common.metric_suite import GeneratedSample
 from ..common.losses import lsgan_loss, mean_feature_matching_loss
+from ..common.metric_suite import GeneratedSample
 from .networks import FaceDiscriminator, FaceGenerator, IdentityClassifier, SpeechEncoder
-
 
 SAMPLE_STRIDE = 5  # the release stores each face with 5 speech crops
 
@@ -76,8 +75,9 @@ class Wav2PixModule(AdversarialModule):
         self.save_hyperparameters()
         self.speech_encoder = SpeechEncoder(num_samples=audio_samples)
         self.identity_classifier = IdentityClassifier(num_identities)
-        self.generator = FaceGenerator(image_size=image_size, keep_dropout_at_inference=mc_dropout,
-                                       spectral_norm=generator_spectral_norm)
+        self.generator = FaceGenerator(
+            image_size=image_size, keep_dropout_at_inference=mc_dropout, spectral_norm=generator_spectral_norm
+        )
         self.discriminator = FaceDiscriminator(image_size=image_size)
         self._samples: dict[str, list] = {}
 
@@ -89,8 +89,11 @@ class Wav2PixModule(AdversarialModule):
 
     def generate(self, batch: dict) -> dict[str, torch.Tensor]:
         embedding = self.speech_encoder(batch["audio"])
-        return {"fake": self.generator(embedding), "embedding": embedding,
-                "logits": self.identity_classifier(embedding)}
+        return {
+            "fake": self.generator(embedding),
+            "embedding": embedding,
+            "logits": self.identity_classifier(embedding),
+        }
 
     def discriminator_loss(self, batch: dict, output: dict) -> LossTerms:
         """`output` arrives detached: neither G nor the encoder learn from D's loss (spec §2.4)."""
@@ -114,16 +117,22 @@ class Wav2PixModule(AdversarialModule):
             "l1": F.l1_loss(output["fake"], batch["face"]),
             "identity": F.cross_entropy(output["logits"], batch["identity"]),
         }
-        total = (h.adversarial_scale * terms["adversarial"] + h.feature_matching_weight * terms["feature_matching"]
-                 + h.l1_weight * terms["l1"] + h.identity_weight * terms["identity"])
+        total = (
+            h.adversarial_scale * terms["adversarial"]
+            + h.feature_matching_weight * terms["feature_matching"]
+            + h.l1_weight * terms["l1"]
+            + h.identity_weight * terms["identity"]
+        )
         terms["identity_accuracy"] = (output["logits"].argmax(1) == batch["identity"]).float().mean()
         return LossTerms(total, terms)
 
     def configure_optimizers(self):
         h = self.hparams
         generator_side = nn.ModuleList([self.speech_encoder, self.identity_classifier, self.generator])
-        return [torch.optim.Adam(generator_side.parameters(), lr=h.lr_generator, betas=tuple(h.betas)),
-                torch.optim.Adam(self.discriminator.parameters(), lr=h.lr_discriminator, betas=tuple(h.betas))]
+        return [
+            torch.optim.Adam(generator_side.parameters(), lr=h.lr_generator, betas=tuple(h.betas)),
+            torch.optim.Adam(self.discriminator.parameters(), lr=h.lr_discriminator, betas=tuple(h.betas)),
+        ]
 
     # --- evaluation ------------------------------------------------------------------------------------
 
@@ -145,7 +154,9 @@ class Wav2PixModule(AdversarialModule):
             return
         count = self.hparams.samples_to_log
         rows = [(torch.cat([pair[i] for pair in kept])[:count] + 1) / 2 for i in (0, 1)]
-        log_sample_grid(self, f"{split}/samples", rows, caption="top: generated from speech, bottom: the real face")
+        log_sample_grid(
+            self, f"{split}/samples", rows, caption="top: generated from speech, bottom: the real face"
+        )
 
     @torch.no_grad()
     def face_from_speech(self, speech: np.ndarray, data_args: dict) -> np.ndarray:
@@ -156,13 +167,17 @@ class Wav2PixModule(AdversarialModule):
         window = self.hparams.audio_samples
         speech = np.pad(np.asarray(speech, np.float32), (0, max(0, window - len(speech))))
         start = (len(speech) - window) // 2
-        wave = emphasise(speech[start : start + window], float(data_args.get("pre_emphasis", 0.95)),
-                         bool(data_args.get("emphasis_first", True)))
+        wave = emphasise(
+            speech[start : start + window],
+            float(data_args.get("pre_emphasis", 0.95)),
+            bool(data_args.get("emphasis_first", True)),
+        )
         return signed_to_uint8(self(torch.from_numpy(wave.astype(np.float32))[None].to(self.device)))[0]
 
     @torch.no_grad()
-    def evaluation_samples(self, datamodule, split: str = "test", max_items: Optional[int] = None,
-                           batch_size: int = 32) -> Iterator[GeneratedSample]:
+    def evaluation_samples(
+        self, datamodule, split: str = "test", max_items: int | None = None, batch_size: int = 32
+    ) -> Iterator[GeneratedSample]:
         """For the shared metrics: each `split` utterance's face beside the real face of its video frame."""
         from torch.utils.data import DataLoader, Subset
 
@@ -170,7 +185,9 @@ class Wav2PixModule(AdversarialModule):
         chosen = Subset(dataset, range(min(len(dataset), max_items or len(dataset))))
         for batch in DataLoader(chosen, batch_size=batch_size):
             fakes = signed_to_uint8(self(batch["audio"].to(self.device)))
-            for fake, real, identity in zip(fakes, signed_to_uint8(batch["face"]), batch["identity"].tolist()):
+            for fake, real, identity in zip(
+                fakes, signed_to_uint8(batch["face"]), batch["identity"].tolist()
+            ):
                 yield GeneratedSample(fake[None], real[None], str(identity), paired=True)
 
     def paper_evaluation(self, datamodule, probe: str = "cnn"):

@@ -15,7 +15,12 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 __all__ = [
-    "SpeechEncoder", "IdentityClassifier", "FaceGenerator", "FaceDiscriminator", "init_weights", "spectral",
+    "SpeechEncoder",
+    "IdentityClassifier",
+    "FaceGenerator",
+    "FaceDiscriminator",
+    "init_weights",
+    "spectral",
 ]
 
 EMBED_DIM = 128  # §2.1: e = Φ(s) ∈ R^128
@@ -184,8 +189,12 @@ class FaceGenerator(nn.Module):
     """
 
     def __init__(
-        self, image_size: int = 128, embedding_dim: int = EMBED_DIM, dropout: float = 0.5,
-        keep_dropout_at_inference: bool = True, spectral_norm: bool = True,
+        self,
+        image_size: int = 128,
+        embedding_dim: int = EMBED_DIM,
+        dropout: float = 0.5,
+        keep_dropout_at_inference: bool = True,
+        spectral_norm: bool = True,
     ):
         super().__init__()
         _check_image_size(image_size)

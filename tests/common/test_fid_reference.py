@@ -13,10 +13,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-
 from torchvision.models.inception import Inception3
 
-from lightning_modules.common.distribution import TF_INCEPTION, FeatureDistance, InceptionPool, load_inception, tf_network
+from lightning_modules.common.distribution import (
+    TF_INCEPTION,
+    FeatureDistance,
+    InceptionPool,
+    load_inception,
+    tf_network,
+)
 
 pytest.importorskip("pytorch_fid")
 IMAGES_PER_FOLDER = 24
@@ -72,9 +77,16 @@ def test_fid_on_tf_inception_agrees_with_pytorch_fid(tmp_path, monkeypatch):
     torch.save(network.state_dict(), tmp_path / "random_tf_inception.pth")  # no digest in this name to check
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
 
-    reference = calculate_fid_given_paths([str(real_folder), str(generated_folder)], batch_size=IMAGES_PER_FOLDER,
-                                          device="cpu", dims=2048, num_workers=0)
-    ours = our_fid(load_inception(tmp_path / "random_tf_inception.pth", TF_INCEPTION), real_folder, generated_folder)
+    reference = calculate_fid_given_paths(
+        [str(real_folder), str(generated_folder)],
+        batch_size=IMAGES_PER_FOLDER,
+        device="cpu",
+        dims=2048,
+        num_workers=0,
+    )
+    ours = our_fid(
+        load_inception(tmp_path / "random_tf_inception.pth", TF_INCEPTION), real_folder, generated_folder
+    )
     assert reference > 1.0, "the folders must differ for the comparison to mean anything"
     assert ours == pytest.approx(reference, rel=1e-4)
 

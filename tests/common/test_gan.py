@@ -33,7 +33,10 @@ class ToyGAN(AdversarialModule):
         return LossTerms(loss, {"adv": loss})
 
     def configure_optimizers(self):
-        return [torch.optim.SGD(self.generator.parameters(), 0.1), torch.optim.SGD(self.critic.parameters(), 0.1)]
+        return [
+            torch.optim.SGD(self.generator.parameters(), 0.1),
+            torch.optim.SGD(self.critic.parameters(), 0.1),
+        ]
 
 
 def loader(n: int = 8):
@@ -42,8 +45,14 @@ def loader(n: int = 8):
 
 
 def fit(model, steps: int = 4):
-    trainer = L.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, accelerator="cpu")
+    trainer = L.Trainer(
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
     trainer.fit(model, loader())
     return trainer
 
@@ -136,7 +145,9 @@ def test_a_discriminator_that_has_won_is_reported(monkeypatch):
     from lightning_modules.common import gan
 
     monkeypatch.setattr(gan, "COLLAPSE_PATIENCE", 3)
-    with pytest.warns(UserWarning, match="GAN divergence: the discriminator's loss has been below 0.001 for 3 batches"):
+    with pytest.warns(
+        UserWarning, match="GAN divergence: the discriminator's loss has been below 0.001 for 3 batches"
+    ):
         fit(WinningCritic(), steps=8)
     with warnings.catch_warnings(record=True) as caught:  # a healthy toy GAN never triggers it
         warnings.simplefilter("always")
@@ -162,8 +173,14 @@ class Regressor(SplitEvaluationModule):
 
 
 def test_a_nan_loss_under_automatic_optimisation_names_its_batch():
-    trainer = L.Trainer(max_steps=5, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, accelerator="cpu")
+    trainer = L.Trainer(
+        max_steps=5,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
     with pytest.raises(NonFiniteLossError, match="batch 2, global step 2"):
         trainer.fit(Regressor(), loader(16))
 
@@ -173,7 +190,9 @@ def test_a_checkpoint_of_another_configuration_is_refused_with_the_differences(t
 
     path = tmp_path / "narrow.ckpt"
     torch.save({"state_dict": Regressor(width=2).state_dict(), "hyper_parameters": {"width": 2}}, path)
-    with pytest.raises(CheckpointError, match=r"layer.weight: \(2, 2\) vs \(3, 2\).*width: 2 in the checkpoint, 3 now"):
+    with pytest.raises(
+        CheckpointError, match=r"layer.weight: \(2, 2\) vs \(3, 2\).*width: 2 in the checkpoint, 3 now"
+    ):
         Regressor(width=3).on_load_checkpoint(torch.load(path, weights_only=True))
     Regressor(width=2).on_load_checkpoint(torch.load(path, weights_only=True))  # its own configuration loads
 
@@ -182,7 +201,9 @@ def test_ctrl_c_is_taken_at_the_next_batch_end_and_twice_at_once():
     from lightning_modules.common.callbacks import GracefulInterrupt
 
     interrupt = GracefulInterrupt()
-    interrupt._handler(2, None)  # inside whatever the main thread runs (maybe a finaliser): no exception there
+    interrupt._handler(
+        2, None
+    )  # inside whatever the main thread runs (maybe a finaliser): no exception there
     assert interrupt.requested
     with pytest.raises(KeyboardInterrupt):
         interrupt.on_train_batch_end(None, None, None, None, 0)

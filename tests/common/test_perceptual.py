@@ -46,7 +46,9 @@ def test_a_file_under_a_released_name_must_match_the_digest_in_its_name(tmp_path
 
     damaged = tmp_path / "vgg19-dcbb9e9d.pth"  # torchvision's released name, other bytes
     torch.save(vgg19(weights=None).state_dict(), damaged)
-    with pytest.raises(WeightsError, match="vgg19-dcbb9e9d.pth: its SHA-256 starts .* the download is damaged"):
+    with pytest.raises(
+        WeightsError, match="vgg19-dcbb9e9d.pth: its SHA-256 starts .* the download is damaged"
+    ):
         VGGPerceptual(str(damaged))
     digest = hashlib.sha256(damaged.read_bytes()).hexdigest()[:8]
     matching = damaged.rename(tmp_path / f"vgg19-{digest}.pth")  # a name whose digits fit its bytes loads

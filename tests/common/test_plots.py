@@ -11,15 +11,20 @@ SNRS = (-10.0, 0.0, 10.0, 20.0)
 
 
 def results() -> dict:
-    rising = {snr: {"psnr": 20 + snr / 10, "ssim": 0.5 + snr / 100, "nlmd_mouth": 3 - snr / 20} for snr in SNRS}
+    rising = {
+        snr: {"psnr": 20 + snr / 10, "ssim": 0.5 + snr / 100, "nlmd_mouth": 3 - snr / 20} for snr in SNRS
+    }
     flatter = {snr: {"psnr": 22 + snr / 20, "ssim": 0.6, "nlmd_mouth": 2.5} for snr in SNRS}
     return {"babble": rising, "factory": flatter}
 
 
 def test_snr_curves_write_a_png_with_one_subplot_per_metric(tmp_path):
     backend = matplotlib.get_backend()
-    path = plot_snr_curves(results(), tmp_path / "plots" / "snr.png",
-                           references={"babble": {"psnr": 25.0, "ssim": 0.8, "nlmd_mouth": 1.0}})
+    path = plot_snr_curves(
+        results(),
+        tmp_path / "plots" / "snr.png",
+        references={"babble": {"psnr": 25.0, "ssim": 0.8, "nlmd_mouth": 1.0}},
+    )
     assert path == tmp_path / "plots" / "snr.png" and path.stat().st_size > 0
     with Image.open(path) as image:
         assert image.format == "PNG" and image.size[0] > image.size[1]
@@ -34,8 +39,12 @@ def test_snr_curves_write_a_png_with_one_subplot_per_metric(tmp_path):
 
 
 def test_a_report_sweep_is_plotted(tmp_path):
-    sweep = Sweep(variable="SNR (dB)", metrics=("psnr", "ssim", "nlmd_mouth"), curves=results(),
-                  references={"clean": {"psnr": 30.0, "ssim": 0.9, "nlmd_mouth": 0.5}})
+    sweep = Sweep(
+        variable="SNR (dB)",
+        metrics=("psnr", "ssim", "nlmd_mouth"),
+        curves=results(),
+        references={"clean": {"psnr": 30.0, "ssim": 0.9, "nlmd_mouth": 0.5}},
+    )
     path = plot_sweep(sweep, tmp_path / "sweep.png", title="E2E-NR")
     with Image.open(path) as image:
         image.verify()

@@ -8,7 +8,12 @@ import torch
 from skimage import filters
 from skimage.data import astronaut
 
-from lightning_modules.common.distribution import TF_INCEPTION, TORCHVISION_INCEPTION, FeatureDistance, load_inception
+from lightning_modules.common.distribution import (
+    TF_INCEPTION,
+    TORCHVISION_INCEPTION,
+    FeatureDistance,
+    load_inception,
+)
 from lightning_modules.common.errors import WeightsError
 from lightning_modules.common.lip_sync import SyncNet, lip_sync_error, load_syncnet, score_shifts
 from lightning_modules.common.metric_suite import STANDARD_FILES, GeneratedSample, MetricSettings, MetricSuite
@@ -38,11 +43,15 @@ class MeanColour(torch.nn.Module):
 def test_edge_width_of_a_linear_ramp_is_its_length():
     row = np.concatenate([np.zeros(20), np.linspace(0, 200, 7), np.full(20, 200.0)])
     image = np.tile(row, (10, 1))
-    image[-1, :3] = 50.0  # one oblique gradient far from the ramp (the reference measures nothing without any)
+    image[-1, :3] = (
+        50.0  # one oblique gradient far from the ramp (the reference measures nothing without any)
+    )
     edges = np.zeros_like(image, dtype=bool)
     edges[:, 23] = True  # the ramp's middle
     widths = edge_widths(image, edges)[:, 23]
-    assert np.all(widths[1:-1] == 6) and widths[0] == widths[-1] == 0  # the image's border rows are not measured
+    assert (
+        np.all(widths[1:-1] == 6) and widths[0] == widths[-1] == 0
+    )  # the image's border rows are not measured
 
 
 def test_cpbd_ranks_a_blurred_face_below_the_sharp_one_and_rejects_flat_frames():
@@ -63,17 +72,28 @@ def reference_cases() -> dict[str, np.ndarray]:
     def resized(image, side):
         return np.asarray(Image.fromarray(image).resize((side, side), Image.BILINEAR))
 
-    return {"face 256 sharp": face, "face 256 blurred 2": ndimage.gaussian_filter(face, (2, 2, 0)),
-            "face 112 sharp": resized(face, 112), "face 128 blurred 1": ndimage.gaussian_filter(resized(face, 128), (1, 1, 0)),
-            "face 64 sharp": resized(face, 64), "cat 200x300": chelsea()[:200, :300],
-            "coffee 256 blurred 1": ndimage.gaussian_filter(coffee()[:256, :256], (1, 1, 0))}
+    return {
+        "face 256 sharp": face,
+        "face 256 blurred 2": ndimage.gaussian_filter(face, (2, 2, 0)),
+        "face 112 sharp": resized(face, 112),
+        "face 128 blurred 1": ndimage.gaussian_filter(resized(face, 128), (1, 1, 0)),
+        "face 64 sharp": resized(face, 64),
+        "cat 200x300": chelsea()[:200, :300],
+        "coffee 256 blurred 1": ndimage.gaussian_filter(coffee()[:256, :256], (1, 1, 0)),
+    }
 
 
 # Computed by the reference, python-cpbd 1.0.7 (`cpbd.compute`, its scipy.ndimage.imread import removed), on
 # each image converted to PIL "L" mode, as its command line reads files.
-REFERENCE_CPBD = {"face 256 sharp": 0.3986, "face 256 blurred 2": 0.0055, "face 112 sharp": 0.2670,
-                  "face 128 blurred 1": 0.0925, "face 64 sharp": 0.4823, "cat 200x300": 0.5498,
-                  "coffee 256 blurred 1": 0.2113}
+REFERENCE_CPBD = {
+    "face 256 sharp": 0.3986,
+    "face 256 blurred 2": 0.0055,
+    "face 112 sharp": 0.2670,
+    "face 128 blurred 1": 0.0925,
+    "face 64 sharp": 0.4823,
+    "cat 200x300": 0.5498,
+    "coffee 256 blurred 1": 0.2113,
+}
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_CPBD))
@@ -157,12 +177,21 @@ def test_identical_clips_score_perfectly_and_missing_weights_are_explained():
     assert values["lmd_mouth"] == pytest.approx(0, abs=1e-9) and values["landmark_failure_rate"] == 0
     assert values["face_detection_rate"] == 1 and values["identity_cosine"] == pytest.approx(1, abs=1e-5)
     assert values["cpbd"] == pytest.approx(values["cpbd_real"])
-    for key, weights in (("lpips", "lpips_backbone"), ("fid", "inception_weights"), ("lse_d", "syncnet_weights")):
+    for key, weights in (
+        ("lpips", "lpips_backbone"),
+        ("fid", "inception_weights"),
+        ("lse_d", "syncnet_weights"),
+    ):
         assert weights in missing[key], missing[key]
     assert "identities" in missing["identity_recall"]
     # A still clip over silent speech: every speech-dependence row is there, with a value or a reason.
-    for key in ("speech_mouth_r", "speech_mouth_r_real", "speech_mouth_r_control", "mouth_swap_sensitivity",
-                "silence_mouth_closed"):
+    for key in (
+        "speech_mouth_r",
+        "speech_mouth_r_real",
+        "speech_mouth_r_control",
+        "mouth_swap_sensitivity",
+        "silence_mouth_closed",
+    ):
         assert key in missing, key
     assert "video system" in missing["speech_identity_r@1"]
 
@@ -185,6 +214,8 @@ def test_unpaired_faces_get_no_pixel_metrics_but_identity_retrieval():
 def test_weights_folder_is_searched_by_released_names(tmp_path):
     (tmp_path / STANDARD_FILES["syncnet_weights"]).write_bytes(b"")
     settings = MetricSettings.from_folder(str(tmp_path), landmarks=False)
-    assert settings.syncnet_weights == str(tmp_path / "syncnet_v2.model") and settings.inception_weights is None
+    assert (
+        settings.syncnet_weights == str(tmp_path / "syncnet_v2.model") and settings.inception_weights is None
+    )
     with pytest.raises(WeightsError, match="unknown metric setting"):
         MetricSettings.from_folder(str(tmp_path), sync="x")

@@ -8,8 +8,12 @@ import torch
 from datamodules.synthetic.faces import render_face_crop
 from datamodules.synthetic.speakers import make_speakers
 from datamodules.synthetic.speech import mouth_opening, synthesize_utterance
-from lightning_modules.common.speech_dependence import (SpeechDependence, frame_energy, identity_retrieval,
-                                                        lagged_correlations)
+from lightning_modules.common.speech_dependence import (
+    SpeechDependence,
+    frame_energy,
+    identity_retrieval,
+    lagged_correlations,
+)
 from lightning_modules.common.video_metrics import FrameLandmarks
 
 RATE, FPS, SIZE = 16000, 25, 96
@@ -17,7 +21,9 @@ RATE, FPS, SIZE = 16000, 25, 96
 
 def clip(profile, openings, seed=0):
     """Aligned face crops of one pose, the mouth opened per frame: `(T, SIZE, SIZE, 3)` uint8."""
-    return np.stack([render_face_crop(profile, float(o), SIZE, np.random.default_rng(seed)) for o in openings])
+    return np.stack(
+        [render_face_crop(profile, float(o), SIZE, np.random.default_rng(seed)) for o in openings]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +81,10 @@ def test_identity_from_speech_against_chance_control_and_real_faces():
     real = [torch.nn.functional.normalize(reference[i] + 0.1 * torch.randn(3, 16), dim=1) for i in range(5)]
     values = identity_retrieval(reference.clone(), reference, real)  # faces that match their speakers
     assert values["speech_identity_r@1"] == 1.0 and values["speech_identity_r@1_control"] == 0.0
-    assert values["speech_identity_r@1_chance"] == pytest.approx(0.2) and values["speech_identity_r@1_real"] == 1.0
+    assert (
+        values["speech_identity_r@1_chance"] == pytest.approx(0.2)
+        and values["speech_identity_r@1_real"] == 1.0
+    )
     mean_face = reference.mean(0, keepdim=True).expand(5, -1)  # one face whatever the voice
     ignoring = identity_retrieval(torch.nn.functional.normalize(mean_face, dim=1), reference, real)
     assert ignoring["speech_identity_r@1"] == ignoring["speech_identity_r@1_control"] == pytest.approx(0.2)

@@ -4,10 +4,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datamodules.pipeline.template import E2E_TEMPLATE_68, template_anchors
 from datamodules.pipeline.face_tracks import TEMPLATE_ANCHORS_128, TEMPLATE_MOUTH_128
-from lightning_modules.common.video_metrics import (FrameLandmarks, VideoMetricAccumulator, landmark_distance,
-                                                    procrustes_align, psnr, similarity_fit, ssim)
+from datamodules.pipeline.template import E2E_TEMPLATE_68, template_anchors
+from lightning_modules.common.video_metrics import (
+    FrameLandmarks,
+    VideoMetricAccumulator,
+    landmark_distance,
+    procrustes_align,
+    psnr,
+    similarity_fit,
+    ssim,
+)
 
 MOUTH = slice(48, 68)
 
@@ -75,16 +82,24 @@ def test_nlmd_is_zero_for_equal_sets_and_invariant_to_similarity_transforms():
 
 
 def test_nlmd_sees_a_mouth_only_change_and_grows_with_it():
-    mouth = [landmark_distance(E2E_TEMPLATE_68 + np.pad(np.full((20, 2), [0.0, 0.5 * k]), ((48, 0), (0, 0))),
-                               E2E_TEMPLATE_68)[0] for k in range(5)]
+    mouth = [
+        landmark_distance(
+            E2E_TEMPLATE_68 + np.pad(np.full((20, 2), [0.0, 0.5 * k]), ((48, 0), (0, 0))), E2E_TEMPLATE_68
+        )[0]
+        for k in range(5)
+    ]
     assert mouth[0] == 0 and all(a < b for a, b in zip(mouth, mouth[1:]))
     # The same number from an independent solver: a similarity is linear in (a, b, tx, ty) with
     # x' = a·x − b·y + tx, y' = b·x + a·y + ty, so ordinary least squares fits it.
     lowered = E2E_TEMPLATE_68.copy()
     lowered[MOUTH, 1] += 1.0
     x, y = lowered.T
-    design = np.block([[x[:, None], -y[:, None], np.ones((68, 1)), np.zeros((68, 1))],
-                       [y[:, None], x[:, None], np.zeros((68, 1)), np.ones((68, 1))]])
+    design = np.block(
+        [
+            [x[:, None], -y[:, None], np.ones((68, 1)), np.zeros((68, 1))],
+            [y[:, None], x[:, None], np.zeros((68, 1)), np.ones((68, 1))],
+        ]
+    )
     a, b, tx, ty = np.linalg.lstsq(design, E2E_TEMPLATE_68.T.reshape(-1), rcond=None)[0]
     fitted = np.stack([a * x - b * y + tx, b * x + a * y + ty], axis=1)
     by_hand = np.linalg.norm(fitted - E2E_TEMPLATE_68, axis=1)[MOUTH].mean()
@@ -109,8 +124,9 @@ def test_accumulator_averages_frames_then_clips_and_reports_failures(astronaut_f
     noise = np.random.default_rng(5).integers(0, 256, (128, 128, 3), dtype=np.uint8)
     accumulator = VideoMetricAccumulator()
     # Clip 1: the face itself (PSNR skipped, NLMD 0), then one grey level off, then noise (no face).
-    clip = accumulator.update(np.stack([astronaut_face, astronaut_face - 1, noise]),
-                              np.stack([astronaut_face] * 3))
+    clip = accumulator.update(
+        np.stack([astronaut_face, astronaut_face - 1, noise]), np.stack([astronaut_face] * 3)
+    )
     assert clip["psnr"] == pytest.approx((48.1308 + psnr(noise, astronaut_face)) / 2, abs=1e-3)
     assert clip["nlmd_mouth"] < 0.5  # frames 0 and 1 only
     # Clip 2: ground-truth landmarks given, one frame, generated = real shifted by 2 grey levels.

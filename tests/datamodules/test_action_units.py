@@ -3,8 +3,14 @@
 import numpy as np
 import pytest
 
-from datamodules.pipeline.action_units import (AU_NAMES, AULabelConfig, GeometryLabels, build_labeler,
-                                               class_rates, read_openface_csv)
+from datamodules.pipeline.action_units import (
+    AU_NAMES,
+    AULabelConfig,
+    GeometryLabels,
+    build_labeler,
+    class_rates,
+    read_openface_csv,
+)
 from datamodules.pipeline.errors import DatasetError
 from datamodules.pipeline.template import E2E_TEMPLATE_68
 
@@ -23,8 +29,8 @@ def test_a_still_face_has_no_speech_aus():
 def test_parting_the_lips_and_dropping_the_jaw_set_au25_and_au26():
     clip = resting_clip()
     iod = np.linalg.norm(clip[0, 36] - clip[0, 45])
-    clip[10:15, [65, 66, 67], 1] += 0.1 * iod       # inner lower lip down: lips part
-    clip[10:15, 5:12, 1] += 0.1 * iod               # chin and lower jaw down
+    clip[10:15, [65, 66, 67], 1] += 0.1 * iod  # inner lower lip down: lips part
+    clip[10:15, 5:12, 1] += 0.1 * iod  # chin and lower jaw down
     clip[10:15, [8], 1] += 0.1 * iod
     labels, _ = GeometryLabels().labels("clip", clip, np.ones(len(clip), bool))
     au25, au26 = AU_NAMES.index("AU25"), AU_NAMES.index("AU26")
@@ -49,8 +55,14 @@ def write_openface(path, rows):
 def test_openface_csv_is_read_with_spaces_in_its_header_and_low_confidence_masked(tmp_path):
     csv = tmp_path / "s1" / "bbaf2n.csv"
     csv.parent.mkdir()
-    write_openface(csv, [(2, 0, 0.04, 0.98, 1, 1, 0, 0, 1, 1), (1, 0, 0.0, 0.5, 1, 0, 0, 1, 0, 0),
-                         (3, 0, 0.08, 0.9, 0, 1, 1, 1, 1, 1)])
+    write_openface(
+        csv,
+        [
+            (2, 0, 0.04, 0.98, 1, 1, 0, 0, 1, 1),
+            (1, 0, 0.0, 0.5, 1, 0, 0, 1, 0, 0),
+            (3, 0, 0.08, 0.9, 0, 1, 1, 1, 1, 1),
+        ],
+    )
     labels, valid = read_openface_csv(csv)
     assert labels.tolist() == [[0, 0, 1, 0, 0], [1, 0, 0, 1, 1], [1, 1, 1, 1, 1]]  # sorted by frame
     assert valid.tolist() == [False, True, False]  # confidence 0.5 < 0.8; success 0

@@ -5,10 +5,25 @@ import pytest
 from skimage import data
 
 from datamodules.pipeline.errors import DatasetError
-from datamodules.pipeline.face_tracks import (TEMPLATE_ANCHORS_128, FaceCropConfig, box_to_crop, crop_square,
-                                              template_transform, track_boxes, track_faces)
-from datamodules.pipeline.faces import (LEFT_EYE, NOSE, RIGHT_EYE, DlibDetector, Face, LandmarkPredictor,
-                                        MtcnnDetector, build_detector)
+from datamodules.pipeline.face_tracks import (
+    TEMPLATE_ANCHORS_128,
+    FaceCropConfig,
+    box_to_crop,
+    crop_square,
+    template_transform,
+    track_boxes,
+    track_faces,
+)
+from datamodules.pipeline.faces import (
+    LEFT_EYE,
+    NOSE,
+    RIGHT_EYE,
+    DlibDetector,
+    Face,
+    LandmarkPredictor,
+    MtcnnDetector,
+    build_detector,
+)
 
 ASTRONAUT_FACE = np.array([175, 76, 265, 166])  # dlib's box on the 512 px photo
 
@@ -47,7 +62,9 @@ def test_landmarks_are_68_points_inside_the_face(astronaut, predictor):
     marks = predictor(astronaut, ASTRONAUT_FACE)
     assert marks.shape == (68, 2)
     assert (marks[:, 0] > 160).all() and (marks[:, 0] < 280).all()
-    assert marks[RIGHT_EYE, 0].mean() < marks[LEFT_EYE, 0].mean()  # subject's right eye is on the image's left
+    assert (
+        marks[RIGHT_EYE, 0].mean() < marks[LEFT_EYE, 0].mean()
+    )  # subject's right eye is on the image's left
 
 
 def test_template_alignment_puts_eyes_and_nose_on_the_template(astronaut, predictor):
@@ -96,6 +113,8 @@ def test_two_faces_reject_single_face_clips_unless_a_hint_picks_one(astronaut):
     config = FaceCropConfig(method="box", detector="dlib", single_face=True, landmarks=False)
     with pytest.raises(DatasetError, match="2 faces"):
         track_faces(_frames(pair, 2), config, 64, DlibDetector(), None, "two.mp4")
-    hinted = FaceCropConfig(method="box", detector="dlib", single_face=True, landmarks=False, use_face_hint=True)
+    hinted = FaceCropConfig(
+        method="box", detector="dlib", single_face=True, landmarks=False, use_face_hint=True
+    )
     track = track_faces(_frames(pair, 2), hinted, 64, DlibDetector(), None, "two.mp4", face_hint=(0.75, 0.5))
     assert track.boxes[0, 0] > pair.shape[1] / 2  # the right-hand face, where the hint points

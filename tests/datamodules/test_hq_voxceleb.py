@@ -13,8 +13,14 @@ from datamodules.pipeline.features import LogMelConfig
 
 
 def make_datamodule(root, tmp_path, **overrides):
-    args = dict(root=str(root), cache_dir=str(tmp_path / "cache"), batch_size=4, eval_batch_size=3,
-                num_workers=0, prepare_workers=0)
+    args = dict(
+        root=str(root),
+        cache_dir=str(tmp_path / "cache"),
+        batch_size=4,
+        eval_batch_size=3,
+        num_workers=0,
+        prepare_workers=0,
+    )
     datamodule = HQVoxCelebDataModule(**{**args, **overrides})
     datamodule.prepare_data()
     datamodule.setup("fit")
@@ -39,7 +45,9 @@ def test_split_json_overrides_the_row_rule(tiny_hq_voxceleb, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(tiny_hq_voxceleb, root)
     names = [i.name.split("/", 1)[1] for i in scan_hq_voxceleb(root)]
-    (root / "split.json").write_text(json.dumps({"vox1": {"train": names[:-2], "val": [names[-2]], "test": [names[-1]]}}))
+    (root / "split.json").write_text(
+        json.dumps({"vox1": {"train": names[:-2], "val": [names[-2]], "test": [names[-1]]}})
+    )
     splits = {i.name: i.split for i in scan_hq_voxceleb(root)}
     assert splits[f"vox1/{names[-1]}"] == "test" and list(splits.values()).count("val") == 1
 
@@ -126,7 +134,9 @@ def test_evaluation_runs_draw_one_random_clip_per_identity_and_run(tiny_hq_voxce
     assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])  # seeded per run
     assert runs[0].shape[1:] == (40, 50)
     fixed = next(iter(datamodule.test_dataloader()))["mel"]  # validation/test steps keep the first frames
-    assert torch.equal(fixed, next(iter(datamodule.test_dataloader()))["mel"]) and not torch.equal(fixed, runs[2])
+    assert torch.equal(fixed, next(iter(datamodule.test_dataloader()))["mel"]) and not torch.equal(
+        fixed, runs[2]
+    )
 
 
 def test_cache_is_reused_and_guarded(tiny_hq_voxceleb, tmp_path):

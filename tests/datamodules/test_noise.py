@@ -6,9 +6,20 @@ import soundfile as sf
 from scipy.signal import welch
 
 from datamodules.pipeline.errors import DatasetError
-from datamodules.pipeline.noise import (EVAL_NOISE_TYPES, EVAL_SNRS_DB, TRAIN_NOISE_TYPES, TRAIN_SNRS_DB,
-                                        NoiseBank, generate_noise, generated_noise_bank, loop_to_length,
-                                        mix_at_snr, mixing_gain, noise_bank_from_folder, peak_normalise)
+from datamodules.pipeline.noise import (
+    EVAL_NOISE_TYPES,
+    EVAL_SNRS_DB,
+    TRAIN_NOISE_TYPES,
+    TRAIN_SNRS_DB,
+    NoiseBank,
+    generate_noise,
+    generated_noise_bank,
+    loop_to_length,
+    mix_at_snr,
+    mixing_gain,
+    noise_bank_from_folder,
+    peak_normalise,
+)
 
 SECONDS = 2.0  # generated recordings in these tests: long enough for spectra, short enough to be fast
 
@@ -36,8 +47,10 @@ def donors():
 
 @pytest.fixture(scope="module")
 def banks(donors):
-    return {kind: generated_noise_bank(kind, 8000, seed=1, speech=donors, seconds=SECONDS)
-            for kind in ("train", "eval")}
+    return {
+        kind: generated_noise_bank(kind, 8000, seed=1, speech=donors, seconds=SECONDS)
+        for kind in ("train", "eval")
+    }
 
 
 # ---------------------------------------------------------------------------------------------- mixing

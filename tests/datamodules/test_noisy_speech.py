@@ -12,8 +12,16 @@ from datamodules.talking_face import clip_collate
 
 @pytest.fixture(scope="module")
 def noisy_lrw(isolated_data_and_runs):
-    datamodule = LRWDataModule(demo_size="tiny", image_size=64, sample_rate=8000, noise=NoiseMixing(seed=3),
-                               batch_size=2, eval_batch_size=2, num_workers=0, prepare_workers=0)
+    datamodule = LRWDataModule(
+        demo_size="tiny",
+        image_size=64,
+        sample_rate=8000,
+        noise=NoiseMixing(seed=3),
+        batch_size=2,
+        eval_batch_size=2,
+        num_workers=0,
+        prepare_workers=0,
+    )
     datamodule.prepare_data()
     datamodule.setup("fit")
     return datamodule
@@ -34,7 +42,9 @@ def test_training_items_carry_a_fresh_noisy_copy(noisy_lrw):
     assert not torch.equal(first["noisy_audio"], first["audio"])
     assert first["noisy_audio"].abs().max().item() == pytest.approx(1.0)  # peak-normalised mixture
     again = train[0]
-    assert not torch.equal(first["noisy_audio"], again["noisy_audio"])  # redrawn every time the clip is loaded
+    assert not torch.equal(
+        first["noisy_audio"], again["noisy_audio"]
+    )  # redrawn every time the clip is loaded
     batch = clip_collate([train[0], train[1]])
     assert batch["noisy_audio"].shape == batch["audio"].shape
     assert batch["mouth_centre"].shape == (*batch["frame_mask"].shape, 2)
@@ -54,9 +64,13 @@ def test_sweep_mixes_held_out_noise_at_the_requested_snr(noisy_lrw):
         item = noisy_lrw.noisy_test_set("factory", snr)[0]
         clean = noisy_lrw.datasets["test"][0]["audio"]
         assert torch.equal(item["clean_audio"], clean)
-        assert _snr_db(item["audio"].numpy().astype(np.float64), clean.numpy().astype(np.float64)) == pytest.approx(snr, abs=0.5)
+        assert _snr_db(
+            item["audio"].numpy().astype(np.float64), clean.numpy().astype(np.float64)
+        ) == pytest.approx(snr, abs=0.5)
     # The same noise segment at every SNR: the residuals of two levels are proportional.
     low, high = (noisy_lrw.noisy_test_set("babble", s)[1] for s in (0.0, 20.0))
     clean = low["clean_audio"].numpy().astype(np.float64)
-    residual = [x["audio"].numpy() - (x["audio"].numpy() @ clean / (clean @ clean)) * clean for x in (low, high)]
+    residual = [
+        x["audio"].numpy() - (x["audio"].numpy() @ clean / (clean @ clean)) * clean for x in (low, high)
+    ]
     assert abs(np.corrcoef(residual[0], residual[1])[0, 1]) > 0.95

@@ -49,7 +49,12 @@ def test_corrupt_audio_names_the_file(tmp_path):
 
 
 def test_vad_drops_silence():
-    speechlike = np.concatenate([np.zeros(16000, np.float32), tone(1.0) * np.random.default_rng(0).uniform(0.5, 1, 16000).astype(np.float32)])
+    speechlike = np.concatenate(
+        [
+            np.zeros(16000, np.float32),
+            tone(1.0) * np.random.default_rng(0).uniform(0.5, 1, 16000).astype(np.float32),
+        ]
+    )
     kept = voiced_audio(speechlike, 16000)
     assert 0 < len(kept) < len(speechlike)
     assert len(voiced_audio(np.zeros(32000, np.float32), 16000)) == 0

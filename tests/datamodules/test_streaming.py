@@ -15,8 +15,8 @@ from datamodules import streaming
 from datamodules.base import randint, stack_items
 from datamodules.pipeline.cache import ShardedCache
 from datamodules.pipeline.errors import DatasetError
-from tests.checkpoint_helpers import SaveAtStep
 from datamodules.streaming import StreamedShards, StreamingLoader, decode, export_cache, read_shard
+from tests.checkpoint_helpers import SaveAtStep
 
 SPLIT_SIZES = {"train": 30, "val": 6, "test": 4}
 THREE_PER_SHARD_MB = 4000 / 2**20  # an item is 128 + 8 array bytes + 1024 estimated overhead: 3 fit
@@ -26,9 +26,13 @@ def make_cache(directory) -> ShardedCache:
     """40 items (30 train, 6 val, 4 test) in cache shards of 7, each with a distinct `x (4, 8)` float32
     and `row (1,)` int64 array."""
     cache = ShardedCache(directory, {"kind": "test"})
-    items = [({"key": f"clip{row}", "split": split, "speaker": f"s{row % 3}"},
-              {"x": np.full((4, 8), row, np.float32) + np.arange(8, dtype=np.float32), "row": np.array([row])})
-             for row, split in enumerate(s for s, n in SPLIT_SIZES.items() for _ in range(n))]
+    items = [
+        (
+            {"key": f"clip{row}", "split": split, "speaker": f"s{row % 3}"},
+            {"x": np.full((4, 8), row, np.float32) + np.arange(8, dtype=np.float32), "row": np.array([row])},
+        )
+        for row, split in enumerate(s for s, n in SPLIT_SIZES.items() for _ in range(n))
+    ]
     for shard, start in enumerate(range(0, len(items), 7)):
         cache.write_shard(shard, items[start : start + 7], rejected=[])
     return cache
@@ -122,8 +126,10 @@ def test_two_ranks_get_disjoint_shards_covering_the_split_with_equal_batch_count
     # 14 shards (13 of 3, one of 1) over 2 ranks × 2 lanes: every lane holds at least 3 shards, so at least
     # 1 + 3 + 3 samples whatever the permutation: every lane yields 2 batches of 3 in every epoch
     for epoch_seed in range(4):
-        uneven = [stream(shards.shards(), batch_size=3, seed=epoch_seed, lanes=2, world=lambda r=r: (r, 2))
-                  for r in (0, 1)]
+        uneven = [
+            stream(shards.shards(), batch_size=3, seed=epoch_seed, lanes=2, world=lambda r=r: (r, 2))
+            for r in (0, 1)
+        ]
         per_rank = [batches(loader) for loader in uneven]
         assert [len(loader) for loader in uneven] == [len(b) for b in per_rank] == [4, 4]
         assert all(len(rows) == 3 for b in per_rank for rows, _ in b)
@@ -138,7 +144,9 @@ def test_the_stream_is_a_function_of_seed_and_epoch(exported):
     epoch0, epoch1 = batches(first), batches(first)
     assert epoch0 == batches(again) and epoch1 == batches(again)  # rows and random draws alike
     assert len(epoch0) == 6 and epoch0 != epoch1
-    assert sorted(rows_of(epoch0)) == sorted(rows_of(epoch1)) == list(range(30))  # a new order of the same samples
+    assert (
+        sorted(rows_of(epoch0)) == sorted(rows_of(epoch1)) == list(range(30))
+    )  # a new order of the same samples
     assert batches(stream(shards.shards("train"), seed=4)) != epoch0
     ordered = batches(stream(shards.shards("train"), shuffle=False))
     assert rows_of(ordered) == list(range(30))
@@ -152,7 +160,9 @@ def test_resuming_mid_epoch_continues_with_the_uninterrupted_batches_whatever_th
     seen = batches(interrupted, count=3)
     state = interrupted.state_dict()
     assert state == {"seed": 9, "epoch": 0, "consumed": 3, "lanes": 2}
-    resumed = stream(shards.shards("train"), batch_size=3, seed=123, num_workers=2)  # seed, lanes from the state
+    resumed = stream(
+        shards.shards("train"), batch_size=3, seed=123, num_workers=2
+    )  # seed, lanes from the state
     resumed.load_state_dict(state)
     assert seen + batches(resumed) + batches(resumed) == uninterrupted
     assert resumed.state_dict() == {"seed": 9, "epoch": 2, "consumed": 0, "lanes": 2}
@@ -218,7 +228,9 @@ def lrw_stream(tmp_path_factory, isolated_data_and_runs):
 
     folder = tmp_path_factory.mktemp("lrw_stream")
     root = generate_dataset("lrw", folder / "lrw", size="tiny")
-    options = dict(image_size=64, sample_rate=8000, window_frames=8, batch_size=2, eval_batch_size=2, num_workers=0)
+    options = dict(
+        image_size=64, sample_rate=8000, window_frames=8, batch_size=2, eval_batch_size=2, num_workers=0
+    )
     local = LRWDataModule(root=str(root), cache_dir=str(folder / "cache"), prepare_workers=0, **options)
     local.prepare_data()
     local.setup("fit")
@@ -246,9 +258,17 @@ def _fit(url, options, max_steps, checkpoint=None, callbacks=()):
 
     L.seed_everything(7)
     datamodule, model = LRWDataModule(stream_url=url, **options), TinyVideoModel()
-    trainer = L.Trainer(max_steps=max_steps, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                        callbacks=list(callbacks))
+    trainer = L.Trainer(
+        max_steps=max_steps,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=list(callbacks),
+    )
     trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint, weights_only=False)
     assert isinstance(trainer.train_dataloader, StreamingLoader) and trainer.global_step == max_steps
     return model.seen
@@ -260,6 +280,8 @@ def test_lrw_trains_from_streamed_shards_and_resumes_mid_epoch_with_the_same_bat
     uninterrupted = _fit(url, options, max_steps=6, callbacks=[SaveAtStep(4, tmp_path / "mid.ckpt")])
     assert len(uninterrupted) == 6 and len(set(map(str, uninterrupted[:3]))) == 3
     assert uninterrupted[:3] != uninterrupted[3:]  # a new order in the second epoch, not an empty one
-    saved = torch.load(tmp_path / "mid.ckpt", weights_only=False)["loops"]["fit_loop"]["state_dict"]["combined_loader"]
+    saved = torch.load(tmp_path / "mid.ckpt", weights_only=False)["loops"]["fit_loop"]["state_dict"][
+        "combined_loader"
+    ]
     assert saved[0]["consumed"] == 1 and saved[0]["epoch"] == 1
     assert _fit(url, options, max_steps=6, checkpoint=tmp_path / "mid.ckpt") == uninterrupted[4:]

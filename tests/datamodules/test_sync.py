@@ -5,8 +5,16 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from datamodules.pipeline.sync import (feature_window, fit_length, frame_start_sample, frames_span, num_samples, take,
-                                       window_at_frame_centre, window_at_frame_start)
+from datamodules.pipeline.sync import (
+    feature_window,
+    fit_length,
+    frame_start_sample,
+    frames_span,
+    num_samples,
+    take,
+    window_at_frame_centre,
+    window_at_frame_start,
+)
 from datamodules.pipeline.video import DecodedVideo, convert_fps, parse_fps, resample_frame_indices
 
 NTSC = Fraction(30000, 1001)
@@ -16,7 +24,10 @@ def test_e2e_nr_frames_own_320_samples_at_8khz_and_windows_sit_on_320t():
     # docs/e2e_nr.md: one frame = 320 samples; frame t's receptive field is [320t − 1435, 320t + 1435].
     assert [frame_start_sample(t, Fraction(25), 8000) for t in range(4)] == [0, 320, 640, 960]
     assert num_samples(29, Fraction(25), 8000) == 9280  # a whole LRW clip
-    assert window_at_frame_start(10, Fraction(25), 8000, before=1435, after=1436) == (3200 - 1435, 3200 + 1436)
+    assert window_at_frame_start(10, Fraction(25), 8000, before=1435, after=1436) == (
+        3200 - 1435,
+        3200 + 1436,
+    )
 
 
 def test_a2v_audio_is_640_samples_per_frame_at_16khz():
@@ -24,7 +35,9 @@ def test_a2v_audio_is_640_samples_per_frame_at_16khz():
 
 
 def test_wav2pix_second_is_centred_on_the_frame():
-    start, stop = window_at_frame_centre(25, Fraction(25), 16000, 16000)  # frame 25 is on screen at 1.00–1.04 s
+    start, stop = window_at_frame_centre(
+        25, Fraction(25), 16000, 16000
+    )  # frame 25 is on screen at 1.00–1.04 s
     assert (start, stop) == (16320 - 8000, 16320 + 8000)
 
 
@@ -32,7 +45,10 @@ def test_wav2pix_second_is_centred_on_the_frame():
 def test_tcsan_mfcc_windows_at_25fps_are_4k_plus_2_centred(width):
     # docs/tcsan.md: c_k = 4k + 2, so the 28-column window of frame k is [4k − 12, 4k + 16).
     for k in range(100):
-        assert feature_window(k, Fraction(25), width) == (4 * k + 2 - width // 2, 4 * k + 2 - width // 2 + width)
+        assert feature_window(k, Fraction(25), width) == (
+            4 * k + 2 - width // 2,
+            4 * k + 2 - width // 2 + width,
+        )
 
 
 def test_windows_never_drift_at_29_97_fps():
@@ -58,8 +74,12 @@ def test_parse_fps_reads_ntsc_exactly():
 
 def test_fps_conversion_picks_the_frame_on_screen_at_each_output_frame_centre():
     # 30 → 25 fps: output frame k's centre (k + ½)/25 s shows source frame floor((k + ½) · 1.2).
-    assert resample_frame_indices(30, Fraction(30), Fraction(25)).tolist() == [int((k + 0.5) * 1.2) for k in range(25)]
+    assert resample_frame_indices(30, Fraction(30), Fraction(25)).tolist() == [
+        int((k + 0.5) * 1.2) for k in range(25)
+    ]
     assert resample_frame_indices(25, Fraction(25), Fraction(50)).tolist() == [k // 2 for k in range(50)]
-    video = DecodedVideo(np.arange(60)[:, None, None, None].astype(np.uint8) * np.ones((1, 2, 2, 3), np.uint8), Fraction(30))
+    video = DecodedVideo(
+        np.arange(60)[:, None, None, None].astype(np.uint8) * np.ones((1, 2, 2, 3), np.uint8), Fraction(30)
+    )
     converted = convert_fps(video, Fraction(25))
     assert converted.fps == 25 and len(converted.frames) == 50 and converted.seconds == video.seconds

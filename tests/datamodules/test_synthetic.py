@@ -94,8 +94,9 @@ def test_hq_voxceleb_layout(clean_vox):
 def test_lrw_layout_and_truncated_video(tmp_path):
     root = generate_dataset("lrw", tmp_path / "lrw", size="tiny", broken=True)
     broken = {e["path"]: e["defect"] for e in marker(root)["broken"]}
-    clips = sorted(p for p in root.glob("lipread_mp4/*/*/*.mp4")
-                   if p.relative_to(root).as_posix() not in broken)
+    clips = sorted(
+        p for p in root.glob("lipread_mp4/*/*/*.mp4") if p.relative_to(root).as_posix() not in broken
+    )
     assert len(clips) == marker(root)["counts"]["videos"] == 12
     word, split = clips[0].parts[-3], clips[0].parts[-2]
     assert split in {"train", "val", "test"} and clips[0].name == f"{word}_00001.mp4"
@@ -155,8 +156,9 @@ def test_rendered_frame_is_found_by_mtcnn():
 def test_open_mouth_changes_the_mouth_only():
     speaker = make_speakers(TINY_SPEAKERS, seed=0)[5]
     # The same rng seed gives the same pose and lighting, so only the mouth opening differs.
-    closed, opened = (render_face_crop(speaker, o, 128, np.random.default_rng(1)).astype(float)
-                      for o in (0.0, 1.0))
+    closed, opened = (
+        render_face_crop(speaker, o, 128, np.random.default_rng(1)).astype(float) for o in (0.0, 1.0)
+    )
     difference = np.abs(opened - closed).sum(-1)
     mouth_and_jaw = np.zeros_like(difference, dtype=bool)
     mouth_and_jaw[64:, 32:96] = True  # below the face centre, where mouth and chin land for every speaker
@@ -177,8 +179,10 @@ def test_pitch_matches_the_profile():
 
 def test_voice_and_face_are_tied():
     speakers = make_speakers(TINY_SPEAKERS, seed=0)
-    pitches = [estimate_f0(synthesize_utterance(s, 2.0, 16000, np.random.default_rng(3)).wave, 16000)
-               for s in speakers]
+    pitches = [
+        estimate_f0(synthesize_utterance(s, 2.0, 16000, np.random.default_rng(3)).wave, 16000)
+        for s in speakers
+    ]
     hues = [skin_hue_deg(render_face_crop(s, 0.0, 96, np.random.default_rng(4))) for s in speakers]
     assert stats.spearmanr(pitches, hues).statistic > 0.8  # measured from audio and pixels
     assert stats.spearmanr([s.formant_scale for s in speakers], [s.scale for s in speakers]).statistic < -0.8

@@ -53,8 +53,10 @@ def datasets(tmp_path_factory):
     made = {}
     for name in ("youtubers", "avspeech", "tcd_timit"):
         folder = tmp_path_factory.mktemp(name)
-        made[name] = (generate_dataset(name, folder / "broken", size="tiny", seed=0, broken=True),
-                      None if name == "tcd_timit" else generate_dataset(name, folder / "clean", size="tiny"))
+        made[name] = (
+            generate_dataset(name, folder / "broken", size="tiny", seed=0, broken=True),
+            None if name == "tcd_timit" else generate_dataset(name, folder / "clean", size="tiny"),
+        )
     return made
 
 
@@ -67,16 +69,26 @@ def test_youtubers_layout(datasets):
         folders = sorted((root / "dataset" / split).iterdir())
         assert len(folders) == 3 and all(re.fullmatch(r"[a-z0-9]+", f.name) for f in folders)
         for folder in folders:
-            pngs = {int(m[1]): p for p in folder.glob("*.png")
-                    if (m := re.fullmatch(r"cropped_face_frame_(\d+)\.png", p.name))}
+            pngs = {
+                int(m[1]): p
+                for p in folder.glob("*.png")
+                if (m := re.fullmatch(r"cropped_face_frame_(\d+)\.png", p.name))
+            }
             assert sorted(pngs) == list(range(5 * unique))
             for k, png in pngs.items():
                 data = png.read_bytes()
                 assert data[:2] == b"\xff\xd8"  # JPEG despite the name
                 image = Image.open(io.BytesIO(data))
-                assert image.format == "JPEG" and image.size[0] == image.size[1] and 200 <= image.size[0] <= 290
+                assert (
+                    image.format == "JPEG" and image.size[0] == image.size[1] and 200 <= image.size[0] <= 290
+                )
                 info = sf.info(folder / f"preprocessed_frame_{k}.wav")
-                assert (info.samplerate, info.channels, info.subtype, info.frames) == (16000, 1, "PCM_16", 16000)
+                assert (info.samplerate, info.channels, info.subtype, info.frames) == (
+                    16000,
+                    1,
+                    "PCM_16",
+                    16000,
+                )
             # Each unique face is stored 5 times in a row, each copy with its own 1-s speech window.
             blocks = [{pngs[k].read_bytes() for k in range(5 * j, 5 * j + 5)} for j in range(unique)]
             assert all(len(b) == 1 for b in blocks) and len(set.union(*blocks)) == unique
@@ -99,8 +111,12 @@ def test_youtubers_broken_pairs_and_determinism(datasets, tmp_path):
     assert set(entries) == {"silent_wav", "truncated_image", "no_face_image", "missing_pair"}
     assert all(p.exists() and "/train/" in p.as_posix() for p in entries.values())
     assert not sf.read(entries["silent_wav"])[0].any() and sf.info(entries["silent_wav"]).frames == 16000
-    assert entries["silent_wav"].with_name(entries["silent_wav"].name.replace(
-        "preprocessed_frame_", "cropped_face_frame_")).with_suffix(".png").exists()
+    assert (
+        entries["silent_wav"]
+        .with_name(entries["silent_wav"].name.replace("preprocessed_frame_", "cropped_face_frame_"))
+        .with_suffix(".png")
+        .exists()
+    )
     with pytest.raises(OSError):
         Image.open(entries["truncated_image"]).load()
     k = entries["missing_pair"].stem.rsplit("_", 1)[1]
@@ -143,8 +159,10 @@ def test_avspeech_csv_and_clips(datasets):
     assert len(set(ids)) < len(ids)  # a video gives several segments
     assert not {r[0] for r in rows["train"]} & {r[0] for r in rows["test"]}
     assert sorted(p.name for p in (root / "clips").glob("*.mp4")) == sorted(
-        f"{r[0]}_{r[1]}.mp4" for r in rows["train"] + rows["test"]
-        if (root / "clips" / f"{r[0]}_{r[1]}.mp4").exists())
+        f"{r[0]}_{r[1]}.mp4"
+        for r in rows["train"] + rows["test"]
+        if (root / "clips" / f"{r[0]}_{r[1]}.mp4").exists()
+    )
 
 
 def test_avspeech_broken_clips_have_rows_and_generation_is_deterministic(datasets):
@@ -207,4 +225,6 @@ def test_grid_short_audio(tmp_path):
     assert sf.info(wav).samplerate == 25000 and sf.info(wav).frames == 25000
     speaker, utterance = wav.parent.name, wav.stem
     assert video_info(root / speaker / f"{utterance}.mpg")[1] == 75
-    assert (root / "align" / speaker / f"{utterance}.align").read_text().splitlines()[-1].split()[1] == "75000"
+    assert (root / "align" / speaker / f"{utterance}.align").read_text().splitlines()[-1].split()[
+        1
+    ] == "75000"

@@ -23,10 +23,30 @@ CASES = {
     # name: (datamodule class, its arguments: each system's setting at a small crop size)
     "lrw": (LRWDataModule, dict(image_size=64, sample_rate=8000)),  # E2E-NR
     "grid": (GRIDDataModule, dict(image_size=56, crop=BOX, mfcc_width=28, au_labels=GEOMETRY)),  # TCSAN
-    "tcd_timit": (TCDTIMITDataModule, dict(image_size=56, crop=FaceCropConfig(method="box", detect_every=5),
-                                           mfcc_width=28, au_labels=GEOMETRY)),
-    "avspeech": (AVSpeechDataModule, dict(image_size=64, fps=25, crop=FaceCropConfig(
-        method="box", detector="mtcnn", box_track="interpolate", detect_every=10, box_scale=1.3, single_face=True))),
+    "tcd_timit": (
+        TCDTIMITDataModule,
+        dict(
+            image_size=56,
+            crop=FaceCropConfig(method="box", detect_every=5),
+            mfcc_width=28,
+            au_labels=GEOMETRY,
+        ),
+    ),
+    "avspeech": (
+        AVSpeechDataModule,
+        dict(
+            image_size=64,
+            fps=25,
+            crop=FaceCropConfig(
+                method="box",
+                detector="mtcnn",
+                box_track="interpolate",
+                detect_every=10,
+                box_scale=1.3,
+                single_face=True,
+            ),
+        ),
+    ),
 }
 # The reason each deliberately broken file must be rejected with (see datamodules/synthetic/broken.py).
 REASONS = {
@@ -45,19 +65,27 @@ def prepared(request, isolated_data_and_runs):
     name = request.param
     root = generate_dataset(name, isolated_data_and_runs / "fixtures" / name, size="tiny", broken=True)
     cls, kwargs = CASES[name]
-    datamodule = cls(root=str(root), batch_size=2, eval_batch_size=2, num_workers=0, prepare_workers=0, **kwargs)
+    datamodule = cls(
+        root=str(root), batch_size=2, eval_batch_size=2, num_workers=0, prepare_workers=0, **kwargs
+    )
     datamodule.prepare_data()
     datamodule.setup("fit")
     return name, root, datamodule
 
 
 def _all_items(datamodule):
-    return [(split, dataset[i]) for split, dataset in datamodule.datasets.items() for i in range(len(dataset))]
+    return [
+        (split, dataset[i]) for split, dataset in datamodule.datasets.items() for i in range(len(dataset))
+    ]
 
 
 def test_batches_have_the_documented_shapes_dtypes_and_ranges(prepared):
     name, _, datamodule = prepared
-    loader = datamodule.train_dataloader() if len(datamodule.datasets["train"]) >= 2 else datamodule.test_dataloader()
+    loader = (
+        datamodule.train_dataloader()
+        if len(datamodule.datasets["train"]) >= 2
+        else datamodule.test_dataloader()
+    )
     batch = next(iter(loader))
     size, rate = datamodule.hparams.image_size, datamodule.hparams.sample_rate
     b, t = batch["frame_mask"].shape
@@ -127,7 +155,9 @@ def test_every_broken_file_is_rejected_with_its_reason(prepared):
     assert videos
     for entry in videos:
         # The row is the clip's video; the message names the faulty file (the video or its separate audio).
-        reason = next((r for path, r in rejected.items() if entry["path"] in path or entry["path"] in r), None)
+        reason = next(
+            (r for path, r in rejected.items() if entry["path"] in path or entry["path"] in r), None
+        )
         assert reason is not None, f"{entry} was not rejected"
         assert re.search(REASONS[entry["defect"]], reason), (entry, reason)
     kept = {item["key"] for item in datamodule.cache().read().metas}
@@ -136,7 +166,9 @@ def test_every_broken_file_is_rejected_with_its_reason(prepared):
 
 def test_speakers_never_cross_splits(prepared):
     name, _, datamodule = prepared
-    speakers = {split: {c.speaker for c in datamodule.clips if c.split == split} for split in ("train", "test")}
+    speakers = {
+        split: {c.speaker for c in datamodule.clips if c.split == split} for split in ("train", "test")
+    }
     if name != "lrw":  # LRW has no speaker labels; its official split is by clip
         assert speakers["train"].isdisjoint(speakers["test"]) and speakers["test"]
 

@@ -12,17 +12,24 @@ from PIL import Image
 from datamodules.face_speech import emphasise
 from datamodules.youtubers import YoutubersDataModule, scan_youtubers
 
-REASONS = {"silent_wav": "silent", "truncated_image": "cannot read the image", "no_face_image": "no face",
-           "missing_pair": "is missing"}
+REASONS = {
+    "silent_wav": "silent",
+    "truncated_image": "cannot read the image",
+    "no_face_image": "no face",
+    "missing_pair": "is missing",
+}
 
 
 @pytest.fixture(scope="module")
 def youtubers(isolated_data_and_runs):
     from datamodules.synthetic import generate_dataset
 
-    root = generate_dataset("youtubers", isolated_data_and_runs / "fixtures" / "youtubers", size="tiny", broken=True)
-    datamodule = YoutubersDataModule(root=str(root), image_size=32, batch_size=4, eval_batch_size=4,
-                                     num_workers=0, prepare_workers=0)
+    root = generate_dataset(
+        "youtubers", isolated_data_and_runs / "fixtures" / "youtubers", size="tiny", broken=True
+    )
+    datamodule = YoutubersDataModule(
+        root=str(root), image_size=32, batch_size=4, eval_batch_size=4, num_workers=0, prepare_workers=0
+    )
     datamodule.prepare_data()
     datamodule.setup("fit")
     return root, datamodule
@@ -51,7 +58,9 @@ def test_batches_have_faces_wrong_faces_and_one_second_of_speech(youtubers):
 def test_red_and_blue_are_swapped_back(youtubers):
     root, datamodule = youtubers
     meta, arrays = datamodule.items[0]
-    stored = np.asarray(Image.open(meta["path"]).convert("RGB").resize((32, 32), Image.BILINEAR), dtype=np.float32)
+    stored = np.asarray(
+        Image.open(meta["path"]).convert("RGB").resize((32, 32), Image.BILINEAR), dtype=np.float32
+    )
     loaded = arrays["face"][0].transpose(1, 2, 0).astype(np.float32)
     assert np.abs(loaded - stored[..., ::-1]).mean() < np.abs(loaded - stored).mean()
 
@@ -77,7 +86,9 @@ def test_emphasis_order_is_a_flag_and_the_default_stays_in_range():
     wave = np.random.default_rng(0).normal(size=16000).astype(np.float32)  # broadband, like fricatives
     first = emphasise(wave, 0.95, emphasis_first=True)
     assert np.abs(first).max() == pytest.approx(1.0, abs=1e-6)
-    assert np.abs(emphasise(wave, 0.95, emphasis_first=False)).max() > 1.0 - 1e-6  # the authors' order can exceed 1
+    assert (
+        np.abs(emphasise(wave, 0.95, emphasis_first=False)).max() > 1.0 - 1e-6
+    )  # the authors' order can exceed 1
     assert not np.allclose(first, emphasise(wave, 0.95, emphasis_first=False))
 
 
@@ -86,12 +97,16 @@ def test_validation_is_carved_from_training_pairs_never_the_test_ones(youtubers)
     pairs of each identity's training frames are held out for it."""
     _, datamodule = youtubers
     rows = datamodule._rows
-    assert rows["val"] and not set(rows["val"]) & set(rows["test"]) and not set(rows["val"]) & set(rows["train"])
+    assert (
+        rows["val"] and not set(rows["val"]) & set(rows["test"]) and not set(rows["val"]) & set(rows["train"])
+    )
     metas = datamodule.items.metas
     assert {metas[r]["split"] for r in rows["val"]} == {"train"}
     assert {metas[r]["identity"] for r in rows["val"]} <= {metas[r]["identity"] for r in rows["train"]}
     val_faces = {b for batch in datamodule.val_dataloader() for b in batch["face"].flatten(1).sum(1).tolist()}
-    test_faces = {b for batch in datamodule.test_dataloader() for b in batch["face"].flatten(1).sum(1).tolist()}
+    test_faces = {
+        b for batch in datamodule.test_dataloader() for b in batch["face"].flatten(1).sum(1).tolist()
+    }
     assert val_faces and not val_faces & test_faces
 
 

@@ -26,18 +26,31 @@ def shared_values(report) -> dict[str, float]:
     return values
 
 
-def train_then_evaluate(experiment: str, overrides: list[str], eval_options: dict | None = None,
-                        max_items: int | None = None, stop_after: str | None = None) -> tuple[Path, dict[str, float]]:
+def train_then_evaluate(
+    experiment: str,
+    overrides: list[str],
+    eval_options: dict | None = None,
+    max_items: int | None = None,
+    stop_after: str | None = None,
+) -> tuple[Path, dict[str, float]]:
     """Train `experiment` on the demo data with `overrides`, then evaluate the run's final stage on the
     test split (paper protocol + shared metrics, W&B off; `stop_after` ends the chain early); returns the run folder and the report's values.
     Prints the wall time and the values, which the README's learning-proof table quotes."""
     started = time.monotonic()
     run_dir = train_entry.train(experiment, overrides=overrides, stop_after=stop_after)
     trained = time.monotonic() - started
-    report = evaluate_entry.evaluate(experiment, [str(run_dir)], data=None, out=str(run_dir / "eval"),
-                                     options=eval_options or {}, use_wandb=False,
-                                     shared=evaluate_entry.SharedOptions(max_items=max_items))
+    report = evaluate_entry.evaluate(
+        experiment,
+        [str(run_dir)],
+        data=None,
+        out=str(run_dir / "eval"),
+        options=eval_options or {},
+        use_wandb=False,
+        shared=evaluate_entry.SharedOptions(max_items=max_items),
+    )
     values = shared_values(report)
-    print(f"[learning proof] {experiment}: trained in {trained:.0f} s, evaluated in "
-          f"{time.monotonic() - started - trained:.0f} s: {values}")
+    print(
+        f"[learning proof] {experiment}: trained in {trained:.0f} s, evaluated in "
+        f"{time.monotonic() - started - trained:.0f} s: {values}"
+    )
     return run_dir, values

@@ -49,8 +49,9 @@ LOGGED_STEPS_AVERAGED = 3  # single batches scatter the time-std by 2-3×
 def assert_mouth_follows_speech(values: dict[str, float], where: str) -> None:
     r, control = values["speech_mouth_r"], values["speech_mouth_r_control"]
     assert r >= MIN_R, f"{where}: speech_mouth_r {r:.3f} < {MIN_R} (control {control:.3f}): {values}"
-    assert values["speech_mouth_r_peak_lag"] == 0, f"{where}: the mouth peaks at lag " \
-                                                   f"{values['speech_mouth_r_peak_lag']:+.0f} frames, not 0"
+    assert values["speech_mouth_r_peak_lag"] == 0, (
+        f"{where}: the mouth peaks at lag {values['speech_mouth_r_peak_lag']:+.0f} frames, not 0"
+    )
     assert r - control >= MIN_MARGIN, f"{where}: r {r:.3f} not {MIN_MARGIN} above the control {control:.3f}"
 
 
@@ -65,7 +66,8 @@ def noisy_speech_dependence(run_dir, experiment: str, snr_db: float) -> dict[str
     types = datamodule.evaluation_noise_bank().types
     samples = itertools.chain.from_iterable(
         model.evaluation_samples(datamodule, max_items=NOISY_CLIPS, noise=(noise_type, snr_db), controls=True)
-        for noise_type in types)
+        for noise_type in types
+    )
     values, _, _ = evaluate_samples(samples, MetricSettings(), NOISY_CLIPS * len(types), f"{snr_db:g} dB")
     print(f"[learning proof] {experiment} at {snr_db:g} dB ({', '.join(types)}): {values}")
     return values

@@ -17,8 +17,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_sf2f_retrieves_held_out_speakers_from_their_voices():
-    _, values = train_then_evaluate("sf2f", ["--trainer.max_steps=400", "--trainer.check_val_every_n_epoch=10"],
-                                    stop_after="sf2f")
+    _, values = train_then_evaluate(
+        "sf2f", ["--trainer.max_steps=400", "--trainer.check_val_every_n_epoch=10"], stop_after="sf2f"
+    )
     recall, chance, control = values["r@1 (%)"], values["r@1 chance (%)"], values["r@1 control (%)"]
     assert recall >= 3 * chance, values
     assert recall >= control + chance, values  # a clear margin over the voice-blind control

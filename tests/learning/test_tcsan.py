@@ -51,13 +51,17 @@ def mouth_l1_own_and_swapped(run_dir) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.slow
 def test_tcsan_mouth_follows_the_speech(tmp_path, monkeypatch):
     monkeypatch.setenv("TF_RUNS_DIR", str(tmp_path))
-    run_dir, values = train_then_evaluate("tcsan", [f"--trainer.max_steps={FINAL_STAGE_STEPS}"], max_items=TEST_CLIPS)
+    run_dir, values = train_then_evaluate(
+        "tcsan", [f"--trainer.max_steps={FINAL_STAGE_STEPS}"], max_items=TEST_CLIPS
+    )
 
     assert values["speech_mouth_r"] >= MIN_SPEECH_MOUTH_R, values
     assert values["speech_mouth_r_peak_lag"] == 0, values
     assert values["speech_mouth_r"] >= values["speech_mouth_r_control"] + MIN_MARGIN_OVER_CONTROL, values
 
     own, swapped = mouth_l1_own_and_swapped(run_dir)
-    print(f"[learning proof] tcsan mouth L1, own speech {own.mean():.2f} vs another clip's {swapped.mean():.2f}")
+    print(
+        f"[learning proof] tcsan mouth L1, own speech {own.mean():.2f} vs another clip's {swapped.mean():.2f}"
+    )
     assert own.mean() <= MAX_L1_RATIO * swapped.mean(), (own, swapped)
     assert np.mean(own < swapped) >= MIN_CLIPS_CLOSER, (own, swapped)

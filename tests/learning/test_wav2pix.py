@@ -34,11 +34,25 @@ def test_wav2pix_recognisably_draws_the_speaker_of_held_out_speech(tmp_path, mon
     run_dir, _ = train_then_evaluate("wav2pix", [], eval_options={"probe": "cnn"}, max_items=200)
     report = json.loads((run_dir / "eval" / "metrics.json").read_text())
     # Three rows share the metric name (train speech, test speech, control): key them by setting.
-    accuracy = {row["setting"]: row["ours"] for row in report["rows"] if row["metric"] == "identity accuracy (%)"}
+    accuracy = {
+        row["setting"]: row["ours"] for row in report["rows"] if row["metric"] == "identity accuracy (%)"
+    }
     held_out, control = accuracy["speech from test partition"], accuracy[CONTROL_SETTING]
-    real = next(row["ours"] for row in report["rows"] if row["metric"] == "sanity: probe accuracy on real test faces (%)")
+    real = next(
+        row["ours"]
+        for row in report["rows"]
+        if row["metric"] == "sanity: probe accuracy on real test faces (%)"
+    )
 
-    assert real >= 90, f"the probe itself names only {real:.1f}% of real test faces: the measurement is broken"
-    assert held_out >= 3 * CHANCE, f"identity accuracy from held-out speech {held_out:.1f}% < 3× chance ({3 * CHANCE:.0f}%)"
-    assert control <= CONTROL_CEILING, f"control {control:.1f}% is not at chance ({CHANCE:.0f}%): the metric leaks"
-    assert held_out >= control + 2 * CHANCE, f"held-out {held_out:.1f}% is not clearly above the control {control:.1f}%"
+    assert real >= 90, (
+        f"the probe itself names only {real:.1f}% of real test faces: the measurement is broken"
+    )
+    assert held_out >= 3 * CHANCE, (
+        f"identity accuracy from held-out speech {held_out:.1f}% < 3× chance ({3 * CHANCE:.0f}%)"
+    )
+    assert control <= CONTROL_CEILING, (
+        f"control {control:.1f}% is not at chance ({CHANCE:.0f}%): the metric leaks"
+    )
+    assert held_out >= control + 2 * CHANCE, (
+        f"held-out {held_out:.1f}% is not clearly above the control {control:.1f}%"
+    )

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from lightning_modules.a2v.data import A2VDataModule, LatentClip, LatentWindows
 from datamodules.base import stack_items
 from datamodules.pipeline.errors import DatasetError
 from datamodules.resumable import ResumableLoader
+from lightning_modules.a2v.data import A2VDataModule, LatentClip, LatentWindows
 from lightning_modules.a2v.embed2lat import Embed2Lat
 from lightning_modules.a2v.speech_encoder import TINY
 
@@ -23,8 +23,10 @@ def fake_clip(index: int, frames: int, seed: int = 0) -> LatentClip:
     """A clip of `frames` frames whose codes, features and audio are seeded noise; its w0 is filled with
     `index`, so batches say which clip each window came from."""
     rng = np.random.default_rng(seed * 1000 + index)
-    latents = {"rows": rng.normal(0, 0.1, (frames, len(ROWS), 512)).astype(np.float32),
-               "w0": np.full((1, 16, 512), float(index), dtype=np.float32)}
+    latents = {
+        "rows": rng.normal(0, 0.1, (frames, len(ROWS), 512)).astype(np.float32),
+        "w0": np.full((1, 16, 512), float(index), dtype=np.float32),
+    }
     features = rng.normal(0, 1, (2 * frames, FEATURE_DIM)).astype(np.float16)
     audio = rng.normal(0, 0.1, 640 * frames).astype(np.float32)
     return LatentClip({"key": f"clip{index}", "fps": "25"}, latents, features, audio, ROWS)
@@ -60,8 +62,11 @@ def test_training_draws_several_independent_random_windows_of_every_clip_reprodu
 
     def epoch(seed: int) -> list[tuple[int, int]]:
         loader = ResumableLoader(dataset, 4, stack_items, seed=seed)
-        return [(int(w0[0, 0]), int(first))
-                for batch in loader for w0, first in zip(batch["w0"], batch["first_frame"])]
+        return [
+            (int(w0[0, 0]), int(first))
+            for batch in loader
+            for w0, first in zip(batch["w0"], batch["first_frame"])
+        ]
 
     drawn = epoch(seed=7)
     assert sorted(clip for clip, _ in drawn) == [0] * 4 + [1] * 4 + [2] * 4  # every clip 4 times per epoch
@@ -81,8 +86,9 @@ def test_training_draws_several_independent_random_windows_of_every_clip_reprodu
 
 def windows_datamodule(clips: int, batch_size: int, **kwargs) -> A2VDataModule:
     """An A2V datamodule whose training split is `clips` fake clips (no caches read)."""
-    datamodule = A2VDataModule(demo_size="tiny", sample="windows", window_frames=10, batch_size=batch_size,
-                               num_workers=0, **kwargs)
+    datamodule = A2VDataModule(
+        demo_size="tiny", sample="windows", window_frames=10, batch_size=batch_size, num_workers=0, **kwargs
+    )
     datamodule.latent_clips = {"train": [fake_clip(i, 30) for i in range(clips)], "val": [], "test": []}
     return datamodule
 
@@ -114,9 +120,11 @@ class FakeA2VData(L.LightningDataModule):
 
     def __init__(self):
         super().__init__()
-        self.latent_clips = {"train": [fake_clip(i, 12 + 3 * i, seed=1) for i in range(4)],
-                             "val": [fake_clip(i, 10 + i, seed=2) for i in range(2)],
-                             "test": [fake_clip(i, 9 + 2 * i, seed=3) for i in range(3)]}
+        self.latent_clips = {
+            "train": [fake_clip(i, 12 + 3 * i, seed=1) for i in range(4)],
+            "val": [fake_clip(i, 10 + i, seed=2) for i in range(2)],
+            "test": [fake_clip(i, 9 + 2 * i, seed=3) for i in range(3)],
+        }
 
     def _loader(self, split: str) -> DataLoader:
         dataset = LatentWindows(self.latent_clips[split], None, random_start=False, sample_rate=16000)
@@ -133,26 +141,41 @@ def test_validation_and_test_log_the_mse_of_predicting_the_train_mean_code(tmp_p
     from lightning_modules.a2v.module import Embed2LatModule
 
     torch.manual_seed(0)
-    module = Embed2LatModule(speech_encoder=dict(allow_random=True),
-                             generator=dict(allow_random=True, tiny_resolution=32, tiny_channels=8))
+    module = Embed2LatModule(
+        speech_encoder=dict(allow_random=True),
+        generator=dict(allow_random=True, tiny_resolution=32, tiny_channels=8),
+    )
     data = FakeA2VData()
     with torch.no_grad():
-        train_mean = torch.cat([module.targets(c.residual(slice(None))[None])[0]
-                                for c in data.latent_clips["train"]]).mean(0)
+        train_mean = torch.cat(
+            [module.targets(c.residual(slice(None))[None])[0] for c in data.latent_clips["train"]]
+        ).mean(0)
 
     def expected(split: str) -> dict[str, float]:  # the epoch mean of per-clip means (one clip per batch)
         with torch.no_grad():
             targets = [module.targets(c.residual(slice(None))[None])[0] for c in data.latent_clips[split]]
-        return {"mse_mean_baseline": float(torch.stack([(t - train_mean).square().mean() for t in targets]).mean()),
-                "mse_zero_baseline": float(torch.stack([t.square().mean() for t in targets]).mean())}
+        return {
+            "mse_mean_baseline": float(
+                torch.stack([(t - train_mean).square().mean() for t in targets]).mean()
+            ),
+            "mse_zero_baseline": float(torch.stack([t.square().mean() for t in targets]).mean()),
+        }
 
-    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     for split, run in (("val", trainer.validate), ("test", trainer.test)):
         (metrics,) = run(module, datamodule=data, verbose=False)
         for name, value in expected(split).items():
             assert metrics[f"{split}/{name}"] == pytest.approx(value, rel=1e-4)
-        assert metrics[f"{split}/mse"] == pytest.approx(metrics[f"{split}/mse_zero_baseline"])  # the zero head
+        assert metrics[f"{split}/mse"] == pytest.approx(
+            metrics[f"{split}/mse_zero_baseline"]
+        )  # the zero head
     assert torch.allclose(module.train_mean_code(), train_mean, atol=1e-6)  # once, from the training clips
 
 
@@ -162,8 +185,10 @@ def test_validation_and_test_log_the_mse_of_predicting_the_train_mean_code(tmp_p
 def test_evaluation_videos_take_the_size_of_the_crops_they_are_compared_with():
     from lightning_modules.a2v.module import Embed2LatModule
 
-    module = Embed2LatModule(speech_encoder=dict(allow_random=True),
-                             generator=dict(allow_random=True, tiny_resolution=32, tiny_channels=8)).eval()
+    module = Embed2LatModule(
+        speech_encoder=dict(allow_random=True),
+        generator=dict(allow_random=True, tiny_resolution=32, tiny_channels=8),
+    ).eval()
     data, speech = FakeA2VData(), np.zeros(16000, dtype=np.float32)  # 1 s: 25 frames
     for side in (64, 32):  # the demo's 64-px crops against the 32-px stand-in, and equal sizes
         frames = module.evaluation_video(data, "test", 0, speech, np.zeros((side, side, 3), dtype=np.uint8))

@@ -9,8 +9,13 @@ import torchvision
 
 from lightning_modules.a2v.generator import GeneratorConfig, build_generator, load_stylegan3
 from lightning_modules.a2v.inversion import InversionConfig, Inverter
-from lightning_modules.a2v.speech_encoder import (TINY, SpeechEncoderConfig, build_speech_encoder,
-                                                  speech_features, torchaudio_name)
+from lightning_modules.a2v.speech_encoder import (
+    TINY,
+    SpeechEncoderConfig,
+    build_speech_encoder,
+    speech_features,
+    torchaudio_name,
+)
 from lightning_modules.common.errors import WeightsError
 from lightning_modules.common.lpips_distance import build_lpips
 
@@ -55,8 +60,9 @@ def test_later_frames_take_five_steps_at_lr_001_from_the_previous_code(generator
 
 
 def test_inversion_lowers_the_loss_on_the_stand_in(generator):
-    inverter = Inverter.build(generator, InversionConfig(first_steps=60, lpips_net="alex", allow_random_lpips=True,
-                                                          device="cpu"))
+    inverter = Inverter.build(
+        generator, InversionConfig(first_steps=60, lpips_net="alex", allow_random_lpips=True, device="cpu")
+    )
     target = generator.synthesis(generator.mapping(torch.randn(2, 512)))
     start = inverter.initial_codes(2, torch.Generator().manual_seed(0))
     before = inverter.scores(start, target)[0]
@@ -82,8 +88,12 @@ def _huggingface_names(state):
     """torchaudio → Hugging Face names (the inverse of `torchaudio_name`), as a Wav2Vec2ForCTC stores them."""
     renamed = {}
     for key, value in state.items():
-        key = key.replace("parametrizations.weight.original0", "weight_g").replace("parametrizations.weight.original1", "weight_v")
-        key = key.replace("encoder.transformer.", "encoder.").replace("encoder.feature_projection.", "feature_projection.")
+        key = key.replace("parametrizations.weight.original0", "weight_g").replace(
+            "parametrizations.weight.original1", "weight_v"
+        )
+        key = key.replace("encoder.transformer.", "encoder.").replace(
+            "encoder.feature_projection.", "feature_projection."
+        )
         renamed["wav2vec2." + key] = value
     return renamed
 
@@ -92,7 +102,11 @@ def _write_safetensors(path, state):
     header, blobs, offset = {}, [], 0
     for name, tensor in state.items():
         data = tensor.contiguous().numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensor.shape), "data_offsets": [offset, offset + len(data)]}
+        header[name] = {
+            "dtype": "F32",
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, offset + len(data)],
+        }
         blobs.append(data)
         offset += len(data)
     encoded = json.dumps(header).encode()
@@ -109,12 +123,29 @@ def test_huggingface_snapshot_loads_into_torchaudio_wav2vec2(tmp_path, file_form
     else:
         _write_safetensors(tmp_path / "model.safetensors", hf_state)
     conv = TINY["extractor_conv_layer_config"]
-    (tmp_path / "config.json").write_text(json.dumps({
-        "feat_extract_norm": "group", "conv_dim": [c[0] for c in conv], "conv_kernel": [c[1] for c in conv],
-        "conv_stride": [c[2] for c in conv], "conv_bias": False, "hidden_size": 32, "feat_proj_dropout": 0.1,
-        "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4, "num_hidden_layers": 2,
-        "num_attention_heads": 2, "attention_dropout": 0.1, "intermediate_size": 64, "activation_dropout": 0.1,
-        "hidden_dropout": 0.1, "do_stable_layer_norm": False, "layerdrop": 0.0}))
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {
+                "feat_extract_norm": "group",
+                "conv_dim": [c[0] for c in conv],
+                "conv_kernel": [c[1] for c in conv],
+                "conv_stride": [c[2] for c in conv],
+                "conv_bias": False,
+                "hidden_size": 32,
+                "feat_proj_dropout": 0.1,
+                "num_conv_pos_embeddings": 16,
+                "num_conv_pos_embedding_groups": 4,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "attention_dropout": 0.1,
+                "intermediate_size": 64,
+                "activation_dropout": 0.1,
+                "hidden_dropout": 0.1,
+                "do_stable_layer_norm": False,
+                "layerdrop": 0.0,
+            }
+        )
+    )
     loaded = build_speech_encoder(SpeechEncoderConfig(weights=str(tmp_path)))
     wave = torch.randn(1, 8000)
     assert torch.allclose(speech_features(loaded, wave), speech_features(reference, wave), atol=1e-5)
@@ -131,16 +162,32 @@ def test_lpips_backbone_comes_from_a_torchvision_file(tmp_path):
 
 
 def test_inversion_cache_resumes_after_a_lost_shard(isolated_data_and_runs, monkeypatch):
-    from lightning_modules.a2v.data import A2VDataModule
     from lightning_modules.a2v import inversion
+    from lightning_modules.a2v.data import A2VDataModule
 
     datamodule = A2VDataModule(
-        demo_size="tiny", image_size=32, fps=25, prepare_workers=0, num_workers=0, batch_size=4,
+        demo_size="tiny",
+        image_size=32,
+        fps=25,
+        prepare_workers=0,
+        num_workers=0,
+        batch_size=4,
         cache_dir=str(isolated_data_and_runs / "a2v_cache"),
-        crop=dict(method="box", detector="mtcnn", box_track="interpolate", detect_every=10, box_scale=1.3,
-                  single_face=True, landmarks=False),
-        generator=dict(allow_random=True, tiny_resolution=32, tiny_channels=8), speech_encoder=dict(allow_random=True),
-        inversion=dict(first_steps=4, later_steps=1, lpips_net="alex", allow_random_lpips=True, batch_clips=2))
+        crop=dict(
+            method="box",
+            detector="mtcnn",
+            box_track="interpolate",
+            detect_every=10,
+            box_scale=1.3,
+            single_face=True,
+            landmarks=False,
+        ),
+        generator=dict(allow_random=True, tiny_resolution=32, tiny_channels=8),
+        speech_encoder=dict(allow_random=True),
+        inversion=dict(
+            first_steps=4, later_steps=1, lpips_net="alex", allow_random_lpips=True, batch_clips=2
+        ),
+    )
     datamodule.prepare_data()
     cache = datamodule.latent_cache()
     before = {m["key"]: np.array(a["rows"]) for m, a in (cache.read()[i] for i in range(len(cache.read())))}
@@ -148,8 +195,11 @@ def test_inversion_cache_resumes_after_a_lost_shard(isolated_data_and_runs, monk
     cache.shard_path(1, ".json").unlink()  # as if the run died while writing shard 1
     inverted = []
     original = inversion.Inverter.invert_clips
-    monkeypatch.setattr(inversion.Inverter, "invert_clips",
-                        lambda self, clips, **kw: inverted.append(len(clips)) or original(self, clips, **kw))
+    monkeypatch.setattr(
+        inversion.Inverter,
+        "invert_clips",
+        lambda self, clips, **kw: inverted.append(len(clips)) or original(self, clips, **kw),
+    )
     datamodule.prepare_data()
     assert inverted == [2]  # only the lost shard's two clips
     after = {m["key"]: np.array(a["rows"]) for m, a in (cache.read()[i] for i in range(len(cache.read())))}
@@ -163,4 +213,6 @@ def test_inversion_cache_resumes_after_a_lost_shard(isolated_data_and_runs, monk
     assert len(datamodule.dataset("train")) == frames and item["residual"].shape == (1536,)
     mean, std = datamodule.code_stats
     train = torch.cat([c.residual(slice(None)) for c in datamodule.latent_clips["train"]]).double()
-    assert mean == pytest.approx(train.mean().item()) and std == pytest.approx(train.std(unbiased=False).item())
+    assert mean == pytest.approx(train.mean().item()) and std == pytest.approx(
+        train.std(unbiased=False).item()
+    )

@@ -7,8 +7,14 @@ from torch import nn
 
 from lightning_modules.a2v.embed2lat import Embed2Lat
 from lightning_modules.a2v.latents import compose, residual_slice
-from lightning_modules.a2v.speech_encoder import (TINY, SpeechEncoderConfig, build_speech_encoder, feature_length,
-                                                  features_for_frames, speech_features)
+from lightning_modules.a2v.speech_encoder import (
+    TINY,
+    SpeechEncoderConfig,
+    build_speech_encoder,
+    feature_length,
+    features_for_frames,
+    speech_features,
+)
 from lightning_modules.a2v.vae import NormalisedVAE, ResidualVAE, kl_divergence
 
 ROWS = (5, 6, 7)
@@ -27,7 +33,9 @@ def test_wav2vec2_gives_50_hz_features_minus_one(speech_encoder, seconds, expect
 
 def test_stand_in_is_the_same_network_in_every_process(speech_encoder):
     again = build_speech_encoder(SpeechEncoderConfig(allow_random=True))
-    assert all(torch.equal(a, b) for a, b in zip(speech_encoder.state_dict().values(), again.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(speech_encoder.state_dict().values(), again.state_dict().values())
+    )
 
 
 @pytest.mark.parametrize("samples", [16000, 24321, 40000])
@@ -61,7 +69,10 @@ def test_pooling_assigns_features_2j_and_2j_plus_1_to_frame_j():
 
 def test_vae_sizes_are_the_specs():
     vae = ResidualVAE()
-    linear = lambda seq: [(m.in_features, m.out_features) for m in seq if isinstance(m, nn.Linear)]
+
+    def linear(seq):
+        return [(m.in_features, m.out_features) for m in seq if isinstance(m, nn.Linear)]
+
     assert linear(vae.encoder) == [(1536, 768), (768, 384), (384, 192), (192, 192)]
     assert linear(vae.decoder) == [(96, 192), (192, 384), (384, 768), (768, 1536)]
     assert sum(p.numel() for p in vae.encoder.parameters()) == 1_586_688

@@ -7,8 +7,13 @@ import pytest
 import torch
 
 from datamodules.pipeline.face_tracks import TEMPLATE_MOUTH_128, mouth_centres
-from lightning_modules.e2e_nr.losses import (half_lsgan_discriminator, half_lsgan_generator, masked_l1, mouth_mask,
-                                             noise_resilience_loss)
+from lightning_modules.e2e_nr.losses import (
+    half_lsgan_discriminator,
+    half_lsgan_generator,
+    masked_l1,
+    mouth_mask,
+    noise_resilience_loss,
+)
 from lightning_modules.e2e_nr.speech import normalise_speech
 
 
@@ -53,7 +58,9 @@ def test_masked_l1_properties():
     masked_l1(fake, real, mask).backward()
     assert (fake.grad != 0).all()  # the 0.01 floor keeps every pixel in the loss
     padded = torch.tensor([[True, True, False], [True, True, False]])
-    assert torch.isclose(masked_l1(fake, real, mask, padded), masked_l1(fake[:, :2], real[:, :2], mask[:, :2]))
+    assert torch.isclose(
+        masked_l1(fake, real, mask, padded), masked_l1(fake[:, :2], real[:, :2], mask[:, :2])
+    )
 
 
 def test_noise_resilience_loss_and_lsgan_terms():
@@ -80,7 +87,9 @@ def test_noise_resilience_loss_leaves_the_clean_features_to_the_reconstruction_b
     assert torch.allclose(clean.grad, -noisy.grad)  # the paper's form: both sides, equal and opposite
     relative = noise_resilience_loss(clean, noisy)
     assert torch.isclose(noise_resilience_loss(100 * clean, 100 * noisy), relative)
-    assert torch.isclose(relative, noise_resilience_loss(clean, noisy, form="clean_target") / clean.var(2).mean())
+    assert torch.isclose(
+        relative, noise_resilience_loss(clean, noisy, form="clean_target") / clean.var(2).mean()
+    )
     with pytest.raises(ValueError, match="form must be one of"):
         noise_resilience_loss(clean, noisy, form="cosine")
 

@@ -43,8 +43,13 @@ def test_reconstruction_stage_never_runs_the_critics():
     batch = _batch()
     loss = module.generator_loss(batch, module.generate(batch))
     assert not module.trains_discriminator() and not calls
-    assert set(loss.terms) == {"masked_l1", "masked_l1_noisy", "noise_resilience", "noise_resilience_weight",
-                               "speech_feature_time_std"}
+    assert set(loss.terms) == {
+        "masked_l1",
+        "masked_l1_noisy",
+        "noise_resilience",
+        "noise_resilience_weight",
+        "speech_feature_time_std",
+    }
 
 
 def test_the_speech_features_variation_over_time_is_logged():
@@ -93,7 +98,10 @@ def test_adversarial_stage_losses_and_gradients_stay_with_their_player():
 def test_base_model_ignores_noisy_audio():
     module = E2ENRModule(width=WIDTH, noise_resilient=False)
     batch = _batch()
-    assert set(module.generator_loss(batch, module.generate(batch)).terms) == {"masked_l1", "speech_feature_time_std"}
+    assert set(module.generator_loss(batch, module.generate(batch)).terms) == {
+        "masked_l1",
+        "speech_feature_time_std",
+    }
 
 
 def test_adversarial_stage_starts_from_the_reconstruction_generator(tmp_path):

@@ -72,8 +72,17 @@ def test_discriminator_parameter_counts_match_the_spec():
     assert count(frame) == 68_702_593 and count(frame.fc) == 67_112_961
     del frame
     pair = PairDiscriminator()
-    parts = [count(m) for m in (pair.speech_encoder, pair.image_encoder, pair.speech_lstm, pair.image_lstm,
-                                pair.fusion_lstm, pair.score)]
+    parts = [
+        count(m)
+        for m in (
+            pair.speech_encoder,
+            pair.image_encoder,
+            pair.speech_lstm,
+            pair.image_lstm,
+            pair.fusion_lstm,
+            pair.score,
+        )
+    ]
     assert parts == [2_291_088, 8_232_512, 1_576_960, 1_576_960, 6_299_648, 1_025]
     assert count(pair) == 19_978_193
 
@@ -95,7 +104,8 @@ def test_every_conv_and_linear_weight_is_xavier_uniform():
 
 
 @pytest.mark.parametrize(
-    "samples, frames", [(8000, 25), (9280, 29), (24000, 75), (320, 1), (8001, 26), (8319, 26)])
+    "samples, frames", [(8000, 25), (9280, 29), (24000, 75), (320, 1), (8001, 26), (8319, 26)]
+)
 def test_speech_encoder_makes_one_frame_per_40_ms(samples, frames):
     encoder = SpeechEncoder(NARROW)
     chain = samples
@@ -167,7 +177,12 @@ def test_image_encoder_skips_carry_the_downsampled_image():
         identity, skips = encoder(image)
     assert identity.shape == (1, 512)
     assert [tuple(s.shape[1:]) for s in skips] == [
-        (67, 64, 64), (131, 32, 32), (259, 16, 16), (515, 8, 8), (515, 4, 4)]
+        (67, 64, 64),
+        (131, 32, 32),
+        (259, 16, 16),
+        (515, 8, 8),
+        (515, 4, 4),
+    ]
     for level, skip in enumerate(skips, start=1):
         assert torch.equal(skip[:, -3:], F.interpolate(image, scale_factor=0.5**level, mode="nearest"))
 
@@ -194,8 +209,13 @@ def test_stride_one_conv_then_nearest_halving_equals_stride_two_conv(mode):
         torch.testing.assert_close(halved, strided(image), atol=1e-6, rtol=0)
         # and the encoder's own first layer (reflection pad, stride 2) is the paper's s1 conv + ↓2
         layer = ImageEncoder(3, NARROW).downs[0]
-        paper = F.interpolate(F.leaky_relu(F.conv2d(F.pad(image, (1,) * 4, mode="reflect"), layer[1].weight,
-                                                    layer[1].bias), 0.2), scale_factor=0.5, mode="nearest")
+        paper = F.interpolate(
+            F.leaky_relu(
+                F.conv2d(F.pad(image, (1,) * 4, mode="reflect"), layer[1].weight, layer[1].bias), 0.2
+            ),
+            scale_factor=0.5,
+            mode="nearest",
+        )
         torch.testing.assert_close(layer(image), paper, atol=1e-6, rtol=0)
 
 
@@ -237,13 +257,19 @@ def test_full_width_generator_stage_shapes(full_generator):
     d = full_generator.decoder
     for name in ("d1", "d2", "d3"):
         getattr(d, name).register_forward_hook(
-            lambda m, a, out, name=name: shapes.__setitem__(name, out.shape[1:]))
+            lambda m, a, out, name=name: shapes.__setitem__(name, out.shape[1:])
+        )
     d.d5.register_forward_pre_hook(lambda m, args: shapes.__setitem__("d4", args[0].shape[1:]))
     d.d5.register_forward_hook(lambda m, a, out: shapes.__setitem__("d5", out.shape[1:]))
     with torch.no_grad():
         video = full_generator(faces(1), waves(1, 640)).video
     assert {k: tuple(v) for k, v in shapes.items()} == {
-        "d1": (512, 8, 8), "d2": (256, 16, 16), "d3": (128, 32, 32), "d4": (64, 64, 64), "d5": (32, 128, 128)}
+        "d1": (512, 8, 8),
+        "d2": (256, 16, 16),
+        "d3": (128, 32, 32),
+        "d4": (64, 64, 64),
+        "d5": (32, 128, 128),
+    }
     assert video.shape == (1, 2, 3, 128, 128) and video.abs().max() <= 1
 
 
@@ -289,12 +315,12 @@ def test_generator_is_causal_beyond_the_receptive_field(narrow_generator):
     face, wave = faces(1), waves(1, 320 * 8)
     z = torch.randn(1, 8, g.noise_dim, generator=torch.Generator().manual_seed(2))
     changed = wave.clone()
-    changed[:, 320 * t + 1435 + 1:] = waves(1, 320 * 8, seed=9)[:, 320 * t + 1435 + 1:]
+    changed[:, 320 * t + 1435 + 1 :] = waves(1, 320 * 8, seed=9)[:, 320 * t + 1435 + 1 :]
     with torch.no_grad():
         before, after = g(face, wave, noise=z).video, g(face, changed, noise=z).video
     torch.testing.assert_close(after[:, : t + 1], before[:, : t + 1], atol=1e-6, rtol=0)
     # the later frames do hear the change
-    assert (after[:, t + 1:] - before[:, t + 1:]).abs().amax(dim=(2, 3, 4)).min() > 0
+    assert (after[:, t + 1 :] - before[:, t + 1 :]).abs().amax(dim=(2, 3, 4)).min() > 0
 
 
 def test_condition_image_changes_every_frame(narrow_generator):

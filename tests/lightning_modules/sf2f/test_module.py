@@ -10,21 +10,41 @@ from lightning_modules.sf2f.module import SF2FModule
 
 
 def make_module_args(**overrides):
-    args = dict(width_scale=0.25, perceptual_weight=100.0, allow_random_facenet=True, embedder="dlib",
-                num_identities=16)
+    args = dict(
+        width_scale=0.25,
+        perceptual_weight=100.0,
+        allow_random_facenet=True,
+        embedder="dlib",
+        num_identities=16,
+    )
     return {**args, **overrides}
 
 
 def make_datamodule(root, tmp_path, **overrides):
-    args = dict(root=str(root), cache_dir=str(tmp_path / "cache"), batch_size=4, eval_batch_size=4,
-                num_workers=0, prepare_workers=0)
+    args = dict(
+        root=str(root),
+        cache_dir=str(tmp_path / "cache"),
+        batch_size=4,
+        eval_batch_size=4,
+        num_workers=0,
+        prepare_workers=0,
+    )
     return HQVoxCelebDataModule(**{**args, **overrides})
 
 
 def fit(module, datamodule, tmp_path, steps=4):
-    trainer = L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, limit_val_batches=1, num_sanity_val_steps=0, val_check_interval=2,
-                        default_root_dir=tmp_path, enable_checkpointing=False)
+    trainer = L.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+        val_check_interval=2,
+        default_root_dir=tmp_path,
+        enable_checkpointing=False,
+    )
     trainer.fit(module, datamodule)
     return trainer
 
@@ -49,16 +69,20 @@ def test_stage_one_losses_finite_and_all_networks_learn(stage_one):
     for key in ("train/g_loss", "train/d_loss", "train/g_l1", "train/g_perceptual", "val/l1", "val/r@1"):
         assert torch.isfinite(metrics[key]), key
     for prefix in ("voice_encoder.", "face_decoder.", "patch_critics.", "identity_critics."):
-        changed = [k for k, v in module.state_dict().items() if k.startswith(prefix) and v.is_floating_point()
-                   and not torch.equal(v, before[k])]
+        changed = [
+            k
+            for k, v in module.state_dict().items()
+            if k.startswith(prefix) and v.is_floating_point() and not torch.equal(v, before[k])
+        ]
         assert changed, f"no {prefix} parameter changed"
 
 
 def test_stage_two_trains_only_the_fuser(stage_one, tiny_hq_voxceleb, tmp_path):
     _, _, checkpoint, _ = stage_one
     datamodule = make_datamodule(tiny_hq_voxceleb, tmp_path, segments=3, eval_frames=250)
-    module = SF2FModule(**make_module_args(num_identities=datamodule.num_identities, stage="fuser",
-                                           init_from=str(checkpoint)))
+    module = SF2FModule(
+        **make_module_args(num_identities=datamodule.num_identities, stage="fuser", init_from=str(checkpoint))
+    )
     trainable = {n.split(".")[0] for n, p in module.named_parameters() if p.requires_grad}
     assert trainable == {"fuser", "patch_critics", "identity_critics"}
     before = {k: v.clone() for k, v in module.state_dict().items()}

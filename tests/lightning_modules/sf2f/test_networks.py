@@ -86,8 +86,13 @@ def test_fuser_with_zero_scores_attends_uniformly():
 
 @pytest.mark.parametrize(
     "preset, resolution, multires, sides",
-    [("official", 64, False, [64]), ("official", 128, False, [128]), ("official", 128, True, [64, 128]),
-     ("paper", 64, False, [64]), ("paper", 128, True, [64, 128])],
+    [
+        ("official", 64, False, [64]),
+        ("official", 128, False, [128]),
+        ("official", 128, True, [64, 128]),
+        ("paper", 64, False, [64]),
+        ("paper", 128, True, [64, 128]),
+    ],
 )
 def test_decoders_return_tuples_lowest_first(preset, resolution, multires, sides):
     images = sf2f_face_decoder(preset, resolution, multires, width_scale=0.25)(torch.randn(2, 512))

@@ -5,8 +5,14 @@ import math
 import numpy as np
 import torch
 
-from lightning_modules.tcsan.losses import (au_class_weights, au_loss, masked_frame_l1, upper_half_l1,
-                                            weighted_bce, weighted_dice)
+from lightning_modules.tcsan.losses import (
+    au_class_weights,
+    au_loss,
+    masked_frame_l1,
+    upper_half_l1,
+    weighted_bce,
+    weighted_dice,
+)
 
 
 def frames(batch=2, length=3, size=16):
@@ -44,7 +50,9 @@ def test_class_weights_sum_to_the_number_of_aus():
     assert math.isclose(float(weights.sum()), 5.0, rel_tol=1e-6)
     assert weights[1] == weights.max()  # the rarest AU weighs most
     guarded = au_class_weights([0.001, 0.0, 0.05, 0.5, 0.1])  # rare or absent AUs count as 5 %
-    assert torch.allclose(guarded[:3], guarded[0].expand(3)) and math.isclose(float(guarded.sum()), 5.0, rel_tol=1e-6)
+    assert torch.allclose(guarded[:3], guarded[0].expand(3)) and math.isclose(
+        float(guarded.sum()), 5.0, rel_tol=1e-6
+    )
     assert math.isclose(float(guarded[0] / guarded[3]), 10.0, rel_tol=1e-5)
 
 
@@ -52,9 +60,21 @@ def test_bce_matches_a_hand_computed_example():
     p = torch.tensor([[0.9, 0.2, 0.6, 0.5, 0.99], [0.1, 0.7, 0.3, 0.5, 0.01]])
     y = torch.tensor([[1.0, 0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 1.0, 1.0, 0.0]])
     w = torch.tensor([1.0, 2.0, 0.5, 1.0, 0.5])
-    by_hand = np.mean([np.mean([-w[i].item() * (y[n, i].item() * math.log(p[n, i].item())
-                                                 + (1 - y[n, i].item()) * math.log(1 - p[n, i].item()))
-                                for i in range(5)]) for n in range(2)])
+    by_hand = np.mean(
+        [
+            np.mean(
+                [
+                    -w[i].item()
+                    * (
+                        y[n, i].item() * math.log(p[n, i].item())
+                        + (1 - y[n, i].item()) * math.log(1 - p[n, i].item())
+                    )
+                    for i in range(5)
+                ]
+            )
+            for n in range(2)
+        ]
+    )
     assert math.isclose(float(weighted_bce(p, y, w)), by_hand, rel_tol=1e-6)
 
 

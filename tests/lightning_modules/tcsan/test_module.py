@@ -11,10 +11,14 @@ from lightning_modules.tcsan.module import TCSANModule
 def batch(batch_size=2, frames=4, size=112, seed=0):
     generator = torch.Generator().manual_seed(seed)
     video = torch.rand(batch_size, frames, 3, size, size, generator=generator) * 2 - 1
-    return {"video": video, "identity": video[:, 0], "mfcc": torch.randn(batch_size, frames, 12, 28, generator=generator),
-            "frame_mask": torch.ones(batch_size, frames, dtype=torch.bool),
-            "au": (torch.rand(batch_size, frames, 5, generator=generator) > 0.5).float(),
-            "au_mask": torch.ones(batch_size, frames, dtype=torch.bool)}
+    return {
+        "video": video,
+        "identity": video[:, 0],
+        "mfcc": torch.randn(batch_size, frames, 12, 28, generator=generator),
+        "frame_mask": torch.ones(batch_size, frames, dtype=torch.bool),
+        "au": (torch.rand(batch_size, frames, 5, generator=generator) > 0.5).float(),
+        "au_mask": torch.ones(batch_size, frames, dtype=torch.bool),
+    }
 
 
 def small(**kwargs):
@@ -58,7 +62,9 @@ def test_au_loss_sends_no_gradient_to_the_upper_half():
 
 def test_ablation_configs_drop_their_terms():
     baseline = small(fusion="gru", use_audio2au=False, per_weight=0.0, id_weight=0.0, au_weight=0.0)
-    assert baseline.au_classifier is None and baseline.perceptual is None and baseline.generator.audio2au is None
+    assert (
+        baseline.au_classifier is None and baseline.perceptual is None and baseline.generator.audio2au is None
+    )
     assert set(baseline.generator_loss(batch(), baseline.generate(batch())).terms) == {"rec"}
     assert len(baseline.configure_optimizers()[0].param_groups) == 1
 
@@ -103,7 +109,9 @@ def test_short_overfit_halves_the_reconstruction_loss():
     loudness = torch.tanh(data["mfcc"][..., 0, 14])[..., None, None, None]  # (B, T, 1, 1, 1)
     lower = (torch.arange(32) >= 16).float()[:, None]
     data.update(identity=identity, video=(identity[:, None] + 0.3 * loudness * lower).clamp(-1, 1))
-    module = TCSANModule(width=0.125, image_size=32, per_weight=0.0, au_weight=0.0, use_audio2au=False, lr=1e-3).train()
+    module = TCSANModule(
+        width=0.125, image_size=32, per_weight=0.0, au_weight=0.0, use_audio2au=False, lr=1e-3
+    ).train()
     optimizer = module.configure_optimizers()[0]
     losses = []
     for _ in range(200):

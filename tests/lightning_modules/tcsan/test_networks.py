@@ -4,8 +4,16 @@ import pytest
 import torch
 
 from lightning_modules.tcsan.fusion import IntraFrameAttention, TemporalConvNet, build_fusion
-from lightning_modules.tcsan.networks import (AUClassifier, Audio2AU, Audio2AUNet, AudioEncoder, Generator,
-                                              IdentityEncoder, ImageDecoder, PatchDiscriminator)
+from lightning_modules.tcsan.networks import (
+    AUClassifier,
+    Audio2AU,
+    Audio2AUNet,
+    AudioEncoder,
+    Generator,
+    IdentityEncoder,
+    ImageDecoder,
+    PatchDiscriminator,
+)
 
 
 def count(module: torch.nn.Module) -> int:
@@ -85,7 +93,9 @@ def test_tcsan_sees_exactly_seven_frames_either_side():
     assert [b.conv.dilation[0] for b in tcsan.blocks] == [1, 2, 4]
     assert [b.conv.padding[0] for b in tcsan.blocks] == [1, 2, 4]
     reach = _input_gradient(tcsan, 40, 20, 576)
-    assert torch.equal(reach > 0, (torch.arange(40) >= 13) & (torch.arange(40) <= 27))  # t−7 … t+7, future included
+    assert torch.equal(
+        reach > 0, (torch.arange(40) >= 13) & (torch.arange(40) <= 27)
+    )  # t−7 … t+7, future included
     x = torch.randn(1, 40, 576)
     moved = x.clone()
     moved[0, 28] += 1.0  # frame t + 8
@@ -100,8 +110,15 @@ def test_dilated_conv_is_equation_one_with_flipped_taps():
     x = torch.randn(1, 4, 12)
     weight = conv.weight.detach()  # (out, in, 3), taps at s − d, s, s + d
     padded = torch.nn.functional.pad(x, (2, 2))
-    by_hand = sum(torch.einsum("oi,bit->bot", weight[:, :, 2 - i], padded[:, :, 2 + 2 * (1 - i) : 2 + 2 * (1 - i) + 12])
-                  for i in range(3)) + conv.bias[None, :, None]
+    by_hand = (
+        sum(
+            torch.einsum(
+                "oi,bit->bot", weight[:, :, 2 - i], padded[:, :, 2 + 2 * (1 - i) : 2 + 2 * (1 - i) + 12]
+            )
+            for i in range(3)
+        )
+        + conv.bias[None, :, None]
+    )
     assert torch.allclose(conv(x), by_hand, atol=1e-6)
 
 
