@@ -3,11 +3,11 @@
     python -m benchmarks.data_headroom [--systems wav2pix …] [--model-rates train_step.json] [--samples 200]
 
 The loader is the experiment's own training loader (`ResumableLoader` over the prepared cache, with the
-experiment's default `num_workers`, batches of 2), on the generated tiny fixture prepared at the paper's resolution,
-iterated for `--samples` samples after its first batch (worker start-up excluded). The model's rate is
-read from a `benchmarks.train_step --json` file (`make bench` writes one; the fastest precision measured
-counts), else measured here on the CPU. Headroom = loader rate / model rate; the target is ≥ 5, so the
-loader keeps up even when it shares the machine's cores with the model.
+experiment's default `num_workers`, batches of 2), on the generated tiny fixture prepared at the paper's
+resolution, iterated for `--samples` samples after its first batch (worker start-up excluded). The model's
+rate is read from a `benchmarks.train_step --json` file (`make bench` writes one; the fastest precision
+measured counts), else measured here on the CPU. Headroom = loader rate / model rate; the target is ≥ 5, so
+the loader keeps up even when it shares the machine's cores with the model.
 
 A2V is left out: its loader reads the GAN-inversion cache, which needs the StyleGAN3 weights.
 """

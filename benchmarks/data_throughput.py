@@ -1,4 +1,5 @@
-"""Data-loading throughput: samples/s read from the preprocessed cache vs. decoded and face-tracked on the fly.
+"""Data-loading throughput: samples/s read from the preprocessed cache vs. decoded and face-tracked on the
+fly.
 
     python -m benchmarks.data_throughput [--dataset lrw] [--size demo] [--samples 40]
 

@@ -52,7 +52,8 @@ class Part:
 
 
 def train_parts(device: str, dry_run: bool) -> list[Part]:
-    """Per system: precision (fp32 vs bf16 with drift), channels-last, compile; tiny and fp32 only when dry."""
+    """Per system: precision (fp32 vs bf16 with drift), channels-last, compile; tiny and fp32 only when
+    dry."""
     common = [sys.executable, "-m", "benchmarks.train_step", "--one", "--device", device]
     if dry_run:
         variants = {"fp32": ["--batch", "2", "--repeats", "1", "--warmup", "0", "--precision", "32-true"]}
@@ -74,7 +75,8 @@ def other_parts(out: Path, dry_run: bool) -> list[Part]:
     python = sys.executable
     rates = out / "train_step.json"
     return [
-        # A dry run checks the part on one system's loader (every loader is exercised by the datamodule tests).
+        # A dry run checks the part on one system's loader (every loader is exercised by the datamodule
+        # tests).
         Part(
             "data headroom",
             [

@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     rows = [real_time_factor(name, args) for name in args.systems]
     print(
-        f"Inference on CPU, {args.threads} threads, {args.seconds:g} s of speech (RTF >= 1: faster than real time; "
-        "target >= 1 for e2e_nr and tcsan)"
+        f"Inference on CPU, {args.threads} threads, {args.seconds:g} s of speech (RTF >= 1: faster than real "
+        "time; target >= 1 for e2e_nr and tcsan)"
     )
     print(table(rows, ["system", "resolution", "frames", "seconds", "frames/s", "RTF"]))
 

@@ -329,8 +329,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.json:  # written as each system finishes, so a long run's results survive a later failure
             args.json.write_text(json.dumps(rows, indent=1))
     print(
-        f"Training step on {args.device} ({torch.get_num_threads()} threads): plain PyTorch loop vs Lightning, "
-        "same module and batch"
+        f"Training step on {args.device} ({torch.get_num_threads()} threads): plain PyTorch loop vs "
+        "Lightning, same module and batch"
     )
     print(table(rows, COLUMNS))
     _print_ratios(rows)
@@ -339,8 +339,8 @@ def main(argv: list[str] | None = None) -> None:
 def _print_ratios(rows: list[dict]) -> None:
     worst = max(rows, key=lambda r: r["Lightning/plain"])
     print(
-        f"Lightning overhead: worst {worst['Lightning/plain']:.3f}x ({worst['system']}, {worst['precision']}); "
-        "target <= 1.05"
+        f"Lightning overhead: worst {worst['Lightning/plain']:.3f}x ({worst['system']}, "
+        f"{worst['precision']}); target <= 1.05"
     )
     by_system: dict[str, dict[str, float]] = {}
     for row in rows:
@@ -351,8 +351,8 @@ def _print_ratios(rows: list[dict]) -> None:
                 r["bf16 loss drift"] for r in rows if r["system"] == system and r["precision"] == "bf16-mixed"
             )
             print(
-                f"{system}: bf16-mixed / fp32 samples/s = {rates['bf16-mixed'] / rates['32-true']:.2f}x (target >= 2); "
-                f"losses of the first updates within {drift:.1%} of fp32's"
+                f"{system}: bf16-mixed / fp32 samples/s = {rates['bf16-mixed'] / rates['32-true']:.2f}x "
+                f"(target >= 2); losses of the first updates within {drift:.1%} of fp32's"
             )
 
 

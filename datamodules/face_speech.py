@@ -26,7 +26,8 @@ _DETECTOR = DlibDetector(upsample=0)  # crops are tight and large: no upsampling
 
 
 class FaceSpeechBatch(TypedDict):
-    """face, wrong_face: `(B, 3, S, S)` float32 in [-1, 1]; audio: `(B, T)` float32; identity: `(B,)` int64."""
+    """face, wrong_face: `(B, 3, S, S)` float32 in [-1, 1]; audio: `(B, T)` float32; identity: `(B,)`
+    int64."""
 
     face: torch.Tensor
     wrong_face: torch.Tensor

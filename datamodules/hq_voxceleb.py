@@ -93,8 +93,8 @@ def scan_hq_voxceleb(root: str | Path) -> list[IdentityFiles]:
                 )
     if not identities:
         raise DatasetError(
-            f"{root}: no identity has both masked_faces/<Name>/*.jpg and wav/<VoxCeleb ID>/**/*.wav listed in "
-            "vox1_meta.csv or vox2_meta.csv. Check the layout in datamodules/hq_voxceleb.py."
+            f"{root}: no identity has both masked_faces/<Name>/*.jpg and wav/<VoxCeleb ID>/**/*.wav listed "
+            "in vox1_meta.csv or vox2_meta.csv. Check the layout in datamodules/hq_voxceleb.py."
         )
     return identities
 

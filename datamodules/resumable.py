@@ -191,9 +191,9 @@ class ResumableLoader(EpochCounter):
         batches = len(self.dataset) // (self.batch_size * world)
         if batches == 0:
             raise DatasetError(
-                f"the training split has {len(self.dataset)} item(s), fewer than one batch of {self.batch_size} × "
-                f"{world} process(es): an epoch would train on nothing. Lower --data.init_args.batch_size or "
-                "use more training data."
+                f"the training split has {len(self.dataset)} item(s), fewer than one batch of "
+                f"{self.batch_size} × {world} process(es): an epoch would train on nothing. Lower "
+                "--data.init_args.batch_size or use more training data."
             )
         return batches
 

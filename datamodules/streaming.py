@@ -410,9 +410,9 @@ class StreamingLoader(EpochCounter):
         per_lane = sum(sorted(s.samples for s in self.shards)[:fewest_shards]) // self.batch_size
         if per_lane == 0:
             raise DatasetError(
-                f"{self.shards[0].url}: {len(self.shards)} shards cannot give {world} rank(s) × {self.lanes} lane(s) "
-                f"a batch of {self.batch_size} each. Export with a smaller --shard-mb (more shards), or use fewer "
-                "workers / lanes / devices."
+                f"{self.shards[0].url}: {len(self.shards)} shards cannot give {world} rank(s) × {self.lanes} "
+                f"lane(s) a batch of {self.batch_size} each. Export with a smaller --shard-mb (more shards), "
+                "or use fewer workers / lanes / devices."
             )
         return per_lane
 

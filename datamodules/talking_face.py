@@ -384,7 +384,10 @@ class TalkingFaceDataModule(CachedDataModule):
     def cache(self) -> ShardedCache:
         params = self._params()
         digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
-        name = f"clips-{self.crop_config.method}-{self.hparams.image_size}px-{self.hparams.sample_rate}hz-{digest}"
+        name = (
+            f"clips-{self.crop_config.method}-{self.hparams.image_size}px-"
+            f"{self.hparams.sample_rate}hz-{digest}"
+        )
         return ShardedCache(self.cache_root / name, params)
 
     def jobs(self) -> list[dict]:
@@ -524,7 +527,8 @@ class TalkingFaceDataModule(CachedDataModule):
         return self._noise_banks["eval"]
 
     def evaluation_clips(self, split: str = "test") -> ClipWindows:
-        """`split` as evaluation sees it: clean speech, no random start (whole clips with `eval_whole_clips`)."""
+        """`split` as evaluation sees it: clean speech, no random start (whole clips with
+        `eval_whole_clips`)."""
         return self._windows(split, None, False)
 
     def noisy_test_set(self, noise_type: str, snr_db: float, split: str = "test") -> ClipWindows:

@@ -72,9 +72,10 @@ def speech_item(job: dict) -> tuple[dict, dict[str, np.ndarray]]:
     seconds = len(wave) / config.sample_rate
     if seconds < job["min_speech_seconds"]:
         raise DatasetError(
-            f"{job['path']}: only {seconds:.2f} s of speech{' after voice-activity detection' if job['vad'] else ''}"
-            f" (minimum {job['min_speech_seconds']} s): the file is silent, clipped or too short. Remove it, or "
-            "lower --data.init_args.min_speech_seconds."
+            f"{job['path']}: only {seconds:.2f} s of "
+            f"speech{' after voice-activity detection' if job['vad'] else ''} (minimum "
+            f"{job['min_speech_seconds']} s): the file is silent, clipped or too short. Remove it, or lower "
+            "--data.init_args.min_speech_seconds."
         )
     features = log_mel(wave, config)  # (n_mels, frames)
     return {"identity": job["identity"], "path": job["path"]}, {"mel": features.T.astype(np.float16)}
@@ -340,8 +341,8 @@ class VoiceFaceDataModule(CachedDataModule):
             corpus = VoiceFaceCorpus(faces, mels, self.names(split))
             if not corpus.usable and self.names(split):
                 raise DatasetError(
-                    f"{self.root}: none of the {len(self.names(split))} {split} identities has a usable face and "
-                    f"utterance after preprocessing; see the rejected.csv files under {self.cache_root}."
+                    f"{self.root}: none of the {len(self.names(split))} {split} identities has a usable face "
+                    f"and utterance after preprocessing; see the rejected.csv files under {self.cache_root}."
                 )
             self.corpora[split] = corpus
         self._check_batch_size()

@@ -5,7 +5,8 @@ This class adds what all of them share, so no YAML repeats it:
 
 - values stated once in `data` and copied into `model` (`link_arguments`): image size, mel bands, and the
   number of training identities (known only once the dataset is scanned);
-- `requires`: experiments that must complete first, without passing a checkpoint (read by `experiments.train`);
+- `requires`: experiments that must complete first, without passing a checkpoint (read by
+  `experiments.train`);
 - `extends`: the experiment this one is a variant of (its config is stacked first, by `experiments.train`);
 - `next_stage`: the experiment to run after this one, initialised from this one's best checkpoint
   (read by `experiments.train`, which chains stages such as SF2F's encoder-decoder → fuser);

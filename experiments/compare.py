@@ -1,7 +1,8 @@
 """Compare runs side by side without a W&B server: `python -m experiments.compare RUN [RUN ...] [--out DIR]`.
 
-What `make compare RUN_LIST=runs.txt` runs (the file lists run folders, one per line). A RUN is a run folder (every stage in
-it is compared) or one stage folder. From each stage it reads what training and `make eval` leave there:
+What `make compare RUN_LIST=runs.txt` runs (the file lists run folders, one per line). A RUN is a run folder
+(every stage in it is compared) or one stage folder. From each stage it reads what training and `make eval`
+leave there:
 
 - `metrics.csv`, the logged curves (every run logs to W&B and to this CSV);
 - `COMPLETED.json`, the test metrics at the end of training;

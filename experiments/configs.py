@@ -84,7 +84,8 @@ def read_config(name: str) -> dict[str, Any]:
 
 
 def lineage(experiment: str) -> list[str]:
-    """The experiments whose configs `experiment` is stacked on (its `extends` chain), base first, then itself."""
+    """The experiments whose configs `experiment` is stacked on (its `extends` chain), base first, then
+    itself."""
     chain = [experiment]
     while True:
         base = read_config(chain[-1]).get("extends")

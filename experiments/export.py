@@ -23,7 +23,8 @@ KEPT = ("state_dict", "hyper_parameters", "pytorch-lightning_version")
 
 
 def export(experiment: str, checkpoint: str, out: str | Path) -> Path:
-    """Write the slim checkpoint of `experiment`'s `checkpoint` (file, stage/run folder or 'last') to `out`."""
+    """Write the slim checkpoint of `experiment`'s `checkpoint` (file, stage/run folder or 'last') to
+    `out`."""
     source = resolve_checkpoint(experiment, checkpoint)
     state, config, _ = checked_checkpoint(experiment, source)
     datamodule_key = config["data"]["class_path"].rsplit(".", 1)[-1]  # Lightning stores its state_dict here

@@ -1,4 +1,5 @@
-"""Generate from your own files: `python -m experiments.infer EXP --ckpt CKPT --audio A.wav --image F.jpg --out O.mp4`.
+"""Generate from your own files:
+`python -m experiments.infer EXP --ckpt CKPT --audio A.wav --image F.jpg --out O.mp4`.
 
 What `make infer EXP=… CKPT=… AUDIO=… IMAGE=… OUT=…` runs. The model comes from the checkpoint and the
 preprocessing from the stage's saved config, so your inputs are treated as the training data was:
@@ -6,8 +7,8 @@ preprocessing from the stage's saved config, so your inputs are treated as the t
 - audio: any format PyAV or soundfile reads, any sample rate, any channel count, any length; it is
   mixed to mono and resampled to the model's rate;
 - image: any RGB/RGBA/greyscale picture holding a face; the face is detected and aligned as in the
-  dataset's preprocessing (E2E-NR: dlib landmarks, similarity to the template; TCSAN: the square dlib box; A2V: the
-  MTCNN box, then inverted into the generator);
+  dataset's preprocessing (E2E-NR: dlib landmarks, similarity to the template; TCSAN: the square dlib box;
+  A2V: the MTCNN box, then inverted into the generator);
 - output: an H.264 mp4 at the model's frame rate with your audio muxed in. Systems that make one face
   from speech (Wav2Pix, SF2F) need no image and write a PNG instead: one face per audio file, several
   files side by side in one grid (`--audio a.wav b.wav c.wav`).
@@ -113,8 +114,8 @@ def write_video(
     target.parent.mkdir(parents=True, exist_ok=True)
     write_mp4(target, frames, fps=25, audio=read_audio(audio, MUX_SAMPLE_RATE), sample_rate=MUX_SAMPLE_RATE)
     print(
-        f"[infer] wrote {target}: {len(frames)} frames at 25 fps, {len(speech) / int(data_args['sample_rate']):.2f} s "
-        "of audio",
+        f"[infer] wrote {target}: {len(frames)} frames at 25 fps, "
+        f"{len(speech) / int(data_args['sample_rate']):.2f} s of audio",
         file=sys.stderr,
     )
     return target

@@ -26,7 +26,8 @@ from experiments.configs import (
 
 
 def selection(stage: str) -> str:
-    """Which checkpoint the stage hands on, from its model class (`checkpoint_selection`, `checkpoint_monitor`)."""
+    """Which checkpoint the stage hands on, from its model class (`checkpoint_selection`,
+    `checkpoint_monitor`)."""
     model = load_class(stage_model_class(stage))
     chosen = inspect.getattr_static(model, "checkpoint_selection", "best")
     monitor = getattr(model, "checkpoint_monitor", None)

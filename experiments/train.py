@@ -5,9 +5,10 @@ another experiment, that stage runs afterwards, initialised from this stage's be
 encoder-decoder, then the fuser). When its `pretrained` maps model arguments to experiments, those run
 first and their best checkpoints fill the arguments (TCSAN: the AU classifier and Audio2AU). An
 experiment with `job: prepare` only prepares its data (A2V's GAN inversion);
-one that `requires` other experiments runs after them. An experiment that `extends` another lists only what differs: its config is stacked on the other's
-(`datasets/<name>` holds data sections shared by several experiments). Each run lives in `runs/<EXP>/<timestamp>/<stage>/` (config, W&B
-offline run, sample grids, `checkpoints/`); a finished stage leaves `COMPLETED.json` there.
+one that `requires` other experiments runs after them. An experiment that `extends` another lists only what
+differs: its config is stacked on the other's (`datasets/<name>` holds data sections shared by several
+experiments). Each run lives in `runs/<EXP>/<timestamp>/<stage>/` (config, W&B offline run, sample grids,
+`checkpoints/`); a finished stage leaves `COMPLETED.json` there.
 
 Multi-process training (`--trainer.devices=N --trainer.strategy=ddp`) works with Lightning's own launcher
 (one command; it starts ranks > 0 itself) and with cluster launchers that start every process (torchrun,
@@ -107,7 +108,8 @@ def resolve_run_dir(experiment: str, resume: str | None) -> Path:
 
 @dataclass(frozen=True)
 class ClusterLaunch:
-    """This process's place in a job whose processes a cluster launcher started, each running this entry point."""
+    """This process's place in a job whose processes a cluster launcher started, each running this entry
+    point."""
 
     rank: int  # global rank
     world: int
@@ -128,7 +130,8 @@ def cluster_launch() -> ClusterLaunch | None:
         rank, world, key = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), _torchrun_key()
     elif SLURMEnvironment.detect():
         rank, world = int(os.environ["SLURM_PROCID"]), int(os.environ["SLURM_NTASKS"])
-        # A requeued job keeps its id and numbers its steps afresh: the restart count tells the launches apart.
+        # A requeued job keeps its id and numbers its steps afresh: the restart count tells the launches
+        # apart.
         key = (
             f"slurm-{os.environ['SLURM_JOB_ID']}.{os.environ.get('SLURM_STEP_ID', '0')}"
             f"-r{os.environ.get('SLURM_RESTART_COUNT', '0')}"
@@ -139,8 +142,8 @@ def cluster_launch() -> ClusterLaunch | None:
 
 
 def _torchrun_key() -> str:
-    """torchrun's run id (`--rdzv-id`; a fresh uuid with `--standalone`) and restart count. Without an id it is
-    "none"; on one node the workers' parent, the torchrun agent, then identifies the launch."""
+    """torchrun's run id (`--rdzv-id`; a fresh uuid with `--standalone`) and restart count. Without an id it
+    is "none"; on one node the workers' parent, the torchrun agent, then identifies the launch."""
     run_id, restart = os.environ["TORCHELASTIC_RUN_ID"], os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
     if run_id != "none":
         return f"torchrun-{run_id}-r{restart}"
@@ -300,12 +303,12 @@ def train(
         }
         completed.write_text(json.dumps(summary, indent=1))
         print(
-            f"[train] {stage}: held-out test metrics of {Path(best[stage]).name} (selected by {selected_by}): "
-            f"{test_metrics}"
+            f"[train] {stage}: held-out test metrics of {Path(best[stage]).name} (selected by "
+            f"{selected_by}): {test_metrics}"
         )
         if cli.trainer.world_size > 1 and launch is None and stage != chain[-1]:
-            # Lightning's launcher cannot start a second time in this process. Under a cluster launcher there is
-            # nothing to relaunch: the next stage's Trainer reuses the process group all ranks share.
+            # Lightning's launcher cannot start a second time in this process. Under a cluster launcher there
+            # is nothing to relaunch: the next stage's Trainer reuses the process group all ranks share.
             _restart_for_next_stage(run_dir)
     print(f"[train] done: {run_dir}")
     return run_dir
@@ -407,8 +410,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         description=__doc__.split("\n\n")[0],
         epilog="Experiments: "
         + ", ".join(experiment_names())
-        + ". Any other argument goes to LightningCLI, e.g. --trainer.max_steps=100 --trainer.precision=bf16-mixed "
-        "--trainer.devices=2 --trainer.strategy=ddp; add --print_config to see the resolved config.",
+        + ". Any other argument goes to LightningCLI, e.g. --trainer.max_steps=100 "
+        "--trainer.precision=bf16-mixed --trainer.devices=2 --trainer.strategy=ddp; add --print_config to "
+        "see the resolved config.",
     )
     parser.add_argument("experiment", help="experiment name: a file experiments/<name>.yaml")
     parser.add_argument(

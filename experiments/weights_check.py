@@ -91,7 +91,8 @@ FILES = (
 
 
 def check_folder(folder: Path) -> list[tuple[WeightsFile, str, str]]:
-    """(file, status, detail) per known file: status `present, loads`, `wrong file`, `missing` or `present`."""
+    """(file, status, detail) per known file: status `present, loads`, `wrong file`, `missing` or
+    `present`."""
     results = []
     for spec in FILES:
         path = folder / spec.name

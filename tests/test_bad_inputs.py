@@ -101,7 +101,7 @@ def test_random_pictures_are_refused_as_faceless(tmp_path, side, channels, seed)
         align_face(image, BOX_CROP, path)
 
 
-# --- the bad-input table (docs/reliability.md), case by case --------------------------------------------------------------
+# --- the bad-input table (docs/reliability.md), case by case -------------------------------------------
 
 
 def face_photo(path: Path, mode: str = "RGB", scale: float = 1.0) -> Path:

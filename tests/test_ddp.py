@@ -1,7 +1,8 @@
 """Distributed data parallel training: what DDP computes, and how the entry point behaves under launchers.
 
-- Two CPU processes (gloo) started by `python -m experiments.train … --trainer.devices=2 --trainer.strategy=ddp`
-  compute, on a global batch of 4 (2 items each), the gradients one process computes on those 4 items.
+- Two CPU processes (gloo) started by
+  `python -m experiments.train … --trainer.devices=2 --trainer.strategy=ddp` compute, on a global batch of 4
+  (2 items each), the gradients one process computes on those 4 items.
 - Under torchrun or SLURM's srun every rank runs the entry point: the ranks agree on one run folder, and
   stage chains continue in the same processes instead of restarting (unit tests of `experiments.train`;
   an end-to-end torchrun run is marked slow).
@@ -109,7 +110,7 @@ def test_two_ddp_processes_give_the_gradients_of_one_process_on_the_global_batch
         assert difference > 0.1, (step, float(difference))
 
 
-# --- launch logic: torchrun and SLURM ------------------------------------------------------------------------
+# --- launch logic: torchrun and SLURM -----------------------------------------------------------------------
 
 LAUNCH_VARIABLES = (
     "TORCHELASTIC_RUN_ID",

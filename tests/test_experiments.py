@@ -187,7 +187,8 @@ def test_ctrl_c_saves_last_checkpoint_and_resume_continues(isolated_data_and_run
 
 @pytest.mark.slow
 def test_demo_training_beats_chance_on_held_out_speakers(isolated_data_and_runs):
-    """The default demo run (`make train EXP=sf2f`) learns voice → face: test-speaker R@1 well above chance."""
+    """The default demo run (`make train EXP=sf2f`) learns voice → face: test-speaker R@1 well above
+    chance."""
     run_dir = train_entry.train("sf2f", overrides=["--trainer.logger=false"])
     for stage in ("sf2f", "sf2f_fuser"):
         test = json.loads((run_dir / stage / "COMPLETED.json").read_text())["test"]
@@ -363,7 +364,8 @@ def test_tcsan_pretrains_its_supervisors_then_trains_and_reports_the_paper_table
 
 def test_a2v_inverts_trains_vae_then_embed2lat_and_reports_baselines(smoke_run, tmp_path):
     """`make train EXP=a2v`: inversion (a data stage), the VAE, then Embed2Lat loading it; `make eval`
-    reports the paper's MSE beside trivial baselines and writes sample videos; `make infer` animates a photo."""
+    reports the paper's MSE beside trivial baselines and writes sample videos; `make infer` animates a
+    photo."""
     import av
     import numpy as np
     import soundfile as sf

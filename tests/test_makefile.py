@@ -59,7 +59,8 @@ def test_a_leading_dash_is_a_path_not_an_option(tmp_path):
 
 
 def test_commands_started_by_make_keep_freed_memory_mapped_unless_the_user_chose_otherwise():
-    """The CPU default avoids glibc's page-fault penalty (docs/benchmarks.md) without the user knowing about it."""
+    """The CPU default avoids glibc's page-fault penalty (docs/benchmarks.md) without the user knowing about
+    it."""
     show = ["--eval", 'show-env: ; @echo "$$GLIBC_TUNABLES"', "show-env"]
     environment = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
     default = subprocess.run(

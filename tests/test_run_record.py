@@ -81,9 +81,9 @@ def test_smoke_chain_validates_twice_and_keeps_its_record(experiment, smoke_run)
 
 
 def test_a_run_that_ends_before_its_first_validation_finishes_cleanly(isolated_data_and_runs):
-    """A2V's Embed2Lat stops early on `val/mse`. A run shorter than one validation interval used to fail at its
-    end ("Early stopping conditioned on metric `val/mse` which is not available"); now early stopping waits
-    for a validation, and the stage says that its final state was kept because none ran."""
+    """A2V's Embed2Lat stops early on `val/mse`. A run shorter than one validation interval used to fail at
+    its end ("Early stopping conditioned on metric `val/mse` which is not available"); now early stopping
+    waits for a validation, and the stage says that its final state was kept because none ran."""
     run_dir = train_entry.train(
         "a2v", smoke=True, overrides=["--trainer.max_steps=1", "--trainer.val_check_interval=1.0"]
     )
@@ -93,8 +93,8 @@ def test_a_run_that_ends_before_its_first_validation_finishes_cleanly(isolated_d
 
 @pytest.mark.parametrize("experiment", [e for e in ENTRY_EXPERIMENTS if e != "a2v"])
 def test_every_chain_cut_to_two_steps_finishes_and_hands_on_a_checkpoint(experiment, isolated_data_and_runs):
-    """`ARGS="--trainer.max_steps=2"`, the first thing a user tries: every stage ends cleanly, whether or not a
-    validation ran, and hands the next stage an existing checkpoint."""
+    """`ARGS="--trainer.max_steps=2"`, the first thing a user tries: every stage ends cleanly, whether or not
+    a validation ran, and hands the next stage an existing checkpoint."""
     run_dir = train_entry.train(experiment, smoke=True, overrides=["--trainer.max_steps=2"])
     for stage in train_entry.stage_chain(experiment):
         completed = json.loads((run_dir / stage / "COMPLETED.json").read_text())

@@ -35,7 +35,8 @@ class AULabeler(Protocol):
     def labels(
         self, key: str, landmarks: np.ndarray | None, detected: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Clip `key` with `(T, 68, 2)` landmarks and `(T,)` detections → `(T, 5)` uint8 labels, `(T,)` bool valid."""
+        """Clip `key` with `(T, 68, 2)` landmarks and `(T,)` detections → `(T, 5)` uint8 labels, `(T,)` bool
+        valid."""
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ VAD_HANGOVER_MS = 300
 
 def checked_wave(wave: np.ndarray, source: str = "the speech signal") -> np.ndarray:
     """`wave` as `(T,)` float32 when it is 1-D, non-empty and finite; else `DatasetError` naming `source`
-    (an empty or NaN-filled signal would otherwise crash deep inside a transform or, worse, give NaN features)."""
+    (an empty or NaN-filled signal would otherwise crash deep inside a transform or, worse, give NaN
+    features)."""
     wave = np.asarray(wave, dtype=np.float32)
     if wave.ndim != 1:
         raise DatasetError(f"{source}: expected mono samples (T,), got an array of shape {wave.shape}.")

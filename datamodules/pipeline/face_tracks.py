@@ -244,7 +244,8 @@ def track_faces(
 
 def mouth_centres(landmarks: np.ndarray, detected: np.ndarray, size: int) -> np.ndarray:
     """`(T, 68, 2)` crop landmarks and `(T,)` detected → `(T, 2)` mouth centres for E2E-NR's mask (spec §3.1):
-    a detected frame's own (mean of points 48–67), others the clip's median, the template's with no detection."""
+    a detected frame's own (mean of points 48–67), others the clip's median, the template's with no
+    detection."""
     if not detected.any():
         return np.repeat(TEMPLATE_MOUTH_128[None] * (size / 128), len(detected), axis=0).astype(np.float32)
     centres = mouth_centre(landmarks)

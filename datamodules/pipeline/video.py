@@ -42,8 +42,8 @@ def read_video(path: str | Path, max_frames: int | None = None) -> DecodedVideo:
     except Exception as error:  # noqa: BLE001 - any decoder failure is the file's fault
         where = f"after {len(frames)} frames" if frames else "before the first frame"
         raise DatasetError(
-            f"{path}: the video cannot be decoded ({where}: {type(error).__name__}: {error}). The file is corrupt "
-            "or truncated; re-download it or remove it."
+            f"{path}: the video cannot be decoded ({where}: {type(error).__name__}: {error}). The file is "
+            "corrupt or truncated; re-download it or remove it."
         ) from None
     if not frames:
         raise DatasetError(f"{path}: the video stream holds no frames. Re-download the clip or remove it.")

@@ -358,7 +358,8 @@ class A2VDataModule(AVSpeechDataModule):
         )
 
     def statistics(self) -> dict:
-        """Inversion quality and sizes, for the preparation stage's summary (planted latents: no inversion)."""
+        """Inversion quality and sizes, for the preparation stage's summary (planted latents: no
+        inversion)."""
         clips = [c for split in SPLITS for c in self.latent_clips[split]]
         if self.planted_config.enabled:
             return {

@@ -26,7 +26,8 @@ from .latents import compose
 PAPER_MSE = {"train": 0.269, "val": 0.273}
 PAPER_DATASET = "AVSpeech test split, 9,996 clips"
 NOT_COMPARABLE = "code-space MSE: its scale depends on β, μ_code/σ_code and the data (spec §9.2)"
-# Reported only for planted latents (a diagnostic, `a2v/planted.py`): does the predicted mouth direction follow the speech?
+# Reported only for planted latents (a diagnostic, `a2v/planted.py`): does the predicted mouth direction
+# follow the speech?
 PLANTED_ROWS = (
     ("generated", "speech energy r of the planted direction in Δŵ", "planted latents (diagnostic), lag 0"),
     (
@@ -43,7 +44,8 @@ PLANTED_ROWS = (
 
 
 def clip_codes(module, datamodule, split: str, max_clips: int | None) -> list[dict]:
-    """Per whole clip of `split`: targets μ* and predictions μ' `(N, 96)`, residuals `(N, 1536)`, w0, audio."""
+    """Per whole clip of `split`: targets μ* and predictions μ' `(N, 96)`, residuals `(N, 1536)`, w0,
+    audio."""
     from .data import LatentWindows
 
     clips = datamodule.latent_clips[split][:max_clips]
@@ -69,8 +71,8 @@ def clip_codes(module, datamodule, split: str, max_clips: int | None) -> list[di
 
 
 def mean_code(module, clips: list) -> torch.Tensor:
-    """The mean target μ* `(96,)` over every frame of `clips` (`lightning_modules.a2v.data.LatentClip`s), one whole clip
-    at a time on the module's device: the constant prediction of the "train mean" baseline."""
+    """The mean target μ* `(96,)` over every frame of `clips` (`lightning_modules.a2v.data.LatentClip`s), one
+    whole clip at a time on the module's device: the constant prediction of the "train mean" baseline."""
     total, frames = None, 0
     for clip in clips:
         with torch.no_grad():

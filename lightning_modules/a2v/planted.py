@@ -65,6 +65,7 @@ def planted_rows(
 
 
 def projection(residual: torch.Tensor, seed: int, rows: int) -> torch.Tensor:
-    """Residuals `(..., rows·512)` → their component along the planted direction, averaged over the rows `(...)`."""
+    """Residuals `(..., rows·512)` → their component along the planted direction, averaged over the rows
+    `(...)`."""
     direction = planted_direction(seed, residual.shape[-1] // rows).to(residual)
     return (residual.unflatten(-1, (rows, -1)) @ direction).mean(-1)

@@ -88,7 +88,8 @@ def feature_length(samples: int) -> int:
 
 
 def architecture(config: SpeechEncoderConfig) -> dict:
-    """`wav2vec2_model` arguments: the snapshot's config.json, base for a state-dict file, else the stand-in."""
+    """`wav2vec2_model` arguments: the snapshot's config.json, base for a state-dict file, else the
+    stand-in."""
     if config.weights is None:
         if not config.allow_random:
             raise WeightsError(

@@ -36,7 +36,8 @@ class ResidualVAE(nn.Module):
         return self.decoder(code)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Reconstruction from a reparameterised sample while training, from μ in eval mode; plus μ, log σ²."""
+        """Reconstruction from a reparameterised sample while training, from μ in eval mode; plus μ, log
+        σ²."""
         mu, logvar = self.encode(x)
         code = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
         return self.decode(code), mu, logvar

@@ -297,7 +297,8 @@ class SelectionMetricCheck(Callback):
 
             logged = sorted(k for k in trainer.callback_metrics if k.startswith("val/")) or ["none"]
             raise SelectionMetricError(
-                f"{type(pl_module).__name__}: checkpoint selection / early stopping watches {', '.join(missing)}, "
-                f"which validation did not log (it logged: {', '.join(logged)}). Fix the monitor in the "
-                "experiment's config (early-stopping callbacks) or the model's checkpoint_monitor."
+                f"{type(pl_module).__name__}: checkpoint selection / early stopping watches "
+                f"{', '.join(missing)}, which validation did not log (it logged: {', '.join(logged)}). Fix "
+                "the monitor in the experiment's config (early-stopping callbacks) or the model's "
+                "checkpoint_monitor."
             )

@@ -1,5 +1,6 @@
 """Initialising one training stage from another stage's checkpoint (SF2F's fuser, E2E-NR's adversarial
-stage, TCSAN's pretrained AU networks): the chosen networks' weights are copied, everything else starts fresh."""
+stage, TCSAN's pretrained AU networks): the chosen networks' weights are copied, everything else starts
+fresh."""
 
 from __future__ import annotations
 
@@ -45,8 +46,8 @@ def check_checkpoint_fits(model: nn.Module, checkpoint: dict) -> None:
     raise CheckpointError(
         f"the checkpoint does not fit {type(model).__name__} as configured: {len(missing)} missing "
         f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}, {len(reshaped)} of another shape "
-        f"{reshaped[:3]}. Configuration differences: {differences[:6] or 'none recorded'}. Resume or evaluate "
-        "it with the experiment and settings that wrote it, or start a new run."
+        f"{reshaped[:3]}. Configuration differences: {differences[:6] or 'none recorded'}. Resume or "
+        "evaluate it with the experiment and settings that wrote it, or start a new run."
     )
 
 

@@ -66,7 +66,8 @@ class TFInceptionC(_TFPoolBranch, tv_inception.InceptionC):
 
 
 class TFInceptionE(_TFPoolBranch, tv_inception.InceptionE):
-    """Mixed_7b (1280 inputs) average-pools; Mixed_7c, the last block (2048 inputs), max-pools in the graph."""
+    """Mixed_7b (1280 inputs) average-pools; Mixed_7c, the last block (2048 inputs), max-pools in the
+    graph."""
 
     def __init__(self, in_channels: int, **kwargs):
         super().__init__(in_channels, **kwargs)
@@ -101,7 +102,8 @@ def _unit_to_symmetric(images: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class InceptionVariant:
-    """One Inception-v3 FID/KID can use: its network, input scaling, released file and what it compares with."""
+    """One Inception-v3 FID/KID can use: its network, input scaling, released file and what it compares
+    with."""
 
     setting: str  # the MetricSettings field holding its path
     released_file: str
@@ -117,7 +119,8 @@ TF_INCEPTION = InceptionVariant(
     tf_network,
     _unit_to_symmetric,
     "download pytorch-fid's TF-Inception weights (pt_inception-2015-12-05-6726825d.pth, docs/weights.md)",
-    "TF-Inception pool features (pytorch-fid's pt_inception-2015-12-05 weights): comparable with published FID",
+    "TF-Inception pool features (pytorch-fid's pt_inception-2015-12-05 weights): "
+    "comparable with published FID",
 )
 TORCHVISION_INCEPTION = InceptionVariant(
     "inception_weights",
@@ -131,7 +134,8 @@ TORCHVISION_INCEPTION = InceptionVariant(
 
 
 class InceptionPool(nn.Module):
-    """`(B, 3, H, W)` uint8 RGB → `(B, 2048)` Inception-v3 pool features (the extractor torchmetrics calls)."""
+    """`(B, 3, H, W)` uint8 RGB → `(B, 2048)` Inception-v3 pool features (the extractor torchmetrics
+    calls)."""
 
     num_features = FEATURES
 
@@ -170,7 +174,8 @@ def load_inception(
 
 
 class Precomputed(nn.Module):
-    """Hands features already extracted to torchmetrics' FID/KID, so each image goes through Inception once."""
+    """Hands features already extracted to torchmetrics' FID/KID, so each image goes through Inception
+    once."""
 
     def __init__(self, num_features: int):
         super().__init__()

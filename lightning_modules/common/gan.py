@@ -8,11 +8,11 @@ A system subclasses `AdversarialModule` and supplies:
 - `configure_optimizers()` returning `[generator_optimizer, discriminator_optimizer]`,
 
 optionally `evaluation_step(batch, batch_idx, split)` and `evaluation_epoch_end(split)` (validation and
-test share them: `split_evaluation.py`), and may override `trains_discriminator()` to run a generator-only phase (E2E-NR's reconstruction stage:
-D is neither run nor stepped). Several discriminators share the one D optimiser: Adam's state is per
-parameter, so one Adam over both parameter sets equals two with the same settings. By default one
-generator forward per batch serves both players; a system whose reference code runs G afresh for each
-player's step sets `fresh_generator_forward = True`.
+test share them: `split_evaluation.py`), and may override `trains_discriminator()` to run a generator-only
+phase (E2E-NR's reconstruction stage: D is neither run nor stepped). Several discriminators share the one D
+optimiser: Adam's state is per parameter, so one Adam over both parameter sets equals two with the same
+settings. By default one generator forward per batch serves both players; a system whose reference code runs G
+afresh for each player's step sets `fresh_generator_forward = True`.
 
 The choreography (toggle → zero_grad → manual_backward → clip → step, for G then D, or D first) lives
 here, so precision plugins, DDP and gradient clipping apply the same way to every system. Note that in
@@ -134,10 +134,11 @@ class AdversarialModule(SplitEvaluationModule):
         self.log("train/d_collapsed_batches", float(self._collapsed_batches))
         if self._collapsed_batches == COLLAPSE_PATIENCE:
             rank_zero_warn(
-                f"GAN divergence: the discriminator's loss has been below {COLLAPSE_LOSS:g} for {COLLAPSE_PATIENCE} "
-                f"batches (now {loss:.2e}, epoch {self.current_epoch}, batch {batch_idx}, global step {self.global_step})."
-                " D separates real from fake perfectly and G learns little. Consider a lower D learning rate, "
-                "gradient_clip_norm, or resuming from an earlier checkpoint."
+                f"GAN divergence: the discriminator's loss has been below {COLLAPSE_LOSS:g} for "
+                f"{COLLAPSE_PATIENCE} batches (now {loss:.2e}, epoch {self.current_epoch}, batch "
+                f"{batch_idx}, global step {self.global_step}). D separates real from fake perfectly and G "
+                "learns little. Consider a lower D learning rate, gradient_clip_norm, or resuming from an "
+                "earlier checkpoint."
             )
 
     def _player_step(self, optimizer, compute_loss, player: str, batch_idx: int) -> LossTerms:
@@ -163,8 +164,9 @@ class AdversarialModule(SplitEvaluationModule):
             if not torch.isfinite(value).all()
         }
         message = (
-            f"non-finite {player.upper()} loss {float(loss.total.detach())} at epoch {self.current_epoch}, batch "
-            f"{batch_idx}, global step {self.global_step}; non-finite terms: {bad or 'none (total only)'}"
+            f"non-finite {player.upper()} loss {float(loss.total.detach())} at epoch {self.current_epoch}, "
+            f"batch {batch_idx}, global step {self.global_step}; non-finite terms: "
+            f"{bad or 'none (total only)'}"
         )
         if self.nonfinite == "raise":
             raise NonFiniteLossError(message + ". Set --model.init_args.nonfinite=skip to drop such updates.")

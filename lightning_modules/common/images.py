@@ -27,7 +27,8 @@ def unit_to_imagenet(images: torch.Tensor) -> torch.Tensor:
 
 
 def signed_to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """`(..., 3, H, W)` in [-1, 1] (clamped) → `(..., H, W, 3)` uint8 on the CPU, for metrics and video files."""
+    """`(..., 3, H, W)` in [-1, 1] (clamped) → `(..., H, W, 3)` uint8 on the CPU, for metrics and video
+    files."""
     pixels = ((frames.detach().clamp(-1, 1) + 1) * 127.5).round().byte()
     return pixels.movedim(-3, -1).cpu().numpy()
 

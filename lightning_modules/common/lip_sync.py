@@ -107,7 +107,8 @@ class SyncNet(nn.Module):
 
 def load_syncnet(weights: str | Path | None, allow_random: bool = False) -> SyncNet:
     """SyncNet in eval mode with the released weights at `weights` (checked key by key), or randomly
-    initialised (seeded) when `allow_random` and no path is given (tests only: distances then mean nothing)."""
+    initialised (seeded) when `allow_random` and no path is given (tests only: distances then mean
+    nothing)."""
     from .errors import WeightsError
     from .weights import read_state_dict
 
@@ -152,7 +153,8 @@ def lip_sync_error(
     """LSE-D / LSE-C of one clip.
 
     Args:
-        frames: `(T, H, W, 3)` uint8 RGB face crops at 25 fps; speech: `(L,)` float 16 kHz, aligned with frame 0.
+        frames: `(T, H, W, 3)` uint8 RGB face crops at 25 fps; speech: `(L,)` float 16 kHz, aligned with
+            frame 0.
     Raises:
         ValueError: fewer than 5 frames, or less than 0.2 s of speech, overlap (nothing to score).
     """

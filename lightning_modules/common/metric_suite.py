@@ -4,20 +4,25 @@ Each system turns its test split into `GeneratedSample`s (its `evaluation_sample
 them all with one implementation per metric, and says for every metric it could not compute why not
 (missing weights, an image system without frame-aligned ground truth, too few identities):
 
-| key | what | needs |
-|---|---|---|
-| psnr, ssim, l1 | pixels vs frame-aligned ground truth (`video_metrics`; L1 on [0, 1]) | paired samples |
-| lpips | LPIPS v0.1, VGG (`lpips_distance`) | `lpips_backbone` |
-| fid, kid | Inception-v3 pool features, generated vs real frames (`distribution`) | `fid_inception_weights` (TF-Inception) or `inception_weights` |
-| lmd_mouth, lmd_face | landmark distance, mouth points 48–67 / all 68, template pixels (`video_metrics`) | paired |
-| landmark_failure_rate | frames where dlib finds no face on either side | paired |
-| face_detection_rate | generated frames in which dlib's HOG detector finds a face | — |
-| identity_cosine, identity_recall@K | face embeddings of generated vs real faces of the speaker (`metrics`) | FaceNet weights, else dlib's model |
-| cpbd, cpbd_real | sharpness of generated (and real) frames (`sharpness`) | — |
-| au_f1, au_accuracy | five AUs from landmark geometry, generated vs real frames (`action_units`) | paired video |
-| lse_d, lse_c (+ _real) | SyncNet lip-sync distance / confidence (`lip_sync`) | `syncnet_weights`, speech |
-| speech_mouth_r (+ _real, _control), mouth_swap_sensitivity, silence_mouth_closed | does the mouth follow the speech (`speech_dependence`) | video, speech (controls: made by the system) |
-| speech_identity_r@1 (+ _chance, _control, _real) | identity from held-out speech (`speech_dependence`) | faces of ≥ 2 speakers |
+- psnr, ssim, l1: pixels vs frame-aligned ground truth (`video_metrics`; L1 on [0, 1]); needs: paired samples
+- lpips: LPIPS v0.1, VGG (`lpips_distance`); needs: `lpips_backbone`
+- fid, kid: Inception-v3 pool features, generated vs real frames (`distribution`); needs:
+  `fid_inception_weights` (TF-Inception) or `inception_weights`
+- lmd_mouth, lmd_face: landmark distance, mouth points 48–67 / all 68, template pixels (`video_metrics`);
+  needs: paired
+- landmark_failure_rate: frames where dlib finds no face on either side; needs: paired
+- face_detection_rate: generated frames in which dlib's HOG detector finds a face; needs: —
+- identity_cosine, identity_recall@K: face embeddings of generated vs real faces of the speaker (`metrics`);
+  needs: FaceNet weights, else dlib's model
+- cpbd, cpbd_real: sharpness of generated (and real) frames (`sharpness`); needs: —
+- au_f1, au_accuracy: five AUs from landmark geometry, generated vs real frames (`action_units`); needs:
+  paired video
+- lse_d, lse_c (+ _real): SyncNet lip-sync distance / confidence (`lip_sync`); needs: `syncnet_weights`,
+  speech
+- speech_mouth_r (+ _real, _control), mouth_swap_sensitivity, silence_mouth_closed: does the mouth follow the
+  speech (`speech_dependence`); needs: video, speech (controls: made by the system)
+- speech_identity_r@1 (+ _chance, _control, _real): identity from held-out speech (`speech_dependence`);
+  needs: faces of ≥ 2 speakers
 
 The expensive image metrics (LPIPS, FID/KID, identity, CPBD, detection) look at `frames_per_clip` evenly
 spaced frames of each clip; pixels, landmarks, AUs and lip sync at every frame.

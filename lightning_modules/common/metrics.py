@@ -27,7 +27,8 @@ def identity_embedding(face_embeddings: torch.Tensor, mask: torch.Tensor) -> tor
 
 
 def embedding_l1(generated: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Per-identity L1 distance summed over dimensions (SF2F's "L1"; ≈ 25.5 for random 512-d pairs). `(N,)`."""
+    """Per-identity L1 distance summed over dimensions (SF2F's "L1"; ≈ 25.5 for random 512-d pairs).
+    `(N,)`."""
     return (generated - reference).abs().sum(-1)
 
 

@@ -83,7 +83,8 @@ class EvaluationReport:
         return "\n".join(lines) + "\n"
 
     def write(self, folder: Path) -> list[Path]:
-        """`metrics.json`, `results.md` and, with sweeps, `sweep.png` / `noise_sweep.png`; returns the paths written."""
+        """`metrics.json`, `results.md` and, with sweeps, `sweep.png` / `noise_sweep.png`; returns the paths
+        written."""
         folder.mkdir(parents=True, exist_ok=True)
         metrics, table = folder / "metrics.json", folder / "results.md"
         metrics.write_text(json.dumps(asdict(self), indent=1, default=str) + "\n")

@@ -81,7 +81,8 @@ class TalkingFaceSamples:
     def evaluation_video(
         self, datamodule, split: str, index: int, speech: np.ndarray, face: np.ndarray
     ) -> np.ndarray:
-        """Clip `index` of `split` from its `(L,)` speech and first frame `(S, S, 3)` uint8 → `(T, S, S, 3)` uint8."""
+        """Clip `index` of `split` from its `(L,)` speech and first frame `(S, S, 3)` uint8 → `(T, S, S, 3)`
+        uint8."""
         return self.synthesise(speech, face)
 
 

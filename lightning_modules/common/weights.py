@@ -1,5 +1,6 @@
 """Reading user-supplied pretrained weights: never executed as pickles, checked key by key and shape by shape
-against the network they are meant for, with an error that names the file and says how to get the right one."""
+against the network they are meant for, with an error that names the file and says how to get the right
+one."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def check_state_dict(
     reshaped = [k for k in set(state) & set(expected) if state[k].shape != expected[k].shape]
     if missing or unexpected or reshaped:
         raise WeightsError(
-            f"{source} does not fit {name}: missing {missing[:3]}, unexpected {unexpected[:3]}, "
-            f"wrong shapes {reshaped[:3]} ({len(missing)}/{len(unexpected)}/{len(reshaped)} in all); {how_to_get}."
+            f"{source} does not fit {name}: missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shapes "
+            f"{reshaped[:3]} ({len(missing)}/{len(unexpected)}/{len(reshaped)} in all); {how_to_get}."
         )
     return state

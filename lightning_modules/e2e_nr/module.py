@@ -252,7 +252,8 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
         return h.nr_weight * min(1.0, max(0.0, (self.global_step - start) / max(end - start, 1)))
 
     def discriminator_loss(self, batch: dict, output: dict) -> LossTerms:
-        """Both critics on real and (detached) generated videos; their losses add, their parameters are apart."""
+        """Both critics on real and (detached) generated videos; their losses add, their parameters are
+        apart."""
         real, mask = batch["video"], self._mask(batch)
         fakes = [output[f"{b}_video"] for b in self._judged_branches(output)]
         indices = self._frame_indices(batch)
@@ -351,7 +352,8 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
     def synthesise(
         self, speech: np.ndarray, face: np.ndarray, chunk_frames: int = 25, progress: bool = False
     ) -> np.ndarray:
-        """Any length of 8 kHz speech `(L,)` + an aligned face `(128, 128, 3)` uint8 → `(ceil(L/320), 128, 128, 3)` uint8.
+        """Any length of 8 kHz speech `(L,)` + an aligned face `(128, 128, 3)` uint8 →
+        `(ceil(L/320), 128, 128, 3)` uint8.
 
         Long audio is generated in chunks that carry the recurrent states, identical to one pass. One second
         per chunk keeps the 128-px decoder's activations small enough to stay in cache: ≈ 1.6× faster on a

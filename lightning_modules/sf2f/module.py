@@ -52,7 +52,8 @@ class SF2FModule(AdversarialModule):
         facenet_weights: FaceNet VGGFace2 state dict for the perceptual loss (and `embedder: facenet`).
         allow_random_facenet: use a randomly initialised FaceNet when no weights are given (tests only:
             the loss then measures random features, and identity metrics are meaningless).
-        embedder: face embedding for cosine / L1 / Recall@K: "facenet" (paper protocol) or "dlib" (offline proxy).
+        embedder: face embedding for cosine / L1 / Recall@K: "facenet" (paper protocol) or "dlib"
+            (offline proxy).
         lr, betas: Adam settings for every optimiser (spec Table 13: 5e-4, (0.9, 0.98)).
         init_from: checkpoint whose encoder, decoder and critics initialise this run (stage 2).
         fuser_hop: hop in frames between the 125-frame windows at evaluation (63 = the paper's 50 % overlap).
@@ -178,7 +179,8 @@ class SF2FModule(AdversarialModule):
         terms = {"patch": 0.0, "id": 0.0}
         for fake, patch_critic, identity_critic in zip(fakes, self.patch_critics, self.identity_critics):
             real = _resize_like(batch["face"], fake)
-            # Real and fake go through the critics separately: BatchNorm statistics per call, as the authors do.
+            # Real and fake go through the critics separately: BatchNorm statistics per call, as the authors
+            # do.
             terms["patch"] = terms["patch"] + discriminator_adversarial_loss(
                 patch_critic(real), patch_critic(fake), "bce"
             )
@@ -281,7 +283,8 @@ class SF2FModule(AdversarialModule):
         self.log_dict(metrics, sync_dist=True)
 
     def identity_scores(self, generated: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
-        """The paper's cosine, L1 and Recall@K (with their chance levels) of `(N, D)` embeddings, one per identity."""
+        """The paper's cosine, L1 and Recall@K (with their chance levels) of `(N, D)` embeddings, one per
+        identity."""
         scores = {
             "l1": float(embedding_l1(generated, reference).mean()),
             "cosine": float(embedding_cosine(generated, reference).mean()),

@@ -279,7 +279,8 @@ def voice2face_decoder(width_scale: float = 1.0) -> FaceDecoder:
 def _critic_trunk(
     preset: str, image_size: int, width_scale: float, final_activation: bool
 ) -> tuple[nn.Sequential, int]:
-    """Strided 4×4 convs, 64 → 6 px (official: valid padding, LeakyReLU 0.1) or 64 → 8 px (paper: pad 1, ReLU)."""
+    """Strided 4×4 convs, 64 → 6 px (official: valid padding, LeakyReLU 0.1) or 64 → 8 px (paper: pad 1,
+    ReLU)."""
     if image_size not in (64, 128):
         raise ValueError(f"image_size must be 64 or 128, got {image_size}")
     channels = _scaled(CRITIC_CHANNELS + ((512,) if image_size == 128 else ()), width_scale)
@@ -293,7 +294,8 @@ def _critic_trunk(
 
 
 class PatchDiscriminator(nn.Module):
-    """Real/fake critic D_real: `(B, 3, S, S)` → logits `(B, 1, 6, 6)` (official PatchGAN) or `(B, 1)` (paper)."""
+    """Real/fake critic D_real: `(B, 3, S, S)` → logits `(B, 1, 6, 6)` (official PatchGAN) or `(B, 1)`
+    (paper)."""
 
     def __init__(self, trunk: nn.Module, head: nn.Module):
         super().__init__()
@@ -304,7 +306,8 @@ class PatchDiscriminator(nn.Module):
 
 
 class IdentityDiscriminator(nn.Module):
-    """Identity critic D_id: `(B, 3, S, S)` → (identity logits `(B, N_id)`, real/fake logits `(B, 1)` or None).
+    """Identity critic D_id: `(B, 3, S, S)` → (identity logits `(B, N_id)`, real/fake logits `(B, 1)` or
+    None).
 
     Official: trunk → global average pool → Linear(C→1024) with no activation → two heads (the
     real/fake head is trained too, spec §4). Paper: … → Linear → ReLU → identity head only.

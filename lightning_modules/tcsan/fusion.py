@@ -110,7 +110,8 @@ class ResidualFrameAttention(nn.Module):
 
 class CoAttention(nn.Module):
     """Identity tokens attend to audio tokens and audio tokens to identity tokens (each residual, 4 heads);
-    AU tokens pass unchanged. `(B, T, C)` → `(B, T, C)` with C = the modality widths in order (id, audio, AU…)."""
+    AU tokens pass unchanged. `(B, T, C)` → `(B, T, C)` with C = the modality widths in order (id, audio,
+    AU…)."""
 
     def __init__(self, modality_channels: Sequence[int]):
         super().__init__()

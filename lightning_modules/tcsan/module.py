@@ -299,7 +299,8 @@ class TCSANModule(TalkingFaceSamples, AdversarialModule):
         fps: int = 25,
         progress: bool = False,
     ) -> np.ndarray:
-        """Any length of 16 kHz speech `(L,)` + a face crop `(S, S, 3)` uint8 → `(ceil(L·fps/16000), S, S, 3)` uint8.
+        """Any length of 16 kHz speech `(L,)` + a face crop `(S, S, 3)` uint8 → `(ceil(L·fps/16000), S, S, 3)`
+        uint8.
 
         The per-frame features are computed in one pass (TCSAN sees ±7 frames, Audio2AU's LSTM the whole
         past); frames are then decoded `chunk_frames` at a time, which bounds the memory of long audio.

@@ -43,7 +43,8 @@ def _conv_bn_relu(in_channels: int, out_channels: int, kernel, stride=1, padding
 
 
 def init_weights(module: nn.Module) -> None:
-    """CRAN's initialisation (spec §2.10): convs N(0, 0.02); BN γ ~ N(1, 0.02), β = 0; linear Xavier, bias 0.01."""
+    """CRAN's initialisation (spec §2.10): convs N(0, 0.02); BN γ ~ N(1, 0.02), β = 0; linear Xavier, bias
+    0.01."""
     for layer in module.modules():
         if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(layer.weight, 0.0, 0.02)
@@ -81,7 +82,8 @@ class AudioEncoder(nn.Module):
 
 
 class IdentityEncoder(nn.Module):
-    """`(B, 3, S, S)` → f_id `(B, 512·width)` and skips `[(16w, S/2), (32w, S/4), (64w, S/8), (128w, S/16)]`."""
+    """`(B, 3, S, S)` → f_id `(B, 512·width)` and skips
+    `[(16w, S/2), (32w, S/4), (64w, S/8), (128w, S/16)]`."""
 
     def __init__(self, width: float = 1.0, image_size: int = IMAGE_SIZE):
         super().__init__()

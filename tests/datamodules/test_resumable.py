@@ -95,7 +95,8 @@ class IndexData(CachedDataModule):
 
 
 class TwoPlayers(L.LightningModule):
-    """Two optimiser steps per batch, as the GAN systems take; records (Lightning's epoch, items) per batch."""
+    """Two optimiser steps per batch, as the GAN systems take; records (Lightning's epoch, items) per
+    batch."""
 
     def __init__(self):
         super().__init__()

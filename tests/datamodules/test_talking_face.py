@@ -130,7 +130,8 @@ def test_landmarks_lie_on_the_face_inside_the_crop(prepared):
 
 def test_audio_and_mouth_motion_are_aligned_to_the_frame(prepared):
     """The generated mouth opens with the speech: its opening (inner-lip landmark gap) must correlate with the
-    per-frame audio energy best at lag 0; an offset of even one frame in the audio slicing would move the peak."""
+    per-frame audio energy best at lag 0; an offset of even one frame in the audio slicing would move the
+    peak."""
     _, _, datamodule = prepared
     correlation = {lag: [] for lag in (-2, -1, 0, 1, 2)}
     for _, item in _all_items(datamodule):

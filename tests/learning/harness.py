@@ -34,8 +34,9 @@ def train_then_evaluate(
     stop_after: str | None = None,
 ) -> tuple[Path, dict[str, float]]:
     """Train `experiment` on the demo data with `overrides`, then evaluate the run's final stage on the
-    test split (paper protocol + shared metrics, W&B off; `stop_after` ends the chain early); returns the run folder and the report's values.
-    Prints the wall time and the values, which the README's learning-proof table quotes."""
+    test split (paper protocol + shared metrics, W&B off; `stop_after` ends the chain early); returns the run
+    folder and the report's values. Prints the wall time and the values, which the README's learning-proof
+    table quotes."""
     started = time.monotonic()
     run_dir = train_entry.train(experiment, overrides=overrides, stop_after=stop_after)
     trained = time.monotonic() - started

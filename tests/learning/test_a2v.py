@@ -8,8 +8,8 @@ inverted into its random stand-in would give codes that mean nothing. With `plan
 (`lightning_modules/a2v/planted.py`), every frame's residual is its measured mouth opening (the darkness
 of the crop's mouth box, centred per clip) times one fixed unit direction of W, on rows 5–7. The VAE and
 Embed2Lat then train as `make train EXP=a2v` runs them on the demo (40 synthetic AVSpeech clips,
-29/3/8 train/val/test; the VAE 60 epochs, Embed2Lat 30 epochs, i.e. 870 steps of 8 windows; the 2-layer, 32-wide
-random Wav2Vec2 stand-in gives the features).
+29/3/8 train/val/test; the VAE 60 epochs, Embed2Lat 30 epochs, i.e. 870 steps of 8 windows; the 2-layer,
+32-wide random Wav2Vec2 stand-in gives the features).
 
 "The rendered mouth follows the speech" cannot be shown: the stand-in generator draws no face, so it
 has no mouth. What the test checks in its place is the residual that would move the mouth: the Pearson r at

@@ -25,9 +25,10 @@ FINAL_STAGE_STEPS = 200  # about 2.3 s a step on 2 CPU cores, after 4.5 minutes 
 TEST_CLIPS = 10
 MIN_SPEECH_MOUTH_R = 0.5
 MIN_MARGIN_OVER_CONTROL = 0.3
-# Own-speech mouth L1 at most this share of the swapped-speech L1, and below it in at least MIN_CLIPS_CLOSER of
-# the clips: the blur left after a few hundred steps dominates both L1s, so the speech's share is a few percent;
-# a model that ignores the speech gives a ratio of 1 and wins half the clips (9 of 10 by chance: p ≈ 0.01).
+# Own-speech mouth L1 at most this share of the swapped-speech L1, and below it in at least MIN_CLIPS_CLOSER
+# of the clips: the blur left after a few hundred steps dominates both L1s, so the speech's share is a few
+# percent; a model that ignores the speech gives a ratio of 1 and wins half the clips (9 of 10 by chance:
+# p ≈ 0.01).
 MAX_L1_RATIO = 0.98
 MIN_CLIPS_CLOSER = 0.9
 
