@@ -44,7 +44,16 @@ from lightning_modules.common.callbacks import (
 from lightning_modules.common.run_history import ContinuedCSVLogger, ContinuedHistory, stage_wandb_id
 
 WANDB_PROJECT = "talking-faces"
-LINKED_VALUES = ("image_size", "n_mels", "audio_samples", "generator", "speech_encoder", "inversion", "rows")
+LINKED_VALUES = (
+    "image_size",
+    "sample_rate",
+    "n_mels",
+    "audio_samples",
+    "generator",
+    "speech_encoder",
+    "inversion",
+    "rows",
+)
 TRAINER_DEFAULTS = {
     "logger": {
         "class_path": "lightning.pytorch.loggers.WandbLogger",

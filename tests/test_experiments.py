@@ -433,3 +433,12 @@ def test_stop_after_ends_the_chain_at_the_named_stage(isolated_data_and_runs):
         train_entry.train("sf2f", smoke=True, stop_after="nope")
     run_dir = train_entry.train("sf2f", smoke=True, stop_after="sf2f")
     assert (run_dir / "sf2f" / "COMPLETED.json").exists() and not (run_dir / "sf2f_fuser").exists()
+
+
+@pytest.mark.parametrize(("experiment", "rate"), [("e2e_nr", 8000), ("tcsan", 16000), ("a2v", 16000)])
+def test_the_speech_rate_is_linked_from_the_data_and_a_wrong_one_is_refused(experiment, rate):
+    files = configs.stage_configs(experiment, demo=True, smoke=True)
+    args = [a for c in files for a in ("--config", c)]
+    assert ProjectCLI(args=args, run=False).model.hparams.sample_rate == rate
+    with pytest.raises(ValueError, match=f"reads {rate} Hz speech.*data.init_args.sample_rate to {rate}, got 22050"):
+        ProjectCLI(args=[*args, "--data.init_args.sample_rate=22050"], run=False)

@@ -23,6 +23,7 @@ from torch import nn
 from datamodules.pipeline.configs import as_config
 
 from ..common.checkpoints import load_submodule
+from ..common.errors import require_sample_rate
 from ..common.images import log_sample_grid, signed_to_uint8
 from ..common.shared_evaluation import TalkingFaceSamples
 from ..common.split_evaluation import SplitEvaluationModule
@@ -104,6 +105,7 @@ class Embed2LatModule(TalkingFaceSamples, SplitEvaluationModule):
     init_from_wav2vec2: start the transformer from the speech encoder's weights instead of random.
     lr, betas: Adam (the paper: lr 1e-5).
     mu_gain: μ' is multiplied by this before decoding in rendered videos (the paper: 500); losses use 1.
+    sample_rate: must be 16000, Wav2Vec2's rate (linked from the datamodule).
     """
 
     checkpoint_monitor = ("val/mse", "min")
@@ -121,8 +123,10 @@ class Embed2LatModule(TalkingFaceSamples, SplitEvaluationModule):
         lr: float = 1e-5,
         betas: tuple[float, float] = (0.9, 0.999),
         mu_gain: float = 500.0,
+        sample_rate: int = SAMPLE_RATE,
     ):
         super().__init__()
+        require_sample_rate("A2V (Wav2Vec2)", sample_rate, SAMPLE_RATE)
         self.save_hyperparameters()
         self.speech_config = as_config(SpeechEncoderConfig, speech_encoder)
         self.generator_config = as_config(GeneratorConfig, generator)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..common.checkpoints import load_stage_weights
+from ..common.errors import require_sample_rate
 from ..common.gan import AdversarialModule, LossTerms
 from ..common.images import log_sample_grid, signed_to_uint8
 from ..common.shared_evaluation import TalkingFaceSamples
@@ -51,6 +52,7 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
         width: scales every hidden width of G and both Ds (1.0 = the paper's 32.7M / 68.7M / 20.0M
             parameters; the CPU demo uses a narrow model).
         image_size: must be 128 (linked from the datamodule; the encoder's six layers reach 1×1 from it).
+        sample_rate: must be 8000 (linked from the datamodule; the speech encoder's strides assume it).
         frame_weight, pair_weight: α and β on the frame and pair adversarial terms (1e-3 each).
         nr_weight: γ on L_NR (1e-3; absent from the paper's Eq. 1, from the author's earlier code).
         nr_feature: "conv" (the conv stack's 16-channel output) or "fc" (the per-frame vectors).
@@ -83,6 +85,7 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
         noise_resilient: bool = True,
         width: float = 1.0,
         image_size: int = IMAGE_SIZE,
+        sample_rate: int = SAMPLE_RATE,
         frame_weight: float = 1e-3,
         pair_weight: float = 1e-3,
         nr_weight: float = 1e-3,
@@ -106,6 +109,7 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
         _check_choice("adversarial_branch", adversarial_branch, ADVERSARIAL_BRANCHES)
         _check_choice("nr_feature", nr_feature, ("conv", "fc"))
         _check_choice("nr_form", nr_form, NR_FORMS)
+        require_sample_rate("E2E-NR", sample_rate, SAMPLE_RATE)
         _check_choice("condition_frame", condition_frame, ("first", "random"))
         if image_size != IMAGE_SIZE:
             raise ValueError(
@@ -128,11 +132,6 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         data = getattr(datamodule, "hparams", {})
-        if data.get("sample_rate", SAMPLE_RATE) != SAMPLE_RATE:
-            raise ValueError(
-                f"E2E-NR reads {SAMPLE_RATE} Hz speech; set data sample_rate to {SAMPLE_RATE}, "
-                f"got {data['sample_rate']}"
-            )
         if stage == "fit" and self.hparams.noise_resilient and data.get("noise", True) is None:
             raise ValueError(
                 "noise_resilient=True needs noisy mixtures: set data.init_args.noise (e.g. "

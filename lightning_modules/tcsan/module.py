@@ -23,6 +23,7 @@ from datamodules.pipeline.features import MfccConfig, mfcc
 from datamodules.talking_face import mfcc_windows
 
 from ..common.checkpoints import load_submodule
+from ..common.errors import require_sample_rate
 from ..common.gan import AdversarialModule, LossTerms
 from ..common.images import log_sample_grid, signed_to_uint8
 from ..common.losses import discriminator_adversarial_loss, generator_adversarial_loss
@@ -45,6 +46,7 @@ class TCSANModule(TalkingFaceSamples, AdversarialModule):
         use_audio2au: add the pretrained Audio2AU features (Table 4).
         width: hidden-width multiplier (1 = the paper's 45.8M-parameter G); the pretrained parts must match.
         image_size: crop side, a multiple of 16 (112 in the paper; linked from the datamodule).
+        sample_rate: must be 16000 (linked from the datamodule; the MFCC windows assume it).
         rec_weight, id_weight, per_weight, au_weight: λ of L_rec, L_id, L_per, L_au (1.5, 1.5, 0.07, 0.02).
         gan_weight: weight of the optional frame critic's term in G's loss (0 = no discriminator, the paper).
         vgg_weights: torchvision VGG-19 state dict for L_per; without it L_per is off (a warning says so).
@@ -67,6 +69,7 @@ class TCSANModule(TalkingFaceSamples, AdversarialModule):
         use_audio2au: bool = True,
         width: float = 1.0,
         image_size: int = IMAGE_SIZE,
+        sample_rate: int = SAMPLE_RATE,
         rec_weight: float = 1.5,
         id_weight: float = 1.5,
         per_weight: float = 0.07,
@@ -90,6 +93,7 @@ class TCSANModule(TalkingFaceSamples, AdversarialModule):
         super().__init__(nonfinite=nonfinite, gradient_clip_norm=gradient_clip_norm)
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+        require_sample_rate("TCSAN", sample_rate, SAMPLE_RATE)
         self.save_hyperparameters()
         self.generator = Generator(fusion, use_audio2au, width, image_size, dropout)
         self.discriminator = PatchDiscriminator(width)
@@ -308,7 +312,7 @@ class TCSANModule(TalkingFaceSamples, AdversarialModule):
         device = self.mfcc_mean.device
         count = max(1, math.ceil(len(speech) * fps / SAMPLE_RATE))
         stats = (self.mfcc_mean.cpu().numpy(), self.mfcc_std.cpu().numpy())
-        features = mfcc(np.asarray(speech, np.float32), MfccConfig(sample_rate=SAMPLE_RATE))
+        features = mfcc(np.asarray(speech, np.float32), MfccConfig(sample_rate=self.hparams.sample_rate))
         windows = mfcc_windows(features, stats, range(count), Fraction(fps), MFCC_STEPS)
         identity = torch.from_numpy(face).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1.0
         fused, skips = self.generator.encode(identity, torch.from_numpy(windows).to(device)[None])
