@@ -440,5 +440,7 @@ def test_the_speech_rate_is_linked_from_the_data_and_a_wrong_one_is_refused(expe
     files = configs.stage_configs(experiment, demo=True, smoke=True)
     args = [a for c in files for a in ("--config", c)]
     assert ProjectCLI(args=args, run=False).model.hparams.sample_rate == rate
-    with pytest.raises(ValueError, match=f"reads {rate} Hz speech.*data.init_args.sample_rate to {rate}, got 22050"):
+    with pytest.raises(
+        ValueError, match=f"reads {rate} Hz speech.*data.init_args.sample_rate to {rate}, got 22050"
+    ):
         ProjectCLI(args=[*args, "--data.init_args.sample_rate=22050"], run=False)
