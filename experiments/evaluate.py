@@ -45,6 +45,7 @@ from experiments.configs import (
 )
 from experiments.path_lists import read_path_list
 from lightning_modules.common.callbacks import STAGE_CONFIG_KEY
+from lightning_modules.common.contracts import PaperEvaluated, SharedEvaluated
 from lightning_modules.common.errors import CheckpointError
 from lightning_modules.common.metric_suite import STANDARD_FILES, WEIGHTS_DIR_VARIABLE, MetricSettings
 from lightning_modules.common.shared_evaluation import SHARED_SETTING, shared_noise_sweep, shared_report
@@ -206,7 +207,7 @@ def evaluate(
     for value in checkpoints:
         checkpoint = resolve_checkpoint(experiment, value)
         model, datamodule = load_for_evaluation(experiment, checkpoint, data)
-        has_protocol = hasattr(model, "paper_evaluation")
+        has_protocol = isinstance(model, PaperEvaluated)
         if has_protocol:
             check_options(model.paper_evaluation, options)
         elif options:
@@ -256,7 +257,7 @@ def add_shared_metrics(
     """The system's report (or a new one) with the shared metrics' rows and, when asked, the noise sweep."""
     if not shared.enabled:
         return report
-    if not hasattr(model, "evaluation_samples"):
+    if not isinstance(model, SharedEvaluated):
         raise ExperimentError(
             f"{type(model).__name__} gives no evaluation samples, so the shared metrics cannot score it; "
             "pass --no-shared."

@@ -27,6 +27,7 @@ from datamodules.pipeline.errors import command_errors
 from experiments.configs import ExperimentError
 from experiments.evaluate import load_model, resolve_checkpoint
 from experiments.path_lists import read_path_list
+from lightning_modules.common.contracts import FaceSystem, VideoSystem
 
 MUX_SAMPLE_RATE = 16000  # the audio written into the mp4: the input resampled to a rate every player handles
 MIN_SPEECH_SECONDS = 0.04  # one video frame at 25 fps
@@ -77,7 +78,7 @@ def load_generator(experiment: str, checkpoint: str):
     """(model in eval mode, the datamodule arguments it was trained with); the model makes faces
     (`face_from_speech`) or video (`synthesise`)."""
     model, config, _ = load_model(experiment, resolve_checkpoint(experiment, checkpoint))
-    if not (hasattr(model, "face_from_speech") or hasattr(model, "synthesise")):
+    if not isinstance(model, FaceSystem | VideoSystem):
         raise ExperimentError(f"{type(model).__name__} generates neither video nor faces from speech.")
     return model.eval(), config["data"].get("init_args") or {}
 
@@ -92,7 +93,7 @@ def infer(
 ) -> Path:
     model, data_args = load_generator(experiment, checkpoint)
     audios = [audio] if isinstance(audio, str) else list(audio)
-    if hasattr(model, "face_from_speech"):
+    if isinstance(model, FaceSystem):
         return write_faces(model, audios, data_args, Path(out))
     if len(audios) != 1:
         raise ExperimentError(f"{experiment} makes one video from one speech file; got {len(audios)}.")
@@ -134,14 +135,14 @@ def infer_batch(experiment: str, checkpoint: str, pairs: str, out_dir: str, chun
     from datamodules.pipeline.errors import ProjectError
 
     model, data_args = load_generator(experiment, checkpoint)
-    rows = read_pairs(Path(pairs), needs_image=not hasattr(model, "face_from_speech"))
+    rows = read_pairs(Path(pairs), needs_image=not isinstance(model, FaceSystem))
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     done, failed = [], []
     for number, audio, image in tqdm(rows, desc=f"[infer] {Path(pairs).name}", unit="row"):
         started = time.perf_counter()
         try:
-            if hasattr(model, "face_from_speech"):
+            if isinstance(model, FaceSystem):
                 target = write_faces(
                     model, [audio], data_args, folder / f"{number:05d}_{Path(audio).stem}.png"
                 )

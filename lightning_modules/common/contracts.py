@@ -1,0 +1,46 @@
+"""What the commands ask of a system's LightningModule, as typed protocols checked with `isinstance`.
+
+`make eval` scores a `PaperEvaluated` module with the paper's protocol and a `SharedEvaluated` one with the
+shared metric suite; `make infer` drives a `FaceSystem` (one face from an utterance: SF2F, Wav2Pix) or a
+`VideoSystem` (a talking-face video from speech and one face: E2E-NR, TCSAN, A2V). A system implements
+these methods on its LightningModule; nothing else in the commands depends on which system it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .metric_suite import GeneratedSample
+    from .reports import EvaluationReport
+
+
+@runtime_checkable
+class PaperEvaluated(Protocol):
+    def paper_evaluation(self, datamodule, **options: Any) -> EvaluationReport:
+        """The paper's own test protocol on the datamodule's test split; keyword options are the system's."""
+
+
+@runtime_checkable
+class SharedEvaluated(Protocol):
+    def evaluation_samples(
+        self, datamodule, split: str = "test", max_items: int | None = None
+    ) -> Iterator[GeneratedSample]:
+        """Generated outputs beside their ground truth and speech-dependence controls, for the suite."""
+
+
+@runtime_checkable
+class FaceSystem(Protocol):
+    def face_from_speech(self, speech: np.ndarray, data_args: dict) -> np.ndarray:
+        """`(L,)` float32 speech at the data's rate → `(H, W, 3)` uint8 RGB face."""
+
+
+@runtime_checkable
+class VideoSystem(Protocol):
+    def synthesise(
+        self, speech: np.ndarray, face: np.ndarray, chunk_frames: int = 250, progress: bool = False
+    ) -> np.ndarray:
+        """`(L,)` float32 speech, an aligned `(H, W, 3)` uint8 face → `(T, H, W, 3)` uint8 frames, 25 fps."""
