@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import importlib
 
-    from datamodules.talking_face import clip_item
+    from datamodules.talking_face_clips import clip_item
 
     module, name, kwargs = DATASETS[args.dataset]
     datamodule = getattr(importlib.import_module(module), name)(

@@ -48,7 +48,10 @@ from torch import nn
 
 from benchmarks.timing import Measurement, measure, table
 from datamodules.pipeline.errors import command_errors
-from lightning_modules.common.losses import discriminator_adversarial_loss, generator_adversarial_loss
+from lightning_modules.common.training.losses import (
+    discriminator_adversarial_loss,
+    generator_adversarial_loss,
+)
 
 Tensor = torch.Tensor
 COLUMNS = [

@@ -40,7 +40,7 @@ from lightning.fabric.utilities.apply_func import move_data_to_device
 from benchmarks.systems import SYSTEMS, build
 from benchmarks.timing import measure, peak_memory_mib, synchronize, table
 from datamodules.pipeline.errors import command_errors
-from lightning_modules.common.callbacks import FastPath
+from lightning_modules.common.training.callbacks import FastPath
 
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, for MFU.
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0, "RTX 4090": 165.0}
@@ -56,7 +56,7 @@ def optimisers(module) -> list[torch.optim.Optimizer]:
 def plain_step(module, batch: Any, optimizers: list, autocast) -> list[torch.Tensor]:
     """One update of `module` on `batch` without Lightning, the same work as its `training_step`; returns
     the loss of each optimiser step, detached (reading them would wait for the GPU: the caller decides)."""
-    from lightning_modules.common.gan import AdversarialModule, detach_all
+    from lightning_modules.common.training.gan import AdversarialModule, detach_all
 
     if not isinstance(module, AdversarialModule):
         with autocast():
@@ -110,7 +110,7 @@ def lightning_seconds(
     from lightning import Callback, Trainer
     from lightning.pytorch.loggers import CSVLogger
 
-    from lightning_modules.common.callbacks import GracefulInterrupt, RandomState
+    from lightning_modules.common.training.callbacks import GracefulInterrupt, RandomState
 
     class BatchClock(Callback):
         def __init__(self):

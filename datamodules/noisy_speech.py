@@ -9,8 +9,9 @@ Two policies, both given to `ClipWindows` as `noise`:
   the clip and the type, so every SNR level and every system hears the same noise. The item's `audio`
   becomes the mixture and the clean speech moves to `clean_audio`.
 
-The recordings come from a `NoiseBank` (`pipeline/noise.py`): the user's folders, or generated types
-whose training and evaluation sets are disjoint, as the paper keeps its five test noises unseen.
+The recordings come from a `NoiseBank` (`pipeline/noise_bank.py`): the user's folders, or generated types
+(`pipeline/noise_synthesis.py`) whose training and evaluation sets are disjoint, as the paper keeps its
+five test noises unseen. Mixing at an exact SNR is `pipeline/noise_mixing.py`.
 """
 
 from __future__ import annotations
@@ -21,14 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import randint
-from .pipeline.noise import (
-    TRAIN_SNRS_DB,
-    NoiseBank,
-    generated_noise_bank,
-    mix_at_snr,
-    noise_bank_from_folder,
-    peak_normalise,
-)
+from .pipeline.noise_bank import NoiseBank, noise_bank_from_folder
+from .pipeline.noise_mixing import TRAIN_SNRS_DB, mix_at_snr, peak_normalise
+from .pipeline.noise_synthesis import generated_noise_bank
 
 
 @dataclass(frozen=True)

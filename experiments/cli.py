@@ -33,7 +33,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
-from lightning_modules.common.callbacks import (
+from lightning_modules.common.training.callbacks import (
     FastPath,
     GracefulInterrupt,
     LastCheckpoint,
@@ -41,7 +41,7 @@ from lightning_modules.common.callbacks import (
     RunRecord,
     SelectionMetricCheck,
 )
-from lightning_modules.common.run_history import ContinuedCSVLogger, ContinuedHistory, stage_wandb_id
+from lightning_modules.common.training.run_history import ContinuedCSVLogger, ContinuedHistory, stage_wandb_id
 
 WANDB_PROJECT = "talking-faces"
 LINKED_VALUES = (
@@ -211,7 +211,7 @@ def _decide_after_validation(callbacks: list) -> None:
 
 def _is_adversarial(class_path: str) -> bool:
     from experiments.configs import load_class
-    from lightning_modules.common.gan import AdversarialModule
+    from lightning_modules.common.training.gan import AdversarialModule
 
     return issubclass(load_class(class_path), AdversarialModule)
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from datamodules.pipeline.errors import command_errors
 from experiments.configs import ExperimentError, runs_root
 from experiments.path_lists import read_path_list
-from lightning_modules.common.shared_evaluation import SHARED_SETTING
+from lightning_modules.common.metrics.shared_evaluation import SHARED_SETTING
 
 MAX_CURVES = 12
 

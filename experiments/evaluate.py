@@ -11,7 +11,7 @@ W&B run there (`wandb sync` uploads it).
 System-specific options go through `--option KEY=VALUE` (YAML values), e.g. for E2E-NR
 `--option snrs_db=[-10,0,10,20,30] --option max_clips=100 --option landmarks=false`.
 
-After the paper's protocol, the shared metrics (`lightning_modules/common/metric_suite.py`) score the
+After the paper's protocol, the shared metrics (`lightning_modules/common/metrics/metric_suite.py`) score the
 same test split for every system under the same names: PSNR, SSIM, L1, LPIPS, FID/KID, landmark
 distance, face detection rate, identity cosine and Recall@K, CPBD, AU F1 and LSE-C/LSE-D. Metrics whose
 weights are not given are listed as "not computed: <why>". Weights come from `--weights KEY=PATH`
@@ -34,7 +34,7 @@ import torch
 import yaml
 
 from datamodules.pipeline.errors import command_errors
-from datamodules.pipeline.noise import EVAL_SNRS_DB
+from datamodules.pipeline.noise_mixing import EVAL_SNRS_DB
 from experiments.configs import (
     ExperimentError,
     load_class,
@@ -44,11 +44,15 @@ from experiments.configs import (
     stage_model_class,
 )
 from experiments.path_lists import read_path_list
-from lightning_modules.common.callbacks import STAGE_CONFIG_KEY
 from lightning_modules.common.contracts import PaperEvaluated, SharedEvaluated
 from lightning_modules.common.errors import CheckpointError
-from lightning_modules.common.metric_suite import STANDARD_FILES, WEIGHTS_DIR_VARIABLE, MetricSettings
-from lightning_modules.common.shared_evaluation import SHARED_SETTING, shared_noise_sweep, shared_report
+from lightning_modules.common.metrics.metric_suite import STANDARD_FILES, WEIGHTS_DIR_VARIABLE, MetricSettings
+from lightning_modules.common.metrics.shared_evaluation import (
+    SHARED_SETTING,
+    shared_noise_sweep,
+    shared_report,
+)
+from lightning_modules.common.training.callbacks import STAGE_CONFIG_KEY
 
 
 def resolve_checkpoint(experiment: str, value: str) -> Path:

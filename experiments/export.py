@@ -17,7 +17,7 @@ import yaml
 
 from datamodules.pipeline.errors import command_errors
 from experiments.evaluate import checked_checkpoint, resolve_checkpoint
-from lightning_modules.common.callbacks import STAGE_CONFIG_KEY
+from lightning_modules.common.training.callbacks import STAGE_CONFIG_KEY
 
 KEPT = ("state_dict", "hyper_parameters", "pytorch-lightning_version")
 

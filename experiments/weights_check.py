@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datamodules.pipeline.errors import ProjectError, command_errors
-from lightning_modules.common.metric_suite import STANDARD_FILES, WEIGHTS_DIR_VARIABLE
+from lightning_modules.common.metrics.metric_suite import STANDARD_FILES, WEIGHTS_DIR_VARIABLE
 
 
 @dataclass(frozen=True)
@@ -27,37 +27,37 @@ class WeightsFile:
 
 
 def _lpips(path: str):
-    from lightning_modules.common.lpips_distance import build_lpips
+    from lightning_modules.common.pretrained.lpips_distance import build_lpips
 
     return build_lpips("vgg", path)
 
 
 def _tf_inception(path: str):
-    from lightning_modules.common.distribution import TF_INCEPTION, load_inception
+    from lightning_modules.common.metrics.distribution import TF_INCEPTION, load_inception
 
     return load_inception(path, TF_INCEPTION)
 
 
 def _torchvision_inception(path: str):
-    from lightning_modules.common.distribution import TORCHVISION_INCEPTION, load_inception
+    from lightning_modules.common.metrics.distribution import TORCHVISION_INCEPTION, load_inception
 
     return load_inception(path, TORCHVISION_INCEPTION)
 
 
 def _syncnet(path: str):
-    from lightning_modules.common.lip_sync import load_syncnet
+    from lightning_modules.common.metrics.lip_sync import load_syncnet
 
     return load_syncnet(path)
 
 
 def _facenet(path: str):
-    from lightning_modules.common.face_embedding import build_face_embedder
+    from lightning_modules.common.pretrained.face_embedding import build_face_embedder
 
     return build_face_embedder("facenet", path)
 
 
 def _vgg19(path: str):
-    from lightning_modules.common.perceptual import VGGPerceptual
+    from lightning_modules.common.pretrained.perceptual import VGGPerceptual
 
     return VGGPerceptual(path)
 

@@ -11,7 +11,7 @@ import torch
 from benchmarks import inference, train_step
 from benchmarks.systems import SYSTEMS, build, tile
 from experiments.cli import default_precision
-from lightning_modules.common.callbacks import FastPath
+from lightning_modules.common.training.callbacks import FastPath
 
 
 def test_tile_cycles_the_fixture_samples_to_the_asked_batch():

@@ -13,8 +13,8 @@ import torch
 from experiments.evaluate import load_model, read_checkpoint
 from experiments.export import export
 from experiments.infer import infer
-from lightning_modules.common.callbacks import STAGE_CONFIG_KEY
 from lightning_modules.common.errors import CheckpointError
+from lightning_modules.common.training.callbacks import STAGE_CONFIG_KEY
 
 
 @pytest.fixture(scope="module")

@@ -156,7 +156,7 @@ def test_saving_checkpoints_says_nothing_about_weights_only(tmp_path, caplog):
 
     from torch.utils.data import DataLoader, TensorDataset
 
-    from lightning_modules.common.callbacks import LastCheckpoint
+    from lightning_modules.common.training.callbacks import LastCheckpoint
 
     data = DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=2)
     trainer = L.Trainer(

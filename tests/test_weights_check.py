@@ -17,7 +17,7 @@ def test_an_empty_folder_enables_nothing_and_says_where_each_file_goes(tmp_path,
 
 
 def test_a_wrong_file_is_named_with_its_reason_and_a_good_one_enables_its_metric(tmp_path):
-    from lightning_modules.common.lip_sync import load_syncnet
+    from lightning_modules.common.metrics.lip_sync import load_syncnet
 
     (tmp_path / "vgg19-dcbb9e9d.pth").write_bytes(b"half a download")
     torch.save(load_syncnet(None, allow_random=True).state_dict(), tmp_path / "syncnet_v2.model")

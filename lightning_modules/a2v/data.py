@@ -46,7 +46,7 @@ from datamodules.pipeline.cache import CachedItems, ShardedCache
 from datamodules.pipeline.configs import as_config as _config
 from datamodules.pipeline.errors import DatasetError
 from datamodules.pipeline.sync import frames_span
-from datamodules.talking_face import to_unit_range
+from datamodules.talking_face_windows import to_unit_range
 
 from .generator import GeneratorConfig
 from .inversion import InversionConfig

@@ -18,8 +18,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..common.images import signed_to_uint8
-from ..common.reports import EvaluationReport, ResultRow
-from ..common.speech_dependence import MAX_LAG, frame_energy, lagged_correlations
+from ..common.metrics.reports import EvaluationReport, ResultRow
+from ..common.metrics.speech_dependence import MAX_LAG, frame_energy, lagged_correlations
 from .generator import render
 from .latents import compose
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..common.lpips_distance import build_lpips
+from ..common.pretrained.lpips_distance import build_lpips
 
 MIN_LPIPS_SIDE = 32  # AlexNet's five poolings leave nothing of a smaller image
 
@@ -28,7 +28,7 @@ class InversionConfig:
     later_steps / later_lr: every later frame's schedule, from the previous frame's code.
     lpips_weight: λ of the LPIPS term.
     init: "random" (the paper: G.mapping of z ~ N(0, I)) or "w_avg".
-    lpips_net / lpips_backbone / allow_random_lpips: see `common.lpips_distance.build_lpips`.
+    lpips_net / lpips_backbone / allow_random_lpips: see `common.pretrained.lpips_distance.build_lpips`.
     batch_clips: clips inverted together (also the cache shard size).
     device: "auto" (CUDA when available), "cpu" or "cuda".
     seed: seeds the random first codes.

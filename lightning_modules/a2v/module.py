@@ -22,11 +22,11 @@ from torch import nn
 
 from datamodules.pipeline.configs import as_config
 
-from ..common.checkpoints import load_submodule
 from ..common.errors import require_sample_rate
 from ..common.images import log_sample_grid, signed_to_uint8
-from ..common.shared_evaluation import TalkingFaceSamples
-from ..common.split_evaluation import SplitEvaluationModule
+from ..common.metrics.shared_evaluation import TalkingFaceSamples
+from ..common.training.checkpoints import load_submodule
+from ..common.training.split_evaluation import SplitEvaluationModule
 from .embed2lat import Embed2Lat
 from .generator import GeneratorConfig, build_generator, render
 from .inversion import InversionConfig, Inverter

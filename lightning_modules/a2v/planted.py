@@ -8,7 +8,7 @@ learn them: Embed2Lat's held-out MSE must fall well below the train-mean baselin
 projected on the planted direction, must follow the speech energy.
 
 Per clip, the opening o_t is the darkness of the mouth region of the crop (the open mouth shows its
-cavity; `common.speech_dependence.region_opening` in the aligned crop's default mouth box), centred on
+cavity; `common.metrics.speech_dependence.region_opening` in the aligned crop's default mouth box), centred on
 the clip's mean. Every selected row of frame t is `w0[row] + gain · (o_t − mean_t o) · u`, with w0 the
 generator's average code and u a seeded unit vector of W (the same for every row), so
 Δw_t = gain · (o_t − mean_t o) · u on each row and `projection(Δw_t) = gain · (o_t − mean_t o)`.
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..common.speech_dependence import mouth_box, region_opening
+from ..common.metrics.speech_dependence import mouth_box, region_opening
 
 
 @dataclass(frozen=True)

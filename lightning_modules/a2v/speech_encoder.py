@@ -25,7 +25,7 @@ from torch import nn
 from torchaudio.models import Wav2Vec2Model, wav2vec2_model
 
 from ..common.errors import WeightsError
-from ..common.weights import check_state_dict, read_state_dict
+from ..common.pretrained.weights import check_state_dict, read_state_dict
 
 SAMPLE_RATE = 16000
 HOP, RECEPTIVE_FIELD = 320, 400

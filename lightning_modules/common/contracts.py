@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 if TYPE_CHECKING:
-    from .metric_suite import GeneratedSample
-    from .reports import EvaluationReport
+    from .metrics.metric_suite import GeneratedSample
+    from .metrics.reports import EvaluationReport
 
 
 @runtime_checkable

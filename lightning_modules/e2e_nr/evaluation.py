@@ -3,9 +3,9 @@
 The test speech is mixed with each held-out noise type at every SNR of the grid (−10…30 dB), plus clean
 speech; for each condition the generated 128-px frames are compared with the aligned ground-truth frames:
 PSNR, SSIM and the normalised landmark distance (dlib landmarks, each set Procrustes-aligned to the
-template, mouth points; `common/video_metrics.py`). A frame where dlib finds no face counts as a landmark
-failure, reported as a rate. The condition image is the clip's first frame; z and the noise segment are
-seeded per clip, so every SNR, noise type and checkpoint sees the same ones.
+template, mouth points; `common/metrics/video_metrics.py`). A frame where dlib finds no face counts as a
+landmark failure, reported as a rate. The condition image is the clip's first frame; z and the noise segment
+are seeded per clip, so every SNR, noise type and checkpoint sees the same ones.
 
 The paper reports only curves (Fig. 5: metric against SNR, averaged over the five noises), so the plot
 is the result; the table lists the clean row and the noise-averaged row per SNR.
@@ -18,12 +18,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from datamodules.pipeline.noise import EVAL_SNRS_DB
-from datamodules.talking_face import clip_collate
+from datamodules.pipeline.noise_mixing import EVAL_SNRS_DB
+from datamodules.talking_face_windows import clip_collate
 
 from ..common.images import signed_to_uint8
-from ..common.reports import EvaluationReport, ResultRow, Sweep
-from ..common.video_metrics import FrameLandmarks, VideoMetricAccumulator
+from ..common.metrics.reports import EvaluationReport, ResultRow, Sweep
+from ..common.metrics.video_metrics import FrameLandmarks, VideoMetricAccumulator
 from .speech import normalise_speech
 
 METRICS = ("psnr", "ssim", "nlmd_mouth")

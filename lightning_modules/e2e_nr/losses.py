@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..common.losses import lsgan_loss
+from ..common.training.losses import lsgan_loss
 
 MASK_SIGMA_PX = 9.0  # at 128 px (spec §3.1, from the follow-up code; the paper tuned it but gives no value)
 MASK_FLOOR = 0.01  # M = G + 0.01: no pixel has zero weight

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..common.checkpoints import load_stage_weights
 from ..common.errors import require_sample_rate
-from ..common.gan import AdversarialModule, LossTerms
 from ..common.images import log_sample_grid, signed_to_uint8
-from ..common.shared_evaluation import TalkingFaceSamples
+from ..common.metrics.shared_evaluation import TalkingFaceSamples
+from ..common.training.checkpoints import load_stage_weights
+from ..common.training.gan import AdversarialModule, LossTerms
 from .losses import (
     MASK_SIGMA_PX,
     NR_FORMS,

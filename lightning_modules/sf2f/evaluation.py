@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..common.reports import EvaluationReport, ResultRow
+from ..common.metrics.reports import EvaluationReport, ResultRow
 
 METRICS = ("cosine", "l1", "r@1", "r@2", "r@5", "r@10")
 # (stage, output side, multi-resolution) → the paper's row: cosine, L1, R@1, R@2, R@5, R@10 (%).

@@ -1,11 +1,11 @@
-"""SF2F's own loss: the FaceNet perceptual loss L_P (spec §4). Generic GAN losses live in common/."""
+"""SF2F's own loss: the FaceNet perceptual loss L_P (spec §4). Generic GAN losses live in common/training/."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ..common.facenet import FaceNetFeatures
+from ..common.pretrained.facenet import FaceNetFeatures
 
 LAYER_WEIGHTS = (1 / 16, 1 / 8, 1 / 4, 1.0)  # repeat_1, repeat_2, repeat_3, embedding (authors' code)
 

@@ -17,14 +17,20 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
-from ..common.checkpoints import load_stage_weights
-from ..common.face_checks import to_uint8
-from ..common.face_embedding import build_face_embedder
-from ..common.gan import AdversarialModule, LossTerms
 from ..common.images import imagenet_to_unit, log_sample_grid
-from ..common.losses import discriminator_adversarial_loss, generator_adversarial_loss
-from ..common.metric_suite import GeneratedSample
-from ..common.metrics import chance_recall, embedding_cosine, embedding_l1, identity_embedding, recall_at_k
+from ..common.metrics.face_checks import to_uint8
+from ..common.metrics.metric_suite import GeneratedSample
+from ..common.metrics.metrics import (
+    chance_recall,
+    embedding_cosine,
+    embedding_l1,
+    identity_embedding,
+    recall_at_k,
+)
+from ..common.pretrained.face_embedding import build_face_embedder
+from ..common.training.checkpoints import load_stage_weights
+from ..common.training.gan import AdversarialModule, LossTerms
+from ..common.training.losses import discriminator_adversarial_loss, generator_adversarial_loss
 from .losses import FaceNetPerceptualLoss
 from .networks import (
     sf2f_attention_fuser,
@@ -194,7 +200,7 @@ class SF2FModule(AdversarialModule):
 
     def _perceptual_loss(self) -> nn.Module:
         if "perceptual" not in self._frozen:
-            from ..common.facenet import FaceNetFeatures, load_facenet
+            from ..common.pretrained.facenet import FaceNetFeatures, load_facenet
 
             facenet = load_facenet(
                 self.hparams.facenet_weights, allow_random=self.hparams.allow_random_facenet

@@ -3,7 +3,7 @@
 Every test clip is generated whole from its frame 0 and its MFCC windows, and compared frame by frame
 with the ground-truth 112-px crops:
 
-- PSNR (`10·log10(255²/MSE)` on uint8 RGB) and SSIM (Gaussian σ 1.5), `common/video_metrics.py`;
+- PSNR (`10·log10(255²/MSE)` on uint8 RGB) and SSIM (Gaussian σ 1.5), `common/metrics/video_metrics.py`;
 - lip sync through AUs: the generated frames are labelled by the same labeler as the ground truth, and
   F1 and accuracy per AU are pooled over all test frames; Avg F1 / Avg Acc are the means over the five
   AUs, as in the paper's tables. The paper labels with OpenFace; offline, both sides are labelled by the
@@ -23,12 +23,12 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from datamodules.pipeline.action_units import AU_NAMES, GeometryLabels
-from datamodules.talking_face import clip_collate
+from datamodules.talking_face_windows import clip_collate
 
 from ..common.images import signed_to_uint8
-from ..common.metrics import BinaryLabelScores
-from ..common.reports import EvaluationReport, ResultRow
-from ..common.video_metrics import FrameLandmarks, VideoMetricAccumulator
+from ..common.metrics.metrics import BinaryLabelScores
+from ..common.metrics.reports import EvaluationReport, ResultRow
+from ..common.metrics.video_metrics import FrameLandmarks, VideoMetricAccumulator
 
 # (PSNR, SSIM, Avg F1, Avg Acc %) per table row and dataset, Tables 3–6 (OpenFace labels).
 PAPER_RESULTS = {

@@ -20,16 +20,16 @@ from tqdm.auto import tqdm
 
 from datamodules.pipeline.action_units import AU_NAMES
 from datamodules.pipeline.features import MfccConfig, mfcc
-from datamodules.talking_face import mfcc_windows
+from datamodules.talking_face_windows import mfcc_windows
 
-from ..common.checkpoints import load_submodule
 from ..common.errors import require_sample_rate
-from ..common.gan import AdversarialModule, LossTerms
 from ..common.images import log_sample_grid, signed_to_uint8
-from ..common.losses import discriminator_adversarial_loss, generator_adversarial_loss
-from ..common.metrics import BinaryLabelScores
-from ..common.perceptual import VGGPerceptual
-from ..common.shared_evaluation import TalkingFaceSamples
+from ..common.metrics.metrics import BinaryLabelScores
+from ..common.metrics.shared_evaluation import TalkingFaceSamples
+from ..common.pretrained.perceptual import VGGPerceptual
+from ..common.training.checkpoints import load_submodule
+from ..common.training.gan import AdversarialModule, LossTerms
+from ..common.training.losses import discriminator_adversarial_loss, generator_adversarial_loss
 from .fusion import FUSIONS
 from .losses import au_class_weights, au_loss, masked_frame_l1, upper_half_l1
 from .networks import IMAGE_SIZE, MFCC_COEFFICIENTS, MFCC_STEPS, AUClassifier, Generator, PatchDiscriminator

@@ -16,9 +16,9 @@ import torch
 
 from datamodules.pipeline.action_units import AU_NAMES
 
-from ..common.checkpoints import load_stage_weights
-from ..common.metrics import BinaryLabelScores
-from ..common.split_evaluation import SplitEvaluationModule
+from ..common.metrics.metrics import BinaryLabelScores
+from ..common.training.checkpoints import load_stage_weights
+from ..common.training.split_evaluation import SplitEvaluationModule
 from .losses import au_class_weights, au_loss
 from .networks import IMAGE_SIZE, AUClassifier, Audio2AU
 

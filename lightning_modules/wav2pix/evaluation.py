@@ -5,7 +5,7 @@
    Its control (not in the paper) scores the faces from speaker k+1's test speech as speaker k's: what a
    generator that ignores the speech reaches (chance), whichever faces it draws.
 2. Landmark detection rate: share of faces generated from test speech in which dlib finds all 68 points
-   (`common/face_checks.py`), reported per speech length (the paper's 300 / 700 / 1000 ms sweep is one
+   (`common/metrics/face_checks.py`), reported per speech length (the paper's 300 / 700 / 1000 ms sweep is one
    checkpoint per length).
 Sanity bounds measured on real faces in the same run: detection rate and probe accuracy on real test faces.
 """
@@ -17,9 +17,9 @@ from torch.utils.data import DataLoader
 
 from datamodules.youtubers import YoutubersDataModule
 
-from ..common.face_checks import face_found
-from ..common.identity_probe import build_probe
-from ..common.reports import EvaluationReport, ResultRow
+from ..common.metrics.face_checks import face_found
+from ..common.metrics.identity_probe import build_probe
+from ..common.metrics.reports import EvaluationReport, ResultRow
 
 PAPER_IDENTITY_ACCURACY = {"train": 76.81, "test": 50.08}
 PAPER_DETECTION_RATE = {4800: 81.16, 11200: 89.12, 16000: 90.25}

@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..common.gan import AdversarialModule, LossTerms
 from ..common.images import log_sample_grid, signed_to_uint8
-from ..common.losses import lsgan_loss, mean_feature_matching_loss
-from ..common.metric_suite import GeneratedSample
+from ..common.metrics.metric_suite import GeneratedSample
+from ..common.training.gan import AdversarialModule, LossTerms
+from ..common.training.losses import lsgan_loss, mean_feature_matching_loss
 from .networks import FaceDiscriminator, FaceGenerator, IdentityClassifier, SpeechEncoder
 
 SAMPLE_STRIDE = 5  # the release stores each face with 5 speech crops

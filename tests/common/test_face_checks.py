@@ -8,8 +8,8 @@ from skimage import data
 
 from datamodules.synthetic.faces import render_face_crop
 from datamodules.synthetic.speakers import make_speakers
-from lightning_modules.common.face_checks import face_found
-from lightning_modules.common.identity_probe import build_probe
+from lightning_modules.common.metrics.face_checks import face_found
+from lightning_modules.common.metrics.identity_probe import build_probe
 
 
 def _unit(images: np.ndarray) -> torch.Tensor:

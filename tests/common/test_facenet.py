@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lightning_modules.common.errors import WeightsError
-from lightning_modules.common.facenet import FaceNetFeatures, load_facenet, vgg_box
+from lightning_modules.common.pretrained.facenet import FaceNetFeatures, load_facenet, vgg_box
 from lightning_modules.sf2f.losses import FaceNetPerceptualLoss
 
 

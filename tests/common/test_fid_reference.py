@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.models.inception import Inception3
 
-from lightning_modules.common.distribution import (
+from lightning_modules.common.metrics.distribution import (
     TF_INCEPTION,
     FeatureDistance,
     InceptionPool,

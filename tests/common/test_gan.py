@@ -7,9 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from lightning_modules.common.gan import AdversarialModule, LossTerms, NonFiniteLossError
-from lightning_modules.common.losses import discriminator_adversarial_loss, generator_adversarial_loss
-from lightning_modules.common.split_evaluation import SplitEvaluationModule
+from lightning_modules.common.training.gan import AdversarialModule, LossTerms, NonFiniteLossError
+from lightning_modules.common.training.losses import (
+    discriminator_adversarial_loss,
+    generator_adversarial_loss,
+)
+from lightning_modules.common.training.split_evaluation import SplitEvaluationModule
 
 
 class ToyGAN(AdversarialModule):
@@ -142,7 +145,7 @@ class WinningCritic(ToyGAN):
 
 
 def test_a_discriminator_that_has_won_is_reported(monkeypatch):
-    from lightning_modules.common import gan
+    from lightning_modules.common.training import gan
 
     monkeypatch.setattr(gan, "COLLAPSE_PATIENCE", 3)
     with pytest.warns(
@@ -198,7 +201,7 @@ def test_a_checkpoint_of_another_configuration_is_refused_with_the_differences(t
 
 
 def test_ctrl_c_is_taken_at_the_next_batch_end_and_twice_at_once():
-    from lightning_modules.common.callbacks import GracefulInterrupt
+    from lightning_modules.common.training.callbacks import GracefulInterrupt
 
     interrupt = GracefulInterrupt()
     interrupt._handler(

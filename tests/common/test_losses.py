@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from lightning_modules.common.losses import (
+from lightning_modules.common.training.losses import (
     discriminator_adversarial_loss,
     feature_matching_loss,
     generator_adversarial_loss,
@@ -44,7 +44,7 @@ def test_feature_matching_only_moves_the_fake_side():
 
 
 def test_lsgan_targets_and_mean_feature_matching():
-    from lightning_modules.common.losses import lsgan_loss, mean_feature_matching_loss
+    from lightning_modules.common.training.losses import lsgan_loss, mean_feature_matching_loss
 
     assert lsgan_loss(torch.full((3,), 0.9), 0.9) == 0 and lsgan_loss(torch.zeros(3), 1.0) == 1
     real = torch.randn(4, 8, 4, 4)

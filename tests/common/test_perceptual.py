@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lightning_modules.common.errors import WeightsError
-from lightning_modules.common.perceptual import VGGPerceptual
+from lightning_modules.common.pretrained.perceptual import VGGPerceptual
 
 
 def test_random_vgg_only_when_asked_and_frozen():

@@ -4,8 +4,8 @@ import matplotlib
 import numpy as np
 from PIL import Image
 
-from lightning_modules.common.plots import curves_figure, plot_snr_curves, plot_sweep
-from lightning_modules.common.reports import Sweep
+from lightning_modules.common.metrics.plots import curves_figure, plot_snr_curves, plot_sweep
+from lightning_modules.common.metrics.reports import Sweep
 
 SNRS = (-10.0, 0.0, 10.0, 20.0)
 

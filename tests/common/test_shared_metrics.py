@@ -8,16 +8,21 @@ import torch
 from skimage import filters
 from skimage.data import astronaut
 
-from lightning_modules.common.distribution import (
+from lightning_modules.common.errors import WeightsError
+from lightning_modules.common.metrics.distribution import (
     TF_INCEPTION,
     TORCHVISION_INCEPTION,
     FeatureDistance,
     load_inception,
 )
-from lightning_modules.common.errors import WeightsError
-from lightning_modules.common.lip_sync import SyncNet, lip_sync_error, load_syncnet, score_shifts
-from lightning_modules.common.metric_suite import STANDARD_FILES, GeneratedSample, MetricSettings, MetricSuite
-from lightning_modules.common.sharpness import cpbd, edge_widths
+from lightning_modules.common.metrics.lip_sync import SyncNet, lip_sync_error, load_syncnet, score_shifts
+from lightning_modules.common.metrics.metric_suite import (
+    STANDARD_FILES,
+    GeneratedSample,
+    MetricSettings,
+    MetricSuite,
+)
+from lightning_modules.common.metrics.sharpness import cpbd, edge_widths
 
 
 def face_crop(side: int = 128) -> np.ndarray:

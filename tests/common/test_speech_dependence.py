@@ -1,4 +1,4 @@
-"""The speech-dependence checks (`lightning_modules/common/speech_dependence.py`) on synthetic talking
+"""The speech-dependence checks (`lightning_modules/common/metrics/speech_dependence.py`) on synthetic talking
 faces whose mouths follow, or ignore, their speech: a model that ignores the speech cannot pass."""
 
 import numpy as np
@@ -8,13 +8,13 @@ import torch
 from datamodules.synthetic.faces import render_face_crop
 from datamodules.synthetic.speakers import make_speakers
 from datamodules.synthetic.speech import mouth_opening, synthesize_utterance
-from lightning_modules.common.speech_dependence import (
+from lightning_modules.common.metrics.speech_dependence import (
     SpeechDependence,
     frame_energy,
     identity_retrieval,
     lagged_correlations,
 )
-from lightning_modules.common.video_metrics import FrameLandmarks
+from lightning_modules.common.metrics.video_metrics import FrameLandmarks
 
 RATE, FPS, SIZE = 16000, 25, 96
 

@@ -6,7 +6,7 @@ from PIL import Image
 
 from datamodules.pipeline.face_tracks import TEMPLATE_ANCHORS_128, TEMPLATE_MOUTH_128
 from datamodules.pipeline.template import E2E_TEMPLATE_68, template_anchors
-from lightning_modules.common.video_metrics import (
+from lightning_modules.common.metrics.video_metrics import (
     FrameLandmarks,
     VideoMetricAccumulator,
     landmark_distance,

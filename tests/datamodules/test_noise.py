@@ -6,19 +6,20 @@ import soundfile as sf
 from scipy.signal import welch
 
 from datamodules.pipeline.errors import DatasetError
-from datamodules.pipeline.noise import (
-    EVAL_NOISE_TYPES,
+from datamodules.pipeline.noise_bank import NoiseBank, noise_bank_from_folder
+from datamodules.pipeline.noise_mixing import (
     EVAL_SNRS_DB,
-    TRAIN_NOISE_TYPES,
     TRAIN_SNRS_DB,
-    NoiseBank,
-    generate_noise,
-    generated_noise_bank,
     loop_to_length,
     mix_at_snr,
     mixing_gain,
-    noise_bank_from_folder,
     peak_normalise,
+)
+from datamodules.pipeline.noise_synthesis import (
+    EVAL_NOISE_TYPES,
+    TRAIN_NOISE_TYPES,
+    generate_noise,
+    generated_noise_bank,
 )
 
 SECONDS = 2.0  # generated recordings in these tests: long enough for spectra, short enough to be fast

@@ -7,7 +7,7 @@ import torch
 
 from datamodules.lrw import LRWDataModule
 from datamodules.noisy_speech import NoiseMixing
-from datamodules.talking_face import clip_collate
+from datamodules.talking_face_windows import clip_collate
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ Each proof runs `make train` on the generated demo LRW (80 training clips of 29 
 clips) as the demo overlay sizes it (`experiments/demo/e2e_nr.yaml`): the paper's layers at width 0.25,
 4 clips per batch, G's lr 1e-3 instead of 1e-4, stage 1 (reconstruction) for 240 steps with γ ramped in over
 steps 100-140, then the adversarial stage for 40 iterations. The final generator is scored on the held-out
-test clips with the shared speech-dependence checks (`lightning_modules/common/speech_dependence.py`):
+test clips with the shared speech-dependence checks (`lightning_modules/common/metrics/speech_dependence.py`):
 
 - generated mouth opening against the speech energy, r ≥ 0.5 at lag 0, and lag 0 is the peak of the lag
   profile (the mouth moves with the sound, not before or after it);
@@ -27,8 +27,8 @@ import pytest
 import yaml
 
 from experiments import evaluate as evaluate_entry
-from lightning_modules.common.metric_suite import MetricSettings
-from lightning_modules.common.shared_evaluation import evaluate_samples
+from lightning_modules.common.metrics.metric_suite import MetricSettings
+from lightning_modules.common.metrics.shared_evaluation import evaluate_samples
 from tests.learning.harness import train_then_evaluate
 
 PAPER_PROTOCOL = {"snrs_db": [], "landmarks": False, "max_clips": 4}

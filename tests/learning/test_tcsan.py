@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from experiments.evaluate import load_for_evaluation, resolve_checkpoint
-from lightning_modules.common.speech_dependence import mouth_box
-from lightning_modules.common.video_metrics import FrameLandmarks
+from lightning_modules.common.metrics.speech_dependence import mouth_box
+from lightning_modules.common.metrics.video_metrics import FrameLandmarks
 from tests.learning.harness import train_then_evaluate
 
 FINAL_STAGE_STEPS = 200  # about 2.3 s a step on 2 CPU cores, after 4.5 minutes of pretraining

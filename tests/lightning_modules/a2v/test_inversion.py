@@ -17,7 +17,7 @@ from lightning_modules.a2v.speech_encoder import (
     torchaudio_name,
 )
 from lightning_modules.common.errors import WeightsError
-from lightning_modules.common.lpips_distance import build_lpips
+from lightning_modules.common.pretrained.lpips_distance import build_lpips
 
 
 @pytest.fixture(scope="module")

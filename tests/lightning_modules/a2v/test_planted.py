@@ -15,7 +15,7 @@ from lightning_modules.a2v.planted import (
     planted_rows,
     projection,
 )
-from lightning_modules.common.speech_dependence import DEFAULT_MOUTH_BOX
+from lightning_modules.common.metrics.speech_dependence import DEFAULT_MOUTH_BOX
 
 ROWS = [5, 6, 7]
 

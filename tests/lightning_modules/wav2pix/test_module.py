@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from lightning_modules.common.gan import detach_all
+from lightning_modules.common.training.gan import detach_all
 from lightning_modules.wav2pix.module import Wav2PixModule
 
 B, SIZE = 4, 64

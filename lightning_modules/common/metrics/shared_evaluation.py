@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .images import signed_to_uint8
+from ..images import signed_to_uint8
 from .metric_suite import GeneratedSample, MetricSettings, MetricSuite
 from .reports import EvaluationReport, ResultRow, Sweep
 from .sample_dump import SampleDump

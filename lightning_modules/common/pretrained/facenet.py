@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
-from .errors import WeightsError
-from .images import imagenet_to_unit
+from ..errors import WeightsError
+from ..images import imagenet_to_unit
 from .weights import read_state_dict
 
 FACENET_INPUT = 140  # SF2F resizes the VGG box to 140×140 before FaceNet (spec §4)

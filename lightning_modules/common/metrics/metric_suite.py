@@ -5,7 +5,7 @@ them all with one implementation per metric, and says for every metric it could 
 (missing weights, an image system without frame-aligned ground truth, too few identities):
 
 - psnr, ssim, l1: pixels vs frame-aligned ground truth (`video_metrics`; L1 on [0, 1]); needs: paired samples
-- lpips: LPIPS v0.1, VGG (`lpips_distance`); needs: `lpips_backbone`
+- lpips: LPIPS v0.1, VGG (`pretrained/lpips_distance`); needs: `lpips_backbone`
 - fid, kid: Inception-v3 pool features, generated vs real frames (`distribution`); needs:
   `fid_inception_weights` (TF-Inception) or `inception_weights`
 - lmd_mouth, lmd_face: landmark distance, mouth points 48–67 / all 68, template pixels (`video_metrics`);
@@ -39,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import WeightsError
+from ..errors import WeightsError
 from .metrics import BinaryLabelScores, recall_at_k
 from .speech_dependence import SpeechDependence, identity_retrieval
 from .video_metrics import FrameLandmarks, VideoMetricAccumulator
@@ -180,7 +180,7 @@ class MetricSuite:
             return None
 
     def _build_lpips(self):
-        from .lpips_distance import build_lpips
+        from ..pretrained.lpips_distance import build_lpips
 
         return build_lpips("vgg", self.settings.lpips_backbone, allow_random=self.settings.allow_random)
 
@@ -200,7 +200,7 @@ class MetricSuite:
         return load_syncnet(self.settings.syncnet_weights, allow_random=self.settings.allow_random)
 
     def _build_embedder(self):
-        from .face_embedding import build_face_embedder
+        from ..pretrained.face_embedding import build_face_embedder
 
         if self.settings.facenet_weights:
             return build_face_embedder("facenet", self.settings.facenet_weights), "FaceNet VGGFace2"
@@ -243,7 +243,7 @@ class MetricSuite:
     def _paired_metrics(self, generated: np.ndarray, real: np.ndarray, picks: np.ndarray) -> tuple:
         """Pixel, landmark and AU metrics of one paired clip; returns its (generated, real) landmarks (None
         each when landmarks are off)."""
-        from datamodules.talking_face import to_unit_range
+        from datamodules.talking_face_windows import to_unit_range
 
         self.paired += 1
         marks_real = marks_generated = None
@@ -454,6 +454,6 @@ def _channels_first(frames: np.ndarray) -> torch.Tensor:
 
 
 def _imagenet(frames: np.ndarray) -> torch.Tensor:
-    from .images import unit_to_imagenet
+    from ..images import unit_to_imagenet
 
     return unit_to_imagenet(_channels_first(frames).float() / 255.0)

@@ -109,8 +109,8 @@ def load_syncnet(weights: str | Path | None, allow_random: bool = False) -> Sync
     """SyncNet in eval mode with the released weights at `weights` (checked key by key), or randomly
     initialised (seeded) when `allow_random` and no path is given (tests only: distances then mean
     nothing)."""
-    from .errors import WeightsError
-    from .weights import read_state_dict
+    from ..errors import WeightsError
+    from ..pretrained.weights import read_state_dict
 
     if weights is None and not allow_random:
         raise WeightsError(f"LSE-C/LSE-D need SyncNet: {HOW_TO_GET}.")

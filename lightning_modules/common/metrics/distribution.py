@@ -29,7 +29,7 @@ import torchvision
 from torch import nn
 from torchvision.models import inception as tv_inception
 
-from .images import unit_to_imagenet
+from ..images import unit_to_imagenet
 
 FEATURES = 2048
 SIDE = 299
@@ -157,8 +157,8 @@ def load_inception(
 ) -> InceptionPool:
     """`variant`'s feature extractor with the weights at `weights` (checked key by key), or seeded random
     weights when `allow_random` and no path (tests only)."""
-    from .errors import WeightsError
-    from .weights import read_state_dict
+    from ..errors import WeightsError
+    from ..pretrained.weights import read_state_dict
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 
 def _checkpoint_state(path: str) -> dict[str, torch.Tensor]:

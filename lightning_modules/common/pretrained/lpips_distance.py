@@ -33,7 +33,7 @@ def build_lpips(
         raise ValueError(f"LPIPS net must be one of {sorted(BACKBONES)}, got {net!r}")
     architecture, file_name = BACKBONES[net]
     if backbone_weights is None and not allow_random:
-        from .errors import WeightsError
+        from ..errors import WeightsError
 
         raise WeightsError(
             f"LPIPS needs its {net} backbone: put torchvision's {file_name} somewhere and pass its path "

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .images import imagenet_to_unit
+from ..images import imagenet_to_unit
 
 EMBEDDERS = ("facenet", "dlib", "thumbnail")
 THUMBNAIL_SIDE = 16

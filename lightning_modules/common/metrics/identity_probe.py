@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .face_embedding import DlibFaceEmbedder
-from .images import unit_to_imagenet
+from ..images import unit_to_imagenet
+from ..pretrained.face_embedding import DlibFaceEmbedder
 
 
 def _small_cnn(num_classes: int) -> nn.Module:

@@ -1,17 +1,14 @@
-"""Noise recordings and SNR mixing for noise-resilient speech training (E2E-NR, spec §4, §6 and §7).
+"""Generated noise: procedural stand-ins for the paper's training and held-out evaluation noise types.
 
 Why it is built this way:
 
-- **Exact SNR.** A mixture is `y = s + k·n` with `k = sqrt(Σs² / (Σn² · 10^(SNR/10)))`, the powers taken
-  over the whole clip. The gain is computed in float64, so `10·log10(Σs² / Σ(k·n)²)` equals the asked SNR
-  to rounding. Peak-normalising `y` afterwards scales speech and noise alike and leaves the SNR alone.
-- **Unseen test noise.** The paper trains on 138 noise types and tests on 5 others. A `NoiseBank` holds
-  named types; the generated training types (`TRAIN_NOISE_TYPES`) and the held-out evaluation types
-  (`EVAL_NOISE_TYPES`, the paper's five names) share none.
-- **Offline stand-ins.** Sound Ideas cannot be downloaded here, so noise is either the user's folder of
-  recordings (`noise_bank_from_folder`) or generated procedurally (`generated_noise_bank`). Babble,
-  speech-shaped and cafeteria noise are made from speech the caller passes in (other speakers' clips),
-  which keeps the test speakers out of the noise.
+- **Unseen test noise.** The paper trains on 138 noise types and tests on 5 others. The generated
+  training types (`TRAIN_NOISE_TYPES`) and the held-out evaluation types (`EVAL_NOISE_TYPES`, the
+  paper's five names) share none; `generated_noise_bank` makes a `NoiseBank` of either set.
+- **Offline stand-ins.** Sound Ideas cannot be downloaded here, so without the user's recordings
+  (`noise_bank.noise_bank_from_folder`) noise is generated procedurally. Babble, speech-shaped and
+  cafeteria noise are made from speech the caller passes in (other speakers' clips), which keeps the
+  test speakers out of the noise.
 - **Reproducible.** Every random choice takes an explicit `np.random.Generator`; nothing touches numpy's
   global state. A generated type depends only on (seed, type name), so adding a type changes no other.
 
@@ -22,293 +19,18 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy.signal.windows import tukey
 
-from .audio import SILENCE_PEAK, SOUNDFILE_SUFFIXES, read_audio
-from .errors import DatasetError
-
-TRAIN_SNRS_DB: tuple[float, ...] = tuple(float(snr) for snr in range(-6, 31, 3))  # −6, −3, …, 30: 13 levels
-EVAL_SNRS_DB: tuple[float, ...] = tuple(float(snr) for snr in range(-10, 31))  # −10, −9, …, 30: 41 levels
+from .audio import SILENCE_PEAK
+from .noise_bank import NoiseBank
 
 GENERATED_SECONDS = 5.0  # length of each generated recording; segments longer than this loop it
 GENERATED_PEAK = 0.9  # generated recordings are peak-normalised to this
 NOISE_FLOOR_DB = -40.0  # white floor under every generated type, so no segment is ever digital silence
-SEGMENT_ATTEMPTS = 8  # segments drawn before giving up on finding a non-silent one
 MIN_SAMPLE_RATE = 4000
-
-
-# ----------------------------------------------------------------------------------------------------
-# Mixing
-
-
-def loop_to_length(noise: np.ndarray, length: int) -> np.ndarray:
-    """`(N,)` → `(length,)`: `noise` repeated end to end, then cut (a plain crop when N ≥ length)."""
-    noise = np.asarray(noise)
-    if noise.ndim != 1 or noise.size == 0:
-        raise ValueError(f"noise must be a non-empty 1-D array, got shape {noise.shape}")
-    repeats = -(-length // noise.size)
-    return np.tile(noise, max(repeats, 1))[:length]
-
-
-def mixing_gain(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> float:
-    """The k that puts `noise` at `snr_db` below `speech`: `sqrt(Σs² / (Σn² · 10^(snr/10)))`, in float64.
-
-    `noise` is looped or cropped to the speech's length first, as in `mix_at_snr`. k is 0 for silent
-    speech. Raises ValueError when the noise is silent (no gain can reach a finite SNR).
-    """
-    speech64, noise64 = _as_mixable(speech, noise)
-    return _gain(speech64, noise64, snr_db)
-
-
-def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    """`speech + k·noise` with k from `mixing_gain`, so the mixture's SNR is exactly `snr_db`.
-
-    Args:
-        speech: `(T,)` float waveform.
-        noise: `(N,)` float waveform; cropped to its first T samples, or looped when N < T.
-        snr_db: any finite SNR in dB.
-    Returns:
-        `(T,)` mixture, computed in float64 and returned as float64 for float64 speech, float32 otherwise.
-        It is not clipped or normalised (see `peak_normalise`). Silent speech (all zeros) has no SNR;
-        the formula then gives k = 0 and the speech comes back unchanged.
-    Raises:
-        ValueError: for non-1-D inputs, an empty or silent noise, or a non-finite SNR.
-    """
-    speech64, noise64 = _as_mixable(speech, noise)
-    mixture = speech64 + _gain(speech64, noise64, snr_db) * noise64
-    return mixture.astype(_output_dtype(speech), copy=False)
-
-
-def peak_normalise(wave: np.ndarray) -> np.ndarray:
-    """`wave / max|wave|` (peak 1), same float dtype; an all-zero or empty wave comes back unchanged."""
-    wave = np.asarray(wave)
-    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
-    if peak == 0.0 or not math.isfinite(peak):
-        return wave.astype(_output_dtype(wave), copy=True)
-    return (wave.astype(np.float64) / peak).astype(_output_dtype(wave))
-
-
-def _as_mixable(speech: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Both as float64 `(T,)`, the noise fitted to the speech's length."""
-    speech = np.asarray(speech)
-    if speech.ndim != 1:
-        raise ValueError(f"speech must be a 1-D waveform, got shape {speech.shape}")
-    return speech.astype(np.float64), loop_to_length(noise, len(speech)).astype(np.float64)
-
-
-def _gain(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> float:
-    if not math.isfinite(snr_db):
-        raise ValueError(f"the SNR must be finite, got {snr_db} dB")
-    if speech.size == 0:
-        return 0.0
-    noise_energy = float(noise @ noise)
-    if not noise_energy > 0.0:
-        raise ValueError("the noise is silent over the speech's length: no gain can bring it to an SNR")
-    return math.sqrt(float(speech @ speech) / (noise_energy * 10.0 ** (snr_db / 10.0)))
-
-
-def _output_dtype(wave: np.ndarray) -> np.dtype:
-    return wave.dtype if wave.dtype in (np.float32, np.float64) else np.dtype(np.float32)
-
-
-# ----------------------------------------------------------------------------------------------------
-# Noise banks
-
-
-class NoiseBank:
-    """Named noise types, each with one or more recordings at one sample rate.
-
-    Args:
-        recordings: type name → `(N,)` waveforms (any length ≥ 1, finite, not all zero).
-        sample_rate: the rate of every recording.
-        source: where the recordings came from, for messages (a folder, "generated train noise", …).
-    """
-
-    def __init__(
-        self, recordings: Mapping[str, Sequence[np.ndarray]], sample_rate: int, source: str = "noise bank"
-    ):
-        if not recordings:
-            raise ValueError(f"{source}: a noise bank needs at least one noise type")
-        self.sample_rate = int(sample_rate)
-        self.source = source
-        self._recordings: dict[str, tuple[np.ndarray, ...]] = {}
-        self._peaks: dict[str, tuple[float, ...]] = {}
-        for name, waves in recordings.items():
-            checked = tuple(_checked_recording(wave, f"{source}: noise type {name!r}") for wave in waves)
-            if not checked:
-                raise ValueError(f"{source}: noise type {name!r} has no recordings")
-            self._recordings[name] = checked
-            self._peaks[name] = tuple(float(np.max(np.abs(wave))) for wave in checked)
-
-    @property
-    def types(self) -> tuple[str, ...]:
-        """The noise type names, sorted."""
-        return tuple(sorted(self._recordings))
-
-    def recordings(self, type_name: str) -> tuple[np.ndarray, ...]:
-        """The `(N,)` float32 recordings of one type."""
-        return self._recordings[self._known(type_name)]
-
-    def segment(self, type_name: str, length: int, rng: np.random.Generator) -> np.ndarray:
-        """A random `(length,)` float32 stretch of one of the type's recordings (chosen uniformly).
-
-        The start is uniform over the positions where the segment fits; a recording shorter than
-        `length` is looped from a random start. A near-silent stretch (peak under `SILENCE_PEAK` times
-        the recording's peak) is redrawn up to `SEGMENT_ATTEMPTS` times, keeping the loudest, so a
-        recording with gaps of digital silence cannot break the mixing.
-        """
-        name = self._known(type_name)
-        if length < 0:
-            raise ValueError(f"segment length must be ≥ 0, got {length}")
-        if length == 0:
-            return np.zeros(0, dtype=np.float32)
-        best, best_peak = None, -1.0
-        for _ in range(SEGMENT_ATTEMPTS):
-            index = int(rng.integers(len(self._recordings[name])))
-            piece = _random_stretch(self._recordings[name][index], length, rng)
-            peak = float(np.max(np.abs(piece)))
-            if peak > best_peak:
-                best, best_peak = piece, peak
-            if peak >= SILENCE_PEAK * self._peaks[name][index]:
-                break
-        if best_peak <= 0.0:
-            raise ValueError(
-                f"{self.source}: every {length}-sample segment drawn from noise type {name!r} "
-                "was silent. Trim the digital silence from its recordings."
-            )
-        return best
-
-    def draw(
-        self, speech: np.ndarray, rng: np.random.Generator, snrs_db: Sequence[float] = TRAIN_SNRS_DB
-    ) -> tuple[np.ndarray, str, float]:
-        """One training mixture: a type uniformly, then an SNR uniformly from `snrs_db`, then a segment.
-
-        Returns:
-            `(mixture, type_name, snr_db)`: the `(T,)` mixture peak-normalised (float32 for float32
-            speech), the noise type it holds, and its SNR in dB.
-        """
-        if len(snrs_db) == 0:
-            raise ValueError("snrs_db is empty: give at least one SNR to draw from")
-        types = self.types
-        name = types[int(rng.integers(len(types)))]
-        snr = float(snrs_db[int(rng.integers(len(snrs_db)))])
-        noise = self.segment(name, len(speech), rng)
-        return peak_normalise(mix_at_snr(speech, noise, snr)), name, snr
-
-    def _known(self, type_name: str) -> str:
-        if type_name not in self._recordings:
-            raise KeyError(f"{self.source}: no noise type {type_name!r}; it has {list(self.types)}")
-        return type_name
-
-    def __repr__(self) -> str:
-        return f"NoiseBank({self.source}, {self.sample_rate} Hz, types={list(self.types)})"
-
-
-def _checked_recording(wave: np.ndarray, what: str) -> np.ndarray:
-    wave = np.ascontiguousarray(wave, dtype=np.float32)
-    if wave.ndim != 1 or wave.size == 0:
-        raise ValueError(f"{what}: a recording must be a non-empty 1-D waveform, got shape {wave.shape}")
-    if not np.isfinite(wave).all():
-        raise ValueError(f"{what}: a recording holds NaN or infinite samples")
-    if not np.any(wave):
-        raise ValueError(f"{what}: a recording is all zeros")
-    return wave
-
-
-def _random_stretch(recording: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
-    """`(length,)` from a uniform start: contiguous when it fits, else wrapping around the recording."""
-    if len(recording) >= length:
-        start = int(rng.integers(len(recording) - length + 1))
-        return recording[start : start + length].copy()
-    start = int(rng.integers(len(recording)))
-    return recording[(start + np.arange(length)) % len(recording)]
-
-
-# ----------------------------------------------------------------------------------------------------
-# The user's recordings
-
-
-def noise_bank_from_folder(root: str | Path, sample_rate: int) -> NoiseBank:
-    """Every recording under `root`, resampled to `sample_rate`, grouped into noise types.
-
-    Layout: each immediate subfolder is one type, named after the folder, holding its recordings (searched
-    recursively); each audio file directly in `root` is a type of its own, named after the file's stem.
-    Audio means .wav, .flac or .ogg; other files and names starting with "." are ignored, and so are
-    subfolders without audio.
-
-    Raises:
-        DatasetError: naming the folder when it is missing, holds no audio, or gives a type twice; naming
-            the file when it cannot be decoded or is silent (peak below `SILENCE_PEAK`).
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(
-            f"{root}: the noise folder does not exist. Point the noise folder option at a "
-            "folder holding one subfolder (or one audio file) per noise type."
-        )
-    recordings = {
-        name: [_read_noise_file(path, sample_rate) for path in paths]
-        for name, paths in _noise_files(root).items()
-    }
-    return NoiseBank(recordings, sample_rate, source=str(root))
-
-
-def _noise_files(root: Path) -> dict[str, list[Path]]:
-    """Type name → its audio files, following the layout of `noise_bank_from_folder`."""
-    found: dict[str, list[Path]] = {}
-    origin: dict[str, Path] = {}
-    for entry in sorted(root.iterdir()):
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir():
-            name, files = entry.name, sorted(p for p in entry.rglob("*") if _is_audio(p, entry))
-        elif _is_audio(entry, root):
-            name, files = entry.stem, [entry]
-        else:
-            continue
-        if not files:
-            continue
-        if name in found:
-            raise DatasetError(
-                f"{root}: noise type {name!r} is given twice ({origin[name].name} and "
-                f"{entry.name}). Rename one, or move the loose file into the folder {name}/."
-            )
-        found[name], origin[name] = files, entry
-    if not found:
-        suffixes = ", ".join(sorted(SOUNDFILE_SUFFIXES))
-        raise DatasetError(
-            f"{root}: no noise recordings ({suffixes}) found. Put one subfolder per noise "
-            "type holding its recordings, or one audio file per noise type, in this folder."
-        )
-    return found
-
-
-def _is_audio(path: Path, under: Path) -> bool:
-    hidden = any(part.startswith(".") for part in path.relative_to(under).parts)
-    return not hidden and path.is_file() and path.suffix.lower() in SOUNDFILE_SUFFIXES
-
-
-def _read_noise_file(path: Path, sample_rate: int) -> np.ndarray:
-    """`(N,)` float32 at `sample_rate`; DatasetError naming `path` when it is unusable as noise."""
-    wave = read_audio(path, sample_rate)
-    if wave.size == 0:
-        raise DatasetError(
-            f"{path}: the recording is too short to survive resampling to {sample_rate} Hz. "
-            "Remove it or use a longer recording."
-        )
-    if not np.isfinite(wave).all():
-        raise DatasetError(f"{path}: the recording holds NaN or infinite samples. Re-export it as PCM audio.")
-    peak = float(np.max(np.abs(wave)))
-    if peak < SILENCE_PEAK:
-        raise DatasetError(
-            f"{path}: the recording is silent (peak {peak:.2g} < {SILENCE_PEAK}), so it "
-            "cannot be mixed at any SNR. Remove it or replace it with an audible recording."
-        )
-    return wave
 
 
 # ----------------------------------------------------------------------------------------------------

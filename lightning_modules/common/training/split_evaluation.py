@@ -7,8 +7,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from ..errors import NonFiniteLossError
 from .checkpoints import check_checkpoint_fits
-from .errors import NonFiniteLossError
 
 
 class SplitEvaluationModule(L.LightningModule):

@@ -14,8 +14,8 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
-from .errors import WeightsError
-from .images import unit_to_imagenet
+from ..errors import WeightsError
+from ..images import unit_to_imagenet
 from .weights import read_state_dict
 
 RELU_X_1 = (1, 6, 11, 20, 29)  # relu1_1 … relu5_1 in torchvision's vgg19().features

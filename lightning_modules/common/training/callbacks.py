@@ -293,7 +293,7 @@ class SelectionMetricCheck(Callback):
         self._checked = True
         missing = sorted(self.monitors - set(trainer.callback_metrics))
         if missing:
-            from .errors import SelectionMetricError
+            from ..errors import SelectionMetricError
 
             logged = sorted(k for k in trainer.callback_metrics if k.startswith("val/")) or ["none"]
             raise SelectionMetricError(

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import WeightsError
+from ..errors import WeightsError
 
 # torchvision's released files end in "-<first hex digits of the file's SHA-256>.pth" (vgg16-397923af.pth).
 RELEASE_DIGEST = re.compile(r"-([0-9a-f]{8,64})\.pth?$")

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
-from .errors import NonFiniteLossError
+from ..errors import NonFiniteLossError
 from .split_evaluation import SplitEvaluationModule
 
 NONFINITE_POLICIES = ("raise", "skip")
