@@ -25,14 +25,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
-import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from datamodules.pipeline.errors import command_errors
@@ -42,152 +38,21 @@ from experiments.configs import (
     config_value,
     experiment_names,
     make_datamodule,
-    runs_root,
     stacked_section,
     stage_chain,
     stage_configs,
     stage_inputs,
 )
-
-ACTIVE_STAGE_VARIABLE = "TF_ACTIVE_STAGE"
-INITIAL_ENVIRONMENT = frozenset(os.environ)
-LAUNCH_TIMEOUT_S = (
-    600  # how long ranks > 0 of a cluster launch wait for rank 0's decisions (run folder, data)
+from experiments.launch import (
+    ACTIVE_STAGE_VARIABLE,
+    cluster_launch,
+    launch_marker,
+    launched_stage,
+    restart_for_next_stage,
+    shared_run_dir,
+    wait_for,
 )
-
-
-# LightningCLI arguments that would move where Lightning writes checkpoints or logs. The driver keeps each
-# stage in runs/<experiment>/<timestamp>/<stage>/ (COMPLETED.json, the chain's hand-over, CKPT=last), so such
-# an override would leave the chain looking for checkpoints where none were written.
-OUTPUT_LOCATION_KEYS = ("default_root_dir", "save_dir", "root_dir", "dirpath", "log_dir")
-
-
-def refuse_output_moves(overrides: list[str]) -> None:
-    """An `ExperimentError` for any override that moves Lightning's outputs, naming `TF_RUNS_DIR` instead."""
-    for argument in overrides:
-        key = argument.split("=", 1)[0]
-        if key.startswith("--") and key.rsplit(".", 1)[-1] in OUTPUT_LOCATION_KEYS:
-            raise ExperimentError(
-                f"{key}: runs are written to $TF_RUNS_DIR/<experiment>/<timestamp>/<stage>/ "
-                f"(now {runs_root()}), which the stage chain and CKPT=last follow. Drop {key} "
-                "and set TF_RUNS_DIR=<folder> instead (make train … TF_RUNS_DIR=<folder>)."
-            )
-
-
-def resolve_run_dir(experiment: str, resume: str | None) -> Path:
-    runs = runs_root() / experiment
-    if resume == "auto":  # a (re)queued cluster job: continue the newest run unless it finished
-        earlier = sorted(p for p in runs.glob("*") if p.is_dir()) if runs.is_dir() else []
-        unfinished = earlier and not all(
-            (earlier[-1] / s / "COMPLETED.json").exists() for s in stage_chain(experiment)
-        )
-        return earlier[-1] if unfinished else runs / time.strftime("%Y%m%d-%H%M%S")
-    if resume is None:
-        return runs / time.strftime("%Y%m%d-%H%M%S")
-    if resume == "last":
-        earlier = sorted(p for p in runs.glob("*") if p.is_dir()) if runs.is_dir() else []
-        if not earlier:
-            raise ExperimentError(f"{runs}: no earlier run to resume. Drop CKPT=last to start one.")
-        return earlier[-1]
-    checkpoint = Path(resume)
-    if checkpoint.is_dir():
-        return checkpoint
-    if not checkpoint.is_file():
-        raise ExperimentError(
-            f"{checkpoint}: checkpoint not found. Pass CKPT=last or an existing .ckpt file."
-        )
-    run_dir = checkpoint.resolve().parents[2]  # <run>/<stage>/checkpoints/<file>.ckpt
-    stage = checkpoint.resolve().parents[1].name
-    if stage not in stage_chain(experiment):
-        raise ExperimentError(
-            f"{checkpoint} was written by stage {stage!r} (run {run_dir}), which is not part of "
-            f"{experiment} (stages {stage_chain(experiment)}). Resume it with EXP={run_dir.parent.name}."
-        )
-    return run_dir
-
-
-@dataclass(frozen=True)
-class ClusterLaunch:
-    """This process's place in a job whose processes a cluster launcher started, each running this entry
-    point."""
-
-    rank: int  # global rank
-    world: int
-    key: str  # shared by every process of this launch, and by no other launch
-
-    @property
-    def leader(self) -> bool:
-        return self.rank == 0
-
-
-def cluster_launch() -> ClusterLaunch | None:
-    """The launch when torchrun or SLURM's srun started all the processes of a multi-process job, detected as
-    Lightning detects them (torchrun first); None for one process or for Lightning's own launcher, which
-    starts ranks > 0 itself (see `_launched_stage`)."""
-    from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
-
-    if TorchElasticEnvironment.detect():
-        rank, world, key = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), _torchrun_key()
-    elif SLURMEnvironment.detect():
-        rank, world = int(os.environ["SLURM_PROCID"]), int(os.environ["SLURM_NTASKS"])
-        # A requeued job keeps its id and numbers its steps afresh: the restart count tells the launches
-        # apart.
-        key = (
-            f"slurm-{os.environ['SLURM_JOB_ID']}.{os.environ.get('SLURM_STEP_ID', '0')}"
-            f"-r{os.environ.get('SLURM_RESTART_COUNT', '0')}"
-        )
-    else:
-        return None
-    return ClusterLaunch(rank, world, key) if world > 1 else None
-
-
-def _torchrun_key() -> str:
-    """torchrun's run id (`--rdzv-id`; a fresh uuid with `--standalone`) and restart count. Without an id it
-    is "none"; on one node the workers' parent, the torchrun agent, then identifies the launch."""
-    run_id, restart = os.environ["TORCHELASTIC_RUN_ID"], os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
-    if run_id != "none":
-        return f"torchrun-{run_id}-r{restart}"
-    if os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"]) != os.environ["WORLD_SIZE"]:
-        raise ExperimentError(
-            "torchrun across several nodes needs --rdzv-id=<a job id shared by all nodes> (e.g. "
-            "with --rdzv-backend=c10d), so that every node's processes find the same run folder."
-        )
-    return f"torchrun-{socket.gethostname()}-{os.getppid()}-r{restart}"
-
-
-def launch_marker(experiment: str, launch: ClusterLaunch) -> Path:
-    """Where rank 0 of a cluster launch writes the run folder it chose, for the other ranks to read."""
-    return runs_root() / ".launches" / f"{experiment}-{launch.key}"
-
-
-def shared_run_dir(experiment: str, resume: str | None, launch: ClusterLaunch) -> Path:
-    """`resolve_run_dir` as rank 0 of the launch decides it. Each rank deciding alone could disagree: a new
-    run's name is the launch second, and `--resume auto` looks at folders rank 0 may be creating. Rank 0
-    writes its answer to `launch_marker`; the others wait for it (runs/ must be on a filesystem all nodes
-    share, as checkpoints and resumption also require)."""
-    marker = launch_marker(experiment, launch)
-    if launch.leader:
-        run_dir = resolve_run_dir(experiment, resume)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        partial = marker.with_name(marker.name + ".partial")
-        partial.write_text(str(run_dir))
-        partial.replace(marker)  # atomic: a reader never sees half a path
-        return run_dir
-    _wait_for(marker, f"rank 0 to choose the run folder of {experiment}")
-    return Path(marker.read_text())
-
-
-def _wait_for(path: Path, what: str, timeout_s: float | None = None) -> None:
-    """Poll the (shared) filesystem until `path` exists (at most `timeout_s`, default `LAUNCH_TIMEOUT_S`)."""
-    timeout_s = LAUNCH_TIMEOUT_S if timeout_s is None else timeout_s
-    deadline = time.monotonic() + timeout_s
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise ExperimentError(
-                f"waited {timeout_s:.0f} s for {what} ({path}); is runs/ on a filesystem shared "
-                "by all nodes, and did rank 0 start?"
-            )
-        time.sleep(0.2)
+from experiments.run_folders import refuse_output_moves, resolve_run_dir, resume_checkpoint, saved_seed
 
 
 def run_stage(stage: str, stage_dir: Path, configs: list[str], overrides: list[str], ckpt_path: str | None):
@@ -197,21 +62,13 @@ def run_stage(stage: str, stage_dir: Path, configs: list[str], overrides: list[s
     args = ["fit"] + [a for c in configs for a in ("--config", c)]
     args.append(f"--trainer.default_root_dir={stage_dir}")
     if ckpt_path:
-        args += _saved_seed(stage_dir)
+        args += saved_seed(stage_dir)
     args += overrides
     if ckpt_path:  # checkpoints hold tensors and plain values only: never unpickle arbitrary objects
         args += [f"--ckpt_path={ckpt_path}", "--weights_only=true"]
     # sys.argv must stay as it is: Lightning's DDP launcher re-runs it for the other ranks.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     return ProjectCLI(args=args)
-
-
-def _saved_seed(stage_dir: Path) -> list[str]:
-    """A resumed stage keeps the seed its first launch drew (LightningCLI records it in config.yaml), so its
-    data stream and random draws continue where they were (`datamodules/resumable.py`)."""
-    config = stage_dir / "config.yaml"
-    seed = (yaml.safe_load(config.read_text()) or {}).get("seed_everything") if config.exists() else None
-    return [f"--seed_everything={seed}"] if isinstance(seed, int) and not isinstance(seed, bool) else []
 
 
 def train(
@@ -230,7 +87,7 @@ def train(
         from datamodules.pipeline.cache import data_location
 
         overrides[:0] = [f"--data.init_args.{key}={value}" for key, value in data_location(data).items()]
-    launched, launch = _launched_stage(), cluster_launch()
+    launched, launch = launched_stage(), cluster_launch()
     if launched:
         run_dir = Path(launched[0])
     else:
@@ -256,7 +113,7 @@ def train(
         if config_value(stage, "job") == "prepare":
             best[stage] = None
             if not leader:  # one process prepares the shared caches; the others wait for it to finish
-                _wait_for(completed, f"rank 0 to prepare the data of {stage}", timeout_s=float("inf"))
+                wait_for(completed, f"rank 0 to prepare the data of {stage}", timeout_s=float("inf"))
                 continue
             summary = prepare_stage(stage_configs(stage, demo=data is None, smoke=smoke), overrides)
             completed.parent.mkdir(parents=True, exist_ok=True)
@@ -267,7 +124,7 @@ def train(
         stage_overrides += [
             f"--model.init_args.{argument}={best[source]}" for argument, source in inputs[stage].items()
         ]
-        ckpt = _resume_checkpoint(stage_dir, resume)
+        ckpt = resume_checkpoint(stage_dir, resume)
         print(f"[train] {stage}: {'resuming ' + ckpt if ckpt else 'starting'} in {stage_dir}")
         # Lightning's DDP launcher re-runs this command for ranks > 0; they read where to go from here.
         os.environ[ACTIVE_STAGE_VARIABLE] = f"{run_dir}{os.pathsep}{stage}"
@@ -309,7 +166,7 @@ def train(
         if cli.trainer.world_size > 1 and launch is None and stage != chain[-1]:
             # Lightning's launcher cannot start a second time in this process. Under a cluster launcher there
             # is nothing to relaunch: the next stage's Trainer reuses the process group all ranks share.
-            _restart_for_next_stage(run_dir)
+            restart_for_next_stage(run_dir)
     print(f"[train] done: {run_dir}")
     return run_dir
 
@@ -329,41 +186,6 @@ def prepare_stage(configs: list[str], overrides: list[str]) -> dict:
     datamodule.prepare_data()
     datamodule.setup("fit")
     return datamodule.statistics() if hasattr(datamodule, "statistics") else {}
-
-
-def _restart_for_next_stage(run_dir: Path) -> None:
-    """Continue the chain in a fresh process: a second DDP launch cannot reuse this one's process group.
-
-    The command line is the same plus `--resume <run dir>`, so completed stages are skipped; the variables
-    Lightning's launcher added to this process's environment are dropped so the next stage launches anew.
-    """
-    for name in set(os.environ) - INITIAL_ENVIRONMENT:
-        os.environ.pop(name)
-    argv = [a for a in sys.argv[1:] if not a.startswith("--resume")]
-    print(f"[train] restarting for the next stage of {run_dir}")
-    sys.stdout.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "experiments.train", *argv, "--resume", str(run_dir)])
-
-
-def _launched_stage() -> tuple[str, str] | None:
-    """(run dir, stage) when this process is a DDP worker started by rank 0 for one stage."""
-    value = os.environ.get(ACTIVE_STAGE_VARIABLE)
-    if value is None or int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0"))) == 0:
-        return None
-    run_dir, stage = value.rsplit(os.pathsep, 1)
-    return run_dir, stage
-
-
-def _resume_checkpoint(stage_dir: Path, resume: str | None) -> str | None:
-    """The checkpoint a resumed stage starts from: the one asked for, else the newest of `last.ckpt` and the
-    `hpc_ckpt_*.ckpt` Lightning writes when SLURM signals an imminent requeue."""
-    if resume is None:
-        return None
-    if resume.endswith(".ckpt") and Path(resume).resolve().parents[1] == stage_dir.resolve():
-        return resume
-    candidates = [stage_dir / "checkpoints" / "last.ckpt", *stage_dir.glob("hpc_ckpt_*.ckpt")]
-    existing = [p for p in candidates if p.exists()]
-    return str(max(existing, key=lambda p: p.stat().st_mtime)) if existing else None
 
 
 def _test(cli, checkpoint: str) -> dict[str, float]:

@@ -21,6 +21,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from experiments import launch as launch_entry
+from experiments import run_folders
 from experiments import train as train_entry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,7 +143,7 @@ def launch_environment(monkeypatch):
 
 
 def test_cluster_launches_are_recognised_with_a_key_per_launch(launch_environment):
-    assert train_entry.cluster_launch() is None  # a plain process (or Lightning's own launcher)
+    assert launch_entry.cluster_launch() is None  # a plain process (or Lightning's own launcher)
 
     launch_environment(
         TORCHELASTIC_RUN_ID="job7",
@@ -152,16 +154,16 @@ def test_cluster_launches_are_recognised_with_a_key_per_launch(launch_environmen
         LOCAL_WORLD_SIZE=4,
         GROUP_RANK=0,
     )
-    assert train_entry.cluster_launch() == train_entry.ClusterLaunch(3, 8, "torchrun-job7-r1")
+    assert launch_entry.cluster_launch() == launch_entry.ClusterLaunch(3, 8, "torchrun-job7-r1")
 
     launch_environment(TORCHELASTIC_RUN_ID="none")  # plain `torchrun` has no run id: not enough across nodes
     with pytest.raises(train_entry.ExperimentError, match="--rdzv-id"):
-        train_entry.cluster_launch()
+        launch_entry.cluster_launch()
     launch_environment(LOCAL_WORLD_SIZE=8)  # one node: the torchrun agent (our parent) names the launch
-    assert train_entry.cluster_launch().key.endswith(f"-{os.getppid()}-r1")
+    assert launch_entry.cluster_launch().key.endswith(f"-{os.getppid()}-r1")
 
     launch_environment(TORCHELASTIC_RUN_ID="x", WORLD_SIZE=1, LOCAL_WORLD_SIZE=1)
-    assert train_entry.cluster_launch() is None  # one process: nothing to agree on
+    assert launch_entry.cluster_launch() is None  # one process: nothing to agree on
 
 
 def test_slurm_tasks_are_a_cluster_launch(launch_environment):
@@ -176,32 +178,32 @@ def test_slurm_tasks_are_a_cluster_launch(launch_environment):
         SLURM_LOCALID=1,
         SLURM_NODEID=1,
     )
-    launch = train_entry.cluster_launch()
-    assert launch == train_entry.ClusterLaunch(5, 8, "slurm-4242.0-r2") and not launch.leader
+    launch = launch_entry.cluster_launch()
+    assert launch == launch_entry.ClusterLaunch(5, 8, "slurm-4242.0-r2") and not launch.leader
     launch_environment(
         SLURM_JOB_NAME="bash"
     )  # an interactive allocation: Lightning does not use SLURM either
-    assert train_entry.cluster_launch() is None
+    assert launch_entry.cluster_launch() is None
 
 
 def test_ranks_agree_on_the_run_folder_chosen_by_rank_0(tmp_path, monkeypatch):
     monkeypatch.setenv("TF_RUNS_DIR", str(tmp_path))
     seconds = iter(["20260101-120000", "20260101-120001"])  # the two ranks' clocks read different seconds
-    monkeypatch.setattr(train_entry.time, "strftime", lambda _: next(seconds))
+    monkeypatch.setattr(run_folders.time, "strftime", lambda _: next(seconds))
     follower, chosen = {}, None
 
     def rank_1():
-        follower["run"] = train_entry.shared_run_dir("wav2pix", None, train_entry.ClusterLaunch(1, 2, "k"))
+        follower["run"] = launch_entry.shared_run_dir("wav2pix", None, launch_entry.ClusterLaunch(1, 2, "k"))
 
     thread = threading.Thread(target=rank_1)
     thread.start()  # rank 1 starts first and waits for rank 0's choice
-    chosen = train_entry.shared_run_dir("wav2pix", None, train_entry.ClusterLaunch(0, 2, "k"))
+    chosen = launch_entry.shared_run_dir("wav2pix", None, launch_entry.ClusterLaunch(0, 2, "k"))
     thread.join(timeout=30)
     assert follower["run"] == chosen == tmp_path / "wav2pix" / "20260101-120000"
 
-    monkeypatch.setattr(train_entry, "LAUNCH_TIMEOUT_S", 0.5)  # another launch's marker is never taken
+    monkeypatch.setattr(launch_entry, "LAUNCH_TIMEOUT_S", 0.5)  # another launch's marker is never taken
     with pytest.raises(train_entry.ExperimentError, match="rank 0 to choose the run folder"):
-        train_entry.shared_run_dir("wav2pix", None, train_entry.ClusterLaunch(1, 2, "another"))
+        launch_entry.shared_run_dir("wav2pix", None, launch_entry.ClusterLaunch(1, 2, "another"))
 
 
 class FakeStages:
@@ -213,7 +215,7 @@ class FakeStages:
         monkeypatch.setattr(train_entry, "run_stage", self.run_stage)
         monkeypatch.setattr(train_entry, "_stage_checkpoint", lambda _: ("best.ckpt", "val/l1 (min)"))
         monkeypatch.setattr(train_entry, "_test", lambda *_: {})
-        monkeypatch.setattr(train_entry, "_restart_for_next_stage", self.restarts.append)
+        monkeypatch.setattr(train_entry, "restart_for_next_stage", self.restarts.append)
 
     def run_stage(self, stage: str, stage_dir: Path, *_) -> SimpleNamespace:
         stage_dir.mkdir(parents=True, exist_ok=True)  # as the stage's Trainer does on every rank
@@ -224,11 +226,11 @@ class FakeStages:
 @pytest.mark.parametrize("rank", [0, 1])
 def test_a_cluster_launch_runs_the_whole_chain_in_its_processes(rank, tmp_path, monkeypatch):
     monkeypatch.setenv("TF_RUNS_DIR", str(tmp_path))
-    launch = train_entry.ClusterLaunch(rank, 2, "k")
+    launch = launch_entry.ClusterLaunch(rank, 2, "k")
     monkeypatch.setattr(train_entry, "cluster_launch", lambda: launch)
-    monkeypatch.delenv(train_entry.ACTIVE_STAGE_VARIABLE, raising=False)
+    monkeypatch.delenv(launch_entry.ACTIVE_STAGE_VARIABLE, raising=False)
     if rank:  # what rank 0 would have written
-        marker = train_entry.launch_marker("sf2f", launch)
+        marker = launch_entry.launch_marker("sf2f", launch)
         marker.parent.mkdir(parents=True)
         marker.write_text(str(tmp_path / "sf2f" / "chosen"))
     stages = FakeStages(monkeypatch, world_size=2)
@@ -240,7 +242,7 @@ def test_a_cluster_launch_runs_the_whole_chain_in_its_processes(rank, tmp_path, 
     if rank:
         assert run_dir == tmp_path / "sf2f" / "chosen"
     else:
-        assert not train_entry.launch_marker(
+        assert not launch_entry.launch_marker(
             "sf2f", launch
         ).exists()  # read by all once the stage ran: removed
 
@@ -248,7 +250,7 @@ def test_a_cluster_launch_runs_the_whole_chain_in_its_processes(rank, tmp_path, 
 def test_lightnings_own_launcher_still_restarts_between_stages(tmp_path, monkeypatch):
     monkeypatch.setenv("TF_RUNS_DIR", str(tmp_path))
     monkeypatch.setattr(train_entry, "cluster_launch", lambda: None)
-    monkeypatch.delenv(train_entry.ACTIVE_STAGE_VARIABLE, raising=False)
+    monkeypatch.delenv(launch_entry.ACTIVE_STAGE_VARIABLE, raising=False)
     stages = FakeStages(monkeypatch, world_size=2)
     train_entry.train("sf2f", smoke=True)
     assert stages.restarts and stages.ran[0] == "sf2f"

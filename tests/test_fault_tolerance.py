@@ -107,7 +107,7 @@ def test_killed_training_resumes_with_the_losses_of_an_uninterrupted_run(fault, 
 
 
 def test_resume_auto_continues_an_unfinished_run_and_otherwise_starts_one(tmp_path, monkeypatch):
-    from experiments import train
+    from experiments import run_folders as train
 
     monkeypatch.setenv("TF_RUNS_DIR", str(tmp_path))
     first = train.resolve_run_dir("wav2pix", "auto")
@@ -123,11 +123,11 @@ def test_resume_auto_continues_an_unfinished_run_and_otherwise_starts_one(tmp_pa
     hpc = stage / "hpc_ckpt_1.ckpt"
     hpc.write_bytes(b"")
     os.utime(hpc, (time.time() + 10, time.time() + 10))  # SLURM's pre-emption save came after last.ckpt
-    assert train._resume_checkpoint(stage, "auto") == str(hpc)
+    assert train.resume_checkpoint(stage, "auto") == str(hpc)
 
 
 def test_a_checkpoint_of_another_experiment_is_refused_by_name(tmp_path):
-    from experiments import train
+    from experiments import run_folders as train
 
     checkpoint = tmp_path / "sf2f" / "20260101-000000" / "sf2f" / "checkpoints" / "last.ckpt"
     checkpoint.parent.mkdir(parents=True)
