@@ -241,6 +241,7 @@ def evaluate(
             shared,
             label,
             folder / "dump" / label.replace("/", "_") if shared.dump else None,
+            folder / f"speech_dependence_{label.replace('/', '_')}.png",
         )
         part.details = {str(checkpoint): part.details}
         if report is None:
@@ -256,9 +257,16 @@ def evaluate(
 
 
 def add_shared_metrics(
-    report, model, datamodule, shared: SharedOptions, label: str, dump: Path | None = None
+    report,
+    model,
+    datamodule,
+    shared: SharedOptions,
+    label: str,
+    dump: Path | None = None,
+    picture: Path | None = None,
 ):
-    """The system's report (or a new one) with the shared metrics' rows and, when asked, the noise sweep."""
+    """The system's report (or a new one) with the shared metrics' rows and, when asked, the noise sweep;
+    `picture`: where to draw the speech-dependence picture (`metrics/speech_picture.py`)."""
     if not shared.enabled:
         return report
     if not isinstance(model, SharedEvaluated):
@@ -267,7 +275,9 @@ def add_shared_metrics(
             "pass --no-shared."
         )
     system = report.system if report is not None else type(model).__name__.removesuffix("Module")
-    common = shared_report(model, datamodule, shared.settings, system, max_items=shared.max_items, dump=dump)
+    common = shared_report(
+        model, datamodule, shared.settings, system, max_items=shared.max_items, dump=dump, picture=picture
+    )
     for row in common.rows:
         row.setting = f"{row.setting}, {label}"
     if shared.noise_sweep:

@@ -24,6 +24,8 @@ from ..images import signed_to_uint8
 from .metric_suite import GeneratedSample, MetricSettings, MetricSuite
 from .reports import EvaluationReport, ResultRow, Sweep
 from .sample_dump import SampleDump
+from .speech_picture import SpeechPicture
+from .video_metrics import FrameLandmarks
 
 SWEEP_METRICS = ("psnr", "ssim", "lmd_mouth", "lse_d", "lse_c")
 SHARED_SETTING = "shared harness"  # how the shared rows' `setting` starts, in reports, W&B and `make compare`
@@ -109,9 +111,11 @@ def shared_report(
     split: str = "test",
     max_items: int | None = None,
     dump: Path | None = None,
+    picture: Path | None = None,
 ) -> EvaluationReport:
     """The suite on `split`: one row per metric (value or "not computed: why"); with `dump`, every sample
-    is also written there for outside scorers (`sample_dump.py`)."""
+    is also written there for outside scorers (`sample_dump.py`); with `picture`, the speech-dependence
+    picture of the first usable samples is drawn there (`speech_picture.py`)."""
     module.eval()
     samples = module.evaluation_samples(
         datamodule,
@@ -122,9 +126,14 @@ def shared_report(
     writer = SampleDump(dump) if dump is not None else None
     if writer is not None:
         samples = writer.passing(samples)
+    drawer = SpeechPicture(FrameLandmarks()) if picture is not None else None
+    if drawer is not None:
+        samples = drawer.passing(samples)
     values, missing, notes = evaluate_samples(samples, settings, max_items, f"{system}: shared metrics")
     if writer is not None:
         print(f"[eval] test outputs for outside scorers: {writer.close()}")
+    if drawer is not None and (drawn := drawer.write(picture)) is not None:
+        print(f"[eval] speech-dependence picture: {drawn}")
     report = EvaluationReport(system=system, dataset=datamodule.description, paper_dataset="—")
     setting = f"{SHARED_SETTING}, {split} split"
     for key in sorted(values):

@@ -1,0 +1,126 @@
+"""One picture per evaluation that shows whether the output follows the speech (`speech_dependence.png`).
+
+Video systems: mouth crops of a test clip's generated frames, its real frames and the same clip generated
+from another clip's speech (the control), at evenly spaced times, above the mouth opening of each against
+the clip's speech energy, all normalised to 0…1. A model that follows the speech draws a generated trace
+that rises and falls with the energy as the real one does; the control's does not.
+
+Face systems: faces generated from held-out speech of several speakers above a real face of each speaker.
+
+Drawn from the first usable samples the evaluation produces, on the Agg canvas (no display needed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .plots import save_figure
+from .speech_dependence import frame_energy, mouth_box, opening_series
+
+STRIP_FRAMES = 10
+FACES = 8
+MARGIN = 0.35  # the mouth crop extends the mouth box by this share of its size on every side
+
+
+def _unit(values: np.ndarray) -> np.ndarray:
+    spread = values.max() - values.min()
+    return (values - values.min()) / spread if spread > 1e-9 else np.zeros_like(values)
+
+
+def _crop(frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    top, bottom, left, right = box
+    pad_y, pad_x = int((bottom - top) * MARGIN), int((right - left) * MARGIN)
+    height, width = frame.shape[:2]
+    return frame[
+        max(0, top - pad_y) : min(height, bottom + pad_y), max(0, left - pad_x) : min(width, right + pad_x)
+    ]
+
+
+class SpeechPicture:
+    """Pass the evaluation's samples through `passing`; `write(path)` then draws the picture, or says why
+    not (returns None) when no sample could show it."""
+
+    def __init__(self, detect: Callable[[np.ndarray], np.ndarray | None]):
+        self.detect = detect
+        self.clip = None
+        self.faces: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def passing(self, samples: Iterable) -> Iterator:
+        for sample in samples:
+            self._keep(sample)
+            yield sample
+
+    def _keep(self, sample) -> None:
+        if len(sample.generated) == 1:  # a face system: one face per speaker
+            if sample.identity not in self.faces and len(self.faces) < FACES:
+                self.faces[sample.identity] = (sample.generated[0], sample.real[0])
+        elif self.clip is None and sample.control is not None and sample.speech is not None:
+            if min(len(sample.generated), len(sample.real), len(sample.control)) >= STRIP_FRAMES:
+                self.clip = sample
+
+    def write(self, path: Path) -> Path | None:
+        if self.clip is not None:
+            return save_figure(self._clip_figure(), path)
+        if len(self.faces) >= 2:
+            return save_figure(self._face_figure(), path)
+        return None
+
+    def _clip_figure(self) -> Figure:
+        sample = self.clip
+        length = min(len(sample.generated), len(sample.real), len(sample.control))
+        rows = {
+            "generated": sample.generated[:length],
+            "real": sample.real[:length],
+            "control (other speech)": sample.control[:length],
+        }
+        real_marks = [self.detect(frame) for frame in rows["real"]]
+        box = mouth_box(real_marks, rows["real"].shape[1:3])
+        marks = {"real": real_marks}
+        traces = {
+            name: _unit(opening_series(frames, marks.get(name) or [self.detect(f) for f in frames], box)[0])
+            for name, frames in rows.items()
+        }
+        energy = _unit(frame_energy(sample.speech, sample.sample_rate, length))
+        times = np.linspace(0, length - 1, STRIP_FRAMES).round().astype(int)
+        figure = Figure(figsize=(STRIP_FRAMES * 0.9, 5.2))
+        grid = figure.add_gridspec(len(rows) + 1, STRIP_FRAMES, height_ratios=[1] * len(rows) + [2.2])
+        for row, (name, frames) in enumerate(rows.items()):
+            for column, t in enumerate(times):
+                axis = figure.add_subplot(grid[row, column])
+                axis.imshow(_crop(frames[t], box))
+                axis.set_xticks([])
+                axis.set_yticks([])
+                if column == 0:
+                    axis.set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+                if row == 0:
+                    axis.set_title(f"frame {t}", fontsize=7)
+        plot = figure.add_subplot(grid[len(rows), :])
+        plot.fill_between(np.arange(length), energy, color="0.85", label="speech energy")
+        for (name, trace), colour in zip(traces.items(), ("C0", "C2", "C3")):
+            plot.plot(
+                trace, color=colour, linewidth=1.4 if name == "generated" else 1.0, label=f"mouth: {name}"
+            )
+        plot.set_xlabel("frame (25 fps)")
+        plot.set_ylabel("normalised")
+        plot.legend(fontsize=7, ncol=4, loc="upper right")
+        figure.suptitle(f"Does the mouth follow the speech? test clip {sample.identity}", fontsize=9)
+        return figure
+
+    def _face_figure(self) -> Figure:
+        figure = Figure(figsize=(len(self.faces) * 1.1, 2.5))
+        for column, (identity, (generated, real)) in enumerate(self.faces.items()):
+            for row, (image, label) in enumerate(((generated, "from speech"), (real, "real"))):
+                axis = figure.add_subplot(2, len(self.faces), row * len(self.faces) + column + 1)
+                axis.imshow(image)
+                axis.set_xticks([])
+                axis.set_yticks([])
+                if column == 0:
+                    axis.set_ylabel(label, fontsize=7)
+                if row == 0:
+                    axis.set_title(identity[:12], fontsize=6)
+        figure.suptitle("Faces generated from held-out speech (top) and the speakers' real faces", fontsize=9)
+        return figure
