@@ -32,12 +32,11 @@ def _unit(values: np.ndarray) -> np.ndarray:
 
 
 def _crop(frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    top, bottom, left, right = box
-    pad_y, pad_x = int((bottom - top) * MARGIN), int((right - left) * MARGIN)
+    """The mouth box `(x0, y0, x1, y1)` of `mouth_box`, widened by `MARGIN` on every side."""
+    x0, y0, x1, y1 = box
+    pad_x, pad_y = int((x1 - x0) * MARGIN), int((y1 - y0) * MARGIN)
     height, width = frame.shape[:2]
-    return frame[
-        max(0, top - pad_y) : min(height, bottom + pad_y), max(0, left - pad_x) : min(width, right + pad_x)
-    ]
+    return frame[max(0, y0 - pad_y) : min(height, y1 + pad_y), max(0, x0 - pad_x) : min(width, x1 + pad_x)]
 
 
 class SpeechPicture:
@@ -75,7 +74,7 @@ class SpeechPicture:
         rows = {
             "generated": sample.generated[:length],
             "real": sample.real[:length],
-            "control (other speech)": sample.control[:length],
+            "other speech": sample.control[:length],
         }
         real_marks = [self.detect(frame) for frame in rows["real"]]
         box = mouth_box(real_marks, rows["real"].shape[1:3])
@@ -107,11 +106,12 @@ class SpeechPicture:
         plot.set_xlabel("frame (25 fps)")
         plot.set_ylabel("normalised")
         plot.legend(fontsize=7, ncol=4, loc="upper right")
-        figure.suptitle(f"Does the mouth follow the speech? test clip {sample.identity}", fontsize=9)
+        clip = f" (test clip of {sample.identity})" if sample.identity else ""
+        figure.suptitle(f"Does the mouth follow the speech?{clip}", fontsize=9)
         return figure
 
     def _face_figure(self) -> Figure:
-        figure = Figure(figsize=(len(self.faces) * 1.1, 2.5))
+        figure = Figure(figsize=(max(len(self.faces) * 1.1, 6.0), 2.6))
         for column, (identity, (generated, real)) in enumerate(self.faces.items()):
             for row, (image, label) in enumerate(((generated, "from speech"), (real, "real"))):
                 axis = figure.add_subplot(2, len(self.faces), row * len(self.faces) + column + 1)
