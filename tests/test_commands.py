@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from datamodules.pipeline.errors import REPORT_HINT, DatasetError, command_errors
+from experiments.configs import experiment_names, stage_chain
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,10 +92,9 @@ def test_overrides_that_move_the_outputs_are_refused_up_front_naming_the_switch(
     ) == existing  # refused before any run folder was made
 
 
-@pytest.mark.parametrize("experiment", ["sf2f", "wav2pix", "e2e_nr", "tcsan", "a2v"])
+@pytest.mark.parametrize("experiment", experiment_names("entry"))
 def test_plan_lists_every_stage_with_its_stacked_configs_and_hand_overs(experiment):
     from experiments.plan import describe
-    from experiments.train import stage_chain
 
     demo, real = describe(experiment), describe(experiment, data="/data/real")
     for stage in stage_chain(experiment):
