@@ -229,11 +229,12 @@ def load_class(class_path: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def apply_setting(kwargs: dict[str, Any], setting: str) -> None:
-    """`a.b=value` (value parsed as YAML) into the nested dict `kwargs`."""
+def apply_setting(kwargs: dict[str, Any], setting: str, flag: str = "--set") -> None:
+    """`a.b=value` (value parsed as YAML) into the nested dict `kwargs`; `flag` names the command-line
+    option it came from, for the error."""
     key, sep, value = setting.partition("=")
     if not sep:
-        raise ProjectError(f"--set expects KEY=VALUE, got {setting!r}")
+        raise ProjectError(f"{flag} expects KEY=VALUE, got {setting!r}")
     *parents, leaf = key.split(".")
     target = kwargs
     for parent in parents:

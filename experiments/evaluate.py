@@ -37,6 +37,7 @@ from datamodules.pipeline.errors import command_errors
 from datamodules.pipeline.noise_mixing import EVAL_SNRS_DB
 from experiments.configs import (
     ExperimentError,
+    apply_setting,
     load_class,
     require_experiment,
     runs_root,
@@ -53,6 +54,7 @@ from lightning_modules.common.metrics.shared_evaluation import (
     shared_report,
 )
 from lightning_modules.common.training.callbacks import STAGE_CONFIG_KEY
+from lightning_modules.common.training.checkpoints import load_checkpoint_file
 
 
 def resolve_checkpoint(experiment: str, value: str) -> Path:
@@ -106,16 +108,9 @@ def check_experiment(experiment: str, checkpoint: Path, class_path: str, written
 def read_checkpoint(checkpoint: Path) -> dict:
     """The checkpoint's contents, loaded with `weights_only=True` (never executed as a pickle); anything
     unreadable is a `CheckpointError` naming the file."""
-    try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{checkpoint}: no such checkpoint file.") from None
-    except Exception as error:  # noqa: BLE001 - truncated, garbage, or a pickle that wants to run code
-        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise CheckpointError(
-            f"{checkpoint}: not a checkpoint that can be loaded safely ({reason}). Pass a .ckpt "
-            "written by make train or make export."
-        ) from None
+    state = load_checkpoint_file(
+        checkpoint, "no such checkpoint file.", "Pass a .ckpt written by make train or make export."
+    )
     if not isinstance(state, dict) or "state_dict" not in state:
         raise CheckpointError(
             f"{checkpoint}: holds no model weights (no state_dict). Pass a .ckpt written by "
@@ -335,13 +330,11 @@ def log_to_wandb(report, written: list[Path], folder: Path, experiment: str) -> 
     run.finish()
 
 
-def parse_options(settings: list[str]) -> dict:
+def parse_options(settings: list[str], flag: str) -> dict:
+    """`KEY=VALUE` arguments of `flag` (values parsed as YAML) → `{key: value}`."""
     options = {}
     for setting in settings:
-        key, sep, value = setting.partition("=")
-        if not sep:
-            raise ExperimentError(f"--option expects KEY=VALUE, got {setting!r}")
-        options[key] = yaml.safe_load(value)
+        apply_setting(options, setting, flag)
     return options
 
 
@@ -417,10 +410,10 @@ def main(argv: list[str] | None = None) -> None:
         checkpoints = args.ckpt + (read_path_list(args.ckpt_list) if args.ckpt_list else [])
         if not checkpoints:
             parser.error("give --ckpt (repeatable) or --ckpt-list")
-        options = parse_options(args.option)
+        options = parse_options(args.option, "--option")
         if args.probe:
             options["probe"] = args.probe
-        weights = {key: str(path) for key, path in parse_options(args.weights).items()}
+        weights = {key: str(path) for key, path in parse_options(args.weights, "--weights").items()}
         settings = MetricSettings.from_folder(args.weights_dir, **weights)
         shared = SharedOptions(
             not args.no_shared, settings, args.max_items, args.noise_sweep, tuple(args.snrs), dump=args.dump

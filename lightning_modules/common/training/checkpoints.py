@@ -12,15 +12,28 @@ from torch import nn
 from ..errors import CheckpointError
 
 
-def _checkpoint_state(path: str) -> dict[str, torch.Tensor]:
-    """The `state_dict` of a Lightning checkpoint (or a bare state dict), loaded with `weights_only=True`:
-    a checkpoint is never executed as a pickle."""
+def load_checkpoint_file(path, missing: str, unreadable: str):
+    """The contents of a checkpoint file, loaded with `weights_only=True` (never executed as a pickle).
+
+    Raises:
+        CheckpointError: naming `path`, with `missing` when there is no such file and `unreadable` (after the
+            loader's reason) when it is truncated, garbage or a pickle that wants to run code.
+    """
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
+        raise CheckpointError(f"{path}: {missing}") from None
+    except Exception as error:  # noqa: BLE001 - any unpickling failure means the file is no checkpoint
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
         raise CheckpointError(
-            f"{path}: checkpoint not found. Pass the earlier stage's best or last .ckpt."
+            f"{path}: not a checkpoint that can be loaded safely ({reason}). {unreadable}"
         ) from None
+
+
+def _checkpoint_state(path: str) -> dict[str, torch.Tensor]:
+    """The `state_dict` of a Lightning checkpoint (or a bare state dict)."""
+    fix = "Pass the earlier stage's best or last .ckpt."
+    checkpoint = load_checkpoint_file(path, f"checkpoint not found. {fix}", fix)
     return checkpoint.get("state_dict", checkpoint)
 
 
