@@ -31,6 +31,13 @@ COMMAND = [
     "--trainer.logger.init_args.offline=true",
 ]
 LOSSES = ("train/g_loss", "train/d_loss")
+# One intra-op thread: with two, how a reduction is split between threads can change the last bits of a sum,
+# and Adam magnifies such bits into visible loss differences within a few steps.
+# A resume that loses state moves the losses far more than LOSS_TOLERANCE. Measured with the optimisers'
+# moments dropped at step 6: 0.15 % on the next G loss, then 8 % to 47 %.
+# A CI run once saw 2e-5 between two processes of identical inputs.
+LOSS_TOLERANCE = 1e-4
+SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def logged_losses(stage: Path) -> dict[int, dict[str, float]]:
@@ -59,7 +66,11 @@ def saved_step(checkpoint: Path) -> int:
 def uninterrupted(tmp_path_factory):
     runs = tmp_path_factory.mktemp("uninterrupted")
     result = subprocess.run(
-        COMMAND, env={**os.environ, "TF_RUNS_DIR": str(runs)}, capture_output=True, text=True, timeout=600
+        COMMAND,
+        env={**os.environ, **SINGLE_THREADED, "TF_RUNS_DIR": str(runs)},
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (stage,) = runs.glob("wav2pix/*/wav2pix")
@@ -68,7 +79,7 @@ def uninterrupted(tmp_path_factory):
 
 @pytest.mark.parametrize("fault", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_killed_training_resumes_with_the_losses_of_an_uninterrupted_run(fault, uninterrupted, tmp_path):
-    env = {**os.environ, "TF_RUNS_DIR": str(tmp_path)}
+    env = {**os.environ, **SINGLE_THREADED, "TF_RUNS_DIR": str(tmp_path)}
     process = subprocess.Popen(COMMAND, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     last, deadline = None, time.time() + 300
     while time.time() < deadline and process.poll() is None:
@@ -101,7 +112,7 @@ def test_killed_training_resumes_with_the_losses_of_an_uninterrupted_run(fault, 
     assert set(history) == set(uninterrupted) == set(range(MAX_STEPS // 2))  # every step from 0, once
     for batch, losses in history.items():
         for key, value in losses.items():
-            assert value == pytest.approx(uninterrupted[batch][key], rel=1e-5, abs=1e-6), (fault, batch, key)
+            assert value == pytest.approx(uninterrupted[batch][key], rel=LOSS_TOLERANCE), (fault, batch, key)
     launches = wandb_run_ids(last.parents[1])
     assert len(launches) == 2 and set(launches) == {(last.parents[1] / "wandb_run_id").read_text()}
 
