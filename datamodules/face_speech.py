@@ -63,7 +63,7 @@ def pair_item(job: dict) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def emphasise(wave: np.ndarray, coefficient: float, emphasis_first: bool) -> np.ndarray:
-    """Pre-emphasis y[n] = x[n] − c·x[n−1] and peak normalisation, in the order asked (spec §5.5)."""
+    """Pre-emphasis y[n] = x[n] − c·x[n−1] and peak normalisation, in the order asked."""
     peak = lambda x: x / (np.abs(x).max() + 1e-8)  # noqa: E731
     emphasis = lambda x: np.concatenate([x[:1], x[1:] - coefficient * x[:-1]])  # noqa: E731
     return peak(emphasis(wave)) if emphasis_first else emphasis(peak(wave))

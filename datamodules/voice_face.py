@@ -6,8 +6,8 @@ Used by systems that map a speaker's voice to a face of that speaker (SF2F). A d
 - `prepare_data` decodes every face (resized to `image_size`) and every utterance (voice-activity
   detection, then log-mel) into two sharded caches, in worker processes, resumably.
 - `setup` memory-maps the caches and builds per-split datasets. Training draws one random face and one
-  random utterance per identity (an "epoch" is one pass over the identities, spec §5); evaluation is
-  deterministic.
+  random utterance per identity (an "epoch" is one pass over the identities, as in the authors' code);
+  evaluation is deterministic.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ class TrainPairs(Dataset):
         return item
 
     def _windows(self, mel_rows: list[int]) -> np.ndarray:
-        """`segments` non-overlapping windows from the identity's utterances in random order (spec §3).
+        """`segments` non-overlapping windows from the identity's utterances in random order.
 
         Windows are taken at a random start offset in each shuffled utterance; an identity with too little
         speech for `segments` windows repeats its windows cyclically. The shuffle, like every draw here,

@@ -58,7 +58,8 @@ class YoutubersDataModule(CachedDataModule):
     Args:
         root: the release folder; None uses (and generates) the demo dataset in the same layout.
         image_size: 64 or 128. audio_samples: speech window (16000 = 1 s; 4800 and 11200 for the sweep).
-        repeats: times each pair is drawn per epoch (5 with 4-s wavs, spec §5; 1 for the release's 1-s wavs).
+        repeats: times each pair is drawn per epoch (5 with 4-s wavs, as in the paper; 1 for the release's
+            1-s wavs).
         pre_emphasis, emphasis_first: speech normalisation (0.95, pre-emphasis before peak normalisation).
         swap_red_blue: the release stores BGR crops. check_face: reject crops where dlib finds no face.
         val_fraction: share of each identity's training pairs held out for validation (at least one pair

@@ -46,9 +46,9 @@ class AULabelConfig:
     Args:
         source: "geometry" (dlib-landmark approximation, offline) or "openface" (the user's OpenFace CSVs).
         openface_dir: for "openface": `<openface_dir>/<clip key>.csv`, e.g. `<dir>/s1/bbaf2n.csv` for GRID.
-        min_confidence: OpenFace frames below this face-tracking confidence are not valid (spec §5.3: 0.8).
+        min_confidence: OpenFace frames below this face-tracking confidence are not valid (our default 0.8).
         lips_part, jaw_drop, stretch, corner_rise, lip_raise, dimple_narrowing, dimple_gap: the geometry
-            thresholds, as fractions of the inter-ocular distance (spec §7).
+            thresholds, as fractions of the inter-ocular distance (tune once per dataset).
     """
 
     source: str = "geometry"
@@ -138,7 +138,7 @@ def _distance(landmarks: np.ndarray, a: int, b: int) -> np.ndarray:
 
 
 class GeometryLabels:
-    """The spec's landmark-geometry approximation of the five AUs (0-indexed dlib-68 points).
+    """Our landmark-geometry approximation of the five AUs (0-indexed dlib-68 points).
 
     Per frame, with IOD = |p36 − p45| and b(·) a per-video percentile over the clip's detected frames:
     AU25 inner-lip gap > lips_part; AU26 nose–chin length above its 10th percentile by > jaw_drop;

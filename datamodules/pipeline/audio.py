@@ -104,7 +104,7 @@ def voiced_audio(
 ) -> np.ndarray:
     """Keep only the voiced stretches of `wave`, concatenated (WebRTC VAD with padding and a hangover).
 
-    SF2F's data preparation works this way (spec §1), with 30 ms frames: a stretch opens when more than
+    SF2F's released data preparation works this way, with 30 ms frames: a stretch opens when more than
     `trigger_ratio` of the last `padding_ms` of frames are voiced (those buffered frames become its lead-in)
     and closes only when more than `trigger_ratio` of its last `hangover_ms` of frames are unvoiced. With
     the defaults that is 10 voiced frames in a row to open and 10 unvoiced frames in a row (kept as the

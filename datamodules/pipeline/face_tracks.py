@@ -3,7 +3,7 @@
 Two ways, one per family of systems (the parameters are a `FaceCropConfig`, stored in the cache manifest):
 
 - `template`: every frame is registered on its own to a fixed template by a similarity transform fitted
-  to the eye and nose centres (E2E-NR, spec §5); eyes and nose land on the same pixels in every crop.
+  to the eye and nose centres (E2E-NR); eyes and nose land on the same pixels in every crop.
 - `box`: a square window around the face box (side = `box_scale` × the box's longer side), edge-padded
   where it leaves the frame, resized with area filtering. The box is one per clip (`median`, TCSAN),
   per frame (`per_frame`), or detected every `detect_every` frames and interpolated linearly (A2V).
@@ -20,7 +20,7 @@ from skimage.transform import SimilarityTransform, warp
 from .errors import DatasetError
 from .faces import LEFT_EYE, NOSE, RIGHT_EYE, Face, FaceDetector, LandmarkPredictor, mouth_centre
 
-# E2E-NR's template anchors in a 128-px crop (spec §5): right-eye, left-eye and nose centres.
+# E2E-NR's template anchors in a 128-px crop: right-eye, left-eye and nose centres.
 TEMPLATE_ANCHORS_128 = np.array([[46.49, 39.11], [81.35, 39.11], [63.87, 57.95]])
 TEMPLATE_MOUTH_128 = np.array([63.86, 78.48])
 
@@ -243,7 +243,7 @@ def track_faces(
 
 
 def mouth_centres(landmarks: np.ndarray, detected: np.ndarray, size: int) -> np.ndarray:
-    """`(T, 68, 2)` crop landmarks and `(T,)` detected → `(T, 2)` mouth centres for E2E-NR's mask (spec §3.1):
+    """`(T, 68, 2)` crop landmarks and `(T,)` detected → `(T, 2)` mouth centres for E2E-NR's mask:
     a detected frame's own (mean of points 48–67), others the clip's median, the template's with no
     detection."""
     if not detected.any():

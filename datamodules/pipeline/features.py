@@ -18,7 +18,7 @@ INT16_SCALE = 32768.0
 
 @dataclass(frozen=True)
 class LogMelConfig:
-    """SF2F's log-mel filterbank (spec §1, from the authors' code).
+    """SF2F's log-mel filterbank (from the authors' code).
 
     `python_speech_features.logfbank` defaults: 25 ms rectangular windows every 10 ms (100 frames/s),
     nfft 512, pre-emphasis 0.97, HTK mel scale 0-8000 Hz, natural log. The global mean/std were measured
@@ -35,7 +35,7 @@ class LogMelConfig:
 
     @property
     def padding_value(self) -> float:
-        """What a zero raw log-energy becomes after normalisation (the spec's right-padding value)."""
+        """What a zero raw log-energy becomes after normalisation (SF2F's right-padding value)."""
         return -self.mean / self.std
 
 
@@ -57,7 +57,7 @@ def log_mel(wave: np.ndarray, config: LogMelConfig) -> np.ndarray:
 
 @dataclass(frozen=True)
 class MfccConfig:
-    """TCSAN's MFCCs (spec §1): 13 cepstra from 26 filters every 10 ms, c0 (energy) dropped → 12."""
+    """TCSAN's MFCCs: 13 cepstra from 26 filters every 10 ms, c0 (energy) dropped → 12."""
 
     sample_rate: int = 16000
     num_cepstra: int = 13

@@ -9,7 +9,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DatasetError
 
-# ImageNet statistics: SF2F trains and generates in this normalised space (spec §1).
+# ImageNet statistics: SF2F trains and generates in this normalised space.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

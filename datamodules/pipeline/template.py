@@ -1,7 +1,7 @@
-"""E2E-NR's 68-point face template (spec §5), in the pixel coordinates of a 128-px aligned crop.
+"""E2E-NR's 68-point face template, in the pixel coordinates of a 128-px aligned crop.
 
 It lives with the data pipeline because it defines where an aligned face sits: preprocessing registers
-frames so that the eye and nose centres land on this template's, and the landmark metric (NLMD, spec §6)
+frames so that the eye and nose centres land on this template's, and the landmark metric (NLMD)
 Procrustes-aligns every detected landmark set to the whole template before comparing mouths. Keeping the
 68 points here, next to the anchors, means both uses agree on one face.
 
@@ -102,8 +102,8 @@ def template_points(size: int = TEMPLATE_SIZE) -> np.ndarray:
 def template_anchors(size: int = TEMPLATE_SIZE) -> np.ndarray:
     """`(4, 2)`: right-eye, left-eye, nose and mouth centres of the template.
 
-    They agree with the anchors the spec quotes ((46.49, 39.11), (81.35, 39.11), (63.87, 57.95),
-    (63.86, 78.48), also `face_tracks.TEMPLATE_ANCHORS_128`) within 0.02 px; the points above are
-    rounded to 0.1 px, the quoted anchors were taken before rounding."""
+    They agree with the anchors of `face_tracks.TEMPLATE_ANCHORS_128` ((46.49, 39.11), (81.35, 39.11),
+    (63.87, 57.95), (63.86, 78.48)) within 0.02 px; the points above are rounded to 0.1 px, those anchors
+    were taken before rounding."""
     points = template_points(size)
     return np.stack([points[part].mean(axis=0) for part in (RIGHT_EYE, LEFT_EYE, NOSE, MOUTH)])

@@ -152,7 +152,7 @@ class A2VDataModule(AVSpeechDataModule):
         speech_encoder: the frozen Wav2Vec2 (`a2v.speech_encoder.SpeechEncoderConfig`).
         planted_mouth: diagnostic only: skip the inversion and plant every frame's residual from its
             measured mouth opening (`a2v.planted.PlantedMouthConfig`; the learning proof's known targets).
-        rows: the W+ rows whose residuals are learned (0-based; the spec's default 5, 6, 7).
+        rows: the W+ rows whose residuals are learned (0-based; our default 5, 6, 7).
         sample: "frames" (VAE; batch_size counts frames) or "windows" (Embed2Lat; batch_size counts windows).
         windows_per_clip: with "windows", the random training windows drawn from every clip per epoch, each
             with its own random start (1: an epoch sees each clip once); validation and test stay one
@@ -394,7 +394,7 @@ class A2VDataModule(AVSpeechDataModule):
         return self._evaluation_loader("test")
 
     def _evaluation_loader(self, split: str) -> DataLoader:
-        # Whole clips one at a time, so Embed2Lat's pooling never averages padding (spec §2.5).
+        # Whole clips one at a time, so Embed2Lat's pooling never averages padding.
         batch = self.hparams.eval_batch_size if self.hparams.sample == "frames" else 1
         return self.loader(self.dataset(split), batch, shuffle=False, collate=stack_items)
 

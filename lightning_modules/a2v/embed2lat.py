@@ -1,4 +1,4 @@
-"""Embed2Lat (spec §2.5): Wav2Vec2 features e `(B, L_a, D)` → a transformer of Wav2Vec2's own structure
+"""Embed2Lat: Wav2Vec2 features e `(B, L_a, D)` → a transformer of Wav2Vec2's own structure
 (conv positional embedding, LayerNorm, post-LN layers) → adaptive average pooling to the N video frames
 → Linear(D, 96), the VAE code μ' of every frame `(B, N, 96)`.
 

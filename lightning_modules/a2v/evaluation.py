@@ -1,9 +1,9 @@
-"""A2V's evaluation (spec §6): the paper's one number, Embed2Lat's MSE on training and validation clips,
-beside the trivial baselines it never reported, plus the spec's proposed checks of the VAE and of motion.
+"""A2V's evaluation: the paper's one number, Embed2Lat's MSE on training and validation clips,
+beside the trivial baselines it never reported, plus our own checks of the VAE and of motion.
 
 Everything is on whole clips, one at a time. The MSE lives in the VAE's code space, whose scale depends
 on β, the μ_code/σ_code normalisation and the data, so ours is comparable with the paper's 0.273 / 0.269
-only in kind (spec §9.2); the baselines say whether the model learned anything at all.
+only in kind; the baselines say whether the model learned anything at all.
 
 With planted latents (`planted.py`, the learning proof's diagnostic) each split also gets the speech-energy
 correlation of the predicted residual along the planted direction, beside its control and the targets' own.
@@ -25,7 +25,7 @@ from .latents import compose
 
 PAPER_MSE = {"train": 0.269, "val": 0.273}
 PAPER_DATASET = "AVSpeech test split, 9,996 clips"
-NOT_COMPARABLE = "code-space MSE: its scale depends on β, μ_code/σ_code and the data (spec §9.2)"
+NOT_COMPARABLE = "code-space MSE: its scale depends on β, μ_code/σ_code and the data"
 # Reported only for planted latents (a diagnostic, `a2v/planted.py`): does the predicted mouth direction
 # follow the speech?
 PLANTED_ROWS = (

@@ -1,4 +1,4 @@
-"""GAN inversion of real frames into the frozen generator's W+ (spec §2.2, Eq. 1).
+"""GAN inversion of real frames into the frozen generator's W+ (the paper's Eq. 1).
 
 L_inv(w) = mean_px (G(w) − x)² + 10 · LPIPS(G(w), x), by plain gradient descent on w (the paper's
 "adversarial" inversion has no discriminator). A clip's first frame starts from a random code (or w_avg)

@@ -1,6 +1,6 @@
-"""W+ codes and their residuals (spec §1, Eq. 2–3): Δw_i = w_i − w_0, of which only rows 5–7 are learned.
+"""W+ codes and their residuals (the paper's Eq. 2–3): Δw_i = w_i − w_0, of which only rows 5–7 are learned.
 
-`rows` are 0-based W+ rows (the spec's default reading of "[5,6,7]"; the 1-based reading is (4, 5, 6)).
+`rows` are 0-based W+ rows (our default reading of the paper's "[5,6,7]"; the 1-based reading is (4, 5, 6)).
 """
 
 from __future__ import annotations

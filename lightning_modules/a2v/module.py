@@ -1,4 +1,4 @@
-"""A2V's two trained stages (spec §2.3, §2.5) as LightningModules.
+"""A2V's two trained stages, the VAE and Embed2Lat, as LightningModules.
 
 - `ResidualVAEModule` (`EXP=a2v_vae`): the VAE over normalised Δw of rows 5–7, MSE + β·KL, batches of
   frames; μ_code and σ_code (the training split's) are buffers, so the checkpoint normalises by itself.
@@ -49,7 +49,7 @@ class ResidualVAEModule(SplitEvaluationModule):
     """Args:
     rows: W+ rows whose residuals are modelled (input 512 per row).
     latent_dim: the code size (96).
-    beta: KL weight (the paper gives none; spec default 1e-3).
+    beta: KL weight (the paper gives none; our default 1e-3).
     lr, betas: Adam.
     """
 
@@ -329,8 +329,9 @@ class Embed2LatModule(TalkingFaceSamples, SplitEvaluationModule):
     def paper_evaluation(
         self, datamodule, max_clips: int | None = None, videos: int = 3, out_dir: str | None = None
     ):
-        """Spec §6: Embed2Lat MSE (train/val/test) beside trivial baselines, per-dimension correlation, the
-        VAE's reconstruction and motion retention, frame motion at gain 1 and `mu_gain`, sample videos."""
+        """Embed2Lat MSE (the paper's one number) on train/val/test beside trivial baselines, per-dimension
+        correlation, the VAE's reconstruction and motion retention, frame motion at gain 1 and `mu_gain`,
+        sample videos."""
         from .evaluation import evaluate_embed2lat
 
         return evaluate_embed2lat(self, datamodule, max_clips, videos, Path(out_dir) if out_dir else None)

@@ -5,8 +5,8 @@ The network is torchaudio's `Wav2Vec2Model` (7 conv layers, hop 320 samples = 20
 transformer layers for "base"). Weights come from a path the user gives:
 
 - a Hugging Face snapshot folder (`config.json` + `pytorch_model.bin` or `model.safetensors`), e.g.
-  facebook/wav2vec2-base-960h (the spec's default) or facebook/wav2vec2-base; its names are mapped onto
-  torchaudio's, CTC and pretraining heads dropped;
+  facebook/wav2vec2-base-960h (our default; the paper names no checkpoint) or facebook/wav2vec2-base;
+  its names are mapped onto torchaudio's, CTC and pretraining heads dropped;
 - a torchaudio state-dict file (`.pth`) for the `wav2vec2_base` architecture.
 
 Without weights, and only when `allow_random` is set (demo, tests), a seeded 2-layer, 32-wide stand-in with

@@ -1,4 +1,4 @@
-"""The residual VAE (spec §2.3): 1536-d normalised Δw of rows 5–7 ↔ a 96-d code, MLPs with GELU."""
+"""The residual VAE: 1536-d normalised Δw of rows 5–7 ↔ a 96-d code, MLPs with GELU."""
 
 from __future__ import annotations
 

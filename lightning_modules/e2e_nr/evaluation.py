@@ -1,4 +1,4 @@
-"""E2E-NR's evaluation protocol (spec §6), run by `make eval EXP=e2e_nr CKPT=…`.
+"""E2E-NR's evaluation protocol, run by `make eval EXP=e2e_nr CKPT=…`.
 
 The test speech is mixed with each held-out noise type at every SNR of the grid (−10…30 dB), plus clean
 speech; for each condition the generated 128-px frames are compared with the aligned ground-truth frames:
@@ -161,6 +161,6 @@ def build_report(
         "noise_types": list(results),
         "clean": clean,
         "per_noise": {t: {str(s): v for s, v in per.items()} for t, per in results.items()},
-        "nlmd_units": "pixels of the 128-px template after Procrustes alignment (spec §6)",
+        "nlmd_units": "pixels of the 128-px template after Procrustes alignment",
     }
     return report

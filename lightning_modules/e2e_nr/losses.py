@@ -1,5 +1,5 @@
-"""E2E-NR's losses (spec §3): the mouth-weighted reconstruction, the noise-resilience feature loss and the
-½-scaled LSGAN terms of Mao et al.
+"""E2E-NR's losses (docs/e2e_nr.md): the mouth-weighted reconstruction, the noise-resilience feature loss
+and the ½-scaled LSGAN terms of Mao et al.
 
 The mouth mask is rebuilt on the fly from the per-frame mouth centres computed in preprocessing (the
 mean of the ground-truth frame's 20 mouth landmarks, `datamodules.pipeline.face_tracks.mouth_centres`):
@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ..common.training.losses import lsgan_loss
 
-MASK_SIGMA_PX = 9.0  # at 128 px (spec §3.1, from the follow-up code; the paper tuned it but gives no value)
+MASK_SIGMA_PX = 9.0  # at 128 px (from the authors' follow-up code; the paper tuned it but gives no value)
 MASK_FLOOR = 0.01  # M = G + 0.01: no pixel has zero weight
 
 
@@ -35,7 +35,7 @@ def mouth_mask(
 def masked_l1(
     generated: torch.Tensor, real: torch.Tensor, mask: torch.Tensor, frame_mask: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """mean |M ⊙ x̂ − M ⊙ x| over every element (spec §3.2), skipping padded frames.
+    """mean |M ⊙ x̂ − M ⊙ x| over every element, skipping padded frames.
 
     generated, real: `(B, T, 3, S, S)`; mask: `(B, T, 1, S, S)`; frame_mask: `(B, T)` bool (False = padding).
     """
@@ -46,7 +46,7 @@ def masked_l1(
     return (error * weights).sum() / weights.sum().clamp_min(1.0)
 
 
-# How L_NR compares the branches. "paper": MSE with gradients into both branches (spec §3.3), which the
+# How L_NR compares the branches. "paper": the paper's MSE, with gradients into both branches, which the
 # encoder can also lower by pulling the clean features towards the noisy ones, i.e. by hearing less of the
 # speech (the conv features' time-std fell 2.3e-2 → 1.0e-2 in a 120-step demo probe; 2.5e-2 without L_NR).
 # "clean_target": the clean features are a fixed target (stop-gradient); only the noisy branch moves.
@@ -59,7 +59,7 @@ def noise_resilience_loss(
     clean_features: torch.Tensor, noisy_features: torch.Tensor, form: str = "relative", time_axis: int = 2
 ) -> torch.Tensor:
     """The distance between the speech encoder's features of clean speech and of its noisy mixture
-    (spec §3.3) in one of the `NR_FORMS`; `time_axis` is the features' time axis (for "relative")."""
+    in one of the `NR_FORMS`; `time_axis` is the features' time axis (for "relative")."""
     if form not in NR_FORMS:
         raise ValueError(f"form must be one of {NR_FORMS}, got {form!r}")
     if form == "paper":
@@ -79,10 +79,10 @@ def feature_time_std(features: torch.Tensor, time_axis: int) -> torch.Tensor:
 
 
 def half_lsgan_discriminator(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
-    """½ E[(D(real) − 1)²] + ½ E[D(fake)²] (spec §3.4)."""
+    """½ E[(D(real) − 1)²] + ½ E[D(fake)²]."""
     return 0.5 * (lsgan_loss(real_scores, 1.0) + lsgan_loss(fake_scores, 0.0))
 
 
 def half_lsgan_generator(fake_scores: torch.Tensor) -> torch.Tensor:
-    """½ E[(D(fake) − 1)²] (spec §3.4)."""
+    """½ E[(D(fake) − 1)²]."""
     return 0.5 * lsgan_loss(fake_scores, 1.0)

@@ -1,6 +1,6 @@
 """E2E-NR as a LightningModule: noisy 8 kHz speech + one face → a 128-px talking-face video at 25 fps.
 
-Training follows the paper's curriculum (spec §4), one experiment per stage:
+Training follows the paper's curriculum, one experiment per stage:
 
 - `stage="recon"`: the generator alone, on the mouth-weighted L1 (+ the noise-resilience terms);
   the discriminators are neither run nor stepped.
@@ -58,7 +58,7 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
         nr_feature: "conv" (the conv stack's 16-channel output) or "fc" (the per-frame vectors).
         nr_form: how L_NR compares the branches (`losses.NR_FORMS`): "relative" (default: the clean features
             are a fixed target and the error is relative to their variation over time), "clean_target", or
-            "paper" (the spec's MSE with gradients into both branches).
+            "paper" (the paper's MSE with gradients into both branches).
         nr_ramp_steps: (start, end) training steps: γ is 0 before `start` and grows linearly to `nr_weight`
             at `end`, so L_NR cannot shape the speech encoder before the reconstruction has made the mouth
             depend on the speech; None = γ from the first step (the paper).
@@ -287,7 +287,7 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
             values["masked_l1_noisy"] = masked_l1(
                 output["noisy_video"], batch["video"], mask, batch["frame_mask"]
             )
-        # The monitored value: clean and noisy L1 together when training is noise-resilient (spec §4).
+        # The monitored value: clean and noisy L1 together when training is noise-resilient.
         values["masked_l1"] = torch.stack(
             [values[k] for k in ("masked_l1_clean", "masked_l1_noisy") if k in values]
         ).mean()

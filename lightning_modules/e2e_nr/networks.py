@@ -10,8 +10,9 @@ frame t hears samples [320t − 1435, 320t + 1435] only, so G can stream long au
 (`Generator.stream`) with the same result as one pass.
 
 `width` scales every hidden width (conv channels, the 16-channel speech features, the 512-d codes, LSTM and
-FC sizes) but never the 3-channel image or the 1-d scores; width 1.0 is the paper (§2.7: G 32,715,123,
-D_F 68,702,593, D_P 19,978,193 parameters), narrower widths give CPU-sized models of the same structure.
+FC sizes) but never the 3-channel image or the 1-d scores; width 1.0 is the paper's size (G 32,715,123,
+D_F 68,702,593, D_P 19,978,193 parameters; tested), narrower widths give CPU-sized models of the same
+structure.
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ __all__ = [
 SAMPLE_RATE = 8000
 SAMPLES_PER_FRAME = 320  # 40 ms at 8 kHz, i.e. 25 fps
 IMAGE_SIZE = 128  # the image encoder's five halvings plus a 4×4 valid conv need exactly 128 px
-SLOPE = 0.2  # LeakyReLU slope everywhere (§2, DEFAULT [F])
+SLOPE = 0.2  # LeakyReLU slope everywhere (the authors' follow-up code; the paper names none)
 
-# Speech encoder (§2.1): (out channels, kernel, stride) of the five convs; total stride 64 (8 ms per step).
+# Speech encoder: (out channels, kernel, stride) of the five convs; total stride 64 (8 ms per step).
 SPEECH_CONVS = ((64, 63, 4), (128, 31, 4), (256, 17, 2), (512, 9, 2), (16, 1, 1))
 SPEECH_DIM = 512
 CONTEXT = 17  # ±17 conv steps (±136 ms) are stacked around each kept step
@@ -57,14 +58,14 @@ RECEPTIVE_HALF_WIDTH = 1435
 # Frames of audio context a chunk needs on each side in `Generator.stream`: ceil(1435 / 320).
 STREAM_MARGIN_FRAMES = math.ceil(RECEPTIVE_HALF_WIDTH / SAMPLES_PER_FRAME)
 
-IMAGE_CHANNELS = (64, 128, 256, 512, 512)  # e1-e5 (§2.2), each followed by the re-injected image
+IMAGE_CHANNELS = (64, 128, 256, 512, 512)  # e1-e5, each followed by the re-injected image
 IMAGE_DIM = 512  # e6 → z_i
-NOISE_DIM = 128  # §2.3
-DECODER_CHANNELS = (512, 256, 128, 64, 32)  # fc reshape and d1-d5 (§2.4); d4 is the ConvLSTM
-# D_F's f1-f5 (§2.5): (channels, stride) of 3×3 convs with zero padding 1.
+NOISE_DIM = 128
+DECODER_CHANNELS = (512, 256, 128, 64, 32)  # fc reshape and d1-d5; d4 is the ConvLSTM
+# D_F's f1-f5: (channels, stride) of 3×3 convs with zero padding 1.
 FRAME_D_LAYERS = ((64, 1), (64, 2), (128, 2), (256, 2), (512, 2))
 FRAME_D_HIDDEN = 2048
-PAIR_D_HALF = 256  # each direction of D_P's speech and image BLSTMs (§2.6)
+PAIR_D_HALF = 256  # each direction of D_P's speech and image BLSTMs
 PAIR_D_FUSION = 512  # each direction of the fusion BLSTM
 
 
@@ -74,12 +75,13 @@ def scaled(channels: int, width: float) -> int:
 
 
 def num_frames(num_samples: int) -> int:
-    """Video frames for `num_samples` of 8 kHz speech: ceil(L / 320), equal to the ceil chain of §1."""
+    """Video frames for `num_samples` of 8 kHz speech: ceil(L / 320), the same as ceil-dividing L by 4, 4, 2,
+    2 and 5 in turn (the conv strides, then every 5th step)."""
     return -(-num_samples // SAMPLES_PER_FRAME)
 
 
 def init_weights(module: nn.Module) -> None:
-    """xavier_uniform_ on every Conv1d, Conv2d and Linear weight below `module` (§2.7); biases and LSTMs keep
+    """xavier_uniform_ on every Conv1d, Conv2d and Linear weight below `module`; biases and LSTMs keep
     PyTorch's defaults."""
     for layer in module.modules():
         if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Linear)):
@@ -101,7 +103,7 @@ def _waveform(speech: torch.Tensor) -> torch.Tensor:
 
 
 def _pad_to_frames(speech: torch.Tensor) -> torch.Tensor:
-    """Right-pad `(B, L)` with zeros to 320·ceil(L/320) samples (§1 DEFAULT)."""
+    """Right-pad `(B, L)` with zeros to 320·ceil(L/320) samples (our default; the paper does not say)."""
     return F.pad(speech, (0, num_frames(speech.shape[1]) * SAMPLES_PER_FRAME - speech.shape[1]))
 
 
@@ -129,7 +131,7 @@ class SpeechEncoding(NamedTuple):
 
 
 class SpeechEncoder(nn.Module):
-    """Raw speech → per-frame vectors (§2.1): `(B, L)` or `(B, 1, L)` → `SpeechEncoding`, T = ceil(L / 320).
+    """Raw speech → per-frame vectors: `(B, L)` or `(B, 1, L)` → `SpeechEncoding`, T = ceil(L / 320).
 
     Five reflection-padded convs with LeakyReLU take the waveform to one C-channel vector per 8 ms (f). Each
     kept step (every 5th, i.e. the start of each 40-ms frame) is concatenated with its ±17 neighbours
@@ -165,7 +167,7 @@ class SpeechEncoder(nn.Module):
 
     def frame_vectors(self, features: torch.Tensor) -> torch.Tensor:
         """f `(B, C, 5T)` → `(B, T, D)`: a 35-step window around every 5th step, then the FC."""
-        padded = F.pad(features, (CONTEXT, CONTEXT))  # zeros beyond the signal (§2.1; [F] uses tiny noise)
+        padded = F.pad(features, (CONTEXT, CONTEXT))  # zeros (the follow-up code: tiny noise)
         windows = padded.unfold(2, 2 * CONTEXT + 1, KEEP_EVERY)  # (B, C, T, 35); window t centred on step 5t
         stacked = windows.permute(0, 2, 3, 1).flatten(2)  # (B, T, 35·C): step t−17's C values first
         return self.fc(stacked)
@@ -176,7 +178,7 @@ class SpeechEncoder(nn.Module):
 
 
 class ImageEncoder(nn.Module):
-    """A face (or face pair) → identity code and U-Net skips, the input re-injected at every scale (§2.2).
+    """A face (or face pair) → identity code and U-Net skips, the input re-injected at every scale.
 
     `(B, C_in, 128, 128)` → z `(B, 512)` and skips at 64, 32, 16, 8, 4 px with (64, 128, 256, 512, 512) + C_in
     channels; the last C_in channels of each skip are the input, nearest-downsampled to that size.
@@ -216,7 +218,7 @@ class ImageEncoder(nn.Module):
 
 
 class NoiseEncoder(nn.Module):
-    """Per-frame noise through one LSTM (§2.3): z `(B, T, Z)` ~ N(0, I) → z_n `(B, T, Z)`, Z = 128 at width 1.
+    """Per-frame noise through one LSTM: z `(B, T, Z)` ~ N(0, I) → z_n `(B, T, Z)`, Z = 128 at width 1.
 
     `draw` samples z (optionally from a `torch.Generator`, for reproducible videos); `forward` takes an
     explicit z and an optional LSTM state, so a long video can be generated in pieces.
@@ -248,7 +250,7 @@ class NoiseEncoder(nn.Module):
 
 
 class ConvLSTM(nn.Module):
-    """A convolutional LSTM layer (§2.4 DEFAULT), unidirectional, zero initial state.
+    """A convolutional LSTM layer, unidirectional, zero initial state (our form: the paper does not give it).
 
     One k×k conv (zero padding k//2, one bias) over cat(x_t, shared, h_{t−1}) gives the gates i, f, g, o;
     c_t = σ(f)·c_{t−1} + σ(i)·tanh(g), h_t = σ(o)·tanh(c_t); the output is h_t with no extra activation.
@@ -300,7 +302,7 @@ class ConvLSTM(nn.Module):
 
 
 class SkipConvUp(nn.Module):
-    """One frame-wise decoder layer (§2.4): reflection pad 1, 3×3 conv over cat(h, skip), LeakyReLU, ↑2.
+    """One frame-wise decoder layer: reflection pad 1, 3×3 conv over cat(h, skip), LeakyReLU, ↑2.
 
     h `(B·T, C_h, S, S)` (frames of a clip consecutive), skip `(B, C_s, S, S)` shared by the T frames of its
     clip → `(B·T, out, 2S, 2S)`. The skip's share of the conv is computed once per clip and broadcast over the
@@ -321,7 +323,7 @@ class SkipConvUp(nn.Module):
 
 
 class FrameDecoder(nn.Module):
-    """Per-frame codes + the face's skips → frames (§2.4).
+    """Per-frame codes + the face's skips → frames.
 
     code `(B, T, D)` = cat(z_s, z_i, z_n), skips [e1 … e5] of `ImageEncoder` (one per clip), optional
     ConvLSTM state → (video `(B, T, 3, 128, 128)` in [-1, 1], ConvLSTM state). FC → 512×4×4; d1-d3 conv + ↑2
@@ -372,10 +374,10 @@ class GeneratorOutput(NamedTuple):
 
 
 class Generator(nn.Module):
-    """G (§2.1-2.4): condition face `(B, 3, 128, 128)` in [-1, 1] + speech `(B, L)` / `(B, 1, L)` → video.
+    """G: condition face `(B, 3, 128, 128)` in [-1, 1] + speech `(B, L)` / `(B, 1, L)` → video.
 
-    Submodules: `speech_encoder` (§2.1 convs + context FC), `speech_lstm` (2 × LSTM 512, unidirectional),
-    `image_encoder` (§2.2), `noise_encoder` (§2.3), `decoder` (§2.4).
+    Submodules: `speech_encoder` (convs + context FC), `speech_lstm` (2 × LSTM 512, unidirectional),
+    `image_encoder`, `noise_encoder`, `decoder`.
     """
 
     def __init__(self, width: float = 1.0):
@@ -401,7 +403,7 @@ class Generator(nn.Module):
         generator: torch.Generator | None = None,
     ) -> GeneratorOutput:
         """T = ceil(L / 320). `noise`: z `(B, T, Z)`; if None, z is drawn (from `generator` when given).
-        The clean and noisy passes of NR training should share one z (§2.3)."""
+        The clean and noisy passes of NR training should share one z."""
         speech = self._check_inputs(condition, speech)
         encoding = self.speech_encoder(speech)
         z = self._noise(noise, generator, *encoding.frames.shape[:2], like=encoding.frames)
@@ -482,7 +484,7 @@ class Generator(nn.Module):
 
 
 class FrameDiscriminator(nn.Module):
-    """D_F (§2.5): is this frame real, given the condition face?
+    """D_F: is this frame real, given the condition face?
 
     frames `(N, 3, 128, 128)` + condition `(N, 3, 128, 128)` → scores `(N, 1)`: five zero-padded 3×3 convs
     (strides 1, 2, 2, 2, 2) to 512×8×8, then FC 32768 → 2048 → 1. The score is raw (LSGAN); `sigmoid=True`
@@ -518,7 +520,7 @@ class FrameDiscriminator(nn.Module):
 def sample_frame_indices(
     batch: int, frames: int, per_video: int | None = None, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Frame indices for D_F (§2.5): `(batch, per_video)` long tensor in [0, frames).
+    """Frame indices for D_F: `(batch, per_video)` long tensor in [0, frames).
 
     `per_video` defaults to the batch size (the paper: B frames per video, B·B per step). Indices are distinct
     within a video when per_video ≤ frames, drawn with replacement otherwise. Index the real and the generated
@@ -533,12 +535,12 @@ def sample_frame_indices(
 
 
 class PairDiscriminator(nn.Module):
-    """D_P (§2.6): do this mouth-masked video and this speech belong together? One score per frame.
+    """D_P: do this mouth-masked video and this speech belong together? One score per frame.
 
     video `(B, T, 3, 128, 128)` (already multiplied by the mouth mask M), condition `(B, 3, 128, 128)`, speech
     `(B, L)` or `(B, 1, L)` with ceil(L / 320) ≥ T (extra frames are dropped) → raw scores `(B, T)`.
-    Speech: its own §2.1 encoder → BLSTM (256 per direction). Frames: cat(frame, condition) → the §2.2
-    encoder with 6 input channels → BLSTM (256 per direction). Fusion: cat → BLSTM (512 per direction)
+    Speech: its own `SpeechEncoder` → BLSTM (256 per direction). Frames: cat(frame, condition) → an
+    `ImageEncoder` with 6 input channels → BLSTM (256 per direction). Fusion: cat → BLSTM (512 per direction)
     → Linear(1024 → 1).
     """
 

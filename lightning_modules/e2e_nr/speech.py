@@ -6,7 +6,7 @@ import torch
 
 
 def normalise_speech(wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-    """Per utterance: subtract the mean, then divide by the peak (spec §1); padding stays zero.
+    """Per utterance: subtract the mean, then divide by the peak; padding stays zero.
 
     `(B, L)` → `(B, L)`; `lengths` `(B,)` marks each utterance's real samples (all of L when None).
     """

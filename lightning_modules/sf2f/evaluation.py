@@ -1,4 +1,4 @@
-"""SF2F's test protocol (spec §7), run by `make eval EXP=sf2f CKPT=…`.
+"""SF2F's test protocol, run by `make eval EXP=sf2f CKPT=…`.
 
 Every test identity's face is generated from a clip of its speech (stage 1: 1.25 s; with the fuser: 5 s,
 as N windows of 1.25 s at hop 63), embedded, and compared with the identity's reference embedding (the

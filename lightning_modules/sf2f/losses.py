@@ -1,4 +1,4 @@
-"""SF2F's own loss: the FaceNet perceptual loss L_P (spec §4). Generic GAN losses live in common/training/."""
+"""SF2F's own loss: the FaceNet perceptual loss L_P. Generic GAN losses live in common/training/."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Stage `encoder_decoder` trains the voice encoder and face decoder on single 1–1.5 s clips; stage `fuser`
 freezes both (weights and BatchNorm statistics) and trains only the attention fuser on N windows of
 1.25 s, initialised from the first stage's checkpoint (`init_from`). Both stages optimise the same
-"conjugate" loss, 10·L1 + 1·L_G + 0.05·L_C + 100·L_P (spec §4), against a patch discriminator and an
+"conjugate" loss, 10·L1 + 1·L_G + 0.05·L_C + 100·L_P, against a patch discriminator and an
 identity (auxiliary-classifier) discriminator per output resolution.
 """
 
@@ -60,7 +60,7 @@ class SF2FModule(AdversarialModule):
             the loss then measures random features, and identity metrics are meaningless).
         embedder: face embedding for cosine / L1 / Recall@K: "facenet" (paper protocol) or "dlib"
             (offline proxy).
-        lr, betas: Adam settings for every optimiser (spec Table 13: 5e-4, (0.9, 0.98)).
+        lr, betas: Adam settings for every optimiser (the paper's Table 13: 5e-4, (0.9, 0.98)).
         init_from: checkpoint whose encoder, decoder and critics initialise this run (stage 2).
         fuser_hop: hop in frames between the 125-frame windows at evaluation (63 = the paper's 50 % overlap).
         window_frames: fuser window length in frames.
@@ -144,7 +144,7 @@ class SF2FModule(AdversarialModule):
         return self.fuser(segments)
 
     def _windows(self, mel: torch.Tensor) -> torch.Tensor:
-        """`(B, 40, T)` → `(B, N, 40, window)` overlapping windows (spec §7: hop 63 → 6 windows for 5 s)."""
+        """`(B, 40, T)` → `(B, N, 40, window)` overlapping windows (hop 63 → 6 windows for 5 s)."""
         window, hop = self.hparams.window_frames, self.hparams.fuser_hop
         if mel.shape[-1] < window:
             mel = F.pad(mel, (0, window - mel.shape[-1]), value=float(mel.min()))
@@ -168,7 +168,7 @@ class SF2FModule(AdversarialModule):
             terms["adv"] = terms["adv"] + generator_adversarial_loss(patch_critic(fake), "bce")
             identity_logits, real_logits = identity_critic(fake)
             terms["id"] = terms["id"] + F.cross_entropy(identity_logits, batch["identity"])
-            if real_logits is not None:  # the official critic's real/fake head enters G's loss too (spec §4)
+            if real_logits is not None:  # the official critic's real/fake head enters G's loss too
                 terms["id"] = terms["id"] + generator_adversarial_loss(real_logits, "bce")
             if h.perceptual_weight > 0:
                 terms["perceptual"] = terms["perceptual"] + self._perceptual_loss()(fake, real)

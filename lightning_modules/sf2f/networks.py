@@ -1,8 +1,9 @@
 """SF2F networks (docs/sf2f.md): voice encoder, attention fuser, face decoders and the two critics.
 
-Two presets: "official" follows the authors' released code, "paper" the paper's Tables 9–11 with the
-spec's DEFAULT fixes. `width_scale` multiplies channel counts (1.0 = the published sizes; smaller values
-give CPU-sized smoke and demo models). Every decoder returns a tuple of images, lowest resolution first.
+Two presets: "official" follows the authors' released code, "paper" the paper's Tables 9–11 with our
+own choices where they are silent or inconsistent. `width_scale` multiplies channel counts (1.0 = the
+published sizes; smaller values give CPU-sized smoke and demo models). Every decoder returns a tuple of
+images, lowest resolution first.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ __all__ = [
 PRESETS = ("official", "paper")
 EMBED_DIM = 512  # Table 13: "Fuser Dimension"
 ENCODER_CHANNELS = (256, 384, 576, 864)  # Table 9: Inception 1-4 outputs
-DECODER_CHANNELS = (512, 256, 128, 64, 32)  # official trunk after the FC, then each GLU up-block (§2.3)
+DECODER_CHANNELS = (512, 256, 128, 64, 32)  # official trunk after the FC, then each GLU up-block
 PAPER_DECODER_CHANNELS = (1024, 512, 256, 128, 64, 32)  # Table 10: UpBlocks 1-6
 CRITIC_CHANNELS = (64, 128, 256)  # Table 11 / config C4-64-2,C4-128-2,C4-256-2
 CRITIC_HIDDEN = 1024
@@ -105,7 +106,7 @@ def sf2f_voice_encoder(preset: str = "official", n_mels: int = 40, width_scale: 
 
 
 def voice2face_encoder(n_mels: int = 40, width_scale: float = 1.0) -> VoiceEncoder:
-    """The voice2face baseline 1D-CNN (spec §2.6), SF2F's "baseline encoder" ablation."""
+    """The voice2face baseline 1D-CNN, SF2F's "baseline encoder" ablation."""
     channels = (n_mels, *_scaled(ENCODER_CHANNELS, width_scale))
     blocks = nn.Sequential(
         *(
@@ -149,7 +150,7 @@ class AttentionFuser(nn.Module):
 
 
 def sf2f_attention_fuser(preset: str = "official", normalize: bool = True) -> AttentionFuser:
-    """SF2F's embedding fuser (§2.2). Official: 786,432 parameters; paper: 786,944."""
+    """SF2F's embedding fuser. Official: 786,432 parameters; paper: 786,944."""
     return AttentionFuser(EMBED_DIM, preset=preset, normalize=normalize)
 
 
@@ -169,7 +170,7 @@ class GLUUpBlock(nn.Sequential):
 
 
 class BilinearUpBlock(nn.Sequential):
-    """Bilinear ×2 → Conv3 → ReLU → BN (the paper's UpBlock with the spec's DEFAULT stride 1)."""
+    """Bilinear ×2 → Conv3 → ReLU → BN (the paper's UpBlock, with the stride 1 its table's shapes need)."""
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__(
@@ -229,7 +230,7 @@ def _official_head(channels: int) -> nn.Sequential:
 def sf2f_face_decoder(
     preset: str = "official", resolution: int = 64, multires: bool = False, width_scale: float = 1.0
 ) -> FaceDecoder:
-    """SF2F's face decoder (§2.3-2.4). Official 64 px: 11,566,083 parameters (multi-res 11,577,734);
+    """SF2F's face decoder. Official 64 px: 11,566,083 parameters (multi-res 11,577,734);
     paper 64 px: 11,010,051 (128 px: 11,014,659)."""
     _check_preset(preset)
     if resolution not in (64, 128):
@@ -260,7 +261,7 @@ def sf2f_face_decoder(
 
 
 def voice2face_decoder(width_scale: float = 1.0) -> FaceDecoder:
-    """The voice2face deconvolution decoder (spec §2.6), SF2F's "baseline decoder" ablation, 64 px."""
+    """The voice2face deconvolution decoder, SF2F's "baseline decoder" ablation, 64 px."""
     c = _scaled((1024, 512, 256, 128, 64), width_scale)
     stem = nn.Sequential(
         nn.Unflatten(1, (EMBED_DIM, 1, 1)), nn.ConvTranspose2d(EMBED_DIM, c[0], 4), nn.ReLU(inplace=True)
@@ -310,7 +311,7 @@ class IdentityDiscriminator(nn.Module):
     None).
 
     Official: trunk → global average pool → Linear(C→1024) with no activation → two heads (the
-    real/fake head is trained too, spec §4). Paper: … → Linear → ReLU → identity head only.
+    real/fake head is trained too). Paper: … → Linear → ReLU → identity head only.
     """
 
     def __init__(
@@ -328,8 +329,8 @@ class IdentityDiscriminator(nn.Module):
 def sf2f_patch_discriminator(
     preset: str = "official", image_size: int = 64, width_scale: float = 1.0
 ) -> PatchDiscriminator:
-    """D_real (§2.5). Official 64 px: 659,521 parameters; paper: 923,969 (one logit; the spec's 924,994
-    counts a 2-way softmax head, which one logit with BCE replaces)."""
+    """D_real. Official 64 px: 659,521 parameters; paper: 923,969 (one logit; the paper's 2-way softmax head
+    would have 924,994, and one logit with BCE replaces it)."""
     _check_preset(preset)
     if preset == "official":
         trunk, channels = _critic_trunk(preset, image_size, width_scale, final_activation=False)
@@ -345,7 +346,7 @@ def sf2f_patch_discriminator(
 def sf2f_identity_discriminator(
     num_identities: int, preset: str = "official", image_size: int = 64, width_scale: float = 1.0
 ) -> IdentityDiscriminator:
-    """D_id (§2.5). 64 px with 2,890 identities: official 3,885,707 parameters; paper 3,885,194."""
+    """D_id. 64 px with 2,890 identities: official 3,885,707 parameters; paper 3,885,194."""
     _check_preset(preset)
     if num_identities < 1:
         raise ValueError(f"num_identities must be positive, got {num_identities}")

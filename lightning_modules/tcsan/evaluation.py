@@ -61,7 +61,7 @@ TCN_ROWS = {"tcn": "TCN", "mhatt_tcn": "Mh-att+TCN", "coatt_tcn": "Co-att+TCN"}
 
 
 def paper_row(hparams) -> str | None:
-    """The name of the paper's table row that a configuration reproduces (spec §4.2), or None."""
+    """The name of the paper's table row that a configuration reproduces (docs/tcsan.md), or None."""
     fusion, audio2au = hparams["fusion"], hparams["use_audio2au"]
     per, identity, au = (hparams[k] > 0 for k in ("per_weight", "id_weight", "au_weight"))
     if audio2au:

@@ -159,7 +159,7 @@ class TCSANModule(TalkingFaceSamples, AdversarialModule):
             self.mfcc_std.copy_(torch.as_tensor(stats[1]))
 
     def train(self, mode: bool = True):
-        """The AU classifier keeps its BN statistics (and dropout off) during full training (spec §2.6)."""
+        """The AU classifier keeps its BN statistics (and dropout off) during full training."""
         super().train(mode)
         if self.au_classifier is not None:
             self.au_classifier.eval()

@@ -11,7 +11,7 @@ Shapes for one frame at the paper's size (S = 112, `width` = 1); B clips of T fr
 - `Generator`: everything but the classifier and discriminator.
 
 `width` scales every hidden width (not the 64-d AU features or the 64-d attention tokens) for CPU runs;
-512·width must be a multiple of 64. Parameter counts at width 1 equal the spec's (tested).
+512·width must be a multiple of 64. Parameter counts at width 1 are tested (docs/tcsan.md).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _conv_bn_relu(in_channels: int, out_channels: int, kernel, stride=1, padding
 
 
 def init_weights(module: nn.Module) -> None:
-    """CRAN's initialisation (spec §2.10): convs N(0, 0.02); BN γ ~ N(1, 0.02), β = 0; linear Xavier, bias
+    """CRAN's initialisation: convs N(0, 0.02); BN γ ~ N(1, 0.02), β = 0; linear Xavier, bias
     0.01."""
     for layer in module.modules():
         if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -224,8 +224,8 @@ class AUClassifier(nn.Module):
 
 
 class PatchDiscriminator(nn.Module):
-    """CRAN's frame critic (optional, spec §2.8): 4 × (conv k3 s2 + InstanceNorm + LeakyReLU 0.2), then a
-    1×1 conv. `(N, 3, S, S)` → `(N, 1, S/16, S/16)` logits."""
+    """CRAN's frame critic (optional; the paper's final model has none): 4 × (conv k3 s2 + InstanceNorm +
+    LeakyReLU 0.2), then a 1×1 conv. `(N, 3, S, S)` → `(N, 1, S/16, S/16)` logits."""
 
     def __init__(self, width: float = 1.0):
         super().__init__()

@@ -38,7 +38,7 @@ class AUPretrainingModule(SplitEvaluationModule):
         self._scores: dict[str, BinaryLabelScores] = {}
 
     def _init_from(self, path: str | None) -> None:
-        """Refinement (TCD-TIMIT, spec §4.1) starts from a GRID-pretrained checkpoint of the same module."""
+        """TCD-TIMIT refinement (as in the paper) starts from a GRID-pretrained checkpoint of this module."""
         if path:
             load_stage_weights(self, path, wanted=lambda name: name != "au_weights", must_match="width")
 
@@ -89,7 +89,8 @@ class AUClassifierModule(AUPretrainingModule):
     Args:
         width: hidden-width multiplier (must equal the TCSAN experiment's).
         image_size: crop side (linked from the datamodule).
-        frames_per_step: at most this many labelled frames of the batch's clips per step (spec: 256).
+        frames_per_step: at most this many labelled frames of the batch's clips per step (our default 256;
+            the paper gives none).
         flip: mirror a random half of the training frames.
         lr, betas: Adam (1e-4, (0.9, 0.999)).
         init_from: a checkpoint of this module to refine (TCD-TIMIT after GRID).

@@ -1,4 +1,4 @@
-"""Wav2Pix's evaluation protocol (spec §6), run by `make eval EXP=wav2pix CKPT=…`.
+"""Wav2Pix's evaluation protocol, run by `make eval EXP=wav2pix CKPT=…`.
 
 1. Identity accuracy: a classifier fitted on the real training faces names the identity of each face
    generated from (a) training-partition speech and (b) test-partition speech; top-1 against the speaker.

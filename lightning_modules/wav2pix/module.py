@@ -1,8 +1,8 @@
 """Wav2Pix as a LightningModule: ~1 s of raw speech → a face of the speaker, trained as a conditional LSGAN.
 
 The generator side is the speech encoder Φ, the auxiliary identity classifier C on Φ's embedding e, and
-the image decoder G; the discriminator D scores an image together with e (spec §2). Default loss weights
-are the released code's (spec §3): D = (D(x,ē) − 0.9)² + D(x̂,ē)² + D(x_w,ē)²; G = (D(x̂,e) − 1)² +
+the image decoder G; the discriminator D scores an image together with e. Default loss weights
+are the released code's: D = (D(x,ē) − 0.9)² + D(x̂,ē)² + D(x_w,ē)²; G = (D(x̂,e) − 1)² +
 100·FM + 50·L1 + 20·CE. `paper_only` weights (FM 0, L1 0, no wrong face, real target 1, ½ factors) are
 an ablation config. D steps before G on each batch, as in the authors' loop, and G's step runs the
 generator side again (encoder, classifier and G: new dropout masks) instead of reusing D's fake.
@@ -96,7 +96,7 @@ class Wav2PixModule(AdversarialModule):
         }
 
     def discriminator_loss(self, batch: dict, output: dict) -> LossTerms:
-        """`output` arrives detached: neither G nor the encoder learn from D's loss (spec §2.4)."""
+        """`output` arrives detached: neither G nor the encoder learn from D's loss."""
         h, embedding = self.hparams, output["embedding"]
         real = lsgan_loss(self.discriminator(batch["face"], embedding)[0], h.real_label)
         fake = lsgan_loss(self.discriminator(output["fake"], embedding)[0], 0.0)

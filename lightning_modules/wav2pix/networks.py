@@ -1,9 +1,10 @@
 """Wav2Pix networks (docs/wav2pix.md): speech encoder Φ, identity classifier C, generator G, critic D.
 
-Layer for layer these follow the authors' released code (spec tags [C]), which fills in what the paper leaves
-open: BatchNorm in the encoder, spectral norm everywhere in G and on every D conv but the last, no bias in
-G or D, and dropout as G's only noise source. Weights are drawn from N(0, 0.02) *before* spectral norm wraps
-a layer (spec §2.5 DEFAULT; the released code's init silently missed its SN layers).
+Layer for layer these follow the authors' released code (marked [C] below), which fills in what the paper
+leaves open: BatchNorm in the encoder, spectral norm everywhere in G and on every D conv but the last, no
+bias in G or D, and dropout as G's only noise source. Weights are drawn from N(0, 0.02) *before* spectral
+norm wraps a layer (our default: the paper does not say, and the released code's init silently missed its
+SN layers).
 """
 
 from __future__ import annotations
@@ -23,15 +24,15 @@ __all__ = [
     "spectral",
 ]
 
-EMBED_DIM = 128  # §2.1: e = Φ(s) ∈ R^128
-ENCODER_CHANNELS = (16, 32, 128, 256, 512, 1024)  # §2.1 table, c1-c6
+EMBED_DIM = 128  # e = Φ(s) ∈ R^128
+ENCODER_CHANNELS = (16, 32, 128, 256, 512, 1024)  # c1-c6
 ENCODER_KERNEL, ENCODER_STRIDE = 15, 4
 ENCODER_PADDING = (ENCODER_KERNEL // 2 - 1, ENCODER_KERNEL // 2)  # (6, 7): asymmetric, as F.pad in [C]
 ENCODER_HIDDEN = (256, 128)  # fc1, fc2 (ReLU); fc3 maps to EMBED_DIM with no activation
-CLASSIFIER_HIDDEN = 200  # §2.2
-# Output channels of each layer before the RGB one; the first is the 1×1 → 4×4 projection (§2.3).
+CLASSIFIER_HIDDEN = 200
+# Output channels of each layer before the RGB one; the first is the 1×1 → 4×4 projection.
 GENERATOR_CHANNELS = {64: (512, 256, 128, 64), 128: (1024, 512, 256, 128, 64)}
-# Output channels of each stride-2 conv, down to the 4×4 map φ (§2.4).
+# Output channels of each stride-2 conv, down to the 4×4 map φ.
 DISCRIMINATOR_CHANNELS = {64: (64, 128, 256, 512), 128: (64, 128, 256, 512, 1024)}
 FEATURE_SIDE = 4  # D concatenates e once its map reaches 4×4
 
@@ -42,7 +43,7 @@ def _check_image_size(image_size: int) -> None:
 
 
 def init_weights(module: nn.Module) -> None:
-    """DCGAN-style init of one layer (spec §2.5); use it with `network.apply(init_weights)`.
+    """DCGAN-style init of one layer; use it with `network.apply(init_weights)`.
 
     Conv/Linear weights ~ N(0, 0.02); BatchNorm weights ~ N(1, 0.02), biases 0. Other biases keep the
     PyTorch default, as in [C]. On a spectrally normalised layer the unnormalised weight is drawn, so the
@@ -57,7 +58,7 @@ def init_weights(module: nn.Module) -> None:
 
 
 def spectral(layer: nn.Module) -> nn.Module:
-    """Initialise `layer` (§2.5), then wrap its weight in spectral norm with one power iteration per step.
+    """`init_weights` on `layer`, then wrap its weight in spectral norm with one power iteration per step.
 
     The weight is read as a matrix with its *first* axis as rows, `weight.reshape(weight.shape[0], -1)`,
     for every layer type, as the authors' own wrapper does. For a ConvTranspose2d, whose weight is
@@ -70,7 +71,7 @@ def spectral(layer: nn.Module) -> nn.Module:
 
 
 def _initialised(layer: nn.Module) -> nn.Module:
-    """`layer` initialised as §2.5 prescribes, without spectral norm."""
+    """`layer` initialised by `init_weights`, without spectral norm."""
     init_weights(layer)
     return layer
 
@@ -79,7 +80,7 @@ def _initialised(layer: nn.Module) -> nn.Module:
 
 
 class SpeechEncoder(nn.Module):
-    """Φ, a shortened SEGAN critic on raw audio (§2.1): `(B, T)` or `(B, 1, T)` → e `(B, 128)`.
+    """Φ, a shortened SEGAN critic on raw audio: `(B, T)` or `(B, 1, T)` → e `(B, 128)`.
 
     Six blocks of pad(6, 7) → Conv1d(k15, s4) → BN → LeakyReLU(0.3) take the time axis down ~4096×
     (16000 or 16384 samples → 1024×4); the map is flattened channel-major and three FC layers
@@ -132,7 +133,7 @@ class SpeechEncoder(nn.Module):
 
 
 class IdentityClassifier(nn.Sequential):
-    """C on the speech embedding (§2.2): e `(B, 128)` → identity logits `(B, N_id)`.
+    """C on the speech embedding: e `(B, 128)` → identity logits `(B, N_id)`.
 
     Linear → BN → LeakyReLU(0.2) → Linear → BN; the logits themselves are batch-normalised, as in [C].
     """
@@ -154,7 +155,7 @@ class IdentityClassifier(nn.Sequential):
 
 
 class SamplingDropout(nn.Module):
-    """Dropout that can stay on in eval mode: G's only noise source, even at inference (§2.3, pix2pix-style).
+    """Dropout that can stay on in eval mode: G's only noise source, even at inference (pix2pix-style).
 
     With `always_on`, `model.eval()` still samples a fresh mask on every call (MC dropout); without it this
     is plain `nn.Dropout`.
@@ -172,7 +173,7 @@ class SamplingDropout(nn.Module):
 
 
 class FaceGenerator(nn.Module):
-    """G, a DCGAN decoder without BN or z (§2.3): e `(B, 128)` → face `(B, 3, S, S)` in [-1, 1].
+    """G, a DCGAN decoder without BN or z: e `(B, 128)` → face `(B, 3, S, S)` in [-1, 1].
 
     An SN ConvT(4, 1, 0) projects the 1×1 embedding to 4×4, then SN ConvT(4, 2, 1) layers double the side
     up to S; every layer but the last is followed by Dropout then ReLU, the last by Tanh.
@@ -220,7 +221,7 @@ class FaceGenerator(nn.Module):
 
 
 class FaceDiscriminator(nn.Module):
-    """Conditional critic D (§2.4): face `(B, 3, S, S)`, e `(B, 128)` → score `(B,)`, φ `(B, C, 4, 4)`.
+    """Conditional critic D: face `(B, 3, S, S)`, e `(B, 128)` → score `(B,)`, φ `(B, C, 4, 4)`.
 
     SN Conv(4, 2, 1) + LeakyReLU(0.2) layers take the face down to the 4×4 map φ (C = 512 at 64 px, 1024
     at 128 px), which is returned for feature matching. e is tiled to 4×4 and concatenated on channels; a

@@ -1,4 +1,4 @@
-"""The landmark detection rule (Wav2Pix §6.2) and the identity probes fitted on real faces."""
+"""The landmark detection rule (Wav2Pix's evaluation) and the identity probes fitted on real faces."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Video metrics on inputs with known answers (E2E-NR spec §6 and the invariants of §8)."""
+"""Video metrics on inputs with known answers (E2E-NR's evaluation and its invariants)."""
 
 import numpy as np
 import pytest
@@ -35,7 +35,7 @@ def astronaut_face() -> np.ndarray:
     return np.clip(np.asarray(face), 2, 253)  # room for ± 2 grey levels without wrapping
 
 
-def test_template_matches_the_spec_anchors():
+def test_template_matches_its_anchor_points():
     assert E2E_TEMPLATE_68.shape == (68, 2)
     assert E2E_TEMPLATE_68.min() == 25.6 and E2E_TEMPLATE_68.max() == 102.4
     anchors = template_anchors()

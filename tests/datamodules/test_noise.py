@@ -1,4 +1,4 @@
-"""Noise sources and SNR mixing (E2E-NR spec §4, §6, §7 and the noise invariants of §8)."""
+"""Noise sources and SNR mixing for E2E-NR's training and evaluation, and their invariants."""
 
 import numpy as np
 import pytest

@@ -1,5 +1,5 @@
 """Noisy speech in talking-face batches: training mixtures on the fly, a fixed noisy validation set, and
-the evaluation sweep's held-out noise at a requested SNR (E2E-NR, spec §4 and §6)."""
+the evaluation sweep's held-out noise at a requested SNR (E2E-NR)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Identity classifiers fitted on real faces, then asked who a generated face is (Wav2Pix §6.1).
+"""Identity classifiers fitted on real faces, then asked who a generated face is (Wav2Pix's evaluation).
 
 The paper fine-tunes VGG-Face on the real faces of its identities. Those weights cannot be loaded offline,
 so two substitutes are offered, and reports name the one used:

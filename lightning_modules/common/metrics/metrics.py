@@ -14,7 +14,7 @@ RECALL_KS = (1, 2, 5, 10)
 
 
 def identity_embedding(face_embeddings: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Ground-truth embedding u_n = norm(mean_j FaceNet(img_nj)) over an identity's faces (SF2F §7).
+    """Ground-truth embedding u_n = norm(mean_j FaceNet(img_nj)) over an identity's faces (SF2F's protocol).
 
     Args:
         face_embeddings: `(B, K, D)`; mask: `(B, K)` bool, True where a face exists.
@@ -42,7 +42,7 @@ def recall_at_k(
 ) -> dict[int, float]:
     """Retrieval Recall@K: is identity n among the K gallery identities most cosine-similar to query n?
 
-    SF2F's protocol (spec §7): the gallery is split into consecutive blocks of `block_size` identities,
+    SF2F's protocol (docs/sf2f.md): the gallery is split into consecutive blocks of `block_size` identities,
     recall is computed inside each block and averaged over blocks, and identities after the last full
     block are left out. With fewer than `block_size` identities the whole set is one block, so chance
     level is K / N rather than K %; `chance_recall` gives it.

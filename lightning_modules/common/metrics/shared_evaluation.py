@@ -3,8 +3,8 @@
 `make eval` runs a system's own paper protocol (its `paper_evaluation`) and then `shared_report`, whose
 rows use the same metric names for all five systems (`metric_suite.py`), so their numbers sit in one
 table and in one W&B project. With `NOISE_SWEEP=1`, `shared_noise_sweep` repeats the suite's video
-metrics with the test speech mixed with E2E-NR's held-out noises at each SNR (E2E-NR's protocol, spec
-§6), for any system that makes video from speech.
+metrics with the test speech mixed with E2E-NR's held-out noises at each SNR (E2E-NR's protocol,
+docs/e2e_nr.md), for any system that makes video from speech.
 
 A system takes part by giving `evaluation_samples(datamodule, split, max_items, noise)`, an iterator of
 `GeneratedSample`; video systems get it from `TalkingFaceSamples`, which only needs `synthesise`.

@@ -2,7 +2,7 @@
 
 Several systems score generated frames against ground-truth frames of the same clip, from a `test_step`
 or from an offline evaluation loop, so the metrics live here once, in plain numpy (uint8 frames in,
-floats out), with the choices of E2E-NR's spec §6 written down where they are made:
+floats out), with the choices of E2E-NR's evaluation (docs/e2e_nr.md) written down where they are made:
 
 - PSNR is `10·log10(255² / MSE)` over every pixel and channel; a frame equal to its reference (MSE = 0)
   has no finite PSNR and is skipped (NaN here, left out of every mean), never counted as infinity.
@@ -61,7 +61,7 @@ def psnr(generated: np.ndarray, real: np.ndarray) -> np.ndarray | float:
         generated, real: uint8 RGB, `(T, H, W, 3)` or one frame `(H, W, 3)`.
     Returns:
         `(T,)` float64 (a float for one frame). NaN where the frames are identical (MSE = 0): such frames
-        are skipped, as the spec says; `np.nanmean` and the accumulator leave them out.
+        are skipped, not counted as infinity; `np.nanmean` and the accumulator leave them out.
     """
     generated, real, single = _pair(generated, real)
     error = generated.astype(np.float64) - real.astype(np.float64)
@@ -163,7 +163,7 @@ def _dlib_models() -> tuple[DlibDetector, LandmarkPredictor]:
 
 class FrameLandmarks:
     """dlib's 68 points on one frame: HOG detector (upsample 1, never downscaled; the largest face kept)
-    and the 68-point shape predictor, as the spec runs them on 128-px aligned frames.
+    and the 68-point shape predictor, as E2E-NR's evaluation runs them on 128-px aligned frames.
 
     Instances are cheap: the dlib models are loaded once per process and shared.
     """
@@ -191,8 +191,8 @@ def _mean(values: Sequence[float]) -> float:
 
 
 class VideoMetricAccumulator:
-    """Collects PSNR, SSIM and NLMD clip by clip and averages them as the spec does (over the frames of
-    each clip, then over clips).
+    """Collects PSNR, SSIM and NLMD clip by clip and averages them as E2E-NR's evaluation does
+    (over the frames of each clip, then over clips).
 
     Args:
         landmarks: detect landmarks and report NLMD. False skips dlib (much faster); `compute()` then

@@ -3,7 +3,7 @@
 Both take ImageNet-normalised `(B, 3, H, W)` images and return unit-norm `(B, D)` embeddings.
 
 - `facenet`: facenet-pytorch InceptionResnetV1 with VGGFace2 weights from a user path, preprocessed as in
-  SF2F §7 (VGG-box crop, 140×140). D = 512. This is the embedding the papers' numbers use.
+  SF2F's evaluation (VGG-box crop, 140×140). D = 512. This is the embedding the papers' numbers use.
 - `dlib`: the ResNet face-recognition model shipped in `face-recognition-models` (D = 128), on a 5-point
   alignment of the whole image. Works offline with no user weights, but its cosine/L1/recall values are
   NOT comparable with the papers' FaceNet numbers (other network, other dimension: L1 has another scale).

@@ -17,7 +17,7 @@ from ..errors import WeightsError
 from ..images import imagenet_to_unit
 from .weights import read_state_dict
 
-FACENET_INPUT = 140  # SF2F resizes the VGG box to 140×140 before FaceNet (spec §4)
+FACENET_INPUT = 140  # SF2F resizes the VGG box to 140×140 before FaceNet
 VGG_BOX = (0.235, 0.195, 0.765, 0.915)  # left, top, right, bottom as fractions of the image side
 HOW_TO_GET = (
     "download facenet-pytorch's VGGFace2 state dict (20180402-114759-vggface2.pt) and pass "

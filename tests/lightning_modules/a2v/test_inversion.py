@@ -1,4 +1,4 @@
-"""GAN inversion (spec §2.2, §8.11–12), the generator and weight loaders, and the resumable A2V caches."""
+"""GAN inversion, the generator and weight loaders, and the resumable A2V caches."""
 
 import json
 

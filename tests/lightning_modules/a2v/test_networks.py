@@ -67,7 +67,7 @@ def test_pooling_assigns_features_2j_and_2j_plus_1_to_frame_j():
     assert torch.equal(model(torch.ones(1, 30, 4), 15), torch.ones(1, 15, 4))
 
 
-def test_vae_sizes_are_the_specs():
+def test_vae_sizes_are_the_papers():
     vae = ResidualVAE()
 
     def linear(seq):
@@ -87,7 +87,7 @@ def test_kl_is_zero_at_the_prior_and_positive_elsewhere():
 
 def test_vae_is_deterministic_in_eval_mode_and_overfits_a_linear_manifold():
     torch.manual_seed(0)
-    data = torch.randn(256, 96) @ torch.randn(96, 1536)  # the spec checks 512; 256 keeps CI fast
+    data = torch.randn(256, 96) @ torch.randn(96, 1536)  # 256 vectors, not 512, keep CI fast
     data = (data - data.mean()) / data.std()
     vae = ResidualVAE()
     optimiser = torch.optim.Adam(vae.parameters(), lr=1e-3)

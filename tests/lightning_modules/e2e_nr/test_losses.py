@@ -1,4 +1,4 @@
-"""E2E-NR's mouth mask and losses against the spec's invariants (§8)."""
+"""E2E-NR's mouth mask and losses against known invariants."""
 
 import math
 
@@ -30,7 +30,7 @@ def test_mask_peaks_on_the_mouth_with_the_floor_everywhere():
 
 def test_mask_mean_and_template_mouth():
     centred = mouth_mask(torch.tensor([[[64.0, 64.0]]]), 128)
-    assert abs(centred.mean().item() - (2 * math.pi * 81 / 128**2 + 0.01)) < 2e-4  # ≈ 0.0411 (spec §8)
+    assert abs(centred.mean().item() - (2 * math.pi * 81 / 128**2 + 0.01)) < 2e-4  # ≈ 0.0411
     template = mouth_mask(torch.tensor([TEMPLATE_MOUTH_128], dtype=torch.float32)[None], 128)[0, 0, 0]
     row, column = divmod(int(template.argmax()), 128)
     assert abs(column - 64) <= 1 and abs(row - 78) <= 1

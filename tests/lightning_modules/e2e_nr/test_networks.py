@@ -52,10 +52,10 @@ def narrow_generator():
     return Generator(width=NARROW).eval()
 
 
-# ----------------------------------------------------------------------------- sizes (§2.7)
+# ----------------------------------------------------------------------------- sizes
 
 
-def test_generator_parameter_counts_match_the_spec(full_generator):
+def test_generator_parameter_counts_match_the_layer_tables(full_generator):
     g, d = full_generator, full_generator.decoder
     assert count(g.speech_encoder) == 2_291_088
     assert count(g.speech_lstm) == 4_202_496
@@ -67,7 +67,7 @@ def test_generator_parameter_counts_match_the_spec(full_generator):
     assert count(g) == 32_715_123
 
 
-def test_discriminator_parameter_counts_match_the_spec():
+def test_discriminator_parameter_counts_match_the_layer_tables():
     frame = FrameDiscriminator()
     assert count(frame) == 68_702_593 and count(frame.fc) == 67_112_961
     del frame
@@ -100,7 +100,7 @@ def test_every_conv_and_linear_weight_is_xavier_uniform():
         assert w.abs().max() <= bound and w.abs().max() > 0.8 * bound
 
 
-# ----------------------------------------------------------------------------- speech encoder (§2.1)
+# ----------------------------------------------------------------------------- speech encoder
 
 
 @pytest.mark.parametrize(
@@ -109,7 +109,7 @@ def test_every_conv_and_linear_weight_is_xavier_uniform():
 def test_speech_encoder_makes_one_frame_per_40_ms(samples, frames):
     encoder = SpeechEncoder(NARROW)
     chain = samples
-    for stride in (4, 4, 2, 2, 5):  # the ceil chain of §1
+    for stride in (4, 4, 2, 2, 5):  # ceil-divide by each stride in turn
         chain = -(-chain // stride)
     assert num_frames(samples) == chain == frames
     with torch.no_grad():
@@ -166,7 +166,7 @@ def test_short_speech_and_wrong_shapes_are_rejected(narrow_generator):
         narrow_generator(faces(1), waves(1, 640), noise=torch.zeros(1, 3, narrow_generator.noise_dim))
 
 
-# ----------------------------------------------------------------------------- image encoder (§2.2)
+# ----------------------------------------------------------------------------- image encoder
 
 
 def test_image_encoder_skips_carry_the_downsampled_image():
@@ -219,7 +219,7 @@ def test_stride_one_conv_then_nearest_halving_equals_stride_two_conv(mode):
         torch.testing.assert_close(layer(image), paper, atol=1e-6, rtol=0)
 
 
-# ----------------------------------------------------------------------------- decoder pieces (§2.4)
+# ----------------------------------------------------------------------------- decoder pieces
 
 
 def test_conv_lstm_matches_a_plain_loop_over_the_concatenation():
@@ -343,7 +343,7 @@ def test_streaming_in_chunks_equals_one_pass(narrow_generator, chunk):
     torch.testing.assert_close(streamed, whole, atol=1e-5, rtol=0)
 
 
-# ----------------------------------------------------------------------------- critics (§2.5, §2.6)
+# ----------------------------------------------------------------------------- critics
 
 
 def test_frame_discriminator_scores_each_frame():

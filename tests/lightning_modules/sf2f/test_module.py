@@ -98,7 +98,7 @@ def test_stage_two_trains_only_the_fuser(stage_one, tiny_hq_voxceleb, tmp_path):
 def test_fuser_windows_at_evaluation_use_the_papers_hop():
     module = SF2FModule(**make_module_args(stage="fuser"))
     windows = module._windows(torch.zeros(2, 40, 500))
-    assert windows.shape == (2, 6, 40, 125)  # 5 s, hop 63 → 6 windows (spec §7)
+    assert windows.shape == (2, 6, 40, 125)  # 5 s, hop 63 → 6 windows
 
 
 def test_missing_facenet_weights_fail_before_training():

@@ -35,11 +35,11 @@ def count(module) -> int:
         (lambda: sf2f_patch_discriminator("official", 64), 659_521),
         (lambda: sf2f_identity_discriminator(2890, "official", 64), 3_885_707),
         (lambda: sf2f_identity_discriminator(2890, "paper", 64), 3_885_194),
-        # The spec's 924,994 counts a 2-way softmax head; one logit with BCE has 1,025 fewer parameters.
+        # The paper's 2-way softmax head has 924,994; one logit with BCE has 1,025 fewer parameters.
         (lambda: sf2f_patch_discriminator("paper", 64), 924_994 - 1_025),
     ],
 )
-def test_parameter_counts_match_the_spec(build, expected):
+def test_parameter_counts_match_the_layer_tables(build, expected):
     assert count(build()) == expected
 
 

@@ -1,4 +1,4 @@
-"""TCSAN's losses on known inputs (spec §3, §8)."""
+"""TCSAN's losses on known inputs."""
 
 import math
 

@@ -1,5 +1,5 @@
 """TCSANModule: the three optimiser groups, frozen VGG and AU-classifier statistics, loss terms by config,
-checkpoints without VGG, and a short overfit (spec §8)."""
+checkpoints without VGG, and a short overfit."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""TCSAN + Audio2AU networks: the spec's shapes, parameter counts, receptive field and non-causality (§8)."""
+"""TCSAN + Audio2AU networks: shapes, parameter counts, receptive field and non-causality."""
 
 import pytest
 import torch
@@ -20,7 +20,7 @@ def count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def test_parameter_counts_equal_the_spec():
+def test_parameter_counts_match_the_layer_tables():
     assert count(AudioEncoder()) == 3_410_016
     assert count(IdentityEncoder()) == 3_482_016
     assert count(Audio2AUNet()) == 2_214_529

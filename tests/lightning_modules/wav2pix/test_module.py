@@ -58,7 +58,7 @@ def test_perfect_discriminator_has_zero_loss_and_paper_only_halves_it():
     )  # eq. 1, no wrong term
 
 
-def test_generator_terms_follow_the_spec():
+def test_generator_terms_follow_the_paper():
     module = Wav2PixModule(image_size=SIZE, num_identities=3)
     batch = make_batch()
     output = module.generate(batch)

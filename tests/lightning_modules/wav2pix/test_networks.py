@@ -15,7 +15,7 @@ from lightning_modules.wav2pix.networks import (
 
 
 def count(module: nn.Module) -> int:
-    # Spectral norm's u/v vectors are buffers, so parameters() leaves them out, as the spec's counts do.
+    # Spectral norm's u/v vectors are buffers, so parameters() leaves them out, as docs/wav2pix.md does.
     return sum(p.numel() for p in module.parameters())
 
 
@@ -57,7 +57,7 @@ def networks():
         (lambda: FaceDiscriminator(64), 2_765_824),
     ],
 )
-def test_parameter_counts_match_the_spec(build, expected):
+def test_parameter_counts_match_the_layer_tables(build, expected):
     assert count(build()) == expected
 
 
@@ -77,7 +77,7 @@ def test_encoder_lengths_at_one_second():
         x = layer(x)
         if isinstance(layer, nn.Conv1d):
             lengths.append(x.shape[-1])
-    assert lengths == [4000, 1000, 250, 63, 16, 4]  # spec §8
+    assert lengths == [4000, 1000, 250, 63, 16, 4]
     assert x.shape == (2, 1024, 4)
 
 
