@@ -10,7 +10,7 @@ import soundfile as sf
 from datamodules.pipeline.audio import read_audio, resample, voiced_audio
 from datamodules.pipeline.cache import ShardedCache
 from datamodules.pipeline.errors import CacheMismatchError, DatasetError
-from datamodules.pipeline.features import LogMelConfig, log_mel
+from datamodules.pipeline.features import LogMelConfig, MfccConfig, log_mel, mfcc
 from datamodules.pipeline.images import read_image
 from datamodules.pipeline.prepare import prepare_cache
 
@@ -27,6 +27,17 @@ def test_log_mel_frame_count_and_normalisation():
     silent = log_mel(np.zeros(16000, np.float32), config)
     assert np.isfinite(silent).all()
     assert config.padding_value == pytest.approx(-10.9915 / 3.1661)
+
+
+def test_tcsan_mfccs_without_energy_carry_no_loudness():
+    """Why TCSAN's silence check is hard (docs/tcsan.md): with the energy coefficient dropped, as in the
+    paper, a sound's level does not change its MFCCs, and digital silence is a flat spectrum (all zeros)."""
+    noise = np.random.default_rng(0).normal(size=16000).astype(np.float32)
+    quiet, loud = mfcc(1e-3 * noise, MfccConfig()), mfcc(1e-1 * noise, MfccConfig())
+    assert np.abs(quiet).mean() > 1 and np.allclose(quiet, loud, atol=1e-4)
+    assert np.allclose(mfcc(np.zeros(16000, np.float32), MfccConfig()), 0, atol=1e-6)
+    with_energy = MfccConfig(drop_energy=False)
+    assert not np.allclose(mfcc(1e-3 * noise, with_energy), mfcc(1e-1 * noise, with_energy), atol=1e-1)
 
 
 def test_read_audio_downmixes_and_resamples(tmp_path):
