@@ -25,7 +25,7 @@ from torch import nn
 from torchaudio.models import Wav2Vec2Model, wav2vec2_model
 
 from ..common.errors import WeightsError
-from ..common.pretrained.weights import check_state_dict, read_state_dict
+from ..common.pretrained.weights import check_state_dict, load_tensor_file, read_state_dict
 
 SAMPLE_RATE = 16000
 HOP, RECEPTIVE_FIELD = 320, 400
@@ -168,12 +168,7 @@ def _huggingface_state(folder: Path, model: nn.Module) -> dict[str, torch.Tensor
     if safetensors.is_file():
         raw = read_safetensors(safetensors)
     elif binary.is_file():
-        try:
-            raw = torch.load(binary, map_location="cpu", weights_only=True)
-        except Exception as error:  # noqa: BLE001 - any unpickling failure means the file is not a state dict
-            raise WeightsError(
-                f"{binary}: not a readable state dict ({type(error).__name__}); {HOW_TO}."
-            ) from None
+        raw = load_tensor_file(binary, HOW_TO)
     else:
         raise WeightsError(f"{folder}: holds neither model.safetensors nor pytorch_model.bin; {HOW_TO}.")
     state = {

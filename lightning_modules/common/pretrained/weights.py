@@ -36,6 +36,20 @@ def check_release_digest(path: Path, name: str, how_to_get: str) -> None:
         )
 
 
+def load_tensor_file(path: Path, how_to_get: str):
+    """What `torch.save` wrote to `path`, loaded with `weights_only=True` (never executed as a pickle).
+
+    Raises:
+        WeightsError: naming `path`, with `how_to_get`, when the file cannot be read that way.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unpickling failure means the file is not a state dict
+        raise WeightsError(
+            f"{path}: not a readable PyTorch state dict ({type(error).__name__}); {how_to_get}."
+        ) from None
+
+
 def read_state_dict(
     path: Path, network: nn.Module, name: str, how_to_get: str, keep: Callable[[str], bool] = lambda key: True
 ) -> dict[str, torch.Tensor]:
@@ -49,12 +63,7 @@ def read_state_dict(
     if not path.is_file():
         raise WeightsError(f"{path}: {name} weights file not found; {how_to_get}.")
     check_release_digest(path, name, how_to_get)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unpickling failure means the file is not a state dict
-        raise WeightsError(
-            f"{path}: not a readable PyTorch state dict ({type(error).__name__}); {how_to_get}."
-        ) from None
+    state = load_tensor_file(path, how_to_get)
     if not isinstance(state, dict):
         raise WeightsError(f"{path}: holds a {type(state).__name__}, not a state dict; {how_to_get}.")
     return check_state_dict({k: v for k, v in state.items() if keep(k)}, network, str(path), name, how_to_get)
