@@ -100,19 +100,6 @@ def save_figure(figure: Figure, path: str | Path, dpi: int = 110) -> Path:
     return path
 
 
-def plot_metric_curves(
-    results: Curves,
-    path: str | Path,
-    metrics: Sequence[str],
-    xlabel: str,
-    references: References | None = None,
-    title: str = "",
-    highlight: Collection[str] = (),
-) -> Path:
-    """`curves_figure(...)` written to `path` as PNG → the path."""
-    return save_figure(curves_figure(results, metrics, xlabel, references, title, highlight), path)
-
-
 def plot_snr_curves(
     results: Curves,
     path: str | Path,
@@ -123,13 +110,13 @@ def plot_snr_curves(
 ) -> Path:
     """Metrics against SNR: `results[label][snr_db][metric]`, one line per label (noise type or system),
     `references[label][metric]` (e.g. clean speech) dashed; one subplot per metric → the PNG's path."""
-    return plot_metric_curves(results, path, metrics, "SNR (dB)", references, title, highlight)
+    return save_figure(curves_figure(results, metrics, "SNR (dB)", references, title, highlight), path)
 
 
 def plot_sweep(sweep, path: str | Path, title: str = "") -> Path:
     """A `reports.Sweep` (variable, metrics, curves, references) as a PNG; lines whose label ends in
     "mean" (averages over conditions) are drawn thicker → the path."""
     highlight = [label for label in sweep.curves if label.endswith("mean")]
-    return plot_metric_curves(
-        sweep.curves, path, tuple(sweep.metrics), sweep.variable, sweep.references, title, highlight
-    )
+    metrics = tuple(sweep.metrics)
+    figure = curves_figure(sweep.curves, metrics, sweep.variable, sweep.references, title, highlight)
+    return save_figure(figure, path)
