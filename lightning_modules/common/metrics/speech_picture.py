@@ -76,13 +76,9 @@ class SpeechPicture:
             "real": sample.real[:length],
             "other speech": sample.control[:length],
         }
-        real_marks = [self.detect(frame) for frame in rows["real"]]
-        box = mouth_box(real_marks, rows["real"].shape[1:3])
-        marks = {"real": real_marks}
-        traces = {
-            name: _unit(opening_series(frames, marks.get(name) or [self.detect(f) for f in frames], box)[0])
-            for name, frames in rows.items()
-        }
+        marks = {name: [self.detect(frame) for frame in frames] for name, frames in rows.items()}
+        box = mouth_box(marks["real"], rows["real"].shape[1:3])
+        traces = {name: _unit(opening_series(frames, marks[name], box)[0]) for name, frames in rows.items()}
         energy = _unit(frame_energy(sample.speech, sample.sample_rate, length))
         times = np.linspace(0, length - 1, STRIP_FRAMES).round().astype(int)
         figure = Figure(figsize=(STRIP_FRAMES * 0.9, 5.2))
