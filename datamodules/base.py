@@ -66,6 +66,18 @@ class CachedDataModule(L.LightningDataModule):
                 f"{cache.directory / 'rejected.csv'}"
             )
 
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """Training batches arrive compact (each dataset's `load_batch`: uint8 pixels, unmixed noise) and
+        are finished here, on the training device, by `finish_batch`. Call it yourself on a batch taken
+        from a training loader outside a Trainer."""
+        return self.finish_batch(batch)
+
+    @staticmethod
+    def finish_batch(batch):
+        """The batched device transforms of this data (`datamodules/device_transforms.py`); a finished
+        batch comes back unchanged."""
+        return batch
+
     def world(self) -> int:
         return self.trainer.world_size if self.trainer is not None else 1
 

@@ -16,11 +16,14 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from .base import randint
+from .device_transforms import emphasise as emphasise_batch
+from .device_transforms import faces_to_unit_range
 from .pipeline.audio import SILENCE_PEAK, read_audio
 from .pipeline.cache import CachedItems
 from .pipeline.errors import DatasetError
 from .pipeline.faces import DlibDetector
 from .pipeline.images import read_image
+from .resumable import BatchDraws
 
 _DETECTOR = DlibDetector(upsample=0)  # crops are tight and large: no upsampling needed
 
@@ -118,4 +121,37 @@ class FaceSpeechPairs(Dataset):
             "wrong_face": self._face(wrong),
             "audio": torch.from_numpy(wave.astype(np.float32)),
             "identity": self.index[meta["identity"]],
+            "audio_start": start,
         }
+
+    def load_batch(self, indices: list[int], draws: BatchDraws) -> dict:
+        """The training batch of `indices` in one call: `face`, `wrong_face` `(B, 3, S, S)` uint8 and the
+        raw speech window `speech (B, audio_samples)`; `finish_batch` makes the faces [-1, 1] and the
+        speech the emphasised `audio` on the training device."""
+        rows = [self.rows[index % len(self.rows)] for index in indices]
+        pairs = [self.items[row] for row in rows]
+        spares = np.array([len(arrays["audio"]) - self.audio_samples for _, arrays in pairs])
+        starts = draws.integers(spares + 1, 0) if self.train else spares // 2
+        others = [self.other_rows[meta["identity"]] for meta, _ in pairs]
+        picks = draws.integers(np.array([max(len(o), 1) for o in others]), 1)
+        wrong = [o[k] if o else row for o, k, row in zip(others, picks, rows)]
+        batch = {
+            "face": np.stack([arrays["face"][0] for _, arrays in pairs]),
+            "wrong_face": np.stack([self.items[row][1]["face"][0] for row in wrong]),
+            "speech": np.stack(
+                [arrays["audio"][s : s + self.audio_samples] for (_, arrays), s in zip(pairs, starts)]
+            ).astype(np.float32),
+            "identity": np.array([self.index[meta["identity"]] for meta, _ in pairs], dtype=np.int64),
+            "audio_start": starts.astype(np.int64),
+        }
+        return {key: torch.from_numpy(value) for key, value in batch.items()}
+
+    def finish_batch(self, batch: dict) -> dict:
+        """Complete a `load_batch` batch on its device (`device_transforms`); a batch made item by item
+        comes back unchanged."""
+        if "speech" in batch:
+            batch["audio"] = emphasise_batch(batch.pop("speech"), *self.emphasis)
+        for key in ("face", "wrong_face"):
+            if batch[key].dtype == torch.uint8:
+                batch[key] = faces_to_unit_range(batch[key])
+        return batch

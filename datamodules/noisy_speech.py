@@ -80,6 +80,14 @@ class RandomNoise:
         mixture, _, _ = self.bank.draw(speech, np.random.default_rng(words), self.snrs_db)
         return mixture
 
+    def pick(self, length: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+        """The `(length,)` noise segment and the SNR of one training mixture, drawn from `rng`; the batched
+        loaders mix them on the training device (`device_transforms.mix_at_snr`)."""
+        if self.seed is not None:
+            raise ValueError("a fixed noisy set (seeded RandomNoise) is mixed item by item, not in batches")
+        noise, _, snr = self.bank.pick(length, rng, self.snrs_db)
+        return noise, snr
+
 
 class FixedNoise:
     """Every item mixed with `noise_type` at `snr_db`; the segment depends on (seed, clip, type) only."""

@@ -7,7 +7,9 @@ ranks thus see disjoint parts of the same global batches a single process would 
 loaded with torch's RNG seeded by (seed, epoch, item index), and every batch collated with it seeded by
 (seed, epoch, batch number), inside `torch.random.fork_rng`, so the random window starts and crops drawn
 by the datasets (`datamodules.base.randint`) depend neither on the worker that loads them, nor on the
-number of workers, nor on the model's own use of the RNG.
+number of workers, nor on the model's own use of the RNG. A dataset that loads whole batches
+(`load_batch`, the fast path of every cached dataset) gets the same guarantees from `BatchDraws`, whose
+numbers are a hash of (seed, epoch, item index) evaluated for the whole batch at once.
 
 It implements `state_dict` / `load_state_dict`, which Lightning saves in every checkpoint and restores on
 resumption (its "stateful dataloader" protocol): the epoch and the number of batches already consumed,
@@ -42,9 +44,64 @@ def mixed_seed(*parts: int) -> int:
     )
 
 
+class BatchDraws:
+    """The random numbers of one batch request, drawn for the whole batch at once.
+
+    Item draws are a function of (seed, epoch, item index, draw number) alone, as the per-item seeds of
+    `SeededBatches` are, so they do not depend on how a global batch is cut over DDP ranks or workers.
+    Batch draws are a function of (seed, epoch, batch number). Numbers come from a counter-based hash
+    (splitmix64) evaluated on numpy arrays: no generator object per item, no Python call per item.
+    """
+
+    def __init__(self, seed: int, epoch: int, number: int, indices: list[int]):
+        self._items = _splitmix64(np.asarray(indices, dtype=np.uint64) ^ np.uint64(mixed_seed(seed, epoch)))
+        self._batch = np.uint64(mixed_seed(seed, epoch, number, 1 << 40))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def uniform(self, draw: int) -> np.ndarray:
+        """`(B,)` float64 in [0, 1): the items' draw number `draw`."""
+        return _unit_interval(_splitmix64(self._items + np.uint64(_GOLDEN * (draw + 1) % 2**64)))
+
+    def integers(self, high, draw: int) -> np.ndarray:
+        """`(B,)` int64, item i's uniform in [0, high[i]) (`high` a scalar or `(B,)`, each ≥ 1)."""
+        return np.minimum((self.uniform(draw) * high).astype(np.int64), np.asarray(high) - 1)
+
+    def batch_integer(self, high: int, draw: int) -> int:
+        """One int uniform in [0, high) shared by the whole batch."""
+        word = _splitmix64(np.array([self._batch], dtype=np.uint64) + np.uint64(draw))
+        return min(int(_unit_interval(word)[0] * high), high - 1)
+
+    def generator(self, position: int, draw: int) -> np.random.Generator:
+        """A numpy generator for the item at `position`, for draws too irregular to vectorise."""
+        return np.random.default_rng([int(self._items[position]), draw])
+
+
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _splitmix64(words: np.ndarray) -> np.ndarray:
+    """Steele et al.'s 64-bit finaliser, elementwise on uint64 (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        z = words + np.uint64(_GOLDEN)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _unit_interval(words: np.ndarray) -> np.ndarray:
+    """The top 53 bits as a float64 in [0, 1)."""
+    return (words >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
 class SeededBatches(Dataset):
-    """`dataset` fetched one batch request `(seed, epoch, batch number, indices)` at a time, each item and
-    the collation under its own seed; the DataLoader's `collate_fn` then passes the batch through."""
+    """`dataset` fetched one batch request `(seed, epoch, batch number, indices)` at a time; the
+    DataLoader's `collate_fn` then passes the batch through.
+
+    A dataset with `load_batch(indices, draws)` makes the whole batch in one call from its `BatchDraws`.
+    Any other is loaded item by item, each item and the collation under its own seed.
+    """
 
     def __init__(self, dataset: Dataset, collate: Callable[[list], Any]):
         self.dataset, self.collate = dataset, collate
@@ -57,6 +114,8 @@ class SeededBatches(Dataset):
 
     def __getitems__(self, request: tuple[int, int, int, list[int]]):
         seed, epoch, number, indices = request
+        if hasattr(self.dataset, "load_batch"):
+            return self.dataset.load_batch(indices, BatchDraws(seed, epoch, number, indices))
         loads = [(mixed_seed(seed, epoch, index), lambda i=index: self.dataset[i]) for index in indices]
         return seeded_collate(loads, mixed_seed(seed, epoch, number, 1 << 40), self.collate)
 

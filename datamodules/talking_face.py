@@ -28,14 +28,14 @@ from tqdm.auto import tqdm
 from .base import SPLITS, CachedDataModule
 from .noisy_speech import FixedNoise, NoiseMixing, RandomNoise
 from .pipeline.action_units import AULabelConfig, build_labeler, class_rates
-from .pipeline.cache import CachedItems, ShardedCache, parameter_differences
+from .pipeline.cache import CachedItems, ShardedCache, atomic_write_json, parameter_differences
 from .pipeline.errors import DatasetError
 from .pipeline.face_tracks import FaceCropConfig
 from .pipeline.features import MfccConfig
 from .pipeline.prepare import prepare_cache
 from .pipeline.video import parse_fps
 from .talking_face_clips import clip_item
-from .talking_face_windows import ClipWindows, clip_collate
+from .talking_face_windows import ClipWindows, clip_collate, finish_batch
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ class ClipFiles:
 # ----------------------------------------------------------------------------- datamodule
 
 EVAL_NOISE_DONORS = 32  # training utterances that babble and speech-shaped evaluation noise are made of
+SCAN_RECORD = "scan.json"  # in the cache folder: per split, the clips and speakers the root's scan listed
 
 
 class TalkingFaceDataModule(CachedDataModule):
@@ -88,6 +89,7 @@ class TalkingFaceDataModule(CachedDataModule):
 
     native_fps: str | None = None
     min_frames: int = 1
+    finish_batch = staticmethod(finish_batch)
 
     def __init__(
         self,
@@ -129,6 +131,7 @@ class TalkingFaceDataModule(CachedDataModule):
         self.mfcc_stats: tuple[np.ndarray, np.ndarray] | None = None
         self.datasets: dict[str, ClipWindows] = {}
         self._noise_banks: dict[str, object] = {}
+        self._scan_record: dict | None = None
 
     def scan(self, root: Path) -> list[ClipFiles]:
         raise NotImplementedError
@@ -140,7 +143,21 @@ class TalkingFaceDataModule(CachedDataModule):
     def speakers(self, split: str) -> list[str]:
         if self.stream is not None:
             return self.stream.speakers(split)
-        return sorted({clip.speaker for clip in self.clips if clip.split == split and clip.speaker})
+        return self.scan_record()["speakers"][split]
+
+    def scan_record(self) -> dict:
+        """What the root's scan lists per split: `{"clips": {split: count}, "speakers": {split: [names]}}`.
+
+        `prepare_data` writes it into the cache folder once every clip is preprocessed, and `setup` reads it
+        from there, so a complete cache is set up from its index alone, without listing the dataset root
+        again (LRW's 500k files) and without the root at all. Without that record it comes from the scan.
+        """
+        if self._scan_record is None:
+            recorded = self.cache().directory / SCAN_RECORD
+            self._scan_record = (
+                json.loads(recorded.read_text()) if recorded.is_file() else scan_summary(self.clips)
+            )
+        return self._scan_record
 
     def _params(self) -> dict:
         return {"root": str(self.root), **self._preprocessing()}
@@ -199,15 +216,17 @@ class TalkingFaceDataModule(CachedDataModule):
             description=f"{self.layout} clips",
         )
         self.report(report, cache, "clip")
+        self._scan_record = scan_summary(self.clips)
+        atomic_write_json(cache.directory / SCAN_RECORD, self._scan_record)
 
     def setup(self, stage: str | None = None) -> None:
         if self.stream is not None:
             return self._setup_stream()
         items = self.cache().read()
-        rows = {
-            split: [r for r, meta in enumerate(items.metas) if meta["split"] == split] for split in SPLITS
-        }
-        if not rows["train"] and any(clip.split == "train" for clip in self.clips):
+        rows: dict[str, list[int]] = {split: [] for split in SPLITS}
+        for row, meta in enumerate(items.metas):
+            rows[meta["split"]].append(row)
+        if not rows["train"] and self.scan_record()["clips"]["train"]:
             raise DatasetError(
                 f"{self.root}: no training clip survived preprocessing; see "
                 f"{self.cache().directory / 'rejected.csv'}."
@@ -356,6 +375,17 @@ def _feature_stats(items: CachedItems, rows: list[int], key: str) -> tuple[np.nd
     """Per-coefficient mean and std over every frame of the given clips."""
     stacked = np.concatenate([np.asarray(items[r][1][key], dtype=np.float64) for r in rows])
     return stacked.mean(0).astype(np.float32), np.maximum(stacked.std(0), 1e-5).astype(np.float32)
+
+
+def scan_summary(clips: list[ClipFiles]) -> dict:
+    """`TalkingFaceDataModule.scan_record` of these clips."""
+    return {
+        "clips": {split: sum(clip.split == split for clip in clips) for split in SPLITS},
+        "speakers": {
+            split: sorted({clip.speaker for clip in clips if clip.split == split and clip.speaker})
+            for split in SPLITS
+        },
+    }
 
 
 def every_nth_to_val(clips: list[ClipFiles], every: int = 20) -> list[ClipFiles]:

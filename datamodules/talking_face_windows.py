@@ -16,10 +16,12 @@ import torch
 from torch.utils.data import Dataset
 
 from .base import randint, stack_items
+from .device_transforms import frames_to_unit_range, mix_at_snr
 from .noisy_speech import FixedNoise, RandomNoise
 from .pipeline.cache import CachedItems
 from .pipeline.face_tracks import mouth_centres
 from .pipeline.sync import feature_window, frames_span, take
+from .resumable import BatchDraws
 
 
 class TalkingFaceBatch(TypedDict, total=False):
@@ -68,6 +70,25 @@ def mfcc_windows(
     return np.stack([take(standard, *feature_window(k, fps, width)).T for k in frames]).astype(np.float32)
 
 
+def mfcc_window_batch(
+    features: np.ndarray, stats: tuple[np.ndarray, np.ndarray], first: int, count: int, fps: str, width: int
+) -> np.ndarray:
+    """`mfcc_windows` for frames `first … first + count − 1` in one gather (no Python loop per frame).
+
+    Frame k's window starts at its centre column c_k − width // 2 with c_k = floor(100 (k + ½) / fps + ½)
+    (`sync.feature_window`), computed in integers: with fps = p/q, c_k = (100 q (2k + 1) + p) // 2p.
+    """
+    mean, std = stats
+    standard = (np.asarray(features, dtype=np.float32) - mean) / std
+    rate = Fraction(fps)
+    frames = np.arange(first, first + count, dtype=np.int64)
+    centres = (100 * rate.denominator * (2 * frames + 1) + rate.numerator) // (2 * rate.numerator)
+    columns = (centres - width // 2)[:, None] + np.arange(width)  # (count, width)
+    inside = (columns >= 0) & (columns < len(standard))
+    windows = standard[np.clip(columns, 0, max(len(standard) - 1, 0))] * inside[..., None]
+    return windows.transpose(0, 2, 1).astype(np.float32)
+
+
 def to_unit_range(frames: np.ndarray) -> torch.Tensor:
     """`(T, S, S, 3)` uint8 → `(T, 3, S, S)` float32 in [-1, 1]."""
     return torch.from_numpy(np.asarray(frames, dtype=np.float32)).permute(0, 3, 1, 2) / 127.5 - 1.0
@@ -108,26 +129,30 @@ class ClipWindows(Dataset):
         return self.window(*self.items[row], au=None if self.au_labels is None else self.au_labels[row])
 
     def window(
-        self, meta: dict, arrays: dict[str, np.ndarray], au: tuple[np.ndarray, np.ndarray] | None = None
+        self,
+        meta: dict,
+        arrays: dict[str, np.ndarray],
+        au: tuple[np.ndarray, np.ndarray] | None = None,
+        first: int | None = None,
     ) -> dict:
-        """One clip's item; `au` its (labels, valid) per frame when AU labels are on."""
+        """One clip's item; `au` its (labels, valid) per frame when AU labels are on; the window starts at
+        `first`, or where the dataset draws it."""
         total, fps = meta["frames"], Fraction(meta["fps"])
         count = min(self.window_frames or total, total)
-        first = randint(total - count + 1) if self.random_start else 0
-        start, stop = frames_span(first, count, fps, self.sample_rate)
+        if first is None:
+            first = randint(total - count + 1) if self.random_start else 0
+        raw = self._slices(meta, arrays, first, count)
         item = {
-            "video": to_unit_range(arrays["frames"][first : first + count]),
-            "identity": to_unit_range(arrays["frames"][:1])[0],
-            "audio": torch.from_numpy(np.array(arrays["audio"][start:stop], dtype=np.float32)),
-            "detected": torch.from_numpy(np.array(arrays["detected"][first : first + count])),
+            "video": to_unit_range(raw["video"]),
+            "identity": to_unit_range(raw["identity"][None])[0],
+            "audio": torch.from_numpy(np.array(raw["audio"], dtype=np.float32)),
+            "detected": torch.from_numpy(np.array(raw["detected"])),
             "speaker": self.speaker_index.get(meta["speaker"], -1),
             "first_frame": first,
         }
-        if "landmarks" in arrays:
-            item["landmarks"] = torch.from_numpy(np.array(arrays["landmarks"][first : first + count]))
-            size = item["video"].shape[-1]
-            centres = mouth_centres(item["landmarks"].numpy(), item["detected"].numpy(), size)
-            item["mouth_centre"] = torch.from_numpy(centres)
+        if "landmarks" in raw:
+            item["landmarks"] = torch.from_numpy(np.array(raw["landmarks"]))
+            item["mouth_centre"] = torch.from_numpy(self._mouth_centres(raw))
         if self.noise is not None:
             mixture = self.noise(item["audio"].numpy(), meta["key"])
             if self.noise.target == "audio":
@@ -143,6 +168,96 @@ class ClipWindows(Dataset):
             item["au"] = torch.from_numpy(labels[first : first + count].astype(np.float32))
             item["au_mask"] = torch.from_numpy(valid[first : first + count].copy())
         return item
+
+    def _slices(self, meta: dict, arrays: dict[str, np.ndarray], first: int, count: int) -> dict:
+        """Views of the cached arrays for frames `first … first + count − 1`: video `(T, S, S, 3)` uint8,
+        identity `(S, S, 3)` uint8 (frame 0), audio `(L,)`, detected `(T,)`, landmarks `(T, 68, 2)`."""
+        start, stop = frames_span(first, count, Fraction(meta["fps"]), self.sample_rate)
+        raw = {
+            "video": arrays["frames"][first : first + count],
+            "identity": arrays["frames"][0],
+            "audio": arrays["audio"][start:stop],
+            "detected": arrays["detected"][first : first + count],
+        }
+        if "landmarks" in arrays:
+            raw["landmarks"] = arrays["landmarks"][first : first + count]
+        return raw
+
+    @staticmethod
+    def _mouth_centres(raw: dict) -> np.ndarray:
+        size = raw["video"].shape[-2]
+        return mouth_centres(np.asarray(raw["landmarks"]), np.asarray(raw["detected"]), size)
+
+    def load_batch(self, indices: list[int], draws: BatchDraws) -> TalkingFaceBatch:
+        """The training batch of `indices`, made in one call: window starts from `draws`, every array
+        copied from the cache into one preallocated batch array. It is compact: `video (B, T, S, S, 3)`
+        and `identity (B, S, S, 3)` stay uint8, and with noise the batch holds the noise segment
+        `noise (B, L)` and its `snr_db (B,)` instead of the mixture. `finish_batch` completes it on the
+        training device into exactly what `clip_collate` of the items would be.
+        """
+        clips = [self.items[self.rows[index]] for index in indices]
+        au = [None if self.au_labels is None else self.au_labels[self.rows[index]] for index in indices]
+        totals = np.array([meta["frames"] for meta, _ in clips])
+        counts = np.minimum(self.window_frames or totals, totals)
+        firsts = draws.integers(totals - counts + 1, 0) if self.random_start else np.zeros_like(totals)
+        raws = [
+            self._slices(meta, arrays, int(first), int(count))
+            for (meta, arrays), first, count in zip(clips, firsts, counts)
+        ]
+        batch = {
+            "video": _padded([raw["video"] for raw in raws]),
+            "identity": np.stack([raw["identity"] for raw in raws]),
+            "audio": _padded([raw["audio"] for raw in raws], np.float32),
+            "detected": _padded([raw["detected"] for raw in raws]),
+            "speaker": np.array([self.speaker_index.get(meta["speaker"], -1) for meta, _ in clips]),
+            "first_frame": firsts.astype(np.int64),
+            "frame_mask": np.arange(counts.max())[None] < counts[:, None],
+            "audio_length": np.array([len(raw["audio"]) for raw in raws]),
+        }
+        if "landmarks" in raws[0]:
+            batch["landmarks"] = _padded([raw["landmarks"] for raw in raws], np.float32)
+            batch["mouth_centre"] = _padded([self._mouth_centres(raw) for raw in raws])
+        if self.noise is not None:
+            picks = [self.noise.pick(len(raw["audio"]), draws.generator(i, 1)) for i, raw in enumerate(raws)]
+            batch["noise"] = _padded([noise for noise, _ in picks], np.float32)
+            batch["snr_db"] = np.array([snr for _, snr in picks])
+        if self.mfcc_width and "mfcc" in clips[0][1]:
+            batch["mfcc"] = _padded(
+                [
+                    mfcc_window_batch(
+                        arrays["mfcc"], self.mfcc_stats, int(f), int(c), meta["fps"], self.mfcc_width
+                    )
+                    for (meta, arrays), f, c in zip(clips, firsts, counts)
+                ]
+            )
+        if self.au_labels is not None:
+            batch["au"] = _padded(
+                [labels[f : f + c].astype(np.float32) for (labels, _), f, c in zip(au, firsts, counts)]
+            )
+            batch["au_mask"] = _padded([valid[f : f + c] for (_, valid), f, c in zip(au, firsts, counts)])
+        return {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in batch.items()}
+
+
+def finish_batch(batch: TalkingFaceBatch) -> TalkingFaceBatch:
+    """Complete a `ClipWindows.load_batch` batch on its device (`device_transforms`): frames to [-1, 1]
+    (padding frames 0, as `clip_collate` pads), the noise mixed in at its SNR. A batch made item by item is
+    returned as it is."""
+    if batch["video"].dtype == torch.uint8:
+        mask = batch["frame_mask"][..., None, None, None]
+        batch["video"] = frames_to_unit_range(batch["video"]) * mask
+        batch["identity"] = frames_to_unit_range(batch["identity"])
+    if "noise" in batch:
+        batch["noisy_audio"] = mix_at_snr(batch["audio"], batch.pop("noise"), batch.pop("snr_db"))
+    return batch
+
+
+def _padded(arrays: list[np.ndarray], dtype=None) -> np.ndarray:
+    """Stack `(T_i, …)` arrays into `(B, max T_i, …)`, zero-filled past each one's length."""
+    longest = max(len(array) for array in arrays)
+    out = np.zeros((len(arrays), longest, *arrays[0].shape[1:]), dtype=dtype or arrays[0].dtype)
+    for row, array in enumerate(arrays):
+        out[row, : len(array)] = array
+    return out
 
 
 def clip_collate(items: list[dict]) -> TalkingFaceBatch:

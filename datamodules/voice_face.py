@@ -21,13 +21,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .base import SPLITS, CachedDataModule, randint, stack_items
+from .base import SPLITS, CachedDataModule, stack_items
+from .device_transforms import imagenet_normalised
 from .pipeline.audio import VAD_HANGOVER_MS, read_audio, voiced_audio
 from .pipeline.cache import CachedItems, ShardedCache
 from .pipeline.errors import DatasetError
 from .pipeline.features import LogMelConfig, log_mel
 from .pipeline.images import IMAGENET_MEAN, IMAGENET_STD, read_image
 from .pipeline.prepare import prepare_cache
+from .resumable import BatchDraws
 
 
 @dataclass(frozen=True)
@@ -116,43 +118,71 @@ class VoiceFaceCorpus:
 
 
 class TrainPairs(Dataset):
-    """One random face and one random utterance (or `segments` windows) per usable identity."""
+    """One random face and one random utterance crop (or `segments` windows) per usable identity.
 
-    def __init__(self, corpus: VoiceFaceCorpus, segments: int, window_frames: int):
+    Batches are made whole by `load_batch` (the training loader's fast path): faces stay uint8 and are
+    normalised on the training device (`finish_batch`). Each batch crops every utterance to one length
+    drawn from `clip_frames` (inclusive), at a random start in each.
+    """
+
+    def __init__(
+        self, corpus: VoiceFaceCorpus, segments: int, window_frames: int, clip_frames: tuple[int, int]
+    ):
         self.corpus, self.segments, self.window_frames = corpus, segments, window_frames
+        self.clip_frames = clip_frames
 
     def __len__(self) -> int:
         return len(self.corpus.usable)
 
-    def __getitem__(self, index: int) -> dict:
-        identity = self.corpus.usable[index]
-        face_rows, mel_rows = self.corpus.face_rows[identity], self.corpus.mel_rows[identity]
-        item = {
-            "face": normalise_face(self.corpus.face(face_rows[randint(len(face_rows))])),
-            "identity": identity,
+    def load_batch(self, indices: list[int], draws: BatchDraws) -> VoiceFaceBatch:
+        """`face (B, 3, S, S)` uint8, `identity (B,)`, and `mel (B, n_mels, T)` float32 (T drawn per batch)
+        or, with `segments`, `mels (B, N, n_mels, window_frames)`."""
+        identities = [self.corpus.usable[index] for index in indices]
+        face_rows = [self.corpus.face_rows[i] for i in identities]
+        picks = draws.integers(np.array([len(rows) for rows in face_rows]), 0)
+        batch = {
+            "face": np.stack([self.corpus.face(rows[k]) for rows, k in zip(face_rows, picks)]),
+            "identity": np.array(identities, dtype=np.int64),
         }
+        mel_rows = [self.corpus.mel_rows[i] for i in identities]
         if self.segments:
-            item["mels"] = torch.from_numpy(self._windows(mel_rows))
+            batch["mels"] = np.stack(
+                [self._windows(rows, draws.generator(i, 1)) for i, rows in enumerate(mel_rows)]
+            )
         else:
-            item["mel"] = torch.from_numpy(self.corpus.mel(mel_rows[randint(len(mel_rows))]))
-        return item
+            low, high = self.clip_frames
+            frames = low + draws.batch_integer(high - low + 1, 0)
+            mels = [
+                _pad_to(self.corpus.mel(rows[k]), frames)
+                for rows, k in zip(mel_rows, draws.integers(np.array([len(rows) for rows in mel_rows]), 1))
+            ]
+            starts = draws.integers(np.array([mel.shape[1] - frames + 1 for mel in mels]), 2)
+            batch["mel"] = np.stack([mel[:, s : s + frames] for mel, s in zip(mels, starts)])
+        return {key: torch.from_numpy(value) for key, value in batch.items()}
 
-    def _windows(self, mel_rows: list[int]) -> np.ndarray:
+    def _windows(self, mel_rows: list[int], rng: np.random.Generator) -> np.ndarray:
         """`segments` non-overlapping windows from the identity's utterances in random order.
 
         Windows are taken at a random start offset in each shuffled utterance; an identity with too little
-        speech for `segments` windows repeats its windows cyclically. The shuffle, like every draw here,
-        uses torch's RNG, which the resumable loader seeds per item (numpy's global RNG it does not).
+        speech for `segments` windows repeats its windows cyclically.
         """
         width, windows = self.window_frames, []
-        for row in (mel_rows[i] for i in torch.randperm(len(mel_rows)).tolist()):
+        for row in (mel_rows[i] for i in rng.permutation(len(mel_rows))):
             mel = _pad_to(self.corpus.mel(row), width)
-            start = randint(mel.shape[1] % width + 1)
+            start = int(rng.integers(mel.shape[1] % width + 1))
             windows += [mel[:, s : s + width] for s in range(start, mel.shape[1] - width + 1, width)]
             if len(windows) >= self.segments:
                 break
         repeated = [windows[i % len(windows)] for i in range(self.segments)]
         return np.stack(repeated)
+
+
+def finish_batch(batch: VoiceFaceBatch) -> VoiceFaceBatch:
+    """Normalise a `TrainPairs.load_batch` batch's uint8 faces on its device; a finished batch (evaluation)
+    comes back unchanged."""
+    if batch["face"].dtype == torch.uint8:
+        batch["face"] = imagenet_normalised(batch["face"])
+    return batch
 
 
 class EvaluationIdentities(Dataset):
@@ -191,25 +221,6 @@ def _pad_to(mel: np.ndarray, frames: int, value: float = LogMelConfig().padding_
     return mel if missing <= 0 else np.pad(mel, ((0, 0), (0, missing)), constant_values=value)
 
 
-class RandomCropCollate:
-    """Stack items, cropping every `mel` to one length drawn per batch from [min_frames, max_frames]."""
-
-    def __init__(self, min_frames: int, max_frames: int):
-        self.min_frames, self.max_frames = min_frames, max_frames
-
-    def __call__(self, items: list[dict]) -> VoiceFaceBatch:
-        frames = self.min_frames + randint(self.max_frames - self.min_frames + 1)
-        batch = stack_items(items, exclude=("mel",))
-        if "mel" in items[0]:
-            crops = []
-            for item in items:
-                mel = _pad_to(item["mel"].numpy(), frames)
-                start = randint(mel.shape[1] - frames + 1)
-                crops.append(torch.from_numpy(mel[:, start : start + frames].copy()))
-            batch["mel"] = torch.stack(crops)
-        return batch
-
-
 def evaluation_collate(items: list[dict]) -> VoiceFaceBatch:
     """Stack items, padding each identity's face set to the largest one with a `face_mask`."""
     batch = stack_items(items, exclude=("faces",))
@@ -243,6 +254,8 @@ class VoiceFaceDataModule(CachedDataModule):
         batch_size: global batch (divided by the number of devices).
         demo_size: "demo" or "tiny" (tests) when root is None.
     """
+
+    finish_batch = staticmethod(finish_batch)
 
     def __init__(
         self,
@@ -356,13 +369,9 @@ class VoiceFaceDataModule(CachedDataModule):
             )
 
     def train_dataloader(self) -> DataLoader:
-        dataset = TrainPairs(self.corpora["train"], self.hparams.segments, self.hparams.window_frames)
-        return self.loader(
-            dataset,
-            self.per_device_batch(),
-            shuffle=True,
-            collate=RandomCropCollate(*self.hparams.clip_frames),
-        )
+        hp = self.hparams
+        dataset = TrainPairs(self.corpora["train"], hp.segments, hp.window_frames, tuple(hp.clip_frames))
+        return self.loader(dataset, self.per_device_batch(), shuffle=True, collate=None)
 
     def val_dataloader(self) -> DataLoader:
         return self._evaluation_loader("val")

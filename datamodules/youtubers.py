@@ -162,6 +162,9 @@ class YoutubersDataModule(CachedDataModule):
             (hp.pre_emphasis, hp.emphasis_first),
         )
 
+    def finish_batch(self, batch: dict) -> dict:
+        return self.datasets["train"].finish_batch(batch)
+
     def train_dataloader(self) -> DataLoader:
         return self.loader(self.datasets["train"], self.per_device_batch(), shuffle=True, collate=stack_items)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -49,25 +49,64 @@ def parameter_differences(stored: dict, asked: dict, keys, stored_as: str) -> st
     )
 
 
-@dataclass
 class CachedItems:
-    """Read-only view of every complete shard: `items[i]` → `(meta, {key: array})`."""
+    """Read-only view of every complete shard: `items[i]` → `(meta, {key: array})`; `metas[i]` is item i's
+    metadata.
 
-    metas: list[dict] = field(default_factory=list)
-    _locations: list[tuple[int, int]] = field(default_factory=list)  # (shard slot, index in shard)
-    _arrays: list[dict[str, np.ndarray]] = field(default_factory=list)
-    _offsets: list[dict[str, list[int]]] = field(default_factory=list)
+    A shard's arrays are memory-mapped on first use and at most `MAX_OPEN_SHARDS` shards stay mapped (least
+    recently used first out): every map holds a file descriptor, and a cache of many thousand shards would
+    otherwise exhaust the process's limit before training starts. Arrays already handed out stay valid.
+    """
+
+    MAX_OPEN_SHARDS = 64
+
+    def __init__(
+        self,
+        directory: Path,
+        stems: list[str],
+        counts: list[int],
+        offsets: list[dict[str, np.ndarray]],
+        metas: list[dict],
+    ):
+        """`stems[k]` names shard k's files, which hold `counts[k]` items with array `offsets[k]`;
+        `metas`: every item's metadata, shard after shard."""
+        self.directory = Path(directory)
+        self.metas = metas
+        self._stems, self._offsets = stems, offsets
+        counts = np.asarray(counts, dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        # Item i is row `_row[i]` of shard `_slot[i]`.
+        self._slot = np.repeat(np.arange(len(stems), dtype=np.int32), counts)
+        self._row = (np.arange(starts[-1]) - np.repeat(starts[:-1], counts)).astype(np.int32)
+        self._open: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self.metas)
 
     def __getitem__(self, index: int) -> tuple[dict, dict[str, np.ndarray]]:
-        slot, row = self._locations[index]
+        slot, row = int(self._slot[index]), int(self._row[index])
+        offsets = self._offsets[slot]
         arrays = {
-            key: array[self._offsets[slot][key][row] : self._offsets[slot][key][row + 1]]
-            for key, array in self._arrays[slot].items()
+            key: array[offsets[key][row] : offsets[key][row + 1]] for key, array in self._arrays(slot).items()
         }
         return self.metas[index], arrays
+
+    def _arrays(self, slot: int) -> dict[str, np.ndarray]:
+        if slot in self._open:
+            self._open.move_to_end(slot)
+            return self._open[slot]
+        arrays = {
+            key: np.load(self.directory / f"{self._stems[slot]}.{key}.npy", mmap_mode="r")
+            for key in self._offsets[slot]
+        }
+        self._open[slot] = arrays
+        if len(self._open) > self.MAX_OPEN_SHARDS:
+            self._open.popitem(last=False)
+        return arrays
+
+    def __getstate__(self) -> dict:
+        """Pickled (to a spawned worker) without its open maps, which the receiver reopens itself."""
+        return {**self.__dict__, "_open": OrderedDict()}
 
 
 class ShardedCache:
@@ -135,24 +174,23 @@ class ShardedCache:
         index = {"items": [meta for meta, _ in items], "offsets": offsets, "rejected": rejected}
         atomic_write_json(self.shard_path(shard, ".json"), index)
 
+    def _shard_jsons(self) -> list[Path]:
+        """Every complete shard's json, in shard order (sorted by name: comparing Path objects is slow)."""
+        return sorted(self.directory.glob("shard-*.json"), key=lambda path: path.name)
+
     def shard_indices(self) -> list[dict]:
-        return [json.loads(p.read_text()) for p in sorted(self.directory.glob("shard-*.json"))]
+        return [json.loads(p.read_text()) for p in self._shard_jsons()]
 
     def read(self) -> CachedItems:
-        """Memory-map every complete shard."""
-        view = CachedItems()
-        for slot, json_path in enumerate(sorted(self.directory.glob("shard-*.json"))):
+        """Every complete shard's items; their arrays are memory-mapped when first read."""
+        stems, counts, offsets, metas = [], [], [], []
+        for json_path in self._shard_jsons():
             index = json.loads(json_path.read_text())
-            stem = json_path.name[: -len(".json")]
-            arrays = {
-                key: np.load(self.directory / f"{stem}.{key}.npy", mmap_mode="r") for key in index["offsets"]
-            }
-            view._arrays.append(arrays)
-            view._offsets.append(index["offsets"])
-            for row, meta in enumerate(index["items"]):
-                view.metas.append(meta)
-                view._locations.append((slot, row))
-        return view
+            stems.append(json_path.name[: -len(".json")])
+            counts.append(len(index["items"]))
+            offsets.append({key: np.asarray(o, dtype=np.int64) for key, o in index["offsets"].items()})
+            metas.extend(index["items"])
+        return CachedItems(self.directory, stems, counts, offsets, metas)
 
     def rejected(self) -> list[dict]:
         return [row for index in self.shard_indices() for row in index["rejected"]]

@@ -93,19 +93,26 @@ class NoiseBank:
     def draw(
         self, speech: np.ndarray, rng: np.random.Generator, snrs_db: Sequence[float] = TRAIN_SNRS_DB
     ) -> tuple[np.ndarray, str, float]:
-        """One training mixture: a type uniformly, then an SNR uniformly from `snrs_db`, then a segment.
+        """One training mixture of `pick`'s noise at its SNR.
 
         Returns:
             `(mixture, type_name, snr_db)`: the `(T,)` mixture peak-normalised (float32 for float32
             speech), the noise type it holds, and its SNR in dB.
         """
+        noise, name, snr = self.pick(len(speech), rng, snrs_db)
+        return peak_normalise(mix_at_snr(speech, noise, snr)), name, snr
+
+    def pick(
+        self, length: int, rng: np.random.Generator, snrs_db: Sequence[float] = TRAIN_SNRS_DB
+    ) -> tuple[np.ndarray, str, float]:
+        """A type uniformly, then an SNR uniformly from `snrs_db`, then a `(length,)` segment of that type:
+        `(segment, type_name, snr_db)`, what a training mixture is made of."""
         if len(snrs_db) == 0:
             raise ValueError("snrs_db is empty: give at least one SNR to draw from")
         types = self.types
         name = types[int(rng.integers(len(types)))]
         snr = float(snrs_db[int(rng.integers(len(snrs_db)))])
-        noise = self.segment(name, len(speech), rng)
-        return peak_normalise(mix_at_snr(speech, noise, snr)), name, snr
+        return self.segment(name, length, rng), name, snr
 
     def _known(self, type_name: str) -> str:
         if type_name not in self._recordings:

@@ -86,7 +86,7 @@ def test_batches_have_the_documented_shapes_dtypes_and_ranges(prepared):
         if len(datamodule.datasets["train"]) >= 2
         else datamodule.test_dataloader()
     )
-    batch = next(iter(loader))
+    batch = datamodule.on_after_batch_transfer(next(iter(loader)), 0)
     size, rate = datamodule.hparams.image_size, datamodule.hparams.sample_rate
     b, t = batch["frame_mask"].shape
     assert batch["video"].shape == (b, t, 3, size, size) and batch["video"].dtype == torch.float32

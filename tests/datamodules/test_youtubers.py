@@ -11,6 +11,7 @@ from PIL import Image
 
 from datamodules.face_speech import emphasise
 from datamodules.youtubers import YoutubersDataModule, scan_youtubers
+from tests.batches import first_training_batch
 
 REASONS = {
     "silent_wav": "silent",
@@ -45,14 +46,15 @@ def test_pairs_match_by_index_and_identities_are_sorted_names(youtubers):
 
 def test_batches_have_faces_wrong_faces_and_one_second_of_speech(youtubers):
     _, datamodule = youtubers
-    batch = next(iter(datamodule.train_dataloader()))
+    batch = first_training_batch(datamodule)
     assert batch["face"].shape == batch["wrong_face"].shape == (4, 3, 32, 32)
     assert -1.0 <= batch["face"].min() and batch["face"].max() <= 1.0
     assert batch["audio"].shape == (4, 16000) and batch["audio"].abs().max() <= 1.0 + 1e-6
+    assert not (batch["face"] == batch["wrong_face"]).flatten(1).all(1).any()  # a face of another identity
     dataset = datamodule.datasets["train"]
     for index in range(len(dataset)):
         item = dataset[index]
-        assert not torch.equal(item["face"], item["wrong_face"])  # a face of another identity
+        assert not torch.equal(item["face"], item["wrong_face"])
 
 
 def test_red_and_blue_are_swapped_back(youtubers):
