@@ -216,8 +216,9 @@ class TalkingFaceDataModule(CachedDataModule):
             description=f"{self.layout} clips",
         )
         self.report(report, cache, "clip")
-        self._scan_record = scan_summary(self.clips)
-        atomic_write_json(cache.directory / SCAN_RECORD, self._scan_record)
+        self._scan_record, recorded = scan_summary(self.clips), cache.directory / SCAN_RECORD
+        if not recorded.is_file() or json.loads(recorded.read_text()) != self._scan_record:
+            atomic_write_json(recorded, self._scan_record)  # rewritten only when the scan found other clips
 
     def setup(self, stage: str | None = None) -> None:
         if self.stream is not None:
