@@ -9,6 +9,7 @@ their reason in the cache folder's `rejected.csv`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,6 +32,14 @@ DATASETS = {
     "avspeech": "datamodules.avspeech.AVSpeechDataModule",
     "youtubers": "datamodules.youtubers.YoutubersDataModule",
 }
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. a batch job's share), else all of them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def experiment_data_args(experiment: str, class_path: str) -> dict[str, Any]:
@@ -74,7 +83,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="override one datamodule argument, e.g. image_size=112 or crop.method=box",
     )
-    parser.add_argument("--workers", type=int, default=2, help="preprocessing worker processes (default 2)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=usable_cores(),
+        help="preprocessing worker processes, one per clip at a time (default: the usable cores, "
+        f"{usable_cores()} here; 0 = in this process)",
+    )
     return parser.parse_args(argv)
 
 

@@ -18,7 +18,16 @@ from PIL import Image
 from skimage.transform import SimilarityTransform, warp
 
 from .errors import DatasetError
-from .faces import LEFT_EYE, NOSE, RIGHT_EYE, Face, FaceDetector, LandmarkPredictor, mouth_centre
+from .faces import (
+    LEFT_EYE,
+    NOSE,
+    RIGHT_EYE,
+    Face,
+    FaceDetector,
+    LandmarkPredictor,
+    detect_many,
+    mouth_centre,
+)
 
 # E2E-NR's template anchors in a 128-px crop: right-eye, left-eye and nose centres.
 TEMPLATE_ANCHORS_128 = np.array([[46.49, 39.11], [81.35, 39.11], [63.87, 57.95]])
@@ -106,8 +115,11 @@ def _detect(
     frames: np.ndarray, config: FaceCropConfig, detector: FaceDetector, path: str, hint: np.ndarray | None
 ) -> dict[int, Face]:
     where = detection_frames(len(frames), config.detect_every)
+    detections = detect_many(detector, frames[where])
     found = {
-        k: face for k in where if (face := _pick_face(detector(frames[k]), config, path, k, hint)) is not None
+        k: face
+        for k, faces in zip(where, detections)
+        if (face := _pick_face(faces, config, path, k, hint)) is not None
     }
     share = len(found) / len(where)
     if share < config.min_detected or not found:

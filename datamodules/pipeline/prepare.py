@@ -34,6 +34,14 @@ class PrepareReport:
     shards_skipped: int
 
 
+def _one_thread_each() -> None:
+    """Pool workers take a core each: torch (MTCNN on the CPU, audio resampling) must not also start a
+    thread per core in every worker."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def _process_one(task: tuple[ProcessFn, dict]) -> tuple[Item | None, dict | None]:
     """`(item, None)` for a usable file, `(None, {"path", "reason"})` for a rejected one."""
     process, job = task
@@ -71,7 +79,7 @@ def prepare_cache(
     # into shards and writes each shard once all its files are back, in order.
     tasks = [(process, job) for k in todo for job in shards[k]]
     if num_workers > 0 and len(tasks) > 1:
-        pool = mp.get_context("spawn").Pool(num_workers)
+        pool = mp.get_context("spawn").Pool(num_workers, initializer=_one_thread_each)
         results = pool.imap(_process_one, tasks, chunksize=1)
     else:
         pool, results = None, map(_process_one, tasks)

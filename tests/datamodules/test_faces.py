@@ -118,3 +118,52 @@ def test_two_faces_reject_single_face_clips_unless_a_hint_picks_one(astronaut):
     )
     track = track_faces(_frames(pair, 2), hinted, 64, DlibDetector(), None, "two.mp4", face_hint=(0.75, 0.5))
     assert track.boxes[0, 0] > pair.shape[1] / 2  # the right-hand face, where the hint points
+
+
+@pytest.fixture(scope="module")
+def clip_frames(isolated_data_and_runs):
+    """Every 10th frame of a generated AVSpeech clip (a face that moves and talks), and a frame of noise."""
+    import json
+
+    from datamodules.pipeline.video import read_video
+    from datamodules.synthetic import generate_dataset
+
+    root = generate_dataset(
+        "avspeech", isolated_data_and_runs / "fixtures" / "avspeech", size="tiny", broken=True
+    )
+    broken = {entry["path"] for entry in json.loads((root / ".synthetic.json").read_text())["broken"]}
+    clip = next(p for p in sorted(root.rglob("*.mp4")) if str(p.relative_to(root)) not in broken)
+    frames = read_video(clip).frames[::10][:6]
+    noise = np.random.default_rng(0).integers(0, 255, frames[0].shape, dtype=np.uint8)
+    return np.concatenate([frames, noise[None]])
+
+
+class _BatchedMtcnn(MtcnnDetector):
+    """MTCNN taking the GPU's batched path on the CPU."""
+
+    batched = True
+
+
+def test_mtcnn_batches_give_the_boxes_of_frame_by_frame_detection(clip_frames):
+    """A GPU detects a clip's frames in batches; the batched networks must find what one frame at a time
+    does (checked on the CPU, in batches of 4: one full and one partial)."""
+    detector = MtcnnDetector(device="cpu", batch_size=4)
+    assert not detector.batched and MtcnnDetector(device="cuda").batched
+    one_by_one = [detector(frame) for frame in clip_frames]
+    batched = detector.detect_batch(clip_frames)
+    assert all(one_by_one[:-1]) and one_by_one[-1] == [] == batched[-1]  # faces in every frame, none in noise
+    assert [len(faces) for faces in batched] == [len(faces) for faces in one_by_one]
+    for single, together in zip(one_by_one, batched):
+        for a, b in zip(single, together):
+            np.testing.assert_allclose(b.box, a.box, atol=1e-3)
+            assert abs(a.score - b.score) < 1e-5
+
+
+def test_face_tracks_are_the_same_with_batched_detection(clip_frames):
+    config = FaceCropConfig(method="box", detector="mtcnn", box_track="interpolate", detect_every=2)
+    frames = clip_frames[:-1]
+    alone = track_faces(frames, config, 64, MtcnnDetector(device="cpu"), None)
+    together = track_faces(frames, config, 64, _BatchedMtcnn(device="cpu", batch_size=3), None)
+    np.testing.assert_allclose(together.boxes, alone.boxes, atol=1e-3)
+    np.testing.assert_array_equal(together.detected, alone.detected)
+    assert np.abs(together.crops.astype(int) - alone.crops.astype(int)).max() <= 1
