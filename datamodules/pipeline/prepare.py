@@ -98,10 +98,11 @@ def prepare_cache(
         progress.close()
         if pool is not None:
             pool.terminate()
-    all_rejected = cache.rejected()
+    indices = cache.shard_indices()  # parsed once for both counts (500k clips: 15,625 files)
+    all_rejected = [row for index in indices for row in index["rejected"]]
     write_rejected_csv(cache, all_rejected)
     return PrepareReport(
-        items=len(cache.read()),
+        items=sum(len(index["items"]) for index in indices),
         rejected=len(all_rejected),
         shards_written=len(todo),
         shards_skipped=len(shards) - len(todo),
