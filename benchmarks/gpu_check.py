@@ -85,7 +85,7 @@ def other_parts(out: Path, dry_run: bool) -> list[Part]:
                 "benchmarks.data_headroom",
                 "--model-rates",
                 str(rates),
-                *(["--samples", "4", "--systems", "sf2f"] if dry_run else ["--samples", "200"]),
+                *(["--seconds", "0.5", "--systems", "sf2f"] if dry_run else ["--seconds", "8"]),
             ],
             600 if dry_run else 240,
         ),

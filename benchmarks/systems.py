@@ -101,9 +101,11 @@ def experiment(system: System, *overrides: str):
 
 
 def _from_experiment(system: System, size: int) -> tuple[Any, dict, Any]:
-    # The fixture has a few samples: take a batch of 2 in the main process and tile it.
+    # The fixture has a few samples: take a batch of 2 in the main process, finish it as Lightning does on
+    # the device, and tile it.
     cli = experiment(system, "--data.init_args.batch_size=2", "--data.init_args.num_workers=0")
-    return cli.model, tile(next(iter(cli.datamodule.train_dataloader())), size), cli.datamodule
+    batch = cli.datamodule.on_after_batch_transfer(next(iter(cli.datamodule.train_dataloader())), 0)
+    return cli.model, tile(batch, size), cli.datamodule
 
 
 def _embed2lat(size: int) -> tuple[Any, dict]:

@@ -112,9 +112,15 @@ class VoiceFaceCorpus:
     def face(self, row: int) -> np.ndarray:
         return self._faces[row][1]["face"][0]
 
-    def mel(self, row: int) -> np.ndarray:
-        """`(n_mels, T)` float32."""
-        return np.asarray(self._mels[row][1]["mel"], dtype=np.float32).T
+    def mel(self, row: int, start: int = 0, frames: int | None = None) -> np.ndarray:
+        """`(n_mels, frames)` float32 from frame `start` on (the whole utterance by default), right-padded
+        with the value of zero log-energy past its end. Only the crop is converted from the cached fp16."""
+        stored = self._mels[row][1]["mel"]  # (T, n_mels) float16
+        frames = len(stored) - start if frames is None else frames
+        return _pad_to(np.asarray(stored[start : start + frames], dtype=np.float32).T, frames)
+
+    def mel_frames(self, row: int) -> int:
+        return len(self._mels[row][1]["mel"])
 
 
 class TrainPairs(Dataset):
@@ -152,12 +158,11 @@ class TrainPairs(Dataset):
         else:
             low, high = self.clip_frames
             frames = low + draws.batch_integer(high - low + 1, 0)
-            mels = [
-                _pad_to(self.corpus.mel(rows[k]), frames)
-                for rows, k in zip(mel_rows, draws.integers(np.array([len(rows) for rows in mel_rows]), 1))
-            ]
-            starts = draws.integers(np.array([mel.shape[1] - frames + 1 for mel in mels]), 2)
-            batch["mel"] = np.stack([mel[:, s : s + frames] for mel, s in zip(mels, starts)])
+            picks = draws.integers(np.array([len(rows) for rows in mel_rows]), 1)
+            utterances = [rows[k] for rows, k in zip(mel_rows, picks)]
+            lengths = np.array([self.corpus.mel_frames(row) for row in utterances])
+            starts = draws.integers(np.maximum(lengths, frames) - frames + 1, 2)
+            batch["mel"] = np.stack([self.corpus.mel(row, s, frames) for row, s in zip(utterances, starts)])
         return {key: torch.from_numpy(value) for key, value in batch.items()}
 
     def _windows(self, mel_rows: list[int], rng: np.random.Generator) -> np.ndarray:
