@@ -88,7 +88,7 @@ compare: $(STAMP) ## Side-by-side report of the runs listed in RUN_LIST=file (on
 bench: $(STAMP) ## Benchmarks (docs/benchmarks.md): train step, Lightning overhead, FLOPs/MFU, data headroom, inference RTF; SF2F_REPO/WAV2PIX_REPO=official checkouts
 	@mkdir -p $(call q,$(BENCH))
 	$(PY) -m benchmarks.train_step $(call opt,--json,$(BENCH)/train_step.json) $(ARGS) | tee $(call q,$(BENCH)/train_step.md)
-	$(PY) -m benchmarks.data_headroom $(call opt,--model-rates,$(BENCH)/train_step.json) | tee $(call q,$(BENCH)/data_headroom.md)
+	$(PY) -m benchmarks.data_headroom | tee $(call q,$(BENCH)/data_headroom.md)
 	$(PY) -m benchmarks.inference | tee $(call q,$(BENCH)/inference.md)
 	$(if $(SF2F_REPO)$(WAV2PIX_REPO),$(PY) -m benchmarks.official $(call opt,--sf2f-repo,$(SF2F_REPO)) \
 	  $(call opt,--wav2pix-repo,$(WAV2PIX_REPO)) | tee $(call q,$(BENCH)/official.md))

@@ -140,3 +140,5 @@ def test_gpu_check_dry_run_runs_every_part_once_and_writes_its_report(tmp_path):
         "a2v",
     }
     assert "data headroom" in report.read_text() and "inference" in report.read_text()
+    headroom = next(part for part in parts if part["name"] == "data headroom")["output"]
+    assert "headroom at 8 cores" in headroom and "| sf2f |" in headroom
