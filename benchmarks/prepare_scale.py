@@ -69,6 +69,7 @@ CASES = {
     "grid_tcsan": Case("grid", "tcsan", "clips"),
     "tcd_timit": Case("tcd_timit", "tcsan_tcd", "clips"),
     "avspeech": Case("avspeech", "a2v", "clips"),
+    "avspeech_360p": Case("avspeech", "a2v", "clips"),
     "hq_voxceleb_faces": Case("hq_voxceleb", "sf2f", "faces"),
     "hq_voxceleb_speech": Case("hq_voxceleb", "sf2f", "speech"),
     "youtubers": Case("youtubers", "wav2pix", "pairs"),
@@ -139,6 +140,13 @@ REAL = {
     ),
 }
 REAL["grid_tcsan"] = REAL["grid_e2e_nr"]
+REAL["avspeech_360p"] = Real(
+    REAL["avspeech"].items,
+    "the same AVSpeech segments with frames of 640×360 (360p), the low end of YouTube's common sizes",
+    frames=REAL["avspeech"].frames,
+    width=640,
+    height=360,
+)
 
 # facenet-pytorch's README: batched MTCNN on a P100, frames/s by frame size (W, H). Smaller frames are
 # assumed to go proportionally faster than the 540p figure (optimistic); none of this is measured here.
