@@ -1,11 +1,12 @@
 """The batched half of every training pipeline: what is done to whole batches on the training device.
 
 Training loaders only slice and copy from the memory-mapped caches (each dataset's `load_batch`): frames
-and faces arrive as uint8, a noisy mixture arrives as its noise segment and SNR. The per-pixel and
-per-sample arithmetic happens here, once per batch, after Lightning has moved the batch to the device
-(`CachedDataModule.on_after_batch_transfer`); on the CPU in tests and when a loader is iterated by hand.
+and faces arrive as uint8, speech as int16 PCM, a noisy mixture as its noise segment and SNR. The
+per-pixel and per-sample arithmetic happens here, once per batch, after Lightning has moved the batch to
+the device (`CachedDataModule.on_after_batch_transfer`); on the CPU in tests and when a loader is
+iterated by hand.
 On a GPU this costs a few kernels per batch instead of per-sample Python work in the loader workers, and
-uint8 crosses the bus instead of float32 (4× fewer bytes).
+uint8 and int16 cross the bus instead of float32 (4× and 2× fewer bytes).
 
 Each function computes what the per-sample path computes (`talking_face_windows.to_unit_range`,
 `noise_mixing.mix_at_snr` + `peak_normalise`, `face_speech.emphasise`, `voice_face.normalise_face`),
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from .pipeline.audio import PCM16_SCALE
 from .pipeline.images import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -35,6 +37,11 @@ def imagenet_normalised(faces: torch.Tensor) -> torch.Tensor:
     mean = torch.tensor(IMAGENET_MEAN, device=faces.device).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=faces.device).view(3, 1, 1)
     return (faces.float() / 255.0 - mean) / std
+
+
+def speech_to_float(speech: torch.Tensor) -> torch.Tensor:
+    """Speech as caches store it (int16 PCM; float32 in older caches) → float32 in [-1, 1]."""
+    return speech.float() / PCM16_SCALE if speech.dtype == torch.int16 else speech
 
 
 def mix_at_snr(speech: torch.Tensor, noise: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:

@@ -17,8 +17,8 @@ from torch.utils.data import Dataset
 
 from .base import randint
 from .device_transforms import emphasise as emphasise_batch
-from .device_transforms import faces_to_unit_range
-from .pipeline.audio import SILENCE_PEAK, read_audio
+from .device_transforms import faces_to_unit_range, speech_to_float
+from .pipeline.audio import SILENCE_PEAK, batchable_speech, read_audio, stored_speech, to_pcm16
 from .pipeline.cache import CachedItems
 from .pipeline.errors import DatasetError
 from .pipeline.faces import DlibDetector
@@ -61,7 +61,7 @@ def pair_item(job: dict) -> tuple[dict, dict[str, np.ndarray]]:
         raise DatasetError(f"{job['audio']}: the speech is silent. Remove the pair.")
     return {"identity": job["identity"], "split": job["split"], "path": job["path"]}, {
         "face": face[None],
-        "audio": wave,
+        "audio": to_pcm16(wave),
     }
 
 
@@ -111,9 +111,7 @@ class FaceSpeechPairs(Dataset):
         meta, arrays = self.items[row]
         spare = len(arrays["audio"]) - self.audio_samples
         start = randint(spare + 1) if self.train else spare // 2
-        wave = emphasise(
-            np.asarray(arrays["audio"][start : start + self.audio_samples], np.float32), *self.emphasis
-        )
+        wave = emphasise(stored_speech(arrays["audio"][start : start + self.audio_samples]), *self.emphasis)
         others = self.other_rows[meta["identity"]]
         wrong = others[randint(len(others))] if others else row  # a single-identity set has no wrong face
         return {
@@ -126,8 +124,8 @@ class FaceSpeechPairs(Dataset):
 
     def load_batch(self, indices: list[int], draws: BatchDraws) -> dict:
         """The training batch of `indices` in one call: `face`, `wrong_face` `(B, 3, S, S)` uint8 and the
-        raw speech window `speech (B, audio_samples)`; `finish_batch` makes the faces [-1, 1] and the
-        speech the emphasised `audio` on the training device."""
+        raw speech window `speech (B, audio_samples)` as stored (int16 PCM); `finish_batch` makes the faces
+        [-1, 1] and the speech the emphasised `audio` on the training device."""
         rows = [self.rows[index % len(self.rows)] for index in indices]
         pairs = [self.items[row] for row in rows]
         spares = np.array([len(arrays["audio"]) - self.audio_samples for _, arrays in pairs])
@@ -139,8 +137,10 @@ class FaceSpeechPairs(Dataset):
             "face": np.stack([arrays["face"][0] for _, arrays in pairs]),
             "wrong_face": np.stack([self.items[row][1]["face"][0] for row in wrong]),
             "speech": np.stack(
-                [arrays["audio"][s : s + self.audio_samples] for (_, arrays), s in zip(pairs, starts)]
-            ).astype(np.float32),
+                batchable_speech(
+                    [arrays["audio"][s : s + self.audio_samples] for (_, arrays), s in zip(pairs, starts)]
+                )
+            ),
             "identity": np.array([self.index[meta["identity"]] for meta, _ in pairs], dtype=np.int64),
             "audio_start": starts.astype(np.int64),
         }
@@ -150,7 +150,7 @@ class FaceSpeechPairs(Dataset):
         """Complete a `load_batch` batch on its device (`device_transforms`); a batch made item by item
         comes back unchanged."""
         if "speech" in batch:
-            batch["audio"] = emphasise_batch(batch.pop("speech"), *self.emphasis)
+            batch["audio"] = emphasise_batch(speech_to_float(batch.pop("speech")), *self.emphasis)
         for key in ("face", "wrong_face"):
             if batch[key].dtype == torch.uint8:
                 batch[key] = faces_to_unit_range(batch[key])

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from .base import SPLITS, CachedDataModule
 from .noisy_speech import FixedNoise, NoiseMixing, RandomNoise
 from .pipeline.action_units import AULabelConfig, build_labeler, class_rates
+from .pipeline.audio import stored_speech
 from .pipeline.cache import CachedItems, ShardedCache, atomic_write_json, parameter_differences
 from .pipeline.errors import DatasetError
 from .pipeline.face_tracks import FaceCropConfig
@@ -321,7 +322,7 @@ class TalkingFaceDataModule(CachedDataModule):
             self._require_local_cache()
             mixing = self.noise_mixing or NoiseMixing()
             donors = self._rows["train"][:EVAL_NOISE_DONORS] or self._rows["val"][:EVAL_NOISE_DONORS]
-            speech = [np.asarray(self._items[r][1]["audio"], dtype=np.float32) for r in donors]
+            speech = [stored_speech(self._items[r][1]["audio"]) for r in donors]
             self._noise_banks["eval"] = mixing.evaluation_bank(self.hparams.sample_rate, speech)
         return self._noise_banks["eval"]
 

@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .pipeline.audio import SILENCE_PEAK, read_audio
+from .pipeline.audio import SILENCE_PEAK, read_audio, to_pcm16
 from .pipeline.errors import DatasetError
 from .pipeline.face_tracks import FaceCropConfig, track_faces
 from .pipeline.faces import LandmarkPredictor, build_detector
@@ -72,7 +72,7 @@ def clip_item(job: dict) -> tuple[dict, dict[str, np.ndarray]]:
     track = track_faces(
         video.frames, crop, job["image_size"], detector, predictor, job["path"], job["face_hint"]
     )
-    arrays = {"frames": track.crops, "audio": wave, "detected": track.detected}
+    arrays = {"frames": track.crops, "audio": to_pcm16(wave), "detected": track.detected}
     if track.landmarks is not None:
         arrays["landmarks"] = track.landmarks
     if job["mfcc"] is not None:

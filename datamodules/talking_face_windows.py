@@ -16,8 +16,9 @@ import torch
 from torch.utils.data import Dataset
 
 from .base import randint, stack_items
-from .device_transforms import frames_to_unit_range, mix_at_snr
+from .device_transforms import frames_to_unit_range, mix_at_snr, speech_to_float
 from .noisy_speech import FixedNoise, RandomNoise
+from .pipeline.audio import batchable_speech, stored_speech
 from .pipeline.cache import CachedItems
 from .pipeline.face_tracks import mouth_centres
 from .pipeline.sync import feature_window, frames_span, take
@@ -145,7 +146,7 @@ class ClipWindows(Dataset):
         item = {
             "video": to_unit_range(raw["video"]),
             "identity": to_unit_range(raw["identity"][None])[0],
-            "audio": torch.from_numpy(np.array(raw["audio"], dtype=np.float32)),
+            "audio": torch.from_numpy(stored_speech(raw["audio"])),
             "detected": torch.from_numpy(np.array(raw["detected"])),
             "speaker": self.speaker_index.get(meta["speaker"], -1),
             "first_frame": first,
@@ -191,9 +192,10 @@ class ClipWindows(Dataset):
     def load_batch(self, indices: list[int], draws: BatchDraws) -> TalkingFaceBatch:
         """The training batch of `indices`, made in one call: window starts from `draws`, every array
         copied from the cache into one preallocated batch array. It is compact: `video (B, T, S, S, 3)`
-        and `identity (B, S, S, 3)` stay uint8, and with noise the batch holds the noise segment
-        `noise (B, L)` and its `snr_db (B,)` instead of the mixture. `finish_batch` completes it on the
-        training device into exactly what `clip_collate` of the items would be.
+        and `identity (B, S, S, 3)` stay uint8, `audio` stays as stored (int16 PCM), and with noise the
+        batch holds the noise segment `noise (B, L)` and its `snr_db (B,)` instead of the mixture.
+        `finish_batch` completes it on the training device into exactly what `clip_collate` of the items
+        would be.
         """
         clips = [self.items[self.rows[index]] for index in indices]
         au = [None if self.au_labels is None else self.au_labels[self.rows[index]] for index in indices]
@@ -207,7 +209,7 @@ class ClipWindows(Dataset):
         batch = {
             "video": _padded([raw["video"] for raw in raws]),
             "identity": np.stack([raw["identity"] for raw in raws]),
-            "audio": _padded([raw["audio"] for raw in raws], np.float32),
+            "audio": _padded(batchable_speech([raw["audio"] for raw in raws])),
             "detected": _padded([raw["detected"] for raw in raws]),
             "speaker": np.array([self.speaker_index.get(meta["speaker"], -1) for meta, _ in clips]),
             "first_frame": firsts.astype(np.int64),
@@ -239,9 +241,10 @@ class ClipWindows(Dataset):
 
 
 def finish_batch(batch: TalkingFaceBatch) -> TalkingFaceBatch:
-    """Complete a `ClipWindows.load_batch` batch on its device (`device_transforms`): frames to [-1, 1]
-    (padding frames 0, as `clip_collate` pads), the noise mixed in at its SNR. A batch made item by item is
-    returned as it is."""
+    """Complete a `ClipWindows.load_batch` batch on its device (`device_transforms`): speech to float,
+    frames to [-1, 1] (padding frames 0, as `clip_collate` pads), the noise mixed in at its SNR. A batch
+    made item by item is returned as it is."""
+    batch["audio"] = speech_to_float(batch["audio"])
     if batch["video"].dtype == torch.uint8:
         mask = batch["frame_mask"][..., None, None, None]
         batch["video"] = frames_to_unit_range(batch["video"]) * mask

@@ -41,6 +41,30 @@ def checked_wave(wave: np.ndarray, source: str = "the speech signal") -> np.ndar
     return wave
 
 
+PCM16_SCALE = 32768.0
+
+
+def to_pcm16(wave: np.ndarray) -> np.ndarray:
+    """`(T,)` float in [-1, 1] → `(T,)` int16, as caches store speech (half the bytes of float32). Speech
+    read from a 16-bit file at its own rate comes back exactly; resampled speech is rounded to 16 bits."""
+    return np.clip(np.round(np.asarray(wave, np.float64) * PCM16_SCALE), -32768, 32767).astype(np.int16)
+
+
+def stored_speech(stored: np.ndarray) -> np.ndarray:
+    """A cache's speech (int16 PCM, or float32 in caches written before PCM) as `(T,)` float32 in [-1, 1]."""
+    if stored.dtype == np.int16:
+        return np.asarray(stored, dtype=np.float32) / np.float32(PCM16_SCALE)
+    return np.asarray(stored, dtype=np.float32)
+
+
+def batchable_speech(pieces: list[np.ndarray]) -> list[np.ndarray]:
+    """Stored speech pieces that one batch array can hold: as stored when all are int16 PCM, all as float32
+    when some are not (a cache whose preparation was resumed across the change to PCM mixes both)."""
+    if all(piece.dtype == np.int16 for piece in pieces):
+        return pieces
+    return [stored_speech(piece) for piece in pieces]
+
+
 def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     """Read any audio file as mono float32 at `sample_rate`.
 

@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 
 from datamodules.avspeech import AVSpeechDataModule
 from datamodules.base import SPLITS, randint, stack_items
+from datamodules.pipeline.audio import stored_speech
 from datamodules.pipeline.cache import CachedItems, ShardedCache
 from datamodules.pipeline.configs import as_config as _config
 from datamodules.pipeline.errors import DatasetError
@@ -138,7 +139,7 @@ class LatentWindows(Dataset):
             ),
             "residual": clip.residual(slice(first, first + count)),
             "w0": torch.from_numpy(np.asarray(clip.w0, dtype=np.float32)),
-            "audio": torch.from_numpy(np.asarray(clip.audio[start:stop], dtype=np.float32)),
+            "audio": torch.from_numpy(stored_speech(clip.audio[start:stop])),
             "first_frame": first,
         }
 
@@ -304,7 +305,7 @@ class A2VDataModule(AVSpeechDataModule):
             for r in shards[k]:
                 meta, arrays = clips[r]
                 with torch.no_grad():
-                    wave = torch.from_numpy(np.asarray(arrays["audio"], dtype=np.float32))[None].to(device)
+                    wave = torch.from_numpy(stored_speech(arrays["audio"]))[None].to(device)
                     features = speech_features(encoder, wave)[0]
                 items.append(
                     (meta, {"features": features_for_frames(features, meta["frames"]).half().cpu().numpy()})

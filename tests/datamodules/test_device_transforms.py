@@ -14,6 +14,7 @@ from datamodules.hq_voxceleb import HQVoxCelebDataModule
 from datamodules.lrw import LRWDataModule
 from datamodules.noisy_speech import NoiseMixing
 from datamodules.pipeline.action_units import AULabelConfig
+from datamodules.pipeline.audio import batchable_speech, stored_speech, to_pcm16
 from datamodules.pipeline.face_tracks import FaceCropConfig
 from datamodules.pipeline.noise_mixing import mix_at_snr, peak_normalise
 from datamodules.talking_face_windows import clip_collate
@@ -65,6 +66,7 @@ def test_talking_face_batches_equal_the_per_clip_items(system):
     datamodule = prepared(cls, batch_size=2, **kwargs)
     indices, raw, batch = compact_and_finished(datamodule)
     assert raw["video"].dtype == raw["identity"].dtype == torch.uint8  # workers copy pixels, no arithmetic
+    assert raw["audio"].dtype == torch.int16  # and speech as the cache stores it
     clean = copy.copy(datamodule.datasets["train"])
     clean.noise = None
     items = []
@@ -134,7 +136,7 @@ def test_wav2pix_batches_equal_the_per_pair_items():
         row = dataset.rows[index % len(dataset.rows)]
         meta, arrays = dataset.items[row]
         start = int(batch["audio_start"][position])
-        window = np.asarray(arrays["audio"][start : start + dataset.audio_samples], np.float32)
+        window = stored_speech(arrays["audio"][start : start + dataset.audio_samples])
         expected = torch.from_numpy(emphasise(window, *dataset.emphasis))
         assert torch.allclose(batch["audio"][position], expected, atol=1e-6, rtol=0)
         assert torch.equal(batch["face"][position], dataset._face(row))
@@ -147,3 +149,18 @@ def test_finishing_twice_changes_nothing():
     _, _, batch = compact_and_finished(datamodule)
     again = datamodule.finish_batch({key: value.clone() for key, value in batch.items()})
     assert_same_batch(batch, again)
+
+
+def test_speech_is_cached_as_16_bit_pcm_and_read_back_as_float():
+    """16-bit sources come back exactly; resampled speech is rounded to 16 bits; caches written before PCM
+    (float32) read as they are, and a batch mixing both is made of floats, never of raw PCM numbers."""
+    pcm = np.array([-32768, -1, 0, 1, 12345, 32767], dtype=np.int16)
+    wave = pcm.astype(np.float32) / 32768  # what soundfile returns for a 16-bit file
+    assert np.array_equal(to_pcm16(wave), pcm) and np.array_equal(stored_speech(pcm), wave)
+    resampled = np.linspace(-1, 1, 1001, dtype=np.float32)
+    error = np.abs(stored_speech(to_pcm16(resampled)) - resampled)
+    assert error[:-1].max() <= 0.5 / 32768 + 1e-9 and error[-1] == 1 / 32768  # +1.0 clips to 32767
+    assert np.array_equal(stored_speech(wave), wave)
+    assert [piece.dtype for piece in batchable_speech([pcm, pcm])] == [np.int16, np.int16]
+    mixed = batchable_speech([pcm, wave])
+    assert all(piece.dtype == np.float32 for piece in mixed) and np.array_equal(mixed[0], mixed[1])
