@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from .errors import CacheMismatchError, DatasetError
 
@@ -53,12 +54,14 @@ class CachedItems:
     """Read-only view of every complete shard: `items[i]` → `(meta, {key: array})`; `metas[i]` is item i's
     metadata.
 
-    A shard's arrays are memory-mapped on first use and at most `MAX_OPEN_SHARDS` shards stay mapped (least
-    recently used first out): every map holds a file descriptor, and a cache of many thousand shards would
-    otherwise exhaust the process's limit before training starts. Arrays already handed out stay valid.
+    A shard's arrays are memory-mapped on first use, through `torch.from_file`, which keeps no file
+    descriptor open (numpy's memmap keeps one per array, and a cache of many thousand shards would exhaust
+    the process's limit). At most `MAX_MAPPED_ARRAYS` arrays stay mapped, least recently used first out, a
+    quarter of Linux's default limit on a process's maps; each array's npy header is parsed once, so
+    mapping a shard again costs one mmap. Arrays already handed out stay valid.
     """
 
-    MAX_OPEN_SHARDS = 64
+    MAX_MAPPED_ARRAYS = 16384
 
     def __init__(
         self,
@@ -79,6 +82,8 @@ class CachedItems:
         self._slot = np.repeat(np.arange(len(stems), dtype=np.int32), counts)
         self._row = (np.arange(starts[-1]) - np.repeat(starts[:-1], counts)).astype(np.int32)
         self._open: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
+        self._mapped = 0
+        self._headers: dict[tuple[int, str], tuple[np.dtype, tuple[int, ...], int]] = {}
 
     def __len__(self) -> int:
         return len(self.metas)
@@ -95,18 +100,43 @@ class CachedItems:
         if slot in self._open:
             self._open.move_to_end(slot)
             return self._open[slot]
-        arrays = {
-            key: np.load(self.directory / f"{self._stems[slot]}.{key}.npy", mmap_mode="r")
-            for key in self._offsets[slot]
-        }
+        arrays = {key: self._map(slot, key) for key in self._offsets[slot]}
         self._open[slot] = arrays
-        if len(self._open) > self.MAX_OPEN_SHARDS:
-            self._open.popitem(last=False)
+        self._mapped += len(arrays)
+        while self._mapped > self.MAX_MAPPED_ARRAYS and len(self._open) > 1:
+            self._mapped -= len(self._open.popitem(last=False)[1])
         return arrays
+
+    def _map(self, slot: int, key: str) -> np.ndarray:
+        """Shard `slot`'s `key` array, mapped read-only (private: nothing is ever written back)."""
+        path = self.directory / f"{self._stems[slot]}.{key}.npy"
+        if (slot, key) not in self._headers:
+            self._headers[slot, key] = npy_header(path)
+        dtype, shape, offset = self._headers[slot, key]
+        size = offset + int(np.prod(shape)) * dtype.itemsize
+        raw = torch.from_file(str(path), shared=False, size=size, dtype=torch.uint8).numpy()
+        array = raw[offset:].view(dtype).reshape(shape)
+        array.flags.writeable = False
+        return array
 
     def __getstate__(self) -> dict:
         """Pickled (to a spawned worker) without its open maps, which the receiver reopens itself."""
-        return {**self.__dict__, "_open": OrderedDict()}
+        return {**self.__dict__, "_open": OrderedDict(), "_mapped": 0}
+
+
+def npy_header(path: Path) -> tuple[np.dtype, tuple[int, ...], int]:
+    """(dtype, shape, byte offset of the data) of a C-ordered `.npy` file."""
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        read = (
+            np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        )
+        shape, fortran_order, dtype = read(handle)
+        if fortran_order:
+            raise DatasetError(
+                f"{path}: a Fortran-ordered array, which this cache never writes. Prepare again."
+            )
+        return dtype, shape, handle.tell()
 
 
 class ShardedCache:

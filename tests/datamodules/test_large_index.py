@@ -6,6 +6,7 @@ terabytes. The measurement runs in a fresh process (a clean memory baseline) lim
 """
 
 import json
+import os
 import pickle
 
 import numpy as np
@@ -55,7 +56,8 @@ def _small_cache(tmp_path, shards: int, per_shard: int = 3) -> ShardedCache:
 
 
 def test_cached_items_keep_few_shards_mapped_and_read_every_item(tmp_path, monkeypatch):
-    monkeypatch.setattr(CachedItems, "MAX_OPEN_SHARDS", 3)
+    monkeypatch.setattr(CachedItems, "MAX_MAPPED_ARRAYS", 3)  # one array per shard here
+    descriptors = len(os.listdir("/proc/self/fd"))
     items = _small_cache(tmp_path, shards=10).read()
     assert len(items) == 30 and items._open == {}  # nothing is mapped before it is read
     held = items[0][1]["values"]  # an array of a shard that is unmapped later
@@ -66,6 +68,8 @@ def test_cached_items_keep_few_shards_mapped_and_read_every_item(tmp_path, monke
         np.testing.assert_array_equal(arrays["values"], np.full((row + 1, 2), shard * 10 + row))
         assert len(items._open) <= 3
     np.testing.assert_array_equal(held, np.full((1, 2), 0))  # still readable after its shard left the maps
+    assert len(os.listdir("/proc/self/fd")) <= descriptors  # a mapped shard holds no open file
+    assert not held.flags.writeable
 
 
 def test_cached_items_pickle_without_their_open_maps(tmp_path):
@@ -81,8 +85,9 @@ def test_empty_shards_are_skipped(tmp_path):
     cache = _small_cache(tmp_path, shards=2)
     cache.write_shard(2, [], [{"path": "x", "reason": "bad"}])  # every file of shard 2 was rejected
     cache.write_shard(3, [({"key": "last"}, {"values": np.zeros((1, 2))})], [])
+    cache.write_shard(4, [({"key": "empty"}, {"values": np.zeros((0, 2))})], [])  # an array of no rows
     items = cache.read()
-    assert len(items) == 7 and items[6][0] == {"key": "last"}
+    assert len(items) == 8 and items[6][0] == {"key": "last"} and items[7][1]["values"].shape == (0, 2)
 
 
 def test_the_scan_record_lists_clips_and_speakers_per_split():
