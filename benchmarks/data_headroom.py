@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,7 +40,7 @@ import torch
 from torch.utils.data import Dataset
 
 from benchmarks.systems import SYSTEMS, build
-from benchmarks.timing import table
+from benchmarks.timing import in_own_process, table
 from datamodules.pipeline.errors import command_errors
 from datamodules.resumable import ResumableLoader
 
@@ -214,17 +213,7 @@ def main(argv: list[str] | None = None) -> None:
         name = args.systems[0]
         print(json.dumps(measure(name, args, measured_rates(args.model_rates).get(name))))
         return
-    rows = []
-    for name in args.systems:  # one process per system: its own memory, nothing shared between them
-        others = [a for a in argv if a not in args.systems and a != "--systems"]
-        result = subprocess.run(
-            [sys.executable, "-m", "benchmarks.data_headroom", "--one", "--systems", name, *others],
-            capture_output=True,
-            text=True,
-        )
-        if result.returncode:
-            sys.exit(f"{name} failed:\n{result.stderr[-3000:]}")
-        rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    rows = [in_own_process("benchmarks.data_headroom", name, args.systems, argv) for name in args.systems]
     print(
         f"Training loaders vs the model's demand at {args.peak_tflops:g} TFLOP/s × {args.mfu:.0%} MFU; "
         f"targets: headroom >= 1.5 at {args.cores} cores, transforms <= 5 % of a step"

@@ -8,8 +8,10 @@ before (run each system in its own process to read it per system: `benchmarks/tr
 
 from __future__ import annotations
 
+import json
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -72,3 +74,16 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def in_own_process(module: str, name: str, systems: list[str], argv: list[str]) -> Any:
+    """`python -m <module> --one --systems <name>` with the rest of `argv` (the other `systems` left out):
+    one process per system, so no system's memory or state is counted in another's. Returns the JSON of
+    its last line; exits naming the system when it fails."""
+    others = [a for a in argv if a not in systems and a != "--systems"]
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--one", "--systems", name, *others], capture_output=True, text=True
+    )
+    if result.returncode:
+        sys.exit(f"{name} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])

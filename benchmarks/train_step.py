@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +37,7 @@ import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 
 from benchmarks.systems import SYSTEMS, build
-from benchmarks.timing import measure, peak_memory_mib, synchronize, table
+from benchmarks.timing import in_own_process, measure, peak_memory_mib, synchronize, table
 from datamodules.pipeline.errors import command_errors
 from lightning_modules.common.training.callbacks import FastPath
 
@@ -316,15 +315,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     rows = []
     for name in args.systems:  # one process per system: its own peak memory, no state shared between them
-        others = [a for a in argv if a not in args.systems and a != "--systems"]
-        result = subprocess.run(
-            [sys.executable, "-m", "benchmarks.train_step", "--one", "--systems", name, *others],
-            capture_output=True,
-            text=True,
-        )
-        if result.returncode:
-            sys.exit(f"{name} failed:\n{result.stderr[-3000:]}")
-        rows += json.loads(result.stdout.strip().splitlines()[-1])
+        rows += in_own_process("benchmarks.train_step", name, args.systems, argv)
         print(f"[bench] {name} done", file=sys.stderr)
         if args.json:  # written as each system finishes, so a long run's results survive a later failure
             args.json.write_text(json.dumps(rows, indent=1))
