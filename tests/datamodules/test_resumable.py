@@ -72,6 +72,35 @@ def test_ranks_split_each_global_batch_of_the_single_process_stream():
         assert part0[0] + part1[0] == whole[0] and part0[1] + part1[1] == whole[1]  # same items, same crops
 
 
+class BatchedCrops(Dataset):
+    """RandomCrops made a whole batch at a time, as the cached datasets make theirs (`load_batch`)."""
+
+    def __len__(self):
+        return 21
+
+    def load_batch(self, indices, draws):
+        return {"index": torch.tensor(indices), "start": torch.from_numpy(draws.integers(1000, 0))}
+
+
+def test_batched_draws_do_not_depend_on_ranks_workers_or_resumption():
+    """`BatchDraws` gives an item the same numbers whichever rank, worker or resumed run loads it."""
+    single = batches(ResumableLoader(BatchedCrops(), 8, None, seed=5))
+    ranks = [
+        batches(ResumableLoader(BatchedCrops(), 4, None, seed=5, world=lambda r=r: (r, 2), num_workers=r))
+        for r in (0, 1)
+    ]
+    for whole, part0, part1 in zip(single, *ranks):
+        assert part0[0] + part1[0] == whole[0] and part0[1] + part1[1] == whole[1]
+    loader = ResumableLoader(BatchedCrops(), 8, None, seed=5)
+    first = batches(loader, count=1)
+    resumed = ResumableLoader(BatchedCrops(), 8, None, seed=0)
+    resumed.load_state_dict(loader.state_dict())
+    assert first + batches(resumed) == single
+    assert batches(ResumableLoader(BatchedCrops(), 8, None, seed=6)) != single
+    starts = [start for _, crop in single for start in crop]
+    assert len(set(starts)) > len(starts) // 2 and 0 <= min(starts) and max(starts) < 1000
+
+
 class Indices(Dataset):
     def __len__(self):
         return 21
