@@ -70,7 +70,12 @@ class CachedDataModule(L.LightningDataModule):
         """Training batches arrive compact (each dataset's `load_batch`: uint8 pixels, unmixed noise) and
         are finished here, on the training device, by `finish_batch`. Call it yourself on a batch taken
         from a training loader outside a Trainer."""
-        return self.finish_batch(batch)
+        batch = self.finish_batch(batch)
+        if self.trainer is not None:
+            # Lightning casts a batch's floats to a true precision (64-true, bf16-true) before moving it;
+            # the tensors made here are new, so they are cast here.
+            batch = self.trainer.precision_plugin.convert_input(batch)
+        return batch
 
     @staticmethod
     def finish_batch(batch):

@@ -244,6 +244,8 @@ def finish_batch(batch: TalkingFaceBatch) -> TalkingFaceBatch:
     """Complete a `ClipWindows.load_batch` batch on its device (`device_transforms`): speech to float,
     frames to [-1, 1] (padding frames 0, as `clip_collate` pads), the noise mixed in at its SNR. A batch
     made item by item is returned as it is."""
+    if "video" not in batch:  # a batch of another kind (A2V's latent windows), made finished
+        return batch
     batch["audio"] = speech_to_float(batch["audio"])
     if batch["video"].dtype == torch.uint8:
         mask = batch["frame_mask"][..., None, None, None]
