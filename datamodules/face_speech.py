@@ -124,8 +124,8 @@ class FaceSpeechPairs(Dataset):
 
     def load_batch(self, indices: list[int], draws: BatchDraws) -> dict:
         """The training batch of `indices` in one call: `face`, `wrong_face` `(B, 3, S, S)` uint8 and the
-        raw speech window `speech (B, audio_samples)` as stored (int16 PCM); `finish_batch` makes the faces
-        [-1, 1] and the speech the emphasised `audio` on the training device."""
+        raw speech window `speech (B, audio_samples)` as stored (int16 PCM); `finish_face_speech_batch` makes
+        the faces [-1, 1] and the speech the emphasised `audio` on the training device."""
         rows = [self.rows[index % len(self.rows)] for index in indices]
         pairs = [self.items[row] for row in rows]
         spares = np.array([len(arrays["audio"]) - self.audio_samples for _, arrays in pairs])
@@ -146,12 +146,15 @@ class FaceSpeechPairs(Dataset):
         }
         return {key: torch.from_numpy(value) for key, value in batch.items()}
 
-    def finish_batch(self, batch: dict) -> dict:
-        """Complete a `load_batch` batch on its device (`device_transforms`); a batch made item by item
-        comes back unchanged."""
-        if "speech" in batch:
-            batch["audio"] = emphasise_batch(speech_to_float(batch.pop("speech")), *self.emphasis)
-        for key in ("face", "wrong_face"):
-            if batch[key].dtype == torch.uint8:
-                batch[key] = faces_to_unit_range(batch[key])
-        return batch
+
+def finish_face_speech_batch(batch: dict, emphasis: tuple[float, bool]) -> dict:
+    """Complete a `FaceSpeechPairs.load_batch` batch on its device (`device_transforms`): the faces to
+    [-1, 1], the int16 `speech` to the float `audio` normalised by `emphasis` (pre-emphasis coefficient,
+    emphasis before peak normalisation), as `FaceSpeechPairs.__getitem__` makes them one by one. A batch
+    made item by item comes back unchanged."""
+    if "speech" in batch:
+        batch["audio"] = emphasise_batch(speech_to_float(batch.pop("speech")), *emphasis)
+    for key in ("face", "wrong_face"):
+        if batch[key].dtype == torch.uint8:
+            batch[key] = faces_to_unit_range(batch[key])
+    return batch

@@ -22,7 +22,7 @@ from pathlib import Path
 from torch.utils.data import DataLoader
 
 from .base import CachedDataModule, stack_items
-from .face_speech import FaceSpeechPairs, pair_item
+from .face_speech import FaceSpeechPairs, finish_face_speech_batch, pair_item
 from .pipeline.cache import ShardedCache
 from .pipeline.errors import DatasetError
 from .pipeline.prepare import prepare_cache
@@ -163,7 +163,7 @@ class YoutubersDataModule(CachedDataModule):
         )
 
     def finish_batch(self, batch: dict) -> dict:
-        return self.datasets["train"].finish_batch(batch)
+        return finish_face_speech_batch(batch, (self.hparams.pre_emphasis, self.hparams.emphasis_first))
 
     def train_dataloader(self) -> DataLoader:
         return self.loader(self.datasets["train"], self.per_device_batch(), shuffle=True, collate=stack_items)
