@@ -29,13 +29,14 @@ _DETECTOR = DlibDetector(upsample=0)  # crops are tight and large: no upsampling
 
 
 class FaceSpeechBatch(TypedDict):
-    """face, wrong_face: `(B, 3, S, S)` float32 in [-1, 1]; audio: `(B, T)` float32; identity: `(B,)`
-    int64."""
+    """A finished batch of face–speech pairs: face, wrong_face `(B, 3, S, S)` float32 in [-1, 1]; audio
+    `(B, T)` float32; identity `(B,)` int64; audio_start `(B,)` int64, the window's first sample."""
 
     face: torch.Tensor
     wrong_face: torch.Tensor
     audio: torch.Tensor
     identity: torch.Tensor
+    audio_start: torch.Tensor
 
 
 def pair_item(job: dict) -> tuple[dict, dict[str, np.ndarray]]:
@@ -147,7 +148,7 @@ class FaceSpeechPairs(Dataset):
         return {key: torch.from_numpy(value) for key, value in batch.items()}
 
 
-def finish_face_speech_batch(batch: dict, emphasis: tuple[float, bool]) -> dict:
+def finish_face_speech_batch(batch: dict, emphasis: tuple[float, bool]) -> FaceSpeechBatch:
     """Complete a `FaceSpeechPairs.load_batch` batch on its device (`device_transforms`): the faces to
     [-1, 1], the int16 `speech` to the float `audio` normalised by `emphasis` (pre-emphasis coefficient,
     emphasis before peak normalisation), as `FaceSpeechPairs.__getitem__` makes them one by one. A batch
