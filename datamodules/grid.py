@@ -4,8 +4,8 @@ Layout read::
 
     <root>/s<N>/**/<utt>.mpg (or .mp4)                   video, 25 fps, 75 frames
     <root>/audio_25k/s<N>/<utt>.wav (or audio_50k/)      speech; without it the video's own track is used
-    <root>/align/s<N>/<utt>.align (or alignments/s<N>/align/, alignments/s<N>/)
-                                                         "start end word", 1/1000 frames
+    <root>/align/s<N>/<utt>.align                        "start end word", 1/1000 frames: not needed by
+                                                         training (`read_align` parses one)
     <root>/splits/grid_{train,test}.txt                  optional: speakers per split, one per line
 
 Split (by speaker, docs/tcsan.md): test = s1, s2, s20, s22, s33, s34 (`split="tcsan"`), or every
@@ -58,18 +58,6 @@ def _audio_for(root: Path, speaker: str, utterance: str) -> Path | None:
         if path.exists():
             return path
     return None
-
-
-def align_path(root: Path, speaker: str, utterance: str) -> Path | None:
-    candidates = (
-        root / "align" / speaker,
-        root / "alignments" / speaker / "align",
-        root / "alignments" / speaker,
-    )
-    return next(
-        (folder / f"{utterance}.align" for folder in candidates if (folder / f"{utterance}.align").exists()),
-        None,
-    )
 
 
 def read_align(path: Path, fps: float = 25.0) -> list[tuple[float, float, str]]:

@@ -32,21 +32,6 @@ def frames_span(first_frame: int, num_frames: int, fps: Fraction, sample_rate: i
     )
 
 
-def window_at_frame_start(
-    frame: int, fps: Fraction, sample_rate: int, before: int, after: int
-) -> tuple[int, int]:
-    """`[s − before, s + after)` around s, the first sample of `frame` (E2E-NR's conv windows sit on 320t)."""
-    start = frame_start_sample(frame, fps, sample_rate)
-    return start - before, start + after
-
-
-def window_at_frame_centre(frame: int, fps: Fraction, sample_rate: int, length: int) -> tuple[int, int]:
-    """`length` samples centred on the middle of `frame`'s display interval (Wav2Pix's 1 s per face)."""
-    centre = math.floor((Fraction(frame) + Fraction(1, 2)) * sample_rate / Fraction(fps))
-    start = centre - length // 2
-    return start, start + length
-
-
 def feature_window(frame: int, fps: Fraction, width: int, feature_rate: int = 100) -> tuple[int, int]:
     """`[c − width/2, c + width/2)` feature columns around c = round(rate · (frame + 1/2) / fps).
 

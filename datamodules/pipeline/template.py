@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .faces import LEFT_EYE, MOUTH, NOSE, RIGHT_EYE
-
 TEMPLATE_SIZE = 128
 
 # (x, y) for the 68 iBUG points, in order: jaw 0–16, brows 17–26, nose 27–35, eyes 36–47, mouth 48–67.
@@ -97,13 +95,3 @@ E2E_TEMPLATE_68.setflags(write=False)
 def template_points(size: int = TEMPLATE_SIZE) -> np.ndarray:
     """The template for a `size`-px crop: `(68, 2)` float64 (x, y)."""
     return E2E_TEMPLATE_68 * (size / TEMPLATE_SIZE)
-
-
-def template_anchors(size: int = TEMPLATE_SIZE) -> np.ndarray:
-    """`(4, 2)`: right-eye, left-eye, nose and mouth centres of the template.
-
-    They agree with the anchors of `face_tracks.TEMPLATE_ANCHORS_128` ((46.49, 39.11), (81.35, 39.11),
-    (63.87, 57.95), (63.86, 78.48)) within 0.02 px; the points above are rounded to 0.1 px, those anchors
-    were taken before rounding."""
-    points = template_points(size)
-    return np.stack([points[part].mean(axis=0) for part in (RIGHT_EYE, LEFT_EYE, NOSE, MOUTH)])

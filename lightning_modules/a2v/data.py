@@ -51,6 +51,7 @@ from datamodules.talking_face_windows import to_unit_range
 
 from .generator import GeneratorConfig
 from .inversion import InversionConfig
+from .latents import residual_slice
 from .planted import PlantedMouthConfig
 from .speech_encoder import SpeechEncoderConfig
 
@@ -91,10 +92,8 @@ class LatentClip:
 
     def residual(self, frames: slice) -> torch.Tensor:
         """Δw of the selected rows of `frames` → `(n, len(rows)·512)` float32."""
-        rows = np.asarray(self.rows[frames], dtype=np.float32)
-        return torch.from_numpy(
-            (rows - np.asarray(self.w0[self.row_index], dtype=np.float32)).reshape(len(rows), -1)
-        )
+        rows = torch.from_numpy(np.asarray(self.rows[frames], dtype=np.float32))
+        return residual_slice(rows, torch.from_numpy(np.asarray(self.w0, dtype=np.float32)), self.row_index)
 
 
 class LatentWindows(Dataset):

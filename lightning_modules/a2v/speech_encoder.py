@@ -28,7 +28,6 @@ from ..common.errors import WeightsError
 from ..common.pretrained.weights import check_state_dict, load_tensor_file, read_state_dict
 
 SAMPLE_RATE = 16000
-HOP, RECEPTIVE_FIELD = 320, 400
 FEATURES_PER_FRAME = 2  # 50 Hz features for 25 fps video
 HOW_TO = (
     "download facebook/wav2vec2-base-960h (config.json + pytorch_model.bin or model.safetensors) and set "
@@ -80,11 +79,6 @@ class SpeechEncoderConfig:
     def identity(self) -> str:
         """What cached features depend on."""
         return f"weights:{Path(self.weights).expanduser().resolve()}" if self.weights else f"tiny:{self.seed}"
-
-
-def feature_length(samples: int) -> int:
-    """L_a, the number of Wav2Vec2 vectors for `samples` samples (49 for 1 s at 16 kHz)."""
-    return max((samples - RECEPTIVE_FIELD) // HOP + 1, 0)
 
 
 def architecture(config: SpeechEncoderConfig) -> dict:

@@ -4,7 +4,7 @@ import matplotlib
 import numpy as np
 from PIL import Image
 
-from lightning_modules.common.metrics.plots import curves_figure, plot_snr_curves, plot_sweep
+from lightning_modules.common.metrics.plots import curves_figure, plot_sweep, save_figure
 from lightning_modules.common.metrics.reports import Sweep
 
 SNRS = (-10.0, 0.0, 10.0, 20.0)
@@ -20,11 +20,9 @@ def results() -> dict:
 
 def test_snr_curves_write_a_png_with_one_subplot_per_metric(tmp_path):
     backend = matplotlib.get_backend()
-    path = plot_snr_curves(
-        results(),
-        tmp_path / "plots" / "snr.png",
-        references={"babble": {"psnr": 25.0, "ssim": 0.8, "nlmd_mouth": 1.0}},
-    )
+    references = {"babble": {"psnr": 25.0, "ssim": 0.8, "nlmd_mouth": 1.0}}
+    figure = curves_figure(results(), ("psnr", "ssim", "nlmd_mouth"), "SNR (dB)", references)
+    path = save_figure(figure, tmp_path / "plots" / "snr.png")
     assert path == tmp_path / "plots" / "snr.png" and path.stat().st_size > 0
     with Image.open(path) as image:
         assert image.format == "PNG" and image.size[0] > image.size[1]

@@ -12,8 +12,6 @@ from datamodules.pipeline.sync import (
     frames_span,
     num_samples,
     take,
-    window_at_frame_centre,
-    window_at_frame_start,
 )
 from datamodules.pipeline.video import DecodedVideo, convert_fps, parse_fps, resample_frame_indices
 
@@ -24,21 +22,10 @@ def test_e2e_nr_frames_own_320_samples_at_8khz_and_windows_sit_on_320t():
     # docs/e2e_nr.md: one frame = 320 samples; frame t's receptive field is [320t − 1435, 320t + 1435].
     assert [frame_start_sample(t, Fraction(25), 8000) for t in range(4)] == [0, 320, 640, 960]
     assert num_samples(29, Fraction(25), 8000) == 9280  # a whole LRW clip
-    assert window_at_frame_start(10, Fraction(25), 8000, before=1435, after=1436) == (
-        3200 - 1435,
-        3200 + 1436,
-    )
 
 
 def test_a2v_audio_is_640_samples_per_frame_at_16khz():
     assert frames_span(10, 5, Fraction(25), 16000) == (6400, 6400 + 5 * 640)
-
-
-def test_wav2pix_second_is_centred_on_the_frame():
-    start, stop = window_at_frame_centre(
-        25, Fraction(25), 16000, 16000
-    )  # frame 25 is on screen at 1.00–1.04 s
-    assert (start, stop) == (16320 - 8000, 16320 + 8000)
 
 
 @pytest.mark.parametrize("width", [28, 20, 36])

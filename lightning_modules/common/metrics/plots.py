@@ -23,7 +23,6 @@ from matplotlib.figure import Figure
 Curves = Mapping[str, Mapping[float, Mapping[str, float]]]  # label → x → metric → value
 References = Mapping[str, Mapping[str, float]]  # label → metric → value
 
-SNR_METRICS = ("psnr", "ssim", "nlmd_mouth")
 METRIC_LABELS = {
     "psnr": "PSNR (dB) ↑",
     "ssim": "SSIM ↑",
@@ -98,19 +97,6 @@ def save_figure(figure: Figure, path: str | Path, dpi: int = 110) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=dpi, format="png")
     return path
-
-
-def plot_snr_curves(
-    results: Curves,
-    path: str | Path,
-    metrics: Sequence[str] = SNR_METRICS,
-    references: References | None = None,
-    title: str = "",
-    highlight: Collection[str] = (),
-) -> Path:
-    """Metrics against SNR: `results[label][snr_db][metric]`, one line per label (noise type or system),
-    `references[label][metric]` (e.g. clean speech) dashed; one subplot per metric → the PNG's path."""
-    return save_figure(curves_figure(results, metrics, "SNR (dB)", references, title, highlight), path)
 
 
 def plot_sweep(sweep, path: str | Path, title: str = "") -> Path:
