@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datamodules.pipeline.errors import command_errors
-from experiments.configs import ExperimentError, runs_root
+from experiments.configs import ExperimentError
 from experiments.path_lists import read_path_list
+from experiments.run_folders import FAILED_LAUNCH, failed_launch, new_run_dir
 from lightning_modules.common.metrics.shared_evaluation import SHARED_SETTING
 
 MAX_CURVES = 12
@@ -184,9 +185,20 @@ def write_report(summaries: list[StageSummary], out: Path) -> list[Path]:
     return [report, table_path] + ([curves] if curves else [])
 
 
+def comparable(path: Path) -> bool:
+    """False, with a line naming it, for a run folder whose launch failed before its first checkpoint."""
+    if not path.is_dir() or (path / "config.yaml").exists() or not failed_launch(path):
+        return True
+    print(f"skipping {path} ({FAILED_LAUNCH})", file=sys.stderr)
+    return False
+
+
 def compare(runs: list[str], out: str | None = None) -> list[Path]:
-    stages = [stage for run in runs for stage in stage_folders(Path(run))]
-    folder = Path(out) if out else runs_root() / "compare" / time.strftime("%Y%m%d-%H%M%S")
+    kept = [Path(run) for run in runs if comparable(Path(run))]
+    if not kept:
+        raise ExperimentError(f"{', '.join(runs)}: no run to compare ({FAILED_LAUNCH}). List finished runs.")
+    stages = [stage for run in kept for stage in stage_folders(run)]
+    folder = Path(out) if out else new_run_dir("compare")  # runs/compare/<second>[-<n>]
     written = write_report([summarise(stage) for stage in stages], folder)
     print(f"[compare] {len(stages)} stage(s) → {', '.join(str(p) for p in written)}", file=sys.stderr)
     return written

@@ -1,12 +1,12 @@
 """Evaluate checkpoints with their paper's protocol: `python -m experiments.evaluate EXP --ckpt CKPT [...]`.
 
-What `make eval EXP=… CKPT=…` runs. CKPT is a `.ckpt` file, a stage folder (its best checkpoint), or
-`last` (the newest run of EXP). The model comes from the checkpoint; the data from the stage's saved
-`config.yaml` (`--data DIR` reads another root of the same layout). Several checkpoints give one table
-(e.g. Wav2Pix's speech-length sweep: one checkpoint per length; E2E-NR's Proposed vs Proposed-NR). Writes
-`metrics.json` and `results.md`, our numbers beside the paper's, plus `sweep.png` for swept protocols
-(E2E-NR's metric-vs-SNR curves), to `--out` (default `<stage folder>/eval/`), and logs them to an offline
-W&B run there (`wandb sync` uploads it).
+What `make eval EXP=… CKPT=…` runs. CKPT is a `.ckpt` file, a stage folder (its best checkpoint), or `last`
+(the newest run of EXP that holds a checkpoint). The model comes from the checkpoint; the data from the
+stage's saved `config.yaml` (`--data DIR` reads another root of the same layout). Several checkpoints give one
+table (e.g. Wav2Pix's speech-length sweep: one checkpoint per length; E2E-NR's Proposed vs Proposed-NR).
+Writes `metrics.json` and `results.md`, our numbers beside the paper's, plus `sweep.png` for swept protocols
+(E2E-NR's metric-vs-SNR curves), to `--out` (default `<stage folder>/eval/`), and logs them to an offline W&B
+run there (`wandb sync` uploads it).
 
 System-specific options go through `--option KEY=VALUE` (YAML values), e.g. for E2E-NR
 `--option snrs_db=[-10,0,10,20,30] --option max_clips=100 --option landmarks=false`.
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +44,7 @@ from experiments.configs import (
     stage_model_class,
 )
 from experiments.path_lists import read_path_list
+from experiments.run_folders import newest_run, run_checkpoint, stage_of
 from lightning_modules.common.contracts import PaperEvaluated, SharedEvaluated
 from lightning_modules.common.errors import CheckpointError
 from lightning_modules.common.metrics.metric_suite import STANDARD_FILES, WEIGHTS_DIR_VARIABLE, MetricSettings
@@ -58,35 +58,25 @@ from lightning_modules.common.training.checkpoints import load_checkpoint_file
 
 
 def resolve_checkpoint(experiment: str, value: str) -> Path:
-    """A `.ckpt` path from a file, a stage folder, a run folder, or `last`."""
+    """A `.ckpt` path from a file, a stage folder, a run folder, or `last` (the newest run holding one)."""
     require_experiment(experiment)
     if value == "last":
-        runs = sorted(p for p in (runs_root() / experiment).glob("*") if p.is_dir())
-        if not runs:
+        newest = newest_run(experiment, to_resume=False)
+        if newest is None:
             raise ExperimentError(
-                f"{runs_root() / experiment}: no run of {experiment} yet. Train first or pass CKPT=<file>."
+                f"{runs_root() / experiment}: no run of {experiment} with a checkpoint yet. Train first or "
+                "pass CKPT=<file>."
             )
-        value = str(runs[-1])
+        value = str(newest)
     path = Path(value)
     if path.is_file():
         return path
-    # A stage folder, else the run folder's latest stage in chain order (pretraining stages come first).
-    folders = (
-        [path] + [path / stage for stage in reversed(stage_chain(experiment))] + sorted(path.glob("*/"))[::-1]
-    )
-    for folder in folders:
-        best = (
-            json.loads((folder / "COMPLETED.json").read_text())["best"]
-            if (folder / "COMPLETED.json").exists()
-            else None
+    checkpoint = run_checkpoint(path, experiment)
+    if checkpoint is None:
+        raise ExperimentError(
+            f"{path}: no checkpoint found (not a .ckpt, and no COMPLETED.json or checkpoints/last.ckpt)."
         )
-        if best:  # data-preparation stages complete without a checkpoint
-            return Path(best)
-        if (folder / "checkpoints" / "last.ckpt").exists():
-            return folder / "checkpoints" / "last.ckpt"
-    raise ExperimentError(
-        f"{path}: no checkpoint found (not a .ckpt, and no COMPLETED.json or checkpoints/last.ckpt)."
-    )
+    return checkpoint
 
 
 def model_class_paths(experiment: str) -> set[str]:
@@ -125,7 +115,7 @@ def stage_config(checkpoint: Path, state: dict) -> tuple[dict, str | None]:
     carried = state.get(STAGE_CONFIG_KEY)
     if carried:
         return yaml.safe_load(carried["config"]), f"{carried['experiment']}/{carried['stage']}"
-    beside = checkpoint.resolve().parents[1] / "config.yaml"
+    beside = stage_of(checkpoint) / "config.yaml"
     if not beside.exists():
         raise CheckpointError(
             f"{checkpoint}: carries no config, and no config.yaml lies beside its folder (an older "
@@ -200,11 +190,9 @@ def evaluate(
     shared: SharedOptions = SharedOptions(),
 ):
     report = None
-    folder = (
-        Path(out) if out else resolve_checkpoint(experiment, checkpoints[0]).resolve().parents[1] / "eval"
-    )
-    for value in checkpoints:
-        checkpoint = resolve_checkpoint(experiment, value)
+    resolved = [resolve_checkpoint(experiment, value) for value in checkpoints]
+    folder = Path(out) if out else stage_of(resolved[0]) / "eval"
+    for checkpoint in resolved:
         model, datamodule = load_for_evaluation(experiment, checkpoint, data)
         has_protocol = isinstance(model, PaperEvaluated)
         if has_protocol:
@@ -228,7 +216,8 @@ def evaluate(
                 else {}
             )
             part = model.paper_evaluation(datamodule, **{**extra, **options})
-        label = "/".join(checkpoint.resolve().parts[-4:-2])  # <run timestamp>/<stage>
+        stage_dir = stage_of(checkpoint)
+        label = f"{stage_dir.parent.name}/{stage_dir.name}"  # <run>/<stage>
         part = add_shared_metrics(
             part,
             model,

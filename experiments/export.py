@@ -17,6 +17,7 @@ import yaml
 
 from datamodules.pipeline.errors import command_errors
 from experiments.evaluate import checked_checkpoint, resolve_checkpoint
+from experiments.run_folders import stage_of
 from lightning_modules.common.training.callbacks import STAGE_CONFIG_KEY
 
 KEPT = ("state_dict", "hyper_parameters", "pytorch-lightning_version")
@@ -31,7 +32,7 @@ def export(experiment: str, checkpoint: str, out: str | Path) -> Path:
     slim = {key: state[key] for key in (*KEPT, datamodule_key) if key in state}
     slim[STAGE_CONFIG_KEY] = state.get(STAGE_CONFIG_KEY) or {
         "experiment": experiment,
-        "stage": source.resolve().parents[1].name,
+        "stage": stage_of(source).name,
         "config": yaml.safe_dump(config, sort_keys=False),
     }
     out = Path(out)

@@ -46,7 +46,8 @@ def describe(experiment: str, data: str | None = None, smoke: bool = False) -> s
         + (f" DATA={data}" if data else " (demo data)")
         + (" --smoke" if smoke else ""),
         "",
-        f"Run folder: {runs_root() / experiment}/<timestamp>/<stage>/ (CKPT=last resumes the newest).",
+        f"Run folder: {runs_root() / experiment}/<timestamp>/<stage>/ (CKPT=last resumes the newest that "
+        "holds a checkpoint and that no other launch is training).",
         "",
     ]
     for number, stage in enumerate(chain, start=1):

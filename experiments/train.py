@@ -23,6 +23,7 @@ arguments (`--trainer.max_steps=100`) and apply to every stage.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -52,7 +53,13 @@ from experiments.launch import (
     shared_run_dir,
     wait_for,
 )
-from experiments.run_folders import refuse_output_moves, resolve_run_dir, resume_checkpoint, saved_seed
+from experiments.run_folders import (
+    refuse_output_moves,
+    resolve_run_dir,
+    resume_checkpoint,
+    saved_seed,
+    training_run,
+)
 
 
 def run_stage(stage: str, stage_dir: Path, configs: list[str], overrides: list[str], ckpt_path: str | None):
@@ -87,6 +94,13 @@ def train(
         from datamodules.pipeline.cache import data_location
 
         overrides[:0] = [f"--data.init_args.{key}={value}" for key, value in data_location(data).items()]
+    chain = stage_chain(experiment)
+    if stop_after is not None:
+        if stop_after not in chain:
+            raise ExperimentError(
+                f"--stop-after {stop_after}: not a stage of {experiment} (its stages: {', '.join(chain)})"
+            )
+        chain = chain[: chain.index(stop_after) + 1]
     launched, launch = launched_stage(), cluster_launch()
     if launched:
         run_dir = Path(launched[0])
@@ -95,78 +109,84 @@ def train(
             shared_run_dir(experiment, resume, launch) if launch else resolve_run_dir(experiment, resume)
         )
     leader = launch is None or launch.leader  # the process that writes summaries (all ranks train)
-    chain = stage_chain(experiment)
-    if stop_after is not None:
-        if stop_after not in chain:
-            raise ExperimentError(
-                f"--stop-after {stop_after}: not a stage of {experiment} (its stages: {', '.join(chain)})"
-            )
-        chain = chain[: chain.index(stop_after) + 1]
     inputs, best = stage_inputs(chain), {}
-    for stage in chain:
-        stage_dir = run_dir / stage
-        completed = stage_dir / "COMPLETED.json"
-        if completed.exists():
-            best[stage] = json.loads(completed.read_text())["best"]
-            print(f"[train] {stage}: already completed in {stage_dir}, skipping")
-            continue
-        if config_value(stage, "job") == "prepare":
-            best[stage] = None
-            if not leader:  # one process prepares the shared caches; the others wait for it to finish
-                wait_for(completed, f"rank 0 to prepare the data of {stage}", timeout_s=float("inf"))
+    # The process that chose the run folder marks it as being trained, and as failed when it fails before the
+    # first checkpoint: `CKPT=last` passes over both.
+    with training_run(run_dir) if leader and not launched else contextlib.nullcontext():
+        for stage in chain:
+            stage_dir = run_dir / stage
+            completed = stage_dir / "COMPLETED.json"
+            if completed.exists():
+                best[stage] = json.loads(completed.read_text())["best"]
+                print(f"[train] {stage}: already completed in {stage_dir}, skipping")
                 continue
-            summary = prepare_stage(stage_configs(stage, demo=data is None, smoke=smoke), overrides)
-            completed.parent.mkdir(parents=True, exist_ok=True)
-            completed.write_text(json.dumps({"best": None, "prepared": summary}, indent=1))
-            print(f"[train] {stage}: data prepared: {summary}")
-            continue
-        stage_overrides = list(overrides)
-        stage_overrides += [
-            f"--model.init_args.{argument}={best[source]}" for argument, source in inputs[stage].items()
-        ]
-        ckpt = resume_checkpoint(stage_dir, resume)
-        print(f"[train] {stage}: {'resuming ' + ckpt if ckpt else 'starting'} in {stage_dir}")
-        # Lightning's DDP launcher re-runs this command for ranks > 0; they read where to go from here.
-        os.environ[ACTIVE_STAGE_VARIABLE] = f"{run_dir}{os.pathsep}{stage}"
-        try:
-            cli = run_stage(
-                stage, stage_dir, stage_configs(stage, demo=data is None, smoke=smoke), stage_overrides, ckpt
-            )
-        except SIGTERMException:
-            # Pre-emption (SLURM, Kubernetes, a user's kill): Lightning stopped after the current batch and
-            # the LastCheckpoint callback wrote last.ckpt. Exit as terminated, so a requeue just reruns us.
+            if config_value(stage, "job") == "prepare":
+                best[stage] = None
+                if not leader:  # one process prepares the shared caches; the others wait for it to finish
+                    wait_for(completed, f"rank 0 to prepare the data of {stage}", timeout_s=float("inf"))
+                    continue
+                summary = prepare_stage(stage_configs(stage, demo=data is None, smoke=smoke), overrides)
+                completed.parent.mkdir(parents=True, exist_ok=True)
+                completed.write_text(json.dumps({"best": None, "prepared": summary}, indent=1))
+                print(f"[train] {stage}: data prepared: {summary}")
+                continue
+            stage_overrides = list(overrides)
+            stage_overrides += [
+                f"--model.init_args.{argument}={best[source]}" for argument, source in inputs[stage].items()
+            ]
+            ckpt = resume_checkpoint(stage_dir, resume)
+            print(f"[train] {stage}: {'resuming ' + ckpt if ckpt else 'starting'} in {stage_dir}")
+            # Lightning's DDP launcher re-runs this command for ranks > 0; they read where to go from here.
+            os.environ[ACTIVE_STAGE_VARIABLE] = f"{run_dir}{os.pathsep}{stage}"
+            try:
+                cli = run_stage(
+                    stage,
+                    stage_dir,
+                    stage_configs(stage, demo=data is None, smoke=smoke),
+                    stage_overrides,
+                    ckpt,
+                )
+            except SIGTERMException:
+                # Pre-emption (SLURM, Kubernetes, a user's kill): Lightning stopped after the current batch
+                # and the LastCheckpoint callback wrote last.ckpt. Exit as terminated, so a requeue just
+                # reruns us.
+                print(
+                    f"[train] {stage}: stopped by SIGTERM; {stage_dir / 'checkpoints' / 'last.ckpt'} is "
+                    "saved. Rerun with CKPT=last to resume."
+                )
+                sys.exit(143)
+            if cli.trainer.interrupted:
+                print(f"[train] {stage} interrupted; rerun with CKPT=last to resume.")
+                sys.exit(130)
+            best[stage], selected_by = _stage_checkpoint(cli.trainer)
+            test_metrics = _test(cli, best[stage])
+            _close_wandb_run()
+            if (
+                launched
+            ):  # a DDP worker joins only the stage rank 0 launched it for; rank 0 writes the summary
+                return run_dir
+            if (
+                launch and launch.leader
+            ):  # every rank has read the marker: it joined this stage's process group
+                launch_marker(experiment, launch).unlink(missing_ok=True)
+            if not leader:  # a cluster launch's rank > 0 goes on to the next stage with rank 0
+                continue
+            summary = {
+                "best": best[stage],
+                "selected_by": selected_by,
+                "global_step": cli.trainer.global_step,
+                "test": test_metrics,
+            }
+            completed.write_text(json.dumps(summary, indent=1))
             print(
-                f"[train] {stage}: stopped by SIGTERM; {stage_dir / 'checkpoints' / 'last.ckpt'} is saved. "
-                "Rerun with CKPT=last to resume."
+                f"[train] {stage}: held-out test metrics of {Path(best[stage]).name} (selected by "
+                f"{selected_by}): {test_metrics}"
             )
-            sys.exit(143)
-        if cli.trainer.interrupted:
-            print(f"[train] {stage} interrupted; rerun with CKPT=last to resume.")
-            sys.exit(130)
-        best[stage], selected_by = _stage_checkpoint(cli.trainer)
-        test_metrics = _test(cli, best[stage])
-        _close_wandb_run()
-        if launched:  # a DDP worker joins only the stage rank 0 launched it for; rank 0 writes the summary
-            return run_dir
-        if launch and launch.leader:  # every rank has read the marker: it joined this stage's process group
-            launch_marker(experiment, launch).unlink(missing_ok=True)
-        if not leader:  # a cluster launch's rank > 0 goes on to the next stage with rank 0
-            continue
-        summary = {
-            "best": best[stage],
-            "selected_by": selected_by,
-            "global_step": cli.trainer.global_step,
-            "test": test_metrics,
-        }
-        completed.write_text(json.dumps(summary, indent=1))
-        print(
-            f"[train] {stage}: held-out test metrics of {Path(best[stage]).name} (selected by "
-            f"{selected_by}): {test_metrics}"
-        )
-        if cli.trainer.world_size > 1 and launch is None and stage != chain[-1]:
-            # Lightning's launcher cannot start a second time in this process. Under a cluster launcher there
-            # is nothing to relaunch: the next stage's Trainer reuses the process group all ranks share.
-            restart_for_next_stage(run_dir)
+            if cli.trainer.world_size > 1 and launch is None and stage != chain[-1]:
+                # Lightning's launcher cannot start a second time in this process. Under a cluster launcher
+                # there is nothing to relaunch: the next stage's Trainer reuses the process group all ranks
+                # share.
+                restart_for_next_stage(run_dir)
     print(f"[train] done: {run_dir}")
     return run_dir
 
@@ -242,8 +262,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     )
     parser.add_argument(
         "--resume",
-        help="'last' (newest run of this experiment), 'auto' (the newest run if it is "
-        "unfinished, else a new one: for cluster jobs that may be requeued) or a .ckpt path",
+        help="'last' (the newest run of this experiment that holds a checkpoint and that no other launch is "
+        "training), 'auto' (that run if it is unfinished, else a new one: for cluster jobs that may be "
+        "requeued), a run folder or a .ckpt path",
     )
     parser.add_argument(
         "--smoke", action="store_true", help="stack the smoke overlays (experiments/smoke/): a few CPU steps"

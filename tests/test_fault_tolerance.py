@@ -122,15 +122,17 @@ def test_resume_auto_continues_an_unfinished_run_and_otherwise_starts_one(tmp_pa
 
     monkeypatch.setenv("TF_RUNS_DIR", str(tmp_path))
     first = train.resolve_run_dir("wav2pix", "auto")
-    assert first.parent == tmp_path / "wav2pix" and not first.exists()  # nothing yet: a new run
-    (first / "wav2pix" / "checkpoints").mkdir(parents=True)
+    assert first.parent == tmp_path / "wav2pix" and not any(first.iterdir())  # nothing yet: a new run
+    stage = first / "wav2pix"
+    (stage / "checkpoints").mkdir(parents=True)
+    (stage / "checkpoints" / "last.ckpt").write_bytes(b"")
     assert train.resolve_run_dir("wav2pix", "auto") == first  # unfinished: continue it
-    (first / "wav2pix" / "COMPLETED.json").write_text("{}")
+    (stage / "COMPLETED.json").write_text("{}")
     monkeypatch.setattr(train.time, "strftime", lambda _: "20991231-235959")
     assert train.resolve_run_dir("wav2pix", "auto") == tmp_path / "wav2pix" / "20991231-235959"
+    # That launch failed before its first checkpoint: the next one passes over it and starts beside it.
+    assert train.resolve_run_dir("wav2pix", "auto") == tmp_path / "wav2pix" / "20991231-235959-2"
 
-    stage = first / "wav2pix"
-    (stage / "checkpoints" / "last.ckpt").write_bytes(b"")
     hpc = stage / "hpc_ckpt_1.ckpt"
     hpc.write_bytes(b"")
     os.utime(hpc, (time.time() + 10, time.time() + 10))  # SLURM's pre-emption save came after last.ckpt
