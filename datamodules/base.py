@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from .pipeline.cache import ShardedCache
 from .pipeline.prepare import PrepareReport
 from .resumable import ResumableLoader
-from .streaming import OrderedStream, StreamedShards, StreamingLoader
+from .streaming.reading import OrderedStream, StreamedShards, StreamingLoader
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SPLITS = ("train", "val", "test")
@@ -124,7 +124,7 @@ class CachedDataModule(L.LightningDataModule):
 
     @cached_property
     def stream(self) -> StreamedShards | None:
-        """The exported shards at `hparams.stream_url` (`datamodules/streaming.py`), or None."""
+        """The exported shards at `hparams.stream_url` (`datamodules/streaming/`), or None."""
         url = self.hparams.get("stream_url")
         return StreamedShards(url) if url else None
 

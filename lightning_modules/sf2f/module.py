@@ -19,14 +19,14 @@ from torch import nn
 
 from ..common.images import imagenet_to_unit, log_sample_grid
 from ..common.metrics.face_checks import to_uint8
-from ..common.metrics.metric_suite import GeneratedSample
-from ..common.metrics.metrics import (
+from ..common.metrics.identity_metrics import (
     chance_recall,
     embedding_cosine,
     embedding_l1,
     identity_embedding,
     recall_at_k,
 )
+from ..common.metrics.metric_suite import GeneratedSample
 from ..common.pretrained.face_embedding import build_face_embedder
 from ..common.training.checkpoints import load_stage_weights
 from ..common.training.gan import AdversarialModule, LossTerms

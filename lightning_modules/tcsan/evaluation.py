@@ -26,7 +26,7 @@ from datamodules.pipeline.action_units import AU_NAMES, GeometryLabels
 from datamodules.talking_face_windows import clip_collate
 
 from ..common.images import signed_to_uint8
-from ..common.metrics.metrics import BinaryLabelScores
+from ..common.metrics.label_scores import BinaryLabelScores
 from ..common.metrics.reports import EvaluationReport, ResultRow
 from ..common.metrics.video_metrics import FrameLandmarks, VideoMetricAccumulator
 

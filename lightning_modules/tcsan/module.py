@@ -24,7 +24,7 @@ from datamodules.talking_face_windows import mfcc_windows
 
 from ..common.errors import require_sample_rate
 from ..common.images import log_sample_grid, signed_to_uint8
-from ..common.metrics.metrics import BinaryLabelScores
+from ..common.metrics.label_scores import BinaryLabelScores
 from ..common.metrics.shared_evaluation import TalkingFaceSamples
 from ..common.pretrained.perceptual import VGGPerceptual
 from ..common.training.checkpoints import load_submodule

@@ -16,7 +16,7 @@ import torch
 
 from datamodules.pipeline.action_units import AU_NAMES
 
-from ..common.metrics.metrics import BinaryLabelScores
+from ..common.metrics.label_scores import BinaryLabelScores
 from ..common.training.checkpoints import load_stage_weights
 from ..common.training.split_evaluation import SplitEvaluationModule
 from .losses import au_class_weights, au_loss

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lightning_modules.common.metrics.metrics import (
+from lightning_modules.common.metrics.identity_metrics import (
     chance_recall,
     embedding_cosine,
     embedding_l1,
@@ -66,7 +66,7 @@ def test_thumbnail_embedder_separates_tints_and_ignores_nothing_else():
 
 
 def test_binary_label_scores_pool_frames_and_average_labels():
-    from lightning_modules.common.metrics.metrics import BinaryLabelScores
+    from lightning_modules.common.metrics.label_scores import BinaryLabelScores
 
     scores = BinaryLabelScores(2)
     scores.update(torch.tensor([[1, 0], [1, 0]]), torch.tensor([[1, 0], [0, 0]]))

@@ -1,4 +1,4 @@
-"""Prepared caches exported as WebDataset tar shards and streamed back (`datamodules/streaming.py`): round
+"""Prepared caches exported as WebDataset tar shards and streamed back (`datamodules/streaming/`): round
 trip, resumable export, per-rank sharding with equal batch counts, determinism, mid-epoch resumption,
 worker independence, error messages, and training the LRW datamodule from streamed shards."""
 
@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules import streaming
 from datamodules.base import randint, stack_items
 from datamodules.pipeline.cache import ShardedCache
 from datamodules.pipeline.errors import DatasetError
-from datamodules.streaming import StreamedShards, StreamingLoader, decode, export_cache, read_shard
+from datamodules.streaming import export
+from datamodules.streaming.export import export_cache
+from datamodules.streaming.reading import StreamedShards, StreamingLoader, decode, read_shard
 from tests.checkpoint_helpers import SaveAtStep
 
 SPLIT_SIZES = {"train": 30, "val": 6, "test": 4}
@@ -93,7 +94,7 @@ def test_export_round_trip_gives_back_every_cached_item_in_single_split_shards(e
 
 def test_an_interrupted_export_is_refused_then_finished_rewriting_only_missing_shards(tmp_path, monkeypatch):
     cache, out = make_cache(tmp_path / "cache"), tmp_path / "stream"
-    real_write, written = streaming.write_tar, []
+    real_write, written = export.write_tar, []
 
     def crash_on_the_third_shard(handle, samples):
         if len(written) == 2:
@@ -101,14 +102,14 @@ def test_an_interrupted_export_is_refused_then_finished_rewriting_only_missing_s
         written.append(1)
         real_write(handle, samples)
 
-    monkeypatch.setattr(streaming, "write_tar", crash_on_the_third_shard)
+    monkeypatch.setattr(export, "write_tar", crash_on_the_third_shard)
     with pytest.raises(KeyboardInterrupt):
         export_cache(str(cache.directory), str(out), shard_mb=THREE_PER_SHARD_MB, progress=False)
     with pytest.raises(DatasetError, match="interrupted.*rerunning"):
         StreamedShards(str(out))
     finished = {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*.tar")}
     assert sorted(finished) == ["shard-000000.tar", "shard-000001.tar"]
-    monkeypatch.setattr(streaming, "write_tar", real_write)
+    monkeypatch.setattr(export, "write_tar", real_write)
     export_cache(str(cache.directory), str(out), shard_mb=THREE_PER_SHARD_MB, progress=False)
     assert {name: (out / name).stat().st_mtime_ns for name in finished} == finished  # kept, not rewritten
     assert sum(s.samples for s in StreamedShards(str(out)).shards()) == 40

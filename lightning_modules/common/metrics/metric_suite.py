@@ -40,7 +40,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import WeightsError
-from .metrics import BinaryLabelScores, recall_at_k
+from .identity_metrics import recall_at_k
+from .label_scores import BinaryLabelScores
 from .speech_dependence import SpeechDependence, identity_retrieval
 from .video_metrics import FrameLandmarks, VideoMetricAccumulator
 

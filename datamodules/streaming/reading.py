@@ -1,34 +1,8 @@
-"""Prepared caches as WebDataset tar shards, streamed from a folder or object storage, for datasets larger
-than one disk.
-
-Layout of an export (`python -m datamodules.streaming export CACHE_DIR OUT_URL`)::
-
-    index.json           {"complete", "params" (the cache's), "splits": {split: {"samples", "speakers"}},
-                          "shards": [{"name", "split", "samples"}, ...]}
-    shard-000000.tar     per sample (key = its row in the cache, 9 digits): <key>.json (meta) and
-                         <key>.<array name>.npy (each array), consecutive members: the WebDataset layout
-
-Every shard holds one split only. Shards and the index are written under a temporary name and renamed,
-so an interrupted export (rerun the same command) keeps the finished shards and redoes only the others.
-`OUT_URL` and reading URLs are local folders, `file://` or any fsspec URL (`s3://`, `gs://`, `https://`…).
-
-Training (`StreamingLoader`) is a pure function of (seed, epoch, position), like `ResumableLoader`:
-per epoch a seeded permutation of the split's shards; the shard at position p goes to rank p % world,
-and within the rank to lane (p // world) % lanes; each lane streams its shards through a seeded shuffle
-buffer; the rank's batch i comes from lane i % lanes. DataLoader workers each serve some lanes, so the
-stream depends on `lanes` (default: the number of workers), never on the number of workers.
-
-Equal lengths under DDP: a rank that runs out of batches first leaves the others waiting in a collective
-forever. Every lane of every rank therefore yields exactly the batches the poorest possible lane fills:
-(samples of the k smallest shards) // batch_size, k = shards // (ranks × lanes), whatever the permutation.
-That count comes from the index alone, so ranks agree without talking and every epoch has the same length;
-the rest of each lane is dropped (other samples next epoch). Use many more shards than ranks × lanes.
-"""
+"""Streaming an export back: its index (`StreamedShards`), the training stream (`StreamingLoader`, see the
+package doc) and the in-order evaluation stream (`OrderedStream`)."""
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import io
 import json
 import posixpath
@@ -42,153 +16,13 @@ import fsspec
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
-from tqdm.auto import tqdm
 
-from .pipeline.cache import ShardedCache
-from .pipeline.errors import DatasetError, command_errors
-from .resumable import EpochCounter, mixed_seed, no_consumer_epoch, seeded_collate
-
-INDEX = "index.json"
-FORMAT = "talking-faces-webdataset/1"
-EXPORT_HINT = "python -m datamodules.streaming export CACHE_DIR {url}"
+from ..pipeline.errors import DatasetError
+from ..resumable import EpochCounter, mixed_seed, no_consumer_epoch, seeded_collate
+from .layout import EXPORT_HINT, FORMAT, INDEX, filesystem
 
 Sample = tuple[int, dict[str, bytes], str]  # (row in the cache, {member suffix: bytes}, url of its shard)
 Transform = Callable[[dict, dict[str, np.ndarray]], Any]  # (meta, arrays) → dataset item
-
-
-# ----------------------------------------------------------------------------- URLs
-
-
-def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    """fsspec's filesystem and path for a folder or URL, with the backend's absence explained."""
-    try:
-        return fsspec.core.url_to_fs(url)
-    except ImportError as error:  # fsspec knows the scheme, its package is not installed
-        raise DatasetError(
-            f"{url}: this URL scheme needs an fsspec backend that is not installed ({error}). "
-            "Install it (s3:// `pip install s3fs`, gs:// `pip install gcsfs`, "
-            "az:// `pip install adlfs`) or copy the shards to a local folder."
-        ) from None
-    except ValueError as error:
-        raise DatasetError(
-            f"{url}: unknown URL scheme ({error}). Use a local folder, file://, or an fsspec URL "
-            "such as s3://bucket/prefix, gs://bucket/prefix or https://host/prefix."
-        ) from None
-
-
-def _replace(fs: fsspec.AbstractFileSystem, path: str, write: Callable[[Any], None]) -> None:
-    """Write `path` through a temporary sibling renamed over it (a reader never sees half a file)."""
-    folder, name = posixpath.split(path)
-    temporary = posixpath.join(folder, f".{name}.partial")
-    with fs.open(temporary, "wb") as handle:
-        write(handle)
-    fs.mv(temporary, path)
-
-
-# ----------------------------------------------------------------------------- export
-
-
-def sample_members(row: int, meta: dict, arrays: dict[str, np.ndarray]) -> list[tuple[str, bytes]]:
-    """One cached item as tar members: `<row>.json` then `<row>.<name>.npy` per array (sorted)."""
-    key = f"{row:09d}"
-    members = [(f"{key}.json", json.dumps(meta, sort_keys=True).encode())]
-    for name in sorted(arrays):
-        buffer = io.BytesIO()
-        np.save(buffer, np.asarray(arrays[name]), allow_pickle=False)
-        members.append((f"{key}.{name}.npy", buffer.getvalue()))
-    return members
-
-
-def write_tar(handle, samples: Iterator[list[tuple[str, bytes]]]) -> None:
-    """A plain tar of the samples' members, byte-reproducible (no times, owners or modes of our own)."""
-    with tarfile.open(fileobj=handle, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
-        for members in samples:
-            for name, data in members:
-                info = tarfile.TarInfo(name)
-                info.size, info.mode, info.mtime = len(data), 0o644, 0
-                tar.addfile(info, io.BytesIO(data))
-
-
-def plan_shards(metas: list[dict], sizes: list[int], shard_bytes: float) -> list[dict]:
-    """Rows grouped into single-split shards of about `shard_bytes`, splits in first-seen order."""
-    splits = list(dict.fromkeys(meta.get("split") for meta in metas))
-    shards: list[dict] = []
-    for split in splits:
-        current, filled = [], 0
-        for row in (r for r, meta in enumerate(metas) if meta.get("split") == split):
-            if current and filled + sizes[row] > shard_bytes:
-                shards.append({"split": split, "rows": current})
-                current, filled = [], 0
-            current.append(row)
-            filled += sizes[row]
-        if current:
-            shards.append({"split": split, "rows": current})
-    for number, shard in enumerate(shards):
-        shard["name"] = f"shard-{number:06d}.tar"
-    return shards
-
-
-def shard_listing(metas: list[dict], plan: list[dict]) -> dict:
-    """The index's "shards" (name, split, samples) and "splits" (samples, named speakers) entries."""
-    splits = {}
-    for split in dict.fromkeys(shard["split"] for shard in plan):
-        chosen = [meta for meta in metas if meta.get("split") == split]
-        splits[split] = {
-            "samples": len(chosen),
-            "speakers": sorted({m["speaker"] for m in chosen if m.get("speaker")}),
-        }
-    shards = [
-        {"name": shard["name"], "split": shard["split"], "samples": len(shard["rows"])} for shard in plan
-    ]
-    return {"shards": shards, "splits": splits}
-
-
-def export_cache(cache_dir: str, out_url: str, shard_mb: float = 256, progress: bool = True) -> dict:
-    """Write the prepared cache in `cache_dir` as tar shards + `index.json` at `out_url`; returns the index.
-
-    Rerunning after an interruption keeps the shards already renamed into place and writes the rest.
-    """
-    cache = ShardedCache.open(cache_dir)
-    items = cache.read()
-    if not len(items):
-        raise DatasetError(f"{cache_dir}: the cache holds no items. Run the datamodule's prepare_data first.")
-    sizes = [sum(a.nbytes for a in items[row][1].values()) + 1024 for row in range(len(items))]
-    plan = plan_shards(items.metas, sizes, shard_mb * 2**20)
-    fingerprint = hashlib.sha1(
-        json.dumps([cache.params, items.metas, plan], sort_keys=True).encode()
-    ).hexdigest()
-    fs, root = filesystem(out_url)
-    fs.makedirs(root, exist_ok=True)
-    index_path = posixpath.join(root, INDEX)
-    resuming = fs.exists(index_path)
-    if resuming and json.loads(fs.cat_file(index_path)).get("fingerprint") != fingerprint:
-        raise DatasetError(
-            f"{out_url} already holds another export (other cache or --shard-mb). "
-            "Delete it or export to another URL."
-        )
-    index = {
-        "format": FORMAT,
-        "complete": False,
-        "fingerprint": fingerprint,
-        "shard_mb": shard_mb,
-        "params": cache.params,
-        "samples": len(items),
-        **shard_listing(items.metas, plan),
-    }
-    _replace(fs, index_path, lambda f: f.write(json.dumps(index, indent=1).encode()))  # the plan, incomplete
-    with tqdm(total=len(items), desc=f"export to {out_url}", unit="item", disable=not progress) as bar:
-        for shard in plan:
-            path = posixpath.join(root, shard["name"])
-            if not (resuming and fs.exists(path)):
-                members = (sample_members(row, *items[row]) for row in shard["rows"])
-                _replace(fs, path, lambda f, members=members: write_tar(f, members))
-            bar.update(len(shard["rows"]))
-    index["complete"] = True
-    _replace(fs, index_path, lambda f: f.write(json.dumps(index, indent=1).encode()))
-    return index
-
-
-# ----------------------------------------------------------------------------- reading
 
 
 @dataclass(frozen=True)
@@ -472,46 +306,3 @@ class OrderedStream(IterableDataset):
         samples = (sample for shard in self.shards for sample in read_shard(shard))
         while batch := list(islice(samples, self.batch_size)):
             yield self.collate([self.transform(*decode(sample)) for sample in batch])
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m datamodules.streaming",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    export = commands.add_parser(
-        "export",
-        help="write a prepared cache as WebDataset tar shards",
-        description="Write the prepared cache CACHE_DIR as WebDataset tar shards plus index.json at OUT_URL. "
-        "Rerun the same command to finish an interrupted export. Train from it with "
-        "--data.init_args.stream_url=OUT_URL.",
-    )
-    export.add_argument(
-        "cache_dir",
-        metavar="CACHE_DIR",
-        help="a prepared cache folder (holds manifest.json and shard-*.json), e.g. "
-        "data/cache/lrw-<hash>/clips-template-128px-8000hz-<hash>",
-    )
-    export.add_argument(
-        "out_url",
-        metavar="OUT_URL",
-        help="local folder, file://, s3://bucket/prefix, gs://… (remote schemes need their fsspec "
-        "package: s3fs, gcsfs, …)",
-    )
-    export.add_argument(
-        "--shard-mb", type=float, default=256, help="approximate shard size in MiB (default 256)"
-    )
-    args = parser.parse_args(argv)
-    with command_errors():
-        index = export_cache(args.cache_dir, args.out_url, args.shard_mb)
-    splits = ", ".join(f"{split} {info['samples']}" for split, info in index["splits"].items())
-    print(f"{args.out_url}: {len(index['shards'])} shards, {index['samples']} samples ({splits})")
-
-
-if __name__ == "__main__":
-    main()
