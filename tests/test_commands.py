@@ -133,8 +133,9 @@ def test_the_error_line_starts_after_an_open_progress_bar_and_quotes_no_escape_c
 
     with pytest.raises(SystemExit) as exit_info:
         with command_errors(debug=False):
-            for _ in tqdm(range(3), desc="faces"):
-                raise DatasetError("a.wav: cannot decode audio (\x1b[1mbold\x1b[0m,\n\tthen more).")
+            progress = tqdm(total=3, desc="faces")  # open, as a bar whose loop failed inside a comprehension
+            raise DatasetError("a.wav: cannot decode audio (\x1b[1mbold\x1b[0m,\n\tthen more).")
     assert exit_info.value.code == "error: a.wav: cannot decode audio (bold, then more)."
     bar = capsys.readouterr().err
     assert "faces" in bar and bar.endswith("\n")  # the bar's line is finished before the error is printed
+    assert progress.disable  # closed
