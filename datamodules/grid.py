@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .pipeline.errors import DatasetError
+from .pipeline.errors import DatasetError, pass_dataset
 from .talking_face import ClipFiles, TalkingFaceDataModule, every_nth_to_val
 
 GRID_FPS = "25"
@@ -99,7 +99,7 @@ def scan_grid(root: str | Path, split: str = "tcsan") -> list[ClipFiles]:
         ]
     if not clips:
         raise DatasetError(
-            f"{root}: no s<N>/<utt>.mpg videos found. Pass DATA=<the GRID root holding s1/, s2/, …>."
+            f"{root}: no s<N>/<utt>.mpg videos found. {pass_dataset('the GRID root holding s1/, s2/, …')}"
         )
     return every_nth_to_val(clips)
 

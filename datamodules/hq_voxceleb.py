@@ -18,7 +18,7 @@ import csv
 import json
 from pathlib import Path
 
-from .pipeline.errors import DatasetError
+from .pipeline.errors import DatasetError, pass_dataset
 from .voice_face import IdentityFiles, VoiceFaceDataModule
 
 SUBSETS = ("vox1", "vox2")
@@ -75,7 +75,9 @@ def scan_hq_voxceleb(root: str | Path) -> list[IdentityFiles]:
     """Identities that have both faces and speech, vox1 before vox2, each in meta row order."""
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError(f"{root}: HQ-VoxCeleb root not found. Pass DATA=<folder holding vox1_meta.csv>.")
+        raise DatasetError(
+            f"{root}: HQ-VoxCeleb root not found. {pass_dataset('folder holding vox1_meta.csv')}"
+        )
     identities: list[IdentityFiles] = []
     for subset in SUBSETS:
         meta_path = root / f"{subset}_meta.csv"

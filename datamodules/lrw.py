@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import SPLITS
-from .pipeline.errors import DatasetError
+from .pipeline.errors import DatasetError, pass_dataset
 from .talking_face import ClipFiles, TalkingFaceDataModule
 
 LRW_FPS = "25"
@@ -24,7 +24,9 @@ def scan_lrw(root: str | Path) -> list[ClipFiles]:
     """Every `<WORD>/<split>/*.mp4`, sorted by word, split and name."""
     videos = Path(root) / "lipread_mp4"
     if not videos.is_dir():
-        raise DatasetError(f"{root}: no lipread_mp4/ folder. Pass DATA=<the folder that holds lipread_mp4/>.")
+        raise DatasetError(
+            f"{root}: no lipread_mp4/ folder. {pass_dataset('the folder that holds lipread_mp4/')}"
+        )
     clips = [
         ClipFiles(key=f"{word.name}/{split}/{video.stem}", video=video, speaker="", split=split)
         for word in sorted(p for p in videos.iterdir() if p.is_dir())

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .pipeline.errors import DatasetError
+from .pipeline.errors import DatasetError, pass_dataset
 from .talking_face import ClipFiles, TalkingFaceDataModule, every_nth_to_val
 
 VOLUNTEER = re.compile(r"^(\d{2})[MF]$")
@@ -43,7 +43,7 @@ def scan_tcd_timit(root: str | Path) -> list[ClipFiles]:
     volunteers = root / "volunteers"
     if not volunteers.is_dir():
         raise DatasetError(
-            f"{root}: no volunteers/ folder. Pass DATA=<the TCD-TIMIT root holding volunteers/>."
+            f"{root}: no volunteers/ folder. {pass_dataset('the TCD-TIMIT root holding volunteers/')}"
         )
     clips = []
     for folder in sorted(p for p in volunteers.iterdir() if p.is_dir() and VOLUNTEER.match(p.name)):

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from .base import CachedDataModule, stack_items
 from .face_speech import FaceSpeechPairs, finish_face_speech_batch, pair_item
 from .pipeline.cache import ShardedCache
-from .pipeline.errors import DatasetError
+from .pipeline.errors import DatasetError, pass_dataset
 from .pipeline.prepare import prepare_cache
 
 FACE_FILE = re.compile(r"^cropped_face_frame_(\d+)\.png$")
@@ -47,7 +47,7 @@ def scan_youtubers(root: str | Path) -> list[dict]:
     if not pairs:
         raise DatasetError(
             f"{root}: no dataset/{{train,test}}/<youtuber>/cropped_face_frame_<k>.png found. "
-            "Pass DATA=<the folder holding the release's dataset/>."
+            + pass_dataset("the folder holding the release's dataset/")
         )
     return pairs
 

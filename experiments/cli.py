@@ -34,7 +34,9 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_modules.common.training.callbacks import (
+    EpochSizedLogging,
     FastPath,
+    FrozenPartsInEvalMode,
     GracefulInterrupt,
     LastCheckpoint,
     RandomState,
@@ -82,6 +84,8 @@ class ProjectCLI(LightningCLI):
             subclass_mode_data=True,
             trainer_defaults={**TRAINER_DEFAULTS, "precision": default_precision()},
             save_config_kwargs={"overwrite": True},
+            # The seed Lightning's default (True) falls back to, stated, so it does not warn "No seed found".
+            seed_everything_default=0,
             args=args,
             run=run,
         )
@@ -171,6 +175,8 @@ class ProjectCLI(LightningCLI):
             GracefulInterrupt(),
             FastPath(config.channels_last, config.compile),
             ContinuedHistory(),
+            EpochSizedLogging(),
+            FrozenPartsInEvalMode(),
         ]
         monitor = getattr(self.model, "checkpoint_monitor", None)
         if monitor is not None:
@@ -188,6 +194,7 @@ class ProjectCLI(LightningCLI):
         self.trainer_defaults = {**self.trainer_defaults, "callbacks": callbacks}
         trainer = super().instantiate_trainer(**kwargs)
         _decide_after_validation(trainer.callbacks)
+        _leave_out_wandb_anonymous(trainer.loggers)
         # `<run dir>/metrics.csv`; continued on resumption, so a resumed run keeps its whole curve. It is
         # listed after W&B because the first logger decides `trainer.log_dir` (where config.yaml goes).
         trainer.loggers = [*trainer.loggers, ContinuedCSVLogger(run_dir, name="", version="")]
@@ -207,6 +214,16 @@ def _decide_after_validation(callbacks: list) -> None:
     callbacks.insert(
         0, SelectionMetricCheck(callbacks)
     )  # before ModelCheckpoint, whose own complaint is a bare traceback
+
+
+def _leave_out_wandb_anonymous(loggers: list) -> None:
+    """Lightning's W&B logger always passes `anonymous` (None unless asked for) to `wandb.init`, which current
+    wandb answers with "The anonymous setting has no effect" on every run; the setting is not passed."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and logger._wandb_init.get("anonymous") is None:
+            logger._wandb_init.pop("anonymous", None)
 
 
 def _is_adversarial(class_path: str) -> bool:

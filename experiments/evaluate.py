@@ -74,7 +74,8 @@ def resolve_checkpoint(experiment: str, value: str) -> Path:
     checkpoint = run_checkpoint(path, experiment)
     if checkpoint is None:
         raise ExperimentError(
-            f"{path}: no checkpoint found (not a .ckpt, and no COMPLETED.json or checkpoints/last.ckpt)."
+            f"{path}: no checkpoint found (not a .ckpt, and no COMPLETED.json or checkpoints/last.ckpt). "
+            "Pass CKPT=<a .ckpt file, its run folder or last>."
         )
     return checkpoint
 
@@ -99,12 +100,12 @@ def read_checkpoint(checkpoint: Path) -> dict:
     """The checkpoint's contents, loaded with `weights_only=True` (never executed as a pickle); anything
     unreadable is a `CheckpointError` naming the file."""
     state = load_checkpoint_file(
-        checkpoint, "no such checkpoint file.", "Pass a .ckpt written by make train or make export."
+        checkpoint, "no such checkpoint file.", "Pass CKPT=<a .ckpt written by make train or make export>."
     )
     if not isinstance(state, dict) or "state_dict" not in state:
         raise CheckpointError(
-            f"{checkpoint}: holds no model weights (no state_dict). Pass a .ckpt written by "
-            "make train or make export."
+            f"{checkpoint}: holds no model weights (no state_dict). Pass CKPT=<a .ckpt written by "
+            "make train or make export>."
         )
     return state
 

@@ -41,7 +41,7 @@ def read_speech(path: str, sample_rate: int):
     if len(speech) < MIN_SPEECH_SECONDS * sample_rate:
         raise ExperimentError(
             f"{path}: {len(speech) / sample_rate * 1000:.0f} ms of audio, less than one video frame "
-            f"({MIN_SPEECH_SECONDS * 1000:.0f} ms). Pass a longer recording."
+            f"({MIN_SPEECH_SECONDS * 1000:.0f} ms). Pass AUDIO=<a longer recording>."
         )
     return speech
 
@@ -58,7 +58,9 @@ def read_face_image(path: Path) -> np.ndarray:
     except FileNotFoundError:
         raise DatasetError(f"{path}: image not found. Pass IMAGE=<a picture of a face>.") from None
     except (UnidentifiedImageError, OSError) as error:
-        raise DatasetError(f"{path}: not a readable image ({error}). Use a JPEG or PNG of a face.") from None
+        raise DatasetError(
+            f"{path}: not a readable image ({error}). Pass IMAGE=<a JPEG or PNG of a face>."
+        ) from None
 
 
 def align_face(image: np.ndarray, data_args: dict, path: Path) -> np.ndarray:
@@ -266,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
         "row into the folder --out, the model loaded once",
     )
     args = parser.parse_args(argv)
-    with command_errors():
+    with command_errors(audio="AUDIO"):
         if args.list:
             infer_batch(args.experiment, args.ckpt, args.list, args.out, args.chunk_frames)
             return

@@ -95,7 +95,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    with command_errors():
+    with command_errors(dataset="ROOT"):
         datamodule = build_datamodule(args)
         started = time.perf_counter()
         datamodule.prepare_data()

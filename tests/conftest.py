@@ -1,6 +1,7 @@
 """Shared fixtures: generated data and runs go under one temporary folder per test session."""
 
 import os
+import warnings
 
 import pytest
 
@@ -41,14 +42,17 @@ SMOKE_RUN_OVERRIDES = [
 @pytest.fixture(scope="session")
 def smoke_run(isolated_data_and_runs):
     """`smoke_run(EXP)`: the run folder of `python -m experiments.train EXP --smoke` (with
-    `SMOKE_RUN_OVERRIDES`), trained once per test session and shared by the tests that read it."""
+    `SMOKE_RUN_OVERRIDES`), trained once per test session and shared by the tests that read it;
+    `smoke_run.warnings[EXP]`: the warnings that run gave, which a user would have seen."""
     from experiments import train
 
-    runs = {}
+    runs, given = {}, {}
 
     def run(experiment: str):
         if experiment not in runs:
-            runs[experiment] = train.train(experiment, smoke=True, overrides=SMOKE_RUN_OVERRIDES)
+            with warnings.catch_warnings(record=True) as given[experiment]:
+                runs[experiment] = train.train(experiment, smoke=True, overrides=SMOKE_RUN_OVERRIDES)
         return runs[experiment]
 
+    run.warnings = given
     return run

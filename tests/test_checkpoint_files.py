@@ -15,6 +15,7 @@ from experiments.export import export
 from experiments.infer import infer
 from lightning_modules.common.errors import CheckpointError
 from lightning_modules.common.training.callbacks import STAGE_CONFIG_KEY
+from tests.command_runs import run_module, the_error_line
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +84,14 @@ def test_batch_inference_writes_every_good_row_and_names_the_bad_one(sf2f_checkp
         (out / row["output"]).stat().st_size > 0 for row in index
     )
     assert [row["row"] for row in errors] == ["2"] and "broken.wav" in errors[0]["error"]
+
+
+def test_infer_names_an_unreadable_audio_as_its_audio_after_the_progress_bar(sf2f_checkpoint, tmp_path):
+    audio = tmp_path / "zero_byte.wav"
+    audio.write_bytes(b"")
+    ran = run_module(
+        "experiments.infer", "sf2f", "--ckpt", str(sf2f_checkpoint), "--audio", str(audio), "--out", "x.png"
+    )
+    line = the_error_line(ran)  # the "faces" progress bar was open when the audio failed
+    assert line.startswith(f"error: {audio}: cannot decode audio") and "AUDIO=<" in line, line
+    assert "dataset" not in line  # the user's own file, not one of a dataset

@@ -2,29 +2,11 @@
 can fix is one line naming it and the fix, with the traceback only on request; a bug keeps its traceback
 and says how to report it; an unknown experiment gets the same answer, with the known names, everywhere."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from datamodules.pipeline.errors import REPORT_HINT, DatasetError, command_errors
 from experiments.configs import experiment_names, stage_chain
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def run_module(module: str, *args: str, **env: str) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if k != "VERBOSE"} | env
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+from tests.command_runs import run_module, the_error_line
 
 
 def test_a_missing_dataset_root_is_one_line_and_the_traceback_comes_with_verbose(tmp_path):
@@ -101,3 +83,59 @@ def test_plan_lists_every_stage_with_its_stacked_configs_and_hand_overs(experime
         assert f". {stage} (" in demo
     assert "demo overlay" in demo and "demo overlay" not in real
     assert "hands on: " in demo
+
+
+class RunsCode:
+    """Pickled, it calls `print` when loaded: what loading a checkpoint must never do."""
+
+    def __reduce__(self):
+        return (print, ("this pickle runs code",))
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory) -> dict[str, str]:
+    import torch
+
+    folder = tmp_path_factory.mktemp("bad inputs")
+    torch.save({"state_dict": {}, "note": RunsCode()}, folder / "runs code.ckpt")
+    (folder / "garbage.ckpt").write_bytes(b"\x00garbage" * 100)
+    names = {"missing": "no such dataset", "runs_code": "runs code.ckpt", "garbage": "garbage.ckpt"}
+    return {key: str(folder / name) for key, name in names.items()} | {"out": str(folder / "out.ckpt")}
+
+
+@pytest.mark.parametrize(
+    "command, variable",
+    [
+        (["experiments.prepare", "hq_voxceleb", "--root", "{missing}"], "ROOT"),
+        (["experiments.train", "sf2f", "--data", "{missing}"], "DATA"),
+        (["experiments.evaluate", "sf2f", "--ckpt", "{runs_code}"], "CKPT"),
+        (["experiments.export", "sf2f", "--ckpt", "{garbage}", "--out", "{out}"], "CKPT"),
+        (
+            ["experiments.infer", "sf2f", "--ckpt", "{runs_code}", "--audio", "a.wav", "--out", "{out}"],
+            "CKPT",
+        ),
+    ],
+    ids=lambda value: value[0] if isinstance(value, list) else value,
+)
+def test_a_bad_input_ends_every_command_with_one_error_line_naming_its_variable(
+    command, variable, bad_inputs
+):
+    module, *arguments = (part.format(**bad_inputs) for part in command)
+    line = the_error_line(run_module(module, *arguments))
+    named = {name for name in ("ROOT", "DATA", "CKPT", "AUDIO", "IMAGE") if f"{name}=" in line}
+    assert named == {variable}, line
+    if "{runs_code}" in command:  # in our words, not PyTorch's advice to load it anyway
+        assert "loading it could run code" in line and "weights_only" not in line, line
+
+
+def test_the_error_line_starts_after_an_open_progress_bar_and_quotes_no_escape_codes(capsys):
+    from tqdm.auto import tqdm
+
+    with pytest.raises(SystemExit) as exit_info:
+        with command_errors(debug=False):
+            progress = tqdm(total=3, desc="faces")  # open, as a bar whose loop failed inside a comprehension
+            raise DatasetError("a.wav: cannot decode audio (\x1b[1mbold\x1b[0m,\n\tthen more).")
+    assert exit_info.value.code == "error: a.wav: cannot decode audio (bold, then more)."
+    bar = capsys.readouterr().err
+    assert "faces" in bar and bar.endswith("\n")  # the bar's line is finished before the error is printed
+    assert progress.disable  # closed

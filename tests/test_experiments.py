@@ -92,6 +92,20 @@ def test_sf2f_trains_both_stages_and_resumes(smoke_run):
     assert json.loads((run_dir / "sf2f_fuser" / "COMPLETED.json").read_text())["global_step"] == 10
 
 
+def test_the_sf2f_demo_run_shows_no_lightning_warning(smoke_run):
+    """A newcomer takes Lightning's warnings for faults: a logging interval longer than the demo's epoch,
+    frozen stage-1 networks in eval mode, no seed given."""
+    from lightning.fabric.utilities.warnings import PossibleUserWarning
+
+    smoke_run("sf2f")
+    from_lightning = [
+        f"{given.filename}:{given.lineno}: {given.message}"
+        for given in smoke_run.warnings["sf2f"]
+        if "lightning" in Path(given.filename).parts or issubclass(given.category, PossibleUserWarning)
+    ]
+    assert from_lightning == []
+
+
 def test_sf2f_evaluates_and_draws_faces_from_any_speech(smoke_run, tmp_path):
     """`make eval EXP=sf2f` (paper table + shared metrics) and `make infer` to one PNG, then a grid."""
     import numpy as np

@@ -16,7 +16,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from .errors import DatasetError
+from .errors import DatasetError, fix_or_replace
 
 SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg"}
 SILENCE_PEAK = 1e-3  # audio that never exceeds this peak holds no speech worth the name
@@ -32,7 +32,7 @@ def checked_wave(wave: np.ndarray, source: str = "the speech signal") -> np.ndar
     if wave.ndim != 1:
         raise DatasetError(f"{source}: expected mono samples (T,), got an array of shape {wave.shape}.")
     if wave.size == 0:
-        raise DatasetError(f"{source}: holds no audio samples. Remove the file or re-export it.")
+        raise DatasetError(f"{source}: holds no audio samples. {fix_or_replace('Re-export it', 'audio')}")
     if not np.isfinite(wave).all():
         raise DatasetError(
             f"{source}: {int((~np.isfinite(wave)).sum())} of its {wave.size} samples are NaN or "
@@ -86,7 +86,7 @@ def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     except Exception as error:  # noqa: BLE001 - any decoder failure is the file's fault
         raise DatasetError(
             f"{path}: cannot decode audio ({type(error).__name__}: {error}). "
-            "Re-encode it as 16-bit PCM wav or remove it from the dataset."
+            f"{fix_or_replace('Re-encode it as 16-bit PCM wav', 'audio')}"
         ) from None
     return resample(checked_wave(wave, str(path)), source_rate, sample_rate)
 

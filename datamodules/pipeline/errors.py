@@ -3,21 +3,37 @@
 Every message names the offending file, folder or setting and says what to do about it, so a user never
 has to read a traceback from inside torch or numpy to find the bad input. `command_errors` turns such an
 error into one line and a non-zero exit; anything else is a bug and keeps its traceback.
+
+Advice names the variable of the command that was run: the same dataset folder is ROOT to `make prepare`
+and DATA to train and eval, and a speech file is a dataset's file to remove in training but infer's AUDIO
+to replace. The command tells its boundary (`command_errors(dataset="ROOT")`), and the messages ask
+(`pass_dataset`, `fix_or_replace`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
+from types import MappingProxyType
 
 DEBUG_VARIABLE = "VERBOSE"  # `make … VERBOSE=1` (make exports it) or `VERBOSE=1 python -m …`: keep tracebacks
 REPORT_HINT = (
     "This is a bug in the project, not in your input: please report it with the command you ran and "
     "the traceback above (rerun with VERBOSE=1 if it was cut)."
 )
+
+
+# Input role → the running command's variable for it. Train and eval read the dataset from DATA and no
+# single file of their own; a command that reads other inputs names them in `command_errors`.
+_INPUT_VARIABLES: ContextVar[Mapping[str, str]] = ContextVar(
+    "input_variables", default=MappingProxyType({"dataset": "DATA"})
+)
+ESCAPE_CODE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colours and bold, e.g. in PyTorch's messages
 
 
 class ProjectError(RuntimeError):
@@ -37,21 +53,56 @@ def debugging(argv: list[str] | None = None) -> bool:
     return os.environ.get(DEBUG_VARIABLE, "").strip() not in ("", "0") or "--debug" in (argv or [])
 
 
+def pass_dataset(what: str) -> str:
+    """Advice to pass another dataset folder, `what` describing it, in the running command's variable."""
+    return f"Pass {_INPUT_VARIABLES.get()['dataset']}=<{what}>."
+
+
+def fix_or_replace(fix: str, role: str) -> str:
+    """Advice for an unusable file of kind `role` ("audio"): `fix` it, or pass another one in the command's
+    variable for that input (infer's AUDIO), or, when the file belongs to a dataset, remove it from there."""
+    variable = _INPUT_VARIABLES.get().get(role)
+    return (
+        f"{fix}, or pass {variable}=<another file>." if variable else f"{fix}, or remove it from the dataset."
+    )
+
+
+def one_line(message: str) -> str:
+    """`message` on one line and without terminal escape codes, as quoted library messages may carry."""
+    return re.sub(r"\s*\n\s*", " ", ESCAPE_CODE.sub("", message)).strip()
+
+
+def close_progress_bars() -> None:
+    """Close the progress bars the failing step left open, so that what is printed next starts on a line of
+    its own instead of after the bar."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(tqdm.tqdm._instances) if tqdm else []:
+        bar.close()
+
+
 @contextmanager
-def command_errors(debug: bool | None = None) -> Iterator[None]:
-    """Run a command's body: a `ProjectError` prints `error: <message>` and exits with 1 (with its traceback
-    only when `debug`, default `debugging()`); an unexpected exception prints its traceback and how to report
-    it, and exits with 1. Ctrl-C and `sys.exit` pass through unchanged."""
+def command_errors(debug: bool | None = None, **input_variables: str) -> Iterator[None]:
+    """Run a command's body: a `ProjectError` prints `error: <message>` on one line and exits with 1 (with its
+    traceback only when `debug`, default `debugging()`); an unexpected exception prints its traceback and
+    how to report it, and exits with 1. Ctrl-C and `sys.exit` pass through unchanged.
+
+    `input_variables` name the command's variable for each input role its messages advise on, where it is
+    not train's and eval's: `dataset="ROOT"` (prepare), `audio="AUDIO"` (infer)."""
     debug = debugging() if debug is None else debug
+    named = _INPUT_VARIABLES.set(MappingProxyType({**_INPUT_VARIABLES.get(), **input_variables}))
     try:
         yield
     except ProjectError as error:
+        close_progress_bars()
         if debug:
             traceback.print_exc()
-        sys.exit(f"error: {error}")
+        sys.exit(f"error: {one_line(str(error))}")
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception:  # noqa: BLE001 - the boundary: anything not foreseen is reported as a bug
+        close_progress_bars()
         traceback.print_exc()
         print(f"error: {REPORT_HINT}", file=sys.stderr)
         sys.exit(1)
+    finally:
+        _INPUT_VARIABLES.reset(named)

@@ -137,7 +137,7 @@ class LatentWindows(Dataset):
                 np.asarray(clip.features[2 * first : 2 * (first + count)], dtype=np.float32)
             ),
             "residual": clip.residual(slice(first, first + count)),
-            "w0": torch.from_numpy(np.asarray(clip.w0, dtype=np.float32)),
+            "w0": torch.tensor(clip.w0, dtype=torch.float32),  # a copy: the mapped cache is read-only
             "audio": torch.from_numpy(stored_speech(clip.audio[start:stop])),
             "first_frame": first,
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -302,3 +303,53 @@ class SelectionMetricCheck(Callback):
                 "the monitor in the experiment's config (early-stopping callbacks) or the model's "
                 "checkpoint_monitor."
             )
+
+
+class EpochSizedLogging(Callback):
+    """Log training metrics at least once an epoch: the logging interval becomes the configured one or the
+    epoch's batch count, whichever is smaller (the demo datasets' epochs are a few batches long).
+
+    Lightning compares the interval with the epoch length when it sizes the epoch, after `on_fit_start` and
+    before `on_train_start`, and warns about a longer interval; the interval is 0 (nothing to log) in between,
+    and set from the epoch's length once it is known.
+    """
+
+    def __init__(self):
+        self.configured = 0
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.configured, trainer.log_every_n_steps = trainer.log_every_n_steps, 0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        trainer.log_every_n_steps = int(min(self.configured, trainer.num_training_batches))
+
+
+class FrozenPartsInEvalMode(Callback):
+    """Keep Lightning's "Found N module(s) in eval mode at the start of training" out of the output when the
+    modules in eval mode are frozen pretrained parts (SF2F's stage-1 networks in its fuser stage, TCSAN's AU
+    classifier, A2V's generator): they are in eval mode on purpose, so their batch-norm statistics and
+    dropout stay as trained. Only that exact count is silenced: a module in eval mode outside a frozen part
+    (a dropout switched off by mistake) is still reported."""
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        in_eval_mode = [module for module in pl_module.modules() if not module.training]
+        if in_eval_mode and set(in_eval_mode) <= frozen_part_modules(pl_module):
+            from lightning.fabric.utilities.warnings import PossibleUserWarning
+
+            warnings.filterwarnings(
+                "ignore",
+                message=rf"Found {len(in_eval_mode)} module\(s\) in eval mode at the start of training",
+                category=PossibleUserWarning,
+            )
+
+
+def frozen_part_modules(model: torch.nn.Module) -> set[torch.nn.Module]:
+    """Every module inside a frozen part of `model`: a module in eval mode with parameters, none trained."""
+    frozen_parts = [
+        module
+        for module in model.modules()
+        if not module.training
+        and any(True for _ in module.parameters())
+        and not any(p.requires_grad for p in module.parameters())
+    ]
+    return {module for part in frozen_parts for module in part.modules()}

@@ -4,12 +4,20 @@ fresh."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from datamodules.pipeline.errors import one_line
+
 from ..errors import CheckpointError
+
+# How `torch.load(weights_only=True)` names what it refused to unpickle: a function or class that unpickling
+# would import and call. Its message goes on to advise loading with weights_only=False, which we never give.
+UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
+LOADER_DETAIL = "WeightsUnpickler error:"  # what follows is the unpickler's reason, without PyTorch's advice
 
 
 def load_checkpoint_file(path, missing: str, unreadable: str):
@@ -24,10 +32,25 @@ def load_checkpoint_file(path, missing: str, unreadable: str):
     except FileNotFoundError:
         raise CheckpointError(f"{path}: {missing}") from None
     except Exception as error:  # noqa: BLE001 - any unpickling failure means the file is no checkpoint
-        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        unsafe = UNSAFE_GLOBAL.search(str(error))
+        if unsafe:
+            raise CheckpointError(
+                f"{path}: not loaded, because loading it could run code: besides tensors and plain "
+                f"values it holds a pickled {unsafe.group(1)}. Load only files you trust, and ask whoever "
+                "made it for one with tensors and plain values only (as make train and make export write). "
+                f"{unreadable}"
+            ) from None
         raise CheckpointError(
-            f"{path}: not a checkpoint that can be loaded safely ({reason}). {unreadable}"
+            f"{path}: not a checkpoint that can be loaded safely ({loader_reason(error)}). {unreadable}"
         ) from None
+
+
+def loader_reason(error: Exception) -> str:
+    """Why the loader refused a file, in its first sentence or `WeightsUnpickler` detail, on one line."""
+    message = str(error)
+    _, found, detail = message.partition(LOADER_DETAIL)
+    reason = one_line((detail if found else message).strip().split("\n\n")[0])
+    return reason[:200] or type(error).__name__
 
 
 def _checkpoint_state(path: str) -> dict[str, torch.Tensor]:
