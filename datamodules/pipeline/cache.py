@@ -14,7 +14,6 @@ Arrays are opened with `mmap_mode="r"`, so a cache larger than memory still load
 from __future__ import annotations
 
 import json
-import os
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -23,22 +22,9 @@ import numpy as np
 import torch
 
 from .errors import CacheMismatchError, DatasetError
+from .files import atomic_write_bytes, atomic_write_json
 
 CACHE_FORMAT = 1
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call `write(file)` on a temporary sibling of `path`, fsync it, then rename it over `path`."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, payload: Any) -> None:
-    atomic_write_bytes(path, lambda f: f.write(json.dumps(payload, indent=1, sort_keys=True).encode()))
 
 
 def parameter_differences(stored: dict, asked: dict, keys, stored_as: str) -> str:
