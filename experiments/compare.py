@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datamodules.pipeline.errors import command_errors
+from datamodules.pipeline.files import atomic_path, atomic_write_text
 from experiments.configs import ExperimentError, runs_root
 from experiments.path_lists import read_path_list
 from lightning_modules.common.metrics.shared_evaluation import SHARED_SETTING
@@ -141,7 +142,8 @@ def plot_curves(summaries: list[StageSummary], path: Path) -> Path | None:
 
     handles = [Line2D([], [], color=f"C{i % 10}", label=s.label) for i, s in enumerate(summaries)]
     figure.legend(handles=handles, loc="outside upper center", ncols=min(3, len(handles)), fontsize=8)
-    figure.savefig(path, dpi=110)
+    with atomic_path(path) as partial:
+        figure.savefig(partial, dpi=110, format="png")
     return path
 
 
@@ -158,13 +160,14 @@ def write_report(summaries: list[StageSummary], out: Path) -> list[Path]:
         "| " + " | ".join(r) + " |" for r in rows
     ]
     table_path = out / "metrics.md"
-    table_path.write_text("\n".join(markdown) + "\n")
+    atomic_write_text(table_path, "\n".join(markdown) + "\n")
     curves = plot_curves(summaries, out / "curves.png")
     samples = []
     for index, summary in enumerate(summaries):
         if summary.sample is not None:
             copy = out / f"sample-{index}.png"
-            shutil.copyfile(summary.sample, copy)
+            with atomic_path(copy) as partial:
+                shutil.copyfile(summary.sample, partial)
             samples.append((summary.label, copy.name))
     page = [
         "<!doctype html><meta charset='utf-8'><title>Run comparison</title>",
@@ -180,7 +183,7 @@ def write_report(summaries: list[StageSummary], out: Path) -> list[Path]:
     page.append("<h2>Samples (newest grid of each run)</h2>")
     page += [f"<h3>{html.escape(label)}</h3><img src='{name}'>" for label, name in samples]
     report = out / "report.html"
-    report.write_text("\n".join(page) + "\n")
+    atomic_write_text(report, "\n".join(page) + "\n")
     return [report, table_path] + ([curves] if curves else [])
 
 

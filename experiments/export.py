@@ -9,13 +9,13 @@ scheduler, loop and random states that only resuming needs. It holds tensors and
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import torch
 import yaml
 
 from datamodules.pipeline.errors import command_errors
+from datamodules.pipeline.files import atomic_path
 from experiments.evaluate import checked_checkpoint, resolve_checkpoint
 from lightning_modules.common.training.callbacks import STAGE_CONFIG_KEY
 
@@ -35,10 +35,8 @@ def export(experiment: str, checkpoint: str, out: str | Path) -> Path:
         "config": yaml.safe_dump(config, sort_keys=False),
     }
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    torch.save(slim, partial)
-    os.replace(partial, out)  # a crash never leaves a half-written file under the final name
+    with atomic_path(out) as partial:
+        torch.save(slim, partial)
     print(
         f"[export] {source} → {out} ({out.stat().st_size / 2**20:.1f} MiB; was "
         f"{source.stat().st_size / 2**20:.1f} MiB)"

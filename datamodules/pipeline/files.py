@@ -8,6 +8,8 @@ written, not its temporary name, so `errors.command_errors` can tell the user wh
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -54,3 +56,16 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, payload: Any) -> None:
     atomic_write_text(path, json.dumps(payload, indent=1, sort_keys=True))
+
+
+def atomic_write_csv(path: str | Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    """A CSV of `rows` under a header of `columns`."""
+    atomic_write_text(path, csv_text(columns, rows))
+
+
+def csv_text(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
