@@ -9,13 +9,14 @@ scheduler, loop and random states that only resuming needs. It holds tensors and
 from __future__ import annotations
 
 import argparse
+import io
 from pathlib import Path
 
 import torch
 import yaml
 
 from datamodules.pipeline.errors import command_errors
-from datamodules.pipeline.files import atomic_path
+from datamodules.pipeline.files import atomic_write_bytes
 from experiments.evaluate import checked_checkpoint, resolve_checkpoint
 from lightning_modules.common.training.callbacks import STAGE_CONFIG_KEY
 
@@ -35,8 +36,11 @@ def export(experiment: str, checkpoint: str, out: str | Path) -> Path:
         "config": yaml.safe_dump(config, sort_keys=False),
     }
     out = Path(out)
-    with atomic_path(out) as partial:
-        torch.save(slim, partial)
+    # Serialised in memory first: torch's own file writer reports a full disk as a RuntimeError that names
+    # neither the cause nor the file, a Python write as the OSError the user can act on.
+    serialised = io.BytesIO()
+    torch.save(slim, serialised)
+    atomic_write_bytes(out, lambda handle: handle.write(serialised.getbuffer()))
     print(
         f"[export] {source} → {out} ({out.stat().st_size / 2**20:.1f} MiB; was "
         f"{source.stat().st_size / 2**20:.1f} MiB)"
