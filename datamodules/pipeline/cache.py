@@ -217,6 +217,13 @@ class ShardedCache:
     def is_complete(self, shard: int) -> bool:
         return self.shard_path(shard, ".json").exists()
 
+    def shards_to_write(self, count: int) -> list[int]:
+        """Which of shards 0 … `count` - 1 are not complete yet; for a read-only cache, none may be."""
+        todo = [shard for shard in range(count) if not self.is_complete(shard)]
+        if todo and self.read_only:
+            raise self.incomplete_error(todo[0])
+        return todo
+
     def write_shard(
         self, shard: int, items: list[tuple[dict, dict[str, np.ndarray]]], rejected: list[dict]
     ) -> None:

@@ -71,9 +71,7 @@ def prepare_cache(
     The job list must be in a stable order across reruns (shard k always covers the same jobs).
     """
     shards = [jobs[start : start + shard_size] for start in range(0, len(jobs), shard_size)]
-    todo = [k for k in range(len(shards)) if not cache.is_complete(k)]
-    if todo and cache.read_only:
-        raise cache.incomplete_error(todo[0])
+    todo = cache.shards_to_write(len(shards))
     already_done = len(jobs) - sum(len(shards[k]) for k in todo)
     progress = tqdm(total=len(jobs), initial=already_done, desc=description, unit="file")
     # Files stream through the workers one by one (the bar moves per file); the parent alone groups them

@@ -229,7 +229,7 @@ class A2VDataModule(AVSpeechDataModule):
 
         cache, batch = self.latent_cache(), self.inversion_config.batch_clips
         shards = [list(range(start, min(start + batch, len(clips)))) for start in range(0, len(clips), batch)]
-        todo = [k for k in range(len(shards)) if not cache.is_complete(k)]
+        todo = cache.shards_to_write(len(shards))
         if not todo:
             return
         if self.planted_config.enabled:
@@ -295,7 +295,7 @@ class A2VDataModule(AVSpeechDataModule):
             range(start, min(start + FEATURE_SHARD, len(clips)))
             for start in range(0, len(clips), FEATURE_SHARD)
         ]
-        todo = [k for k in range(len(shards)) if not cache.is_complete(k)]
+        todo = cache.shards_to_write(len(shards))
         if not todo:
             return
         device = self.inversion_config.torch_device()
