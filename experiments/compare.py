@@ -105,6 +105,8 @@ def plot_curves(summaries: list[StageSummary], path: Path) -> Path | None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from lightning_modules.common.metrics.plots import save_figure
+
     def worth_plotting(key: str) -> bool:
         values = [v for s in summaries if key in s.curves for v in s.curves[key][1]]
         return (
@@ -142,9 +144,7 @@ def plot_curves(summaries: list[StageSummary], path: Path) -> Path | None:
 
     handles = [Line2D([], [], color=f"C{i % 10}", label=s.label) for i, s in enumerate(summaries)]
     figure.legend(handles=handles, loc="outside upper center", ncols=min(3, len(handles)), fontsize=8)
-    with atomic_path(path) as partial:
-        figure.savefig(partial, dpi=110, format="png")
-    return path
+    return save_figure(figure, path, dpi=110)
 
 
 def metrics_table(summaries: list[StageSummary]) -> tuple[list[str], list[list[str]]]:
