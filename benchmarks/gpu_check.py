@@ -33,6 +33,7 @@ from pathlib import Path
 
 from benchmarks.systems import SYSTEMS
 from datamodules.pipeline.errors import command_errors
+from datamodules.pipeline.files import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = ("train", "data", "inference", "proof")
@@ -196,12 +197,13 @@ def write_report(out: Path, parts: list[Part], info: dict, dry_run: bool) -> Pat
         if part.output and (part.status != "ok" or not part.rows):
             lines += ["", f"## {part.name}: {part.status}", "", "```", part.output, "```"]
     report = out / "report.md"
-    report.write_text("\n".join(lines) + "\n")
-    (out / "report.json").write_text(
+    atomic_write_text(report, "\n".join(lines) + "\n")
+    atomic_write_text(
+        out / "report.json",
         json.dumps(
             {"environment": info, "dry_run": dry_run, "parts": [asdict(part) for part in parts]}, indent=1
         )
-        + "\n"
+        + "\n",
     )
     return report
 
@@ -215,7 +217,9 @@ def gpu_check(out: Path, dry_run: bool, parts: tuple[str, ...] = PARTS) -> Path:
     plan = train_parts(device, dry_run) if "train" in parts else []
     extra = {part.name.split(" ")[0]: part for part in other_parts(out, dry_run)}
     done = [run(part) for part in plan]
-    (out / "train_step.json").write_text(json.dumps([row for part in done for row in part.rows], indent=1))
+    atomic_write_text(
+        out / "train_step.json", json.dumps([row for part in done for row in part.rows], indent=1)
+    )
     for key, name in (("data", "data"), ("inference", "inference"), ("proof", "learning")):
         if key in parts and not (key == "proof" and dry_run):  # a learning proof is minutes, never a dry run
             done.append(run(extra[name]))

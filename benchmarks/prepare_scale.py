@@ -50,6 +50,7 @@ import numpy as np
 
 from benchmarks.timing import table
 from datamodules.pipeline.errors import DatasetError, command_errors
+from datamodules.pipeline.files import atomic_write_text
 
 STAGES = ("decode", "detection", "landmarks", "crop", "features", "writing")
 
@@ -642,7 +643,7 @@ def main(argv: list[str] | None = None) -> None:
         results.append(measure_case(name, args.clips, args.size))
         print(f"{name}: measured in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+        atomic_write_text(args.json, json.dumps(results, indent=1))
     print(report(results, args.cores))
 
 

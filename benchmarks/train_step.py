@@ -39,6 +39,7 @@ from lightning.fabric.utilities.apply_func import move_data_to_device
 from benchmarks.systems import SYSTEMS, build
 from benchmarks.timing import in_own_process, measure, peak_memory_mib, synchronize, table
 from datamodules.pipeline.errors import command_errors
+from datamodules.pipeline.files import atomic_write_text
 from lightning_modules.common.training.callbacks import FastPath
 
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, for MFU.
@@ -318,7 +319,7 @@ def main(argv: list[str] | None = None) -> None:
         rows += in_own_process("benchmarks.train_step", name, args.systems, argv)
         print(f"[bench] {name} done", file=sys.stderr)
         if args.json:  # written as each system finishes, so a long run's results survive a later failure
-            args.json.write_text(json.dumps(rows, indent=1))
+            atomic_write_text(args.json, json.dumps(rows, indent=1))
     print(
         f"Training step on {args.device} ({torch.get_num_threads()} threads): plain PyTorch loop vs "
         "Lightning, same module and batch"

@@ -16,7 +16,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
-from .pipeline.cache import ShardedCache
+from .pipeline.cache import MANIFEST, REJECTED_LIST, ShardedCache
 from .pipeline.prepare import PrepareReport
 from .resumable import ResumableLoader
 from .streaming.reading import OrderedStream, StreamedShards, StreamingLoader
@@ -32,7 +32,12 @@ def data_root() -> Path:
 
 class CachedDataModule(L.LightningDataModule):
     """Base of the dataset datamodules. Subclasses set `layout` and call `save_hyperparameters()` with at
-    least `root`, `cache_dir`, `demo_size`, `num_workers` and `batch_size`."""
+    least `root`, `cache_dir`, `prepared_dir`, `demo_size`, `num_workers` and `batch_size`.
+
+    `prepared_dir` (what `DATA` names when it is a folder written by `make prepare OUT=…`) is only ever
+    read: its caches are used where they are, and whatever must be made besides (a cache it lacks, a side
+    file that changed) goes to `cache_root`, by default a folder of the project's own cache keyed by it.
+    """
 
     layout = ""
 
@@ -47,10 +52,26 @@ class CachedDataModule(L.LightningDataModule):
 
     @cached_property
     def cache_root(self) -> Path:
+        """Where this data's caches are made: `cache_dir`, else `data/cache/<layout>-<hash>` of the prepared
+        folder or, without one, of the dataset root (two datasets never share one)."""
         if self.hparams.cache_dir is not None:
             return Path(self.hparams.cache_dir).expanduser()
-        digest = hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:8]
+        source = self.prepared_dir or self.root
+        digest = hashlib.sha1(str(source.resolve()).encode()).hexdigest()[:8]
         return data_root() / "cache" / f"{self.layout}-{digest}"
+
+    @property
+    def prepared_dir(self) -> Path | None:
+        prepared = self.hparams.get("prepared_dir")
+        return None if prepared is None else Path(prepared).expanduser()
+
+    def sharded_cache(self, name: str, params: dict) -> ShardedCache:
+        """The cache `name`, made with `params`: read-only from `prepared_dir` when that folder holds it,
+        else under `cache_root` (made there when missing)."""
+        prepared = self.prepared_dir
+        if prepared is not None and (prepared / name / MANIFEST).is_file():
+            return ShardedCache(prepared / name, params, derived_dir=self.cache_root / name)
+        return ShardedCache(self.cache_root / name, params)
 
     @property
     def description(self) -> str:
@@ -63,7 +84,7 @@ class CachedDataModule(L.LightningDataModule):
         if report.rejected:
             rank_zero_info(
                 f"{self.layout}: {report.rejected} {what} file(s) rejected, {report.items} kept; reasons in "
-                f"{cache.directory / 'rejected.csv'}"
+                f"{cache.side_file(REJECTED_LIST)}"
             )
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):

@@ -29,7 +29,7 @@ from .base import SPLITS, CachedDataModule
 from .noisy_speech import FixedNoise, NoiseMixing, RandomNoise
 from .pipeline.action_units import AULabelConfig, build_labeler, class_rates
 from .pipeline.audio import stored_speech
-from .pipeline.cache import CachedItems, ShardedCache, atomic_write_json, parameter_differences
+from .pipeline.cache import REJECTED_LIST, CachedItems, ShardedCache, parameter_differences
 from .pipeline.errors import DatasetError
 from .pipeline.face_tracks import FaceCropConfig
 from .pipeline.features import MfccConfig
@@ -64,7 +64,9 @@ class TalkingFaceDataModule(CachedDataModule):
 
     Args:
         root: dataset folder in the adapter's real layout; None uses (and generates) the demo dataset.
-        cache_dir: where preprocessed shards go (default `data/cache/<layout>-<hash of root>`).
+        cache_dir: where preprocessed shards go (default `data/cache/<layout>-<hash of root>`, or of
+            prepared_dir).
+        prepared_dir: a folder written by `make prepare OUT=…`, only ever read (`CachedDataModule`).
         image_size: face crop side in pixels.
         crop: how faces are detected and cropped (`FaceCropConfig`: template alignment or box crops).
         sample_rate: audio rate of the cached waveform (E2E-NR 8000, TCSAN/A2V 16000).
@@ -96,6 +98,7 @@ class TalkingFaceDataModule(CachedDataModule):
         self,
         root: str | None = None,
         cache_dir: str | None = None,
+        prepared_dir: str | None = None,
         image_size: int = 128,
         crop: FaceCropConfig = FaceCropConfig(),
         sample_rate: int = 16000,
@@ -154,7 +157,7 @@ class TalkingFaceDataModule(CachedDataModule):
         again (LRW's 500k files) and without the root at all. Without that record it comes from the scan.
         """
         if self._scan_record is None:
-            recorded = self.cache().directory / SCAN_RECORD
+            recorded = self.cache().side_file(SCAN_RECORD)
             self._scan_record = (
                 json.loads(recorded.read_text()) if recorded.is_file() else scan_summary(self.clips)
             )
@@ -185,7 +188,7 @@ class TalkingFaceDataModule(CachedDataModule):
             f"clips-{self.crop_config.method}-{self.hparams.image_size}px-"
             f"{self.hparams.sample_rate}hz-{digest}"
         )
-        return ShardedCache(self.cache_root / name, params)
+        return self.sharded_cache(name, params)
 
     def jobs(self) -> list[dict]:
         """One `clip_item` job per clip: the preprocessing parameters plus the clip's files and labels."""
@@ -217,9 +220,8 @@ class TalkingFaceDataModule(CachedDataModule):
             description=f"{self.layout} clips",
         )
         self.report(report, cache, "clip")
-        self._scan_record, recorded = scan_summary(self.clips), cache.directory / SCAN_RECORD
-        if not recorded.is_file() or json.loads(recorded.read_text()) != self._scan_record:
-            atomic_write_json(recorded, self._scan_record)  # rewritten only when the scan found other clips
+        self._scan_record = scan_summary(self.clips)
+        cache.write_side_file(SCAN_RECORD, json.dumps(self._scan_record, indent=1, sort_keys=True))
 
     def setup(self, stage: str | None = None) -> None:
         if self.stream is not None:
@@ -231,7 +233,7 @@ class TalkingFaceDataModule(CachedDataModule):
         if not rows["train"] and self.scan_record()["clips"]["train"]:
             raise DatasetError(
                 f"{self.root}: no training clip survived preprocessing; see "
-                f"{self.cache().directory / 'rejected.csv'}."
+                f"{self.cache().side_file(REJECTED_LIST)}."
             )
         if self.mfcc_config is not None and self.mfcc_stats is None:
             self.mfcc_stats = _feature_stats(items, rows["train"] or rows["test"], "mfcc")

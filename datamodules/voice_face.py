@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from .base import SPLITS, CachedDataModule, stack_items
 from .device_transforms import imagenet_normalised
 from .pipeline.audio import VAD_HANGOVER_MS, read_audio, voiced_audio
-from .pipeline.cache import CachedItems, ShardedCache
+from .pipeline.cache import REJECTED_LIST, CachedItems, ShardedCache
 from .pipeline.errors import DatasetError
 from .pipeline.features import LogMelConfig, log_mel
 from .pipeline.images import IMAGENET_MEAN, IMAGENET_STD, read_image
@@ -248,7 +248,9 @@ class VoiceFaceDataModule(CachedDataModule):
     Args:
         root: dataset folder in the adapter's real layout; None uses the embedded demo dataset
             (generated under `data/demo/<demo_size>/<layout>` on first use).
-        cache_dir: where preprocessed shards go (default `data/cache/<layout>-<hash of root>`).
+        cache_dir: where preprocessed shards go (default `data/cache/<layout>-<hash of root>`, or of
+            prepared_dir).
+        prepared_dir: a folder written by `make prepare OUT=…`, only ever read (`CachedDataModule`).
         image_size: face side in pixels after resizing (64 or 128 for SF2F).
         n_mels: log-mel bands (40 for SF2F).
         vad: keep only voiced audio (WebRTC VAD, as the SF2F authors' preparation does).
@@ -266,6 +268,7 @@ class VoiceFaceDataModule(CachedDataModule):
         self,
         root: str | None = None,
         cache_dir: str | None = None,
+        prepared_dir: str | None = None,
         image_size: int = 64,
         n_mels: int = 40,
         vad: bool = True,
@@ -306,9 +309,7 @@ class VoiceFaceDataModule(CachedDataModule):
 
     def _caches(self) -> tuple[ShardedCache, ShardedCache]:
         size, audio = self.hparams.image_size, self.log_mel_config
-        faces = ShardedCache(
-            self.cache_root / f"faces-{size}px", {"root": str(self.root), "image_size": size}
-        )
+        faces = self.sharded_cache(f"faces-{size}px", {"root": str(self.root), "image_size": size})
         vad = "vad" if self.hparams.vad else "novad"
         # The VAD hangover is part of the key: a cache cut by the earlier VAD, which could end a stretch on
         # its first unvoiced frame, is refused (with a rebuild hint) rather than silently reused.
@@ -319,7 +320,7 @@ class VoiceFaceDataModule(CachedDataModule):
             "vad_hangover_ms": VAD_HANGOVER_MS,
             "min_speech_seconds": self.hparams.min_speech_seconds,
         }
-        mels = ShardedCache(self.cache_root / f"logmel-{audio.n_mels}-{vad}", mel_params)
+        mels = self.sharded_cache(f"logmel-{audio.n_mels}-{vad}", mel_params)
         return faces, mels
 
     # --- Lightning hooks -----------------------------------------------------------------------------
@@ -354,13 +355,15 @@ class VoiceFaceDataModule(CachedDataModule):
             self.report(report, cache, what)
 
     def setup(self, stage: str | None = None) -> None:
-        faces, mels = (cache.read() for cache in self._caches())
+        caches = self._caches()
+        faces, mels = (cache.read() for cache in caches)
         for split in SPLITS:
             corpus = VoiceFaceCorpus(faces, mels, self.names(split))
             if not corpus.usable and self.names(split):
+                lists = " and ".join(str(cache.side_file(REJECTED_LIST)) for cache in caches)
                 raise DatasetError(
                     f"{self.root}: none of the {len(self.names(split))} {split} identities has a usable face "
-                    f"and utterance after preprocessing; see the rejected.csv files under {self.cache_root}."
+                    f"and utterance after preprocessing; see {lists}."
                 )
             self.corpora[split] = corpus
         self._check_batch_size()

@@ -72,6 +72,7 @@ class YoutubersDataModule(CachedDataModule):
         self,
         root: str | None = None,
         cache_dir: str | None = None,
+        prepared_dir: str | None = None,
         image_size: int = 64,
         audio_samples: int = 16000,
         sample_rate: int = 16000,
@@ -100,9 +101,7 @@ class YoutubersDataModule(CachedDataModule):
 
     def cache(self) -> ShardedCache:
         params = {"root": str(self.root), **self._preprocessing()}
-        return ShardedCache(
-            self.cache_root / f"pairs-{self.hparams.image_size}px-{self.hparams.audio_samples}", params
-        )
+        return self.sharded_cache(f"pairs-{self.hparams.image_size}px-{self.hparams.audio_samples}", params)
 
     def prepare_data(self) -> None:
         jobs = [{**pair, **self._preprocessing()} for pair in self.pairs]

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datamodules.pipeline.errors import command_errors
+from datamodules.pipeline.files import atomic_path, atomic_write_text
 from experiments.configs import ExperimentError
 from experiments.path_lists import read_path_list
 from experiments.run_folders import FAILED_LAUNCH, failed_launch, new_run_dir
@@ -105,6 +106,8 @@ def plot_curves(summaries: list[StageSummary], path: Path) -> Path | None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from lightning_modules.common.metrics.plots import save_figure
+
     def worth_plotting(key: str) -> bool:
         values = [v for s in summaries if key in s.curves for v in s.curves[key][1]]
         return (
@@ -142,8 +145,7 @@ def plot_curves(summaries: list[StageSummary], path: Path) -> Path | None:
 
     handles = [Line2D([], [], color=f"C{i % 10}", label=s.label) for i, s in enumerate(summaries)]
     figure.legend(handles=handles, loc="outside upper center", ncols=min(3, len(handles)), fontsize=8)
-    figure.savefig(path, dpi=110)
-    return path
+    return save_figure(figure, path, dpi=110)
 
 
 def metrics_table(summaries: list[StageSummary]) -> tuple[list[str], list[list[str]]]:
@@ -159,13 +161,14 @@ def write_report(summaries: list[StageSummary], out: Path) -> list[Path]:
         "| " + " | ".join(r) + " |" for r in rows
     ]
     table_path = out / "metrics.md"
-    table_path.write_text("\n".join(markdown) + "\n")
+    atomic_write_text(table_path, "\n".join(markdown) + "\n")
     curves = plot_curves(summaries, out / "curves.png")
     samples = []
     for index, summary in enumerate(summaries):
         if summary.sample is not None:
             copy = out / f"sample-{index}.png"
-            shutil.copyfile(summary.sample, copy)
+            with atomic_path(copy) as partial:
+                shutil.copyfile(summary.sample, partial)
             samples.append((summary.label, copy.name))
     page = [
         "<!doctype html><meta charset='utf-8'><title>Run comparison</title>",
@@ -181,7 +184,7 @@ def write_report(summaries: list[StageSummary], out: Path) -> list[Path]:
     page.append("<h2>Samples (newest grid of each run)</h2>")
     page += [f"<h3>{html.escape(label)}</h3><img src='{name}'>" for label, name in samples]
     report = out / "report.html"
-    report.write_text("\n".join(page) + "\n")
+    atomic_write_text(report, "\n".join(page) + "\n")
     return [report, table_path] + ([curves] if curves else [])
 
 

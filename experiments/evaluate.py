@@ -159,7 +159,8 @@ def load_for_evaluation(experiment: str, checkpoint: Path, data: str | None):
 
     model, config, state = load_model(experiment, checkpoint)  # the state holds the datamodule's statistics
     data_args = dict(config["data"].get("init_args") or {})
-    if data is not None:
+    if data is not None:  # DATA names the data anew: a prepared folder recorded at training no longer applies
+        data_args.pop("prepared_dir", None)
         data_args.update(data_location(data))
     datamodule = make_datamodule(config["data"]["class_path"], data_args)
     saved = state.get(type(datamodule).__qualname__)

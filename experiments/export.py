@@ -9,13 +9,14 @@ scheduler, loop and random states that only resuming needs. It holds tensors and
 from __future__ import annotations
 
 import argparse
-import os
+import io
 from pathlib import Path
 
 import torch
 import yaml
 
 from datamodules.pipeline.errors import command_errors
+from datamodules.pipeline.files import atomic_write_bytes
 from experiments.evaluate import checked_checkpoint, resolve_checkpoint
 from experiments.run_folders import stage_of
 from lightning_modules.common.training.callbacks import STAGE_CONFIG_KEY
@@ -36,10 +37,11 @@ def export(experiment: str, checkpoint: str, out: str | Path) -> Path:
         "config": yaml.safe_dump(config, sort_keys=False),
     }
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    torch.save(slim, partial)
-    os.replace(partial, out)  # a crash never leaves a half-written file under the final name
+    # Serialised in memory first: torch's own file writer reports a full disk as a RuntimeError that names
+    # neither the cause nor the file, a Python write as the OSError the user can act on.
+    serialised = io.BytesIO()
+    torch.save(slim, serialised)
+    atomic_write_bytes(out, lambda handle: handle.write(serialised.getbuffer()))
     print(
         f"[export] {source} → {out} ({out.stat().st_size / 2**20:.1f} MiB; was "
         f"{source.stat().st_size / 2**20:.1f} MiB)"

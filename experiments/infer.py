@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from datamodules.pipeline.errors import command_errors
+from datamodules.pipeline.files import atomic_path, atomic_write_csv
 from experiments.configs import ExperimentError
 from experiments.evaluate import load_model, resolve_checkpoint
 from experiments.path_lists import read_path_list
@@ -114,7 +115,6 @@ def write_video(
     speech = read_speech(audio, int(data_args["sample_rate"]))
     face = align_face(read_face_image(Path(image)), data_args, Path(image))
     frames = model.synthesise(speech, face, chunk_frames=chunk_frames, progress=progress)
-    target.parent.mkdir(parents=True, exist_ok=True)
     write_mp4(target, frames, fps=25, audio=read_audio(audio, MUX_SAMPLE_RATE), sample_rate=MUX_SAMPLE_RATE)
     print(
         f"[infer] wrote {target}: {len(frames)} frames at 25 fps, "
@@ -129,7 +129,6 @@ def infer_batch(experiment: str, checkpoint: str, pairs: str, out_dir: str, chun
     paths are taken from the CSV's folder), with the model loaded once. Writes `index.csv` (row, inputs,
     output, seconds) and, for rows that fail on their input, `errors.csv` (row, inputs, the error) without
     stopping the batch; returns `out_dir`."""
-    import csv
     import time
 
     from tqdm.auto import tqdm
@@ -175,10 +174,7 @@ def infer_batch(experiment: str, checkpoint: str, pairs: str, out_dir: str, chun
         ("errors.csv", failed, ["row", "audio", "image", "error"]),
     ):
         if records or name == "index.csv":
-            with (folder / name).open("w", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=columns)
-                writer.writeheader()
-                writer.writerows(records)
+            atomic_write_csv(folder / name, columns, records)
     print(
         f"[infer] {len(done)} of {len(rows)} rows written to {folder}"
         + (f"; {len(failed)} failed, listed in {folder / 'errors.csv'}" if failed else ""),
@@ -229,12 +225,12 @@ def write_faces(model, audios: list[str], data_args: dict, out: Path) -> Path:
     if out.suffix.lower() != ".png":
         out = out.with_suffix(".png")
         print(f"[infer] {type(model).__name__} makes faces, not video: writing {out}", file=sys.stderr)
-    out.parent.mkdir(parents=True, exist_ok=True)
     images = torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).float() / 255.0
     grid = torchvision.utils.make_grid(
         images, nrow=min(8, len(faces)), padding=2 if len(faces) > 1 else 0, pad_value=1.0
     )
-    torchvision.utils.save_image(grid, out)
+    with atomic_path(out) as partial:
+        torchvision.utils.save_image(grid, partial, format="png")
     print(f"[infer] wrote {out}: {len(faces)} face(s), {faces[0].shape[0]} px", file=sys.stderr)
     return out
 

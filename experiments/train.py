@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     # notebook that used W&B) may still hold this stage's run open for an earlier launch that was killed,
     # and W&B would then refuse to continue the run ("run ID … is in use").
     os.environ.pop("WANDB_SERVICE", None)
-    with command_errors():
+    with command_errors(output="TF_RUNS_DIR"):
         train(
             args.experiment,
             data=args.data,

@@ -1,10 +1,12 @@
 """`make prepare` / `python -m experiments.prepare`: parameters from experiments and --set, into --out."""
 
+import errno
 import json
 
 import pytest
 
 from experiments.prepare import apply_setting, main
+from tests.failing_writes import failing_writes
 
 
 def test_prepare_writes_the_cache_training_reads(isolated_data_and_runs, tmp_path, capsys):
@@ -51,19 +53,16 @@ def test_unknown_experiment_is_a_clear_error():
 
 
 def shard_files(folder):
-    """Every cached file with its modification time (rejected.csv is rewritten by every check, by design)."""
-    return {
-        path: path.stat().st_mtime_ns
-        for path in folder.rglob("*")
-        if path.is_file() and path.name != "rejected.csv"
-    }
+    """Every cached file with its modification time."""
+    return {path: path.stat().st_mtime_ns for path in folder.rglob("*") if path.is_file()}
 
 
 def test_a_prepared_folder_is_data_that_training_reads_without_preprocessing_again(
-    isolated_data_and_runs, tmp_path
+    isolated_data_and_runs, tmp_path, monkeypatch
 ):
     """`make prepare … OUT=X` then `make train DATA=X`: X is recognised by its manifest, training takes the
-    dataset root from it and reads X's cache as it is."""
+    dataset root from it and reads X's cache as it is, without a write (X may be a read-only mount)."""
+    from datamodules.base import data_root
     from datamodules.pipeline.cache import data_location
     from datamodules.synthetic import generate_dataset
     from experiments.prepare import DATASETS, experiment_data_args, make_datamodule
@@ -73,12 +72,14 @@ def test_a_prepared_folder_is_data_that_training_reads_without_preprocessing_aga
     out = tmp_path / "prepared (copy)"
     main(["grid", "--root", str(root), "--out", str(out), "--experiment", "tcsan", "--workers", "0"])
     written = shard_files(out)
-    assert data_location(out) == {"root": str(root), "cache_dir": str(out)}
+    assert data_location(out) == {"root": str(root), "prepared_dir": str(out)}
+    refused = failing_writes(monkeypatch, out, errno.EROFS)
     class_path = DATASETS["grid"]
     datamodule = make_datamodule(
         class_path, {**experiment_data_args("tcsan", class_path), **data_location(out), "prepare_workers": 0}
     )
     datamodule.prepare_data()
     datamodule.setup("fit")
-    assert datamodule.cache_root == out and len(datamodule.datasets["train"]) > 0
-    assert shard_files(out) == written  # nothing prepared again
+    assert datamodule.cache().directory.parent == out and len(datamodule.datasets["train"]) > 0
+    assert datamodule.cache_root.parent == data_root() / "cache"  # where anything derived would go
+    assert refused == [] and shard_files(out) == written  # nothing prepared again

@@ -5,16 +5,20 @@ Layout of a cache folder::
     manifest.json            {"format": 1, "params": {...}}   parameters the cache was made with
     shard-00003.json         items' metadata, array offsets and the jobs rejected in this shard
     shard-00003.<key>.npy    every item's `key` array, concatenated along axis 0
+    rejected.csv, scan.json  side files: every rejected job with its reason; what the dataset's scan listed
 
 A shard's json is written last, by an atomic rename, so a shard is either complete or absent: a crash in
 the middle of preprocessing loses at most the shard being written, and a rerun redoes only that one.
 Arrays are opened with `mmap_mode="r"`, so a cache larger than memory still loads instantly.
+
+A cache opened read-only (one in a prepared folder given as DATA, maybe on a read-only mount) is never
+written: reading a complete one writes nothing, and a side file that differs from its copy there goes to the
+cache's `derived_dir`, a folder of the project's own cache.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -23,22 +27,11 @@ import numpy as np
 import torch
 
 from .errors import CacheMismatchError, DatasetError
+from .files import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 CACHE_FORMAT = 1
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call `write(file)` on a temporary sibling of `path`, fsync it, then rename it over `path`."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, payload: Any) -> None:
-    atomic_write_bytes(path, lambda f: f.write(json.dumps(payload, indent=1, sort_keys=True).encode()))
+MANIFEST = "manifest.json"
+REJECTED_LIST = "rejected.csv"
 
 
 def parameter_differences(stored: dict, asked: dict, keys, stored_as: str) -> str:
@@ -140,22 +133,30 @@ def npy_header(path: Path) -> tuple[np.dtype, tuple[int, ...], int]:
 
 
 class ShardedCache:
-    """A cache folder bound to the preprocessing parameters it must have been made with."""
+    """A cache folder bound to the preprocessing parameters it must have been made with.
 
-    def __init__(self, directory: str | Path, params: dict[str, Any]):
+    With `derived_dir`, the cache is read-only: `directory` must hold a manifest already, no shard is ever
+    written, and side files that must change are written to `derived_dir` instead.
+    """
+
+    def __init__(self, directory: str | Path, params: dict[str, Any], derived_dir: str | Path | None = None):
         self.directory = Path(directory)
+        self.derived_dir = None if derived_dir is None else Path(derived_dir)
         self.params = json.loads(json.dumps(params))  # normalise tuples/paths to their json form
-        self.directory.mkdir(parents=True, exist_ok=True)
-        manifest = self.directory / "manifest.json"
-        if manifest.exists():
+        manifest = self.directory / MANIFEST
+        if manifest.exists() or self.read_only:
             self._check_manifest(manifest)
         else:
             atomic_write_json(manifest, {"format": CACHE_FORMAT, "params": self.params})
 
+    @property
+    def read_only(self) -> bool:
+        return self.derived_dir is not None
+
     @classmethod
     def open(cls, directory: str | Path) -> ShardedCache:
         """An existing cache folder, with the parameters its manifest records (for tools that copy it)."""
-        manifest = Path(directory) / "manifest.json"
+        manifest = Path(directory) / MANIFEST
         if not manifest.is_file():
             raise DatasetError(
                 f"{directory}: not a prepared cache (no manifest.json). Pass the folder that holds "
@@ -179,10 +180,36 @@ class ShardedCache:
         old = stored.get("params", {})
         details = parameter_differences(old, self.params, set(old) | set(self.params), "cached")
         if details or stored.get("format") != CACHE_FORMAT:
-            raise CacheMismatchError(
-                f"{self.directory} was prepared with other parameters ({details or 'cache format'}). "
-                "Delete that folder to rebuild it, or point cache_dir elsewhere."
+            remedy = (
+                "Prepare that data again with these parameters, or pass the dataset root as DATA."
+                if self.read_only
+                else "Delete that folder to rebuild it, or point cache_dir elsewhere."
             )
+            raise CacheMismatchError(
+                f"{self.directory} was prepared with other parameters ({details or 'cache format'}). {remedy}"
+            )
+
+    def incomplete_error(self, shard: int) -> DatasetError:
+        """What to do about a read-only cache that lacks `shard`."""
+        return DatasetError(
+            f"{self.shard_path(shard, '.json')}: missing, so the prepared cache is incomplete, and a "
+            "prepared folder given as DATA is only read. Finish it with `make prepare … OUT=<that folder>` "
+            "where it is writable, or pass the dataset root as DATA to preprocess into the project's cache."
+        )
+
+    def side_file(self, name: str) -> Path:
+        """Where the side file `name` (`REJECTED_LIST`, …) is read: for a read-only cache, the copy written
+        to `derived_dir` when there is one, else the cache's own."""
+        derived = None if self.derived_dir is None else self.derived_dir / name
+        return derived if derived is not None and derived.is_file() else self.directory / name
+
+    def write_side_file(self, name: str, text: str) -> None:
+        """Make `text` the side file `name`; nothing is written when it holds that already, and a read-only
+        cache's goes to `derived_dir`."""
+        current = self.side_file(name)
+        if current.is_file() and current.read_text() == text:
+            return
+        atomic_write_text((self.derived_dir or self.directory) / name, text)
 
     def shard_path(self, shard: int, suffix: str) -> Path:
         return self.directory / f"shard-{shard:05d}{suffix}"
@@ -190,10 +217,19 @@ class ShardedCache:
     def is_complete(self, shard: int) -> bool:
         return self.shard_path(shard, ".json").exists()
 
+    def shards_to_write(self, count: int) -> list[int]:
+        """Which of shards 0 … `count` - 1 are not complete yet; for a read-only cache, none may be."""
+        todo = [shard for shard in range(count) if not self.is_complete(shard)]
+        if todo and self.read_only:
+            raise self.incomplete_error(todo[0])
+        return todo
+
     def write_shard(
         self, shard: int, items: list[tuple[dict, dict[str, np.ndarray]]], rejected: list[dict]
     ) -> None:
         """Write one shard: its arrays first, then its json, which marks it complete."""
+        if self.read_only:
+            raise self.incomplete_error(shard)
         keys = sorted({key for _, arrays in items for key in arrays})
         offsets: dict[str, list[int]] = {}
         for key in keys:
@@ -229,9 +265,10 @@ class ShardedCache:
 def data_location(data: str | Path) -> dict[str, str]:
     """The datamodule arguments for `DATA`: `{"root": data}` for a dataset in its real layout; for a folder
     written by `make prepare OUT=…` (recognised by its caches' manifest.json), the dataset root it was
-    prepared from and `cache_dir`, so training reads that cache instead of preprocessing again."""
+    prepared from and `prepared_dir`, so training reads that cache, read-only, instead of preprocessing
+    again."""
     folder = Path(data).expanduser()
-    manifests = sorted(folder.glob("*/manifest.json")) if folder.is_dir() else []
+    manifests = sorted(folder.glob(f"*/{MANIFEST}")) if folder.is_dir() else []
     if not manifests:
         return {"root": str(data)}
     roots = set()
@@ -247,4 +284,4 @@ def data_location(data: str | Path) -> dict[str, str]:
             f"{folder}: caches prepared from several or unknown dataset roots ({sorted(map(str, roots))}). "
             "Prepare one dataset per OUT folder."
         )
-    return {"root": str(roots.pop()), "cache_dir": str(folder)}
+    return {"root": str(roots.pop()), "prepared_dir": str(folder)}

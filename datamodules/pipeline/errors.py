@@ -2,16 +2,19 @@
 
 Every message names the offending file, folder or setting and says what to do about it, so a user never
 has to read a traceback from inside torch or numpy to find the bad input. `command_errors` turns such an
-error into one line and a non-zero exit; anything else is a bug and keeps its traceback.
+error into one line and a non-zero exit, as it does an `OSError` of the environment (a full disk, a read-only
+mount, a missing permission or an exhausted quota: the user's to fix, not the project's); anything else is a
+bug and keeps its traceback.
 
 Advice names the variable of the command that was run: the same dataset folder is ROOT to `make prepare`
 and DATA to train and eval, and a speech file is a dataset's file to remove in training but infer's AUDIO
 to replace. The command tells its boundary (`command_errors(dataset="ROOT")`), and the messages ask
-(`pass_dataset`, `fix_or_replace`).
+(`pass_dataset`, `fix_or_replace`, `environment_message`).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
@@ -34,6 +37,27 @@ _INPUT_VARIABLES: ContextVar[Mapping[str, str]] = ContextVar(
     "input_variables", default=MappingProxyType({"dataset": "DATA"})
 )
 ESCAPE_CODE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colours and bold, e.g. in PyTorch's messages
+
+# What each environment errno means, and what to do about it ({output}: the command's output variable).
+ENVIRONMENT_ERRORS = {
+    errno.ENOSPC: (
+        "no space left on the device",
+        "Free space there, or write elsewhere ({output}=<another folder>)",
+    ),
+    errno.EDQUOT: (
+        "disk quota exceeded",
+        "Free space in your quota, or write elsewhere ({output}=<another folder>)",
+    ),
+    errno.EROFS: (
+        "read-only file system",
+        "Write elsewhere ({output}=<a writable folder>); a dataset or prepared cache given as DATA is "
+        "only read",
+    ),
+    errno.EACCES: (
+        "permission denied",
+        "Get access to it, or use a folder of your own ({output}=<your folder>)",
+    ),
+}
 
 
 class ProjectError(RuntimeError):
@@ -82,12 +106,14 @@ def close_progress_bars() -> None:
 
 @contextmanager
 def command_errors(debug: bool | None = None, **input_variables: str) -> Iterator[None]:
-    """Run a command's body: a `ProjectError` prints `error: <message>` on one line and exits with 1 (with its
-    traceback only when `debug`, default `debugging()`); an unexpected exception prints its traceback and
+    """Run a command's body: a `ProjectError` prints `error: <message>` on one line and an environment
+    `OSError` (`ENVIRONMENT_ERRORS`) `error: <path>: <what happened>. <what to do>.`, and exits with 1 (with
+    its traceback only when `debug`, default `debugging()`); an unexpected exception prints its traceback and
     how to report it, and exits with 1. Ctrl-C and `sys.exit` pass through unchanged.
 
     `input_variables` name the command's variable for each input role its messages advise on, where it is
-    not train's and eval's: `dataset="ROOT"` (prepare), `audio="AUDIO"` (infer)."""
+    not train's and eval's: `dataset="ROOT"` (prepare), `audio="AUDIO"` (infer), `output="TF_RUNS_DIR"`
+    (train; OUT otherwise)."""
     debug = debugging() if debug is None else debug
     named = _INPUT_VARIABLES.set(MappingProxyType({**_INPUT_VARIABLES.get(), **input_variables}))
     try:
@@ -97,12 +123,32 @@ def command_errors(debug: bool | None = None, **input_variables: str) -> Iterato
         if debug:
             traceback.print_exc()
         sys.exit(f"error: {one_line(str(error))}")
+    except OSError as error:
+        close_progress_bars()
+        if error.errno not in ENVIRONMENT_ERRORS:
+            report_bug()
+        if debug:
+            traceback.print_exc()
+        sys.exit(f"error: {environment_message(error)}")
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception:  # noqa: BLE001 - the boundary: anything not foreseen is reported as a bug
         close_progress_bars()
-        traceback.print_exc()
-        print(f"error: {REPORT_HINT}", file=sys.stderr)
-        sys.exit(1)
+        report_bug()
     finally:
         _INPUT_VARIABLES.reset(named)
+
+
+def report_bug() -> None:
+    """Print the exception being handled with how to report it, and exit with 1."""
+    traceback.print_exc()
+    print(f"error: {REPORT_HINT}", file=sys.stderr)
+    sys.exit(1)
+
+
+def environment_message(error: OSError) -> str:
+    """`<path>: <what happened>. <what to do>.` for an `OSError` whose errno is in `ENVIRONMENT_ERRORS`, the
+    advice naming the running command's output variable."""
+    what, remedy = ENVIRONMENT_ERRORS[error.errno]
+    where = error.filename if error.filename is not None else "a file being written"
+    return f"{where}: {what}. {remedy.format(output=_INPUT_VARIABLES.get().get('output', 'OUT'))}."

@@ -7,8 +7,6 @@ its reason (kept in the shard and gathered into `rejected.csv`) instead of stopp
 
 from __future__ import annotations
 
-import csv
-import io
 import multiprocessing as mp
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,8 +15,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .cache import ShardedCache, atomic_write_bytes
+from .cache import REJECTED_LIST, ShardedCache
 from .errors import DatasetError
+from .files import csv_text
 
 Item = tuple[dict, dict[str, np.ndarray]]
 ProcessFn = Callable[[dict], Item]
@@ -72,7 +71,7 @@ def prepare_cache(
     The job list must be in a stable order across reruns (shard k always covers the same jobs).
     """
     shards = [jobs[start : start + shard_size] for start in range(0, len(jobs), shard_size)]
-    todo = [k for k in range(len(shards)) if not cache.is_complete(k)]
+    todo = cache.shards_to_write(len(shards))
     already_done = len(jobs) - sum(len(shards[k]) for k in todo)
     progress = tqdm(total=len(jobs), initial=already_done, desc=description, unit="file")
     # Files stream through the workers one by one (the bar moves per file); the parent alone groups them
@@ -110,8 +109,4 @@ def prepare_cache(
 
 
 def write_rejected_csv(cache: ShardedCache, rejected: list[dict[str, Any]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["path", "reason"])
-    writer.writeheader()
-    writer.writerows(rejected)
-    atomic_write_bytes(cache.directory / "rejected.csv", lambda f: f.write(buffer.getvalue().encode()))
+    cache.write_side_file(REJECTED_LIST, csv_text(["path", "reason"], rejected))

@@ -9,7 +9,7 @@ import av
 import numpy as np
 import soundfile as sf
 
-from ..pipeline.video_writer import atomic_path
+from ..pipeline.files import atomic_path
 
 
 def write_wav(path: Path, wave: np.ndarray, sample_rate: int) -> None:

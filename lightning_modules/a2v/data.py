@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 from datamodules.avspeech import AVSpeechDataModule
 from datamodules.base import SPLITS, randint, stack_items
 from datamodules.pipeline.audio import stored_speech
-from datamodules.pipeline.cache import CachedItems, ShardedCache
+from datamodules.pipeline.cache import REJECTED_LIST, CachedItems, ShardedCache
 from datamodules.pipeline.configs import as_config as _config
 from datamodules.pipeline.errors import DatasetError
 from datamodules.pipeline.sync import frames_span
@@ -206,18 +206,18 @@ class A2VDataModule(AVSpeechDataModule):
             params["planted_mouth"] = self.planted_config.identity()
         else:
             params["inversion"] = {k: v for k, v in asdict(self.inversion_config).items() if k != "device"}
-        return ShardedCache(self.cache_root / f"latents-{_digest(params)}", params)
+        return self.sharded_cache(f"latents-{_digest(params)}", params)
 
     def feature_cache(self) -> ShardedCache:
         params = {"clips": self.cache().directory.name, "speech_encoder": self.speech_config.identity()}
-        return ShardedCache(self.cache_root / f"wav2vec2-{_digest(params)}", params)
+        return self.sharded_cache(f"wav2vec2-{_digest(params)}", params)
 
     def prepare_data(self) -> None:
         super().prepare_data()
         clips = self.cache().read()
         if len(clips) == 0:
             raise DatasetError(
-                f"{self.root}: no clip survived face cropping; see {self.cache().directory / 'rejected.csv'}."
+                f"{self.root}: no clip survived face cropping; see {self.cache().side_file(REJECTED_LIST)}."
             )
         self._invert(clips)
         self._extract_features(clips)
@@ -228,7 +228,7 @@ class A2VDataModule(AVSpeechDataModule):
 
         cache, batch = self.latent_cache(), self.inversion_config.batch_clips
         shards = [list(range(start, min(start + batch, len(clips)))) for start in range(0, len(clips), batch)]
-        todo = [k for k in range(len(shards)) if not cache.is_complete(k)]
+        todo = cache.shards_to_write(len(shards))
         if not todo:
             return
         if self.planted_config.enabled:
@@ -294,7 +294,7 @@ class A2VDataModule(AVSpeechDataModule):
             range(start, min(start + FEATURE_SHARD, len(clips)))
             for start in range(0, len(clips), FEATURE_SHARD)
         ]
-        todo = [k for k in range(len(shards)) if not cache.is_complete(k)]
+        todo = cache.shards_to_write(len(shards))
         if not todo:
             return
         device = self.inversion_config.torch_device()

@@ -172,7 +172,6 @@ def write_sample_video(module, clip: dict, path: Path, sample_rate: int) -> None
     frames = np.pad(
         frames, ((0, 0), (0, frames.shape[1] % 2), (0, frames.shape[2] % 2), (0, 0))
     )  # even sides for H.264
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_mp4(path, frames, fps=25, audio=clip["audio"], sample_rate=sample_rate)
 
 

@@ -9,6 +9,7 @@ import torch
 import torchvision
 from lightning.pytorch.loggers import WandbLogger
 
+from datamodules.pipeline.files import atomic_path
 from datamodules.pipeline.images import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -52,8 +53,8 @@ def log_sample_grid(module, key: str, rows: list[torch.Tensor], caption: str) ->
         / "samples"
         / f"{key.replace('/', '_')}-step{trainer.global_step:07d}.png"
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torchvision.utils.save_image(grid, path)
+    with atomic_path(path) as partial:
+        torchvision.utils.save_image(grid, partial, format="png")
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
             logger.log_image(key=key, images=[grid], caption=[caption], step=trainer.global_step)

@@ -20,6 +20,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from datamodules.pipeline.files import atomic_path
+
 Curves = Mapping[str, Mapping[float, Mapping[str, float]]]  # label → x → metric → value
 References = Mapping[str, Mapping[str, float]]  # label → metric → value
 
@@ -93,10 +95,9 @@ def curves_figure(
 
 def save_figure(figure: Figure, path: str | Path, dpi: int = 110) -> Path:
     """Write `figure` as PNG to `path` (parent folders created) → the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=dpi, format="png")
-    return path
+    with atomic_path(path) as partial:
+        figure.savefig(partial, dpi=dpi, format="png")
+    return Path(path)
 
 
 def plot_sweep(sweep, path: str | Path, title: str = "") -> Path:

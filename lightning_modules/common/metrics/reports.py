@@ -7,6 +7,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from datamodules.pipeline.files import atomic_write_text
+
 
 @dataclass
 class ResultRow:
@@ -85,10 +87,9 @@ class EvaluationReport:
     def write(self, folder: Path) -> list[Path]:
         """`metrics.json`, `results.md` and, with sweeps, `sweep.png` / `noise_sweep.png`; returns the paths
         written."""
-        folder.mkdir(parents=True, exist_ok=True)
         metrics, table = folder / "metrics.json", folder / "results.md"
-        metrics.write_text(json.dumps(asdict(self), indent=1, default=str) + "\n")
-        table.write_text(self.markdown())
+        atomic_write_text(metrics, json.dumps(asdict(self), indent=1, default=str) + "\n")
+        atomic_write_text(table, self.markdown())
         written = [metrics, table]
         from .plots import plot_sweep
 

@@ -12,12 +12,13 @@ Layout under the dump folder:
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from datamodules.pipeline.files import atomic_path, atomic_write_csv
 
 from .metric_suite import GeneratedSample
 
@@ -51,7 +52,6 @@ class SampleDump:
             from datamodules.pipeline.video_writer import write_mp4
 
             videos = self.folder / "videos"
-            videos.mkdir(parents=True, exist_ok=True)
             for side, frames in (("generated", sample.generated), ("real", sample.real)):
                 path = videos / f"{stem}_{side}.mp4"
                 write_mp4(path, _even(frames), fps=FPS, audio=sample.speech, sample_rate=sample.sample_rate)
@@ -59,21 +59,15 @@ class SampleDump:
             row["speech_seconds"] = f"{len(sample.speech) / sample.sample_rate:.2f}"
         for side, frames in (("generated", sample.generated), ("real", sample.real)):
             folder = self.folder / "frames" / side
-            folder.mkdir(parents=True, exist_ok=True)
             for index, frame in enumerate(frames):
-                Image.fromarray(frame).save(folder / f"{item}_{index:04d}.png")
+                with atomic_path(folder / f"{item}_{index:04d}.png") as partial:
+                    Image.fromarray(frame).save(partial, format="PNG")
         self.rows.append(row)
 
     def close(self) -> Path:
         index = self.folder / "index.csv"
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with index.open("w", newline="") as handle:
-            writer = csv.DictWriter(
-                handle,
-                fieldnames=["item", "identity", "generated_video", "real_video", "frames", "speech_seconds"],
-            )
-            writer.writeheader()
-            writer.writerows(self.rows)
+        columns = ["item", "identity", "generated_video", "real_video", "frames", "speech_seconds"]
+        atomic_write_csv(index, columns, self.rows)
         return index
 
 
