@@ -26,10 +26,11 @@ ERRNOS = {
 }
 
 
-def error_line(capsys, body) -> str:
-    """What `command_errors` ends `body()` with; no traceback and no bug report may come with it."""
+def error_line(capsys, body, **variables: str) -> str:
+    """What `command_errors(**variables)` ends `body()` with; no traceback and no bug report may come with
+    it."""
     with pytest.raises(SystemExit) as ended:
-        with command_errors(debug=False):
+        with command_errors(debug=False, **variables):
             body()
     printed = capsys.readouterr().err
     assert "Traceback" not in printed and REPORT_HINT not in printed
@@ -43,8 +44,14 @@ def test_each_environment_error_is_one_line_naming_the_file(code, tmp_path, monk
     refused = failing_writes(monkeypatch, out, code)
     line = error_line(capsys, lambda: atomic_write_text(out / "metrics.json", "{}"))
     assert line.startswith(f"error: {out / 'metrics.json'}: {ERRNOS[code]}. ") and "\n" not in line
-    assert line.endswith(f"{ENVIRONMENT_ERRORS[code][1]}.")
+    assert line.endswith(f"{ENVIRONMENT_ERRORS[code][1].format(output='OUT')}.")
     assert refused and list(out.iterdir()) == []  # a full disk's empty temporary file was deleted
+
+
+def test_the_advice_names_the_commands_output_variable(tmp_path, monkeypatch, capsys):
+    failing_writes(monkeypatch, tmp_path, errno.ENOSPC)
+    line = error_line(capsys, lambda: atomic_write_text(tmp_path / "a.json", "{}"), output="TF_RUNS_DIR")
+    assert "write elsewhere (TF_RUNS_DIR=<another folder>)" in line and "OUT=" not in line
 
 
 class FaceModel:
@@ -120,6 +127,7 @@ def test_a_video_on_a_real_full_disk_is_one_error_line_and_leaves_nothing(tmp_pa
     )
     assert ended.returncode == 1
     assert ended.stderr.strip() == (
-        f"error: {full / 'out.mp4'}: no space left on the device. {ENVIRONMENT_ERRORS[errno.ENOSPC][1]}."
+        f"error: {full / 'out.mp4'}: no space left on the device. "
+        f"{ENVIRONMENT_ERRORS[errno.ENOSPC][1].format(output='OUT')}."
     )
     assert ended.stdout.strip() == ""  # `ls -A` of the full disk: no file left behind
