@@ -8,6 +8,7 @@ purpose because it needs system ffmpeg libraries.
 from __future__ import annotations
 
 import collections
+import math
 import os
 from pathlib import Path
 
@@ -22,6 +23,10 @@ SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg"}
 SILENCE_PEAK = 1e-3  # audio that never exceeds this peak holds no speech worth the name
 # A voiced stretch ends only after this much unvoiced audio (10 frames of 30 ms), as in SF2F's preparation.
 VAD_HANGOVER_MS = 300
+RESAMPLE_BLOCK_SECONDS = 60.0
+# torchaudio's filter reaches ceil(6·orig / (0.99·min(orig, new))) input samples to the left of a group and
+# that plus `orig` to the right: at most 7·orig and 8·orig, so 8 groups of real input cover it.
+RESAMPLE_MARGIN_GROUPS = 8
 
 
 def checked_wave(wave: np.ndarray, source: str = "the speech signal") -> np.ndarray:
@@ -106,15 +111,41 @@ def _decode_with_pyav(path: Path) -> tuple[np.ndarray, int]:
     return samples.mean(axis=0), source_rate
 
 
-def resample(wave: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """`(T,)` at `source_rate` → `(T * target_rate / source_rate,)` float32."""
-    wave = checked_wave(wave)
+def resample(
+    wave: np.ndarray, source_rate: int, target_rate: int, block_seconds: float = RESAMPLE_BLOCK_SECONDS
+) -> np.ndarray:
+    """`(T,)` at `source_rate` → `(ceil(T * target_rate / source_rate),)` float32 (torchaudio's sinc filter).
+
+    Long audio is resampled `block_seconds` at a time: torchaudio filters with a strided convolution whose
+    working buffer holds about 26 floats per output sample, gigabytes for an hour of speech. torchaudio
+    makes output samples `new` at a time, each group from the input around `orig` samples (`new/orig`:
+    the reduced ratio); a block is cut on those groups, with `RESAMPLE_MARGIN_GROUPS` of real input on each
+    side (beyond the filter's reach), so the blocks join into the one-pass result.
+    """
+    wave = np.ascontiguousarray(checked_wave(wave), dtype=np.float32)
     if source_rate == target_rate:
-        return np.ascontiguousarray(wave, dtype=np.float32)
-    resampled = AF.resample(
-        torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), source_rate, target_rate
-    )
-    return resampled.numpy()
+        return wave
+    gcd = math.gcd(source_rate, target_rate)
+    orig, new = source_rate // gcd, target_rate // gcd
+    total = math.ceil(new * len(wave) / orig)
+    groups, per_block = math.ceil(total / new), max(1, int(block_seconds * source_rate) // orig)
+    if groups <= per_block:
+        return _sinc_resample(wave, source_rate, target_rate)
+    out = np.empty(total, np.float32)
+    for first in range(0, groups, per_block):
+        last = min(groups, first + per_block)
+        start = max(0, first - RESAMPLE_MARGIN_GROUPS) * orig
+        stop = min(len(wave), (last + RESAMPLE_MARGIN_GROUPS) * orig)
+        skip = first - start // orig
+        piece = _sinc_resample(wave[start:stop], source_rate, target_rate)[
+            skip * new : (skip + last - first) * new
+        ]
+        out[first * new : first * new + len(piece)] = piece
+    return out
+
+
+def _sinc_resample(wave: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    return AF.resample(torch.from_numpy(wave), source_rate, target_rate).numpy()
 
 
 def voiced_audio(

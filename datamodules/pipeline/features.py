@@ -6,6 +6,7 @@ made with other parameters is refused instead of being silently reused.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,6 +56,9 @@ def log_mel(wave: np.ndarray, config: LogMelConfig) -> np.ndarray:
     return ((energies.T - config.mean) / config.std).astype(np.float32)
 
 
+MFCC_PIECE_FRAMES = 6000  # one minute at 100 frames/s: ≈ 40 MB of framed float64 samples
+
+
 @dataclass(frozen=True)
 class MfccConfig:
     """TCSAN's MFCCs: 13 cepstra from 26 filters every 10 ms, c0 (energy) dropped → 12."""
@@ -75,18 +79,43 @@ class MfccConfig:
         return round(1.0 / self.hop_seconds)
 
 
-def mfcc(wave: np.ndarray, config: MfccConfig) -> np.ndarray:
-    """`(T,)` float32 speech in [-1, 1] → `(frames, 12)` float32, unstandardised (100 frames/s)."""
-    coefficients = psf.mfcc(
-        checked_wave(wave).astype(np.float64),
+def mfcc(wave: np.ndarray, config: MfccConfig, piece_frames: int = MFCC_PIECE_FRAMES) -> np.ndarray:
+    """`(T,)` float32 speech in [-1, 1] → `(frames, 12)` float32, unstandardised (100 frames/s).
+
+    Computed `piece_frames` frames at a time: the framing holds each frame's samples in float64 (≈ 10×
+    the wave's size), which for an hour of speech would be gigabytes. Each piece starts on a frame
+    boundary and is pre-emphasised with the sample before it, so the pieces equal one pass.
+    """
+    wave = checked_wave(wave)
+    frame_len = int(psf.sigproc.round_half_up(config.win_seconds * config.sample_rate))
+    step = int(psf.sigproc.round_half_up(config.hop_seconds * config.sample_rate))
+    total = 1 if len(wave) <= frame_len else 1 + math.ceil((len(wave) - frame_len) / step)
+    pieces = []
+    for first in range(0, total, piece_frames):
+        last = min(first + piece_frames, total)
+        stop = len(wave) if last == total else (last - 1) * step + frame_len
+        pieces.append(_mfcc_piece(wave, first * step, stop, config))
+    coefficients = np.concatenate(pieces)
+    return (coefficients[:, 1:] if config.drop_energy else coefficients).astype(np.float32)
+
+
+def _mfcc_piece(wave: np.ndarray, start: int, stop: int, config: MfccConfig) -> np.ndarray:
+    """psf's MFCCs (energy included) of samples [start, stop), pre-emphasised here so that the first sample
+    is filtered with the one before it, as a single pass over the whole wave would."""
+    piece = wave[start:stop].astype(np.float64)
+    emphasised = piece.copy()
+    emphasised[1:] -= config.pre_emphasis * piece[:-1]
+    if start:
+        emphasised[0] -= config.pre_emphasis * float(wave[start - 1])
+    return psf.mfcc(
+        emphasised,
         samplerate=config.sample_rate,
         winlen=config.win_seconds,
         winstep=config.hop_seconds,
         numcep=config.num_cepstra,
         nfilt=config.n_filters,
         nfft=config.nfft,
-        preemph=config.pre_emphasis,
+        preemph=0.0,
         ceplifter=config.lifter,
         appendEnergy=True,
     )
-    return (coefficients[:, 1:] if config.drop_energy else coefficients).astype(np.float32)

@@ -40,6 +40,47 @@ def test_tcsan_mfccs_without_energy_carry_no_loudness():
     assert not np.allclose(mfcc(1e-3 * noise, with_energy), mfcc(1e-1 * noise, with_energy), atol=1e-1)
 
 
+@pytest.mark.parametrize("samples", [16000 + 55, 16000 + 400, 160 * 97 + 240, 300])
+def test_mfccs_in_pieces_equal_one_pass(samples):
+    """Long speech is framed a piece at a time (bounded memory); the pieces, each pre-emphasised with the
+    sample before it, must equal psf's single pass, including the zero-padded last frame."""
+    import python_speech_features as psf
+
+    wave = np.random.default_rng(samples).normal(0, 0.1, samples).astype(np.float32)
+    config = MfccConfig(drop_energy=False)
+    whole = psf.mfcc(
+        wave.astype(np.float64),
+        samplerate=16000,
+        winlen=config.win_seconds,
+        winstep=config.hop_seconds,
+        numcep=config.num_cepstra,
+        nfilt=config.n_filters,
+        nfft=config.nfft,
+        preemph=config.pre_emphasis,
+        ceplifter=config.lifter,
+        appendEnergy=True,
+    ).astype(np.float32)
+    for piece_frames in (7, 32, 10_000):
+        pieces = mfcc(wave, config, piece_frames=piece_frames)
+        assert pieces.shape == whole.shape
+        np.testing.assert_allclose(pieces, whole, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize(("source", "target"), [(16000, 8000), (44100, 16000), (8000, 16000), (22050, 16000)])
+def test_resampling_in_blocks_equals_one_pass(source, target):
+    """Long audio is resampled a block at a time (bounded memory); cut on torchaudio's output groups with
+    real input beyond the filter's reach, the blocks must join into its one-pass result."""
+    import torch
+    import torchaudio.functional as AF
+
+    wave = np.random.default_rng(source).normal(0, 0.1, source + 977).astype(np.float32)
+    whole = AF.resample(torch.from_numpy(wave), source, target).numpy()
+    for block_seconds in (0.01, 0.137, 100.0):
+        blocks = resample(wave, source, target, block_seconds=block_seconds)
+        assert blocks.shape == whole.shape
+        np.testing.assert_allclose(blocks, whole, rtol=0, atol=1e-6)
+
+
 def test_read_audio_downmixes_and_resamples(tmp_path):
     stereo = np.stack([tone(0.5, 48000), tone(0.5, 48000)], axis=1)
     sf.write(tmp_path / "s.wav", stereo, 48000, subtype="PCM_16")
@@ -204,3 +245,14 @@ def test_write_video_muxes_audio_and_reads_back(tmp_path):
     with pytest.raises(ValueError, match="even"):
         write_video(tmp_path / "odd.mp4", frames[:, :31], fps=25)
     assert not list(tmp_path.glob("*odd*"))
+
+    # Chunks, as long inference hands them over, make the same file as one array.
+    chunked = tmp_path / "chunked.mp4"
+    write_video(chunked, (frames[s : s + 3] for s in range(0, 10, 3)), fps=25, audio=speech, sample_rate=8000)
+    assert chunked.read_bytes() == path.read_bytes()
+    mixed = (frames[:4], frames[4:, :16])
+    with pytest.raises(ValueError, match="follows frames of"):
+        write_video(tmp_path / "mixed.mp4", iter(mixed), fps=25)
+    with pytest.raises(ValueError, match="no frames"):
+        write_video(tmp_path / "empty.mp4", iter([]), fps=25)
+    assert not list(tmp_path.glob("*mixed*")) and not list(tmp_path.glob("*empty*"))
