@@ -2,7 +2,7 @@
 
     python -m benchmarks.inference [--systems e2e_nr tcsan] [--seconds 10] [--threads 2] [--compile]
 
-Each system runs its `synthesise` (what `make infer` calls: speech features, the generator over the
+Each system runs its `synthesise_chunks` (what `make infer` calls: speech features, the generator over the
 whole utterance, uint8 frames) at the paper's resolution and width, under `torch.inference_mode`, with
 the channels-last weights `make infer` uses, on
 `--seconds` of speech and one face crop from the generated fixture. RTF = (frames / 25 fps) / seconds
@@ -22,6 +22,7 @@ import torch
 from benchmarks.systems import build
 from benchmarks.timing import table
 from datamodules.pipeline.errors import command_errors
+from lightning_modules.common.contracts import whole_video
 
 FPS = 25
 SAMPLE_RATES = {"e2e_nr": 8000, "tcsan": 16000, "a2v": 16000}
@@ -48,9 +49,9 @@ def real_time_factor(name: str, args: argparse.Namespace) -> dict:
     if args.compile:
         module.generator.compile()
     face, wave = face_crop(batch), speech(args.seconds, SAMPLE_RATES[name])
-    module.synthesise(speech(1.0, SAMPLE_RATES[name]), face)  # warm-up (and compilation)
+    whole_video(module.synthesise_chunks(speech(1.0, SAMPLE_RATES[name]), face))  # warm-up (and compilation)
     started = time.perf_counter()
-    frames = module.synthesise(wave, face)
+    frames = whole_video(module.synthesise_chunks(wave, face))
     seconds = time.perf_counter() - started
     return {
         "system": name,
@@ -76,9 +77,9 @@ def _a2v(args: argparse.Namespace) -> dict:
     w0 = torch.zeros(1, 16, 512)  # rendering cost does not depend on the identity code
     wave = speech(args.seconds, SAMPLE_RATES["a2v"])
     with torch.inference_mode():
-        module.render_speech(speech(1.0, SAMPLE_RATES["a2v"]), w0)
+        whole_video(module.render_chunks(speech(1.0, SAMPLE_RATES["a2v"]), w0))
         started = time.perf_counter()
-        frames = module.render_speech(wave, w0)
+        frames = whole_video(module.render_chunks(wave, w0))
     seconds = time.perf_counter() - started
     return {
         "system": "a2v",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +80,7 @@ def align_face(image: np.ndarray, data_args: dict, path: Path) -> np.ndarray:
 
 def load_generator(experiment: str, checkpoint: str):
     """(model in eval mode, the datamodule arguments it was trained with); the model makes faces
-    (`face_from_speech`) or video (`synthesise`)."""
+    (`face_from_speech`) or video (`synthesise_chunks`)."""
     model, config, _ = load_model(experiment, resolve_checkpoint(experiment, checkpoint))
     if not isinstance(model, FaceSystem | VideoSystem):
         raise ExperimentError(f"{type(model).__name__} generates neither video nor faces from speech.")
@@ -92,7 +93,7 @@ def infer(
     audio: str | list[str],
     image: str | None,
     out: str,
-    chunk_frames: int = 250,
+    chunk_frames: int | None = None,
 ) -> Path:
     model, data_args = load_generator(experiment, checkpoint)
     audios = [audio] if isinstance(audio, str) else list(audio)
@@ -104,27 +105,67 @@ def infer(
 
 
 def write_video(
-    model, data_args: dict, audio: str, image: str | None, target: Path, chunk_frames: int, progress: bool
+    model,
+    data_args: dict,
+    audio: str,
+    image: str | None,
+    target: Path,
+    chunk_frames: int | None,
+    progress: bool,
 ) -> Path:
     """The talking-face mp4 of `audio` and the face in `image`, with the audio muxed in."""
-    from datamodules.pipeline.audio import read_audio
-    from datamodules.pipeline.video_writer import write_mp4
-
     if not image:
         raise ExperimentError(f"{type(model).__name__} animates a face: pass IMAGE=<picture of a face>.")
     speech = read_speech(audio, int(data_args["sample_rate"]))
     face = align_face(read_face_image(Path(image)), data_args, Path(image))
-    frames = model.synthesise(speech, face, chunk_frames=chunk_frames, progress=progress)
-    write_mp4(target, frames, fps=25, audio=read_audio(audio, MUX_SAMPLE_RATE), sample_rate=MUX_SAMPLE_RATE)
+    frames = speaking_video(model, speech, face, audio, target, chunk_frames, progress)
     print(
-        f"[infer] wrote {target}: {len(frames)} frames at 25 fps, "
+        f"[infer] wrote {target}: {frames} frames at 25 fps, "
         f"{len(speech) / int(data_args['sample_rate']):.2f} s of audio",
         file=sys.stderr,
     )
     return target
 
 
-def infer_batch(experiment: str, checkpoint: str, pairs: str, out_dir: str, chunk_frames: int = 250) -> Path:
+def speaking_video(
+    model,
+    speech: np.ndarray,
+    face: np.ndarray,
+    audio: str,
+    target: Path,
+    chunk_frames: int | None = None,
+    progress: bool = False,
+) -> int:
+    """Write `model`'s video of the aligned `face` saying `speech` (at the model's rate) to `target`, with the
+    sound of the file `audio` muxed in → the frames written.
+
+    The chunks go to the encoder as they are made, so memory stays bounded whatever the speech's length
+    (`python -m benchmarks.infer_memory`). `chunk_frames` None keeps the system's own default.
+    """
+    from datamodules.pipeline.audio import read_audio
+    from datamodules.pipeline.video_writer import write_mp4
+
+    chunking = {"chunk_frames": chunk_frames} if chunk_frames else {}
+    counted = FrameCounter(model.synthesise_chunks(speech, face, progress=progress, **chunking))
+    write_mp4(target, counted, fps=25, audio=read_audio(audio, MUX_SAMPLE_RATE), sample_rate=MUX_SAMPLE_RATE)
+    return counted.frames
+
+
+class FrameCounter:
+    """Iterates over video chunks `(t, H, W, 3)`, counting their frames in `frames`."""
+
+    def __init__(self, chunks: Iterable[np.ndarray]):
+        self.chunks, self.frames = chunks, 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for chunk in self.chunks:
+            self.frames += len(chunk)
+            yield chunk
+
+
+def infer_batch(
+    experiment: str, checkpoint: str, pairs: str, out_dir: str, chunk_frames: int | None = None
+) -> Path:
     """One output per row of the CSV `pairs` (header `audio,image`; face systems need only `audio`; relative
     paths are taken from the CSV's folder), with the model loaded once. Writes `index.csv` (row, inputs,
     output, seconds) and, for rows that fail on their input, `errors.csv` (row, inputs, the error) without
@@ -254,8 +295,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--chunk-frames",
         type=int,
-        default=250,
-        help="frames generated per chunk (recurrent state carried over; bounds memory)",
+        help="frames generated per chunk, each written as soon as it is made (default: the system's own)",
     )
     parser.add_argument("--audio-list", help="a text file listing speech files, one per line (face systems)")
     parser.add_argument(

@@ -13,6 +13,7 @@ user's files, or the seeded stand-ins), like the frozen VGG of TCSAN.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -43,6 +44,10 @@ from .vae import NormalisedVAE, kl_divergence
 
 W_DIM = 512
 SAMPLE_FRAMES = 8  # frames per row of the logged sample grids
+# Long speech is predicted PREDICTION_FRAMES video frames at a time (10 s at 25 fps; `predicted_windows`),
+# each run seeing CONTEXT_FRAMES more of the speech on either side (2 s).
+PREDICTION_FRAMES = 250
+CONTEXT_FRAMES = 50
 
 
 class ResidualVAEModule(SplitEvaluationModule):
@@ -99,7 +104,7 @@ class Embed2LatModule(TalkingFaceSamples, SplitEvaluationModule):
     vae_from: the `a2v_vae` stage's checkpoint (filled by `make train EXP=a2v`); frozen here.
     speech_encoder: the Wav2Vec2 whose features are the input (its architecture is copied).
     generator: the frozen generator that renders sample videos.
-    inversion: how `synthesise` inverts a new face (the first-frame schedule).
+    inversion: how `synthesise_chunks` inverts a new face (the first-frame schedule).
     rows, latent_dim: must match the VAE.
     dropout: Embed2Lat's hidden, attention and activation dropout.
     init_from_wav2vec2: start the transformer from the speech encoder's weights instead of random.
@@ -254,58 +259,68 @@ class Embed2LatModule(TalkingFaceSamples, SplitEvaluationModule):
         return inverter.first_frames(inverter.targets(image)).to(self.device)
 
     @torch.no_grad()
-    def synthesise(
+    def synthesise_chunks(
         self,
         speech: np.ndarray,
         face: np.ndarray,
-        chunk_frames: int = 250,
+        chunk_frames: int = 25,
         fps: int = 25,
         progress: bool = False,
         gain: float | None = None,
-    ) -> np.ndarray:
-        """16 kHz speech `(n,)` and a face crop → `(N, R, R, 3)` uint8 frames at 25 fps (N = 25·n/16000).
+    ) -> Iterator[np.ndarray]:
+        """16 kHz speech `(n,)` and a face crop → N = 25·n/16000 frames at 25 fps, in chunks `(t, R, R, 3)`
+        uint8 handed over as they are rendered.
 
-        The face is inverted (≈ 1000 steps), Wav2Vec2 and Embed2Lat run on the whole utterance, and the
-        frames are rendered `chunk_frames` at a time with μ' × `gain` (default `mu_gain`).
+        The face is inverted once (≈ 1000 steps); then `render_chunks` with μ' × `gain` (default `mu_gain`).
         """
-        if len(speech) * fps // SAMPLE_RATE < 1:
-            raise ValueError(
-                f"speech of {len(speech)} samples is shorter than one video frame ({SAMPLE_RATE // fps})."
-            )
+        _frame_count(speech, fps)  # before the inversion's thousand steps
         with torch.enable_grad():
             w0 = self.invert_face(face)
-        return self.render_speech(speech, w0, chunk_frames, fps, progress, gain)
+        yield from self.render_chunks(speech, w0, chunk_frames, fps, progress, gain)
 
     @torch.no_grad()
-    def render_speech(
+    def render_chunks(
         self,
         speech: np.ndarray,
         w0: torch.Tensor,
-        chunk_frames: int = 250,
+        chunk_frames: int = 25,
         fps: int = 25,
         progress: bool = False,
         gain: float | None = None,
-    ) -> np.ndarray:
-        """16 kHz speech `(n,)` and an identity's W+ code `(1, 16, 512)` → `(N, R, R, 3)` uint8 frames."""
+    ) -> Iterator[np.ndarray]:
+        """16 kHz speech `(n,)` and an identity's W+ code `(1, 16, 512)` → frames in chunks `(t, R, R, 3)`
+        uint8, rendered `chunk_frames` at a time from the residuals of `predicted_windows`."""
         from tqdm.auto import tqdm
 
-        frames = len(speech) * fps // SAMPLE_RATE
-        if frames < 1:
-            raise ValueError(
-                f"speech of {len(speech)} samples is shorter than one video frame ({SAMPLE_RATE // fps})."
-            )
+        frames = _frame_count(speech, fps)
+        gain = self.hparams.mu_gain if gain is None else gain
+        generator = self.frozen("generator")
+        bar = tqdm(total=frames, desc="rendering", unit="frame", disable=not progress)
+        for mu in self.predicted_windows(speech, frames, fps):
+            residual = self.residuals(mu, gain)
+            for start in range(0, residual.shape[1], chunk_frames):
+                codes = compose(w0, residual[:, start : start + chunk_frames], self.hparams.rows)[0]
+                yield signed_to_uint8(render(generator, codes))
+                bar.update(len(codes))
+        bar.close()
+
+    def predicted_windows(self, speech: np.ndarray, frames: int, fps: int = 25) -> Iterator[torch.Tensor]:
+        """μ' `(1, n, 96)` for consecutive runs of `PREDICTION_FRAMES` video frames of `speech` `(n,)`.
+
+        Wav2Vec2 and Embed2Lat attend over their whole input, so their memory grows with its square: each
+        run is predicted from its speech widened by `CONTEXT_FRAMES` on either side (clipped to the
+        utterance), and only the run's frames are kept. An utterance of at most `PREDICTION_FRAMES` is one
+        window: exactly the whole-utterance pass that training and evaluation use.
+        """
+        samples_per_frame = SAMPLE_RATE // fps
         wave = torch.from_numpy(np.asarray(speech, dtype=np.float32))[None].to(self.device)
-        features = features_for_frames(speech_features(self.frozen("speech_encoder"), wave)[0], frames)
-        residual = self.residuals(
-            self(features[None], frames), self.hparams.mu_gain if gain is None else gain
-        )
-        generator, rendered = self.frozen("generator"), []
-        for start in tqdm(
-            range(0, frames, chunk_frames), desc="rendering", unit="chunk", disable=not progress
-        ):
-            codes = compose(w0, residual[:, start : start + chunk_frames], self.hparams.rows)[0]
-            rendered.append(signed_to_uint8(render(generator, codes)))
-        return np.concatenate(rendered)
+        for start in range(0, frames, PREDICTION_FRAMES):
+            stop = min(start + PREDICTION_FRAMES, frames)
+            first, last = (0, frames) if frames <= PREDICTION_FRAMES else _widened(start, stop, frames)
+            window = wave[:, first * samples_per_frame : last * samples_per_frame if last < frames else None]
+            features = speech_features(self.frozen("speech_encoder"), window)[0]
+            mu = self(features_for_frames(features, last - first)[None], last - first)
+            yield mu[:, start - first : stop - first]
 
     def evaluation_video(
         self, datamodule, split: str, index: int, speech: np.ndarray, face: np.ndarray
@@ -314,7 +329,7 @@ class Embed2LatModule(TalkingFaceSamples, SplitEvaluationModule):
         at the size of the clip's crops: the shared metrics compare it frame by frame with them, and the
         generator's resolution may differ (the demo's 32-px stand-in against 64-px crops)."""
         w0 = torch.from_numpy(np.asarray(datamodule.latent_clips[split][index].w0, dtype=np.float32))[None]
-        frames = self.render_speech(speech, w0.to(self.device))
+        frames = np.concatenate(list(self.render_chunks(speech, w0.to(self.device))))
         if frames.shape[1:3] == face.shape[:2]:
             return frames
         resized = nn.functional.interpolate(
@@ -335,3 +350,18 @@ class Embed2LatModule(TalkingFaceSamples, SplitEvaluationModule):
         from .evaluation import evaluate_embed2lat
 
         return evaluate_embed2lat(self, datamodule, max_clips, videos, Path(out_dir) if out_dir else None)
+
+
+def _frame_count(speech: np.ndarray, fps: int) -> int:
+    """Video frames in `speech` (16 kHz), refusing less than one."""
+    frames = len(speech) * fps // SAMPLE_RATE
+    if frames < 1:
+        raise ValueError(
+            f"speech of {len(speech)} samples is shorter than one video frame ({SAMPLE_RATE // fps})."
+        )
+    return frames
+
+
+def _widened(start: int, stop: int, frames: int) -> tuple[int, int]:
+    """Frames [start, stop) with `CONTEXT_FRAMES` more on either side, within [0, frames)."""
+    return max(0, start - CONTEXT_FRAMES), min(frames, stop + CONTEXT_FRAMES)

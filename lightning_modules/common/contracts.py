@@ -8,7 +8,7 @@ these methods on its LightningModule; nothing else in the commands depends on wh
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -40,7 +40,14 @@ class FaceSystem(Protocol):
 
 @runtime_checkable
 class VideoSystem(Protocol):
-    def synthesise(
-        self, speech: np.ndarray, face: np.ndarray, chunk_frames: int = 250, progress: bool = False
-    ) -> np.ndarray:
-        """`(L,)` float32 speech, an aligned `(H, W, 3)` uint8 face → `(T, H, W, 3)` uint8 frames, 25 fps."""
+    def synthesise_chunks(
+        self, speech: np.ndarray, face: np.ndarray, chunk_frames: int = 25, progress: bool = False
+    ) -> Iterator[np.ndarray]:
+        """`(L,)` float32 speech, an aligned `(H, W, 3)` uint8 face → the video's frames at 25 fps, in chunks
+        `(t, H, W, 3)` uint8 of at most `chunk_frames`, each handed over as soon as it is made: memory stays
+        bounded whatever the speech's length."""
+
+
+def whole_video(chunks: Iterable[np.ndarray]) -> np.ndarray:
+    """The chunks of `VideoSystem.synthesise_chunks` as one `(T, H, W, 3)` array, for short clips."""
+    return np.concatenate(list(chunks))

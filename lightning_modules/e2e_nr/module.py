@@ -15,6 +15,8 @@ and on the datamodule's `noisy_audio` mixture, with the same condition image and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 from torch import nn
@@ -348,21 +350,21 @@ class E2ENRModule(TalkingFaceSamples, AdversarialModule):
     # --- inference -------------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def synthesise(
+    def synthesise_chunks(
         self, speech: np.ndarray, face: np.ndarray, chunk_frames: int = 25, progress: bool = False
-    ) -> np.ndarray:
-        """Any length of 8 kHz speech `(L,)` + an aligned face `(128, 128, 3)` uint8 →
-        `(ceil(L/320), 128, 128, 3)` uint8.
+    ) -> Iterator[np.ndarray]:
+        """Any length of 8 kHz speech `(L,)` + an aligned face `(128, 128, 3)` uint8 → `ceil(L/320)` frames
+        in chunks `(t, 128, 128, 3)` uint8, handed over as they are made.
 
-        Long audio is generated in chunks that carry the recurrent states, identical to one pass. One second
-        per chunk keeps the 128-px decoder's activations small enough to stay in cache: ≈ 1.6× faster on a
-        CPU than 10-s chunks (`benchmarks/inference.py`).
+        The chunks carry the recurrent states, so together they equal one pass. One second per chunk keeps
+        the 128-px decoder's activations small enough to stay in cache: ≈ 1.6× faster on a CPU than 10-s
+        chunks (`benchmarks/inference.py`).
         """
         device = next(self.parameters()).device
         condition = torch.from_numpy(face).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1.0
         wave = normalise_speech(torch.from_numpy(np.asarray(speech, np.float32)).to(device)[None])
-        video = self.generator.stream(condition, wave, chunk_frames=chunk_frames, progress=progress)
-        return signed_to_uint8(video[0])
+        for video in self.generator.stream(condition, wave, chunk_frames=chunk_frames, progress=progress):
+            yield signed_to_uint8(video[0])
 
 
 def _fit_frames(video: torch.Tensor, frames: int) -> torch.Tensor:

@@ -18,6 +18,7 @@ structure.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import torch
@@ -420,13 +421,14 @@ class Generator(nn.Module):
         noise: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         progress: bool = False,
-    ) -> torch.Tensor:
-        """The video of `forward` (same z), made `chunk_frames` frames at a time so memory stays bounded.
+    ) -> Iterator[torch.Tensor]:
+        """The video of `forward` (same z), made and handed over `chunk_frames` frames at a time, so that
+        memory stays bounded whatever the length: chunks `(B, t, 3, 128, 128)`.
 
         Chunk [a, b) encodes the audio of frames [a − 5, b + 5) (clipped to the clip): frame t needs samples
         [320t − 1435, 320t + 1435] and 5 × 320 ≥ 1435, so the chunk's frames see exactly the audio, and the
         same conv-boundary handling, as in one pass. The speech LSTMs, noise LSTM and ConvLSTM carry their
-        states from chunk to chunk; the face is encoded once. → `(B, T, 3, 128, 128)`.
+        states from chunk to chunk; the face is encoded once.
         """
         if chunk_frames < 1:
             raise ValueError(f"chunk_frames must be positive, got {chunk_frames}")
@@ -434,7 +436,7 @@ class Generator(nn.Module):
         total = speech.shape[1] // SAMPLES_PER_FRAME
         z = self._noise(noise, generator, speech.shape[0], total, like=speech)
         identity, skips = self.image_encoder(condition)
-        state, pieces = None, []
+        state = None
         starts = range(0, total, chunk_frames)
         for start in tqdm(starts, desc="generating", unit="chunk", disable=not progress):
             stop = min(start + chunk_frames, total)
@@ -442,8 +444,7 @@ class Generator(nn.Module):
             window = speech[:, first * SAMPLES_PER_FRAME : last * SAMPLES_PER_FRAME]
             frames = self.speech_encoder(window).frames[:, start - first : stop - first]
             video, state = self._decode(identity, skips, frames, z[:, start:stop], state)
-            pieces.append(video)
-        return torch.cat(pieces, dim=1)
+            yield video
 
     def _check_inputs(self, condition: torch.Tensor, speech: torch.Tensor) -> torch.Tensor:
         _check_images(condition, 3, "condition")

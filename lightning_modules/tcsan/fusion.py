@@ -15,7 +15,7 @@ frame only, so it never mixes time (the paper: attention weighs the elements of 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -153,3 +153,23 @@ def build_fusion(kind: str, modality_channels: Sequence[int], hidden: int, dropo
     if kind == "coatt_tcn":
         return nn.Sequential(CoAttention(modality_channels), tcn)
     return tcn
+
+
+def fuse_in_chunks(fusion: nn.Module, inputs: torch.Tensor, chunk_frames: int) -> Iterator[torch.Tensor]:
+    """`fusion(inputs)` for `(B, T, C_in)`, made and handed over `chunk_frames` frames at a time: chunks
+    `(B, t, hidden)`, together equal to one pass. The GRU carries its state from chunk to chunk; the
+    TCN-based fusions, non-causal, see each chunk widened by their receptive radius (7 frames), which
+    their outputs inside the chunk cannot see past (attention stays within a frame)."""
+    frames = inputs.shape[1]
+    if isinstance(fusion, GRUFusion):
+        state = None
+        for start in range(0, frames, chunk_frames):
+            fused, state = fusion.gru(inputs[:, start : start + chunk_frames], state)
+            yield fused
+        return
+    tcn = next(module for module in fusion.modules() if isinstance(module, TemporalConvNet))
+    radius = tcn.receptive_field // 2
+    for start in range(0, frames, chunk_frames):
+        stop = min(frames, start + chunk_frames)
+        first, last = max(0, start - radius), min(frames, stop + radius)
+        yield fusion(inputs[:, first:last])[:, start - first : stop - first]

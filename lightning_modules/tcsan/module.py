@@ -11,6 +11,7 @@ experiment). The fusion variants and ablations of Tables 3, 4 and 6 are configs 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from fractions import Fraction
 
 import numpy as np
@@ -295,19 +296,20 @@ class TCSANModule(TalkingFaceSamples, AdversarialModule):
     # --- inference ---------------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def synthesise(
+    def synthesise_chunks(
         self,
         speech: np.ndarray,
         face: np.ndarray,
-        chunk_frames: int = 250,
+        chunk_frames: int = 25,
         fps: int = 25,
         progress: bool = False,
-    ) -> np.ndarray:
-        """Any length of 16 kHz speech `(L,)` + a face crop `(S, S, 3)` uint8 → `(ceil(L·fps/16000), S, S, 3)`
-        uint8.
+    ) -> Iterator[np.ndarray]:
+        """Any length of 16 kHz speech `(L,)` + a face crop `(S, S, 3)` uint8 → `ceil(L·fps/16000)` frames in
+        chunks `(t, S, S, 3)` uint8, handed over as they are decoded.
 
-        The per-frame features are computed in one pass (TCSAN sees ±7 frames, Audio2AU's LSTM the whole
-        past); frames are then decoded `chunk_frames` at a time, which bounds the memory of long audio.
+        Encoders, fusion and decoder run `chunk_frames` frames at a time (`Generator.stream`: Audio2AU's
+        LSTM carries its state, the fusion sees ±7 frames around each chunk), which bounds the memory of
+        long audio; the chunks together equal one pass.
         """
         device = self.mfcc_mean.device
         count = max(1, math.ceil(len(speech) * fps / SAMPLE_RATE))
@@ -315,10 +317,7 @@ class TCSANModule(TalkingFaceSamples, AdversarialModule):
         features = mfcc(np.asarray(speech, np.float32), MfccConfig(sample_rate=self.hparams.sample_rate))
         windows = mfcc_windows(features, stats, range(count), Fraction(fps), MFCC_STEPS)
         identity = torch.from_numpy(face).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1.0
-        fused, skips = self.generator.encode(identity, torch.from_numpy(windows).to(device)[None])
-        starts = range(0, count, chunk_frames)
-        frames = [
-            self.generator.decode(fused[:, start : start + chunk_frames], skips)[0]
-            for start in tqdm(starts, desc="TCSAN frames", unit="chunk", disable=not progress)
-        ]
-        return signed_to_uint8(torch.cat(frames))
+        chunks = self.generator.stream(identity, torch.from_numpy(windows).to(device)[None], chunk_frames)
+        total = math.ceil(count / chunk_frames)
+        for video in tqdm(chunks, total=total, desc="TCSAN frames", unit="chunk", disable=not progress):
+            yield signed_to_uint8(video[0])

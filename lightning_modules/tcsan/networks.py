@@ -16,12 +16,12 @@ Shapes for one frame at the paper's size (S = 112, `width` = 1); B clips of T fr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 
-from .fusion import build_fusion
+from .fusion import build_fusion, fuse_in_chunks
 
 MFCC_COEFFICIENTS = 12
 MFCC_STEPS = 28
@@ -104,6 +104,24 @@ class IdentityEncoder(nn.Module):
         return self.fc(x.flatten(1)), skips
 
 
+def per_frame(network: nn.Module, frames: torch.Tensor) -> torch.Tensor:
+    """`network` applied to each frame of `(B, T, ...)` as one batch of B·T → `(B, T, ...)`."""
+    out = network(frames.flatten(0, 1))
+    return out.view(*frames.shape[:2], *out.shape[1:])
+
+
+def in_frame_chunks(
+    encode: Callable[[torch.Tensor], torch.Tensor], frames: torch.Tensor, chunk_frames: int | None
+) -> torch.Tensor:
+    """`encode` of a frame-independent `(B, T, ...)` input, computed `chunk_frames` frames at a time (all at
+    once when None) and joined along T: the same result, with the activations of one chunk in memory."""
+    if chunk_frames is None or chunk_frames >= frames.shape[1]:
+        return encode(frames)
+    return torch.cat(
+        [encode(frames[:, s : s + chunk_frames]) for s in range(0, frames.shape[1], chunk_frames)], 1
+    )
+
+
 class Audio2AUNet(nn.Module):
     """One AU's network: conv over frequency, conv over time, max-pool, 2-layer LSTM across video frames,
     3 FC. `(B, T, 1, 12, 28)` → feature `(B, T, 64)` ≥ 0, or P(AU) `(B, T, 1)` with the head."""
@@ -129,10 +147,16 @@ class Audio2AUNet(nn.Module):
         """After pretraining the last FC goes; the 64-d penultimate output is the AU feature."""
         self.head = None
 
-    def features(self, windows: torch.Tensor) -> torch.Tensor:
-        batch, frames = windows.shape[:2]
-        per_frame = self.convs(windows.flatten(0, 1)).flatten(1)
-        return self.fc(self.lstm(per_frame.view(batch, frames, -1))[0])
+    def features(self, windows: torch.Tensor, chunk_frames: int | None = None) -> torch.Tensor:
+        """`chunk_frames` frames at a time (all at once when None), the LSTM carrying its state from chunk
+        to chunk: the same features, with one chunk's activations in memory."""
+        chunk = chunk_frames or windows.shape[1]
+        state, outputs = None, []
+        for start in range(0, windows.shape[1], chunk):
+            codes = per_frame(self.convs, windows[:, start : start + chunk]).flatten(2)
+            recurrent, state = self.lstm(codes, state)
+            outputs.append(self.fc(recurrent))
+        return torch.cat(outputs, dim=1)
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         if self.head is None:
@@ -154,8 +178,8 @@ class Audio2AU(nn.Module):
         for network in self.networks:
             network.drop_head()
 
-    def features(self, windows: torch.Tensor) -> torch.Tensor:
-        return torch.cat([network.features(windows) for network in self.networks], dim=-1)
+    def features(self, windows: torch.Tensor, chunk_frames: int | None = None) -> torch.Tensor:
+        return torch.cat([network.features(windows, chunk_frames) for network in self.networks], dim=-1)
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         return torch.cat([network(windows) for network in self.networks], dim=-1)
@@ -275,19 +299,37 @@ class Generator(nn.Module):
         for part in (self.audio_encoder, self.identity_encoder, self.decoder):
             init_weights(part)
 
-    def encode(self, identity: torch.Tensor, mfcc: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def encode(
+        self, identity: torch.Tensor, mfcc: torch.Tensor, chunk_frames: int | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Identity `(B, 3, S, S)` + MFCC `(B, T, 12, 28)` → fused per-frame features `(B, T, H)` and the
         identity skips (one per clip)."""
+        inputs, skips = self.frame_inputs(identity, mfcc, chunk_frames)
+        return self.fusion(inputs), skips
+
+    def frame_inputs(
+        self, identity: torch.Tensor, mfcc: torch.Tensor, chunk_frames: int | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The fusion's input f_id ⊕ f_a ⊕ f_au `(B, T, C_in)` and the identity skips; the per-frame
+        encoders run `chunk_frames` frames at a time (all at once when None)."""
         batch, frames = mfcc.shape[:2]
         windows = mfcc.reshape(batch, frames, 1, MFCC_COEFFICIENTS, -1)
         identity_features, skips = self.identity_encoder(identity)
         parts = [
             identity_features[:, None].expand(-1, frames, -1),
-            self.audio_encoder(windows.flatten(0, 1)).view(batch, frames, -1),
+            in_frame_chunks(lambda part: per_frame(self.audio_encoder, part), windows, chunk_frames),
         ]
         if self.audio2au is not None:
-            parts.append(self.audio2au.features(windows))
-        return self.fusion(torch.cat(parts, dim=-1)), skips
+            parts.append(self.audio2au.features(windows, chunk_frames))
+        return torch.cat(parts, dim=-1), skips
+
+    def stream(self, identity: torch.Tensor, mfcc: torch.Tensor, chunk_frames: int) -> Iterator[torch.Tensor]:
+        """`forward`'s frames, made `chunk_frames` at a time: chunks `(B, t, 3, S, S)`. Only the fusion's
+        small per-frame inputs are held for the whole clip (C_in floats a frame); each chunk is fused from
+        them with the fusion's context and decoded, so the chunks together equal one pass."""
+        inputs, skips = self.frame_inputs(identity, mfcc, chunk_frames)
+        for fused in fuse_in_chunks(self.fusion, inputs, chunk_frames):
+            yield self.decode(fused, skips)
 
     def decode(self, fused: torch.Tensor, skips: Sequence[torch.Tensor]) -> torch.Tensor:
         """Fused features `(B, T, H)` + per-clip skips → frames `(B, T, 3, S, S)`; frames are independent

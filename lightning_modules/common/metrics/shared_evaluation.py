@@ -7,7 +7,7 @@ metrics with the test speech mixed with E2E-NR's held-out noises at each SNR (E2
 docs/e2e_nr.md), for any system that makes video from speech.
 
 A system takes part by giving `evaluation_samples(datamodule, split, max_items, noise)`, an iterator of
-`GeneratedSample`; video systems get it from `TalkingFaceSamples`, which only needs `synthesise`.
+`GeneratedSample`; video systems get it from `TalkingFaceSamples`, which only needs `synthesise_chunks`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..contracts import whole_video
 from ..images import signed_to_uint8
 from .metric_suite import GeneratedSample, MetricSettings, MetricSuite
 from .reports import EvaluationReport, ResultRow, Sweep
@@ -34,7 +35,7 @@ Noise = tuple[str, float] | None  # (held-out noise type, SNR in dB)
 
 
 class TalkingFaceSamples:
-    """`evaluation_samples` for systems that turn speech and a face into video (`synthesise`).
+    """`evaluation_samples` for systems that turn speech and a face into video (`synthesise_chunks`).
 
     Each whole test clip is generated from its speech (mixed with `noise` when given) and its first
     frame, with the random state seeded per clip so that every condition and checkpoint sees the same.
@@ -85,7 +86,7 @@ class TalkingFaceSamples:
     ) -> np.ndarray:
         """Clip `index` of `split` from its `(L,)` speech and first frame `(S, S, 3)` uint8 → `(T, S, S, 3)`
         uint8."""
-        return self.synthesise(speech, face)
+        return whole_video(self.synthesise_chunks(speech, face))
 
 
 def fitted(speech: np.ndarray, length: int) -> np.ndarray:

@@ -193,3 +193,31 @@ def test_evaluation_videos_take_the_size_of_the_crops_they_are_compared_with():
     for side in (64, 32):  # the demo's 64-px crops against the 32-px stand-in, and equal sizes
         frames = module.evaluation_video(data, "test", 0, speech, np.zeros((side, side, 3), dtype=np.uint8))
         assert frames.shape == (25, side, side, 3) and frames.dtype == np.uint8
+
+
+def test_long_speech_is_predicted_in_windows_and_rendered_in_chunks(monkeypatch):
+    """Wav2Vec2 and Embed2Lat attend over their whole input (memory ∝ length²): long speech is predicted
+    in runs of PREDICTION_FRAMES with CONTEXT_FRAMES of speech on either side, and rendered in chunks.
+    Speech no longer than one run is the whole-utterance pass; a longer one keeps every frame once."""
+    import torch
+
+    import lightning_modules.a2v.module as a2v
+
+    module = a2v.Embed2LatModule(
+        speech_encoder=dict(allow_random=True),
+        generator=dict(allow_random=True, tiny_resolution=32, tiny_channels=8),
+    ).eval()
+    speech = np.random.default_rng(0).normal(0, 0.1, 16000 * 2 + 300).astype(np.float32)  # 50 frames
+    with torch.no_grad():
+        features = a2v.speech_features(module.frozen("speech_encoder"), torch.from_numpy(speech)[None])[0]
+        whole = module(a2v.features_for_frames(features, 50)[None], 50)
+        assert torch.equal(torch.cat(list(module.predicted_windows(speech, 50)), dim=1), whole)
+        monkeypatch.setattr(a2v, "PREDICTION_FRAMES", 12)
+        monkeypatch.setattr(a2v, "CONTEXT_FRAMES", 5)
+        runs = list(module.predicted_windows(speech, 50))
+    assert [run.shape[1] for run in runs] == [12, 12, 12, 12, 2]
+    assert torch.cat(runs, dim=1).shape == whole.shape == (1, 50, module.hparams.latent_dim)
+    w0 = torch.zeros(1, 16, 512)
+    chunks = list(module.render_chunks(speech, w0, chunk_frames=5))
+    assert [len(chunk) for chunk in chunks] == [5, 5, 2] * 4 + [2]
+    assert np.concatenate(chunks).shape == (50, 32, 32, 3)

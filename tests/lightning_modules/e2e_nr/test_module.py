@@ -5,6 +5,7 @@ from unittest import mock
 import pytest
 import torch
 
+from lightning_modules.common.contracts import whole_video
 from lightning_modules.common.errors import CheckpointError
 from lightning_modules.e2e_nr.module import E2ENRModule
 
@@ -125,5 +126,5 @@ def test_rejects_other_image_sizes_and_unknown_choices():
 def test_synthesise_makes_one_frame_per_40_ms_of_any_length():
     module = E2ENRModule(width=WIDTH).eval()
     face = (torch.rand(128, 128, 3) * 255).byte().numpy()
-    frames = module.synthesise(torch.randn(5000).numpy(), face, chunk_frames=6)
+    frames = whole_video(module.synthesise_chunks(torch.randn(5000).numpy(), face, chunk_frames=6))
     assert frames.shape == (16, 128, 128, 3) and frames.dtype.name == "uint8"  # ceil(5000 / 320)

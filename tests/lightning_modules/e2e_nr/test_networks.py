@@ -338,7 +338,9 @@ def test_streaming_in_chunks_equals_one_pass(narrow_generator, chunk):
     z = torch.randn(2, 23, g.noise_dim, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         whole = g(face, wave, noise=z).video
-    streamed = g.stream(face, wave, chunk_frames=chunk, noise=z)
+        chunks = list(g.stream(face, wave, chunk_frames=chunk, noise=z))
+    assert [c.shape[1] for c in chunks[:-1]] == [chunk] * (len(chunks) - 1)
+    streamed = torch.cat(chunks, dim=1)
     assert streamed.shape == whole.shape == (2, 23, 3, 128, 128)
     torch.testing.assert_close(streamed, whole, atol=1e-5, rtol=0)
 

@@ -4,6 +4,7 @@ checkpoints without VGG, and a short overfit."""
 import pytest
 import torch
 
+from lightning_modules.common.contracts import whole_video
 from lightning_modules.tcsan.evaluation import PAPER_PER_AU_GRID, PAPER_RESULTS, paper_row
 from lightning_modules.tcsan.module import TCSANModule
 
@@ -147,6 +148,8 @@ def test_synthesis_gives_one_frame_per_40_ms_and_chunks_decode_identically():
     module = TCSANModule(width=0.125, per_weight=0.0, au_weight=0.0).eval()
     speech = np.random.default_rng(0).normal(0, 0.1, 16000 + 700).astype(np.float32)  # 1.04375 s
     face = np.random.default_rng(1).integers(0, 256, (112, 112, 3), dtype=np.uint8)
-    whole = module.synthesise(speech, face, chunk_frames=1000)
+    whole = whole_video(module.synthesise_chunks(speech, face, chunk_frames=1000))
     assert whole.shape == (27, 112, 112, 3) and whole.dtype == np.uint8  # ceil(1.04375 × 25)
-    assert np.array_equal(module.synthesise(speech, face, chunk_frames=4), whole)
+    chunks = list(module.synthesise_chunks(speech, face, chunk_frames=4))
+    assert [len(chunk) for chunk in chunks] == [4] * 6 + [3]
+    assert np.array_equal(np.concatenate(chunks), whole)

@@ -143,6 +143,21 @@ def test_other_fusions_are_local_and_non_causal(fusion):
     assert reach[16] > 0 and reach[22] > 0 and (reach[23:] == 0).all() and (reach[:8] == 0).all()
 
 
+@pytest.mark.parametrize("fusion", ["tcsan", "mhatt_tcn", "coatt_tcn", "gru"])
+@pytest.mark.parametrize("chunk", [1, 4, 9, 40])
+def test_streaming_in_chunks_equals_one_pass(fusion, chunk):
+    """Long audio is made chunk by chunk (Audio2AU's LSTM and the GRU carry their state, the TCN sees
+    ±7 frames around each chunk); the chunks must join into the one-pass video."""
+    torch.manual_seed(0)
+    generator = Generator(fusion=fusion, width=0.125).eval()
+    identity, mfcc = torch.randn(1, 3, 112, 112), torch.randn(1, 23, 12, 28)
+    with torch.no_grad():
+        whole = generator(identity, mfcc)
+        chunks = list(generator.stream(identity, mfcc, chunk))
+    assert [c.shape[1] for c in chunks] == [min(chunk, 23 - s) for s in range(0, 23, chunk)]
+    torch.testing.assert_close(torch.cat(chunks, dim=1), whole, atol=1e-5, rtol=0)
+
+
 def test_width_must_keep_whole_attention_tokens():
     with pytest.raises(ValueError, match="multiple of 64"):
         Generator(width=0.1)
