@@ -193,9 +193,8 @@ def run_system(name: str, args: argparse.Namespace) -> list[dict]:
     """Measure one system at each asked precision; rows for the table."""
     device = torch.device(args.device)
     module, batch, system, datamodule = build(name, args.batch, device.type)
-    FastPath(args.channels_last, args.compile).setup(
-        None, module.to(device), "fit"
-    )  # as `make train` applies them
+    # as `make train` applies them
+    FastPath(args.channels_last, args.compile).setup(None, module.to(device), "fit")
     batch = move_data_to_device(batch, device)  # what Lightning does with each batch
     size = len(next(v for v in batch.values() if torch.is_tensor(v)))
     optimizers = optimisers(module)
@@ -297,9 +296,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
-    parser.add_argument(
-        "--one", action="store_true", help=argparse.SUPPRESS
-    )  # internal: this process runs one system
+    # internal: this process runs one system
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.precision is None:
         args.precision = ["32-true", "bf16-mixed"] if args.device.startswith("cuda") else ["32-true"]

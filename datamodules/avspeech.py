@@ -50,9 +50,8 @@ def clip_name(youtube_id: str, start: str) -> tuple[str, float]:
 def _downloaded(root: Path) -> dict[tuple[str, float], Path]:
     found = {}
     for path in sorted(root.rglob("*.mp4")):
-        youtube_id, _, start = path.stem.rpartition(
-            "_"
-        )  # ids may contain "_": the start is after the last one
+        # ids may contain "_": the start is after the last one
+        youtube_id, _, start = path.stem.rpartition("_")
         try:
             found[clip_name(youtube_id, start)] = path
         except ValueError:

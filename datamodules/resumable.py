@@ -177,9 +177,8 @@ class EpochCounter:
         """(epoch, first batch) of the iteration about to start. A consumer now in another epoch than the
         stream (a new Lightning epoch after one cut short by `limit_train_batches`) starts that epoch afresh;
         in the same epoch (a mid-epoch resumption) the stream continues after its consumed batches."""
-        self.seed = agree_on_seed(
-            self.seed
-        )  # every rank starts every epoch, so the collective call is matched
+        # every rank starts every epoch, so the collective call is matched
+        self.seed = agree_on_seed(self.seed)
         consumer = self.current_epoch()
         if consumer is not None and consumer != self.epoch:
             self.epoch, self.consumed = int(consumer), 0
@@ -234,6 +233,7 @@ class ResumableLoader(EpochCounter):
         self.seed = int(torch.initial_seed() if seed is None else seed)
         self.epoch, self.consumed = 0, 0
         self._requests = _Requests()
+        # worker seeds must not draw from the global RNG
         self.loader = DataLoader(
             SeededBatches(dataset, collate),
             batch_sampler=self._requests,
@@ -242,7 +242,7 @@ class ResumableLoader(EpochCounter):
             persistent_workers=num_workers > 0,
             pin_memory=pin_memory,
             generator=torch.Generator(),
-        )  # worker seeds must not draw from the global RNG
+        )
 
     def __len__(self) -> int:
         """Batches per epoch. None would be an epoch that trains on nothing (Lightning skips it silently)."""

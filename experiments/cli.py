@@ -211,9 +211,8 @@ def _decide_after_validation(callbacks: list) -> None:
     for callback in callbacks:
         if isinstance(callback, EarlyStopping):
             callback.strict, callback._check_on_train_epoch_end = False, False
-    callbacks.insert(
-        0, SelectionMetricCheck(callbacks)
-    )  # before ModelCheckpoint, whose own complaint is a bare traceback
+    # before ModelCheckpoint, whose own complaint is a bare traceback
+    callbacks.insert(0, SelectionMetricCheck(callbacks))
 
 
 def _leave_out_wandb_anonymous(loggers: list) -> None:

@@ -161,13 +161,11 @@ def train(
             best[stage], selected_by = _stage_checkpoint(cli.trainer)
             test_metrics = _test(cli, best[stage])
             _close_wandb_run()
-            if (
-                launched
-            ):  # a DDP worker joins only the stage rank 0 launched it for; rank 0 writes the summary
+            # a DDP worker joins only the stage rank 0 launched it for; rank 0 writes the summary
+            if launched:
                 return run_dir
-            if (
-                launch and launch.leader
-            ):  # every rank has read the marker: it joined this stage's process group
+            # every rank has read the marker: it joined this stage's process group
+            if launch and launch.leader:
                 launch_marker(experiment, launch).unlink(missing_ok=True)
             if not leader:  # a cluster launch's rank > 0 goes on to the next stage with rank 0
                 continue
@@ -239,9 +237,8 @@ def _stage_checkpoint(trainer) -> tuple[str, str]:
     else:
         reason = f"{type(model).__name__} hands on its last state"
     final = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
-    if (
-        not final.exists()
-    ):  # LastCheckpoint writes it at the end of training; a run without the callback has none
+    # LastCheckpoint writes it at the end of training; a run without the callback has none
+    if not final.exists():
         trainer.save_checkpoint(final, weights_only=False)
     return str(final), f"final state ({reason})"
 

@@ -97,12 +97,13 @@ def test_fast_path_switches():
     FastPath(channels_last=True, compile=True).setup(None, module, "fit")
     assert module[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert all(child._compiled_call_impl is not None for child in module.children())
+    # checkpoints unchanged
     assert set(module.state_dict()) == {
         "0.weight",
         "0.bias",
         "1.0.weight",
         "1.0.bias",
-    }  # checkpoints unchanged
+    }
     plain = torch.nn.Conv2d(3, 4, 3)
     FastPath().setup(None, plain, "fit")
     assert plain.weight.is_contiguous() and plain._compiled_call_impl is None

@@ -180,9 +180,8 @@ def test_slurm_tasks_are_a_cluster_launch(launch_environment):
     )
     launch = launch_entry.cluster_launch()
     assert launch == launch_entry.ClusterLaunch(5, 8, "slurm-4242.0-r2") and not launch.leader
-    launch_environment(
-        SLURM_JOB_NAME="bash"
-    )  # an interactive allocation: Lightning does not use SLURM either
+    # an interactive allocation: Lightning does not use SLURM either
+    launch_environment(SLURM_JOB_NAME="bash")
     assert launch_entry.cluster_launch() is None
 
 

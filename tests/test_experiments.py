@@ -120,9 +120,8 @@ def test_sf2f_evaluates_and_draws_faces_from_any_speech(smoke_run, tmp_path):
         "sf2f", [str(run_dir)], data=None, out=str(tmp_path / "eval"), options={}, use_wandb=False
     )
     rows = {row.metric: row for row in report.rows}
-    assert (
-        rows["cosine"].paper is None and "not comparable" in rows["cosine"].note
-    )  # smoke embedder is a proxy
+    # smoke embedder is a proxy
+    assert rows["cosine"].paper is None and "not comparable" in rows["cosine"].note
     assert "mean of 10 runs" in rows["cosine"].setting and "± " in rows["cosine"].note  # the paper's protocol
     assert "not computed" in rows["VFS"].note and rows["VFS"].paper == 19.49  # the fuser row of Table 3
     assert 0 <= rows["r@1 (%)"].ours <= 100 and rows["r@1 chance (%)"].ours > 0 and "r@1 control (%)" in rows
@@ -133,9 +132,8 @@ def test_sf2f_evaluates_and_draws_faces_from_any_speech(smoke_run, tmp_path):
     speech = []
     for index, (seconds, rate) in enumerate(((2.0, 16000), (0.7, 44100), (3.5, 8000))):
         path = tmp_path / f"speech{index}.wav"
-        sf.write(
-            path, rng.normal(0, 0.1, (int(seconds * rate), 2)).astype(np.float32), rate
-        )  # stereo, any rate
+        # stereo, any rate
+        sf.write(path, rng.normal(0, 0.1, (int(seconds * rate), 2)).astype(np.float32), rate)
         speech.append(str(path))
     single = infer("sf2f", str(run_dir), speech[0], None, str(tmp_path / "face.mp4"))
     assert single.suffix == ".png" and Image.open(single).size == (64, 64)
@@ -180,9 +178,8 @@ def test_ctrl_c_saves_last_checkpoint_and_resume_continues(isolated_data_and_run
         process.kill()
         _, stderr = process.communicate()
         pytest.fail(f"training did not stop within 300 s of SIGINT; its stderr ends with:\n{stderr[-3000:]}")
-    assert (
-        process.returncode != 0 and "KeyboardInterrupt" in stderr
-    )  # Lightning exits 1 after a graceful stop
+    # Lightning exits 1 after a graceful stop
+    assert process.returncode != 0 and "KeyboardInterrupt" in stderr
     assert not (last.parents[1] / "COMPLETED.json").exists()
     interrupted_step = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
     assert 0 < interrupted_step < 400
@@ -236,9 +233,8 @@ def test_wav2pix_trains_then_evaluates_with_the_papers_protocol(smoke_run, tmp_p
     assert rows[("identity accuracy (%)", "speech from test partition")].paper == 50.08
     assert rows[("landmark detection rate (%)", "test speech, 1000 ms")].paper == 90.25
     assert all(0.0 <= row.ours <= 100.0 for row in report.rows if not row.setting.startswith("shared"))
-    assert (
-        rows[("sanity: detection rate on real test faces (%)", "real faces")].ours >= 75
-    )  # the rule sees real faces
+    # the rule sees real faces
+    assert rows[("sanity: detection rate on real test faces (%)", "real faces")].ours >= 75
     table = (tmp_path / "eval" / "results.md").read_text()
     assert "paper (real Youtubers, 10 ids)" in table and "ours (synthetic youtubers (tiny size))" in table
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["system"] == "Wav2Pix"
@@ -254,9 +250,8 @@ def test_wav2pix_trains_then_evaluates_with_the_papers_protocol(smoke_run, tmp_p
     from experiments.infer import infer
 
     speech = tmp_path / "speech.wav"
-    sf.write(
-        speech, np.random.default_rng(0).normal(0, 0.1, 8000).astype(np.float32), 16000
-    )  # shorter than 1 s
+    # shorter than 1 s
+    sf.write(speech, np.random.default_rng(0).normal(0, 0.1, 8000).astype(np.float32), 16000)
     face = infer("wav2pix", str(run_dir), str(speech), None, str(tmp_path / "face.png"))
     assert np.asarray(Image.open(face)).shape == (64, 64, 3)
     lines = table.read_text().splitlines()
@@ -327,9 +322,8 @@ def test_tcsan_pretrains_its_supervisors_then_trains_and_reports_the_paper_table
     from experiments.infer import infer
 
     assert train_entry.stage_chain("tcsan") == ["tcsan_au_classifier", "tcsan_audio2au", "tcsan"]
-    assert train_entry.stage_chain("tcsan_tcn") == [
-        "tcsan_tcn"
-    ]  # ablations without Audio2AU or L_au need neither
+    # ablations without Audio2AU or L_au need neither
+    assert train_entry.stage_chain("tcsan_tcn") == ["tcsan_tcn"]
     run_dir = smoke_run("tcsan")
     bests = {
         stage: json.loads((run_dir / stage / "COMPLETED.json").read_text())
@@ -400,9 +394,8 @@ def test_a2v_inverts_trains_vae_then_embed2lat_and_reports_baselines(smoke_run, 
     assert {"test/mse", "test/mse_zero_baseline"} <= set(completed["a2v"]["test"])
     vae = torch.load(completed["a2v_vae"]["best"], map_location="cpu", weights_only=True)["state_dict"]
     full = torch.load(completed["a2v"]["best"], map_location="cpu", weights_only=True)["state_dict"]
-    assert torch.equal(
-        full["vae.vae.decoder.0.weight"], vae["model.vae.decoder.0.weight"]
-    )  # frozen, as trained
+    # frozen, as trained
+    assert torch.equal(full["vae.vae.decoder.0.weight"], vae["model.vae.decoder.0.weight"])
     assert float(full["vae.code_std"]) == float(vae["model.code_std"]) != 1.0
     assert not any(k.startswith(("generator", "speech_encoder")) for k in full)  # rebuilt, never stored
 

@@ -99,9 +99,8 @@ def test_killed_training_resumes_with_the_losses_of_an_uninterrupted_run(fault, 
     assert 6 <= step < MAX_STEPS and not (last.parents[1] / "COMPLETED.json").exists()
     state = torch.load(last, map_location="cpu", weights_only=True)
     assert state["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]["consumed"] >= 0
-    assert (
-        len(state["optimizer_states"]) == 2 and state["optimizer_states"][0]["state"]
-    )  # Adam's moments, G and D
+    # Adam's moments, G and D
+    assert len(state["optimizer_states"]) == 2 and state["optimizer_states"][0]["state"]
 
     resumed = subprocess.run(
         [*COMMAND, "--resume", "last"], env=env, capture_output=True, text=True, timeout=600

@@ -173,9 +173,8 @@ class EpochStream(IterableDataset):
             lane, wanted = number % count, number // count
             if lane not in streams:
                 streams[lane], next_batch[lane] = self.lane_samples(lane), 0
-            for _ in range(
-                wanted - next_batch[lane]
-            ):  # resuming: read past consumed batches, never decode them
+            # resuming: read past consumed batches, never decode them
+            for _ in range(wanted - next_batch[lane]):
                 for _ in islice(streams[lane], self.batch_size):
                     pass
             next_batch[lane] = wanted + 1
@@ -271,13 +270,14 @@ class StreamingLoader(EpochCounter):
     def __iter__(self) -> Iterator[Any]:
         epoch, skip = self.begin_epoch()
         stream = self.epoch_stream(epoch, from_batch=skip)
+        # worker seeds must not draw from the global RNG
         loader = DataLoader(
             stream,
             batch_size=None,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             generator=torch.Generator(),
-        )  # worker seeds must not draw from the global RNG
+        )
         batches_in_epoch = len(self)
         for batch in loader:
             self.handed_out(batches_in_epoch)

@@ -19,6 +19,7 @@ from PIL import Image
 from .speakers import SpeakerProfile
 
 FACE_BOX = (175, 76, 265, 166)  # dlib's box: left, top, right, bottom
+# 68-point landmarks 48–67: outer lip 48–59 (corners 48 and 54), inner lip 60–67
 MOUTH_LANDMARKS = np.array(
     [
         [201, 139],
@@ -43,7 +44,7 @@ MOUTH_LANDMARKS = np.array(
         [217, 150],
     ],
     dtype=np.float64,
-)  # 68-point landmarks 48–67: outer lip 48–59 (corners 48 and 54), inner lip 60–67
+)
 FACE_CENTRE = ((FACE_BOX[0] + FACE_BOX[2]) / 2, (FACE_BOX[1] + FACE_BOX[3]) / 2)
 HEAD_ELLIPSE = (222.0, 118.0, 62.0, 80.0)  # centre x, y and semi-axes: face and hair, for masked crops
 PAD = 160  # reflection padding, so rotated or shifted windows never leave the photo

@@ -169,9 +169,8 @@ def write_sample_video(module, clip: dict, path: Path, sample_rate: int) -> None
         rendered_clip(module, clip, module.hparams.mu_gain),
     ]
     frames = np.concatenate(panels, axis=2)
-    frames = np.pad(
-        frames, ((0, 0), (0, frames.shape[1] % 2), (0, frames.shape[2] % 2), (0, 0))
-    )  # even sides for H.264
+    # even sides for H.264
+    frames = np.pad(frames, ((0, 0), (0, frames.shape[1] % 2), (0, frames.shape[2] % 2), (0, 0)))
     write_mp4(path, frames, fps=25, audio=clip["audio"], sample_rate=sample_rate)
 
 

@@ -352,9 +352,8 @@ class SF2FModule(AdversarialModule):
         generated = torch.cat([o[0] for o in outputs])
         reference = torch.cat([o[1] for o in outputs])
         identity = torch.cat([o[2] for o in outputs])
-        if (
-            self._trainer is not None and self._trainer.world_size > 1
-        ):  # also called outside a Trainer (make eval)
+        # also called outside a Trainer (make eval)
+        if self._trainer is not None and self._trainer.world_size > 1:
             generated, reference, identity = (
                 self.all_gather(t).flatten(0, 1) for t in (generated, reference, identity)
             )

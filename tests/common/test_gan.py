@@ -204,9 +204,8 @@ def test_ctrl_c_is_taken_at_the_next_batch_end_and_twice_at_once():
     from lightning_modules.common.training.callbacks import GracefulInterrupt
 
     interrupt = GracefulInterrupt()
-    interrupt._handler(
-        2, None
-    )  # inside whatever the main thread runs (maybe a finaliser): no exception there
+    # inside whatever the main thread runs (maybe a finaliser): no exception there
+    interrupt._handler(2, None)
     assert interrupt.requested
     with pytest.raises(KeyboardInterrupt):
         interrupt.on_train_batch_end(None, None, None, None, 0)

@@ -54,9 +54,8 @@ def test_edge_width_of_a_linear_ramp_is_its_length():
     edges = np.zeros_like(image, dtype=bool)
     edges[:, 23] = True  # the ramp's middle
     widths = edge_widths(image, edges)[:, 23]
-    assert (
-        np.all(widths[1:-1] == 6) and widths[0] == widths[-1] == 0
-    )  # the image's border rows are not measured
+    # the image's border rows are not measured
+    assert np.all(widths[1:-1] == 6) and widths[0] == widths[-1] == 0
 
 
 def test_cpbd_ranks_a_blurred_face_below_the_sharp_one_and_rejects_flat_frames():

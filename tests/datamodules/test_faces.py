@@ -62,9 +62,8 @@ def test_landmarks_are_68_points_inside_the_face(astronaut, predictor):
     marks = predictor(astronaut, ASTRONAUT_FACE)
     assert marks.shape == (68, 2)
     assert (marks[:, 0] > 160).all() and (marks[:, 0] < 280).all()
-    assert (
-        marks[RIGHT_EYE, 0].mean() < marks[LEFT_EYE, 0].mean()
-    )  # subject's right eye is on the image's left
+    # subject's right eye is on the image's left
+    assert marks[RIGHT_EYE, 0].mean() < marks[LEFT_EYE, 0].mean()
 
 
 def test_template_alignment_puts_eyes_and_nose_on_the_template(astronaut, predictor):

@@ -42,9 +42,8 @@ def test_training_items_carry_a_fresh_noisy_copy(noisy_lrw):
     assert not torch.equal(first["noisy_audio"], first["audio"])
     assert first["noisy_audio"].abs().max().item() == pytest.approx(1.0)  # peak-normalised mixture
     again = train[0]
-    assert not torch.equal(
-        first["noisy_audio"], again["noisy_audio"]
-    )  # redrawn every time the clip is loaded
+    # redrawn every time the clip is loaded
+    assert not torch.equal(first["noisy_audio"], again["noisy_audio"])
     batch = clip_collate([train[0], train[1]])
     assert batch["noisy_audio"].shape == batch["audio"].shape
     assert batch["mouth_centre"].shape == (*batch["frame_mask"].shape, 2)

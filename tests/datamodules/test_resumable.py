@@ -37,14 +37,12 @@ def test_the_stream_is_a_function_of_the_seed_and_changes_every_epoch():
     )
     epoch0, epoch1 = batches(first), batches(first)
     assert epoch0 == batches(again) and epoch1 == batches(again)
-    assert (
-        len(epoch0) == len(first) == 5 and epoch0 != epoch1
-    )  # 21 items: 5 full batches, a new order each epoch
+    # 21 items: 5 full batches, a new order each epoch
+    assert len(epoch0) == len(first) == 5 and epoch0 != epoch1
     assert batches(ResumableLoader(RandomCrops(), 4, stack_items, seed=4)) != epoch0
     torch.manual_seed(0)
-    assert (
-        batches(ResumableLoader(RandomCrops(), 4, stack_items, seed=3)) == epoch0
-    )  # the model's RNG plays no part
+    # the model's RNG plays no part
+    assert batches(ResumableLoader(RandomCrops(), 4, stack_items, seed=3)) == epoch0
 
 
 def test_resuming_mid_epoch_continues_with_the_same_batches_and_workers_change_nothing():
@@ -53,9 +51,8 @@ def test_resuming_mid_epoch_continues_with_the_same_batches_and_workers_change_n
     seen = batches(interrupted, count=2)
     state = interrupted.state_dict()
     assert state == {"seed": 9, "epoch": 0, "consumed": 2}
-    resumed = ResumableLoader(
-        RandomCrops(), 4, stack_items, seed=123, num_workers=2
-    )  # seed comes from the state
+    # seed comes from the state
+    resumed = ResumableLoader(RandomCrops(), 4, stack_items, seed=123, num_workers=2)
     resumed.load_state_dict(state)
     assert seen + batches(resumed) == uninterrupted
     assert resumed.state_dict() == {"seed": 9, "epoch": 1, "consumed": 0}

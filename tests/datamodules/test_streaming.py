@@ -145,9 +145,8 @@ def test_the_stream_is_a_function_of_seed_and_epoch(exported):
     epoch0, epoch1 = batches(first), batches(first)
     assert epoch0 == batches(again) and epoch1 == batches(again)  # rows and random draws alike
     assert len(epoch0) == 6 and epoch0 != epoch1
-    assert (
-        sorted(rows_of(epoch0)) == sorted(rows_of(epoch1)) == list(range(30))
-    )  # a new order of the same samples
+    # a new order of the same samples
+    assert sorted(rows_of(epoch0)) == sorted(rows_of(epoch1)) == list(range(30))
     assert batches(stream(shards.shards("train"), seed=4)) != epoch0
     ordered = batches(stream(shards.shards("train"), shuffle=False))
     assert rows_of(ordered) == list(range(30))
@@ -161,9 +160,8 @@ def test_resuming_mid_epoch_continues_with_the_uninterrupted_batches_whatever_th
     seen = batches(interrupted, count=3)
     state = interrupted.state_dict()
     assert state == {"seed": 9, "epoch": 0, "consumed": 3, "lanes": 2}
-    resumed = stream(
-        shards.shards("train"), batch_size=3, seed=123, num_workers=2
-    )  # seed, lanes from the state
+    # seed, lanes from the state
+    resumed = stream(shards.shards("train"), batch_size=3, seed=123, num_workers=2)
     resumed.load_state_dict(state)
     assert seen + batches(resumed) + batches(resumed) == uninterrupted
     assert resumed.state_dict() == {"seed": 9, "epoch": 2, "consumed": 0, "lanes": 2}

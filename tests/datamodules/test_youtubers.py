@@ -88,9 +88,8 @@ def test_emphasis_order_is_a_flag_and_the_default_stays_in_range():
     wave = np.random.default_rng(0).normal(size=16000).astype(np.float32)  # broadband, like fricatives
     first = emphasise(wave, 0.95, emphasis_first=True)
     assert np.abs(first).max() == pytest.approx(1.0, abs=1e-6)
-    assert (
-        np.abs(emphasise(wave, 0.95, emphasis_first=False)).max() > 1.0 - 1e-6
-    )  # the authors' order can exceed 1
+    # the authors' order can exceed 1
+    assert np.abs(emphasise(wave, 0.95, emphasis_first=False)).max() > 1.0 - 1e-6
     assert not np.allclose(first, emphasise(wave, 0.95, emphasis_first=False))
 
 

@@ -189,12 +189,13 @@ def score_shifts(mouth: torch.Tensor, voice: torch.Tensor, max_shift: int = MAX_
     (out-of-range voice windows are zeros, as in the reference evaluation) → the LSE scores."""
     padded = F.pad(voice, (0, 0, max_shift, max_shift))
     shifts = 2 * max_shift + 1
+    # (N, shifts)
     distances = torch.stack(
         [
             F.pairwise_distance(mouth[i : i + 1].expand(shifts, -1), padded[i : i + shifts])
             for i in range(len(mouth))
         ]
-    )  # (N, shifts)
+    )
     mean = distances.mean(0)
     smallest, index = mean.min(0)
     return LipSyncScore(

@@ -306,9 +306,8 @@ class MetricSuite:
                 continue
             try:
                 score = lip_sync_error(self.syncnet, frames, speech16)
-            except (
-                ValueError
-            ):  # too short to score: left out (compute() says so when no clip was long enough)
+            # too short to score: left out (compute() says so when no clip was long enough)
+            except ValueError:
                 continue
             self._add(f"lse_d{suffix}", score.distance)
             self._add(f"lse_c{suffix}", score.confidence)
@@ -361,9 +360,8 @@ class MetricSuite:
 
     def _compute_speech_dependence(self, values: dict, missing: dict) -> None:
         video_values, video_missing, self.lag_profiles = self.speech_dependence.compute()
-        if (
-            self.speech_dependence.profiles
-        ):  # video: the face comes from the input frame, the mouth from speech
+        # video: the face comes from the input frame, the mouth from speech
+        if self.speech_dependence.profiles:
             values.update(video_values)
             missing.update({k: v for k, v in video_missing.items() if k not in values})
             why = (

@@ -173,9 +173,8 @@ def test_validation_and_test_log_the_mse_of_predicting_the_train_mean_code(tmp_p
         (metrics,) = run(module, datamodule=data, verbose=False)
         for name, value in expected(split).items():
             assert metrics[f"{split}/{name}"] == pytest.approx(value, rel=1e-4)
-        assert metrics[f"{split}/mse"] == pytest.approx(
-            metrics[f"{split}/mse_zero_baseline"]
-        )  # the zero head
+        # the zero head
+        assert metrics[f"{split}/mse"] == pytest.approx(metrics[f"{split}/mse_zero_baseline"])
     assert torch.allclose(module.train_mean_code(), train_mean, atol=1e-6)  # once, from the training clips
 
 

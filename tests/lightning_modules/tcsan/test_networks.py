@@ -93,9 +93,8 @@ def test_tcsan_sees_exactly_seven_frames_either_side():
     assert [b.conv.dilation[0] for b in tcsan.blocks] == [1, 2, 4]
     assert [b.conv.padding[0] for b in tcsan.blocks] == [1, 2, 4]
     reach = _input_gradient(tcsan, 40, 20, 576)
-    assert torch.equal(
-        reach > 0, (torch.arange(40) >= 13) & (torch.arange(40) <= 27)
-    )  # t−7 … t+7, future included
+    # t−7 … t+7, future included
+    assert torch.equal(reach > 0, (torch.arange(40) >= 13) & (torch.arange(40) <= 27))
     x = torch.randn(1, 40, 576)
     moved = x.clone()
     moved[0, 28] += 1.0  # frame t + 8

@@ -53,9 +53,8 @@ def test_perfect_discriminator_has_zero_loss_and_paper_only_halves_it():
         image_size=SIZE, num_identities=3, real_label=1.0, wrong_weight=0.0, adversarial_scale=0.5
     )
     paper.discriminator = ScriptedCritic(batch, real=0.0, wrong=1.0, fake=1.0)
-    assert paper.discriminator_loss(batch, output).total == pytest.approx(
-        0.5 * (1 + 1)
-    )  # eq. 1, no wrong term
+    # eq. 1, no wrong term
+    assert paper.discriminator_loss(batch, output).total == pytest.approx(0.5 * (1 + 1))
 
 
 def test_generator_terms_follow_the_paper():
