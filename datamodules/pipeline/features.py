@@ -107,15 +107,18 @@ def _mfcc_piece(wave: np.ndarray, start: int, stop: int, config: MfccConfig) -> 
     emphasised[1:] -= config.pre_emphasis * piece[:-1]
     if start:
         emphasised[0] -= config.pre_emphasis * float(wave[start - 1])
-    return psf.mfcc(
-        emphasised,
+    return psf.mfcc(emphasised, preemph=0.0, **psf_mfcc_options(config))
+
+
+def psf_mfcc_options(config: MfccConfig) -> dict:
+    """`python_speech_features.mfcc`'s keyword arguments for `config`, except the pre-emphasis."""
+    return dict(
         samplerate=config.sample_rate,
         winlen=config.win_seconds,
         winstep=config.hop_seconds,
         numcep=config.num_cepstra,
         nfilt=config.n_filters,
         nfft=config.nfft,
-        preemph=0.0,
         ceplifter=config.lifter,
         appendEnergy=True,
     )

@@ -10,7 +10,7 @@ import soundfile as sf
 from datamodules.pipeline.audio import read_audio, resample, voiced_audio
 from datamodules.pipeline.cache import ShardedCache
 from datamodules.pipeline.errors import CacheMismatchError, DatasetError
-from datamodules.pipeline.features import LogMelConfig, MfccConfig, log_mel, mfcc
+from datamodules.pipeline.features import LogMelConfig, MfccConfig, log_mel, mfcc, psf_mfcc_options
 from datamodules.pipeline.images import read_image
 from datamodules.pipeline.prepare import prepare_cache
 
@@ -48,18 +48,8 @@ def test_mfccs_in_pieces_equal_one_pass(samples):
 
     wave = np.random.default_rng(samples).normal(0, 0.1, samples).astype(np.float32)
     config = MfccConfig(drop_energy=False)
-    whole = psf.mfcc(
-        wave.astype(np.float64),
-        samplerate=16000,
-        winlen=config.win_seconds,
-        winstep=config.hop_seconds,
-        numcep=config.num_cepstra,
-        nfilt=config.n_filters,
-        nfft=config.nfft,
-        preemph=config.pre_emphasis,
-        ceplifter=config.lifter,
-        appendEnergy=True,
-    ).astype(np.float32)
+    options = psf_mfcc_options(config)
+    whole = psf.mfcc(wave.astype(np.float64), preemph=config.pre_emphasis, **options).astype(np.float32)
     for piece_frames in (7, 32, 10_000):
         pieces = mfcc(wave, config, piece_frames=piece_frames)
         assert pieces.shape == whole.shape
