@@ -51,7 +51,7 @@ def write_speech(path: Path, minutes: float) -> None:
 def build_module(system: str, width: float):
     """The system's module in evaluation mode, channels-last as `make infer` loads it. The loss weights
     that would need pretrained networks (VGG, the AU classifier) are off: inference does not use them."""
-    from experiments.evaluate import inference_layout
+    from experiments.checkpoints import inference_layout
 
     if system == "e2e_nr":
         from lightning_modules.e2e_nr.module import E2ENRModule

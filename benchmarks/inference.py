@@ -42,7 +42,7 @@ def speech(seconds: float, sample_rate: int) -> np.ndarray:
 def real_time_factor(name: str, args: argparse.Namespace) -> dict:
     if name == "a2v":
         return _a2v(args)
-    from experiments.evaluate import inference_layout
+    from experiments.checkpoints import inference_layout
 
     module, batch, *_ = build(name, 1)
     module = inference_layout(module.eval())  # as `make infer` loads it

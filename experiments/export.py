@@ -17,7 +17,7 @@ import yaml
 
 from datamodules.pipeline.errors import command_errors
 from datamodules.pipeline.files import atomic_write_bytes
-from experiments.evaluate import checked_checkpoint, resolve_checkpoint
+from experiments.checkpoints import checked_checkpoint, resolve_checkpoint
 from experiments.run_folders import stage_of
 from lightning_modules.common.training.callbacks import STAGE_CONFIG_KEY
 

@@ -26,8 +26,8 @@ import numpy as np
 
 from datamodules.pipeline.errors import command_errors
 from datamodules.pipeline.files import atomic_path, atomic_write_csv
+from experiments.checkpoints import load_model, resolve_checkpoint
 from experiments.configs import ExperimentError
-from experiments.evaluate import load_model, resolve_checkpoint
 from experiments.path_lists import read_path_list
 from lightning_modules.common.contracts import FaceSystem, VideoSystem
 

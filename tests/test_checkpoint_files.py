@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from experiments.evaluate import load_model, read_checkpoint
+from experiments.checkpoints import load_model, read_checkpoint
 from experiments.export import export
 from experiments.infer import infer
 from lightning_modules.common.errors import CheckpointError

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from datamodules.pipeline.errors import DatasetError
+from experiments.checkpoints import resolve_checkpoint
 from experiments.compare import compare
 from experiments.configs import ExperimentError, config_value, experiment_names, stage_chain
-from experiments.evaluate import resolve_checkpoint
 from experiments.run_folders import (
     FAILED_LAUNCH,
     launch_order,

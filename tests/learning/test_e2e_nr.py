@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import yaml
 
-from experiments import evaluate as evaluate_entry
+from experiments import checkpoints
 from lightning_modules.common.metrics.metric_suite import MetricSettings
 from lightning_modules.common.metrics.shared_evaluation import evaluate_samples
 from tests.learning.harness import train_then_evaluate
@@ -59,8 +59,8 @@ def noisy_speech_dependence(run_dir, experiment: str, snr_db: float) -> dict[str
     """The shared metrics of the run's final generator on the test clips with their speech mixed with each
     held-out evaluation noise at `snr_db`, all noise types' clips pooled into one lag profile (the mouth is
     still scored against the clean speech's energy)."""
-    checkpoint = evaluate_entry.resolve_checkpoint(experiment, str(run_dir))  # the final stage's, as scored
-    model, datamodule = evaluate_entry.load_for_evaluation(experiment, checkpoint, None)
+    checkpoint = checkpoints.resolve_checkpoint(experiment, str(run_dir))  # the final stage's, as scored
+    model, datamodule = checkpoints.load_for_evaluation(experiment, checkpoint, None)
     datamodule.prepare_data()
     datamodule.setup("test")
     types = datamodule.evaluation_noise_bank().types

@@ -16,7 +16,7 @@ fails both.
 import numpy as np
 import pytest
 
-from experiments.evaluate import load_for_evaluation, resolve_checkpoint
+from experiments.checkpoints import load_for_evaluation, resolve_checkpoint
 from lightning_modules.common.metrics.speech_dependence import mouth_box
 from lightning_modules.common.metrics.video_metrics import FrameLandmarks
 from tests.learning.harness import train_then_evaluate
