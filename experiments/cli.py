@@ -33,6 +33,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
+from experiments.run_folders import stage_identity, stage_label
 from lightning_modules.common.training.callbacks import (
     EpochSizedLogging,
     FastPath,
@@ -155,9 +156,9 @@ class ProjectCLI(LightningCLI):
             if logger.init_args.get("save_dir") in (None, "."):
                 logger.init_args.save_dir = str(run_dir)
             if logger.init_args.get("name") is None:
-                logger.init_args.name = "/".join(run_dir.parts[-3:])
+                logger.init_args.name = stage_label(run_dir)
             if logger.init_args.get("group") is None:
-                logger.init_args.group = run_dir.parts[-3] if len(run_dir.parts) >= 3 else None
+                logger.init_args.group = stage_identity(run_dir)[0]
             if config.trainer.default_root_dir and logger.init_args.get("id") is None:
                 logger.init_args.id = stage_wandb_id(run_dir)  # every launch of the stage continues one run
 
@@ -165,9 +166,7 @@ class ProjectCLI(LightningCLI):
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
         run_dir = Path(config.trainer.default_root_dir or ".")
         checkpoint_dir = run_dir / "checkpoints"
-        experiment, stage = (
-            (run_dir.parts[-3], run_dir.parts[-1]) if len(run_dir.parts) >= 3 else (None, None)
-        )
+        experiment, _, stage = stage_identity(run_dir)
         callbacks = [
             LastCheckpoint(checkpoint_dir, every_n_steps=config.checkpoint_every_n_steps),
             RunRecord(run_dir, experiment, stage, Path(__file__).resolve().parents[1]),

@@ -30,7 +30,7 @@ from datamodules.pipeline.errors import command_errors
 from datamodules.pipeline.files import atomic_path, atomic_write_text
 from experiments.configs import ExperimentError
 from experiments.path_lists import read_path_list
-from experiments.run_folders import FAILED_LAUNCH, failed_launch, new_run_dir
+from experiments.run_folders import FAILED_LAUNCH, failed_launch, new_run_dir, stage_label
 from lightning_modules.common.metrics.shared_evaluation import SHARED_SETTING
 
 MAX_CURVES = 12
@@ -74,9 +74,7 @@ def read_curves(metrics_csv: Path) -> dict[str, tuple[list[float], list[float]]]
 
 
 def summarise(stage: Path) -> StageSummary:
-    summary = StageSummary(
-        label="/".join(stage.resolve().parts[-3:]), curves=read_curves(stage / "metrics.csv")
-    )
+    summary = StageSummary(label=stage_label(stage.resolve()), curves=read_curves(stage / "metrics.csv"))
     for key, (_, values) in summary.curves.items():
         if key.startswith("val/"):
             summary.final[key] = values[-1]

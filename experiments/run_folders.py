@@ -85,7 +85,7 @@ def resolve_run_dir(experiment: str, resume: str | None) -> Path:
         raise ExperimentError(
             f"{checkpoint} was written by stage {stage_dir.name!r} (run {stage_dir.parent}), which is not "
             f"part of {experiment} (stages {stage_chain(experiment)}). Resume it with "
-            f"EXP={stage_dir.parent.parent.name}."
+            f"EXP={stage_identity(stage_dir)[0]}."
         )
     return stage_dir.parent
 
@@ -161,6 +161,18 @@ def stage_of(checkpoint: Path) -> Path:
     `<run>/<stage>/hpc_ckpt_<n>.ckpt` (Lightning's save before a SLURM requeue)."""
     folder = Path(checkpoint).resolve().parent
     return folder.parent if folder.name == "checkpoints" else folder
+
+
+def stage_identity(stage_dir: Path) -> tuple[str | None, str | None, str | None]:
+    """(experiment, launch, stage) of a `runs/<experiment>/<launch>/<stage>` folder; Nones for a folder
+    outside that layout (an ad-hoc `default_root_dir`)."""
+    parts = Path(stage_dir).parts
+    return (parts[-3], parts[-2], parts[-1]) if len(parts) >= 3 else (None, None, None)
+
+
+def stage_label(stage_dir: Path) -> str:
+    """`<experiment>/<launch>/<stage>`: how W&B and `make compare` name a stage's run."""
+    return "/".join(Path(stage_dir).parts[-3:])
 
 
 def stage_checkpoint(stage_dir: Path) -> Path | None:
