@@ -77,7 +77,7 @@ eval: $(STAMP) ## Evaluate EXP's CKPT (file, run folder or last; several: CKPT_L
 infer: $(STAMP) ## Video from AUDIO=speech.wav + IMAGE=face.jpg into OUT=out.mp4; face systems: PNG from AUDIO=a.wav or AUDIO_LIST=file; batch: LIST=pairs.csv OUT=folder
 	$(PY) -m experiments.infer $(call q,$(EXP)) $(call opt,--ckpt,$(or $(CKPT),last)) $(call opt,--audio,$(AUDIO)) \
 	  $(call opt,--audio-list,$(AUDIO_LIST)) $(call opt,--image,$(IMAGE)) $(call opt,--list,$(LIST)) \
-	  $(call opt,--out,$(or $(OUT),$(if $(LIST),infer_out,$(if $(filter wav2pix% sf2f%,$(EXP)),out.png,out.mp4)))) $(ARGS)
+	  $(call opt,--out,$(OUT)) $(ARGS)
 
 export: $(STAMP) ## Slim checkpoint of EXP's CKPT (file, run folder or last) for sharing/inference into OUT=model.ckpt
 	$(PY) -m experiments.export $(call q,$(EXP)) $(call opt,--ckpt,$(or $(CKPT),last)) $(call opt,--out,$(or $(OUT),model.ckpt))

@@ -92,13 +92,16 @@ def infer(
     checkpoint: str,
     audio: str | list[str],
     image: str | None,
-    out: str,
+    out: str | None,
     chunk_frames: int | None = None,
 ) -> Path:
+    """The output of `experiment`'s `checkpoint` for `audio` (and `image`, video systems) at `out`; without
+    `out`, `out.png` for a face system and `out.mp4` for a video system."""
     model, data_args = load_generator(experiment, checkpoint)
     audios = [audio] if isinstance(audio, str) else list(audio)
     if isinstance(model, FaceSystem):
-        return write_faces(model, audios, data_args, Path(out))
+        return write_faces(model, audios, data_args, Path(out or "out.png"))
+    out = out or "out.mp4"
     if len(audios) != 1:
         raise ExperimentError(f"{experiment} makes one video from one speech file; got {len(audios)}.")
     return write_video(model, data_args, audios[0], image, Path(out), chunk_frames, progress=True)
@@ -291,7 +294,11 @@ def main(argv: list[str] | None = None) -> None:
         help="speech file (wav, flac, mp3, m4a, mp4, …); face systems take several, one face each",
     )
     parser.add_argument("--image", help="picture of the face to animate (video systems)")
-    parser.add_argument("--out", required=True, help="output .mp4 (video systems) or .png (face systems)")
+    parser.add_argument(
+        "--out",
+        help="output .mp4 (video systems; default out.mp4) or .png (face systems; default out.png); "
+        "with --list, the output folder (default infer_out)",
+    )
     parser.add_argument(
         "--chunk-frames",
         type=int,
@@ -306,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with command_errors(audio="AUDIO"):
         if args.list:
-            infer_batch(args.experiment, args.ckpt, args.list, args.out, args.chunk_frames)
+            infer_batch(args.experiment, args.ckpt, args.list, args.out or "infer_out", args.chunk_frames)
             return
         audio = args.audio + (read_path_list(args.audio_list) if args.audio_list else [])
         if not audio:
