@@ -41,7 +41,7 @@ from torch.utils.data import Dataset
 
 from benchmarks.systems import SYSTEMS, build
 from benchmarks.timing import in_own_process, table
-from datamodules.pipeline.errors import command_errors
+from datamodules.errors import command_errors
 from datamodules.resumable import ResumableLoader
 
 SYSTEMS_WITH_DATA = [name for name in SYSTEMS if name != "a2v"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from datamodules.pipeline.errors import command_errors
+from datamodules.errors import command_errors
 
 DATASETS = {
     "lrw": ("datamodules.lrw", "LRWDataModule", dict(image_size=128, sample_rate=8000)),

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from benchmarks.systems import SYSTEMS
-from datamodules.pipeline.errors import command_errors
+from datamodules.errors import command_errors
 from datamodules.pipeline.files import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]

@@ -30,7 +30,7 @@ import numpy as np
 import soundfile as sf
 
 from benchmarks.timing import table
-from datamodules.pipeline.errors import command_errors
+from datamodules.errors import command_errors
 
 SYSTEMS = ("e2e_nr", "tcsan")
 WAV_RATE = 16000

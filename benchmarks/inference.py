@@ -21,7 +21,7 @@ import torch
 
 from benchmarks.systems import build
 from benchmarks.timing import table
-from datamodules.pipeline.errors import command_errors
+from datamodules.errors import command_errors
 from lightning_modules.common.contracts import whole_video
 
 FPS = 25

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.timing import Measurement, measure, table
-from datamodules.pipeline.errors import command_errors
+from datamodules.errors import command_errors
 from lightning_modules.common.training.losses import (
     discriminator_adversarial_loss,
     generator_adversarial_loss,

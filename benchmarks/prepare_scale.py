@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.timing import table
-from datamodules.pipeline.errors import DatasetError, command_errors
+from datamodules.errors import DatasetError, command_errors
 from datamodules.pipeline.files import atomic_write_text
 
 STAGES = ("decode", "detection", "landmarks", "crop", "features", "writing")

@@ -38,7 +38,7 @@ from lightning.fabric.utilities.apply_func import move_data_to_device
 
 from benchmarks.systems import SYSTEMS, build
 from benchmarks.timing import in_own_process, measure, peak_memory_mib, synchronize, table
-from datamodules.pipeline.errors import command_errors
+from datamodules.errors import command_errors
 from datamodules.pipeline.files import atomic_write_text
 from lightning_modules.common.training.callbacks import FastPath
 

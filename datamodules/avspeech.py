@@ -22,7 +22,7 @@ from pathlib import Path
 
 from lightning.pytorch.utilities import rank_zero_info
 
-from .pipeline.errors import DatasetError
+from .errors import DatasetError
 from .talking_face import ClipFiles, TalkingFaceDataModule
 
 CSV_FILES = {"train": "avspeech_train.csv", "test": "avspeech_test.csv"}

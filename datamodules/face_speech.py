@@ -18,9 +18,9 @@ from torch.utils.data import Dataset
 from .base import randint
 from .device_transforms import emphasise as emphasise_batch
 from .device_transforms import faces_to_unit_range, speech_to_float
+from .errors import DatasetError
 from .pipeline.audio import SILENCE_PEAK, batchable_speech, read_audio, stored_speech, to_pcm16
 from .pipeline.cache import CachedItems
-from .pipeline.errors import DatasetError
 from .pipeline.faces import DlibDetector
 from .pipeline.images import read_image
 from .resumable import BatchDraws

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .pipeline.errors import DatasetError, pass_dataset
+from .errors import DatasetError, pass_dataset
 from .talking_face import ClipFiles, TalkingFaceDataModule, every_nth_to_val
 
 GRID_FPS = "25"

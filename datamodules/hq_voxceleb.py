@@ -18,7 +18,7 @@ import csv
 import json
 from pathlib import Path
 
-from .pipeline.errors import DatasetError, pass_dataset
+from .errors import DatasetError, pass_dataset
 from .voice_face import IdentityFiles, VoiceFaceDataModule
 
 SUBSETS = ("vox1", "vox2")

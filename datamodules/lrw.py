@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import SPLITS
-from .pipeline.errors import DatasetError, pass_dataset
+from .errors import DatasetError, pass_dataset
 from .talking_face import ClipFiles, TalkingFaceDataModule
 
 LRW_FPS = "25"

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .pipeline.errors import DatasetError
+from .errors import DatasetError
 
 
 def mixed_seed(*parts: int) -> int:

@@ -26,11 +26,11 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .base import SPLITS, CachedDataModule
+from .errors import DatasetError
 from .noisy_speech import FixedNoise, NoiseMixing, RandomNoise
 from .pipeline.action_units import AULabelConfig, build_labeler, class_rates
 from .pipeline.audio import stored_speech
 from .pipeline.cache import REJECTED_LIST, CachedItems, ShardedCache, parameter_differences
-from .pipeline.errors import DatasetError
 from .pipeline.face_tracks import FaceCropConfig
 from .pipeline.features import MfccConfig
 from .pipeline.prepare import prepare_cache

@@ -13,8 +13,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from .errors import DatasetError
 from .pipeline.audio import SILENCE_PEAK, read_audio, to_pcm16
-from .pipeline.errors import DatasetError
 from .pipeline.face_tracks import FaceCropConfig, track_faces
 from .pipeline.faces import LandmarkPredictor, build_detector
 from .pipeline.features import MfccConfig, mfcc

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .pipeline.errors import DatasetError, pass_dataset
+from .errors import DatasetError, pass_dataset
 from .talking_face import ClipFiles, TalkingFaceDataModule, every_nth_to_val
 
 VOLUNTEER = re.compile(r"^(\d{2})[MF]$")

@@ -23,9 +23,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from .base import SPLITS, CachedDataModule, stack_items
 from .device_transforms import imagenet_normalised
+from .errors import DatasetError
 from .pipeline.audio import VAD_HANGOVER_MS, read_audio, voiced_audio
 from .pipeline.cache import REJECTED_LIST, CachedItems, ShardedCache
-from .pipeline.errors import DatasetError
 from .pipeline.features import LogMelConfig, log_mel
 from .pipeline.images import IMAGENET_MEAN, IMAGENET_STD, read_image
 from .pipeline.prepare import prepare_cache

@@ -22,9 +22,9 @@ from pathlib import Path
 from torch.utils.data import DataLoader
 
 from .base import CachedDataModule, stack_items
+from .errors import DatasetError, pass_dataset
 from .face_speech import FaceSpeechPairs, finish_face_speech_batch, pair_item
 from .pipeline.cache import ShardedCache
-from .pipeline.errors import DatasetError, pass_dataset
 from .pipeline.prepare import prepare_cache
 
 FACE_FILE = re.compile(r"^cropped_face_frame_(\d+)\.png$")

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datamodules.pipeline.errors import command_errors
+from datamodules.errors import command_errors
 from datamodules.pipeline.files import atomic_path, atomic_write_text
 from experiments.configs import ExperimentError
 from experiments.path_lists import read_path_list

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from datamodules.pipeline.errors import ProjectError
+from datamodules.errors import ProjectError
 
 EXPERIMENTS = Path(__file__).resolve().parent
 KINDS = {"entry": EXPERIMENTS, "ablation": EXPERIMENTS / "ablations", "stage": EXPERIMENTS / "stages"}

@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datamodules.pipeline.errors import command_errors
+from datamodules.errors import command_errors
 from datamodules.pipeline.noise_mixing import EVAL_SNRS_DB
 from experiments.checkpoints import load_for_evaluation, resolve_checkpoint
 from experiments.configs import (

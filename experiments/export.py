@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from datamodules.pipeline.errors import command_errors
+from datamodules.errors import command_errors
 from datamodules.pipeline.files import atomic_write_bytes
 from experiments.checkpoints import checked_checkpoint, resolve_checkpoint
 from experiments.run_folders import stage_of

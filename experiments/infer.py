@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datamodules.pipeline.errors import command_errors
+from datamodules.errors import command_errors
 from datamodules.pipeline.files import atomic_path, atomic_write_csv
 from experiments.checkpoints import load_model, resolve_checkpoint
 from experiments.configs import ExperimentError
@@ -52,7 +52,7 @@ def read_face_image(path: Path) -> np.ndarray:
     """Any picture → `(H, W, 3)` uint8 RGB, upright as its EXIF tag says (`open_rgb`)."""
     from PIL import UnidentifiedImageError
 
-    from datamodules.pipeline.errors import DatasetError
+    from datamodules.errors import DatasetError
     from datamodules.pipeline.images import open_rgb
 
     try:
@@ -177,7 +177,7 @@ def infer_batch(
 
     from tqdm.auto import tqdm
 
-    from datamodules.pipeline.errors import ProjectError
+    from datamodules.errors import ProjectError
 
     model, data_args = load_generator(experiment, checkpoint)
     rows = read_pairs(Path(pairs), needs_image=not isinstance(model, FaceSystem))

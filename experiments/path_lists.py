@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datamodules.pipeline.errors import ProjectError
+from datamodules.errors import ProjectError
 
 
 def read_path_list(list_file: str | Path) -> list[str]:

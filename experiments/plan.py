@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import inspect
 
-from datamodules.pipeline.errors import command_errors
+from datamodules.errors import command_errors
 from experiments.configs import (
     EXPERIMENTS,
     config_value,

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from datamodules.pipeline.errors import command_errors
+from datamodules.errors import command_errors
 from experiments.configs import (
     ExperimentError,
     apply_setting,

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from datamodules.pipeline.errors import command_errors
+from datamodules.errors import command_errors
 from experiments.configs import (
     ExperimentError,
     apply_setting,

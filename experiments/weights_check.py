@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from datamodules.pipeline.errors import ProjectError, command_errors
+from datamodules.errors import ProjectError, command_errors
 from lightning_modules.common.metrics.metric_suite import STANDARD_FILES, WEIGHTS_DIR_VARIABLE
 
 

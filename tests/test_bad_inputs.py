@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from PIL import Image
 from skimage.data import astronaut
 
+from datamodules.errors import DatasetError
 from datamodules.pipeline.audio import read_audio, resample, voiced_audio
-from datamodules.pipeline.errors import DatasetError
 from datamodules.pipeline.features import LogMelConfig, MfccConfig, log_mel, mfcc
 from datamodules.pipeline.images import read_image
 from datamodules.pipeline.video import read_video

@@ -1,10 +1,10 @@
-"""Every command's error boundary (`datamodules/pipeline/errors.py: command_errors`): a problem the user
+"""Every command's error boundary (`datamodules/errors.py: command_errors`): a problem the user
 can fix is one line naming it and the fix, with the traceback only on request; a bug keeps its traceback
 and says how to report it; an unknown experiment gets the same answer, with the known names, everywhere."""
 
 import pytest
 
-from datamodules.pipeline.errors import REPORT_HINT, DatasetError, command_errors
+from datamodules.errors import REPORT_HINT, DatasetError, command_errors
 from experiments.configs import experiment_names, stage_chain
 from tests.command_runs import run_module, the_error_line
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from datamodules.pipeline.errors import ENVIRONMENT_ERRORS, REPORT_HINT, command_errors
+from datamodules.errors import ENVIRONMENT_ERRORS, REPORT_HINT, command_errors
 from datamodules.pipeline.files import atomic_write_text
 from experiments.infer import write_faces
 from lightning_modules.common.metrics.reports import EvaluationReport, ResultRow
@@ -97,7 +97,7 @@ def mount_tmpfs_works() -> bool:
 WRITE_VIDEO = """
 import sys
 import numpy as np
-from datamodules.pipeline.errors import command_errors
+from datamodules.errors import command_errors
 from datamodules.pipeline.video_writer import write_mp4
 
 with command_errors(debug=False):

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from datamodules.base import data_root
+from datamodules.errors import DatasetError
 from datamodules.pipeline.cache import REJECTED_LIST, data_location
-from datamodules.pipeline.errors import DatasetError
 from experiments.prepare import DATASETS, main, make_datamodule
 from lightning_modules.sf2f.module import SF2FModule
 from tests.failing_writes import failing_writes

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from datamodules.pipeline.errors import DatasetError
+from datamodules.errors import DatasetError
 from experiments.checkpoints import resolve_checkpoint
 from experiments.compare import compare
 from experiments.configs import ExperimentError, config_value, experiment_names, stage_chain

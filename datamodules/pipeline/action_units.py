@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import DatasetError
+from ..errors import DatasetError
 
 AU_NAMES = ("AU10", "AU14", "AU20", "AU25", "AU26")  # the fixed order everywhere
 OPENFACE_COLUMNS = tuple(f"{name}_c" for name in AU_NAMES)

@@ -17,7 +17,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from .errors import DatasetError, fix_or_replace
+from ..errors import DatasetError, fix_or_replace
 
 SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg"}
 SILENCE_PEAK = 1e-3  # audio that never exceeds this peak holds no speech worth the name

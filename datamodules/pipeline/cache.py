@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import CacheMismatchError, DatasetError
+from ..errors import CacheMismatchError, DatasetError
 from .files import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 CACHE_FORMAT = 1

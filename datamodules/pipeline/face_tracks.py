@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from skimage.transform import SimilarityTransform, warp
 
-from .errors import DatasetError
+from ..errors import DatasetError
 from .faces import (
     LEFT_EYE,
     NOSE,

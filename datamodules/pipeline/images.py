@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import DatasetError
+from ..errors import DatasetError
 
 # ImageNet statistics: SF2F trains and generates in this normalised space.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

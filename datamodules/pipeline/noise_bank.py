@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DatasetError
 from .audio import SILENCE_PEAK, SOUNDFILE_SUFFIXES, read_audio
-from .errors import DatasetError
 from .noise_mixing import TRAIN_SNRS_DB, mix_at_snr, peak_normalise
 
 SEGMENT_ATTEMPTS = 8  # segments drawn before giving up on finding a non-silent one

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..errors import DatasetError
 from .cache import REJECTED_LIST, ShardedCache
-from .errors import DatasetError
 from .files import csv_text
 
 Item = tuple[dict, dict[str, np.ndarray]]

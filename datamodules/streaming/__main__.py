@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..pipeline.errors import command_errors
+from ..errors import command_errors
 from . import __doc__ as package_doc
 from .export import export_cache
 

@@ -14,8 +14,8 @@ import fsspec
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..errors import DatasetError
 from ..pipeline.cache import ShardedCache
-from ..pipeline.errors import DatasetError
 from .layout import FORMAT, INDEX, filesystem
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import fsspec
 
-from ..pipeline.errors import DatasetError
+from ..errors import DatasetError
 
 INDEX = "index.json"
 FORMAT = "talking-faces-webdataset/1"

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from ..pipeline.errors import DatasetError
+from ..errors import DatasetError
 from ..resumable import EpochCounter, mixed_seed, no_consumer_epoch, seeded_collate
 from .layout import EXPORT_HINT, FORMAT, INDEX, filesystem
 

@@ -9,7 +9,7 @@ import argparse
 import time
 from pathlib import Path
 
-from ..pipeline.errors import command_errors
+from ..errors import command_errors
 from .dataset import LAYOUTS, generate_dataset, read_marker
 
 

@@ -42,10 +42,10 @@ from tqdm.auto import tqdm
 
 from datamodules.avspeech import AVSpeechDataModule
 from datamodules.base import SPLITS, randint, stack_items
+from datamodules.errors import DatasetError
 from datamodules.pipeline.audio import stored_speech
 from datamodules.pipeline.cache import REJECTED_LIST, CachedItems, ShardedCache
 from datamodules.pipeline.configs import as_config as _config
-from datamodules.pipeline.errors import DatasetError
 from datamodules.pipeline.sync import frames_span
 from datamodules.talking_face_windows import to_unit_range
 

@@ -1,6 +1,6 @@
 """Errors raised by the models; each message names the file and says what to do."""
 
-from datamodules.pipeline.errors import ProjectError
+from datamodules.errors import ProjectError
 
 
 class WeightsError(ProjectError):

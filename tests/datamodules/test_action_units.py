@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from datamodules.errors import DatasetError
 from datamodules.pipeline.action_units import (
     AU_NAMES,
     AULabelConfig,
@@ -11,7 +12,6 @@ from datamodules.pipeline.action_units import (
     class_rates,
     read_openface_csv,
 )
-from datamodules.pipeline.errors import DatasetError
 from datamodules.pipeline.template import E2E_TEMPLATE_68
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from datamodules.pipeline.errors import DatasetError
+from datamodules.errors import DatasetError
 from datamodules.pipeline.face_tracks import (
     TEMPLATE_ANCHORS_128,
     FaceCropConfig,

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from datamodules.errors import DatasetError
 from datamodules.hq_voxceleb import HQVoxCelebDataModule, scan_hq_voxceleb, split_of_row
-from datamodules.pipeline.errors import DatasetError
 from datamodules.pipeline.features import LogMelConfig
 from tests.batches import first_training_batch
 

@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 from scipy.signal import welch
 
-from datamodules.pipeline.errors import DatasetError
+from datamodules.errors import DatasetError
 from datamodules.pipeline.noise_bank import NoiseBank, noise_bank_from_folder
 from datamodules.pipeline.noise_mixing import (
     EVAL_SNRS_DB,

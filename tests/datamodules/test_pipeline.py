@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from datamodules.errors import CacheMismatchError, DatasetError
 from datamodules.pipeline.audio import read_audio, resample, voiced_audio
 from datamodules.pipeline.cache import ShardedCache
-from datamodules.pipeline.errors import CacheMismatchError, DatasetError
 from datamodules.pipeline.features import LogMelConfig, MfccConfig, log_mel, mfcc, psf_mfcc_options
 from datamodules.pipeline.images import read_image
 from datamodules.pipeline.prepare import prepare_cache

@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datamodules.base import CachedDataModule, randint, stack_items
-from datamodules.pipeline.errors import DatasetError
+from datamodules.errors import DatasetError
 from datamodules.resumable import ResumableLoader
 from tests.checkpoint_helpers import SaveAtStep
 

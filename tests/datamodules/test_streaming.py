@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from datamodules.base import randint, stack_items
+from datamodules.errors import DatasetError
 from datamodules.pipeline.cache import ShardedCache
-from datamodules.pipeline.errors import DatasetError
 from datamodules.streaming import export
 from datamodules.streaming.export import export_cache
 from datamodules.streaming.reading import StreamedShards, StreamingLoader, decode, read_shard

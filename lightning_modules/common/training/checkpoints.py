@@ -10,7 +10,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from datamodules.pipeline.errors import one_line
+from datamodules.errors import one_line
 
 from ..errors import CheckpointError
 

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from datamodules.base import stack_items
-from datamodules.pipeline.errors import DatasetError
+from datamodules.errors import DatasetError
 from datamodules.resumable import ResumableLoader
 from lightning_modules.a2v.data import A2VDataModule, LatentClip, LatentWindows
 from lightning_modules.a2v.embed2lat import Embed2Lat
