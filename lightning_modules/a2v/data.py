@@ -91,9 +91,10 @@ class LatentClip:
         self.features, self.audio, self.row_index = features, audio, list(rows)
 
     def residual(self, frames: slice) -> torch.Tensor:
-        """Δw of the selected rows of `frames` → `(n, len(rows)·512)` float32."""
-        rows = torch.from_numpy(np.asarray(self.rows[frames], dtype=np.float32))
-        return residual_slice(rows, torch.from_numpy(np.asarray(self.w0, dtype=np.float32)), self.row_index)
+        """Δw of the selected rows of `frames` → `(n, len(rows)·512)` float32. Copied out of the read-only
+        mapped cache (np.array): torch warns on, and must never write to, a tensor over read-only memory."""
+        rows = torch.from_numpy(np.array(self.rows[frames], dtype=np.float32))
+        return residual_slice(rows, torch.from_numpy(np.array(self.w0, dtype=np.float32)), self.row_index)
 
 
 class LatentWindows(Dataset):
