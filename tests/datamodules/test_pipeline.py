@@ -71,6 +71,36 @@ def test_resampling_in_blocks_equals_one_pass(source, target):
         np.testing.assert_allclose(blocks, whole, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize(("codec", "suffix"), [("pcm_s16le", "mkv"), ("flac", "mkv"), ("aac", "m4a")])
+def test_decoded_audio_is_downmixed_and_scaled_whatever_the_sample_layout(tmp_path, codec, suffix):
+    """Decoders hand over planar float (AAC) or packed, interleaved integers (PCM and FLAC in a container):
+    each must come out as the channels' mean in [-1, 1], not as raw integers or de-interleaved halves."""
+    from fractions import Fraction
+
+    import av
+
+    left = (0.5 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)).astype(np.float32)
+    path = tmp_path / f"stereo.{suffix}"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=16000, layout="stereo")
+        layout, size = stream.codec_context.format, stream.codec_context.frame_size or 1024
+        for start in range(0, len(left), size):
+            channels = np.stack([left[start : start + size], np.zeros_like(left[start : start + size])])
+            if not layout.is_planar:
+                channels = channels.T.reshape(1, -1)
+            if layout.name.startswith("s16"):
+                channels = (channels * 32767).astype(np.int16)
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(channels), format=layout.name, layout="stereo"
+            )
+            frame.sample_rate, frame.pts, frame.time_base = 16000, start, Fraction(1, 16000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    wave = read_audio(path, 16000)
+    assert abs(np.abs(wave).max() - 0.25) < 0.02  # the mean of the sine and silence
+    assert np.corrcoef(wave[2000:14000], left[2000:14000])[0, 1] > 0.99
+
+
 def test_read_audio_downmixes_and_resamples(tmp_path):
     stereo = np.stack([tone(0.5, 48000), tone(0.5, 48000)], axis=1)
     sf.write(tmp_path / "s.wav", stereo, 48000, subtype="PCM_16")
