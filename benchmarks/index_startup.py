@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.timing import process_status_kib
 from datamodules.talking_face import SCAN_RECORD
 
 LRW_WORDS = 500
@@ -119,13 +120,6 @@ print(json.dumps(measure_in_process(sys.argv[1], int(sys.argv[2]))))
 """
 
 
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
 def measure_in_process(folder: str, workers: int) -> dict:
     """Seconds and peak-RSS growth (MiB) of setup + training loader + first batch, in this process."""
     import time
@@ -141,7 +135,7 @@ def measure_in_process(folder: str, workers: int) -> dict:
     # The usual default limit of open files: a reader that kept a descriptor per shard array would fail.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, OPEN_FILES), hard))
-    baseline = _status_kib("VmRSS")
+    baseline = process_status_kib("VmRSS")
     started = time.perf_counter()
     datamodule = _datamodule(Path(folder), num_workers=workers)
     datamodule.setup("fit")
@@ -156,7 +150,7 @@ def measure_in_process(folder: str, workers: int) -> dict:
         "root_scanned": "clips" in datamodule.__dict__,
         "setup_s": after_setup - started,
         "total_s": finished - started,
-        "peak_growth_mib": (_status_kib("VmHWM") - baseline) / 1024,
+        "peak_growth_mib": (process_status_kib("VmHWM") - baseline) / 1024,
         "baseline_mib": baseline / 1024,
     }
 

@@ -10,7 +10,7 @@ at the model's rate, frames generated in the system's default chunks and encoded
 the sound resampled and muxed in.
 
 "model" is the process's resident memory after the warm-up; "above model" is the process's peak resident
-memory (getrusage) minus it. The speech is seeded noise in a 16-kHz 16-bit wav: the cost does not depend on
+memory (VmHWM) minus it. The speech is seeded noise in a 16-kHz 16-bit wav: the cost does not depend on
 what is said. The target (issue "bounded memory"): 60 minutes within 2 GB above the model.
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from benchmarks.timing import table
+from benchmarks.timing import process_status_kib, table
 from datamodules.errors import command_errors
 
 SYSTEMS = ("e2e_nr", "tcsan")
@@ -64,14 +63,6 @@ def build_module(system: str, width: float):
     return inference_layout(module.eval())
 
 
-def resident_bytes() -> int:
-    """The process's resident memory now (VmRSS)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
-
-
 def measure_one(system: str, speech_file: Path, width: float) -> dict:
     """In this process: build, warm up, then one `speaking_video` of `speech_file` → the row."""
     from experiments.infer import read_speech, speaking_video
@@ -83,12 +74,12 @@ def measure_one(system: str, speech_file: Path, width: float) -> dict:
         warm_up = Path(folder) / "warm_up.wav"
         write_speech(warm_up, 1 / 60)
         speaking_video(module, read_speech(str(warm_up), rate), face, str(warm_up), Path(folder) / "w.mp4")
-        model = resident_bytes()
+        model = process_status_kib("VmRSS") * 1024
         started = time.perf_counter()
         speech = read_speech(str(speech_file), rate)
         frames = speaking_video(module, speech, face, str(speech_file), Path(folder) / "out.mp4")
         seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = process_status_kib("VmHWM") * 1024
     return {"frames": frames, "seconds": seconds, "model": model, "peak": peak}
 
 
@@ -98,9 +89,10 @@ def measure(system: str, minutes: float, width: float, threads: int) -> dict:
         speech_file = Path(folder) / "speech.wav"
         write_speech(speech_file, minutes)
         command = [sys.executable, "-m", "benchmarks.infer_memory", "--one", system, str(speech_file)]
+        command += ["--width", str(width), "--threads", str(threads)]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         done = subprocess.run(
-            [*command, "--width", str(width), "--threads", str(threads)],
+            command,
             capture_output=True,
             text=True,
             env=env,

@@ -23,6 +23,8 @@ from torch import nn
 
 from datamodules.pipeline.configs import as_config
 
+from ..common.chunking import widened_chunks
+from ..common.contracts import whole_video
 from ..common.errors import require_sample_rate
 from ..common.images import log_sample_grid, signed_to_uint8
 from ..common.metrics.shared_evaluation import TalkingFaceSamples
@@ -314,9 +316,7 @@ class Embed2LatModule(TalkingFaceSamples, SplitEvaluationModule):
         """
         samples_per_frame = SAMPLE_RATE // fps
         wave = torch.from_numpy(np.asarray(speech, dtype=np.float32))[None].to(self.device)
-        for start in range(0, frames, PREDICTION_FRAMES):
-            stop = min(start + PREDICTION_FRAMES, frames)
-            first, last = (0, frames) if frames <= PREDICTION_FRAMES else _widened(start, stop, frames)
+        for start, stop, first, last in widened_chunks(frames, PREDICTION_FRAMES, CONTEXT_FRAMES):
             window = wave[:, first * samples_per_frame : last * samples_per_frame if last < frames else None]
             features = speech_features(self.frozen("speech_encoder"), window)[0]
             mu = self(features_for_frames(features, last - first)[None], last - first)
@@ -329,7 +329,7 @@ class Embed2LatModule(TalkingFaceSamples, SplitEvaluationModule):
         at the size of the clip's crops: the shared metrics compare it frame by frame with them, and the
         generator's resolution may differ (the demo's 32-px stand-in against 64-px crops)."""
         w0 = torch.from_numpy(np.asarray(datamodule.latent_clips[split][index].w0, dtype=np.float32))[None]
-        frames = np.concatenate(list(self.render_chunks(speech, w0.to(self.device))))
+        frames = whole_video(self.render_chunks(speech, w0.to(self.device)))
         if frames.shape[1:3] == face.shape[:2]:
             return frames
         resized = nn.functional.interpolate(
@@ -360,8 +360,3 @@ def _frame_count(speech: np.ndarray, fps: int) -> int:
             f"speech of {len(speech)} samples is shorter than one video frame ({SAMPLE_RATE // fps})."
         )
     return frames
-
-
-def _widened(start: int, stop: int, frames: int) -> tuple[int, int]:
-    """Frames [start, stop) with `CONTEXT_FRAMES` more on either side, within [0, frames)."""
-    return max(0, start - CONTEXT_FRAMES), min(frames, stop + CONTEXT_FRAMES)

@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..common.chunking import widened_chunks
+
 __all__ = [
     "SpeechEncoder",
     "SpeechEncoding",
@@ -437,10 +439,15 @@ class Generator(nn.Module):
         z = self._noise(noise, generator, speech.shape[0], total, like=speech)
         identity, skips = self.image_encoder(condition)
         state = None
-        starts = range(0, total, chunk_frames)
-        for start in tqdm(starts, desc="generating", unit="chunk", disable=not progress):
-            stop = min(start + chunk_frames, total)
-            first, last = max(0, start - STREAM_MARGIN_FRAMES), min(total, stop + STREAM_MARGIN_FRAMES)
+        chunks = widened_chunks(total, chunk_frames, STREAM_MARGIN_FRAMES)
+        bar = tqdm(
+            chunks,
+            total=math.ceil(total / chunk_frames),
+            desc="generating",
+            unit="chunk",
+            disable=not progress,
+        )
+        for start, stop, first, last in bar:
             window = speech[:, first * SAMPLES_PER_FRAME : last * SAMPLES_PER_FRAME]
             frames = self.speech_encoder(window).frames[:, start - first : stop - first]
             video, state = self._decode(identity, skips, frames, z[:, start:stop], state)

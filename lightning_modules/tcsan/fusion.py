@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from ..common.chunking import widened_chunks
+
 TOKEN_DIM = 64
 HEADS = 4
 DILATIONS = (1, 2, 4)
@@ -168,8 +170,5 @@ def fuse_in_chunks(fusion: nn.Module, inputs: torch.Tensor, chunk_frames: int) -
             yield fused
         return
     tcn = next(module for module in fusion.modules() if isinstance(module, TemporalConvNet))
-    radius = tcn.receptive_field // 2
-    for start in range(0, frames, chunk_frames):
-        stop = min(frames, start + chunk_frames)
-        first, last = max(0, start - radius), min(frames, stop + radius)
+    for start, stop, first, last in widened_chunks(frames, chunk_frames, tcn.receptive_field // 2):
         yield fusion(inputs[:, first:last])[:, start - first : stop - first]
