@@ -170,3 +170,28 @@ def test_saving_checkpoints_says_nothing_about_weights_only(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="lightning.pytorch"):
         trainer.fit(LogsOnlyLoss(), train_dataloaders=data, val_dataloaders=data)
     assert (tmp_path / "last.ckpt").exists() and "weights_only" not in caplog.text
+
+
+def test_the_continued_csv_log_writes_each_row_when_logged_and_keeps_earlier_rows(tmp_path):
+    from lightning_modules.common.training.run_history import ContinuedCSVLogger
+
+    logger = ContinuedCSVLogger(tmp_path, name="", version="")
+    logger.log_metrics({"train/loss": 1.0}, step=0)
+    logger.log_metrics({"train/loss": 0.5}, step=1)
+    metrics_csv = tmp_path / "metrics.csv"
+    # on disk without a save(): a process killed now keeps both rows
+    assert [row["step"] for row in csv.DictReader(metrics_csv.open())] == ["0", "1"]
+
+    logger.log_metrics({"val/loss": 0.7}, step=1)  # a new column: the file is rewritten with it
+    continued = ContinuedCSVLogger(tmp_path, name="", version="")  # a resumed launch appends
+    continued.log_metrics({"train/loss": 0.25}, step=2)
+    rows = list(csv.DictReader(metrics_csv.open()))
+    assert [(row["step"], row["train/loss"], row["val/loss"]) for row in rows] == [
+        ("0", "1.0", ""),
+        ("1", "0.5", ""),
+        ("1", "", "0.7"),
+        ("2", "0.25", ""),
+    ]
+    continued.experiment.drop_after(1)
+    assert [row["step"] for row in csv.DictReader(metrics_csv.open())] == ["0", "1", "1"]
+    assert not list(tmp_path.glob(".*.tmp"))  # rewrites went through a renamed temporary file

@@ -3,7 +3,9 @@
 Lightning's `CSVLogger` deletes an existing `metrics.csv` when it starts, so a resumed stage used to lose
 every row logged before the interruption, and each launch of a stage opened a new W&B run. Here:
 
-- `ContinuedCSVLogger` appends to the stage's `metrics.csv` (keeping its columns);
+- `ContinuedCSVLogger` appends to the stage's `metrics.csv` (keeping its columns), writing each row when
+  it is logged (Lightning's holds them for 100 steps) and rewriting the file, when a column appears, by
+  an atomic rename, so a killed process leaves every row logged before it and never a truncated file;
 - `ContinuedHistory` drops, on resumption, the rows logged after the checkpoint the run resumes from:
   the resumed run logs those steps again, and each step must appear once;
 - `stage_wandb_id` gives each stage folder one W&B run id, stored in the folder, so every launch of the
@@ -22,6 +24,8 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
+from datamodules.pipeline.files import atomic_write_csv
+
 WANDB_ID_FILE = "wandb_run_id"
 
 
@@ -33,23 +37,32 @@ class ContinuedMetricsWriter(ExperimentWriter):
             with self._fs.open(self.metrics_file_path, "r", newline="") as file:
                 self.metrics_keys = list(csv.DictReader(file).fieldnames or [])
 
+    def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
+        self._rewrite(fieldnames, self._rows())
+
     def drop_after(self, step: int) -> None:
         """Remove the rows logged at steps after `step`."""
         self.save()
         if not self._fs.isfile(self.metrics_file_path):
             return
-        with self._fs.open(self.metrics_file_path, "r", newline="") as file:
-            rows = list(csv.DictReader(file))
+        rows = self._rows()
         kept = [row for row in rows if not row.get("step") or int(float(row["step"])) <= step]
         if len(kept) < len(rows):
-            with self._fs.open(self.metrics_file_path, "w", newline="") as file:
-                writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
-                writer.writeheader()
-                writer.writerows(kept)
+            self._rewrite(self.metrics_keys, kept)
+
+    def _rows(self) -> list[dict[str, str]]:
+        with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+            return list(csv.DictReader(file))
+
+    def _rewrite(self, fieldnames: list[str], rows: list[dict[str, str]]) -> None:
+        atomic_write_csv(self.metrics_file_path, fieldnames, rows)
 
 
 class ContinuedCSVLogger(CSVLogger):
-    """`CSVLogger` whose writer continues the folder's `metrics.csv` (see the module doc)."""
+    """`CSVLogger` whose writer continues the folder's `metrics.csv`, one row at a time (see the module doc)."""
+
+    def __init__(self, save_dir: str | Path, **kwargs):
+        super().__init__(save_dir, flush_logs_every_n_steps=1, **kwargs)
 
     @property
     @rank_zero_experiment
@@ -61,13 +74,13 @@ class ContinuedCSVLogger(CSVLogger):
 
 
 class ContinuedHistory(Callback):
-    """Keep the continued CSV logs whole across a crash and a resumption.
+    """Cut, on resumption, the rows of the continued CSV logs logged after the checkpoint: Lightning logs a
+    training batch's metrics (and the validation after it) at the step counter (`_batches_that_stepped`)
+    that batch's checkpoint stores, and the resumed run logs from the next step on.
 
-    - Rows reach the disk before each training batch and each validation (Lightning's CSV logger holds
-      them for 100 steps), so a killed process loses at most the rows of the batch it was in.
-    - On resumption, rows logged after the checkpoint are cut: Lightning logs a training batch's metrics
-      (and the validation after it) at the step counter (`_batches_that_stepped`) that batch's checkpoint
-      stores, and the resumed run logs from the next step on.
+    The one row a crash can lose is its batch's, and that of a checkpointed batch only when the process
+    dies in the milliseconds between the checkpoint's rename and the row's write: Lightning saves step
+    checkpoints in `on_train_batch_end`, before it hands the batch's metrics to the loggers.
     """
 
     def __init__(self):
@@ -80,25 +93,10 @@ class ContinuedHistory(Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         if self._resumed_at is None or not trainer.is_global_zero:
             return
-        for logger in _csv_loggers(trainer):
-            logger.experiment.drop_after(self._resumed_at)
+        for logger in trainer.loggers:
+            if isinstance(logger, ContinuedCSVLogger):
+                logger.experiment.drop_after(self._resumed_at)
         self._resumed_at = None
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        _flush(trainer)
-
-    def on_validation_start(self, trainer, pl_module) -> None:
-        _flush(trainer)
-
-
-def _csv_loggers(trainer) -> list[ContinuedCSVLogger]:
-    return [logger for logger in trainer.loggers if isinstance(logger, ContinuedCSVLogger)]
-
-
-def _flush(trainer) -> None:
-    if trainer.is_global_zero:
-        for logger in _csv_loggers(trainer):
-            logger.save()
 
 
 def stage_wandb_id(stage_dir: Path) -> str:
