@@ -59,7 +59,7 @@ class ContinuedMetricsWriter(ExperimentWriter):
 
 
 class ContinuedCSVLogger(CSVLogger):
-    """`CSVLogger` whose writer continues the folder's `metrics.csv`, one row at a time (see the module doc)."""
+    """`CSVLogger` continuing the folder's `metrics.csv`, one row at a time (see the module doc)."""
 
     def __init__(self, save_dir: str | Path, **kwargs):
         super().__init__(save_dir, flush_logs_every_n_steps=1, **kwargs)
