@@ -53,7 +53,7 @@ def resolve_checkpoint(experiment: str, value: str) -> Path:
 
 def model_class_paths(experiment: str) -> set[str]:
     """The model classes the stages of `experiment` train."""
-    return {path for stage in stage_chain(experiment) if (path := stage_model_class(stage))}
+    return {path for stage in stage_chain(experiment) if (path := stage_model_class(experiment, stage))}
 
 
 def check_experiment(experiment: str, checkpoint: Path, class_path: str, written_by: str | None) -> None:

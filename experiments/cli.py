@@ -5,11 +5,8 @@ This class adds what all of them share, so no YAML repeats it:
 
 - values stated once in `data` and copied into `model` (`link_arguments`): image size, mel bands, and the
   number of training identities (known only once the dataset is scanned);
-- `requires`: experiments that must complete first, without passing a checkpoint (read by
-  `experiments.train`);
-- `extends`: the experiment this one is a variant of (its config is stacked first, by `experiments.train`);
-- `next_stage`: the experiment to run after this one, initialised from this one's best checkpoint
-  (read by `experiments.train`, which chains stages such as SF2F's encoder-decoder → fuser);
+- the meta-keys (`experiments.configs.META_KEYS`, docs/configs.md), accepted here and read by
+  `experiments.train` to plan the stages;
 - checkpoints in `<run dir>/checkpoints/`: `last.ckpt` every `checkpoint_every_n_steps` optimiser steps
   and on interruption (Ctrl-C, SIGTERM), plus the best one by the model's `checkpoint_monitor`;
 - a W&B logger, offline by default, writing under the run directory (upload later with `wandb sync`),
@@ -33,6 +30,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
+from experiments.configs import META_KEYS
 from experiments.run_folders import stage_identity, stage_label
 from lightning_modules.common.training.callbacks import (
     EpochSizedLogging,
@@ -95,31 +93,8 @@ class ProjectCLI(LightningCLI):
         for name in LINKED_VALUES:
             parser.link_arguments(f"data.init_args.{name}", f"model.init_args.{name}")
         parser.link_arguments("data.num_identities", "model.init_args.num_identities", apply_on="instantiate")
-        parser.add_argument(
-            "--next_stage",
-            type=str | None,
-            default=None,
-            help="Experiment run next by experiments.train, initialised from this stage's best checkpoint.",
-        )
-        parser.add_argument(
-            "--pretrained",
-            type=dict[str, str] | None,
-            default=None,
-            help="Model arguments filled by experiments.train with the best checkpoints of these "
-            "experiments, which run first (e.g. au_classifier_from: tcsan_au_classifier).",
-        )
-        parser.add_argument(
-            "--requires",
-            type=list[str] | None,
-            default=None,
-            help="Experiments run before this one by experiments.train (A2V's VAE: a2v_invert).",
-        )
-        parser.add_argument(
-            "--extends",
-            type=str | None,
-            default=None,
-            help="Experiment whose config this one is stacked on (read by experiments.train).",
-        )
+        for name, meta in META_KEYS.items():  # planning keys, read by experiments.train, not by Lightning
+            parser.add_argument(f"--{name}", type=meta.type, default=None, help=meta.help)
         parser.add_argument(
             "--checkpoint_every_n_steps",
             type=int,

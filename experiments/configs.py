@@ -1,20 +1,11 @@
 """The experiment plan: what an experiment name means, read the same way by every command.
 
-Where an experiment lives. `experiments/<name>.yaml` are the entry experiments, the ones a user runs
-(`make help` lists them first); `experiments/ablations/` holds the paper's ablations and variants, and
-`experiments/stages/` the internal stages an entry experiment's chain runs (SF2F's fuser, E2E-NR's
-adversarial stage, A2V's inversion, TCSAN's pretrained parts). Names are unique across the three folders,
-so `make train EXP=tcsan_gru` needs no folder. `experiments/datasets/` holds data sections shared by
-several experiments (named with their folder: `extends: datasets/tcsan_grid`).
-
-Meta-keys, one rule. Besides LightningCLI's sections, a config may set `extends`, `next_stage`,
-`pretrained`, `requires` and `job`. `extends` names the experiment whose config this one is stacked on.
-Every other meta-key is inherited through `extends`: the nearest config that sets it wins, and setting it
-to null (or `{}`, `[]`) clears what a base set.
-
-Overlays. Each config of a stage's lineage is followed by `demo/<name>.yaml` when no DATA is given (the
-embedded demo dataset at CPU size) and, with `--smoke`, by `smoke/every_stage.yaml` and `smoke/<name>.yaml`.
-`stage_config_files` says why each file is there; `make plan EXP=…` prints it.
+An experiment name stands for a YAML file in `experiments/` (entry experiments), `ablations/` or `stages/`
+(names are unique across the three, so none needs its folder); `datasets/<name>` files hold data sections
+shared by several experiments. Besides LightningCLI's sections a config may set the meta-keys of
+`META_KEYS`. From them this module derives a name's chain of stages and the config files stacked for each
+stage: its `extends` lineage, a variant's changes on every stage of the chain it continues, the demo and
+smoke overlays. docs/configs.md explains the keys and the stacking; `make plan EXP=…` prints the result.
 """
 
 from __future__ import annotations
@@ -31,7 +22,27 @@ from datamodules.errors import ProjectError
 
 EXPERIMENTS = Path(__file__).resolve().parent
 KINDS = {"entry": EXPERIMENTS, "ablation": EXPERIMENTS / "ablations", "stage": EXPERIMENTS / "stages"}
-META_KEYS = ("extends", "next_stage", "pretrained", "requires", "job")
+
+
+@dataclass(frozen=True)
+class MetaKey:
+    """A config key that `experiments.train` reads to plan a chain (LightningCLI accepts and ignores it)."""
+
+    type: Any
+    help: str
+
+
+META_KEYS = {
+    "extends": MetaKey(str | None, "the experiment (or datasets/<name>) whose config this one is stacked on"),
+    "next_stage": MetaKey(
+        str | None, "the stage run after this one, initialised from this stage's checkpoint (init_from)"
+    ),
+    "pretrained": MetaKey(
+        dict[str, str] | None, "model argument → experiment run first, whose checkpoint fills the argument"
+    ),
+    "requires": MetaKey(list[str] | None, "experiments run first without taking a checkpoint from them"),
+    "job": MetaKey(str | None, "train (default) or prepare (build the data caches only)"),
+}
 SMOKE_OVERLAY = "smoke/every_stage"
 
 
@@ -53,6 +64,16 @@ def experiment_names(kind: str | None = None) -> list[str]:
     return sorted(p.stem for folder in folders for p in folder.glob("*.yaml"))
 
 
+def shared_names() -> dict[str, list[Path]]:
+    """Experiment names that more than one folder holds, with their files (there must be none: a name
+    would stand for whichever folder is searched first)."""
+    files: dict[str, list[Path]] = {}
+    for folder in KINDS.values():
+        for path in folder.glob("*.yaml"):
+            files.setdefault(path.stem, []).append(path)
+    return {name: paths for name, paths in files.items() if len(paths) > 1}
+
+
 def config_file(name: str) -> Path:
     """The config of experiment `name` (or of a shared data section, `datasets/<name>`); an unknown name is
     an `ExperimentError` listing the entry experiments (the same answer from every command)."""
@@ -60,9 +81,13 @@ def config_file(name: str) -> Path:
         candidates = [EXPERIMENTS / f"{name}.yaml"]
     else:
         candidates = [folder / f"{name}.yaml" for folder in KINDS.values()]
-    for path in candidates:
-        if path.is_file():
-            return path
+    found = [path for path in candidates if path.is_file()]
+    if len(found) > 1:
+        raise ExperimentError(
+            f"experiment {name!r} is defined twice ({', '.join(map(str, found))}); rename one of them"
+        )
+    if found:
+        return found[0]
     raise ExperimentError(
         f"unknown experiment {name!r}. Known: {', '.join(experiment_names('entry'))} (the entry "
         "experiments; make help lists the ablations and internal stages too)"
@@ -99,7 +124,8 @@ def lineage(experiment: str) -> list[str]:
 def config_value(experiment: str, key: str):
     """Meta-key `key` of `experiment` by the one rule: the nearest config of its lineage that sets it."""
     if key not in META_KEYS or key == "extends":
-        raise ValueError(f"{key!r} is not an inherited meta-key ({', '.join(META_KEYS[1:])})")
+        inherited = [name for name in META_KEYS if name != "extends"]
+        raise ValueError(f"{key!r} is not an inherited meta-key ({', '.join(inherited)})")
     for name in reversed(lineage(experiment)):
         config = read_config(name)
         if key in config:
@@ -121,7 +147,7 @@ def stage_dependencies(stage: str) -> list[str]:
     return [*pretrained_inputs(stage).values(), *(config_value(stage, "requires") or [])]
 
 
-def _next_stages(experiment: str) -> list[str]:
+def continued_stages(experiment: str) -> list[str]:
     """`experiment`, then its `next_stage`, and so on, refusing cycles."""
     chain = [experiment]
     while following := config_value(chain[-1], "next_stage"):
@@ -134,13 +160,24 @@ def _next_stages(experiment: str) -> list[str]:
     return chain
 
 
+def variant_configs(experiment: str) -> list[str]:
+    """The configs of `experiment`'s lineage after the one that names its chain's `next_stage`: a
+    variant's changes (`sf2f_multires` on `sf2f`), which `stage_config_files` stacks on every later stage
+    of the chain as well. Empty for the experiment that names the chain itself."""
+    names = lineage(experiment)
+    for position in range(len(names) - 1, -1, -1):
+        if "next_stage" in read_config(names[position]):
+            return names[position + 1 :]
+    return []
+
+
 def stage_chain(experiment: str, _visiting: tuple[str, ...] = ()) -> list[str]:
     """The stages `make train EXP=experiment` runs, in order: `experiment` and the stages its configs name
     in `next_stage`, each preceded by the stages it depends on (`stage_dependencies`; TCSAN's AU
     classifier and Audio2AU, A2V's inversion and VAE)."""
     require_experiment(experiment)
     plan: list[str] = []
-    for stage in _next_stages(experiment):
+    for stage in continued_stages(experiment):
         for dependency in stage_dependencies(stage):
             if dependency in _visiting + (stage,):
                 raise ExperimentError(f"{stage}: pretrained {dependency!r} makes a cycle")
@@ -171,13 +208,23 @@ class StackedFile:
     reason: str
 
 
-def stage_config_files(stage: str, demo: bool, smoke: bool) -> list[StackedFile]:
-    """The config files of one stage, later ones overriding earlier ones: each config of its lineage followed
-    by its demo overlay, then the smoke overlays."""
-    stacked = []
-    for name in lineage(stage):
-        own = "the stage's own config" if name == stage else f"extended by {stage}"
-        stacked.append(StackedFile(config_file(name), own))
+def stage_config_files(
+    experiment: str, demo: bool, smoke: bool, stage: str | None = None
+) -> list[StackedFile]:
+    """The config files of one stage of `experiment`'s chain (the experiment itself by default), later ones
+    overriding earlier ones: each config of the stage's lineage, then, on the stages after the first of a
+    variant's chain, the variant's configs (`variant_configs`); each followed by its demo overlay, then the
+    smoke overlays."""
+    stage = stage or experiment
+    continued = stage in continued_stages(experiment)[1:]
+    variant = variant_configs(experiment) if continued else []
+    names, stacked = [*lineage(stage), *variant], []
+    for name in names:
+        if name in variant:
+            reason = f"a change of the variant {experiment} ({', '.join(settings(read_config(name)))})"
+        else:
+            reason = "the stage's own config" if name == stage else f"extended by {stage}"
+        stacked.append(StackedFile(config_file(name), reason))
         if demo:
             stacked.append(
                 StackedFile(
@@ -188,24 +235,42 @@ def stage_config_files(stage: str, demo: bool, smoke: bool) -> list[StackedFile]
     if smoke:
         reason = "smoke overlay (--smoke): a few CPU steps on the tiny fixture"
         stacked.append(StackedFile(EXPERIMENTS / f"{SMOKE_OVERLAY}.yaml", reason))
-        stacked += [StackedFile(EXPERIMENTS / "smoke" / f"{name}.yaml", reason) for name in lineage(stage)]
+        stacked += [StackedFile(EXPERIMENTS / "smoke" / f"{name}.yaml", reason) for name in names]
     return [entry for entry in stacked if entry.path.is_file()]
 
 
-def stage_configs(stage: str, demo: bool, smoke: bool) -> list[str]:
+def stage_configs(experiment: str, demo: bool, smoke: bool, stage: str | None = None) -> list[str]:
     """The paths of `stage_config_files`, as LightningCLI's `--config` arguments take them."""
-    return [str(entry.path) for entry in stage_config_files(stage, demo, smoke)]
+    return [str(entry.path) for entry in stage_config_files(experiment, demo, smoke, stage)]
+
+
+def settings(config: dict[str, Any]) -> dict[str, Any]:
+    """A config's settings besides the meta-keys, by dotted key (`{"model.init_args.multires": True}`)."""
+
+    def leaves(mapping: dict[str, Any], prefix: str) -> dict[str, Any]:
+        found = {}
+        for key, value in mapping.items():
+            nested = isinstance(value, dict) and value
+            found |= leaves(value, f"{prefix}{key}.") if nested else {f"{prefix}{key}": value}
+        return found
+
+    return leaves({key: value for key, value in config.items() if key not in META_KEYS}, "")
+
+
+def resolved_config(config_files: list[str | Path]) -> dict[str, Any]:
+    """Stacked config files merged into one mapping, later files overriding earlier ones key by key (nested
+    mappings merged, lists replaced) as LightningCLI stacks them; meta-keys left out."""
+    resolved: dict[str, Any] = {}
+    for path in config_files:
+        part = yaml.safe_load(Path(path).read_text()) or {}
+        _merge(resolved, {key: value for key, value in part.items() if key not in META_KEYS})
+    return resolved
 
 
 def stacked_section(config_files: list[str | Path], section: str) -> tuple[str | None, dict[str, Any]]:
-    """(class_path, init_args) of one section (`model`, `data`) of stacked config files, later files
-    overriding earlier ones key by key (nested mappings merged), as LightningCLI stacks them."""
-    class_path, init_args = None, {}
-    for path in config_files:
-        part = (yaml.safe_load(Path(path).read_text()) or {}).get(section) or {}
-        class_path = part.get("class_path", class_path)
-        _merge(init_args, part.get("init_args") or {})
-    return class_path, init_args
+    """(class_path, init_args) of one section (`model`, `data`) of stacked config files."""
+    part = resolved_config(config_files).get(section) or {}
+    return part.get("class_path"), part.get("init_args") or {}
 
 
 def _merge(target: dict[str, Any], update: dict[str, Any]) -> None:
@@ -216,9 +281,9 @@ def _merge(target: dict[str, Any], update: dict[str, Any]) -> None:
             target[key] = value
 
 
-def stage_model_class(stage: str) -> str | None:
-    """The `model.class_path` a stage trains (None for a data-preparation stage)."""
-    return stacked_section(stage_configs(stage, demo=False, smoke=False), "model")[0]
+def stage_model_class(experiment: str, stage: str) -> str | None:
+    """The `model.class_path` a stage of `experiment`'s chain trains (None for a data-preparation stage)."""
+    return stacked_section(stage_configs(experiment, demo=False, smoke=False, stage=stage), "model")[0]
 
 
 # --- building what a config names -----------------------------------------------------------------------

@@ -25,10 +25,10 @@ from experiments.configs import (
 )
 
 
-def selection(stage: str) -> str:
+def selection(experiment: str, stage: str) -> str:
     """Which checkpoint the stage hands on, from its model class (`checkpoint_selection`,
     `checkpoint_monitor`)."""
-    model = load_class(stage_model_class(stage))
+    model = load_class(stage_model_class(experiment, stage))
     chosen = inspect.getattr_static(model, "checkpoint_selection", "best")
     monitor = getattr(model, "checkpoint_monitor", None)
     best = f"best by {monitor[0]} ({monitor[1]})" if monitor else "its final state (no selection metric)"
@@ -51,7 +51,7 @@ def describe(experiment: str, data: str | None = None, smoke: bool = False) -> s
         "",
     ]
     for number, stage in enumerate(chain, start=1):
-        stacked = stage_config_files(stage, demo=data is None, smoke=smoke)
+        stacked = stage_config_files(experiment, data is None, smoke, stage)
         job = config_value(stage, "job") or "train"
         lines.append(f"{number}. {stage} ({job})")
         for entry in stacked:
@@ -59,7 +59,7 @@ def describe(experiment: str, data: str | None = None, smoke: bool = False) -> s
         for argument, source in inputs[stage].items():
             lines.append(f"   - --model.init_args.{argument} ← the checkpoint {source} hands on")
         if job == "train":
-            lines.append(f"   - hands on: {selection(stage)}")
+            lines.append(f"   - hands on: {selection(experiment, stage)}")
     return "\n".join(lines)
 
 

@@ -1,23 +1,18 @@
 """Train an experiment: `python -m experiments.train EXP [--data DIR] [--resume last|CKPT] [overrides…]`.
 
-What `make train EXP=…` runs. An experiment is `experiments/<EXP>.yaml`; when its `next_stage` names
-another experiment, that stage runs afterwards, initialised from this stage's best checkpoint (SF2F:
-encoder-decoder, then the fuser). When its `pretrained` maps model arguments to experiments, those run
-first and their best checkpoints fill the arguments (TCSAN: the AU classifier and Audio2AU). An
-experiment with `job: prepare` only prepares its data (A2V's GAN inversion);
-one that `requires` other experiments runs after them. An experiment that `extends` another lists only what
-differs: its config is stacked on the other's (`datasets/<name>` holds data sections shared by several
-experiments). Each run lives in `runs/<EXP>/<timestamp>/<stage>/` (config, W&B offline run, sample grids,
-`checkpoints/`); a finished stage leaves `COMPLETED.json` there.
+What `make train EXP=…` runs: the chain of stages that `experiments.configs` plans from the experiment's
+YAML and its meta-keys (docs/configs.md), each stage with its stacked config files, the stages it takes
+checkpoints from run first. Each run lives in `runs/<EXP>/<timestamp>/<stage>/` (config, W&B offline run,
+sample grids, `checkpoints/`); a finished stage leaves `COMPLETED.json` there.
 
 Multi-process training (`--trainer.devices=N --trainer.strategy=ddp`) works with Lightning's own launcher
 (one command; it starts ranks > 0 itself) and with cluster launchers that start every process (torchrun,
 SLURM's srun): then all ranks walk the stage chain together, in one process group, in the run folder rank 0
 chose (`shared_run_dir`).
 
-Without --data, the embedded demo dataset is used (generated on first use) and the overlay
-`experiments/demo/<stage>.yaml`, when present, sizes the run for a CPU. Overrides are LightningCLI
-arguments (`--trainer.max_steps=100`) and apply to every stage.
+Without --data, the embedded demo dataset is used (generated on first use) and the demo overlays size
+the run for a CPU. Overrides are LightningCLI arguments (`--trainer.max_steps=100`) and apply to every
+stage.
 """
 
 from __future__ import annotations
@@ -125,7 +120,7 @@ def train(
                 if not leader:  # one process prepares the shared caches; the others wait for it to finish
                     wait_for(completed, f"rank 0 to prepare the data of {stage}", timeout_s=float("inf"))
                     continue
-                summary = prepare_stage(stage_configs(stage, demo=data is None, smoke=smoke), overrides)
+                summary = prepare_stage(stage_configs(experiment, data is None, smoke, stage), overrides)
                 completed.parent.mkdir(parents=True, exist_ok=True)
                 completed.write_text(json.dumps({"best": None, "prepared": summary}, indent=1))
                 print(f"[train] {stage}: data prepared: {summary}")
@@ -142,7 +137,7 @@ def train(
                 cli = run_stage(
                     stage,
                     stage_dir,
-                    stage_configs(stage, demo=data is None, smoke=smoke),
+                    stage_configs(experiment, data is None, smoke, stage),
                     stage_overrides,
                     ckpt,
                 )

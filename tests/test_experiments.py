@@ -13,10 +13,19 @@ from experiments.cli import ProjectCLI
 EXPERIMENTS = configs.experiment_names()
 
 
-@pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_config_instantiates(experiment):
-    files = configs.stage_configs(experiment, demo=True, smoke=True)
-    if configs.config_value(experiment, "job") == "prepare":  # data preparation only: no model
+# every experiment alone, and each later stage of a variant's chain, which stacks the variant's change
+STAGES = [(name, name) for name in EXPERIMENTS] + [
+    (name, stage)
+    for name in EXPERIMENTS
+    if configs.variant_configs(name)
+    for stage in configs.continued_stages(name)[1:]
+]
+
+
+@pytest.mark.parametrize(("experiment", "stage"), STAGES)
+def test_config_instantiates(experiment, stage):
+    files = configs.stage_configs(experiment, demo=True, smoke=True, stage=stage)
+    if configs.config_value(stage, "job") == "prepare":  # data preparation only: no model
         assert configs.make_datamodule(*configs.stacked_section(files, "data")) is not None
         return
     args = [a for c in files for a in ("--config", c)]
@@ -28,7 +37,9 @@ def test_config_instantiates(experiment):
 
 def test_stage_chains():
     assert train_entry.stage_chain("sf2f") == ["sf2f", "sf2f_fuser"]
-    assert train_entry.stage_chain("sf2f_multires") == ["sf2f_multires", "sf2f_multires_fuser"]
+    # a variant runs its base's chain, its change stacked on every stage (tests/test_resolved_configs.py)
+    assert train_entry.stage_chain("sf2f_multires") == ["sf2f_multires", "sf2f_fuser"]
+    assert train_entry.stage_chain("e2e_nr_grid") == ["e2e_nr_grid", "e2e_nr_adv"]
 
 
 def test_unknown_experiment_is_named():
