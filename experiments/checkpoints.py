@@ -9,12 +9,14 @@ another experiment or would run code when unpickled is refused with one line nam
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import torch
 import yaml
 
 from experiments.configs import (
+    LINKED_VALUES,
     ExperimentError,
     load_class,
     require_experiment,
@@ -112,8 +114,24 @@ def load_model(experiment: str, checkpoint: Path):
 
     state, config, _ = checked_checkpoint(experiment, checkpoint)
     model_class = load_class(config["model"]["class_path"])
-    model = model_class.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
+    model = model_class.load_from_checkpoint(
+        checkpoint, map_location="cpu", weights_only=True, **unsaved_links(model_class, state, config)
+    )
     return inference_layout(model), config, state
+
+
+def unsaved_links(model_class: type, state: dict, config: dict) -> dict:
+    """Data values linked into the model (`LINKED_VALUES`) that a checkpoint written before the model took
+    them lacks (SF2F's `vad`, Wav2Pix's pre-emphasis), from the data config saved with it; the model
+    asks for them at inference."""
+    accepted = inspect.signature(model_class.__init__).parameters
+    saved = state.get("hyper_parameters") or {}
+    data_args = config["data"].get("init_args") or {}
+    return {
+        name: data_args[name]
+        for name in LINKED_VALUES
+        if name in accepted and name not in saved and name in data_args
+    }
 
 
 def inference_layout(model):

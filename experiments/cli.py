@@ -30,7 +30,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
-from experiments.configs import META_KEYS
+from experiments.configs import LINKED_VALUES, META_KEYS
 from experiments.run_folders import stage_identity, stage_label
 from lightning_modules.common.training.callbacks import (
     EpochSizedLogging,
@@ -45,16 +45,6 @@ from lightning_modules.common.training.callbacks import (
 from lightning_modules.common.training.run_history import ContinuedCSVLogger, ContinuedHistory, stage_wandb_id
 
 WANDB_PROJECT = "talking-faces"
-LINKED_VALUES = (
-    "image_size",
-    "sample_rate",
-    "n_mels",
-    "audio_samples",
-    "generator",
-    "speech_encoder",
-    "inversion",
-    "rows",
-)
 TRAINER_DEFAULTS = {
     "logger": {
         "class_path": "lightning.pytorch.loggers.WandbLogger",

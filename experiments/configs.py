@@ -45,6 +45,22 @@ META_KEYS = {
 }
 SMOKE_OVERLAY = "smoke/every_stage"
 
+# Values stated once, in `data`, and copied into `model` by LightningCLI (where the model takes them): the
+# model then knows how its speech and faces were prepared, which inference asks it for.
+LINKED_VALUES = (
+    "image_size",
+    "sample_rate",
+    "n_mels",
+    "audio_samples",
+    "vad",
+    "pre_emphasis",
+    "emphasis_first",
+    "generator",
+    "speech_encoder",
+    "inversion",
+    "rows",
+)
+
 
 class ExperimentError(ProjectError):
     """The experiment name, run folder or checkpoint asked for does not exist."""

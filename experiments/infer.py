@@ -100,7 +100,7 @@ def infer(
     model, data_args = load_generator(experiment, checkpoint)
     audios = [audio] if isinstance(audio, str) else list(audio)
     if isinstance(model, FaceSystem):
-        return write_faces(model, audios, data_args, Path(out or "out.png"))
+        return write_faces(model, audios, Path(out or "out.png"))
     out = out or "out.mp4"
     if len(audios) != 1:
         raise ExperimentError(f"{experiment} makes one video from one speech file; got {len(audios)}.")
@@ -119,12 +119,12 @@ def write_video(
     """The talking-face mp4 of `audio` and the face in `image`, with the audio muxed in."""
     if not image:
         raise ExperimentError(f"{type(model).__name__} animates a face: pass IMAGE=<picture of a face>.")
-    speech = read_speech(audio, int(data_args["sample_rate"]))
+    speech = read_speech(audio, model.speech_rate)
     face = align_face(read_face_image(Path(image)), data_args, Path(image))
     frames = speaking_video(model, speech, face, audio, target, chunk_frames, progress)
     print(
         f"[infer] wrote {target}: {frames} frames at 25 fps, "
-        f"{len(speech) / int(data_args['sample_rate']):.2f} s of audio",
+        f"{len(speech) / model.speech_rate:.2f} s of audio",
         file=sys.stderr,
     )
     return target
@@ -188,9 +188,7 @@ def infer_batch(
         started = time.perf_counter()
         try:
             if isinstance(model, FaceSystem):
-                target = write_faces(
-                    model, [audio], data_args, folder / f"{number:05d}_{Path(audio).stem}.png"
-                )
+                target = write_faces(model, [audio], folder / f"{number:05d}_{Path(audio).stem}.png")
             else:
                 target = write_video(
                     model,
@@ -255,15 +253,14 @@ def read_pairs(path: Path, needs_image: bool) -> list[tuple[int, str, str]]:
     ]
 
 
-def write_faces(model, audios: list[str], data_args: dict, out: Path) -> Path:
+def write_faces(model, audios: list[str], out: Path) -> Path:
     """One face per speech file → a PNG (a grid, in the order given, for several files)."""
     import torch
     import torchvision
     from tqdm.auto import tqdm
 
-    rate = int(data_args.get("sample_rate", 16000))
     faces = [
-        model.face_from_speech(read_speech(a, rate), data_args)
+        model.face_from_speech(read_speech(a, model.speech_rate))
         for a in tqdm(audios, desc="faces", unit="file")
     ]
     if out.suffix.lower() != ".png":

@@ -95,3 +95,16 @@ def test_infer_names_an_unreadable_audio_as_its_audio_after_the_progress_bar(sf2
     line = the_error_line(ran)  # the "faces" progress bar was open when the audio failed
     assert line.startswith(f"error: {audio}: cannot decode audio") and "AUDIO=<" in line, line
     assert "dataset" not in line  # the user's own file, not one of a dataset
+
+
+def test_a_checkpoint_from_before_a_link_takes_the_value_from_its_saved_data_config():
+    from experiments.checkpoints import unsaved_links
+    from lightning_modules.sf2f.module import SF2FModule
+    from lightning_modules.wav2pix.module import Wav2PixModule
+
+    config = {"data": {"init_args": {"vad": False, "pre_emphasis": 0.9, "image_size": 64}}}
+    older = {"hyper_parameters": {"image_size": 64}}  # written before SF2F took `vad`
+    assert unsaved_links(SF2FModule, older, config) == {"vad": False}
+    assert unsaved_links(Wav2PixModule, older, config) == {"pre_emphasis": 0.9}
+    newer = {"hyper_parameters": {"image_size": 64, "vad": True}}  # its own value stands
+    assert unsaved_links(SF2FModule, newer, config) == {}

@@ -462,3 +462,17 @@ def test_the_speech_rate_is_linked_from_the_data_and_a_wrong_one_is_refused(expe
         ValueError, match=f"reads {rate} Hz speech.*data.init_args.sample_rate to {rate}, got 22050"
     ):
         ProjectCLI(args=[*args, "--data.init_args.sample_rate=22050"], run=False)
+
+
+@pytest.mark.parametrize(
+    ("experiment", "data_setting", "model_value"),
+    [("sf2f", "vad=false", ("vad", False)), ("wav2pix", "pre_emphasis=0.9", ("pre_emphasis", 0.9))],
+)
+def test_how_speech_was_prepared_is_linked_into_the_face_systems(experiment, data_setting, model_value):
+    """Inference asks the model how to prepare a user's speech (`speech_rate`, voice activity, pre-emphasis),
+    so the model must carry what its data did."""
+    files = configs.stage_configs(experiment, demo=True, smoke=True)
+    args = [a for c in files for a in ("--config", c)] + [f"--data.init_args.{data_setting}"]
+    model = ProjectCLI(args=args, run=False).model
+    name, value = model_value
+    assert model.hparams[name] == value and model.speech_rate == 16000

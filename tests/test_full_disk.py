@@ -57,7 +57,9 @@ def test_the_advice_names_the_commands_output_variable(tmp_path, monkeypatch, ca
 class FaceModel:
     """Stands in for a face system: a grey face for any speech."""
 
-    def face_from_speech(self, speech, data_args):
+    speech_rate = 16000
+
+    def face_from_speech(self, speech):
         return np.full((16, 16, 3), 128, dtype=np.uint8)
 
 
@@ -67,9 +69,7 @@ def test_a_face_picture_on_a_full_disk_leaves_nothing_at_out(tmp_path, monkeypat
     out = tmp_path / "out"
     out.mkdir()
     failing_writes(monkeypatch, out, errno.ENOSPC)
-    line = error_line(
-        capsys, lambda: write_faces(FaceModel(), [str(speech)], {"sample_rate": 16000}, out / "face.png")
-    )
+    line = error_line(capsys, lambda: write_faces(FaceModel(), [str(speech)], out / "face.png"))
     assert line.startswith(f"error: {out / 'face.png'}: no space left on the device.")
     assert list(out.iterdir()) == []  # no 0-byte face.png
 

@@ -24,7 +24,7 @@ from torch import nn
 from datamodules.pipeline.configs import as_config
 
 from ..common.chunking import widened_chunks
-from ..common.contracts import whole_video
+from ..common.contracts import LinkedSpeechRate, whole_video
 from ..common.errors import require_sample_rate
 from ..common.images import log_sample_grid, signed_to_uint8
 from ..common.metrics.shared_evaluation import TalkingFaceSamples
@@ -101,7 +101,7 @@ class ResidualVAEModule(SplitEvaluationModule):
         return torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.betas))
 
 
-class Embed2LatModule(TalkingFaceSamples, SplitEvaluationModule):
+class Embed2LatModule(TalkingFaceSamples, LinkedSpeechRate, SplitEvaluationModule):
     """Args:
     vae_from: the `a2v_vae` stage's checkpoint (filled by `make train EXP=a2v`); frozen here.
     speech_encoder: the Wav2Vec2 whose features are the input (its architecture is copied).

@@ -34,18 +34,33 @@ class SharedEvaluated(Protocol):
 
 @runtime_checkable
 class FaceSystem(Protocol):
-    def face_from_speech(self, speech: np.ndarray, data_args: dict) -> np.ndarray:
-        """`(L,)` float32 speech at the data's rate → `(H, W, 3)` uint8 RGB face."""
+    speech_rate: int
+    """The sample rate in Hz of the speech the system takes."""
+
+    def face_from_speech(self, speech: np.ndarray) -> np.ndarray:
+        """`(L,)` float32 speech at `speech_rate` → `(H, W, 3)` uint8 RGB face, the speech prepared (voice
+        activity, pre-emphasis) as the system's training data was."""
 
 
 @runtime_checkable
 class VideoSystem(Protocol):
+    speech_rate: int
+    """The sample rate in Hz of the speech the system takes."""
+
     def synthesise_chunks(
         self, speech: np.ndarray, face: np.ndarray, chunk_frames: int = 25, progress: bool = False
     ) -> Iterator[np.ndarray]:
         """`(L,)` float32 speech, an aligned `(H, W, 3)` uint8 face → the video's frames at 25 fps, in chunks
         `(t, H, W, 3)` uint8 of at most `chunk_frames`, each handed over as soon as it is made: memory stays
         bounded whatever the speech's length."""
+
+
+class LinkedSpeechRate:
+    """`speech_rate` for a LightningModule whose `sample_rate` argument is linked from its datamodule."""
+
+    @property
+    def speech_rate(self) -> int:
+        return int(self.hparams.sample_rate)
 
 
 def whole_video(chunks: Iterable[np.ndarray]) -> np.ndarray:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..common.contracts import LinkedSpeechRate
 from ..common.errors import require_sample_rate
 from ..common.images import log_sample_grid, signed_to_uint8
 from ..common.metrics.shared_evaluation import TalkingFaceSamples
@@ -45,7 +46,7 @@ SAMPLE_RATE = 8000
 IMAGE_SIZE = 128
 
 
-class E2ENRModule(TalkingFaceSamples, AdversarialModule):
+class E2ENRModule(TalkingFaceSamples, LinkedSpeechRate, AdversarialModule):
     """E2E-NR (Eskimez et al., ICASSP 2020).
 
     Args:

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
+from datamodules.pipeline.features import LogMelConfig
+
 from ..common.images import imagenet_to_unit, log_sample_grid
 from ..common.metrics.face_checks import to_uint8
 from ..common.metrics.identity_metrics import (
@@ -52,6 +54,7 @@ class SF2FModule(AdversarialModule):
         image_size: final output side, 64 or 128 (linked from the datamodule).
         multires: emit and train on both 64 and 128 px (requires image_size 128).
         n_mels: log-mel bands of the input (linked from the datamodule).
+        vad: whether the datamodule kept only voiced speech (linked from it), so that inference does too.
         num_identities: classes of the identity critic (linked: the training identities).
         width_scale: channel multiplier of encoder, decoder and critics (1.0 = the paper's sizes).
         l1_weight, adversarial_weight, identity_weight, perceptual_weight: λ1..λ4 of the conjugate loss.
@@ -79,6 +82,7 @@ class SF2FModule(AdversarialModule):
         image_size: int = 64,
         multires: bool = False,
         n_mels: int = 40,
+        vad: bool = True,
         num_identities: int = 2890,
         width_scale: float = 1.0,
         l1_weight: float = 10.0,
@@ -311,16 +315,20 @@ class SF2FModule(AdversarialModule):
 
         return evaluate(self, datamodule)
 
+    @property
+    def speech_rate(self) -> int:
+        return LogMelConfig(n_mels=self.hparams.n_mels).sample_rate
+
     @torch.no_grad()
-    def face_from_speech(self, speech: np.ndarray, data_args: dict) -> np.ndarray:
-        """Any length of 16 kHz speech `(L,)` → one face `(S, S, 3)` uint8 at the highest resolution: the
-        datamodule's log-mel (after voice-activity detection when it used it), then the whole utterance
-        through the encoder (and the fuser's windows)."""
+    def face_from_speech(self, speech: np.ndarray) -> np.ndarray:
+        """Any length of speech `(L,)` at `speech_rate` → one face `(S, S, 3)` uint8 at the highest
+        resolution: the datamodule's log-mel (after voice-activity detection when it used it), then the
+        whole utterance through the encoder (and the fuser's windows)."""
         from datamodules.pipeline.audio import voiced_audio
-        from datamodules.pipeline.features import LogMelConfig, log_mel
+        from datamodules.pipeline.features import log_mel
 
         config = LogMelConfig(n_mels=self.hparams.n_mels)
-        wave = voiced_audio(speech, config.sample_rate) if data_args.get("vad", True) else speech
+        wave = voiced_audio(speech, config.sample_rate) if self.hparams.vad else speech
         if len(wave) < config.sample_rate // 4:
             wave = speech  # too little voiced speech: use everything rather than fail on a quiet recording
         mel = torch.from_numpy(log_mel(np.asarray(wave, np.float32), config))[None].to(self.device)

@@ -23,6 +23,7 @@ from datamodules.pipeline.action_units import AU_NAMES
 from datamodules.pipeline.features import MfccConfig, mfcc
 from datamodules.talking_face_windows import mfcc_windows
 
+from ..common.contracts import LinkedSpeechRate
 from ..common.errors import require_sample_rate
 from ..common.images import log_sample_grid, signed_to_uint8
 from ..common.metrics.label_scores import BinaryLabelScores
@@ -39,7 +40,7 @@ SAMPLE_RATE = 16000
 PRETRAIN_HINT = "`make train EXP=tcsan` trains it first; or pass the checkpoint of EXP={experiment}"
 
 
-class TCSANModule(TalkingFaceSamples, AdversarialModule):
+class TCSANModule(TalkingFaceSamples, LinkedSpeechRate, AdversarialModule):
     """TCSAN + Audio2AU (Chen et al., 2022) and its ablations.
 
     Args:

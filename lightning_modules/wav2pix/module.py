@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..common.contracts import LinkedSpeechRate
 from ..common.images import log_sample_grid, signed_to_uint8
 from ..common.metrics.metric_suite import GeneratedSample
 from ..common.training.gan import AdversarialModule, LossTerms
@@ -26,12 +27,14 @@ from .networks import FaceDiscriminator, FaceGenerator, IdentityClassifier, Spee
 SAMPLE_STRIDE = 5  # the release stores each face with 5 speech crops
 
 
-class Wav2PixModule(AdversarialModule):
+class Wav2PixModule(LinkedSpeechRate, AdversarialModule):
     """Wav2Pix (Duarte et al., ICASSP 2019).
 
     Args:
         image_size: 64 or 128 (linked from the datamodule).
         audio_samples: speech window in samples (16000 = 1 s; linked from the datamodule).
+        sample_rate, pre_emphasis, emphasis_first: how the datamodule read and normalised the speech
+            (linked from it), so that inference prepares a user's speech the same way.
         num_identities: classes of the auxiliary classifier (linked: the training identities).
         real_label: D's target for real pairs (0.9 = one-sided label smoothing; 1.0 in the paper).
         wrong_weight: weight of the mismatched-face term in D's loss (0 disables it).
@@ -55,6 +58,9 @@ class Wav2PixModule(AdversarialModule):
         self,
         image_size: int = 128,
         audio_samples: int = 16000,
+        sample_rate: int = 16000,
+        pre_emphasis: float = 0.95,
+        emphasis_first: bool = True,
         num_identities: int = 10,
         real_label: float = 0.9,
         wrong_weight: float = 1.0,
@@ -159,19 +165,16 @@ class Wav2PixModule(AdversarialModule):
         )
 
     @torch.no_grad()
-    def face_from_speech(self, speech: np.ndarray, data_args: dict) -> np.ndarray:
-        """Any length of speech `(L,)` at the data's rate → one face `(S, S, 3)` uint8, from the centred
+    def face_from_speech(self, speech: np.ndarray) -> np.ndarray:
+        """Any length of speech `(L,)` at `speech_rate` → one face `(S, S, 3)` uint8, from the centred
         `audio_samples` window (zero-padded when shorter), normalised as the datamodule does."""
         from datamodules.face_speech import emphasise
 
         window = self.hparams.audio_samples
         speech = np.pad(np.asarray(speech, np.float32), (0, max(0, window - len(speech))))
         start = (len(speech) - window) // 2
-        wave = emphasise(
-            speech[start : start + window],
-            float(data_args.get("pre_emphasis", 0.95)),
-            bool(data_args.get("emphasis_first", True)),
-        )
+        hp = self.hparams
+        wave = emphasise(speech[start : start + window], hp.pre_emphasis, hp.emphasis_first)
         return signed_to_uint8(self(torch.from_numpy(wave.astype(np.float32))[None].to(self.device)))[0]
 
     @torch.no_grad()
