@@ -14,6 +14,7 @@ ROOT ?=
 OUT ?=
 AUDIO ?=
 IMAGE ?=
+RUN ?=
 RUN_LIST ?=
 CKPT_LIST ?=
 AUDIO_LIST ?=
@@ -39,7 +40,7 @@ export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=4294967296:glibc.malloc.tri
 TORCH := torch==2.9.1 torchvision==0.24.1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup plan train eval infer export compare bench gpu-check weights-check lint test test-slow demo-data prepare clean
+.PHONY: help setup plan train eval infer export compare wandb-sync bench gpu-check weights-check lint test test-slow demo-data prepare clean
 
 help: ## List targets and experiments
 	@echo "Usage: make <target> [EXP=name] [DATA=path] [CKPT=last|path] [ARGS='--trainer.max_steps=100 …']"
@@ -84,6 +85,9 @@ export: $(STAMP) ## Slim checkpoint of EXP's CKPT (file, run folder or last) for
 
 compare: $(STAMP) ## Side-by-side report of the runs listed in RUN_LIST=file (one run folder per line) into OUT=folder
 	$(PY) -m experiments.compare $(call opt,--run-list,$(RUN_LIST)) $(call opt,--out,$(OUT)) $(ARGS)
+
+wandb-sync: $(STAMP) ## Upload the offline W&B runs (stages, evaluations) of RUN=runs/<EXP>/<timestamp>, or of EXP's newest run
+	$(PY) -m experiments.wandb_sync $(if $(RUN),$(call opt,--run,$(RUN)),$(call opt,--experiment,$(EXP))) $(ARGS)
 
 bench: $(STAMP) ## Benchmarks (docs/benchmarks.md): train step, Lightning overhead, FLOPs/MFU, data headroom, inference RTF; SF2F_REPO/WAV2PIX_REPO=official checkouts
 	@mkdir -p $(call q,$(BENCH))

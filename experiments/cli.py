@@ -1,4 +1,4 @@
-"""The project's one LightningCLI: shared links, run-directory conventions, checkpointing, W&B offline.
+"""The project's one LightningCLI: shared links, run-directory conventions, checkpointing, W&B.
 
 Every experiment YAML in this folder is a plain LightningCLI config (model / data / trainer sections).
 This class adds what all of them share, so no YAML repeats it:
@@ -9,7 +9,8 @@ This class adds what all of them share, so no YAML repeats it:
   `experiments.train` to plan the stages;
 - checkpoints in `<run dir>/checkpoints/`: `last.ckpt` every `checkpoint_every_n_steps` optimiser steps
   and on interruption (Ctrl-C, SIGTERM), plus the best one by the model's `checkpoint_monitor`;
-- a W&B logger, offline by default, writing under the run directory (upload later with `wandb sync`),
+- a W&B logger writing under the run directory, live or offline by W&B's own switches (`wandb_mode.py`;
+  upload an offline run later with `make wandb-sync`),
   named `<experiment>/<timestamp>/<stage>` and grouped by experiment in the `talking-faces` project; one
   run id per stage folder, so a resumed stage continues its W&B run;
 - a CSV log of the same metrics in `<run dir>/metrics.csv` (always, for `make compare` without W&B),
@@ -32,6 +33,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from experiments.configs import LINKED_VALUES, META_KEYS
 from experiments.run_folders import stage_identity, stage_label
+from experiments.wandb_mode import logs_offline
 from lightning_modules.common.training.callbacks import (
     EpochSizedLogging,
     FastPath,
@@ -48,7 +50,7 @@ WANDB_PROJECT = "talking-faces"
 TRAINER_DEFAULTS = {
     "logger": {
         "class_path": "lightning.pytorch.loggers.WandbLogger",
-        "init_args": {"offline": True, "project": WANDB_PROJECT},
+        "init_args": {"project": WANDB_PROJECT},
     },
     "log_every_n_steps": 10,
     # Fixed-shape batches (every datamodule crops to fixed windows), so cuDNN's autotuning pays off.
@@ -114,9 +116,12 @@ class ProjectCLI(LightningCLI):
 
     @staticmethod
     def _name_wandb_run(config) -> None:
-        """Point an offline W&B logger at the run directory and name the run after it."""
+        """Point the W&B logger at the run directory, name the run after it, and log live only when W&B's
+        own switches ask for it and can work (`experiments.wandb_mode`); `offline: true` stays offline."""
         logger = config.trainer.logger
         if getattr(logger, "class_path", "").endswith("WandbLogger"):
+            if not logger.init_args.get("offline"):
+                logger.init_args.offline = logs_offline()
             run_dir = Path(config.trainer.default_root_dir or "runs/adhoc")
             if logger.init_args.get("save_dir") in (None, "."):
                 logger.init_args.save_dir = str(run_dir)

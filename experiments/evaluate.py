@@ -5,8 +5,8 @@ What `make eval EXP=… CKPT=…` runs. CKPT is a `.ckpt` file, a stage folder (
 stage's saved `config.yaml` (`--data DIR` reads another root of the same layout). Several checkpoints give one
 table (e.g. Wav2Pix's speech-length sweep: one checkpoint per length; E2E-NR's Proposed vs Proposed-NR).
 Writes `metrics.json` and `results.md`, our numbers beside the paper's, plus `sweep.png` for swept protocols
-(E2E-NR's metric-vs-SNR curves), to `--out` (default `<stage folder>/eval/`), and logs them to an offline W&B
-run there (`wandb sync` uploads it).
+(E2E-NR's metric-vs-SNR curves), to `--out` (default `<stage folder>/eval/`), and logs them to a W&B
+run there (`make wandb-sync` uploads it when it was logged offline).
 
 System-specific options go through `--option KEY=VALUE` (YAML values), e.g. for E2E-NR
 `--option snrs_db=[-10,0,10,20,30] --option max_clips=100 --option landmarks=false`.
@@ -172,15 +172,17 @@ def check_options(method, options: dict) -> None:
 
 
 def log_to_wandb(report, written: list[Path], folder: Path, experiment: str) -> None:
-    """The table and plots as an offline W&B run grouped with the experiment's training runs."""
+    """The table and plots as a W&B run grouped with the experiment's training runs (offline unless W&B's
+    switches say live, `experiments.wandb_mode`)."""
     import wandb
 
     from experiments.cli import WANDB_PROJECT
+    from experiments.wandb_mode import logs_offline
 
     run = wandb.init(
         project=WANDB_PROJECT,
         dir=str(folder),
-        mode="offline",
+        mode="offline" if logs_offline() else None,
         group=experiment,
         job_type="eval",
         name=f"{experiment}/eval",
