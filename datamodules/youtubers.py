@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from .base import CachedDataModule, stack_items
 from .errors import DatasetError, pass_dataset
-from .face_speech import FaceSpeechPairs, finish_face_speech_batch, pair_item
+from .face_speech import FACE_CHECK_BORDER_PX, FaceSpeechPairs, finish_face_speech_batch, pair_item
 from .pipeline.cache import ShardedCache
 from .pipeline.prepare import prepare_cache
 
@@ -100,7 +100,13 @@ class YoutubersDataModule(CachedDataModule):
         return {key: self.hparams[key] for key in PREPROCESSING_KEYS}
 
     def cache(self) -> ShardedCache:
-        params = {"root": str(self.root), **self._preprocessing()}
+        # The face check's border is part of the key: a cache checked on borderless crops, which rejected
+        # most real faces, is refused with a rebuild hint rather than reused.
+        params = {
+            "root": str(self.root),
+            **self._preprocessing(),
+            "face_check_border_px": FACE_CHECK_BORDER_PX,
+        }
         return self.sharded_cache(f"pairs-{self.hparams.image_size}px-{self.hparams.audio_samples}", params)
 
     def prepare_data(self) -> None:

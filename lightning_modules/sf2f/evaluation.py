@@ -4,8 +4,8 @@ Every test identity's face is generated from a clip of its speech (stage 1: 1.25
 as N windows of 1.25 s at hop 63), embedded, and compared with the identity's reference embedding (the
 normalised mean over all its real faces): cosine, L1 and Recall@K in blocks of 100 identities. As in the
 paper, each of `runs` runs draws one random clip per identity, and every metric is the mean over the runs
-(± their standard deviation in the note). The paper's VGGFace Score (VFS) needs the VGGFace classifier
-trained on HQ-VoxCeleb's identities, which is not available: it is listed as not computed.
+(± their standard deviation in the note). The paper's VGGFace Score (VFS) needs the VGGFace2 ResNet-50
+classifier (8,631 classes), which this implementation does not load yet: it is listed as not computed.
 The paper's numbers (Tables 3 and 5) use FaceNet VGGFace2 on HQ-VoxCeleb's 378 test identities; with
 another embedder (`embedder: dlib` or `thumbnail`) ours are a proxy and are marked as not comparable.
 """
@@ -110,8 +110,8 @@ def evaluate(module, datamodule, runs: int = 10) -> EvaluationReport:
             setting,
             float("nan"),
             PAPER_VFS.get((hp.stage, hp.image_size, hp.multires)),
-            "not computed: needs the VGGFace identity classifier trained on HQ-VoxCeleb, "
-            "which is not released",
+            "not computed: the VGGFace2 ResNet-50 classifier it needs (resnet50_ft_weight.pkl) is not "
+            "loaded by this implementation yet",
         )
     )
     report.details = {
