@@ -56,6 +56,12 @@ def _facenet(path: str):
     return build_face_embedder("facenet", path)
 
 
+def _vggface2(path: str):
+    from lightning_modules.common.pretrained.vggface2 import load_vggface2_classifier
+
+    return load_vggface2_classifier(path)
+
+
 def _vgg19(path: str):
     from lightning_modules.common.pretrained.perceptual import VGGPerceptual
 
@@ -82,6 +88,9 @@ FILES = (
         _facenet,
     ),
     WeightsFile("vgg19-dcbb9e9d.pth", "TCSAN's perceptual loss (--model.init_args.vgg_weights)", _vgg19),
+    WeightsFile(
+        "resnet50_ft_weight.pkl", "SF2F's VGGFace Score (make eval … --option vfs_weights=PATH)", _vggface2
+    ),
     WeightsFile(
         "stylegan3-r-ffhqu-256x256.pkl",
         "A2V on real data (data.init_args.generator.stylegan3_pkl; not loaded here: unpickling it runs code)",

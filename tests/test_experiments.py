@@ -123,7 +123,7 @@ def test_sf2f_evaluates_and_draws_faces_from_any_speech(smoke_run, tmp_path):
     import soundfile as sf
     from PIL import Image
 
-    from experiments.evaluate import evaluate
+    from experiments.evaluate import SharedOptions, evaluate
     from experiments.infer import infer
 
     run_dir = smoke_run("sf2f")
@@ -138,6 +138,17 @@ def test_sf2f_evaluates_and_draws_faces_from_any_speech(smoke_run, tmp_path):
     assert 0 <= rows["r@1 (%)"].ours <= 100 and rows["r@1 chance (%)"].ours > 0 and "r@1 control (%)" in rows
     assert "other pictures" in rows["psnr"].note  # unpaired faces: said, not silently dropped
     assert "identity_cosine" in rows and "cpbd" in rows and "inception_weights" in rows["fid"].note
+    # with a VGGFace2 classifier (a random stand-in of 7 identities here) the VGGFace Score is computed
+    from lightning_modules.common.pretrained.vggface2 import caffe_resnet50
+    from tests.lightning_modules.test_vggface2 import write_weights
+
+    write_weights(caffe_resnet50(num_classes=7), tmp_path / "resnet50_ft_weight.pkl")
+    options = {"vfs_weights": str(tmp_path / "resnet50_ft_weight.pkl")}
+    report = evaluate(
+        "sf2f", [str(run_dir)], None, str(tmp_path / "vfs"), options, False, SharedOptions(enabled=False)
+    )
+    vfs = next(row for row in report.rows if row.metric == "VFS")
+    assert 1.0 <= vfs.ours <= 7.0 and "5 splits" in vfs.note  # a score lies between 1 and the class count
 
     rng = np.random.default_rng(0)
     speech = []

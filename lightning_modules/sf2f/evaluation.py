@@ -4,8 +4,9 @@ Every test identity's face is generated from a clip of its speech (stage 1: 1.25
 as N windows of 1.25 s at hop 63), embedded, and compared with the identity's reference embedding (the
 normalised mean over all its real faces): cosine, L1 and Recall@K in blocks of 100 identities. As in the
 paper, each of `runs` runs draws one random clip per identity, and every metric is the mean over the runs
-(± their standard deviation in the note). The paper's VGGFace Score (VFS) needs the VGGFace2 ResNet-50
-classifier (8,631 classes), which this implementation does not load yet: it is listed as not computed.
+(± their standard deviation in the note). The VGGFace Score (VFS) is the Inception Score with the VGGFace2
+ResNet-50 identity classifier (`vfs_weights`, resnet50_ft_weight.pkl): per run, the faces are shuffled into
+5 splits, each scored, and the splits averaged; without the weights it is listed as not computed.
 The paper's numbers (Tables 3 and 5) use FaceNet VGGFace2 on HQ-VoxCeleb's 378 test identities; with
 another embedder (`embedder: dlib` or `thumbnail`) ours are a proxy and are marked as not comparable.
 """
@@ -15,7 +16,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..common.images import imagenet_to_unit
+from ..common.metrics.face_checks import to_uint8
 from ..common.metrics.reports import EvaluationReport, ResultRow
+from ..common.pretrained.vggface2 import VGGFACE2_FILE, identity_probabilities, load_vggface2_classifier
 
 METRICS = ("cosine", "l1", "r@1", "r@2", "r@5", "r@10")
 # (stage, output side, multi-resolution) → the paper's row: cosine, L1, R@1, R@2, R@5, R@10 (%).
@@ -36,31 +40,53 @@ PAPER_VFS = {
     ("fuser", 128, False): 18.53,
     ("fuser", 128, True): 20.10,
 }
+VFS_SPLITS = 5
+
+
+def vgg_face_score(probabilities: np.ndarray, rng: np.random.Generator, splits: int = VFS_SPLITS) -> float:
+    """The VGGFace Score of `(N, C)` class probabilities: the faces shuffled into `splits` parts, each scored
+    exp(mean over its faces of KL(p(y|x) ‖ p(y))), p(y) the part's mean, and the parts averaged."""
+    scores = []
+    for part in np.array_split(probabilities[rng.permutation(len(probabilities))], splits):
+        if len(part):
+            marginal = part.mean(axis=0, keepdims=True)
+            divergence = (part * (np.log(part + 1e-12) - np.log(marginal + 1e-12))).sum(axis=1)
+            scores.append(float(np.exp(divergence.mean())))
+    return float(np.mean(scores))
 
 
 @torch.no_grad()
-def run_scores(module, loader) -> tuple[dict[str, float], int]:
-    """The identity scores of one evaluation run over `loader`, and the number of identities. `r@1_control`
-    scores each identity's face generated from the next identity's speech: what a model whose faces ignore
-    the voice reaches (chance, up to the ties of identical faces)."""
-    outputs = []
+def run_scores(module, loader, classifier=None) -> tuple[dict[str, float], int, np.ndarray | None]:
+    """The identity scores of one evaluation run over `loader`, the number of identities, and with a VGGFace2
+    `classifier` the generated faces' class probabilities `(N, C)`. `r@1_control` scores each identity's face
+    generated from the next identity's speech: what a model whose faces ignore the voice reaches (chance, up
+    to the ties of identical faces)."""
+    outputs, probabilities = [], []
     for batch in loader:
         batch = {k: v.to(module.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        generated, reference, _, _ = module.embed_identities(batch)
+        generated, reference, fake, _ = module.embed_identities(batch)
         outputs.append((generated, reference, batch["identity"]))
+        if classifier is not None:
+            faces = torch.from_numpy(to_uint8(imagenet_to_unit(fake))).permute(0, 3, 1, 2)
+            probabilities.append(identity_probabilities(classifier, faces).cpu().numpy())
     generated, reference = module.gather_identities(outputs)
     scores = module.identity_scores(generated, reference)
     if "r@1" in scores:  # retrieval needs two identities
         scores["r@1_control"] = module.identity_scores(generated.roll(-1, 0), reference)["r@1"]
-    return scores, len(generated)
+    return scores, len(generated), np.concatenate(probabilities) if probabilities else None
 
 
 @torch.no_grad()
-def evaluate(module, datamodule, runs: int = 10) -> EvaluationReport:
+def evaluate(module, datamodule, runs: int = 10, vfs_weights: str | None = None) -> EvaluationReport:
     module.eval()
+    classifier = load_vggface2_classifier(vfs_weights).to(module.device) if vfs_weights else None
     per_run = []
     for run in range(runs):
-        scores, identities = run_scores(module, datamodule.random_clip_test_loader(run))
+        scores, identities, probabilities = run_scores(
+            module, datamodule.random_clip_test_loader(run), classifier
+        )
+        if probabilities is not None:
+            scores["vfs"] = vgg_face_score(probabilities, np.random.default_rng(run))
         per_run.append(scores)
     mean = {key: float(np.mean([s[key] for s in per_run])) for key in per_run[0]}
     spread = {key: float(np.std([s[key] for s in per_run])) for key in per_run[0]}
@@ -104,14 +130,18 @@ def evaluate(module, datamodule, runs: int = 10) -> EvaluationReport:
                 "each face generated from the next identity's speech (a voice-blind model's score)",
             )
         )
+    vfs_note = (
+        f"VGGFace2 ResNet-50, {VFS_SPLITS} splits; ± {spread['vfs']:.3g} over runs"
+        if "vfs" in mean
+        else f"not computed: needs the VGGFace2 classifier ({VGGFACE2_FILE}): --option vfs_weights=PATH"
+    )
     report.rows.append(
         ResultRow(
             "VFS",
             setting,
-            float("nan"),
+            mean.get("vfs", float("nan")),
             PAPER_VFS.get((hp.stage, hp.image_size, hp.multires)),
-            "not computed: the VGGFace2 ResNet-50 classifier it needs (resnet50_ft_weight.pkl) is not "
-            "loaded by this implementation yet",
+            vfs_note,
         )
     )
     report.details = {

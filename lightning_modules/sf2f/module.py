@@ -309,11 +309,12 @@ class SF2FModule(AdversarialModule):
             )
         return scores
 
-    def paper_evaluation(self, datamodule):
-        """The paper's identity metrics on the test identities, beside Tables 3 and 5 (`evaluation.py`)."""
+    def paper_evaluation(self, datamodule, vfs_weights: str | None = None):
+        """The paper's identity metrics on the test identities, beside Tables 3 and 5 (`evaluation.py`);
+        `vfs_weights`, the VGGFace2 ResNet-50 pickle, adds the VGGFace Score."""
         from .evaluation import evaluate
 
-        return evaluate(self, datamodule)
+        return evaluate(self, datamodule, vfs_weights=vfs_weights)
 
     @property
     def speech_rate(self) -> int:
