@@ -2,8 +2,9 @@
 
 Real face detectors (dlib HOG, MTCNN) must find these faces, so rather than drawing cartoons every face is
 the astronaut's, recoloured (hue, saturation, brightness: one 3×3 colour matrix per speaker), mirrored,
-rotated and rescaled. The mouth is opened on the source image before the geometric warp, so it moves
-with the face. Per image, a small random pose and lighting jitter makes images of one speaker differ.
+rotated and rescaled. The mouth is opened (and, for the `lips` articulation, widened or rounded) on the
+source image before the geometric warp, so it moves with the face. Per image, a small random pose and
+lighting jitter makes images of one speaker differ.
 
 Source-image facts below were measured with dlib on the 512×512 photo (pixel (x, y) coordinates).
 """
@@ -62,6 +63,9 @@ CHIN_Y = 195.0  # below it the neck does not move with the jaw
 MAX_OPENING_PX = 14.0  # lower-lip drop in source pixels at opening 1
 CAVITY_RGB = np.array([70.0, 25.0, 30.0])
 MOUTH_PATCH = (185, 135, 262, 200)  # left, top, right, bottom of the region the jaw warp touches
+MOUTH_CENTRE_X = (MOUTH_CORNERS_X[0] + MOUTH_CORNERS_X[1]) / 2
+LIPS_TOP_Y = MOUTH_LANDMARKS[2, 1] - 4.0  # above the upper lip, where widening starts
+LIPS_HALF_SPAN = (30.0, 38.0)  # widening is full within 30 px of the mouth's centre, none from 38 px
 
 
 @dataclass(frozen=True)
@@ -144,8 +148,36 @@ def speaker_source(profile: SpeakerProfile) -> Image.Image:
     return Image.fromarray(_to_uint8(_padded_source() @ matrix.T))
 
 
-def _open_mouth(source: Image.Image, profile: SpeakerProfile, opening: float) -> Image.Image:
-    """The mouth patch of `source` with the jaw dropped and the mouth cavity drawn."""
+def _lip_weights(drop_px: float) -> np.ndarray:
+    """How much each mouth-patch pixel follows the lips' width, `(H, W)` in [0, 1]: 1 over the lips (down to
+    the lower lip, dropped by `drop_px`), fading to 0 above, below and towards the patch's sides."""
+    left, top, right, bottom = MOUTH_PATCH
+    x, y = np.arange(left, right, dtype=np.float64), np.arange(top, bottom, dtype=np.float64)[:, None]
+    near, far = LIPS_HALF_SPAN
+    across = np.clip((far - np.abs(x - MOUTH_CENTRE_X)) / (far - near), 0.0, 1.0)
+    lower = LOWER_LIP_BOTTOM_Y + drop_px
+    down = np.clip((y - LIPS_TOP_Y + 6.0) / 6.0, 0.0, 1.0) * np.clip((lower + 6.0 - y) / 6.0, 0.0, 1.0)
+    return down * across
+
+
+def _set_width(patch: np.ndarray, width: float, drop_px: float) -> np.ndarray:
+    """`patch` `(H, W, 3)` with the lips stretched (`width` > 1, spread) or drawn in (< 1, rounded) about the
+    mouth's centre, by resampling each row."""
+    left = MOUTH_PATCH[0]
+    x = np.arange(patch.shape[1], dtype=np.float64)[None, :] + left
+    scale = 1.0 + (width - 1.0) * _lip_weights(drop_px)
+    source_x = np.clip(MOUTH_CENTRE_X + (x - MOUTH_CENTRE_X) / scale - left, 0.0, patch.shape[1] - 1.001)
+    column = np.floor(source_x).astype(np.int64)
+    frac = (source_x - column)[..., None]
+    rows = np.arange(patch.shape[0])[:, None]
+    return patch[rows, column] * (1 - frac) + patch[rows, column + 1] * frac
+
+
+def _open_mouth(
+    source: Image.Image, profile: SpeakerProfile, opening: float, width: float = 1.0
+) -> Image.Image:
+    """The mouth patch of `source` with the jaw dropped, the mouth cavity drawn and, when `width` is not 1,
+    the lips spread or rounded."""
     left, top, right, bottom = MOUTH_PATCH
     patch = np.asarray(source.crop((left + PAD, top + PAD, right + PAD, bottom + PAD)), dtype=np.float64)
     weights, line = _jaw_weights()
@@ -160,7 +192,10 @@ def _open_mouth(source: Image.Image, profile: SpeakerProfile, opening: float) ->
     # Anti-aliased edges; faded out where the gap is under a pixel, so no line is drawn past the corners.
     alpha = (np.clip(np.minimum(gap + 1.0, drop - gap), 0.0, 1.0) * np.clip(drop, 0.0, 1.0))[..., None]
     cavity = color_matrix(profile.hue_shift, profile.saturation, profile.brightness) @ CAVITY_RGB
-    return Image.fromarray(_to_uint8(moved * (1 - alpha) + np.clip(cavity, 0, 255) * alpha))
+    mouth = moved * (1 - alpha) + np.clip(cavity, 0, 255) * alpha
+    if width != 1.0:
+        mouth = _set_width(mouth, width, MAX_OPENING_PX * float(np.clip(opening, 0.0, 1.0)))
+    return Image.fromarray(_to_uint8(mouth))
 
 
 def _affine(
@@ -187,12 +222,15 @@ def _warp(
     pose: Pose,
     size: tuple[int, int],
     coefficients: tuple[float, ...],
+    width: float = 1.0,
 ) -> np.ndarray:
-    """Open the mouth, warp to `size` (height, width) and relight: `(H, W, 3)` float32."""
+    """Shape the mouth (`opening`, lip `width`), warp to `size` (height, width) and relight: `(H, W, 3)`
+    float32."""
     image = speaker_source(profile)
-    if opening > 0:
+    if opening > 0 or width != 1.0:
         image = image.copy()
-        image.paste(_open_mouth(image, profile, opening), (MOUTH_PATCH[0] + PAD, MOUTH_PATCH[1] + PAD))
+        patch = _open_mouth(image, profile, opening, width)
+        image.paste(patch, (MOUTH_PATCH[0] + PAD, MOUTH_PATCH[1] + PAD))
     warped = image.transform((size[1], size[0]), Image.AFFINE, coefficients, resample=Image.BILINEAR)
     return np.asarray(warped, dtype=np.float32) * np.array(pose.light, dtype=np.float32)
 
@@ -208,15 +246,21 @@ def _head_mask(coefficients: tuple[float, ...], size: int, feather_px: float = 4
 
 
 def render_face_crop(
-    profile: SpeakerProfile, opening: float, size: int, rng: np.random.Generator, masked: bool = False
+    profile: SpeakerProfile,
+    opening: float,
+    size: int,
+    rng: np.random.Generator,
+    masked: bool = False,
+    width: float = 1.0,
 ) -> np.ndarray:
     """An aligned face crop, face centred: `(size, size, 3)` uint8.
 
-    `masked` whitens everything outside the head ellipse (HQ-VoxCeleb's "masked_faces" style).
+    `masked` whitens everything outside the head ellipse (HQ-VoxCeleb's "masked_faces" style); `width` is
+    the lips' width relative to rest.
     """
     pose = sample_pose(rng)
     coefficients = _affine(profile, pose, CROP_WINDOW, (size / 2, size / 2), size)
-    image = _warp(profile, opening, pose, (size, size), coefficients)
+    image = _warp(profile, opening, pose, (size, size), coefficients, width)
     if masked:
         alpha = _head_mask(coefficients, size)[..., None]
         image = image * alpha + 255.0 * (1 - alpha)
@@ -239,21 +283,29 @@ def render_frame(
     frame_size: int | tuple[int, int],
     rng: np.random.Generator,
     pose: Pose | None = None,
+    width: float = 1.0,
 ) -> np.ndarray:
     """A full video frame with the face at the speaker's position: `(H, W, 3)` uint8.
 
-    `frame_size` is a side or (height, width); `pose` None draws a fresh jitter from `rng`.
+    `frame_size` is a side or (height, width); `pose` None draws a fresh jitter from `rng`; `width` is the
+    lips' width relative to rest.
     """
     pose = sample_pose(rng) if pose is None else pose
     size, centre, side = _frame_geometry(profile, frame_size)
-    image = _warp(profile, opening, pose, size, _affine(profile, pose, FRAME_WINDOW, centre, side))
+    coefficients = _affine(profile, pose, FRAME_WINDOW, centre, side)
+    image = _warp(profile, opening, pose, size, coefficients, width)
     return _to_uint8(image)
 
 
 def render_frames(
-    profile: SpeakerProfile, openings: np.ndarray, frame_size: int | tuple[int, int], rng: np.random.Generator
+    profile: SpeakerProfile,
+    openings: np.ndarray,
+    frame_size: int | tuple[int, int],
+    rng: np.random.Generator,
+    widths: np.ndarray | None = None,
 ) -> np.ndarray:
-    """A talking-head clip, `(T, H, W, 3)` uint8, for per-frame mouth `openings` `(T,)`.
+    """A talking-head clip, `(T, H, W, 3)` uint8, for per-frame mouth `openings` `(T,)` and lip `widths`
+    `(T,)` (None: at rest).
 
     The head pose drifts smoothly from one jittered pose to another over the clip, as a real head would,
     instead of shaking frame to frame.
@@ -269,5 +321,6 @@ def render_frames(
             zoom=(1 - t) * first.zoom + t * last.zoom,
             light=first.light,
         )
-        frames.append(render_frame(profile, float(opening), frame_size, rng, pose))
+        width = 1.0 if widths is None else float(widths[k])
+        frames.append(render_frame(profile, float(opening), frame_size, rng, pose, width))
     return np.stack(frames)

@@ -6,6 +6,14 @@ envelopes, some syllables start with a short noise burst (a fricative), and word
 pauses. The same envelopes, weighted by how open each vowel is, give the per-sample mouth opening, so a
 model can learn lip-sync from the audio. Everything is vectorised over samples: a 5 s utterance at
 16 kHz takes about 30 ms.
+
+Two articulations (`ARTICULATIONS`):
+- `jaw` (the demo data's so far): open vowels are louder, so loudness alone tells the mouth's opening, and
+  only the jaw moves;
+- `lips`: each syllable's loudness is drawn apart from its vowel, vowels also set the lips' width (spread for
+  i/e, rounded for o/u, neutral for the open a), and bilabial onsets (p/b) close the lips before the vowel
+  and release them with a burst. Tracking loudness then tells little about the mouth: a model has to hear
+  which vowel and which onset it is.
 """
 
 from __future__ import annotations
@@ -34,7 +42,13 @@ VOWEL_FORMANTS_HZ = np.array(
 FORMANT_BANDWIDTHS_HZ = np.array([80, 100, 140, 200], dtype=np.float64)
 FORMANT_GAINS = np.array([1.0, 0.5, 0.3, 0.15])  # parallel bank: higher formants stay visible in a mel
 VOWEL_OPENNESS = np.array([1.0, 0.7, 0.4, 0.8, 0.45])  # jaw opening of a / e / i / o / u
+# Lip width of a / e / i / o / u relative to the resting mouth (the `lips` articulation): spread, rounded.
+VOWEL_WIDTH = np.array([1.0, 1.1, 1.18, 0.85, 0.78])
 FRICATIVE_OPENNESS = 0.15
+ARTICULATIONS = ("jaw", "lips")
+ONSETS = ("none", "fricative", "bilabial")
+BILABIAL_BURST_S = 0.012  # the release of a /p/ or /b/: a short broadband burst as the lips part
+SYLLABLE_LOUDNESS = (0.5, 1.0)  # the `lips` articulation draws each syllable's loudness in this range
 FRICATIVE_BAND_HZ = (3000.0, 7000.0)
 VIBRATO_HZ = 5.5
 GLOTTAL_OPEN_QUOTIENT = 0.6  # share of each pitch period the glottis is open
@@ -43,13 +57,16 @@ NOISE_FLOOR = 0.002  # background noise, so silences are not digital zeros
 
 @dataclass(frozen=True)
 class Syllable:
-    """One planned syllable; times in seconds. The vowel follows an optional fricative onset."""
+    """One planned syllable; times in seconds. The vowel follows an optional onset (`ONSETS`: a fricative's
+    hiss, or a bilabial closure); `loudness` None makes it as loud as its vowel is open (`jaw`)."""
 
     start_s: float
     onset_s: float
     vowel_s: float
     vowel: int
     word: int
+    onset: str = "none"
+    loudness: float | None = None
 
     @property
     def end_s(self) -> float:
@@ -58,12 +75,14 @@ class Syllable:
 
 @dataclass(frozen=True)
 class Utterance:
-    """Synthesised speech: `wave` `(T,)` float32 in [-1, 1] and `mouth` `(T,)` float32 opening in [0, 1]."""
+    """Synthesised speech: `wave` `(T,)` float32 in [-1, 1], the mouth's `opening` `(T,)` float32 in [0, 1]
+    and its lips' `width` `(T,)` float32 relative to rest (1 throughout for the `jaw` articulation)."""
 
     wave: np.ndarray
     mouth: np.ndarray
     sample_rate: int
     syllables: tuple[Syllable, ...]
+    width: np.ndarray | None = None
 
     @property
     def seconds(self) -> float:
@@ -84,6 +103,7 @@ def plan_speech(
     rng: np.random.Generator,
     words: Sequence[int] | None = None,
     start_s: float | None = None,
+    articulation: str = "jaw",
 ) -> list[Syllable]:
     """Syllable timing for an utterance.
 
@@ -91,7 +111,11 @@ def plan_speech(
         words: syllables per word; None draws words of 1–3 syllables until `seconds` is filled (at least
             one word, even when it runs past `seconds`).
         start_s: when the first word starts; None draws 0.05–0.25 s.
+        articulation: "jaw" (40 % fricative onsets, loudness from the vowel) or "lips" (a third each of no
+            onset, fricative and bilabial onsets, loudness drawn per syllable); see the module doc.
     """
+    if articulation not in ARTICULATIONS:
+        raise ValueError(f"articulation must be one of {ARTICULATIONS}, got {articulation!r}")
     t = float(rng.uniform(0.05, 0.25)) if start_s is None else start_s
     period = 1.0 / profile.syllable_rate_hz
     syllables: list[Syllable] = []
@@ -99,8 +123,15 @@ def plan_speech(
     while (words is None and (word == 0 or t < seconds - 0.4)) or (words is not None and word < len(words)):
         for _ in range(words[word] if words is not None else int(rng.integers(1, 4))):
             length = period * float(rng.uniform(0.8, 1.2))
-            onset = float(rng.uniform(0.04, 0.08)) if rng.random() < 0.4 else 0.0
-            syllables.append(Syllable(t, onset, length - onset, int(rng.integers(len(VOWELS))), word))
+            if articulation == "jaw":
+                onset = "fricative" if rng.random() < 0.4 else "none"
+                onset_s = float(rng.uniform(0.04, 0.08)) if onset != "none" else 0.0
+                vowel, loudness = int(rng.integers(len(VOWELS))), None
+            else:
+                onset = ONSETS[int(rng.integers(len(ONSETS)))]
+                onset_s = float(rng.uniform(0.04, 0.08)) if onset != "none" else 0.0
+                vowel, loudness = int(rng.integers(len(VOWELS))), float(rng.uniform(*SYLLABLE_LOUDNESS))
+            syllables.append(Syllable(t, onset_s, length - onset_s, vowel, word, onset, loudness))
             t += length
         t += float(rng.uniform(0.08, 0.3))  # pause between words
         word += 1
@@ -168,18 +199,35 @@ def _raised_cosine(count: int) -> np.ndarray:
     return np.sin(np.pi * (np.arange(count) + 0.5) / max(count, 1)) ** 2
 
 
-def _envelopes(syllables: Sequence[Syllable], n: int, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-vowel amplitude envelopes `(V, T)` and the fricative envelope `(T,)`, each in [0, 1]."""
-    vowels, fricative = np.zeros((len(VOWELS), n)), np.zeros(n)
+def _lay(track: np.ndarray, start: int, shape: np.ndarray) -> None:
+    """Raise `track` to `shape` from sample `start` on, clipped to the track."""
+    lo, hi = max(start, 0), min(start + len(shape), len(track))
+    if lo < hi:
+        track[lo:hi] = np.maximum(track[lo:hi], shape[lo - start : hi - start])
+
+
+def _envelopes(syllables: Sequence[Syllable], n: int, sample_rate: int) -> dict[str, np.ndarray]:
+    """Envelopes in [0, 1]: `vowels` `(V, T)`, each vowel's shape (what the mouth follows); `voiced` `(V, T)`,
+    the same at each syllable's loudness (what is heard); `fricative` and `burst` `(T,)`, the onsets'."""
+    tracks = {
+        "vowels": np.zeros((len(VOWELS), n)),
+        "voiced": np.zeros((len(VOWELS), n)),
+        "fricative": np.zeros(n),
+        "burst": np.zeros(n),
+    }
     for s in syllables:
         onset_at, vowel_at = round(s.start_s * sample_rate), round((s.start_s + s.onset_s) * sample_rate)
-        end_at = round(s.end_s * sample_rate)
-        for track, a, b in ((vowels[s.vowel], vowel_at, end_at), (fricative, onset_at, vowel_at)):
-            shape = _raised_cosine(b - a)
-            lo, hi = max(a, 0), min(b, n)
-            if lo < hi:
-                track[lo:hi] = np.maximum(track[lo:hi], shape[lo - a : hi - a])
-    return vowels, fricative
+        shape = _raised_cosine(round(s.end_s * sample_rate) - vowel_at)
+        # Without a drawn loudness, open vowels are louder: loudness then tells the mouth's opening.
+        loudness = 0.6 + 0.4 * VOWEL_OPENNESS[s.vowel] if s.loudness is None else s.loudness
+        _lay(tracks["vowels"][s.vowel], vowel_at, shape)
+        _lay(tracks["voiced"][s.vowel], vowel_at, loudness * shape)
+        if s.onset == "fricative":
+            _lay(tracks["fricative"], onset_at, _raised_cosine(vowel_at - onset_at))
+        elif s.onset == "bilabial":  # closed lips, silent, then the release
+            release = round(BILABIAL_BURST_S * sample_rate)
+            _lay(tracks["burst"], vowel_at, np.exp(-np.arange(release) / max(release / 4, 1)))
+    return tracks
 
 
 def render_speech(
@@ -189,28 +237,32 @@ def render_speech(
     sample_rate: int,
     rng: np.random.Generator,
 ) -> Utterance:
-    """Synthesise a planned utterance of exactly `round(seconds * sample_rate)` samples."""
+    """Synthesise a planned utterance of exactly `round(seconds * sample_rate)` samples; a plan drawn with
+    the `lips` articulation (loudness per syllable) also sets the lips' width."""
     n = max(2, round(seconds * sample_rate))
     t = np.arange(n) / sample_rate
-    vowel_envelopes, fricative_envelope = _envelopes(syllables, n, sample_rate)
+    tracks = _envelopes(syllables, n, sample_rate)
     source = _glottal_source(profile, t, rng) + profile.breathiness * rng.normal(size=n)
     voiced = np.zeros(n)
-    for vowel in np.flatnonzero(vowel_envelopes.any(axis=1)):
+    for vowel in np.flatnonzero(tracks["vowels"].any(axis=1)):
         filtered = _vowel_output(int(vowel), profile.formant_scale, sample_rate, source)
-        # Open vowels are louder: this ties loudness to mouth opening as in real speech.
-        loudness = 0.6 + 0.4 * VOWEL_OPENNESS[vowel]
-        voiced += vowel_envelopes[vowel] * filtered * (loudness / (np.sqrt(np.mean(filtered**2)) + 1e-9))
+        voiced += tracks["voiced"][vowel] * filtered / (np.sqrt(np.mean(filtered**2)) + 1e-9)
     hiss = signal.sosfilt(_fricative_filter(sample_rate), rng.normal(size=n))
     hiss *= 0.35 / (np.sqrt(np.mean(hiss**2)) + 1e-9)
-    wave = voiced + fricative_envelope * hiss
+    wave = voiced + tracks["fricative"] * hiss
+    if tracks["burst"].any():
+        wave += 0.5 * tracks["burst"] * rng.normal(size=n)
     wave *= float(rng.uniform(0.5, 0.9)) / (np.abs(wave).max() + 1e-9)
     wave += NOISE_FLOOR * rng.normal(size=n)
-    mouth = np.clip(VOWEL_OPENNESS @ vowel_envelopes + FRICATIVE_OPENNESS * fricative_envelope, 0.0, 1.0)
+    mouth = VOWEL_OPENNESS @ tracks["vowels"] + FRICATIVE_OPENNESS * tracks["fricative"]
+    lips = any(s.loudness is not None for s in syllables)
+    width = (1.0 + (VOWEL_WIDTH - 1.0) @ tracks["vowels"]).astype(np.float32) if lips else None
     return Utterance(
         wave=np.clip(wave, -1.0, 1.0).astype(np.float32),
-        mouth=mouth.astype(np.float32),
+        mouth=np.clip(mouth, 0.0, 1.0).astype(np.float32),
         sample_rate=sample_rate,
         syllables=tuple(syllables),
+        width=width,
     )
 
 
@@ -220,19 +272,33 @@ def synthesize_utterance(
     sample_rate: int,
     rng: np.random.Generator,
     words: Sequence[int] | None = None,
+    articulation: str = "jaw",
 ) -> Utterance:
     """Speech of `profile` lasting `seconds`; `words` optionally fixes the syllables per word."""
-    return render_speech(profile, plan_speech(profile, seconds, rng, words), seconds, sample_rate, rng)
+    plan = plan_speech(profile, seconds, rng, words, articulation=articulation)
+    return render_speech(profile, plan, seconds, sample_rate, rng)
+
+
+def per_frame(track: np.ndarray, sample_rate: int, fps: float, num_frames: int, after: float) -> np.ndarray:
+    """The mean of a per-sample `track` over each video frame's time span, `(num_frames,)` float32; frames
+    past the end of the track get `after`."""
+    edges = np.round(np.arange(num_frames + 1) * sample_rate / fps).astype(np.int64)
+    edges = np.minimum(edges, len(track))
+    sums = np.concatenate([[0.0], np.cumsum(track, dtype=np.float64)])
+    counts = np.diff(edges)
+    means = (sums[edges[1:]] - sums[edges[:-1]]) / np.maximum(counts, 1)
+    return np.where(counts > 0, means, after).astype(np.float32)
 
 
 def mouth_opening(utterance: Utterance, fps: float, num_frames: int) -> np.ndarray:
-    """Mean mouth opening over each video frame's time span: `(num_frames,)` float32 in [0, 1].
+    """Mean mouth opening over each video frame's time span: `(num_frames,)` float32 in [0, 1]; frames past
+    the end of the audio get 0 (closed mouth)."""
+    return per_frame(utterance.mouth, utterance.sample_rate, fps, num_frames, after=0.0)
 
-    Frames past the end of the audio get 0 (closed mouth).
-    """
-    edges = np.round(np.arange(num_frames + 1) * utterance.sample_rate / fps).astype(np.int64)
-    edges = np.minimum(edges, len(utterance.mouth))
-    sums = np.concatenate([[0.0], np.cumsum(utterance.mouth, dtype=np.float64)])
-    counts = np.diff(edges)
-    means = (sums[edges[1:]] - sums[edges[:-1]]) / np.maximum(counts, 1)
-    return np.where(counts > 0, means, 0.0).astype(np.float32)
+
+def mouth_width(utterance: Utterance, fps: float, num_frames: int) -> np.ndarray:
+    """Mean lip width relative to rest over each video frame's time span, `(num_frames,)` float32; 1 for a
+    `jaw` utterance and past the end of the audio."""
+    if utterance.width is None:
+        return np.ones(num_frames, dtype=np.float32)
+    return per_frame(utterance.width, utterance.sample_rate, fps, num_frames, after=1.0)

@@ -200,6 +200,73 @@ def test_mouth_opening_follows_the_speech_envelope():
     assert stats.pearsonr(rms, opening).statistic > 0.5
 
 
+def _syllable_rms(utterance):
+    """(vowel, peak RMS over the vowel's middle third) of each syllable."""
+    rate, rows = utterance.sample_rate, []
+    for syllable in utterance.syllables:
+        start = syllable.start_s + syllable.onset_s + syllable.vowel_s / 3
+        middle = utterance.wave[round(start * rate) : round((start + syllable.vowel_s / 3) * rate)]
+        rows.append((syllable.vowel, float(np.sqrt((middle.astype(np.float64) ** 2).mean()))))
+    return rows
+
+
+def test_lips_articulation_draws_loudness_apart_from_the_vowel():
+    """`jaw` speech is louder on open vowels, so loudness tells the opening; `lips` speech is not."""
+    from datamodules.synthetic.speech import VOWEL_OPENNESS
+
+    speaker = make_speakers(TINY_SPEAKERS, seed=0)[3]
+    for articulation, tied in (("jaw", True), ("lips", False)):
+        rows = []
+        for seed in range(6):
+            utterance = synthesize_utterance(
+                speaker, 8.0, 16000, np.random.default_rng(seed), articulation=articulation
+            )
+            rows += [
+                (VOWEL_OPENNESS[v], rms / np.abs(utterance.wave).max()) for v, rms in _syllable_rms(utterance)
+            ]
+        r = stats.pearsonr(*zip(*rows)).statistic
+        assert (r > 0.3) if tied else (abs(r) < 0.15), (articulation, r, len(rows))
+
+
+def test_lips_articulation_shapes_the_lips_and_closes_them_for_bilabials():
+    from datamodules.synthetic.speech import VOWEL_WIDTH, mouth_width
+
+    speaker = make_speakers(TINY_SPEAKERS, seed=0)[3]
+    utterance = synthesize_utterance(speaker, 8.0, 16000, np.random.default_rng(7), articulation="lips")
+    assert {s.onset for s in utterance.syllables} == {"none", "fricative", "bilabial"}
+    rate = utterance.sample_rate
+    for syllable in utterance.syllables:
+        peak = round((syllable.start_s + syllable.onset_s + syllable.vowel_s / 2) * rate)
+        if peak < len(utterance.width):  # at the vowel's middle the lips take its width
+            assert utterance.width[peak] == pytest.approx(VOWEL_WIDTH[syllable.vowel], abs=0.03)
+        if syllable.onset == "bilabial":  # lips shut through the closure, then a burst as they part
+            closure = slice(
+                round(syllable.start_s * rate) + 1, round((syllable.start_s + syllable.onset_s) * rate) - 1
+            )
+            assert utterance.mouth[closure].max() < 0.05
+    widths = mouth_width(utterance, 25, 200)
+    assert widths.shape == (200,) and widths.min() < 0.9 and widths.max() > 1.1
+    jaw = synthesize_utterance(speaker, 2.0, 16000, np.random.default_rng(7))
+    assert jaw.width is None and np.all(mouth_width(jaw, 25, 50) == 1.0)
+
+
+def test_rendered_lip_width_is_what_face_landmarks_measure():
+    """Spread (i) and rounded (u) lips, rendered, move the landmark mouth width the way the truth says."""
+    from datamodules.pipeline.faces import LandmarkPredictor, build_detector
+
+    detector, landmarks = build_detector("dlib"), LandmarkPredictor()
+    speaker = make_speakers(TINY_SPEAKERS, seed=0)[5]
+    measured = []
+    for width in (0.78, 1.0, 1.18):
+        frame = render_frame(speaker, 0.4, 256, np.random.default_rng(1), width=width)
+        (face,) = detector(frame)
+        points = landmarks(frame, face.box)
+        measured.append(np.linalg.norm(points[54] - points[48]) / np.linalg.norm(points[45] - points[36]))
+    assert measured[0] < measured[1] - 0.05 and measured[2] > measured[1] + 0.03, measured
+    rest = render_frame(speaker, 0.4, 256, np.random.default_rng(1))
+    assert np.array_equal(rest, render_frame(speaker, 0.4, 256, np.random.default_rng(1), width=1.0))
+
+
 # ----------------------------------------------------------------------------- atomicity, reuse, broken files
 
 
