@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import command_errors
 from .dataset import LAYOUTS, generate_dataset, read_marker
+from .speech import ARTICULATIONS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,6 +33,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also write deliberately bad files (listed in <out>/.synthetic.json) for "
         "testing the loaders' rejection of them",
     )
+    parser.add_argument(
+        "--articulation",
+        default="jaw",
+        choices=ARTICULATIONS,
+        help="jaw: loudness follows the jaw's opening (the demo data); lips: loudness drawn apart, vowels "
+        "shape the lips, bilabials close them, and each talking clip's mouth is recorded under <out>/.truth",
+    )
     return parser.parse_args(argv)
 
 
@@ -39,7 +47,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     started = time.perf_counter()
     with command_errors():
-        root = generate_dataset(args.layout, args.out, size=args.size, seed=args.seed, broken=args.broken)
+        root = generate_dataset(
+            args.layout, args.out, args.size, args.seed, args.broken, articulation=args.articulation
+        )
     counts = read_marker(root)["counts"]
     print(
         f"{args.layout} ({args.size}, seed {args.seed}) written to {root} in "

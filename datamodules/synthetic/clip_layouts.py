@@ -21,7 +21,8 @@ from .broken import BrokenFile, _record, smooth_noise_image, write_broken_video
 from .faces import FACE_BOX, FRAME_WINDOW, render_frames
 from .layouts import per_item_rngs, with_progress, youtube_id
 from .speakers import FRAME_OFFSET_LIMIT, SpeakerProfile
-from .speech import mouth_opening, synthesize_utterance
+from .speech import synthesize_utterance
+from .truth import talking_frames, write_truth
 from .video import video_frame_size, write_bytes
 
 MAX_THREADS = 4
@@ -46,11 +47,18 @@ def write_talking_clip(
     frame_size: int | tuple[int, int],
     sample_rate: int,
     rng: np.random.Generator,
+    articulation: str = "jaw",
+    root: Path | None = None,
 ) -> np.ndarray:
-    """An mp4 of `profile` speaking, lips following the speech; returns the audio `(T,)`."""
-    utterance = synthesize_utterance(profile, float(num_frames / fps), sample_rate, rng)
-    frames = render_frames(profile, mouth_opening(utterance, float(fps), num_frames), frame_size, rng)
+    """An mp4 of `profile` speaking, lips following the speech; returns the audio `(T,)`. With the `lips`
+    articulation the clip's truth goes under `root` (`truth.py`)."""
+    utterance = synthesize_utterance(
+        profile, float(num_frames / fps), sample_rate, rng, articulation=articulation
+    )
+    frames, openings, widths = talking_frames(profile, utterance, float(fps), num_frames, frame_size, rng)
     write_mp4(path, frames, fps, utterance.wave, sample_rate)
+    if articulation == "lips" and root is not None:
+        write_truth(root, path, openings, widths)
     return utterance.wave
 
 
@@ -165,6 +173,7 @@ def write_avspeech(
     size_config: AvSpeechSize,
     rng: np.random.Generator,
     progress: bool = False,
+    articulation: str = "jaw",
 ) -> dict[str, int]:
     """AVSpeech (downloaded segments)::
 
@@ -193,6 +202,8 @@ def write_avspeech(
             size.frame_px,
             AVSPEECH_SAMPLE_RATE,
             segment_rng,
+            articulation,
+            root,
         )
 
     run_jobs(write_clip, per_item_rngs(clip_rng, train + test), progress, "avspeech")

@@ -60,15 +60,22 @@ def _layout(name: str, size: str) -> Layout:
     return LAYOUTS[name]
 
 
-def _params(layout: str, size: str, seed: int) -> dict[str, Any]:
-    return {"layout": layout, "size": size, "seed": seed, "generator_version": GENERATOR_VERSION}
+def _params(layout: str, size: str, seed: int, articulation: str) -> dict[str, Any]:
+    params = {"layout": layout, "size": size, "seed": seed, "generator_version": GENERATOR_VERSION}
+    # Only a `lips` dataset records its articulation, so markers written before it existed still match.
+    return params | ({"articulation": articulation} if articulation != "jaw" else {})
 
 
 def _matches(marker: dict[str, Any] | None, params: dict[str, Any], broken: bool) -> bool:
     """Whether a `.synthetic.json` describes a dataset made with `params`, with bad files iff `broken`."""
     if marker is None:
         return False
-    return all(marker.get(k) == v for k, v in params.items()) and bool(marker.get("broken")) == broken
+    same_articulation = marker.get("articulation", "jaw") == params.get("articulation", "jaw")
+    return (
+        all(marker.get(k) == v for k, v in params.items())
+        and same_articulation
+        and bool(marker.get("broken")) == broken
+    )
 
 
 def read_marker(root: Path) -> dict[str, Any] | None:
@@ -111,19 +118,27 @@ def _build(building: Path, layout: Layout, params: dict[str, Any], with_broken: 
     size_config = layout.sizes[params["size"]]
     speakers = make_speakers(size_config.speakers, params["seed"])
     files_rng, broken_rng = np.random.default_rng([params["seed"], GENERATOR_VERSION]).spawn(2)
-    counts = layout.write(building, speakers, size_config, files_rng, progress=params["size"] != "tiny")
+    articulation = params.get("articulation", "jaw")
+    progress = params["size"] != "tiny"
+    counts = layout.write(building, speakers, size_config, files_rng, progress, articulation)
     bad = layout.write_broken(building, speakers, broken_rng) if with_broken else []
     return {**params, "counts": counts, "size_config": asdict(size_config), "broken": bad}
 
 
 def generate_dataset(
-    layout: str, root: Path, size: str = "demo", seed: int = 0, broken: bool = False
+    layout: str,
+    root: Path,
+    size: str = "demo",
+    seed: int = 0,
+    broken: bool = False,
+    articulation: str = "jaw",
 ) -> Path:
     """Write the synthetic `layout` dataset of `size` to `root` and return `root`.
 
     A previous synthetic dataset at `root` is replaced; any other non-empty folder is left alone and
     `FileExistsError` raised. `broken` adds bad files, listed in `.synthetic.json` under "broken" as
-    {"path": relative path, "defect": name} (see `broken.py`).
+    {"path": relative path, "defect": name} (see `broken.py`). `articulation` is how speech and mouth go
+    together (`speech.ARTICULATIONS`); a `lips` dataset also holds each talking clip's truth (`truth.py`).
     """
     spec, root = _layout(layout, size), Path(root).expanduser().absolute()
     _check_replaceable(root)
@@ -131,7 +146,8 @@ def generate_dataset(
     building = _sibling(root, "building")
     building.mkdir()
     try:
-        text = json.dumps(_build(building, spec, _params(layout, size, seed), broken), indent=1) + "\n"
+        params = _params(layout, size, seed, articulation)
+        text = json.dumps(_build(building, spec, params, broken), indent=1) + "\n"
         (building / MARKER).write_text(text)
         _move_into_place(building, root, json.loads(text))
     finally:
@@ -139,23 +155,34 @@ def generate_dataset(
     return root
 
 
-def is_generated(root: Path, layout: str, size: str = "demo", seed: int = 0, broken: bool = False) -> bool:
+def is_generated(
+    root: Path,
+    layout: str,
+    size: str = "demo",
+    seed: int = 0,
+    broken: bool = False,
+    articulation: str = "jaw",
+) -> bool:
     """Whether `root` holds a complete synthetic dataset made with exactly these parameters."""
-    return _matches(read_marker(root), _params(layout, size, seed), broken)
+    return _matches(read_marker(root), _params(layout, size, seed, articulation), broken)
 
 
-def ensure_dataset(layout: str, root: Path, size: str = "demo", seed: int = 0) -> Path:
+def ensure_dataset(
+    layout: str, root: Path, size: str = "demo", seed: int = 0, articulation: str = "jaw"
+) -> Path:
     """`root` if it already holds this dataset (nothing is touched), otherwise generate it first.
 
     Safe when several processes (e.g. one per GPU) call it at once: each builds privately, the first
     rename wins and the others keep its result.
     """
     root = Path(root).expanduser().absolute()
-    if is_generated(root, layout, size, seed):
+    if is_generated(root, layout, size, seed, articulation=articulation):
         return root
     try:
-        return generate_dataset(layout, root, size, seed)
+        return generate_dataset(layout, root, size, seed, articulation=articulation)
     except OSError:
-        if is_generated(root, layout, size, seed):  # another process finished first
+        if is_generated(
+            root, layout, size, seed, articulation=articulation
+        ):  # another process finished first
             return root
         raise

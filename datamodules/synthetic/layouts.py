@@ -113,7 +113,7 @@ def _write_speaker_faces(
 
 
 def _write_speaker_speech(
-    root: Path, profile: SpeakerProfile, size: HqVoxCelebSize, rng: np.random.Generator
+    root: Path, profile: SpeakerProfile, size: HqVoxCelebSize, rng: np.random.Generator, articulation: str
 ) -> int:
     """Utterances grouped into YouTube clips, numbered 00001… within each clip, as in VoxCeleb1."""
     clip = ""
@@ -121,7 +121,9 @@ def _write_speaker_speech(
         if k % size.utterances_per_clip == 0:
             clip = youtube_id(rng)
         seconds = round(float(rng.uniform(*size.seconds)), 2)
-        utterance = synthesize_utterance(profile, seconds, VOXCELEB_SAMPLE_RATE, rng)
+        utterance = synthesize_utterance(
+            profile, seconds, VOXCELEB_SAMPLE_RATE, rng, articulation=articulation
+        )
         number = k % size.utterances_per_clip + 1
         path = speech_folder(root, profile) / clip / f"{number:05d}.wav"
         write_wav(path, utterance.wave, VOXCELEB_SAMPLE_RATE)
@@ -134,6 +136,7 @@ def write_hq_voxceleb(
     size_config: HqVoxCelebSize,
     rng: np.random.Generator,
     progress: bool = False,
+    articulation: str = "jaw",
 ) -> dict[str, int]:
     """HQ-VoxCeleb (SF2F's data)::
 
@@ -146,5 +149,5 @@ def write_hq_voxceleb(
     for profile, speaker_rng in with_progress(per_item_rngs(rng, speakers), progress, "hq_voxceleb"):
         face_rng, speech_rng = speaker_rng.spawn(2)
         counts["faces"] += _write_speaker_faces(root, profile, size_config, face_rng)
-        counts["utterances"] += _write_speaker_speech(root, profile, size_config, speech_rng)
+        counts["utterances"] += _write_speaker_speech(root, profile, size_config, speech_rng, articulation)
     return counts

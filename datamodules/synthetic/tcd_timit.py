@@ -77,6 +77,7 @@ def write_tcd_timit(
     size_config: TcdTimitSize,
     rng: np.random.Generator,
     progress: bool = False,
+    articulation: str = "jaw",
 ) -> dict[str, int]:
     """TCD-TIMIT volunteers, straight camera::
 
@@ -100,7 +101,15 @@ def write_tcd_timit(
         path: Path, profile: SpeakerProfile, with_wav: bool, clip_rng: np.random.Generator
     ) -> None:
         wave = write_talking_clip(
-            path, profile, frames, TCD_FPS, size_config.frame_size, TCD_SAMPLE_RATE, clip_rng
+            path,
+            profile,
+            frames,
+            TCD_FPS,
+            size_config.frame_size,
+            TCD_SAMPLE_RATE,
+            clip_rng,
+            articulation,
+            root,
         )
         if with_wav:
             write_wav(path.with_suffix(".wav"), wave, TCD_SAMPLE_RATE)

@@ -20,6 +20,7 @@ from .faces import render_frames
 from .layouts import per_item_rngs, with_progress
 from .speakers import SpeakerProfile
 from .speech import Utterance, mouth_opening, plan_speech, render_speech, retime
+from .truth import talking_frames, write_truth
 from .video import video_frame_size, write_bytes, write_wav
 
 FPS = 25
@@ -66,11 +67,13 @@ LRW_SIZES = {
 }
 
 
-def _lrw_speech(profile: SpeakerProfile, syllables: int, rng: np.random.Generator) -> tuple[Utterance, float]:
+def _lrw_speech(
+    profile: SpeakerProfile, syllables: int, rng: np.random.Generator, articulation: str
+) -> tuple[Utterance, float]:
     """A clip of running speech whose middle word (`syllables` long) is centred; returns its duration."""
     seconds = LRW_FRAMES / FPS
     context = [int(rng.integers(1, 3)), syllables, int(rng.integers(1, 3))]
-    plan = plan_speech(profile, seconds, rng, words=context, start_s=0.0)
+    plan = plan_speech(profile, seconds, rng, words=context, start_s=0.0, articulation=articulation)
     target = [s for s in plan if s.word == 1]
     centre = (target[0].start_s + target[-1].end_s) / 2
     plan = retime(plan, shift_s=seconds / 2 - centre)
@@ -86,12 +89,20 @@ def lrw_clip_path(root: Path, word: str, split: str, number: int) -> Path:
 
 
 def _write_lrw_clip(
-    path: Path, word: str, profile: SpeakerProfile, frame_px: int, rng: np.random.Generator
+    root: Path,
+    path: Path,
+    word: str,
+    profile: SpeakerProfile,
+    frame_px: int,
+    rng: np.random.Generator,
+    articulation: str,
 ) -> None:
-    utterance, duration = _lrw_speech(profile, LRW_WORDS[word], rng)
-    frames = render_frames(profile, mouth_opening(utterance, FPS, LRW_FRAMES), frame_px, rng)
+    utterance, duration = _lrw_speech(profile, LRW_WORDS[word], rng, articulation)
+    frames, openings, widths = talking_frames(profile, utterance, FPS, LRW_FRAMES, frame_px, rng)
     write_mp4(path, frames, FPS, utterance.wave, LRW_SAMPLE_RATE)
     write_bytes(path.with_suffix(".txt"), _lrw_metadata(word, duration))
+    if articulation == "lips":
+        write_truth(root, path, openings, widths)
 
 
 def write_lrw(
@@ -100,6 +111,7 @@ def write_lrw(
     size_config: LrwSize,
     rng: np.random.Generator,
     progress: bool = False,
+    articulation: str = "jaw",
 ) -> dict[str, int]:
     """LRW (Lip Reading in the Wild)::
 
@@ -118,7 +130,7 @@ def write_lrw(
     for (word, split, number), clip_rng in with_progress(per_item_rngs(rng, jobs), progress, "lrw", "clip"):
         profile = speakers[int(clip_rng.integers(len(speakers)))]
         path = lrw_clip_path(root, word, split, number)
-        _write_lrw_clip(path, word, profile, size_config.frame_px, clip_rng)
+        _write_lrw_clip(root, path, word, profile, size_config.frame_px, clip_rng, articulation)
     return {"words": len(words), "videos": len(jobs)}
 
 
@@ -130,7 +142,7 @@ def write_broken_lrw(
     good = lrw_clip_path(root, word, "train", 1)
     entries = write_broken_video(root, good, lrw_clip_path(root, word, "train", 99999))
     wrong_fps, wrong = 15, lrw_clip_path(root, word, "train", 99998)
-    utterance, duration = _lrw_speech(speakers[0], LRW_WORDS[word], rng)
+    utterance, duration = _lrw_speech(speakers[0], LRW_WORDS[word], rng, "jaw")
     num_frames = round(utterance.seconds * wrong_fps)
     openings = mouth_opening(utterance, wrong_fps, num_frames)
     frames = render_frames(speakers[0], openings, video_frame_size(good), rng)
@@ -204,10 +216,12 @@ def grid_utterance_id(words: Sequence[str]) -> str:
     return "".join(DIGIT_CODES.get(word, word[0]) for word in words)
 
 
-def _grid_speech(profile: SpeakerProfile, words: Sequence[str], rng: np.random.Generator) -> Utterance:
+def _grid_speech(
+    profile: SpeakerProfile, words: Sequence[str], rng: np.random.Generator, articulation: str
+) -> Utterance:
     """The sentence between 0.4 s and at most 2.6 s of the 3 s clip, silence around it (as in GRID)."""
     syllables = [slot[word] for slot, word in zip(GRID_GRAMMAR, words)]
-    plan = plan_speech(profile, GRID_SECONDS, rng, words=syllables, start_s=0.0)
+    plan = plan_speech(profile, GRID_SECONDS, rng, words=syllables, start_s=0.0, articulation=articulation)
     start = float(rng.uniform(0.4, 0.7))
     scale = min(1.0, (2.6 - start) / plan[-1].end_s)  # GRID speakers talk fast: squeeze slow speakers
     return render_speech(profile, retime(plan, scale, start), GRID_SECONDS, GRID_SAMPLE_RATE, rng)
@@ -241,16 +255,19 @@ def _write_grid_utterance(
     words: list[str],
     frame_size: tuple[int, int],
     rng: np.random.Generator,
+    articulation: str,
 ) -> None:
     video, audio, align = grid_paths(root, f"s{profile.index + 1}", grid_utterance_id(words))
-    utterance = _grid_speech(profile, words, rng)
-    frames = render_frames(profile, mouth_opening(utterance, FPS, GRID_FRAMES), frame_size, rng)
+    utterance = _grid_speech(profile, words, rng, articulation)
+    frames, openings, widths = talking_frames(profile, utterance, FPS, GRID_FRAMES, frame_size, rng)
     video_audio = signal.resample_poly(
         utterance.wave, GRID_VIDEO_AUDIO_RATE // 1000, GRID_SAMPLE_RATE // 1000
     )
     write_mpg(video, frames, FPS, video_audio, GRID_VIDEO_AUDIO_RATE)
     write_wav(audio, utterance.wave, GRID_SAMPLE_RATE)
     write_bytes(align, grid_alignment(utterance, words).encode())
+    if articulation == "lips":
+        write_truth(root, video, openings, widths)
 
 
 def write_grid(
@@ -259,6 +276,7 @@ def write_grid(
     size_config: GridSize,
     rng: np.random.Generator,
     progress: bool = False,
+    articulation: str = "jaw",
 ) -> dict[str, int]:
     """GRID audio-visual corpus::
 
@@ -274,7 +292,7 @@ def write_grid(
             words = grid_sentence(speaker_rng)
             sentences.setdefault(grid_utterance_id(words), words)
         for words, utterance_rng in per_item_rngs(speaker_rng, sentences.values()):
-            _write_grid_utterance(root, profile, words, size_config.frame_size, utterance_rng)
+            _write_grid_utterance(root, profile, words, size_config.frame_size, utterance_rng, articulation)
     return {"speakers": len(speakers), "videos": len(speakers) * size_config.utterances_per_speaker}
 
 

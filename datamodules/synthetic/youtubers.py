@@ -66,7 +66,12 @@ def bgr_jpeg(image: np.ndarray) -> bytes:
 
 
 def _write_split(
-    folder: Path, profile: SpeakerProfile, unique_faces: int, size: YoutubersSize, rng: np.random.Generator
+    folder: Path,
+    profile: SpeakerProfile,
+    unique_faces: int,
+    size: YoutubersSize,
+    rng: np.random.Generator,
+    articulation: str,
 ) -> int:
     """`unique_faces` × `copies` pairs numbered 0, 1, … : copies of one face are consecutive."""
     k = 0
@@ -74,7 +79,9 @@ def _write_split(
         side = int(face_rng.integers(size.crop_px[0], size.crop_px[1] + 1))
         # Frames were grabbed from talking videos: the mouth is caught anywhere between closed and open.
         face = bgr_jpeg(render_face_crop(profile, float(face_rng.uniform(0.0, 0.6)), side, face_rng))
-        speech = synthesize_utterance(profile, size.utterance_seconds, YOUTUBERS_SAMPLE_RATE, face_rng).wave
+        speech = synthesize_utterance(
+            profile, size.utterance_seconds, YOUTUBERS_SAMPLE_RATE, face_rng, articulation=articulation
+        ).wave
         for _ in range(size.copies):
             start = int(face_rng.integers(len(speech) - WINDOW_SAMPLES + 1))
             image_path, wav_path = pair_paths(folder, k)
@@ -90,6 +97,7 @@ def write_youtubers(
     size_config: YoutubersSize,
     rng: np.random.Generator,
     progress: bool = False,
+    articulation: str = "jaw",
 ) -> dict[str, int]:
     """Wav2Pix's Youtubers dataset (public release)::
 
@@ -104,7 +112,7 @@ def write_youtubers(
         for split, split_rng in zip(YOUTUBERS_SPLITS, speaker_rng.spawn(len(YOUTUBERS_SPLITS))):
             unique = size_config.train_faces if split == "train" else size_config.test_faces
             counts["pairs"] += _write_split(
-                youtuber_folder(root, split, profile), profile, unique, size_config, split_rng
+                youtuber_folder(root, split, profile), profile, unique, size_config, split_rng, articulation
             )
             counts["unique_faces"] += unique
     return counts

@@ -267,6 +267,25 @@ def test_rendered_lip_width_is_what_face_landmarks_measure():
     assert np.array_equal(rest, render_frame(speaker, 0.4, 256, np.random.default_rng(1), width=1.0))
 
 
+@pytest.mark.parametrize(
+    ("layout", "clips", "frames"), [("lrw", "lipread_mp4/*/*/*.mp4", 29), ("grid", "s*/*.mpg", 75)]
+)
+def test_a_lips_dataset_keeps_the_real_layout_and_records_each_clips_mouth(layout, clips, frames, tmp_path):
+    from datamodules.synthetic.dataset import is_generated, read_marker
+    from datamodules.synthetic.truth import TRUTH_FOLDER, read_truth
+
+    root = generate_dataset(layout, tmp_path / layout, size="tiny", articulation="lips")
+    videos = sorted(root.glob(clips))
+    assert videos and len(list((root / TRUTH_FOLDER).rglob("*.csv"))) == len(videos)
+    for video in videos[:3]:
+        opening, width = read_truth(root, video)
+        with av.open(str(video)) as container:
+            assert len(opening) == frames == sum(1 for _ in container.decode(video=0))
+        assert 0.0 <= opening.min() and opening.max() <= 1.0 and width.min() < 1.0 < width.max()
+    assert read_marker(root)["articulation"] == "lips"
+    assert is_generated(root, layout, "tiny", articulation="lips") and not is_generated(root, layout, "tiny")
+
+
 # ----------------------------------------------------------------------------- atomicity, reuse, broken files
 
 
