@@ -22,10 +22,19 @@ from lightning_modules.wav2pix.module import Wav2PixModule
 )
 def test_every_system_is_evaluated_and_generates_one_kind_of_output(system, output):
     assert issubclass(system, PaperEvaluated) and issubclass(system, SharedEvaluated)
-    assert issubclass(system, output)
+    assert implements(system, output)
     other = VideoSystem if output is FaceSystem else FaceSystem
-    assert not issubclass(system, other)
+    assert not implements(system, other)
 
 
 def test_a_stage_that_generates_nothing_is_not_a_generator():
-    assert not issubclass(ResidualVAEModule, FaceSystem | VideoSystem)
+    assert not implements(ResidualVAEModule, FaceSystem) and not implements(ResidualVAEModule, VideoSystem)
+
+
+def implements(system: type, protocol: type) -> bool:
+    """`issubclass` for a protocol with a data member (`speech_rate`), which `issubclass` refuses: the class
+    has every method and attribute the protocol names."""
+    members = set(protocol.__annotations__) | {
+        name for name, value in vars(protocol).items() if callable(value) and not name.startswith("_")
+    }
+    return all(hasattr(system, name) for name in members)

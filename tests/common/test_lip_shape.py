@@ -60,3 +60,46 @@ def test_cheating_renderers_fail(clip, cheat):
         "other clip": (mouth_opening(other, 25, FRAMES), mouth_width(other, 25, FRAMES)),
     }[cheat]
     assert not lip_synced(scores(clip, opening, width))
+
+
+def test_the_metric_suite_scores_lip_shape_when_the_clip_records_its_mouth(clip):
+    from lightning_modules.common.metrics.metric_suite import GeneratedSample, MetricSettings, MetricSuite
+
+    speaker, said, other, _ = clip
+    truth = (mouth_opening(said, 25, FRAMES), mouth_width(said, 25, FRAMES))
+    real = render_frames(speaker, *truth[:1], SIDE, np.random.default_rng(7), truth[1])
+    control = render_frames(
+        speaker,
+        mouth_opening(other, 25, FRAMES),
+        SIDE,
+        np.random.default_rng(7),
+        mouth_width(other, 25, FRAMES),
+    )
+    suite = MetricSuite(MetricSettings())
+    sample = GeneratedSample(real, real, "a", said.wave, RATE, control=control, true_mouth=truth)
+    suite.update(sample)
+    values, missing = suite.compute()
+    assert values["lip_r_width"] > 0.8 and values["lip_r_width_real"] > 0.8  # generated = real frames here
+    assert values["lip_partial_r_opening_control"] < 0.6 and "lip_r_opening" in suite.notes()
+    unrecorded = MetricSuite(MetricSettings())
+    unrecorded.update(GeneratedSample(real, real, "a", said.wave, RATE))
+    assert "--articulation lips" in unrecorded.compute()[1]["lip_r_width"]
+
+
+def test_a_clips_recorded_mouth_is_found_from_its_dataset_item(tmp_path):
+    from types import SimpleNamespace
+
+    from datamodules.synthetic import generate_dataset
+    from datamodules.synthetic.truth import read_truth
+    from lightning_modules.common.metrics.shared_evaluation import recorded_mouth
+
+    root = generate_dataset("lrw", tmp_path / "lrw", size="tiny", articulation="lips")
+    clip = sorted(root.glob("lipread_mp4/*/test/*.mp4"))[0]
+    dataset = SimpleNamespace(items=SimpleNamespace(metas=[{"path": str(clip)}]), rows=[0])
+    opening, width = recorded_mouth(SimpleNamespace(root=root), dataset, 0, first=4, frames=10)
+    assert np.array_equal(opening, read_truth(root, clip)[0][4:14]) and len(width) == 10
+    jaw = generate_dataset("lrw", tmp_path / "jaw", size="tiny")
+    plain = SimpleNamespace(
+        items=SimpleNamespace(metas=[{"path": str(sorted(jaw.rglob("*.mp4"))[0])}]), rows=[0]
+    )
+    assert recorded_mouth(SimpleNamespace(root=jaw), plain, 0, 0, 10) is None

@@ -11,11 +11,19 @@ wider mouth is not read as a closed one). Against the truth this gives
 
 A model that only tracks loudness moves the opening with the energy: its `partial_r_opening` and `r_width`
 stay near 0, whereas a mouth that says the vowels scores high on all three (`LIP_SYNC_BARS`).
+
+`LipShapeScores` accumulates them over a test set in the shared metric suite (`lip_*` rows): for the
+generated clips, for the real frames (the ceiling) and for the clips generated from another clip's speech
+(the control), each clip scored against its own truth.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+
+from .speech_dependence import frame_energy
 
 INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
 MOUTH_CORNERS = (48, 54)
@@ -35,19 +43,23 @@ def mouth_shape(marks: np.ndarray) -> tuple[float, float]:
 
 
 def shape_series(frames: np.ndarray, detector, predictor) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per-frame (opening, width) `(T,)` of `(T, H, W, 3)` uint8 frames, interpolated over frames where no
-    face is found; None when the face is found in fewer than `MEASURED_SHARE` of them."""
-    shapes = []
+    """Per-frame (opening, width) `(T,)` of `(T, H, W, 3)` uint8 frames (`series_from_marks`)."""
+    marks = []
     for frame in frames:
         faces = detector(frame)
-        shapes.append(mouth_shape(predictor(frame, faces[0].box)) if faces else (np.nan, np.nan))
-    values = np.array(shapes)
-    found = ~np.isnan(values[:, 0])
-    if found.mean() < MEASURED_SHARE:
+        marks.append(predictor(frame, faces[0].box) if faces else None)
+    return series_from_marks(marks)
+
+
+def series_from_marks(marks: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-frame (opening, width) `(T,)` from each frame's `(68, 2)` landmarks or None (no face found),
+    interpolated over the misses; None when fewer than `MEASURED_SHARE` of the frames have a face."""
+    found = np.array([m is not None for m in marks])
+    if len(marks) < 3 or found.mean() < MEASURED_SHARE:
         return None
-    times = np.arange(len(values))
-    opening, width = (np.interp(times, times[found], values[found, k]) for k in (0, 1))
-    return opening, width
+    values = np.array([mouth_shape(m) for m in marks if m is not None])
+    times = np.arange(len(marks))
+    return np.interp(times, times[found], values[:, 0]), np.interp(times, times[found], values[:, 1])
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -85,3 +97,51 @@ def lip_sync_scores(
 def lip_synced(scores: dict[str, float]) -> bool:
     """Whether every score reaches its bar in `LIP_SYNC_BARS`."""
     return all(scores[name] >= bar for name, bar in LIP_SYNC_BARS.items())
+
+
+SCORES = ("r_opening", "r_width", "partial_r_opening")
+# Suffix of each scored set of frames in the suite's keys (`lip_r_width_real`, …).
+FRAME_SETS = {"": "generated", "_real": "real frames", "_control": "generated from another clip's speech"}
+KEYS = tuple(f"lip_{score}{suffix}" for suffix in FRAME_SETS for score in SCORES)
+
+
+class LipShapeScores:
+    """Per-clip lip-shape scores over a test set; `detect(frame)` → `(68, 2)` landmarks or None."""
+
+    def __init__(self, detect: Callable[[np.ndarray], np.ndarray | None]):
+        self.detect = detect
+        self.scores: dict[str, list[float]] = {}
+        self.clips = self.unmeasured = 0
+
+    def update(
+        self,
+        true_mouth: tuple[np.ndarray, np.ndarray],
+        speech: np.ndarray,
+        rate: int,
+        frames: dict[str, np.ndarray | None],
+    ) -> None:
+        """One clip: its true (opening, width) per frame, its `(L,)` speech at `rate`, and the `(T, H, W, 3)`
+        uint8 frames of each set in `FRAME_SETS` that was made (keyed by suffix)."""
+        true_opening, true_width = true_mouth
+        self.clips += 1
+        for suffix, clip in frames.items():
+            if clip is None:
+                continue
+            length = min(len(clip), len(true_opening))
+            series = series_from_marks([self.detect(frame) for frame in clip[:length]])
+            if series is None:
+                self.unmeasured += 1
+                continue
+            energy = frame_energy(speech, rate, length)
+            scores = lip_sync_scores(*series, true_opening[:length], true_width[:length], energy)
+            for name, value in scores.items():
+                self.scores.setdefault(f"lip_{name}{suffix}", []).append(value)
+
+    def compute(self) -> tuple[dict[str, float], dict[str, str]]:
+        """Means over clips of every key in `KEYS`, and why each missing one has no value."""
+        values = {key: float(np.mean(v)) for key, v in self.scores.items()}
+        if not self.clips:
+            why = "the test data records no true mouth (generated data: --articulation lips)"
+        else:
+            why = f"no clip's face was found in {MEASURED_SHARE:.0%} of its frames ({self.unmeasured} tried)"
+        return values, {key: why for key in KEYS if key not in values}

@@ -42,6 +42,8 @@ import torch.nn.functional as F
 from ..errors import WeightsError
 from .identity_metrics import recall_at_k
 from .label_scores import BinaryLabelScores
+from .lip_shape import KEYS as LIP_SHAPE_KEYS
+from .lip_shape import LipShapeScores
 from .speech_dependence import SpeechDependence, identity_retrieval
 from .video_metrics import FrameLandmarks, VideoMetricAccumulator
 
@@ -55,6 +57,10 @@ STANDARD_FILES = {
     "facenet_weights": "20180402-114759-vggface2.pt",
 }
 RECALL_KS = (1, 2, 5, 10)
+LIP_SHAPE_NOTE = (
+    "landmark mouth shape against the clip's recorded true mouth, Pearson r per clip, mean over clips; "
+    "partial_r removes what speech energy explains (lip_shape.py)"
+)
 # Every metric the suite reports: each ends up with a value or with the reason it has none.
 REPORTED = (
     "psnr",
@@ -102,6 +108,8 @@ class GeneratedSample:
     speech: `(L,)` float32 at `sample_rate`, aligned with frame 0 (the clean speech when the input was noisy).
     control, silent: video systems only, `(T, H, W, 3)` uint8: the same clip generated from another clip's
         speech and from silence (the speech-dependence controls).
+    true_mouth: the clip's true (opening, width) per frame `(T,)`, when its data records them (generated
+        with the `lips` articulation): scored by `lip_shape.py`.
     """
 
     generated: np.ndarray
@@ -112,6 +120,7 @@ class GeneratedSample:
     paired: bool = True
     control: np.ndarray | None = None
     silent: np.ndarray | None = None
+    true_mouth: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +173,7 @@ class MetricSuite:
         self.pixels = VideoMetricAccumulator(landmarks=settings.landmarks, detect=FrameLandmarks())
         self.action_units = BinaryLabelScores(5)
         self.speech_dependence = SpeechDependence(detect=self.pixels.detect)
+        self.lip_shape = LipShapeScores(detect=self.pixels.detect)
         self.lag_profiles: dict[str, list[float]] = {}
         self.identity_check: dict[str, float] = {}
         self.sums: dict[str, list[float]] = {}
@@ -235,6 +245,9 @@ class MetricSuite:
                     sample.silent,
                     *marks,
                 )
+            if sample.speech is not None and sample.true_mouth is not None:
+                sets = {"": generated[:length], "_real": real[:length], "_control": sample.control}
+                self.lip_shape.update(sample.true_mouth, sample.speech, sample.sample_rate, sets)
         else:
             self.unpaired += 1
         self._image_metrics(generated[picks_generated], real[picks_real], sample.identity)
@@ -364,13 +377,16 @@ class MetricSuite:
         if self.speech_dependence.profiles:
             values.update(video_values)
             missing.update({k: v for k, v in video_missing.items() if k not in values})
+            lip_values, lip_missing = self.lip_shape.compute()
+            values.update(lip_values)
+            missing.update(lip_missing)
             why = (
                 "a video system: its identity comes from the input face, not the speech (see speech_mouth_r)"
             )
             missing.update({key: why for key in FACE_DEPENDENCE})
             return
         why = "no video clip with speech: a face system (its check is speech_identity_r@1)"
-        missing.update({key: why for key in VIDEO_DEPENDENCE})
+        missing.update({key: why for key in (*VIDEO_DEPENDENCE, *LIP_SHAPE_KEYS)})
         values.update(self.identity_check)
         if self.identity_check and "speech_identity_r@1_real" not in values:
             missing["speech_identity_r@1_real"] = "the real-face ceiling needs ≥ 2 samples of a speaker"
@@ -420,6 +436,7 @@ class MetricSuite:
             "kid": inception,
             "speech_mouth_r": "Pearson r, mouth opening vs speech energy per frame, lag 0" + lags,
             "speech_mouth_r_control": "generated from another clip's speech, scored against this clip's",
+            **{key: LIP_SHAPE_NOTE for key in LIP_SHAPE_KEYS},
             "speech_identity_r@1": f"faces from held-out speech, embedded by {self.embedder_name}",
             "speech_identity_r@1_control": "the same faces scored as another speaker's (speech swapped)",
             "lmd_mouth": "template pixels after similarity alignment",

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from datamodules.synthetic.truth import read_truth, truth_path
+
 from ..contracts import whole_video
 from ..images import signed_to_uint8
 from .metric_suite import GeneratedSample, MetricSettings, MetricSuite
@@ -65,6 +67,9 @@ class TalkingFaceSamples:
             speaker = dataset.items.metas[dataset.rows[index]]["speaker"]
             clean = item.get("clean_audio", item["audio"]).numpy()
             sample = GeneratedSample(generated[: len(real)], real, str(speaker), clean, rate, paired=True)
+            sample.true_mouth = recorded_mouth(
+                datamodule, dataset, index, int(item["first_frame"]), len(real)
+            )
             if controls:
                 other = (
                     dataset[(index + 1) % len(dataset)]["audio"].numpy() if len(dataset) > 1 else speech[::-1]
@@ -87,6 +92,19 @@ class TalkingFaceSamples:
         """Clip `index` of `split` from its `(L,)` speech and first frame `(S, S, 3)` uint8 → `(T, S, S, 3)`
         uint8."""
         return whole_video(self.synthesise_chunks(speech, face))
+
+
+def recorded_mouth(
+    datamodule, dataset, index: int, first: int, frames: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The true (opening, width) `(frames,)` from frame `first` of clip `index` of `dataset`, when its data
+    was generated with them recorded (`datamodules/synthetic/truth.py`); None for any other data."""
+    root = getattr(datamodule, "root", None)
+    clip = Path(dataset.items.metas[dataset.rows[index]]["path"])
+    if root is None or not clip.is_relative_to(root) or not truth_path(root, clip).is_file():
+        return None
+    opening, width = read_truth(root, clip)
+    return opening[first : first + frames], width[first : first + frames]
 
 
 def fitted(speech: np.ndarray, length: int) -> np.ndarray:
