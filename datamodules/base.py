@@ -32,7 +32,8 @@ def data_root() -> Path:
 
 class CachedDataModule(L.LightningDataModule):
     """Base of the dataset datamodules. Subclasses set `layout` and call `save_hyperparameters()` with at
-    least `root`, `cache_dir`, `prepared_dir`, `demo_size`, `num_workers` and `batch_size`.
+    least `root`, `cache_dir`, `prepared_dir`, `demo_size`, `demo_articulation`, `num_workers` and
+    `batch_size`.
 
     `prepared_dir` (what `DATA` names when it is a folder written by `make prepare OUT=…`) is only ever
     read: its caches are used where they are, and whatever must be made besides (a cache it lacks, a side
@@ -47,8 +48,10 @@ class CachedDataModule(L.LightningDataModule):
             return Path(self.hparams.root).expanduser()
         from .synthetic import ensure_dataset
 
-        size = self.hparams.demo_size
-        return ensure_dataset(self.layout, data_root() / "demo" / size / self.layout, size=size)
+        size, articulation = self.hparams.demo_size, self.hparams.demo_articulation
+        folder = size if articulation == "jaw" else f"{size}-{articulation}"
+        root = data_root() / "demo" / folder / self.layout
+        return ensure_dataset(self.layout, root, size=size, articulation=articulation)
 
     @cached_property
     def cache_root(self) -> Path:
@@ -77,7 +80,9 @@ class CachedDataModule(L.LightningDataModule):
     def description(self) -> str:
         """What the data is, for reports: the generated demo or the real folder."""
         if self.hparams.root is None:
-            return f"synthetic {self.layout} ({self.hparams.demo_size} size)"
+            articulation = self.hparams.demo_articulation
+            lips = "" if articulation == "jaw" else f", {articulation} articulation"
+            return f"synthetic {self.layout} ({self.hparams.demo_size} size{lips})"
         return f"{self.layout} at {self.hparams.root}"
 
     def report(self, report: PrepareReport, cache: ShardedCache, what: str) -> None:

@@ -84,6 +84,8 @@ class TalkingFaceDataModule(CachedDataModule):
             (`au_rates`) are computed once and saved in checkpoints.
         batch_size: global batch (divided by the number of devices).
         demo_size: "demo" or "tiny" (tests) when root is None.
+        demo_articulation: "jaw" (the demo data so far) or "lips" (each clip's true mouth recorded, for the
+            lip-shape measure), when root is None; see `datamodules/synthetic/speech.py`.
         stream_url: read every split from these exported shards (`python -m datamodules.streaming export`;
             a folder or fsspec URL) instead of root and the local cache; their preprocessing parameters
             must match these. Not with mfcc_width or au_labels (their training-set statistics need the
@@ -113,6 +115,7 @@ class TalkingFaceDataModule(CachedDataModule):
         num_workers: int = 2,
         prepare_workers: int = 2,
         demo_size: str = "demo",
+        demo_articulation: str = "jaw",
         stream_url: str | None = None,
     ):
         super().__init__()

@@ -260,6 +260,8 @@ class VoiceFaceDataModule(CachedDataModule):
         eval_frames: length of the deterministic evaluation clip.
         batch_size: global batch (divided by the number of devices).
         demo_size: "demo" or "tiny" (tests) when root is None.
+        demo_articulation: "jaw" (the demo data so far) or "lips" (each clip's true mouth recorded, for the
+            lip-shape measure), when root is None; see `datamodules/synthetic/speech.py`.
     """
 
     finish_batch = staticmethod(finish_batch)
@@ -282,6 +284,7 @@ class VoiceFaceDataModule(CachedDataModule):
         num_workers: int = 2,
         prepare_workers: int = 2,
         demo_size: str = "demo",
+        demo_articulation: str = "jaw",
     ):
         super().__init__()
         self.save_hyperparameters()

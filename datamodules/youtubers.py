@@ -64,6 +64,7 @@ class YoutubersDataModule(CachedDataModule):
         swap_red_blue: the release stores BGR crops. check_face: reject crops where dlib finds no face.
         val_fraction: share of each identity's training pairs held out for validation (at least one pair
             of an identity with two or more).
+        demo_size, demo_articulation: the demo dataset generated when root is None (`CachedDataModule`).
     """
 
     layout = "youtubers"
@@ -87,6 +88,7 @@ class YoutubersDataModule(CachedDataModule):
         num_workers: int = 2,
         prepare_workers: int = 2,
         demo_size: str = "demo",
+        demo_articulation: str = "jaw",
     ):
         super().__init__()
         self.save_hyperparameters()

@@ -332,3 +332,13 @@ def test_broken_files_have_their_defects(broken_vox):
     assert len(dlib.get_frontal_face_detector()(no_face, 1)) == 0
     junk = entries["junk_file"]
     assert junk.name.startswith(".") and junk.parent.name.startswith("Demo_Speaker")
+
+
+def test_a_datamodule_generates_its_demo_data_with_the_articulation_asked_for():
+    from datamodules.lrw import LRWDataModule
+    from datamodules.synthetic.truth import TRUTH_FOLDER
+
+    lips = LRWDataModule(demo_size="tiny", demo_articulation="lips")
+    assert lips.root.parent.name == "tiny-lips" and any((lips.root / TRUTH_FOLDER).rglob("*.csv"))
+    assert "lips articulation" in lips.description
+    assert LRWDataModule(demo_size="tiny").root.parent.name == "tiny"  # the default stays where it was
