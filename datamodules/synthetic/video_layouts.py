@@ -306,7 +306,7 @@ def write_broken_grid(
     words = grid_sentence(rng)
     while (root / "s1" / f"{grid_utterance_id(words)}.mpg").exists():
         words = grid_sentence(rng)
-    _write_grid_utterance(root, speakers[0], words, video_frame_size(good), rng)
+    _write_grid_utterance(root, speakers[0], words, video_frame_size(good), rng, "jaw")
     audio = grid_paths(root, "s1", grid_utterance_id(words))[1]
     wave, _ = sf.read(audio, dtype="int16")
     write_bytes(audio, wav_bytes(wave[:GRID_SAMPLE_RATE], GRID_SAMPLE_RATE))
