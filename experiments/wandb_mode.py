@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import configparser
 import netrc
 import os
 import urllib.error
@@ -30,11 +31,11 @@ def logs_offline(reach_timeout_s: float = REACH_TIMEOUT_S) -> bool:
         return True
     if requested == "disabled":
         return False  # W&B's own "disabled" mode logs nothing; forcing offline would override it
-    mode, base_url, settings_key = wandb_settings()
+    mode, base_url = wandb_settings()
     explicitly = requested == "online"
     if not explicitly and mode in OFFLINE_MODES:
         return True
-    if not stored_key(base_url, settings_key):
+    if not stored_key(base_url):
         if explicitly:
             _say("WANDB_MODE=online, but no W&B API key is stored (run `wandb login` or set WANDB_API_KEY)")
         return True
@@ -45,18 +46,24 @@ def logs_offline(reach_timeout_s: float = REACH_TIMEOUT_S) -> bool:
     return False
 
 
-def wandb_settings() -> tuple[str, str, str | None]:
-    """(mode, server URL, API key from the settings files) as W&B reads them, without contacting it."""
+def wandb_settings() -> tuple[str, str]:
+    """(mode, server URL) as W&B reads them when WANDB_MODE is not set: its global settings file, where
+    `wandb offline` writes `mode` (WANDB_CONFIG_DIR, else ~/.config/wandb), and WANDB_BASE_URL. Read without
+    starting W&B: `wandb.setup()` here would fix W&B's settings before Lightning sets an offline logger's."""
     import wandb
 
-    settings = wandb.setup().settings
-    return settings.mode, settings.base_url, settings.api_key
+    folder = Path(os.environ.get("WANDB_CONFIG_DIR") or Path.home() / ".config" / "wandb")
+    stored = configparser.ConfigParser()
+    stored.read(folder / "settings")
+    mode = stored.get("default", "mode", fallback="online")
+    base_url = os.environ.get("WANDB_BASE_URL") or stored.get("default", "base_url", fallback="")
+    return mode, base_url or wandb.Settings().base_url
 
 
-def stored_key(base_url: str, settings_key: str | None = None) -> bool:
-    """Whether W&B has an API key for `base_url` without asking: WANDB_API_KEY, W&B's settings, or a
-    netrc entry for the host (where `wandb login` stores it)."""
-    if os.environ.get("WANDB_API_KEY") or settings_key:
+def stored_key(base_url: str) -> bool:
+    """Whether W&B has an API key for `base_url` without asking: WANDB_API_KEY, or a netrc entry for the
+    host (where `wandb login` stores it)."""
+    if os.environ.get("WANDB_API_KEY"):
         return True
     path = Path(os.environ.get("NETRC") or Path.home() / ".netrc")
     try:

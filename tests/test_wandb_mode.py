@@ -21,8 +21,8 @@ def no_stored_key(tmp_path, monkeypatch):
     monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))  # no netrc entry
 
 
-def settings(monkeypatch, mode="online", url=URL, key=None):
-    monkeypatch.setattr(wandb_mode, "wandb_settings", lambda: (mode, url, key))
+def settings(monkeypatch, mode="online", url=URL):
+    monkeypatch.setattr(wandb_mode, "wandb_settings", lambda: (mode, url))
 
 
 @pytest.mark.parametrize(("requested", "offline"), [("offline", True), ("dryrun", True), ("disabled", False)])
@@ -132,3 +132,19 @@ def test_wandb_sync_uploads_every_offline_run_of_a_run_folder(tmp_path, capsys):
         wandb_sync.sync_command(tmp_path / "empty")
     with pytest.raises(ExperimentError, match="no such run folder"):
         wandb_sync.run_folder(str(tmp_path / "missing"), None)
+
+
+def test_a_training_launch_without_wandb_mode_or_key_logs_offline(tmp_path):
+    """The whole path, in a fresh process: nothing sets WANDB_MODE and no key is stored, so the run must log
+    offline (W&B started early would keep its own "online" and ask for a key)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(HOME=str(tmp_path / "home"), TF_RUNS_DIR=str(tmp_path / "runs"), OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "experiments.train", "wav2pix", "--smoke", "--trainer.max_steps=2"]
+    command.append("--trainer.logger=lightning.pytorch.loggers.WandbLogger")
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert list((tmp_path / "runs").glob("wav2pix/*/wav2pix/wandb/offline-run-*"))
