@@ -5,12 +5,17 @@ mouth), all drawn with the demo face generator and scored through the same detec
 import numpy as np
 import pytest
 
-from datamodules.pipeline.faces import LandmarkPredictor, build_detector
 from datamodules.synthetic.faces import render_frames
 from datamodules.synthetic.speakers import make_speakers
 from datamodules.synthetic.speech import mouth_opening, mouth_width, synthesize_utterance
-from lightning_modules.common.metrics.lip_shape import lip_sync_scores, lip_synced, partial_r, shape_series
+from lightning_modules.common.metrics.lip_shape import (
+    lip_sync_scores,
+    lip_synced,
+    partial_r,
+    series_from_marks,
+)
 from lightning_modules.common.metrics.speech_dependence import frame_energy
+from lightning_modules.common.metrics.video_metrics import FrameLandmarks
 
 FRAMES, SIDE, RATE = 60, 192, 16000
 
@@ -35,7 +40,8 @@ def clip():
 def scores(clip, opening, width):
     speaker, said, _, energy = clip
     frames = render_frames(speaker, opening, SIDE, np.random.default_rng(7), width)
-    series = shape_series(frames, build_detector("dlib"), LandmarkPredictor())
+    detect = FrameLandmarks()  # the detector path the metric suite scores with
+    series = series_from_marks([detect(frame) for frame in frames])
     assert series is not None, "the face must be found for the measure to apply"
     return lip_sync_scores(*series, mouth_opening(said, 25, FRAMES), mouth_width(said, 25, FRAMES), energy)
 

@@ -23,10 +23,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .speech_dependence import frame_energy
+from .speech_dependence import INNER_LIP_PAIRS, MOUTH_CORNERS, frame_energy
 
-INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
-MOUTH_CORNERS = (48, 54)
 EYE_CORNERS = (36, 45)
 # A clip is measured when dlib finds the face in at least this share of its frames (gaps interpolated).
 MEASURED_SHARE = 0.8
@@ -40,15 +38,6 @@ def mouth_shape(marks: np.ndarray) -> tuple[float, float]:
     gap = np.mean([np.linalg.norm(marks[a] - marks[b]) for a, b in INNER_LIP_PAIRS])
     corners = np.linalg.norm(marks[MOUTH_CORNERS[0]] - marks[MOUTH_CORNERS[1]])
     return float(gap / eyes), float(corners / eyes)
-
-
-def shape_series(frames: np.ndarray, detector, predictor) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per-frame (opening, width) `(T,)` of `(T, H, W, 3)` uint8 frames (`series_from_marks`)."""
-    marks = []
-    for frame in frames:
-        faces = detector(frame)
-        marks.append(predictor(frame, faces[0].box) if faces else None)
-    return series_from_marks(marks)
 
 
 def series_from_marks(marks: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray] | None:
