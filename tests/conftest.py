@@ -1,6 +1,7 @@
 """Shared fixtures: generated data and runs go under one temporary folder per test session."""
 
 import os
+import shutil
 import warnings
 
 import pytest
@@ -55,4 +56,32 @@ def smoke_run(isolated_data_and_runs):
         return runs[experiment]
 
     run.warnings = given
+    run.folders = runs.values()
     return run
+
+
+CALL_PASSED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.stash[CALL_PASSED] = report.passed
+    return report
+
+
+@pytest.fixture(autouse=True)
+def discard_passed_test_runs(request, isolated_data_and_runs, smoke_run):
+    """Delete the run folders a passing test trained into the shared runs folder. A smoke checkpoint weighs
+    up to ~460 MB, so a session's runs would otherwise fill a CI disk; the shared smoke runs stay, and so do
+    the runs of a failing test (for its report), as pytest's own temporary folders do
+    (`tmp_path_retention_policy`)."""
+    runs = isolated_data_and_runs / "runs"
+    before = {folder.resolve() for folder in runs.glob("*/*")}
+    yield
+    if not request.node.stash.get(CALL_PASSED, False):
+        return
+    shared = {folder.resolve() for folder in smoke_run.folders}
+    for folder in {folder.resolve() for folder in runs.glob("*/*")} - before - shared:
+        shutil.rmtree(folder, ignore_errors=True)
