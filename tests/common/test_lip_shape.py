@@ -1,20 +1,25 @@
-"""The lip-shape measure's bars are calibrated: real frames of a `lips` clip pass them, and renderers that
-cheat (loudness to the jaw, voice activity, a periodic mouth, the identity frame, another clip's real
-mouth), all drawn with the demo face generator and scored through the same detector path, fail."""
+"""The lip-shape measure's bars are calibrated: real frames of a `lips` clip pass them, blurred as a small
+generator's are too, and renderers that cheat (loudness to the jaw, loudness to the mouth's darkness, voice
+activity, a periodic mouth, the identity frame, another clip's real mouth), all drawn with the demo face
+generator and scored through the same measure, fail."""
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from datamodules.synthetic.faces import render_frames
 from datamodules.synthetic.speakers import make_speakers
 from datamodules.synthetic.speech import mouth_opening, mouth_width, synthesize_utterance
 from lightning_modules.common.metrics.lip_shape import (
+    LipShapeScores,
     lip_sync_scores,
     lip_synced,
     partial_r,
-    series_from_marks,
+    region_shape,
 )
-from lightning_modules.common.metrics.speech_dependence import frame_energy
+from lightning_modules.common.metrics.speech_dependence import frame_energy, loudness_matched, mouth_box
 from lightning_modules.common.metrics.video_metrics import FrameLandmarks
 
 FRAMES, SIDE, RATE = 60, 192, 16000
@@ -34,30 +39,42 @@ def clip():
     said = synthesize_utterance(speaker, FRAMES / 25, RATE, np.random.default_rng(0), articulation="lips")
     other = synthesize_utterance(speaker, FRAMES / 25, RATE, np.random.default_rng(1), articulation="lips")
     energy = frame_energy(said.wave, RATE, FRAMES)
-    return speaker, said, other, energy
+    truth = mouth_opening(said, 25, FRAMES), mouth_width(said, 25, FRAMES)
+    real = render_frames(speaker, *truth[:1], SIDE, np.random.default_rng(7), truth[1])
+    box = mouth_box([FrameLandmarks()(frame) for frame in real], real.shape[1:3])
+    return SimpleNamespace(
+        speaker=speaker, said=said, other=other, energy=energy, truth=truth, real=real, box=box
+    )
 
 
-def scores(clip, opening, width):
-    speaker, said, _, energy = clip
-    frames = render_frames(speaker, opening, SIDE, np.random.default_rng(7), width)
-    detect = FrameLandmarks()  # the detector path the metric suite scores with
-    series = series_from_marks([detect(frame) for frame in frames])
-    assert series is not None, "the face must be found for the measure to apply"
-    return lip_sync_scores(*series, mouth_opening(said, 25, FRAMES), mouth_width(said, 25, FRAMES), energy)
+def scores(clip, frames):
+    return lip_sync_scores(*region_shape(frames, clip.box), *clip.truth, clip.energy)
 
 
-def test_real_frames_pass_every_bar(clip):
-    _, said, _, _ = clip
-    assert lip_synced(scores(clip, mouth_opening(said, 25, FRAMES), mouth_width(said, 25, FRAMES)))
+def render(clip, opening, width):
+    return render_frames(clip.speaker, opening, SIDE, np.random.default_rng(7), width)
+
+
+@pytest.mark.parametrize("blur_px", [0, 2])
+def test_real_frames_pass_every_bar_sharp_or_blurred(clip, blur_px):
+    real = ndimage.gaussian_filter(clip.real.astype(np.float32), (0, blur_px, blur_px, 0))
+    assert lip_synced(scores(clip, real))
 
 
 @pytest.mark.parametrize(
-    "cheat", ["loudness to the jaw", "voice activity", "periodic", "identity", "other clip"]
+    "cheat",
+    ["loudness to the jaw", "loudness to darkness", "voice activity", "periodic", "identity", "other clip"],
 )
 def test_cheating_renderers_fail(clip, cheat):
-    _, _, other, energy = clip
+    energy, other = clip.energy, clip.other
     loud = (energy - energy.min()) / (energy.max() - energy.min())
     still = np.ones(FRAMES)
+    if cheat == "loudness to darkness":  # the identity frame, its mouth box darkened as the speech is loud
+        x0, y0, x1, y1 = clip.box
+        frames = np.repeat(clip.real[:1], FRAMES, axis=0).astype(np.float32)
+        frames[:, y0:y1, x0:x1] *= 1.0 - 0.5 * loud[:, None, None, None]
+        assert not lip_synced(scores(clip, frames.astype(np.uint8)))
+        return
     opening, width = {
         "loudness to the jaw": (loud, 1 + 0.2 * (loud - 0.5)),
         "voice activity": (0.6 * (loud > 0.5), still),
@@ -65,35 +82,42 @@ def test_cheating_renderers_fail(clip, cheat):
         "identity": (np.zeros(FRAMES), still),
         "other clip": (mouth_opening(other, 25, FRAMES), mouth_width(other, 25, FRAMES)),
     }[cheat]
-    assert not lip_synced(scores(clip, opening, width))
+    assert not lip_synced(scores(clip, render(clip, opening, width)))
+
+
+def test_the_region_measure_agrees_with_the_landmarks_on_real_frames(clip):
+    lips = LipShapeScores(FrameLandmarks())
+    lips.update(clip.truth, clip.said.wave, RATE, {"_real": clip.real})
+    values, _ = lips.compute()
+    assert values["lip_region_validity_r_opening"] > 0.8 and values["lip_region_validity_r_width"] > 0.6
+
+
+def test_loudness_matched_speech_has_the_reference_loudness(clip):
+    matched = loudness_matched(clip.other.wave, clip.said.wave, RATE)
+    got = frame_energy(matched, RATE, FRAMES)
+    assert np.corrcoef(clip.energy, got)[0, 1] > 0.95
+    assert np.corrcoef(clip.energy, frame_energy(clip.other.wave, RATE, FRAMES))[0, 1] < 0.8  # not before
 
 
 def test_the_metric_suite_scores_lip_shape_when_the_clip_records_its_mouth(clip):
     from lightning_modules.common.metrics.metric_suite import GeneratedSample, MetricSettings, MetricSuite
 
-    speaker, said, other, _ = clip
-    truth = (mouth_opening(said, 25, FRAMES), mouth_width(said, 25, FRAMES))
-    real = render_frames(speaker, *truth[:1], SIDE, np.random.default_rng(7), truth[1])
-    control = render_frames(
-        speaker,
-        mouth_opening(other, 25, FRAMES),
-        SIDE,
-        np.random.default_rng(7),
-        mouth_width(other, 25, FRAMES),
-    )
+    real, said = clip.real, clip.said
+    control = render(clip, mouth_opening(clip.other, 25, FRAMES), mouth_width(clip.other, 25, FRAMES))
     suite = MetricSuite(MetricSettings())
-    sample = GeneratedSample(real, real, "a", said.wave, RATE, control=control, true_mouth=truth)
+    sample = GeneratedSample(real, real, "a", said.wave, RATE, control=control, true_mouth=clip.truth)
+    sample.matched = control
     suite.update(sample)
     values, missing = suite.compute()
     assert values["lip_r_width"] > 0.8 and values["lip_r_width_real"] > 0.8  # generated = real frames here
-    assert values["lip_partial_r_opening_control"] < 0.6 and "lip_r_opening" in suite.notes()
+    assert values["lip_partial_r_opening_control"] < 0.6 and values["lip_partial_r_opening_matched"] < 0.6
+    assert "lip_r_opening" in suite.notes() and values["lip_region_validity_r_opening"] > 0.8
     unrecorded = MetricSuite(MetricSettings())
     unrecorded.update(GeneratedSample(real, real, "a", said.wave, RATE))
     assert "--articulation lips" in unrecorded.compute()[1]["lip_r_width"]
 
 
 def test_a_clips_recorded_mouth_is_found_from_its_dataset_item(tmp_path):
-    from types import SimpleNamespace
 
     from datamodules.synthetic import generate_dataset
     from datamodules.synthetic.truth import read_truth

@@ -58,8 +58,8 @@ STANDARD_FILES = {
 }
 RECALL_KS = (1, 2, 5, 10)
 LIP_SHAPE_NOTE = (
-    "landmark mouth shape against the clip's recorded true mouth, Pearson r per clip, mean over clips; "
-    "partial_r removes what speech energy explains (lip_shape.py)"
+    "mouth-region shape against the clip's recorded true mouth, Pearson r per clip, mean over clips; "
+    "partial_r removes what speech energy explains; validity: region against landmarks (lip_shape.py)"
 )
 # Every metric the suite reports: each ends up with a value or with the reason it has none.
 REPORTED = (
@@ -108,6 +108,8 @@ class GeneratedSample:
     speech: `(L,)` float32 at `sample_rate`, aligned with frame 0 (the clean speech when the input was noisy).
     control, silent: video systems only, `(T, H, W, 3)` uint8: the same clip generated from another clip's
         speech and from silence (the speech-dependence controls).
+    matched: the same clip generated from another clip's speech rescaled to this clip's per-frame loudness
+        (the lip-shape measure's energy-matched control), when the clip records its mouth.
     true_mouth: the clip's true (opening, width) per frame `(T,)`, when its data records them (generated
         with the `lips` articulation): scored by `lip_shape.py`.
     """
@@ -120,6 +122,7 @@ class GeneratedSample:
     paired: bool = True
     control: np.ndarray | None = None
     silent: np.ndarray | None = None
+    matched: np.ndarray | None = None
     true_mouth: tuple[np.ndarray, np.ndarray] | None = None
 
 
@@ -246,8 +249,13 @@ class MetricSuite:
                     *marks,
                 )
             if sample.speech is not None and sample.true_mouth is not None:
-                sets = {"": generated[:length], "_real": real[:length], "_control": sample.control}
-                self.lip_shape.update(sample.true_mouth, sample.speech, sample.sample_rate, sets)
+                sets = {
+                    "": generated[:length],
+                    "_real": real[:length],
+                    "_control": sample.control,
+                    "_matched": sample.matched,
+                }
+                self.lip_shape.update(sample.true_mouth, sample.speech, sample.sample_rate, sets, marks[1])
         else:
             self.unpaired += 1
         self._image_metrics(generated[picks_generated], real[picks_real], sample.identity)

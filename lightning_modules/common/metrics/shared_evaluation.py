@@ -27,6 +27,7 @@ from ..images import signed_to_uint8
 from .metric_suite import GeneratedSample, MetricSettings, MetricSuite
 from .reports import EvaluationReport, ResultRow, Sweep
 from .sample_dump import SampleDump
+from .speech_dependence import loudness_matched
 from .speech_picture import SpeechPicture
 from .video_metrics import FrameLandmarks
 
@@ -42,7 +43,8 @@ class TalkingFaceSamples:
     Each whole test clip is generated from its speech (mixed with `noise` when given) and its first
     frame, with the random state seeded per clip so that every condition and checkpoint sees the same.
     With `controls`, the clip is also generated from the next clip's speech (fitted to this clip's length)
-    and from silence, for the speech-dependence checks (`speech_dependence.py`).
+    and from silence, for the speech-dependence checks (`speech_dependence.py`), and, where the clip
+    records its true mouth, from the next clip's speech at this clip's loudness (`lip_shape.py`).
     """
 
     def evaluation_samples(
@@ -74,10 +76,10 @@ class TalkingFaceSamples:
                 other = (
                     dataset[(index + 1) % len(dataset)]["audio"].numpy() if len(dataset) > 1 else speech[::-1]
                 )
-                for name, driving in (
-                    ("control", fitted(other, len(speech))),
-                    ("silent", np.zeros_like(speech)),
-                ):
+                drivings = {"control": fitted(other, len(speech)), "silent": np.zeros_like(speech)}
+                if sample.true_mouth is not None:
+                    drivings["matched"] = loudness_matched(drivings["control"], speech, rate)
+                for name, driving in drivings.items():
                     torch.manual_seed(seed + index)
                     setattr(
                         sample,

@@ -38,6 +38,8 @@ LANDMARK_SHARE = 0.8
 INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))  # upper and lower inner-lip points facing each other
 MOUTH_CORNERS = (48, 54)
 MOUTH_POINTS = slice(48, 68)
+# `loudness_matched` amplifies a near-silent frame at most this much (its noise floor is not speech).
+MAX_MATCHING_GAIN = 30.0
 # Where an aligned face crop holds its mouth, as fractions of the side, when no real frame has landmarks.
 DEFAULT_MOUTH_BOX = (0.30, 0.62, 0.70, 0.90)  # x0, y0, x1, y1
 
@@ -51,6 +53,18 @@ def frame_energy(speech: np.ndarray, rate: int, frames: int, fps: int = FPS) -> 
         window = speech[int(round(t * hop)) : int(round((t + 1) * hop))]
         energy[t] = np.log(np.mean(window**2) + 1e-8) if len(window) else np.log(1e-8)
     return energy
+
+
+def loudness_matched(speech: np.ndarray, reference: np.ndarray, rate: int, fps: int = FPS) -> np.ndarray:
+    """`speech` `(L,)` rescaled, frame by frame, to the power of `reference` `(L,)` under each video frame
+    (`frame_energy`), the gain interpolated between frame centres so no step clicks: the same loudness
+    contour with other sounds. The gain is capped (`MAX_MATCHING_GAIN`) where `speech` is near silent."""
+    speech = np.asarray(speech, np.float64)
+    frames = int(np.ceil(len(speech) * fps / rate))
+    own, wanted = frame_energy(speech, rate, frames, fps), frame_energy(reference, rate, frames, fps)
+    gain = np.minimum(np.exp((wanted - own) / 2), MAX_MATCHING_GAIN)
+    centres = (np.arange(frames) + 0.5) * rate / fps
+    return (speech * np.interp(np.arange(len(speech)), centres, gain)).astype(np.float32)
 
 
 def landmark_opening(marks: np.ndarray) -> float:
