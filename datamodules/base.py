@@ -30,10 +30,18 @@ def data_root() -> Path:
     return Path(os.environ.get("TF_DATA_DIR", REPO_ROOT / "data"))
 
 
+def demo_folder(size: str, articulation: str, seed: int) -> str:
+    """The generated demo data's folder under `data/demo/`: its size, then what differs from the default
+    demo (`demo-lips`, `demo-lips-seed1`)."""
+    return "-".join(
+        [size, *([articulation] if articulation != "jaw" else []), *([f"seed{seed}"] if seed else [])]
+    )
+
+
 class CachedDataModule(L.LightningDataModule):
     """Base of the dataset datamodules. Subclasses set `layout` and call `save_hyperparameters()` with at
-    least `root`, `cache_dir`, `prepared_dir`, `demo_size`, `demo_articulation`, `num_workers` and
-    `batch_size`.
+    least `root`, `cache_dir`, `prepared_dir`, `demo_size`, `demo_articulation`, `demo_seed`,
+    `num_workers` and `batch_size`.
 
     `prepared_dir` (what `DATA` names when it is a folder written by `make prepare OUT=…`) is only ever
     read: its caches are used where they are, and whatever must be made besides (a cache it lacks, a side
@@ -48,10 +56,13 @@ class CachedDataModule(L.LightningDataModule):
             return Path(self.hparams.root).expanduser()
         from .synthetic import ensure_dataset
 
-        size, articulation = self.hparams.demo_size, self.hparams.demo_articulation
-        folder = size if articulation == "jaw" else f"{size}-{articulation}"
-        root = data_root() / "demo" / folder / self.layout
-        return ensure_dataset(self.layout, root, size=size, articulation=articulation)
+        size, articulation, seed = (
+            self.hparams.demo_size,
+            self.hparams.demo_articulation,
+            self.hparams.demo_seed,
+        )
+        root = data_root() / "demo" / demo_folder(size, articulation, seed) / self.layout
+        return ensure_dataset(self.layout, root, size=size, seed=seed, articulation=articulation)
 
     @cached_property
     def cache_root(self) -> Path:
@@ -81,8 +92,9 @@ class CachedDataModule(L.LightningDataModule):
         """What the data is, for reports: the generated demo or the real folder."""
         if self.hparams.root is None:
             articulation = self.hparams.demo_articulation
-            lips = "" if articulation == "jaw" else f", {articulation} articulation"
-            return f"synthetic {self.layout} ({self.hparams.demo_size} size{lips})"
+            variant = "" if articulation == "jaw" else f", {articulation} articulation"
+            variant += f", seed {self.hparams.demo_seed}" if self.hparams.demo_seed else ""
+            return f"synthetic {self.layout} ({self.hparams.demo_size} size{variant})"
         return f"{self.layout} at {self.hparams.root}"
 
     def report(self, report: PrepareReport, cache: ShardedCache, what: str) -> None:

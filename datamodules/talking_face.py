@@ -86,6 +86,8 @@ class TalkingFaceDataModule(CachedDataModule):
         demo_size: "demo" or "tiny" (tests) when root is None.
         demo_articulation: "jaw" (the demo data so far) or "lips" (each clip's true mouth recorded, for the
             lip-shape measure), when root is None; see `datamodules/synthetic/speech.py`.
+        demo_seed: the demo data's generation seed (speakers, sentences, renders); the learning proofs
+            score data of a seed no recipe was tuned on.
         stream_url: read every split from these exported shards (`python -m datamodules.streaming export`;
             a folder or fsspec URL) instead of root and the local cache; their preprocessing parameters
             must match these. Not with mfcc_width or au_labels (their training-set statistics need the
@@ -116,6 +118,7 @@ class TalkingFaceDataModule(CachedDataModule):
         prepare_workers: int = 2,
         demo_size: str = "demo",
         demo_articulation: str = "jaw",
+        demo_seed: int = 0,
         stream_url: str | None = None,
     ):
         super().__init__()

@@ -262,6 +262,8 @@ class VoiceFaceDataModule(CachedDataModule):
         demo_size: "demo" or "tiny" (tests) when root is None.
         demo_articulation: "jaw" (the demo data so far) or "lips" (each clip's true mouth recorded, for the
             lip-shape measure), when root is None; see `datamodules/synthetic/speech.py`.
+        demo_seed: the demo data's generation seed (speakers, sentences, renders); the learning proofs
+            score data of a seed no recipe was tuned on.
     """
 
     finish_batch = staticmethod(finish_batch)
@@ -285,6 +287,7 @@ class VoiceFaceDataModule(CachedDataModule):
         prepare_workers: int = 2,
         demo_size: str = "demo",
         demo_articulation: str = "jaw",
+        demo_seed: int = 0,
     ):
         super().__init__()
         self.save_hyperparameters()

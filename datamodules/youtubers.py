@@ -64,7 +64,8 @@ class YoutubersDataModule(CachedDataModule):
         swap_red_blue: the release stores BGR crops. check_face: reject crops where dlib finds no face.
         val_fraction: share of each identity's training pairs held out for validation (at least one pair
             of an identity with two or more).
-        demo_size, demo_articulation: the demo dataset generated when root is None (`CachedDataModule`).
+        demo_size, demo_articulation, demo_seed: the demo dataset generated when root is None
+            (`CachedDataModule`).
     """
 
     layout = "youtubers"
@@ -89,6 +90,7 @@ class YoutubersDataModule(CachedDataModule):
         prepare_workers: int = 2,
         demo_size: str = "demo",
         demo_articulation: str = "jaw",
+        demo_seed: int = 0,
     ):
         super().__init__()
         self.save_hyperparameters()

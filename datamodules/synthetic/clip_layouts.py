@@ -20,7 +20,7 @@ from ..pipeline.video_writer import write_mp4
 from .broken import BrokenFile, _record, smooth_noise_image, write_broken_video
 from .faces import FACE_BOX, FRAME_WINDOW, render_frames
 from .layouts import per_item_rngs, with_progress, youtube_id
-from .speakers import FRAME_OFFSET_LIMIT, SpeakerProfile
+from .speakers import FRAME_OFFSET_LIMIT, SpeakerProfile, speakers_for_split
 from .speech import synthesize_utterance
 from .truth import talking_frames, write_truth
 from .video import video_frame_size, write_bytes
@@ -58,7 +58,7 @@ def write_talking_clip(
     frames, openings, widths = talking_frames(profile, utterance, float(fps), num_frames, frame_size, rng)
     write_mp4(path, frames, fps, utterance.wave, sample_rate)
     if articulation == "lips" and root is not None:
-        write_truth(root, path, openings, widths)
+        write_truth(root, path, profile.name, openings, widths)
     return utterance.wave
 
 
@@ -143,9 +143,10 @@ def avspeech_clip_path(root: Path, youtube_id_: str, start: str) -> Path:
 
 
 def _plan_segments(
-    count: int, first_video: int, speakers: int, size: AvSpeechSize, rng: np.random.Generator
+    count: int, first_video: int, speakers: range, size: AvSpeechSize, rng: np.random.Generator
 ) -> tuple[list[Segment], int]:
-    """`count` segments of videos numbered from `first_video`; returns them and the next video number.
+    """`count` segments of videos numbered from `first_video`, each video spoken by one of `speakers`
+    (indices); returns them and the next video number.
 
     Even videos give 2–3 segments at 25 fps, odd ones 1 segment at 30 fps: about a third of the clips
     are 30 fps, and splits must group segments by video.
@@ -153,7 +154,8 @@ def _plan_segments(
     segments, video = [], first_video
     while len(segments) < count:
         fps, repeats = (30, 1) if video % 2 else (25, int(rng.integers(2, 4)))
-        name, speaker, start = youtube_id(rng), int(rng.integers(speakers)), float(rng.uniform(0.0, 120.0))
+        name = youtube_id(rng)
+        speaker, start = int(rng.integers(speakers.start, speakers.stop)), float(rng.uniform(0.0, 120.0))
         for _ in range(min(repeats, count - len(segments))):
             start_frame, frames = round(start * fps), round(float(rng.uniform(*size.seconds)) * fps)
             offset = tuple(float(v) for v in rng.uniform(-FRAME_OFFSET_LIMIT, FRAME_OFFSET_LIMIT, size=2))
@@ -184,9 +186,12 @@ def write_avspeech(
     over the frame width and height. A video may give several rows; some train rows have no clip.
     """
     size, (plan_rng, clip_rng) = size_config, rng.spawn(2)
-    train, video = _plan_segments(size.train_clips, 0, len(speakers), size, plan_rng)
-    test, video = _plan_segments(size.test_clips, video, len(speakers), size, plan_rng)
-    missing, _ = _plan_segments(size.missing_rows, video, len(speakers), size, plan_rng)
+    train_speakers, test_speakers = (
+        speakers_for_split(len(speakers), s, articulation) for s in ("train", "test")
+    )
+    train, video = _plan_segments(size.train_clips, 0, train_speakers, size, plan_rng)
+    test, video = _plan_segments(size.test_clips, video, test_speakers, size, plan_rng)
+    missing, _ = _plan_segments(size.missing_rows, video, train_speakers, size, plan_rng)
     rows = {split: [s.row() for s in segments] for split, segments in zip(AVSPEECH_SPLITS, (train, test))}
     for segment in missing:
         rows["train"].insert(int(plan_rng.integers(len(rows["train"]) + 1)), segment.row())

@@ -107,3 +107,17 @@ def make_speakers(count: int, seed: int) -> list[SpeakerProfile]:
     latents = np.stack([rng.permutation(strata[:, k]) for k in range(4)], axis=1)
     voice_classes = rng.permutation(np.arange(count) % 2)
     return [_profile(i, latents[i], int(voice_classes[i]), rng) for i in range(count)]
+
+
+# The `lips` data is what the learning proofs score, so its held-out clips are spoken by speakers that no
+# training clip has; the `jaw` data keeps the speakers it always had (byte-identical files).
+HELD_OUT_SPEAKER_SHARE = 0.2
+
+
+def speakers_for_split(count: int, split: str, articulation: str) -> range:
+    """Indices, among `count` speakers, of those who may speak a clip of `split` ("train" or a held-out
+    split such as "val" or "test")."""
+    if articulation == "jaw":
+        return range(count)
+    held_out = max(1, round(count * HELD_OUT_SPEAKER_SHARE))
+    return range(count - held_out) if split == "train" else range(count - held_out, count)

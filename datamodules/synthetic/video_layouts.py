@@ -18,7 +18,7 @@ from ..pipeline.video_writer import write_mp4, write_mpg
 from .broken import BrokenFile, wav_bytes, write_broken_video
 from .faces import render_frames
 from .layouts import per_item_rngs, with_progress
-from .speakers import SpeakerProfile
+from .speakers import SpeakerProfile, speakers_for_split
 from .speech import Utterance, mouth_opening, plan_speech, render_speech, retime
 from .truth import talking_frames, write_truth
 from .video import video_frame_size, write_bytes, write_wav
@@ -102,7 +102,7 @@ def _write_lrw_clip(
     write_mp4(path, frames, FPS, utterance.wave, LRW_SAMPLE_RATE)
     write_bytes(path.with_suffix(".txt"), _lrw_metadata(word, duration))
     if articulation == "lips":
-        write_truth(root, path, openings, widths)
+        write_truth(root, path, profile.name, openings, widths)
 
 
 def write_lrw(
@@ -118,7 +118,8 @@ def write_lrw(
         lipread_mp4/<WORD>/{train,val,test}/<WORD>_<00001>.mp4   25 fps, 29 frames, AAC audio at 16 kHz
         lipread_mp4/<WORD>/{train,val,test}/<WORD>_<00001>.txt   "Text:", "Duration: 0.38 seconds"…
 
-    Each clip is spoken by a speaker drawn at random (LRW has no identity labels).
+    Each clip is spoken by a speaker drawn at random (LRW has no identity labels); for the `lips`
+    articulation, val and test speakers never speak a training clip (`speakers_for_split`).
     """
     words = list(LRW_WORDS)[: size_config.words]
     jobs = [
@@ -128,7 +129,8 @@ def write_lrw(
         for number in range(1, count + 1)
     ]
     for (word, split, number), clip_rng in with_progress(per_item_rngs(rng, jobs), progress, "lrw", "clip"):
-        profile = speakers[int(clip_rng.integers(len(speakers)))]
+        pool = speakers_for_split(len(speakers), split, articulation)
+        profile = speakers[int(clip_rng.integers(pool.start, pool.stop))]
         path = lrw_clip_path(root, word, split, number)
         _write_lrw_clip(root, path, word, profile, size_config.frame_px, clip_rng, articulation)
     return {"words": len(words), "videos": len(jobs)}
@@ -267,7 +269,7 @@ def _write_grid_utterance(
     write_wav(audio, utterance.wave, GRID_SAMPLE_RATE)
     write_bytes(align, grid_alignment(utterance, words).encode())
     if articulation == "lips":
-        write_truth(root, video, openings, widths)
+        write_truth(root, video, profile.name, openings, widths)
 
 
 def write_grid(

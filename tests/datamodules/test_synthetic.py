@@ -286,6 +286,27 @@ def test_a_lips_dataset_keeps_the_real_layout_and_records_each_clips_mouth(layou
     assert is_generated(root, layout, "tiny", articulation="lips") and not is_generated(root, layout, "tiny")
 
 
+def _split_clips(layout: str, root, split: str) -> list:
+    """The clips of one split of a generated LRW or AVSpeech tree."""
+    if layout == "lrw":
+        return sorted(root.glob(f"lipread_mp4/*/{split}/*.mp4"))
+    from datamodules.synthetic.clip_layouts import avspeech_clip_path
+
+    rows = [row.split(",") for row in (root / f"avspeech_{split}.csv").read_text().splitlines()]
+    return [path for path in (avspeech_clip_path(root, r[0], r[1]) for r in rows) if path.is_file()]
+
+
+@pytest.mark.parametrize("layout", ["lrw", "avspeech"])
+def test_a_lips_datasets_test_clips_are_spoken_by_speakers_never_trained_on(layout, tmp_path):
+    """The learning proofs score `lips` data: its test speakers must be new to the model (LRW has no
+    identity labels, so the truth files name the speaker)."""
+    from datamodules.synthetic.truth import truth_speaker
+
+    root = generate_dataset(layout, tmp_path / layout, size="tiny", articulation="lips")
+    train, test = ({truth_speaker(root, c) for c in _split_clips(layout, root, s)} for s in ("train", "test"))
+    assert train and test and not train & test
+
+
 # ----------------------------------------------------------------------------- atomicity, reuse, broken files
 
 
@@ -342,3 +363,7 @@ def test_a_datamodule_generates_its_demo_data_with_the_articulation_asked_for():
     assert lips.root.parent.name == "tiny-lips" and any((lips.root / TRUTH_FOLDER).rglob("*.csv"))
     assert "lips articulation" in lips.description
     assert LRWDataModule(demo_size="tiny").root.parent.name == "tiny"  # the default stays where it was
+    fresh = LRWDataModule(demo_size="tiny", demo_articulation="lips", demo_seed=1)
+    assert fresh.root.parent.name == "tiny-lips-seed1" and "seed 1" in fresh.description
+    first = sorted(fresh.root.rglob("*.mp4"))[0]
+    assert first.read_bytes() != (lips.root / first.relative_to(fresh.root)).read_bytes()
