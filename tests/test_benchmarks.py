@@ -143,3 +143,26 @@ def test_gpu_check_dry_run_runs_every_part_once_and_writes_its_report(tmp_path):
     assert "data headroom" in report.read_text() and "inference" in report.read_text()
     headroom = next(part for part in parts if part["name"] == "data headroom")["output"]
     assert "headroom at 8 cores" in headroom and "| sf2f |" in headroom
+
+
+def test_recipe_probe_scores_the_validation_clips_never_the_test_clips(monkeypatch, tmp_path):
+    from benchmarks import recipe_probe
+
+    monkeypatch.setenv("TF_RUNS_DIR", str(tmp_path))
+    asked = []
+    real_samples = recipe_probe.load_for_evaluation
+
+    def spying_load(*args):
+        model, datamodule = real_samples(*args)
+        evaluation_samples = model.evaluation_samples
+
+        def samples(datamodule, split, **kwargs):
+            asked.append(split)
+            return evaluation_samples(datamodule, split, **kwargs)
+
+        model.evaluation_samples = samples
+        return model, datamodule
+
+    monkeypatch.setattr(recipe_probe, "load_for_evaluation", spying_load)
+    values = recipe_probe.probe("e2e_nr_base", 2, [], max_items=2, smoke=True)
+    assert asked == ["val"] and "speech_mouth_r" in values and values["minutes"] > 0

@@ -20,6 +20,7 @@ from experiments.checkpoints import load_for_evaluation, resolve_checkpoint
 from lightning_modules.common.metrics.speech_dependence import mouth_box
 from lightning_modules.common.metrics.video_metrics import FrameLandmarks
 from tests.learning.harness import train_then_evaluate
+from tests.learning.lip_sync import assert_lip_synced, lip_sync_intervals
 
 FINAL_STAGE_STEPS = 200  # about 2.3 s a step on 2 CPU cores, after 4.5 minutes of pretraining
 TEST_CLIPS = 10
@@ -66,3 +67,17 @@ def test_tcsan_mouth_follows_the_speech(tmp_path, monkeypatch):
     )
     assert own.mean() <= MAX_L1_RATIO * swapped.mean(), (own, swapped)
     assert np.mean(own < swapped) >= MIN_CLIPS_CLOSER, (own, swapped)
+
+
+# The lip-sync proof on fresh `lips` data (tests/learning/lip_sync.py): every GRID test clip of the held-out
+# speakers s1 and s2, each training seed cut to LIPS_STAGE_STEPS final-stage steps so that three seeds fit
+# about 30 minutes on 2 CPU cores.
+LIPS_STAGE_STEPS = 150
+LIPS_TEST_CLIPS = 20
+
+
+@pytest.mark.slow
+def test_tcsan_opens_the_mouth_for_the_vowels_not_the_loudness(tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_RUNS_DIR", str(tmp_path))
+    intervals = lip_sync_intervals("tcsan", [f"--trainer.max_steps={LIPS_STAGE_STEPS}"], LIPS_TEST_CLIPS)
+    assert_lip_synced(intervals)

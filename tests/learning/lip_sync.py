@@ -1,0 +1,112 @@
+"""The lip-sync proof of the video systems: trained on `lips` data, scored on fresh held-out speakers, over
+several training seeds, with intervals (issue 30).
+
+The data: the demo layout generated with the `lips` articulation (loudness drawn apart from the vowel, the
+lips shaped by it, each clip's true mouth recorded) and with `FRESH_DATA_SEED`, a seed that no recipe was
+tuned on; its test clips are spoken by speakers no training clip has. Each of `TRAINING_SEEDS` trains the
+recipe once; every test clip of every run is scored by `lip_shape.py` (generated, real frames, the
+other-speech control and the energy-matched control), and `bootstrap_interval` gives a 95 % interval of the
+mean that resamples speakers, their clips and the training seeds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from datamodules.synthetic.truth import truth_speaker
+from experiments import train as train_entry
+from experiments.checkpoints import load_for_evaluation, resolve_checkpoint
+from lightning_modules.common.metrics.lip_shape import LipShapeScores
+from lightning_modules.common.metrics.video_metrics import FrameLandmarks
+
+FRESH_DATA_SEED = 1  # the recipes were tuned on seed 0's demo data
+TRAINING_SEEDS = (0, 1, 2)
+LIPS_DATA = ["--data.init_args.demo_articulation=lips", f"--data.init_args.demo_seed={FRESH_DATA_SEED}"]
+BOOTSTRAP_DRAWS = 2000
+LEVEL = 0.95
+# Every proof asserts, on the lower end of the interval over seeds, speakers and clips, these bars; each
+# lower end must also clear the upper end of both controls' intervals.
+BARS = {"lip_r_opening": 0.5, "lip_partial_r_opening": 0.6}
+# Reported beside them: the lips' width, which no demo-sized model has learned yet (docs/datasets.md).
+REPORTED = (*BARS, "lip_r_width")
+SETS = ("", "_real", "_control", "_matched")
+
+
+@dataclass(frozen=True)
+class ClipScores:
+    """One test clip of one training run: its speaker and its `lip_*` values (`lip_shape.KEYS`)."""
+
+    seed: int
+    speaker: str
+    clip: int
+    values: dict[str, float]
+
+
+def lip_sync_intervals(experiment: str, overrides: list[str], max_items: int | None) -> dict[str, tuple]:
+    """Train `experiment` with `overrides` on the fresh `lips` data once per training seed, score every
+    test clip, and return `{key: (mean, low, high)}` for every `REPORTED` key of every set of frames."""
+    scores, started = [], time.monotonic()
+    for seed in TRAINING_SEEDS:
+        run_dir = train_entry.train(
+            experiment, overrides=[*overrides, *LIPS_DATA, f"--seed_everything={seed}"]
+        )
+        scores += clip_scores(experiment, run_dir, seed, max_items)
+    intervals = {key + s: bootstrap_interval(scores, key + s) for key in REPORTED for s in SETS}
+    shown = {key: tuple(round(v, 3) for v in interval) for key, interval in intervals.items()}
+    print(f"[learning proof] {experiment} lips, {time.monotonic() - started:.0f} s: {shown}")
+    return intervals
+
+
+def assert_lip_synced(intervals: dict[str, tuple]) -> None:
+    for key, bar in BARS.items():
+        low = intervals[key][1]
+        assert low >= bar, f"{key}: interval {intervals[key]} below the bar {bar}"
+        controls = max(intervals[f"{key}_control"][2], intervals[f"{key}_matched"][2])
+        assert low > controls, f"{key}: interval {intervals[key]} reaches the controls' ({controls:.3f})"
+
+
+def clip_scores(experiment: str, run_dir: Path, seed: int, max_items: int | None) -> list[ClipScores]:
+    """Every test clip of the run's final stage, generated with its controls and scored one by one."""
+    model, datamodule = load_for_evaluation(experiment, resolve_checkpoint(experiment, str(run_dir)), None)
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    dataset, detect, scored = datamodule.evaluation_clips("test"), FrameLandmarks(), []
+    samples = model.eval().evaluation_samples(datamodule, "test", max_items=max_items, controls=True)
+    for index, sample in enumerate(samples):
+        frames = {"": sample.generated, "_real": sample.real, "_control": sample.control}
+        lips = LipShapeScores(detect)
+        lips.update(
+            sample.true_mouth, sample.speech, sample.sample_rate, frames | {"_matched": sample.matched}
+        )
+        clip = Path(dataset.items.metas[dataset.rows[index]]["path"])
+        scored.append(ClipScores(seed, truth_speaker(datamodule.root, clip), index, lips.compute()[0]))
+    return scored
+
+
+def bootstrap_interval(scores: list[ClipScores], key: str, rng_seed: int = 0) -> tuple[float, float, float]:
+    """(mean, low, high) of `key` over the clips, the interval at `LEVEL` from `BOOTSTRAP_DRAWS` draws that
+    each resample the speakers, then each drawn speaker's clips, then the training seeds (a clip's value is
+    its mean over the drawn seeds). A clip without the value is left out."""
+    table: dict[str, dict[int, dict[int, float]]] = {}
+    for s in scores:
+        if key in s.values:
+            table.setdefault(s.speaker, {}).setdefault(s.clip, {})[s.seed] = s.values[key]
+    if not table:
+        raise KeyError(f"no clip has {key}")
+    seeds = sorted({s.seed for s in scores})
+    rng, speakers, means = np.random.default_rng(rng_seed), sorted(table), []
+    for _ in range(BOOTSTRAP_DRAWS):
+        drawn_seeds, values = rng.choice(seeds, len(seeds)), []
+        for speaker in rng.choice(speakers, len(speakers)):
+            clips = sorted(table[speaker])
+            for clip in rng.choice(clips, len(clips)):
+                runs = table[speaker][clip]
+                values.append(np.mean([runs[s] for s in drawn_seeds if s in runs] or list(runs.values())))
+        means.append(np.mean(values))
+    tail = (1 - LEVEL) / 2 * 100
+    mean = float(np.mean([v for clips in table.values() for runs in clips.values() for v in runs.values()]))
+    return mean, float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
