@@ -13,6 +13,8 @@ from lightning_modules.common.metrics.speech_dependence import (
     frame_energy,
     identity_retrieval,
     lagged_correlations,
+    mouth_box,
+    region_opening,
 )
 from lightning_modules.common.metrics.video_metrics import FrameLandmarks
 
@@ -73,6 +75,24 @@ def test_a_mouth_that_follows_the_speech_passes_and_one_that_ignores_it_does_not
     assert values["speech_mouth_r"] == values["speech_mouth_r_control"] == 0.0
     assert "speech_mouth_r_peak_lag" not in values  # a flat lag profile has no peak
     assert values["silence_mouth_closed"] == 0.5 and values["speech_mouth_r_real"] > 0.5
+
+
+def test_a_clip_whose_generated_frames_lose_their_landmarks_scores_its_real_frames_by_the_region_too(talking):
+    """One measure per clip: blurred generated frames (no face found) move the real frames to the region
+    measure as well, so the real frames' r stays a ceiling on the same scale."""
+    from scipy import ndimage
+
+    _, speech, _, frames = talking
+    blurred = ndimage.gaussian_filter(frames[0], (0, 6, 6, 0))
+    detect = FrameLandmarks()
+    assert all(detect(frame) is None for frame in blurred[:5])
+    dependence = SpeechDependence(detect=detect)
+    dependence.update(blurred, frames[0], speech[0], RATE)
+    values, _, _ = dependence.compute()
+    box = mouth_box([detect(frame) for frame in frames[0]], frames[0].shape[1:3])
+    by_region = lagged_correlations(region_opening(frames[0], box), frame_energy(speech[0], RATE, 50), 0)[0]
+    assert values["mouth_landmark_share"] == 0.0
+    assert values["speech_mouth_r_real"] == pytest.approx(by_region)
 
 
 def test_identity_from_speech_against_chance_control_and_real_faces():

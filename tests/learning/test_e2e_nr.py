@@ -112,3 +112,27 @@ def test_base_model_opens_the_mouth_for_the_vowels_not_the_loudness(tmp_path, mo
     out."""
     monkeypatch.setenv("TF_RUNS_DIR", str(tmp_path))
     assert_lip_synced(lip_sync_intervals("e2e_nr_base", [], TEST_CLIPS, stop_after="e2e_nr_base"))
+
+
+@pytest.mark.slow
+def test_the_same_recipe_trained_on_silence_fails_the_lip_sync_proof(tmp_path, monkeypatch):
+    """The end-to-end negative control of the lip-sync proof: one seed of the recipe above with every training
+    batch's speech zeroed (on the device, after the batch is finished), scored the same way on real speech.
+    The model then cannot have learned anything from speech, so the proof's assertion must fail."""
+    import torch
+
+    from datamodules.base import CachedDataModule
+
+    finish = CachedDataModule.on_after_batch_transfer
+
+    def silenced(self, batch, dataloader_idx):
+        batch = finish(self, batch, dataloader_idx)
+        if self.trainer is not None and self.trainer.training and "audio" in batch:
+            batch["audio"] = torch.zeros_like(batch["audio"])
+        return batch
+
+    monkeypatch.setattr(CachedDataModule, "on_after_batch_transfer", silenced)
+    monkeypatch.setenv("TF_RUNS_DIR", str(tmp_path))
+    intervals = lip_sync_intervals("e2e_nr_base", [], TEST_CLIPS, stop_after="e2e_nr_base", seeds=(0,))
+    with pytest.raises(AssertionError):
+        assert_lip_synced(intervals)

@@ -4,7 +4,8 @@ The run is `make train EXP=tcsan` on the generated demo GRID (its overlays: ever
 25-frame training windows; the AU classifier and Audio2AU pretrained first, in the same run), with one
 reduction so that the chain fits about 15 minutes on 2 CPU cores: the final stage stops after
 FINAL_STAGE_STEPS steps (`--trainer.max_steps` applies to every stage; the two pretraining stages are
-shorter than that and run whole). It is evaluated on the held-out test speakers (s1, s2), whole sentences.
+shorter than that and run whole). It is evaluated on the first TEST_CLIPS whole sentences of the held-out
+test speakers, which are all s1's (the lip-sync proof at the end scores s1 and s2).
 
 Bar: the generated mouth opening against the speech energy reaches r >= 0.5 at lag 0, the lag where the
 profile peaks, well above the control (the same clips generated from another clip's speech); and the frames

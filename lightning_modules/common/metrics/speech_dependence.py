@@ -14,9 +14,11 @@ Video systems (per clip, then averaged over clips):
   closes the mouth).
 
 Mouth opening comes from dlib's 68 landmarks (inner-lip gap over mouth width) when a face is found in
-nearly every frame of the clip, otherwise from the darkness of the mouth region (the open mouth shows its
-cavity), the region being located by the real frames' landmarks. `mouth_region_validity_r` reports how
-well the region measure agrees with the landmark measure on real frames, where both exist.
+nearly every frame of the clip's generated, real and control frames alike, otherwise, for all three, from
+the darkness of the mouth region (the open mouth shows its cavity), the region being located by the real
+frames' landmarks: one measure per clip, so the real frames' r is a ceiling on the generated frames'
+scale. `mouth_region_validity_r` reports how well the region measure agrees with the landmark measure on
+real frames, where both exist.
 
 Face systems: `identity_retrieval` scores faces generated from held-out speech with an embedder that is
 not trained with the model, against chance, against real faces of the speaker, and against the same faces
@@ -100,16 +102,23 @@ def region_opening(frames: np.ndarray, box: tuple[int, int, int, int]) -> np.nda
     return 1.0 - region.reshape(len(frames), -1).mean(1) / 255.0
 
 
+def landmarks_found(marks: list) -> bool:
+    """Whether dlib found the face in enough of a clip's frames (`LANDMARK_SHARE`) to use landmarks."""
+    return len(marks) > 1 and float(np.mean([m is not None for m in marks])) >= LANDMARK_SHARE
+
+
 def opening_series(
-    frames: np.ndarray, marks: list, box: tuple[int, int, int, int]
-) -> tuple[np.ndarray, bool]:
-    """Mouth opening per frame and whether landmarks measured it (else the region's darkness)."""
+    frames: np.ndarray, marks: list, box: tuple[int, int, int, int], landmarks: bool
+) -> np.ndarray:
+    """Mouth opening per frame: by landmarks (misses interpolated) when `landmarks`, else by the region's
+    darkness. A clip's generated, real and control frames are measured the same way (`landmarks` true only
+    when every one of them has `landmarks_found`), so the real frames' r is a ceiling on the same scale."""
+    if not landmarks:
+        return region_opening(frames, box)
     found = np.array([m is not None for m in marks])
-    if len(frames) > 1 and found.mean() >= LANDMARK_SHARE:
-        values = np.array([landmark_opening(m) if m is not None else np.nan for m in marks])
-        times = np.arange(len(values))
-        return np.interp(times, times[found], values[found]), True
-    return region_opening(frames, box), False
+    values = np.array([landmark_opening(m) if m is not None else np.nan for m in marks])
+    times = np.arange(len(values))
+    return np.interp(times, times[found], values[found])
 
 
 def lagged_correlations(mouth: np.ndarray, energy: np.ndarray, max_lag: int = MAX_LAG) -> np.ndarray:
@@ -160,11 +169,15 @@ class SpeechDependence:
         real_marks = real_marks[:length] if real_marks else [self.detect(f) for f in real]
         box = mouth_box(real_marks, real.shape[1:3])
         energy = frame_energy(speech, rate, length)
-        mouth, used_landmarks = opening_series(generated, generated_marks, box)
-        self._add("mouth_landmark_share", float(used_landmarks))
-        self._profile("generated", lagged_correlations(mouth, energy))
-        real_mouth, _ = opening_series(real, real_marks, box)
-        self._profile("real", lagged_correlations(real_mouth, energy))
+        control = control[:length] if control is not None else None
+        control_marks = [self.detect(f) for f in control] if control is not None else []
+        landmarks = all(landmarks_found(m) for m in (generated_marks, real_marks, control_marks) if m)
+        self._add("mouth_landmark_share", float(landmarks))
+        self._profile(
+            "generated",
+            lagged_correlations(opening_series(generated, generated_marks, box, landmarks), energy),
+        )
+        self._profile("real", lagged_correlations(opening_series(real, real_marks, box, landmarks), energy))
         found = np.array([m is not None for m in real_marks])
         if found.sum() >= 3:  # the region measure checked against landmarks on the real frames
             by_marks = np.array([landmark_opening(m) for m in real_marks if m is not None])
@@ -175,8 +188,7 @@ class SpeechDependence:
         real_region = region_pixels(real, box)
         real_motion = float(np.abs(real_region - real_region.mean(0)).mean())
         if control is not None:
-            control = control[:length]
-            control_mouth, _ = opening_series(control, [self.detect(f) for f in control], box)
+            control_mouth = opening_series(control, control_marks, box, landmarks)
             self._profile("control", lagged_correlations(control_mouth, energy))
             change = float(np.abs(region_pixels(generated, box) - region_pixels(control, box)).mean())
             self._add("mouth_swap_sensitivity", change / max(real_motion, 1e-6))

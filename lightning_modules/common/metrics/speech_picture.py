@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .plots import save_figure
-from .speech_dependence import frame_energy, mouth_box, opening_series
+from .speech_dependence import frame_energy, landmarks_found, mouth_box, opening_series
 
 STRIP_FRAMES = 10
 FACES = 8
@@ -78,7 +78,10 @@ class SpeechPicture:
         }
         marks = {name: [self.detect(frame) for frame in frames] for name, frames in rows.items()}
         box = mouth_box(marks["real"], rows["real"].shape[1:3])
-        traces = {name: _unit(opening_series(frames, marks[name], box)[0]) for name, frames in rows.items()}
+        landmarks = all(landmarks_found(found) for found in marks.values())
+        traces = {
+            name: _unit(opening_series(frames, marks[name], box, landmarks)) for name, frames in rows.items()
+        }
         energy = _unit(frame_energy(sample.speech, sample.sample_rate, length))
         times = np.linspace(0, length - 1, STRIP_FRAMES).round().astype(int)
         figure = Figure(figsize=(STRIP_FRAMES * 0.9, 5.2))
