@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .speech_dependence import INNER_LIP_PAIRS, MOUTH_CORNERS, frame_energy, mouth_box
+from .speech_dependence import INNER_LIP_PAIRS, MOUTH_CORNERS, frame_energy, mouth_box, region_luminance
 
 EYE_CORNERS = (36, 45)
 # What a clip's frames must reach to count as lip-synced (checked on real frames and on cheaters: tests).
@@ -59,8 +59,7 @@ def mouth_shape(marks: np.ndarray) -> tuple[float, float]:
 def region_darkness(frames: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     """How far each pixel of the box falls below the frame's skin level, `(T, h, w)` in [0, 1], from
     `(T, H, W, 3)` uint8 frames; relative to each frame's own skin, so lighting does not read as a mouth."""
-    x0, y0, x1, y1 = box
-    luminance = frames[:, y0:y1, x0:x1].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    luminance = region_luminance(frames, box)
     skin = np.percentile(luminance.reshape(len(frames), -1), SKIN_PERCENTILE, axis=1)
     return np.clip(skin[:, None, None] - luminance, 0.0, None) / 255.0
 

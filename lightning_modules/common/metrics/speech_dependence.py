@@ -95,11 +95,15 @@ def mouth_box(real_marks: list, size: tuple[int, int]) -> tuple[int, int, int, i
     )
 
 
+def region_luminance(frames: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Luminance (0–255) of the box `(x0, y0, x1, y1)` in `(T, H, W, 3)` uint8 frames, `(T, h, w)`."""
+    x0, y0, x1, y1 = box
+    return frames[:, y0:y1, x0:x1].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
 def region_opening(frames: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     """Darkness of the mouth region per frame, `(T,)`: 1 − mean luminance in [0, 1]."""
-    x0, y0, x1, y1 = box
-    region = frames[:, y0:y1, x0:x1].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    return 1.0 - region.reshape(len(frames), -1).mean(1) / 255.0
+    return 1.0 - region_luminance(frames, box).reshape(len(frames), -1).mean(1) / 255.0
 
 
 def landmarks_found(marks: list) -> bool:
