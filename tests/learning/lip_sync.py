@@ -46,15 +46,28 @@ class ClipScores:
     values: dict[str, float]
 
 
-def lip_sync_intervals(experiment: str, overrides: list[str], max_items: int | None) -> dict[str, tuple]:
-    """Train `experiment` with `overrides` on the fresh `lips` data once per training seed, score every
-    test clip, and return `{key: (mean, low, high)}` for every `REPORTED` key of every set of frames."""
+def lip_sync_intervals(
+    experiment: str,
+    overrides: list[str],
+    max_items: int | None,
+    stop_after: str | None = None,
+    seeds: tuple[int, ...] = TRAINING_SEEDS,
+) -> dict[str, tuple]:
+    """Train `experiment` with `overrides` on the fresh `lips` data once per training seed (the chain ends
+    after `stop_after` when given), score every test clip, and return `{key: (mean, low, high)}` for every
+    `REPORTED` key of every set of frames."""
     scores, started = [], time.monotonic()
-    for seed in TRAINING_SEEDS:
+    for seed in seeds:
         run_dir = train_entry.train(
-            experiment, overrides=[*overrides, *LIPS_DATA, f"--seed_everything={seed}"]
+            experiment, overrides=[*overrides, *LIPS_DATA, f"--seed_everything={seed}"], stop_after=stop_after
         )
-        scores += clip_scores(experiment, run_dir, seed, max_items)
+        scored = clip_scores(experiment, run_dir, seed, max_items)
+        means = {
+            key: round(float(np.mean([c.values[key] for c in scored if key in c.values])), 3)
+            for key in REPORTED
+        }
+        print(f"[learning proof] {experiment} lips, seed {seed}: {means}")
+        scores += scored
     intervals = {key + s: bootstrap_interval(scores, key + s) for key in REPORTED for s in SETS}
     shown = {key: tuple(round(v, 3) for v in interval) for key, interval in intervals.items()}
     print(f"[learning proof] {experiment} lips, {time.monotonic() - started:.0f} s: {shown}")
