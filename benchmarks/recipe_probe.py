@@ -23,7 +23,7 @@ import time
 from benchmarks.timing import table
 from datamodules.errors import command_errors
 from experiments import train as train_entry
-from experiments.checkpoints import load_for_evaluation, resolve_checkpoint
+from experiments.checkpoints import load_run_for_evaluation
 from lightning_modules.common.metrics.metric_suite import MetricSettings
 from lightning_modules.common.metrics.shared_evaluation import evaluate_samples
 
@@ -41,9 +41,7 @@ def probe(
     run_dir = train_entry.train(
         experiment, smoke=smoke, overrides=[f"--trainer.max_steps={steps}", *overrides]
     )
-    model, datamodule = load_for_evaluation(experiment, resolve_checkpoint(experiment, str(run_dir)), None)
-    datamodule.prepare_data()
-    datamodule.setup("validate")
+    model, datamodule = load_run_for_evaluation(experiment, run_dir, "validate")
     samples = model.eval().evaluation_samples(datamodule, "val", max_items=max_items, controls=True)
     values, _, _ = evaluate_samples(samples, MetricSettings(), max_items, f"{experiment} at {steps} steps")
     return values | {"minutes": (time.monotonic() - started) / 60}

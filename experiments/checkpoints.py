@@ -156,3 +156,12 @@ def load_for_evaluation(experiment: str, checkpoint: Path, data: str | None):
     if saved:
         datamodule.load_state_dict(saved)
     return model, datamodule
+
+
+def load_run_for_evaluation(experiment: str, run: str | Path, split_stage: str = "test"):
+    """(model, datamodule) of a run's final stage (`run`: anything `resolve_checkpoint` takes), its data
+    prepared and set up for `split_stage` ("test", "validate"), as the proofs and probes score it."""
+    model, datamodule = load_for_evaluation(experiment, resolve_checkpoint(experiment, str(run)), None)
+    datamodule.prepare_data()
+    datamodule.setup(split_stage)
+    return model, datamodule

@@ -150,7 +150,7 @@ def test_recipe_probe_scores_the_validation_clips_never_the_test_clips(monkeypat
 
     monkeypatch.setenv("TF_RUNS_DIR", str(tmp_path))
     asked = []
-    real_samples = recipe_probe.load_for_evaluation
+    real_samples = recipe_probe.load_run_for_evaluation
 
     def spying_load(*args):
         model, datamodule = real_samples(*args)
@@ -163,6 +163,6 @@ def test_recipe_probe_scores_the_validation_clips_never_the_test_clips(monkeypat
         model.evaluation_samples = samples
         return model, datamodule
 
-    monkeypatch.setattr(recipe_probe, "load_for_evaluation", spying_load)
+    monkeypatch.setattr(recipe_probe, "load_run_for_evaluation", spying_load)
     values = recipe_probe.probe("e2e_nr_base", 2, [], max_items=2, smoke=True)
     assert asked == ["val"] and "speech_mouth_r" in values and values["minutes"] > 0

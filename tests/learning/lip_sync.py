@@ -19,7 +19,7 @@ import numpy as np
 
 from datamodules.synthetic.truth import truth_speaker
 from experiments import train as train_entry
-from experiments.checkpoints import load_for_evaluation, resolve_checkpoint
+from experiments.checkpoints import load_run_for_evaluation
 from lightning_modules.common.metrics.lip_shape import LipShapeScores
 from lightning_modules.common.metrics.video_metrics import FrameLandmarks
 
@@ -84,17 +84,18 @@ def assert_lip_synced(intervals: dict[str, tuple]) -> None:
 
 def clip_scores(experiment: str, run_dir: Path, seed: int, max_items: int | None) -> list[ClipScores]:
     """Every test clip of the run's final stage, generated with its controls and scored one by one."""
-    model, datamodule = load_for_evaluation(experiment, resolve_checkpoint(experiment, str(run_dir)), None)
-    datamodule.prepare_data()
-    datamodule.setup("test")
+    model, datamodule = load_run_for_evaluation(experiment, run_dir)
     dataset, detect, scored = datamodule.evaluation_clips("test"), FrameLandmarks(), []
     samples = model.eval().evaluation_samples(datamodule, "test", max_items=max_items, controls=True)
     for index, sample in enumerate(samples):
-        frames = {"": sample.generated, "_real": sample.real, "_control": sample.control}
+        frames = {
+            "": sample.generated,
+            "_real": sample.real,
+            "_control": sample.control,
+            "_matched": sample.matched,
+        }
         lips = LipShapeScores(detect)
-        lips.update(
-            sample.true_mouth, sample.speech, sample.sample_rate, frames | {"_matched": sample.matched}
-        )
+        lips.update(sample.true_mouth, sample.speech, sample.sample_rate, frames)
         clip = Path(dataset.items.metas[dataset.rows[index]]["path"])
         scored.append(ClipScores(seed, truth_speaker(datamodule.root, clip), index, lips.compute()[0]))
     return scored

@@ -60,10 +60,7 @@ def noisy_speech_dependence(run_dir, experiment: str, snr_db: float) -> dict[str
     """The shared metrics of the run's final generator on the test clips with their speech mixed with each
     held-out evaluation noise at `snr_db`, all noise types' clips pooled into one lag profile (the mouth is
     still scored against the clean speech's energy)."""
-    checkpoint = checkpoints.resolve_checkpoint(experiment, str(run_dir))  # the final stage's, as scored
-    model, datamodule = checkpoints.load_for_evaluation(experiment, checkpoint, None)
-    datamodule.prepare_data()
-    datamodule.setup("test")
+    model, datamodule = checkpoints.load_run_for_evaluation(experiment, run_dir)  # the final stage, as scored
     types = datamodule.evaluation_noise_bank().types
     samples = itertools.chain.from_iterable(
         model.evaluation_samples(datamodule, max_items=NOISY_CLIPS, noise=(noise_type, snr_db), controls=True)

@@ -17,7 +17,7 @@ fails both.
 import numpy as np
 import pytest
 
-from experiments.checkpoints import load_for_evaluation, resolve_checkpoint
+from experiments.checkpoints import load_run_for_evaluation
 from lightning_modules.common.metrics.speech_dependence import mouth_box
 from lightning_modules.common.metrics.video_metrics import FrameLandmarks
 from tests.learning.harness import train_then_evaluate
@@ -38,9 +38,7 @@ MIN_CLIPS_CLOSER = 0.9
 def mouth_l1_own_and_swapped(run_dir) -> tuple[np.ndarray, np.ndarray]:
     """Per test clip, the mean absolute difference (grey levels) between the real frames' mouth region and
     the frames generated from the clip's own speech, and from the next clip's speech."""
-    model, datamodule = load_for_evaluation("tcsan", resolve_checkpoint("tcsan", str(run_dir)), None)
-    datamodule.prepare_data()
-    datamodule.setup("test")
+    model, datamodule = load_run_for_evaluation("tcsan", run_dir)
     detect = FrameLandmarks()
     own, swapped = [], []
     for sample in model.eval().evaluation_samples(datamodule, "test", max_items=TEST_CLIPS, controls=True):

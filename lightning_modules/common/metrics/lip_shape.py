@@ -161,13 +161,16 @@ class LipShapeScores:
         box = mouth_box(marks, real.shape[1:3])
         energy = frame_energy(speech, rate, length)
         self.clips += 1
-        for suffix, clip in frames.items():
-            if clip is not None and len(clip) >= length:
-                shape = region_shape(clip[:length], box)
-                scores = lip_sync_scores(*shape, true_opening[:length], true_width[:length], energy)
-                for name, value in scores.items():
-                    self._add(f"lip_{name}{suffix}", value)
-        self._check_region(region_shape(real[:length], box), marks, true_opening[:length])
+        shapes = {
+            suffix: region_shape(clip[:length], box)
+            for suffix, clip in frames.items()
+            if clip is not None and len(clip) >= length
+        }
+        for suffix, shape in shapes.items():
+            scores = lip_sync_scores(*shape, true_opening[:length], true_width[:length], energy)
+            for name, value in scores.items():
+                self._add(f"lip_{name}{suffix}", value)
+        self._check_region(shapes["_real"], marks, true_opening[:length])
 
     def _check_region(self, shape: tuple[np.ndarray, np.ndarray], marks: list, true_opening: np.ndarray):
         """`VALIDITY`: the region's opening and width against the landmarks' on the real frames."""
