@@ -1,0 +1,78 @@
+"""Headless Chromium for the browser tests, driven by selenium.
+
+Debian's `chromium` and `chromium-driver` packages (`.ci/run` installs them). Where either is absent the
+tests here are skipped with that reason, so `make test` stays green on a machine without a browser.
+"""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+# Headless, as root in a container, on a machine with no network: Chromium's own background connections
+# (updates, sync, safe browsing) would be refused one by one, so they are switched off.
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+    "--window-size=1400,1000",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    for item in items:
+        if "tests/browser/" in str(item.path).replace("\\", "/"):
+            item.add_marker(pytest.mark.browser)
+            if missing:
+                item.add_marker(
+                    pytest.mark.skip(
+                        reason=f"{' and '.join(missing)} absent: apt-get install chromium chromium-driver"
+                    )
+                )
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """A fresh headless Chromium (its own empty profile), closed after the test."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+    shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
+
+
+def media_states(driver) -> list[dict]:
+    """Every <video>, <audio> and <img> on the page: its source, and whether it loaded
+    (`readyState` ≥ 2 for media, i.e. the current frame is decoded; natural size > 0 for images)."""
+    return driver.execute_script(
+        """
+        const out = [];
+        for (const m of document.querySelectorAll('video, audio')) {
+          out.push({tag: m.tagName.toLowerCase(), src: m.currentSrc || m.src, ready: m.readyState,
+                    duration: m.duration, width: m.videoWidth || 0, error: m.error ? m.error.code : null});
+        }
+        for (const i of document.querySelectorAll('img')) {
+          out.push({tag: 'img', src: i.currentSrc || i.src, ready: i.complete ? 4 : 0,
+                    width: i.naturalWidth, height: i.naturalHeight});
+        }
+        return out;
+        """
+    )
