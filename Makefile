@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stack
+APP_STAMP := $(VENV)/.installed-app
 EXP ?= sf2f
 DATA ?=
 CKPT ?=
@@ -18,6 +19,7 @@ RUN ?=
 RUN_LIST ?=
 CKPT_LIST ?=
 AUDIO_LIST ?=
+PORT ?= 7860
 LIST ?=
 WEIGHTS_DIR ?=
 NOISE_SWEEP ?=
@@ -40,7 +42,7 @@ export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=4294967296:glibc.malloc.tri
 TORCH := torch==2.9.1 torchvision==0.24.1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup plan train eval infer export compare wandb-sync bench gpu-check weights-check lint test test-slow demo-data prepare clean
+.PHONY: help setup plan train eval infer export app compare wandb-sync bench gpu-check weights-check lint test test-slow demo-data prepare clean
 
 help: ## List targets and experiments
 	@echo "Usage: make <target> [EXP=name] [DATA=path] [CKPT=last|path] [ARGS='--trainer.max_steps=100 …']"
@@ -57,6 +59,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	$(PY) -m pip install -q --no-deps facenet-pytorch==2.6.0
 	@touch $(STAMP)
+
+# The web app's packages (gradio) are an extra: `make app` and `make test` install them, training never does.
+$(APP_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[test,app]'
+	@touch $(APP_STAMP)
 
 setup: $(STAMP) ## Create .venv with the pinned stack (done automatically by train/test)
 
@@ -82,6 +89,10 @@ infer: $(STAMP) ## Video from AUDIO=speech.wav + IMAGE=face.jpg into OUT=out.mp4
 
 export: $(STAMP) ## Slim checkpoint of EXP's CKPT (file, run folder or last) for sharing/inference into OUT=model.ckpt
 	$(PY) -m experiments.export $(call q,$(EXP)) $(call opt,--ckpt,$(or $(CKPT),last)) $(call opt,--out,$(or $(OUT),model.ckpt))
+
+app: $(APP_STAMP) ## Local web app on http://127.0.0.1:PORT (default 7860) for CKPT (file, run folder or last; EXP= names the system) or CKPT_LIST=file, side by side
+	$(PY) -m experiments.app $(if $(filter command line,$(origin EXP)),$(call opt,--experiment,$(EXP))) \
+	  $(if $(CKPT_LIST),$(call opt,--ckpt-list,$(CKPT_LIST)),$(call opt,--ckpt,$(or $(CKPT),last))) --port=$(PORT) $(ARGS)
 
 compare: $(STAMP) ## Side-by-side report of the runs listed in RUN_LIST=file (one run folder per line) into OUT=folder
 	$(PY) -m experiments.compare $(call opt,--run-list,$(RUN_LIST)) $(call opt,--out,$(OUT)) $(ARGS)
@@ -110,7 +121,7 @@ lint: $(STAMP) ## ruff check and ruff format --check (make test runs it first)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint ## Lint, then run the test suite (CPU; slow and GPU tests excluded)
+test: lint $(APP_STAMP) ## Lint, then run the test suite (CPU; slow and GPU tests excluded)
 	$(PY) -m pytest -q $(ARGS)
 
 test-slow: $(STAMP) ## Run only the slow tests (real-size checks, demo training)

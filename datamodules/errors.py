@@ -118,18 +118,14 @@ def command_errors(debug: bool | None = None, **input_variables: str) -> Iterato
     named = _INPUT_VARIABLES.set(MappingProxyType({**_INPUT_VARIABLES.get(), **input_variables}))
     try:
         yield
-    except ProjectError as error:
+    except (ProjectError, OSError) as error:
         close_progress_bars()
-        if debug:
-            traceback.print_exc()
-        sys.exit(f"error: {one_line(str(error))}")
-    except OSError as error:
-        close_progress_bars()
-        if error.errno not in ENVIRONMENT_ERRORS:
+        line = error_line(error)
+        if line is None:
             report_bug()
         if debug:
             traceback.print_exc()
-        sys.exit(f"error: {environment_message(error)}")
+        sys.exit(line)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception:  # noqa: BLE001 - the boundary: anything not foreseen is reported as a bug
@@ -137,6 +133,17 @@ def command_errors(debug: bool | None = None, **input_variables: str) -> Iterato
         report_bug()
     finally:
         _INPUT_VARIABLES.reset(named)
+
+
+def error_line(error: BaseException) -> str | None:
+    """`error: <message>` on one line for an error the user can fix (a `ProjectError`, or an `OSError` of the
+    environment, `ENVIRONMENT_ERRORS`); None for anything else, which is a bug. Commands print it and exit;
+    the web app shows it on the page."""
+    if isinstance(error, ProjectError):
+        return f"error: {one_line(str(error))}"
+    if isinstance(error, OSError) and error.errno in ENVIRONMENT_ERRORS:
+        return f"error: {environment_message(error)}"
+    return None
 
 
 def report_bug() -> None:

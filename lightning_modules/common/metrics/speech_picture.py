@@ -76,50 +76,85 @@ class SpeechPicture:
             "real": sample.real[:length],
             "other speech": sample.control[:length],
         }
-        marks = {name: [self.detect(frame) for frame in frames] for name, frames in rows.items()}
-        box = mouth_box(marks["real"], rows["real"].shape[1:3])
-        landmarks = all(landmarks_found(found) for found in marks.values())
-        traces = {
-            name: _unit(opening_series(frames, marks[name], box, landmarks)) for name, frames in rows.items()
-        }
-        energy = _unit(frame_energy(sample.speech, sample.sample_rate, length))
-        times = np.linspace(0, length - 1, STRIP_FRAMES).round().astype(int)
-        figure = Figure(figsize=(STRIP_FRAMES * 0.9, 5.2))
-        grid = figure.add_gridspec(len(rows) + 1, STRIP_FRAMES, height_ratios=[1] * len(rows) + [2.2])
-        for row, (name, frames) in enumerate(rows.items()):
-            for column, t in enumerate(times):
-                axis = figure.add_subplot(grid[row, column])
-                axis.imshow(_crop(frames[t], box))
-                axis.set_xticks([])
-                axis.set_yticks([])
-                if column == 0:
-                    axis.set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
-                if row == 0:
-                    axis.set_title(f"frame {t}", fontsize=7)
-        plot = figure.add_subplot(grid[len(rows), :])
-        plot.fill_between(np.arange(length), energy, color="0.85", label="speech energy")
-        for (name, trace), colour in zip(traces.items(), ("C0", "C2", "C3")):
-            plot.plot(
-                trace, color=colour, linewidth=1.4 if name == "generated" else 1.0, label=f"mouth: {name}"
-            )
-        plot.set_xlabel("frame (25 fps)")
-        plot.set_ylabel("normalised")
-        plot.legend(fontsize=7, ncol=4, loc="upper right")
         clip = f" (test clip of {sample.identity})" if sample.identity else ""
-        figure.suptitle(f"Does the mouth follow the speech?{clip}", fontsize=9)
-        return figure
+        return mouth_figure(
+            rows,
+            "real",
+            sample.speech,
+            sample.sample_rate,
+            self.detect,
+            f"Does the mouth follow the speech?{clip}",
+        )
 
     def _face_figure(self) -> Figure:
-        figure = Figure(figsize=(max(len(self.faces) * 1.1, 6.0), 2.6))
-        for column, (identity, (generated, real)) in enumerate(self.faces.items()):
-            for row, (image, label) in enumerate(((generated, "from speech"), (real, "real"))):
-                axis = figure.add_subplot(2, len(self.faces), row * len(self.faces) + column + 1)
-                axis.imshow(image)
-                axis.set_xticks([])
-                axis.set_yticks([])
-                if column == 0:
-                    axis.set_ylabel(label, fontsize=7)
-                if row == 0:
-                    axis.set_title(identity[:12], fontsize=6)
-        figure.suptitle("Faces generated from held-out speech (top) and the speakers' real faces", fontsize=9)
-        return figure
+        return face_figure(
+            {identity[:12]: faces for identity, faces in self.faces.items()},
+            ("from speech", "real"),
+            "Faces generated from held-out speech (top) and the speakers' real faces",
+        )
+
+
+def mouth_figure(
+    rows: dict[str, np.ndarray],
+    box_row: str,
+    speech: np.ndarray,
+    rate: int,
+    detect: Callable[[np.ndarray], np.ndarray | None],
+    title: str,
+) -> Figure:
+    """Mouth crops of each clip in `rows` (name → `(T, H, W, 3)` uint8, equal T ≥ `STRIP_FRAMES`) at evenly
+    spaced times, above each clip's mouth opening and the energy of `speech` `(L,)` at `rate`, all normalised
+    to 0…1. The mouth box comes from `rows[box_row]`'s landmarks; every clip is measured the same way
+    (`opening_series`). The first row is drawn boldest."""
+    length = min(len(frames) for frames in rows.values())
+    marks = {name: [detect(frame) for frame in frames[:length]] for name, frames in rows.items()}
+    box = mouth_box(marks[box_row], rows[box_row].shape[1:3])
+    landmarks = all(landmarks_found(found) for found in marks.values())
+    traces = {
+        name: _unit(opening_series(frames[:length], marks[name], box, landmarks))
+        for name, frames in rows.items()
+    }
+    energy = _unit(frame_energy(speech, rate, length))
+    times = np.linspace(0, length - 1, STRIP_FRAMES).round().astype(int)
+    figure = Figure(figsize=(STRIP_FRAMES * 0.9, 1.0 * len(rows) + 2.2))
+    grid = figure.add_gridspec(len(rows) + 1, STRIP_FRAMES, height_ratios=[1] * len(rows) + [2.2])
+    for row, (name, frames) in enumerate(rows.items()):
+        for column, t in enumerate(times):
+            axis = figure.add_subplot(grid[row, column])
+            axis.imshow(_crop(frames[t], box))
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if column == 0:
+                axis.set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+            if row == 0:
+                axis.set_title(f"frame {t}", fontsize=7)
+    plot = figure.add_subplot(grid[len(rows), :])
+    plot.fill_between(np.arange(length), energy, color="0.85", label="speech energy")
+    for index, ((name, trace), colour) in enumerate(zip(traces.items(), ("C0", "C2", "C3", "C1"))):
+        plot.plot(trace, color=colour, linewidth=1.4 if index == 0 else 1.0, label=f"mouth: {name}")
+    plot.set_xlabel("frame (25 fps)")
+    plot.set_ylabel("normalised")
+    plot.legend(fontsize=7, ncol=4, loc="upper right")
+    figure.suptitle(title, fontsize=9)
+    return figure
+
+
+def face_figure(
+    columns: dict[str, tuple[np.ndarray, ...]], row_labels: tuple[str, ...], title: str
+) -> Figure:
+    """A grid of faces: one column per entry of `columns` (title → one `(H, W, 3)` uint8 face per row),
+    rows labelled by `row_labels`."""
+    rows = len(row_labels)
+    figure = Figure(figsize=(max(len(columns) * 1.1, 6.0), 0.3 + 1.15 * rows))
+    for column, (heading, faces) in enumerate(columns.items()):
+        for row, (image, label) in enumerate(zip(faces, row_labels)):
+            axis = figure.add_subplot(rows, len(columns), row * len(columns) + column + 1)
+            axis.imshow(image)
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if column == 0:
+                axis.set_ylabel(label, fontsize=7)
+            if row == 0:
+                axis.set_title(heading, fontsize=6)
+    figure.suptitle(title, fontsize=9)
+    return figure
