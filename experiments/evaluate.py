@@ -13,9 +13,10 @@ System-specific options go through `--option KEY=VALUE` (YAML values), e.g. for 
 
 After the paper's protocol, the shared metrics (`lightning_modules/common/metrics/metric_suite.py`) score the
 same test split for every system under the same names: PSNR, SSIM, L1, LPIPS, FID/KID, landmark
-distance, face detection rate, identity cosine and Recall@K, CPBD, AU F1 and LSE-C/LSE-D. Metrics whose
-weights are not given are listed as "not computed: <why>". Weights come from `--weights KEY=PATH`
-(lpips_backbone, fid_inception_weights, inception_weights, syncnet_weights, facenet_weights) or from a folder
+distance, face detection rate, identity cosine and Recall@K, CPBD, AU F1, LSE-C/LSE-D, FVD and CSIM. Metrics
+whose weights are not given are listed as "not computed: <why>". Weights come from `--weights KEY=PATH`
+(lpips_backbone, fid_inception_weights, inception_weights, syncnet_weights, facenet_weights, i3d_weights,
+arcface_weights) or from a folder
 holding them under their released names (`--weights-dir`, default `$TF_WEIGHTS_DIR`). `--noise-sweep` adds the
 shared video metrics against SNR with E2E-NR's held-out noises, for every system that makes video
 (`noise_sweep.png`).
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
         default=[],
         metavar="KEY=PATH",
         help="weights for a shared metric: lpips_backbone, fid_inception_weights, inception_weights, "
-        "syncnet_weights, facenet_weights; repeatable",
+        "syncnet_weights, facenet_weights, i3d_weights (FVD), arcface_weights (CSIM); repeatable",
     )
     parser.add_argument(
         "--weights-dir",

@@ -56,6 +56,18 @@ def _facenet(path: str):
     return build_face_embedder("facenet", path)
 
 
+def _i3d(path: str):
+    from lightning_modules.common.pretrained.i3d import load_i3d
+
+    return load_i3d(path)
+
+
+def _arcface(path: str):
+    from lightning_modules.common.pretrained.arcface import load_arcface
+
+    return load_arcface(path)
+
+
 def _vggface2(path: str):
     from lightning_modules.common.pretrained.vggface2 import load_vggface2_classifier
 
@@ -87,6 +99,8 @@ FILES = (
         "metrics (--model.init_args.facenet_weights)",
         _facenet,
     ),
+    WeightsFile(STANDARD_FILES["i3d_weights"], "FVD, video systems (make eval)", _i3d),
+    WeightsFile(STANDARD_FILES["arcface_weights"], "CSIM, ArcFace identity similarity (make eval)", _arcface),
     WeightsFile("vgg19-dcbb9e9d.pth", "TCSAN's perceptual loss (--model.init_args.vgg_weights)", _vgg19),
     WeightsFile(
         "resnet50_ft_weight.pkl", "SF2F's VGGFace Score (make eval … --option vfs_weights=PATH)", _vggface2

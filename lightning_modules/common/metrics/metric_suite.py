@@ -19,12 +19,16 @@ them all with one implementation per metric, and says for every metric it could 
   paired video
 - lse_d, lse_c (+ _real): SyncNet lip-sync distance / confidence (`lip_sync`); needs: `syncnet_weights`,
   speech
+- fvd: Fréchet distance of I3D features, generated vs real 16-frame windows, as StyleGAN-V computes it
+  (`video_distance`); needs: `i3d_weights`, paired clips of ≥ 16 frames
+- csim: cosine of ArcFace embeddings, each generated frame vs its speaker's real reference
+  (`face_similarity`); needs: `arcface_weights`
 - speech_mouth_r (+ _real, _control), mouth_swap_sensitivity, silence_mouth_closed: does the mouth follow the
   speech (`speech_dependence`); needs: video, speech (controls: made by the system)
 - speech_identity_r@1 (+ _chance, _control, _real): identity from held-out speech (`speech_dependence`);
   needs: faces of ≥ 2 speakers
 
-The expensive image metrics (LPIPS, FID/KID, identity, CPBD, detection) look at `frames_per_clip` evenly
+The expensive image metrics (LPIPS, FID/KID, identity, CSIM, CPBD, detection) look at `frames_per_clip` evenly
 spaced frames of each clip; pixels, landmarks, AUs and lip sync at every frame.
 """
 
@@ -55,6 +59,8 @@ STANDARD_FILES = {
     "inception_weights": "inception_v3_google-0cc3c7bd.pth",
     "syncnet_weights": "syncnet_v2.model",
     "facenet_weights": "20180402-114759-vggface2.pt",
+    "i3d_weights": "i3d_torchscript.pt",
+    "arcface_weights": "w600k_r50.onnx",
 }
 RECALL_KS = (1, 2, 5, 10)
 LIP_SHAPE_NOTE = (
@@ -80,6 +86,8 @@ REPORTED = (
     "au_accuracy",
     "lse_d",
     "lse_c",
+    "fvd",
+    "csim",
 )
 # Speech dependence: the mouth checks of video systems, the identity check of face systems.
 VIDEO_DEPENDENCE = (
@@ -140,6 +148,8 @@ class MetricSettings:
     )
     syncnet_weights: str | None = None
     facenet_weights: str | None = None
+    i3d_weights: str | None = None  # StyleGAN-V's I3D TorchScript: FVD
+    arcface_weights: str | None = None  # insightface's ArcFace ONNX: CSIM
     landmarks: bool = True
     frames_per_clip: int = 8
     allow_random: bool = False
@@ -172,6 +182,8 @@ class MetricSuite:
         self.lpips = self._optional(("lpips",), self._build_lpips)
         self.features = self._optional(("fid", "kid"), self._build_features)
         self.syncnet = self._optional(("lse_d", "lse_c"), self._build_syncnet)
+        self.fvd = self._optional(("fvd",), self._build_fvd)
+        self.csim = self._optional(("csim",), self._build_csim)
         self.embedder, self.embedder_name = self._build_embedder()
         self.pixels = VideoMetricAccumulator(landmarks=settings.landmarks, detect=FrameLandmarks())
         self.action_units = BinaryLabelScores(5)
@@ -212,6 +224,22 @@ class MetricSuite:
         from .lip_sync import load_syncnet
 
         return load_syncnet(self.settings.syncnet_weights, allow_random=self.settings.allow_random)
+
+    def _build_fvd(self):
+        from ..pretrained.i3d import HOW_TO_GET, I3D_FILE, load_i3d
+        from .video_distance import FrechetVideoDistance
+
+        if self.settings.i3d_weights is None:
+            raise WeightsError(f"FVD needs the I3D network ({I3D_FILE}, setting i3d_weights): {HOW_TO_GET}.")
+        return FrechetVideoDistance(load_i3d(self.settings.i3d_weights))
+
+    def _build_csim(self):
+        from ..pretrained.arcface import ARCFACE_FILE, HOW_TO_GET, load_arcface
+        from .face_similarity import ArcFaceSimilarity
+
+        if self.settings.arcface_weights is None:
+            raise WeightsError(f"CSIM needs ArcFace ({ARCFACE_FILE}, setting arcface_weights): {HOW_TO_GET}.")
+        return ArcFaceSimilarity(load_arcface(self.settings.arcface_weights))
 
     def _build_embedder(self):
         from ..pretrained.face_embedding import build_face_embedder
@@ -256,6 +284,8 @@ class MetricSuite:
                     "_matched": sample.matched,
                 }
                 self.lip_shape.update(sample.true_mouth, sample.speech, sample.sample_rate, sets, marks[1])
+            if self.fvd is not None:
+                self.fvd.update(generated[:length], real[:length])
         else:
             self.unpaired += 1
         self._image_metrics(generated[picks_generated], real[picks_real], sample.identity)
@@ -313,6 +343,8 @@ class MetricSuite:
             self.features.update(_channels_first(real), real=True)
         embed = lambda frames: F.normalize(self.embedder(_imagenet(frames)).float().mean(0), dim=0)  # noqa: E731
         self.embeddings.setdefault(identity, []).append((embed(generated).cpu(), embed(real).cpu()))
+        if self.csim is not None:
+            self.csim.update(generated, real, identity)
 
     def _lip_sync(
         self, generated: np.ndarray, real: np.ndarray | None, speech: np.ndarray, rate: int
@@ -363,6 +395,7 @@ class MetricSuite:
             values.update(distribution)
             missing.update(why_not)
         self._compute_identity(values, missing)
+        self._compute_video_and_face_similarity(values, missing)
         self._compute_speech_dependence(values, missing)
         if self.syncnet is not None and "lse_d" not in values:
             missing["lse_d"] = missing["lse_c"] = (
@@ -378,6 +411,20 @@ class MetricSuite:
             if key not in values and key not in missing:
                 missing[key] = "no sample gave a value"
         return values, missing
+
+    def _compute_video_and_face_similarity(self, values: dict, missing: dict) -> None:
+        if self.csim is not None:
+            csim, why_not = self.csim.compute()
+            values.update(csim)
+            missing.update(why_not)
+        if self.fvd is None:
+            return
+        if not self.paired:
+            missing["fvd"] = "no video: FVD compares 16-frame clips and this system makes single faces"
+            return
+        fvd, why_not = self.fvd.compute()
+        values.update(fvd)
+        missing.update(why_not)
 
     def _compute_speech_dependence(self, values: dict, missing: dict) -> None:
         video_values, video_missing, self.lag_profiles = self.speech_dependence.compute()
@@ -439,6 +486,10 @@ class MetricSuite:
         lags = "; lag profile −5…+5 frames: " + ", ".join(f"{k}: {v}" for k, v in self.lag_profiles.items())
         inception = self.inception_note
         return {
+            "fvd": "I3D (Kinetics-400, StyleGAN-V's TorchScript port) features of consecutive 16-frame "
+            "windows (fvd_clips per side), generated vs real; StyleGAN-V's scaling and covariance",
+            "csim": "ArcFace (insightface w600k_r50) cosine, each sampled generated frame vs the speaker's "
+            "real frames' mean embedding; whole frames resized to 112×112 as aligned crops",
             "identity_cosine": f"embedding: {self.embedder_name}",
             "fid": inception,
             "kid": inception,
