@@ -131,6 +131,12 @@ class FaceSpeechPairs(Dataset):
             "audio_start": start,
         }
 
+    def speech(self, index: int, start: int) -> np.ndarray:
+        """The `(audio_samples,)` float32 speech window of item `index` from `start`, before pre-emphasis:
+        what a listener should hear beside the face made from it (`make compare`'s report)."""
+        arrays = self.items[self.rows[index % len(self.rows)]][1]
+        return stored_speech(arrays["audio"][start : start + self.audio_samples]).astype(np.float32)
+
     def load_batch(self, indices: list[int], draws: BatchDraws) -> dict:
         """The training batch of `indices` in one call: `face`, `wrong_face` `(B, 3, S, S)` uint8 and the
         raw speech window `speech (B, audio_samples)` as stored (int16 PCM); `finish_face_speech_batch` makes

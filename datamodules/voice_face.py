@@ -119,6 +119,10 @@ class VoiceFaceCorpus:
         frames = len(stored) - start if frames is None else frames
         return _pad_to(np.asarray(stored[start : start + frames], dtype=np.float32).T, frames)
 
+    def mel_path(self, row: int) -> str:
+        """The audio file utterance `row` was read from."""
+        return self._mels.metas[row]["path"]
+
     def mel_frames(self, row: int) -> int:
         return len(self._mels[row][1]["mel"])
 
@@ -396,6 +400,21 @@ class VoiceFaceDataModule(CachedDataModule):
     def _evaluation_loader(self, split: str, clip_seed: int | None = None) -> DataLoader:
         dataset = EvaluationIdentities(self.corpora[split], self.hparams.eval_frames, clip_seed)
         return self.loader(dataset, self.hparams.eval_batch_size, shuffle=False, collate=evaluation_collate)
+
+    def evaluation_speech(self, split: str, index: int) -> np.ndarray:
+        """The speech of evaluation item `index` (the identity's utterances, voice-activity-trimmed as cached,
+        one after another) cut to its `eval_frames`: about the audio its deterministic mel clip was computed
+        from, for a listener (`make compare`'s report), at `log_mel_config.sample_rate`."""
+        corpus, config = self.corpora[split], self.log_mel_config
+        wanted = int(self.hparams.eval_frames * config.hop_seconds * config.sample_rate)
+        pieces, total = [], 0
+        for row in corpus.mel_rows[corpus.usable[index]]:
+            wave = read_audio(corpus.mel_path(row), config.sample_rate)
+            pieces.append(voiced_audio(wave, config.sample_rate) if self.hparams.vad else wave)
+            total += len(pieces[-1])
+            if total >= wanted:
+                break
+        return np.concatenate(pieces)[:wanted].astype(np.float32)
 
     def random_clip_test_loader(self, run: int) -> DataLoader:
         """The test identities, each with a random clip of `eval_frames` drawn for evaluation run `run`."""

@@ -19,7 +19,8 @@ whose weights are not given are listed as "not computed: <why>". Weights come fr
 arcface_weights) or from a folder
 holding them under their released names (`--weights-dir`, default `$TF_WEIGHTS_DIR`). `--noise-sweep` adds the
 shared video metrics against SNR with E2E-NR's held-out noises, for every system that makes video
-(`noise_sweep.png`).
+(`noise_sweep.png`). The first test clips (`--report-clips N`, default 4) are always written with their speech
+under `<out>/clips/` for `make compare`'s report.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from experiments.path_lists import read_path_list
 from experiments.run_folders import stage_of
 from lightning_modules.common.contracts import PaperEvaluated, SharedEvaluated
 from lightning_modules.common.metrics.metric_suite import STANDARD_FILES, WEIGHTS_DIR_VARIABLE, MetricSettings
+from lightning_modules.common.metrics.report_clips import REPORT_CLIPS, ReportClips
 from lightning_modules.common.metrics.shared_evaluation import (
     SHARED_SETTING,
     shared_noise_sweep,
@@ -59,6 +61,9 @@ class SharedOptions:
     snrs_db: tuple[float, ...] = EVAL_SNRS_DB
     noise_types: list[str] | None = None
     dump: bool = False  # write the test outputs under <eval folder>/dump for outside scorers
+    report_clips: int = (
+        REPORT_CLIPS  # the first test clips written under <eval folder>/clips for make compare
+    )
 
 
 def evaluate(
@@ -107,6 +112,7 @@ def evaluate(
             label,
             folder / "dump" / label.replace("/", "_") if shared.dump else None,
             folder / f"speech_dependence_{label.replace('/', '_')}.png",
+            folder / "clips" / label.replace("/", "_"),
         )
         part.details = {str(checkpoint): part.details}
         if report is None:
@@ -129,9 +135,11 @@ def add_shared_metrics(
     label: str,
     dump: Path | None = None,
     picture: Path | None = None,
+    clips: Path | None = None,
 ):
     """The system's report (or a new one) with the shared metrics' rows and, when asked, the noise sweep;
-    `picture`: where to draw the speech-dependence picture (`metrics/speech_picture.py`)."""
+    `picture`: where to draw the speech-dependence picture (`metrics/speech_picture.py`); `clips`: where to
+    write the first `shared.report_clips` test clips for `make compare` (`metrics/report_clips.py`)."""
     if not shared.enabled:
         return report
     if not isinstance(model, SharedEvaluated):
@@ -140,8 +148,16 @@ def add_shared_metrics(
             "pass --no-shared."
         )
     system = report.system if report is not None else type(model).__name__.removesuffix("Module")
+    writer = ReportClips(clips, label, shared.report_clips) if clips and shared.report_clips > 0 else None
     common = shared_report(
-        model, datamodule, shared.settings, system, max_items=shared.max_items, dump=dump, picture=picture
+        model,
+        datamodule,
+        shared.settings,
+        system,
+        max_items=shared.max_items,
+        dump=dump,
+        picture=picture,
+        clips=writer,
     )
     for row in common.rows:
         row.setting = f"{row.setting}, {label}"
@@ -266,6 +282,14 @@ def main(argv: list[str] | None = None) -> None:
         "index.csv) under <out>/dump for syncnet_python, pytorch-fid, clean-fid",
     )
     parser.add_argument(
+        "--report-clips",
+        type=int,
+        default=REPORT_CLIPS,
+        metavar="N",
+        help=f"write the first N test clips (default {REPORT_CLIPS}; 0: none) with their speech under "
+        "<out>/clips for make compare's report",
+    )
+    parser.add_argument(
         "--noise-sweep",
         action="store_true",
         help="video systems: shared metrics with the speech mixed with held-out noises at each SNR",
@@ -288,7 +312,13 @@ def main(argv: list[str] | None = None) -> None:
         weights = {key: str(path) for key, path in parse_options(args.weights, "--weights").items()}
         settings = MetricSettings.from_folder(args.weights_dir, **weights)
         shared = SharedOptions(
-            not args.no_shared, settings, args.max_items, args.noise_sweep, tuple(args.snrs), dump=args.dump
+            not args.no_shared,
+            settings,
+            args.max_items,
+            args.noise_sweep,
+            tuple(args.snrs),
+            dump=args.dump,
+            report_clips=args.report_clips,
         )
         evaluate(
             args.experiment,

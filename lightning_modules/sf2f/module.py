@@ -341,7 +341,7 @@ class SF2FModule(AdversarialModule):
     ) -> Iterator[GeneratedSample]:
         """For the shared metrics: each identity's face from its evaluation speech, beside all its real faces
         (other pictures, so not frame-aligned)."""
-        seen = 0
+        seen, rate = 0, datamodule.log_mel_config.sample_rate
         for batch in datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader():
             batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
             fakes = to_uint8(imagenet_to_unit(self(batch)[-1]))
@@ -349,7 +349,9 @@ class SF2FModule(AdversarialModule):
                 if max_items is not None and seen >= max_items:
                     return
                 real = to_uint8(imagenet_to_unit(batch["faces"][i][batch["face_mask"][i]]))
-                yield GeneratedSample(fakes[i : i + 1], real, str(identity), paired=False)
+                # the speech is read back only to be heard beside the face (`make compare`'s report)
+                speech = datamodule.evaluation_speech(split, seen)
+                yield GeneratedSample(fakes[i : i + 1], real, str(identity), speech, rate, paired=False)
                 seen += 1
 
     def gather_identities(self, outputs: list) -> tuple[torch.Tensor, torch.Tensor]:

@@ -186,12 +186,20 @@ class Wav2PixModule(LinkedSpeechRate, AdversarialModule):
 
         dataset = datamodule.evaluation_dataset(split)
         chosen = Subset(dataset, range(min(len(dataset), max_items or len(dataset))))
+        rate = int(datamodule.hparams.sample_rate)
+        index = 0
         for batch in DataLoader(chosen, batch_size=batch_size):
             fakes = signed_to_uint8(self(batch["audio"].to(self.device)))
-            for fake, real, identity in zip(
-                fakes, signed_to_uint8(batch["face"]), batch["identity"].tolist()
+            for fake, real, identity, start in zip(
+                fakes,
+                signed_to_uint8(batch["face"]),
+                batch["identity"].tolist(),
+                batch["audio_start"].tolist(),
             ):
-                yield GeneratedSample(fake[None], real[None], str(identity), paired=True)
+                # the window before pre-emphasis, to be heard beside the face (a single face: no lip sync)
+                speech = dataset.speech(index, start)
+                yield GeneratedSample(fake[None], real[None], str(identity), speech, rate, paired=True)
+                index += 1
 
     def paper_evaluation(self, datamodule, probe: str = "cnn"):
         """The paper's identity accuracy and landmark detection rate (`evaluation.py`)."""

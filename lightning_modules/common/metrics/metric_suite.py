@@ -120,6 +120,8 @@ class GeneratedSample:
         (the lip-shape measure's energy-matched control), when the clip records its mouth.
     true_mouth: the clip's true (opening, width) per frame `(T,)`, when its data records them (generated
         with the `lips` articulation): scored by `lip_shape.py`.
+    control_speech: `(L,)` the other clip's speech `control` was generated from (fitted to this clip's
+        length), so the control can be played with the speech that drove it (`report_clips.py`).
     """
 
     generated: np.ndarray
@@ -132,6 +134,7 @@ class GeneratedSample:
     silent: np.ndarray | None = None
     matched: np.ndarray | None = None
     true_mouth: tuple[np.ndarray, np.ndarray] | None = None
+    control_speech: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

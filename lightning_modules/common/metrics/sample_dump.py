@@ -39,7 +39,7 @@ class SampleDump:
 
     def write(self, sample: GeneratedSample) -> None:
         item = f"{len(self.rows):05d}"
-        stem = f"{item}_{_safe(sample.identity)}"
+        stem = f"{item}_{safe_name(sample.identity)}"
         row = {
             "item": item,
             "identity": sample.identity,
@@ -48,20 +48,17 @@ class SampleDump:
             "frames": len(sample.generated),
             "speech_seconds": "",
         }
-        if sample.paired and sample.speech is not None:
-            from datamodules.pipeline.video_writer import write_mp4
-
+        if sample.paired and len(sample.generated) > 1 and sample.speech is not None:  # not faces
             videos = self.folder / "videos"
             for side, frames in (("generated", sample.generated), ("real", sample.real)):
                 path = videos / f"{stem}_{side}.mp4"
-                write_mp4(path, _even(frames), fps=FPS, audio=sample.speech, sample_rate=sample.sample_rate)
+                write_speech_video(path, frames, sample.speech, sample.sample_rate)
                 row[f"{side}_video"] = str(path.relative_to(self.folder))
             row["speech_seconds"] = f"{len(sample.speech) / sample.sample_rate:.2f}"
         for side, frames in (("generated", sample.generated), ("real", sample.real)):
             folder = self.folder / "frames" / side
             for index, frame in enumerate(frames):
-                with atomic_path(folder / f"{item}_{index:04d}.png") as partial:
-                    Image.fromarray(frame).save(partial, format="PNG")
+                write_png(folder / f"{item}_{index:04d}.png", frame)
         self.rows.append(row)
 
     def close(self) -> Path:
@@ -71,9 +68,35 @@ class SampleDump:
         return index
 
 
-def _safe(text: str) -> str:
+def safe_name(text: str) -> str:
     """A file-name-safe form of an identity label."""
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in str(text))[:60]
+
+
+def write_speech_video(path: Path, frames: np.ndarray, speech: np.ndarray, sample_rate: int) -> Path:
+    """`frames` `(T, H, W, 3)` uint8 as an H.264 + AAC mp4 at 25 fps with `speech` muxed in (written
+    atomically). Headless Chromium plays these as they are (`tests/browser/test_compare_report.py`)."""
+    from datamodules.pipeline.video_writer import write_mp4
+
+    write_mp4(path, _even(frames), fps=FPS, audio=speech, sample_rate=sample_rate)
+    return path
+
+
+def write_png(path: Path, image: np.ndarray) -> Path:
+    with atomic_path(path) as partial:
+        Image.fromarray(image).save(partial, format="PNG")
+    return path
+
+
+def write_wav(path: Path, speech: np.ndarray, sample_rate: int) -> Path:
+    """16-bit PCM: every browser's <audio> plays it."""
+    import soundfile as sf
+
+    with atomic_path(path) as partial:
+        sf.write(
+            partial, np.clip(np.asarray(speech, np.float32), -1.0, 1.0), sample_rate, "PCM_16", format="WAV"
+        )
+    return path
 
 
 def _even(frames: np.ndarray) -> np.ndarray:

@@ -25,6 +25,7 @@ from datamodules.synthetic.truth import read_truth, truth_path
 from ..contracts import whole_video
 from ..images import signed_to_uint8
 from .metric_suite import GeneratedSample, MetricSettings, MetricSuite
+from .report_clips import ReportClips
 from .reports import EvaluationReport, ResultRow, Sweep
 from .sample_dump import SampleDump
 from .speech_dependence import loudness_matched
@@ -77,6 +78,7 @@ class TalkingFaceSamples:
                     dataset[(index + 1) % len(dataset)]["audio"].numpy() if len(dataset) > 1 else speech[::-1]
                 )
                 drivings = {"control": fitted(other, len(speech)), "silent": np.zeros_like(speech)}
+                sample.control_speech = drivings["control"]  # played with the control in `make compare`
                 if sample.true_mouth is not None:
                     drivings["matched"] = loudness_matched(drivings["control"], speech, rate)
                 for name, driving in drivings.items():
@@ -133,10 +135,12 @@ def shared_report(
     max_items: int | None = None,
     dump: Path | None = None,
     picture: Path | None = None,
+    clips: ReportClips | None = None,
 ) -> EvaluationReport:
     """The suite on `split`: one row per metric (value or "not computed: why"); with `dump`, every sample
     is also written there for outside scorers (`sample_dump.py`); with `picture`, the speech-dependence
-    picture of the first usable samples is drawn there (`speech_picture.py`)."""
+    picture of the first usable samples is drawn there (`speech_picture.py`); `clips` writes the first few
+    samples for `make compare`'s report (`report_clips.py`)."""
     module.eval()
     samples = module.evaluation_samples(
         datamodule,
@@ -150,11 +154,15 @@ def shared_report(
     drawer = SpeechPicture(FrameLandmarks()) if picture is not None else None
     if drawer is not None:
         samples = drawer.passing(samples)
+    if clips is not None:
+        samples = clips.passing(samples)
     values, missing, notes = evaluate_samples(samples, settings, max_items, f"{system}: shared metrics")
     if writer is not None:
         print(f"[eval] test outputs for outside scorers: {writer.close()}")
     if drawer is not None and (drawn := drawer.write(picture)) is not None:
         print(f"[eval] speech-dependence picture: {drawn}")
+    if clips is not None and (index := clips.close()) is not None:
+        print(f"[eval] clips for make compare: {index}")
     report = EvaluationReport(system=system, dataset=datamodule.description, paper_dataset="—")
     setting = f"{SHARED_SETTING}, {split} split"
     for key in sorted(values):
