@@ -99,6 +99,12 @@ def stage_config(checkpoint: Path, state: dict) -> tuple[dict, str | None]:
     return yaml.safe_load(beside.read_text()), None
 
 
+def checkpoint_experiment(checkpoint: Path) -> str | None:
+    """The experiment a checkpoint file says trained it (None for an older one that carries no config)."""
+    carried = read_checkpoint(checkpoint).get(STAGE_CONFIG_KEY)
+    return carried["experiment"] if carried else None
+
+
 def checked_checkpoint(experiment: str, checkpoint: Path) -> tuple[dict, dict, str | None]:
     """(contents, the stage's config, `<experiment>/<stage>` that wrote it) of a checkpoint of `experiment`,
     refusing unreadable files and checkpoints of another system."""

@@ -4,6 +4,7 @@ Debian's `chromium` and `chromium-driver` packages (`.ci/run` installs them). Wh
 tests here are skipped with that reason, so `make test` stays green on a machine without a browser.
 """
 
+import os
 import shutil
 from pathlib import Path
 
@@ -57,6 +58,21 @@ def browser(tmp_path):
     yield driver
     driver.quit()
     shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
+
+
+# The screenshots in docs/images come from these tests: `TF_SCREENSHOT_DIR=docs/images make test
+# ARGS=tests/browser` writes them there (otherwise into the test's temporary folder only).
+SCREENSHOT_DIR_VARIABLE = "TF_SCREENSHOT_DIR"
+
+
+def save_screenshot(driver, folder: Path, name: str) -> Path:
+    """A PNG of the whole page as the browser shows it, into `folder` and, when `TF_SCREENSHOT_DIR` is set,
+    there as well."""
+    path = folder / name
+    driver.save_screenshot(str(path))
+    if target := os.environ.get(SCREENSHOT_DIR_VARIABLE):
+        shutil.copyfile(path, Path(target) / name)
+    return path
 
 
 def media_states(driver) -> list[dict]:

@@ -145,7 +145,7 @@ def face_figure(
     """A grid of faces: one column per entry of `columns` (title → one `(H, W, 3)` uint8 face per row),
     rows labelled by `row_labels`."""
     rows = len(row_labels)
-    figure = Figure(figsize=(max(len(columns) * 1.1, 6.0), 0.3 + 1.15 * rows))
+    figure = Figure(figsize=(max(len(columns) * 1.1, 6.0), 0.5 + 1.15 * rows), layout="constrained")
     for column, (heading, faces) in enumerate(columns.items()):
         for row, (image, label) in enumerate(zip(faces, row_labels)):
             axis = figure.add_subplot(rows, len(columns), row * len(columns) + column + 1)
