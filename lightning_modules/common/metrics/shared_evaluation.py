@@ -188,7 +188,16 @@ def shared_noise_sweep(
             f"{system} does not generate video from speech; the noise sweep is for video systems."
         )
     module.eval()
-    light = dataclasses.replace(settings, lpips_backbone=None, inception_weights=None, frames_per_clip=1)
+    # Only SWEEP_METRICS are plotted: the networks of the other metrics would run at every SNR for nothing.
+    light = dataclasses.replace(
+        settings,
+        lpips_backbone=None,
+        inception_weights=None,
+        fid_inception_weights=None,
+        i3d_weights=None,
+        arcface_weights=None,
+        frames_per_clip=1,
+    )
     types = list(noise_types or datamodule.evaluation_noise_bank().types)
     clean, _, _ = evaluate_samples(
         module.evaluation_samples(datamodule, max_items=max_items), light, max_items, f"{system}: clean"
