@@ -259,8 +259,8 @@ def write_report(summaries: list[StageSummary], out: Path) -> list[Path]:
         "<!doctype html><meta charset='utf-8'><title>Run comparison</title>",
         f"<style>{STYLE}</style>",
         f"<h1>Run comparison</h1><p>{len(summaries)} stage(s), written {time.strftime('%Y-%m-%d %H:%M')}</p>",
+        *clips_section(summaries, media, out),  # first: what the numbers below are about
         *metrics_section(summaries),
-        *clips_section(summaries, media, out),
     ]
     if curves is not None:
         page.append("<h2>Curves</h2><img src='curves.png'>")
@@ -344,7 +344,9 @@ def clip_row(item: int, runs: list[RunMedia], out: Path) -> str:
         # one system on one data set: the same real clip in every run, shown once
         if clip.get("real") and not any(filecmp.cmp(out / clip["real"], out / o, False) for o in seen):
             seen.append(clip["real"])
-            reals.append(medium(clip["real"], f"{run.label} · {clip['identity']}"))
+            reals.append(
+                medium(clip["real"], " · ".join(part for part in (run.label, clip["identity"]) if part))
+            )
     cells = [f"<td>{item}</td>", "<td class='clip'>" + "".join(reals) + "</td>"]
     for side in ("generated", "control"):
         for run in runs:
@@ -356,7 +358,7 @@ def clip_row(item: int, runs: list[RunMedia], out: Path) -> str:
 def clip_cell(run: RunMedia, clip: dict, side: str) -> str:
     if not clip.get(side):
         return "—"
-    caption = f"{clip['identity']} · {clip['seconds']:.2f} s"
+    caption = " · ".join(part for part in (clip["identity"], f"{clip['seconds']:.2f} s") if part)
     speech = medium(clip["speech"], "") if run.kind == "face" and side == "generated" else ""
     return medium(clip[side], caption) + speech
 

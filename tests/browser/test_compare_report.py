@@ -120,7 +120,7 @@ def expected_seconds(folder: Path) -> dict[str, float]:
     return seconds
 
 
-def save_screenshot(driver, path: Path, width: int = 1400, most_height: int = 2400) -> None:
+def save_screenshot(driver, path: Path, width: int = 1400, most_height: int = 1500) -> None:
     """The page's top `most_height` pixels, paletted to keep the file small (docs/usage.md shows it)."""
     from PIL import Image
 
