@@ -4,8 +4,10 @@ Debian's `chromium` and `chromium-driver` packages (`.ci/run` installs them). Wh
 tests here are skipped with that reason, so `make test` stays green on a machine without a browser.
 """
 
+import io
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -65,11 +67,18 @@ def browser(tmp_path):
 SCREENSHOT_DIR_VARIABLE = "TF_SCREENSHOT_DIR"
 
 
-def save_screenshot(driver, folder: Path, name: str) -> Path:
-    """A PNG of the whole page as the browser shows it, into `folder` and, when `TF_SCREENSHOT_DIR` is set,
-    there as well."""
+def save_screenshot(driver, folder: Path, name: str, most_height: int = 1500) -> Path:
+    """A PNG of the page's top `most_height` pixels as the browser draws it, paletted to keep the docs' copy
+    small, into `folder` and, when `TF_SCREENSHOT_DIR` is set, there as well."""
+    from PIL import Image
+
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(driver.get_window_size()["width"], min(height, most_height))
+    driver.execute_script("window.scrollTo(0, 0)")
+    time.sleep(0.5)  # the resized page draws its video frames again
     path = folder / name
-    driver.save_screenshot(str(path))
+    image = Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB")
+    image.quantize(colors=128).save(path, optimize=True)
     if target := os.environ.get(SCREENSHOT_DIR_VARIABLE):
         shutil.copyfile(path, Path(target) / name)
     return path

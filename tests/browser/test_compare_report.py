@@ -1,9 +1,7 @@
 """`make compare`'s report opened in headless Chromium: every clip, face, speech and picture loads and plays,
 from a copy of the report folder elsewhere (so it holds everything it links to, by relative links)."""
 
-import io
 import json
-import os
 import re
 import shutil
 import time
@@ -15,11 +13,9 @@ import pytest
 from experiments.compare import compare
 from experiments.evaluate import SharedOptions, evaluate
 
-from .conftest import media_states
+from .conftest import media_states, save_screenshot
 
 READY_SECONDS = 20
-# `REPORT_SCREENSHOT=1 pytest tests/browser/test_compare_report.py` (once, by hand) redraws the docs' picture
-SCREENSHOT = Path(__file__).parents[2] / "docs" / "images" / "compare_report.png"
 CLIPS = 2  # test clips per run: enough for a row with two of them, cheap to generate
 E2E_NR_OPTIONS = {"max_clips": 1, "snrs_db": [20], "noise_types": ["babble"], "landmarks": False}
 
@@ -77,7 +73,7 @@ def links(page: str) -> list[str]:
     return re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", page)
 
 
-def test_every_clip_face_and_picture_of_the_report_loads_and_plays(report, browser):
+def test_every_clip_face_and_picture_of_the_report_loads_and_plays(report, browser, tmp_path):
     folder = report.parent
     page = report.read_text()
     assert all(
@@ -99,8 +95,7 @@ def test_every_clip_face_and_picture_of_the_report_loads_and_plays(report, brows
     assert all(Path(urlparse(s["src"]).path).is_relative_to(folder) for s in states)
     assert all(now > 0 for now in played_seconds(browser))
 
-    if os.environ.get("REPORT_SCREENSHOT"):
-        save_screenshot(browser, SCREENSHOT)
+    assert save_screenshot(browser, tmp_path, "compare_report.png").stat().st_size > 0
 
     expected = expected_seconds(folder)
     for state in media:
@@ -118,15 +113,3 @@ def expected_seconds(folder: Path) -> dict[str, float]:
                 if side in clip:
                     seconds[clip[side]] = clip["seconds"]
     return seconds
-
-
-def save_screenshot(driver, path: Path, width: int = 1400, most_height: int = 1500) -> None:
-    """The page's top `most_height` pixels, paletted to keep the file small (docs/usage.md shows it)."""
-    from PIL import Image
-
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(width, min(height, most_height))
-    driver.execute_script("window.scrollTo(0, 0)")
-    time.sleep(0.5)  # let the resized page draw its video frames again
-    image = Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB")
-    image.quantize(colors=128).save(path, optimize=True)
