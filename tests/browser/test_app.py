@@ -4,6 +4,7 @@ the speech's duration out, beside a face system's face; a photo without a face s
 import math
 import socket
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,8 @@ def test_the_app_turns_a_demo_speech_file_and_photo_into_a_playable_video(
     wait_for(lambda: browser.find_elements("css selector", "#photo img"))
     time.sleep(1)  # the audio component finishes its upload
     browser.find_element("css selector", "#generate").click()
+    with urllib.request.urlopen(served_app, timeout=5) as page:  # served while the request generates
+        assert page.status == 200
     wait_for(lambda: message(browser, 0) and message(browser, 1))
     assert message(browser, 0).startswith(f"{math.ceil(seconds * 25)} frames at 25 fps"), message(browser, 0)
 
