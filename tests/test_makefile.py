@@ -26,6 +26,8 @@ def make(*arguments: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
             str(REPO),
             "-o",
             ".venv/.installed-stack",
+            "-o",
+            ".venv/.installed-app",
             f"PY={sys.executable}",
             *arguments,
         ],
@@ -43,6 +45,7 @@ def make(*arguments: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
         ("train", "DATA", ""),
         ("eval", "CKPT_LIST", "cannot read this list"),
         ("infer", "CKPT", "no checkpoint found"),
+        ("app", "CKPT", "no checkpoint found"),
     ],
 )
 def test_an_awkward_path_reaches_the_command_whole(tmp_path, target, variable, expected):
