@@ -6,6 +6,7 @@ import socket
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import pytest
@@ -101,6 +102,8 @@ def test_the_app_turns_a_demo_speech_file_and_photo_into_a_playable_video(
     images = [s for s in states if s["tag"] == "img"]
     assert len(images) >= 4 and all(s["width"] > 0 for s in images), images  # photo, face, two pictures
     assert save_screenshot(browser, tmp_path, "app.png").stat().st_size > 0
+    fetched = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert fetched and all(urlparse(url).hostname in (None, "127.0.0.1") for url in fetched), fetched
 
     upload(browser, "photo", demo_inputs[1].parent / "no-face.png")
     time.sleep(1)
