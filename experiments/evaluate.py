@@ -104,15 +104,16 @@ def evaluate(
             part = model.paper_evaluation(datamodule, **{**extra, **options})
         stage_dir = stage_of(checkpoint)
         label = f"{stage_dir.parent.name}/{stage_dir.name}"  # <run>/<stage>
+        file_label = label.replace("/", "_")  # the run's outputs in the eval folder, one name per run
         part = add_shared_metrics(
             part,
             model,
             datamodule,
             shared,
             label,
-            folder / "dump" / label.replace("/", "_") if shared.dump else None,
-            folder / f"speech_dependence_{label.replace('/', '_')}.png",
-            folder / "clips" / label.replace("/", "_"),
+            folder / "dump" / file_label if shared.dump else None,
+            folder / f"speech_dependence_{file_label}.png",
+            folder / "clips" / file_label,
         )
         part.details = {str(checkpoint): part.details}
         if report is None:

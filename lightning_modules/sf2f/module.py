@@ -9,6 +9,7 @@ identity (auxiliary-classifier) discriminator per output resolution.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 import numpy as np
@@ -349,9 +350,11 @@ class SF2FModule(AdversarialModule):
                 if max_items is not None and seen >= max_items:
                     return
                 real = to_uint8(imagenet_to_unit(batch["faces"][i][batch["face_mask"][i]]))
-                # the speech is read back only to be heard beside the face (`make compare`'s report)
-                speech = datamodule.evaluation_speech(split, seen)
-                yield GeneratedSample(fakes[i : i + 1], real, str(identity), speech, rate, paired=False)
+                # read back only if it is played beside the face (`make compare`'s report clips)
+                hear = functools.partial(datamodule.evaluation_speech, split, seen)
+                yield GeneratedSample(
+                    fakes[i : i + 1], real, str(identity), None, rate, paired=False, speech_to_hear=hear
+                )
                 seen += 1
 
     def gather_identities(self, outputs: list) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,6 +10,7 @@ generator side again (encoder, classifier and G: new dropout masks) instead of r
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 import numpy as np
@@ -196,9 +197,11 @@ class Wav2PixModule(LinkedSpeechRate, AdversarialModule):
                 batch["identity"].tolist(),
                 batch["audio_start"].tolist(),
             ):
-                # the window before pre-emphasis, to be heard beside the face (a single face: no lip sync)
-                speech = dataset.speech(index, start)
-                yield GeneratedSample(fake[None], real[None], str(identity), speech, rate, paired=True)
+                # the window before pre-emphasis, read only if it is played beside the face (report clips)
+                hear = functools.partial(dataset.speech, index, start)
+                yield GeneratedSample(
+                    fake[None], real[None], str(identity), None, rate, paired=True, speech_to_hear=hear
+                )
                 index += 1
 
     def paper_evaluation(self, datamodule, probe: str = "cnn"):

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -122,6 +123,9 @@ class GeneratedSample:
         with the `lips` articulation): scored by `lip_shape.py`.
     control_speech: `(L,)` the other clip's speech `control` was generated from (fitted to this clip's
         length), so the control can be played with the speech that drove it (`report_clips.py`).
+    speech_to_hear: face systems (whose input is not a waveform to play): reads back, at `sample_rate`, the
+        speech the face was made from, called only by what plays it (`report_clips.py`), so that no metric
+        and no other sample pays for reading it.
     """
 
     generated: np.ndarray
@@ -135,6 +139,13 @@ class GeneratedSample:
     matched: np.ndarray | None = None
     true_mouth: tuple[np.ndarray, np.ndarray] | None = None
     control_speech: np.ndarray | None = None
+    speech_to_hear: Callable[[], np.ndarray] | None = None
+
+    def audible_speech(self) -> np.ndarray | None:
+        """The speech to play beside the output: `speech`, else what `speech_to_hear` reads back."""
+        if self.speech is not None or self.speech_to_hear is None:
+            return self.speech
+        return self.speech_to_hear()
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
+
 from datamodules.pipeline.files import atomic_write_json
 
 from .metric_suite import GeneratedSample
@@ -42,16 +44,17 @@ class ReportClips:
             yield sample
 
     def write(self, sample: GeneratedSample) -> None:
-        if sample.speech is None:  # nothing to play it with: no report clip rather than a silent one
+        speech = sample.audible_speech()
+        if speech is None:  # nothing to play it with: no report clip rather than a silent one
             return
         stem = f"{len(self.clips):05d}"
         self.kind = "video" if len(sample.generated) > 1 else "face"
         files = (
             _video_files(sample, self.folder, stem)
             if self.kind == "video"
-            else _face_files(sample, self.folder, stem)
+            else _face_files(sample, speech, self.folder, stem)
         )
-        seconds = round(len(sample.speech) / sample.sample_rate, 3)
+        seconds = round(len(speech) / sample.sample_rate, 3)
         entry = {"item": len(self.clips), "identity": sample.identity, "seconds": seconds}
         self.clips.append(entry | {side: path.name for side, path in files.items()})
 
@@ -77,9 +80,9 @@ def _video_files(sample: GeneratedSample, folder: Path, stem: str) -> dict[str, 
     return files
 
 
-def _face_files(sample: GeneratedSample, folder: Path, stem: str) -> dict[str, Path]:
+def _face_files(sample: GeneratedSample, speech: np.ndarray, folder: Path, stem: str) -> dict[str, Path]:
     return {
         "generated": write_png(folder / f"{stem}_generated.png", sample.generated[0]),
         "real": write_png(folder / f"{stem}_real.png", sample.real[0]),
-        "speech": write_wav(folder / f"{stem}_speech.wav", sample.speech, sample.sample_rate),
+        "speech": write_wav(folder / f"{stem}_speech.wav", speech, sample.sample_rate),
     }

@@ -48,7 +48,7 @@ class SampleDump:
             "frames": len(sample.generated),
             "speech_seconds": "",
         }
-        if sample.paired and len(sample.generated) > 1 and sample.speech is not None:  # not faces
+        if sample.paired and sample.speech is not None:
             videos = self.folder / "videos"
             for side, frames in (("generated", sample.generated), ("real", sample.real)):
                 path = videos / f"{stem}_{side}.mp4"
