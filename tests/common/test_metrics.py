@@ -10,6 +10,7 @@ from lightning_modules.common.metrics.identity_metrics import (
     embedding_l1,
     identity_embedding,
     recall_at_k,
+    recall_hits,
 )
 
 
@@ -37,6 +38,14 @@ def test_small_sets_are_one_block_with_matching_chance():
     u = unit(10)
     swapped = u[[1, 0, *range(2, 10)]]
     assert recall_at_k(swapped, u)[1] == pytest.approx(0.8)
+
+
+def test_per_identity_hits_name_the_missed_identities_and_skip_the_partial_block():
+    u = unit(250)
+    swapped = u[[1, 0, *range(2, 250)]]
+    hits = recall_hits(swapped, u, k=1)
+    assert hits[:2].tolist() == [0.0, 0.0] and bool((hits[2:200] == 1).all())
+    assert bool(hits[200:].isnan().all())  # after the last full block of 100, as recall_at_k leaves them out
 
 
 def test_l1_of_random_512d_pairs_matches_the_papers_scale():

@@ -12,7 +12,6 @@ mean that resamples speakers, their clips and the training seeds.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,28 +21,17 @@ from experiments import train as train_entry
 from experiments.checkpoints import load_run_for_evaluation
 from lightning_modules.common.metrics.lip_shape import LipShapeScores
 from lightning_modules.common.metrics.video_metrics import FrameLandmarks
+from tests.learning.intervals import ClipScores, bootstrap_interval
 
 FRESH_DATA_SEED = 1  # the recipes were tuned on seed 0's demo data
 TRAINING_SEEDS = (0, 1, 2)
 LIPS_DATA = ["--data.init_args.demo_articulation=lips", f"--data.init_args.demo_seed={FRESH_DATA_SEED}"]
-BOOTSTRAP_DRAWS = 2000
-LEVEL = 0.95
 # Every proof asserts, on the lower end of the interval over seeds, speakers and clips, these bars; each
 # lower end must also clear the upper end of both controls' intervals.
 BARS = {"lip_r_opening": 0.5, "lip_partial_r_opening": 0.6}
 # Reported beside them: the lips' width, which no demo-sized model has learned yet (docs/datasets.md).
 REPORTED = (*BARS, "lip_r_width")
 SETS = ("", "_real", "_control", "_matched")
-
-
-@dataclass(frozen=True)
-class ClipScores:
-    """One test clip of one training run: its speaker and its `lip_*` values (`lip_shape.KEYS`)."""
-
-    seed: int
-    speaker: str
-    clip: int
-    values: dict[str, float]
 
 
 def lip_sync_intervals(
@@ -99,28 +87,3 @@ def clip_scores(experiment: str, run_dir: Path, seed: int, max_items: int | None
         clip = Path(dataset.items.metas[dataset.rows[index]]["path"])
         scored.append(ClipScores(seed, truth_speaker(datamodule.root, clip), index, lips.compute()[0]))
     return scored
-
-
-def bootstrap_interval(scores: list[ClipScores], key: str, rng_seed: int = 0) -> tuple[float, float, float]:
-    """(mean, low, high) of `key` over the clips, the interval at `LEVEL` from `BOOTSTRAP_DRAWS` draws that
-    each resample the speakers, then each drawn speaker's clips, then the training seeds (a clip's value is
-    its mean over the drawn seeds). A clip without the value is left out."""
-    table: dict[str, dict[int, dict[int, float]]] = {}
-    for s in scores:
-        if key in s.values:
-            table.setdefault(s.speaker, {}).setdefault(s.clip, {})[s.seed] = s.values[key]
-    if not table:
-        raise KeyError(f"no clip has {key}")
-    seeds = sorted({s.seed for s in scores})
-    rng, speakers, means = np.random.default_rng(rng_seed), sorted(table), []
-    for _ in range(BOOTSTRAP_DRAWS):
-        drawn_seeds, values = rng.choice(seeds, len(seeds)), []
-        for speaker in rng.choice(speakers, len(speakers)):
-            clips = sorted(table[speaker])
-            for clip in rng.choice(clips, len(clips)):
-                runs = table[speaker][clip]
-                values.append(np.mean([runs[s] for s in drawn_seeds if s in runs] or list(runs.values())))
-        means.append(np.mean(values))
-    tail = (1 - LEVEL) / 2 * 100
-    mean = float(np.mean([v for clips in table.values() for runs in clips.values() for v in runs.values()]))
-    return mean, float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))

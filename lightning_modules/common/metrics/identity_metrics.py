@@ -47,15 +47,23 @@ def recall_at_k(
     block are left out. With fewer than `block_size` identities the whole set is one block, so chance
     level is K / N rather than K %; `chance_recall` gives it.
     """
-    blocks = _blocks(len(generated), block_size)
-    recalls = {k: [] for k in ks}
-    for start, stop in blocks:
+    # Every block has the same size, so the mean over blocks is the mean over the identities they hold.
+    return {k: float(recall_hits(generated, reference, k, block_size).nanmean()) for k in ks}
+
+
+def recall_hits(
+    generated: torch.Tensor, reference: torch.Tensor, k: int, block_size: int = 100
+) -> torch.Tensor:
+    """Per identity, 1.0 where it is among the K gallery identities of its block most cosine-similar to its
+    query, else 0.0; NaN after the last full block (`recall_at_k`'s blocking). `(N,)`; what a learning proof
+    resamples identities from."""
+    hits = torch.full((len(generated),), float("nan"))
+    for start, stop in _blocks(len(generated), block_size):
         similarity = generated[start:stop] @ reference[start:stop].T  # (n, n); unit vectors → cosine
         target = torch.eye(stop - start, dtype=torch.bool, device=similarity.device)
-        for k in ks:
-            hits = [retrieval_recall(similarity[i], target[i], top_k=k) for i in range(stop - start)]
-            recalls[k].append(torch.stack(hits).mean())
-    return {k: float(torch.stack(v).mean()) for k, v in recalls.items()}
+        for i in range(stop - start):
+            hits[start + i] = retrieval_recall(similarity[i], target[i], top_k=k).float().cpu()
+    return hits
 
 
 def chance_recall(

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.learning.lip_sync import ClipScores, bootstrap_interval
+from tests.learning.intervals import ClipScores, bootstrap_interval
 
 
 def scores(speaker_spread: float, clips: int = 4) -> list[ClipScores]:
