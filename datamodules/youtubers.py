@@ -8,7 +8,9 @@ Layout read (the authors' public release; `<root>` may also be the `dataset/` fo
 Identities are the sorted folder names; test speakers are the training speakers. The release has no
 validation split, and model selection must never see the test pairs, so validation holds out the last
 `val_fraction` of each identity's training pairs (in listing order: a block of frames, not frames
-interleaved with the training ones). Crops are stored with red and
+interleaved with the training ones). For the open-set evaluation, `open_set_speakers` keeps the last
+identities out of training and validation whole; their pairs form the splits "open_set_train" and
+"open_set_test" (`OPEN_SET_SPLITS`). Crops are stored with red and
 blue swapped (`swap_red_blue` undoes it). Each face is checked with dlib's detector: a crop without a
 detectable face is rejected, as are pairs whose wav is missing, silent or shorter than the window.
 """
@@ -29,6 +31,9 @@ from .pipeline.prepare import prepare_cache
 
 FACE_FILE = re.compile(r"^cropped_face_frame_(\d+)\.png$")
 PREPROCESSING_KEYS = ("image_size", "sample_rate", "audio_samples", "swap_red_blue", "check_face")
+PARTITIONS = ("train", "test")  # the release's folders
+OPEN_SET_SPLITS = ("open_set_train", "open_set_test")  # the held-out youtubers' pairs of each partition
+OPEN_SET_MINIMUM = 2  # youtubers held out (retrieval among one is certain) and youtubers left to train on
 
 
 def scan_youtubers(root: str | Path) -> list[dict]:
@@ -36,7 +41,7 @@ def scan_youtubers(root: str | Path) -> list[dict]:
     root = Path(root)
     base = root / "dataset" if (root / "dataset").is_dir() else root
     pairs = []
-    for split in ("train", "test"):
+    for split in PARTITIONS:
         for folder in sorted(p for p in (base / split).glob("*") if p.is_dir()):
             for face in sorted(folder.iterdir()):
                 if (match := FACE_FILE.match(face.name)) is not None:
@@ -64,6 +69,9 @@ class YoutubersDataModule(CachedDataModule):
         swap_red_blue: the release stores BGR crops. check_face: reject crops where dlib finds no face.
         val_fraction: share of each identity's training pairs held out for validation (at least one pair
             of an identity with two or more).
+        open_set_speakers: the last this many identities (in sorted order) are held out whole: none of
+            their faces or speech is trained or validated on, and the open-set evaluation retrieves them
+            from the faces generated from their test-partition speech. 0 (default): every identity trains.
         demo_size, demo_articulation, demo_seed: the demo dataset generated when root is None
             (`CachedDataModule`).
     """
@@ -84,6 +92,7 @@ class YoutubersDataModule(CachedDataModule):
         swap_red_blue: bool = True,
         check_face: bool = True,
         val_fraction: float = 0.1,
+        open_set_speakers: int = 0,
         batch_size: int = 64,
         eval_batch_size: int = 64,
         num_workers: int = 2,
@@ -122,19 +131,36 @@ class YoutubersDataModule(CachedDataModule):
         self.report(report, cache, "pair")
 
     @cached_property
+    def _trained_and_held_out(self) -> tuple[list[str], list[str]]:
+        """The sorted training folder names, known from the layout alone (before preprocessing), so the
+        model's classifier can be sized when both are built, split into those trained on and the last
+        `open_set_speakers` held out."""
+        names = sorted({pair["identity"] for pair in self.pairs if pair["split"] == "train"})
+        return split_off_open_set(names, self.hparams.open_set_speakers, self.root)
+
+    @property
     def identities(self) -> list[str]:
-        """Class order: the sorted training folder names, known from the layout alone (before preprocessing),
-        so the model's classifier can be sized when both are built. An identity whose pairs were all rejected
-        keeps its index."""
-        return sorted({pair["identity"] for pair in self.pairs if pair["split"] == "train"})
+        """Class order: the identities trained on. An identity whose pairs were all rejected keeps its
+        index."""
+        return self._trained_and_held_out[0]
+
+    @property
+    def open_set_identities(self) -> list[str]:
+        """The held-out identities, in the order the open-set splits' `identity` indices follow."""
+        return self._trained_and_held_out[1]
 
     @property
     def num_identities(self) -> int:
         return len(self.identities)
 
+    @property
+    def description(self) -> str:
+        held_out = self.hparams.open_set_speakers
+        return super().description + (f", last {held_out} youtubers held out" if held_out else "")
+
     def setup(self, stage: str | None = None) -> None:
         self.items = self.cache().read()
-        rows = {s: [r for r, m in enumerate(self.items.metas) if m["split"] == s] for s in ("train", "test")}
+        rows = rows_by_split(self.items.metas, set(self.open_set_identities))
         if not rows["train"]:
             raise DatasetError(
                 f"{self.root}: no training pair survived preprocessing; see {self.cache().directory}."
@@ -158,12 +184,13 @@ class YoutubersDataModule(CachedDataModule):
         self.datasets["test"] = self.evaluation_dataset("test")
 
     def evaluation_dataset(self, split: str) -> FaceSpeechPairs:
-        """Every pair of `split` once, with its centred speech window (deterministic)."""
+        """Every pair of `split` once, with its centred speech window (deterministic). In an open-set split
+        (`OPEN_SET_SPLITS`) `identity` indexes `open_set_identities`."""
         hp = self.hparams
         return FaceSpeechPairs(
             self.items,
             self._rows[split],
-            self.identities,
+            self.open_set_identities if split in OPEN_SET_SPLITS else self.identities,
             self._rows["train"],
             hp.audio_samples,
             1,
@@ -186,6 +213,35 @@ class YoutubersDataModule(CachedDataModule):
         return self.loader(
             self.datasets["test"], self.hparams.eval_batch_size, shuffle=False, collate=stack_items
         )
+
+
+def split_off_open_set(names: list[str], count: int, root: Path) -> tuple[list[str], list[str]]:
+    """(trained, held out): the last `count` of the sorted `names` are held out; 0 holds none out."""
+    if count == 0:
+        return names, []
+    largest = len(names) - OPEN_SET_MINIMUM
+    if OPEN_SET_MINIMUM <= count <= largest:
+        return names[:-count], names[-count:]
+    fix = (
+        f"Pass --data.init_args.open_set_speakers=N with N from {OPEN_SET_MINIMUM} to {largest}, or 0 for "
+        "no open set."
+        if largest >= OPEN_SET_MINIMUM
+        else "Pass --data.init_args.open_set_speakers=0, or data with at least "
+        f"{2 * OPEN_SET_MINIMUM} youtubers (the generated demo's: --data.init_args.demo_size=open)."
+    )
+    raise DatasetError(
+        f"open_set_speakers={count}: {root} has {len(names)} youtubers, and the open set needs at least "
+        f"{OPEN_SET_MINIMUM} held out and {OPEN_SET_MINIMUM} left to train on. {fix}"
+    )
+
+
+def rows_by_split(metas: list[dict], held_out: set[str]) -> dict[str, list[int]]:
+    """Row indices of each release partition ("train", "test") of the trained identities, and of each
+    open-set split (`OPEN_SET_SPLITS`) of the `held_out` ones."""
+    rows = {split: [] for split in (*PARTITIONS, *OPEN_SET_SPLITS)}
+    for row, meta in enumerate(metas):
+        rows[f"open_set_{meta['split']}" if meta["identity"] in held_out else meta["split"]].append(row)
+    return rows
 
 
 def held_out_tail(rows: list[int], groups: list[str], fraction: float) -> tuple[list[int], list[int]]:

@@ -204,8 +204,16 @@ class Wav2PixModule(LinkedSpeechRate, AdversarialModule):
                 )
                 index += 1
 
-    def paper_evaluation(self, datamodule, probe: str = "cnn"):
-        """The paper's identity accuracy and landmark detection rate (`evaluation.py`)."""
+    def paper_evaluation(
+        self,
+        datamodule,
+        probe: str = "cnn",
+        open_set_embedder: str = "thumbnail",
+        facenet_weights: str | None = None,
+    ):
+        """The paper's identity accuracy and landmark detection rate, and the open-set R@1 when the
+        datamodule holds youtubers out (`evaluation.py`; `open_set_embedder` and `facenet_weights` pick
+        its face embedding)."""
         from .evaluation import evaluate
 
-        return evaluate(self, datamodule, probe=probe)
+        return evaluate(self, datamodule, probe, open_set_embedder, facenet_weights)

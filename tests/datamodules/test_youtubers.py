@@ -1,5 +1,5 @@
 """Youtubers (Wav2Pix's release layout) on the generated fixture: pairing, identities, colour order,
-speech windows and the rejection of broken pairs."""
+speech windows, the rejection of broken pairs, and the youtubers held out whole for the open set."""
 
 import csv
 import json
@@ -9,8 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
+from datamodules.errors import DatasetError, error_line
 from datamodules.face_speech import emphasise
-from datamodules.youtubers import YoutubersDataModule, scan_youtubers
+from datamodules.youtubers import OPEN_SET_SPLITS, YoutubersDataModule, scan_youtubers
 from tests.batches import first_training_batch
 
 REASONS = {
@@ -117,3 +118,65 @@ def test_held_out_tail_takes_the_last_pairs_of_each_identity():
     kept, held = held_out_tail(list(range(12)), ["a"] * 10 + ["b"] * 2, 0.1)
     assert held == [9, 11] and kept == [0, 1, 2, 3, 4, 5, 6, 7, 8, 10]
     assert held_out_tail([0], ["a"], 0.1) == ([0], [])  # a single pair keeps training
+
+
+@pytest.fixture(scope="module")
+def open_set(isolated_data_and_runs):
+    """The smallest open-set data: 4 youtubers, the last 2 held out."""
+    datamodule = YoutubersDataModule(
+        demo_size="tiny_open",
+        open_set_speakers=2,
+        image_size=32,
+        batch_size=4,
+        eval_batch_size=4,
+        num_workers=0,
+        prepare_workers=0,
+    )
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    return datamodule
+
+
+def test_the_open_set_holds_the_last_youtubers_out_whole(open_set):
+    names = sorted({pair["identity"] for pair in open_set.pairs})
+    assert open_set.identities == names[:2] and open_set.open_set_identities == names[2:]
+    assert open_set.num_identities == 2  # the classifier knows only the trained youtubers
+    metas, rows = open_set.items.metas, open_set._rows
+    for split in ("train", "val", "test"):
+        assert rows[split] and {metas[r]["identity"] for r in rows[split]} <= set(names[:2]), split
+    for split in OPEN_SET_SPLITS:
+        assert {metas[r]["identity"] for r in rows[split]} == set(names[2:]), split
+        assert {metas[r]["split"] for r in rows[split]} == {split.removeprefix("open_set_")}, split
+    assert sorted(r for split_rows in rows.values() for r in split_rows) == list(range(len(metas)))
+    wrong_faces = {r for others in open_set.datasets["train"].other_rows.values() for r in others}
+    assert wrong_faces <= set(rows["train"])  # nor is a held-out face shown to D as a mismatched one
+    queries = open_set.evaluation_dataset("open_set_test")
+    speakers = [open_set.open_set_identities[queries[i]["identity"]] for i in range(len(queries))]
+    assert speakers == [metas[r]["identity"] for r in rows["open_set_test"]]
+
+
+def test_no_youtuber_is_held_out_by_default(youtubers):
+    _, datamodule = youtubers
+    assert datamodule.open_set_identities == [] and datamodule.num_identities == 3
+    rows = datamodule._rows
+    assert not any(rows[split] for split in OPEN_SET_SPLITS)
+    assert sorted(rows["train"] + rows["val"] + rows["test"]) == list(range(len(datamodule.items.metas)))
+
+
+@pytest.mark.parametrize(
+    ("size", "count", "advice"),
+    [
+        ("tiny_open", 1, "open_set_speakers=N with N from 2 to 2"),
+        ("tiny_open", 3, "open_set_speakers=N with N from 2 to 2"),
+        ("tiny_open", -1, "open_set_speakers=N with N from 2 to 2"),
+        ("tiny", 2, "--data.init_args.demo_size=open"),
+    ],
+)
+def test_an_open_set_that_leaves_too_few_youtubers_is_refused_in_one_line(
+    isolated_data_and_runs, size, count, advice
+):
+    datamodule = YoutubersDataModule(demo_size=size, open_set_speakers=count)
+    with pytest.raises(DatasetError) as refused:
+        _ = datamodule.num_identities  # read when the model is sized, before any preprocessing
+    line = error_line(refused.value)
+    assert line.startswith(f"error: open_set_speakers={count}:") and "\n" not in line and advice in line
