@@ -164,6 +164,23 @@ def open_set_rows(hits: dict[str, dict[str, list[float]]], embedder: str) -> lis
     ]
 
 
+def closed_set_hits(
+    predicted: torch.Tensor, speakers: torch.Tensor, control_speakers: torch.Tensor, names: list[str]
+) -> dict[str, dict[str, list[float]]]:
+    """Per youtuber (by name), one value per face generated from its test-partition speech, in order:
+    "accuracy" 1.0 where the probe named the speaker, "accuracy_control" 1.0 where it named
+    `control_speakers`' entry (the control's reading). `predicted`, `speakers`, `control_speakers`: `(N,)`;
+    what a proof resamples youtubers from."""
+    hits = {}
+    for index, name in enumerate(names):
+        own = speakers == index
+        hits[name] = {
+            "accuracy": (predicted[own] == index).float().tolist(),
+            "accuracy_control": (predicted[own] == control_speakers[own]).float().tolist(),
+        }
+    return hits
+
+
 def evaluate(
     module,
     datamodule: YoutubersDataModule,
@@ -238,6 +255,7 @@ def evaluate(
         "probe": probe,
         "generated": {split: len(g[0]) for split, g in generated.items()},
         "chance_accuracy": chance,
+        "test_hits": closed_set_hits(predicted["test"], test_ids, another_speaker, datamodule.identities),
     }
     if datamodule.open_set_identities:
         hits = open_set_hits(module, datamodule, open_set_embedder, facenet_weights)

@@ -89,3 +89,9 @@ def test_the_report_adds_the_open_set_rows_and_their_per_speaker_hits(open_set):
     assert rows[(OPEN_SET_METRIC, OPEN_SET_CONTROL_SETTING)] == 100 * mean_over_speakers(hits, "r@1_control")
     assert rows[(OPEN_SET_REAL_METRIC, "real faces")] == 100.0
     assert report.details["chance_accuracy"] == 50.0  # the closed-set rows count the 2 trained youtubers
+    # The closed-set accuracy, per trained youtuber and face, for a proof that resamples youtubers.
+    closed = report.details["test_hits"]
+    assert sorted(closed) == sorted(open_set.identities)
+    faces = [v for values in closed.values() for v in values["accuracy"]]
+    accuracy = rows[("identity accuracy (%)", "speech from test partition")]
+    assert 100 * sum(faces) / len(faces) == pytest.approx(accuracy)
