@@ -214,14 +214,20 @@ class A2VDataModule(AVSpeechDataModule):
         return self.sharded_cache(f"wav2vec2-{_digest(params)}", params)
 
     def prepare_data(self) -> None:
+        clips = self.prepare_clips()
+        self._invert(clips)
+        self._extract_features(clips)
+
+    def prepare_clips(self) -> CachedItems:
+        """The first cache alone: every clip's 25-fps face crops and audio (also what the trained
+        stand-in generator learns from, `lightning_modules/a2v/stand_in.py`)."""
         super().prepare_data()
         clips = self.cache().read()
         if len(clips) == 0:
             raise DatasetError(
                 f"{self.root}: no clip survived face cropping; see {self.cache().side_file(REJECTED_LIST)}."
             )
-        self._invert(clips)
-        self._extract_features(clips)
+        return clips
 
     def _invert(self, clips: CachedItems) -> None:
         from .generator import build_generator

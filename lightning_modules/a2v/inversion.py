@@ -17,6 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..common.pretrained.lpips_distance import build_lpips
+from .generator import to_resolution
 
 MIN_LPIPS_SIDE = 32  # AlexNet's five poolings leave nothing of a smaller image
 
@@ -142,10 +143,7 @@ class Inverter:
 
     def targets(self, frames: torch.Tensor) -> torch.Tensor:
         """`(T, 3, S, S)` in [-1, 1] → the generator's resolution (area resampling) on its device."""
-        frames = frames.to(self.generator.w_avg.device, torch.float32)
-        if frames.shape[-1] != self.resolution:
-            frames = nn.functional.interpolate(frames, size=(self.resolution, self.resolution), mode="area")
-        return frames
+        return to_resolution(frames.to(self.generator.w_avg.device, torch.float32), self.resolution)
 
     def invert_clips(
         self, clips: list[torch.Tensor], seed: int = 0, progress: tqdm | None = None
