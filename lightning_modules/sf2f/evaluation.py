@@ -56,11 +56,9 @@ def vgg_face_score(probabilities: np.ndarray, rng: np.random.Generator, splits: 
 
 
 @torch.no_grad()
-def run_scores(module, loader, classifier=None) -> tuple[dict[str, float], int, np.ndarray | None]:
-    """The identity scores of one evaluation run over `loader`, the number of identities, and with a VGGFace2
-    `classifier` the generated faces' class probabilities `(N, C)`. `r@1_control` scores each identity's face
-    generated from the next identity's speech: what a model whose faces ignore the voice reaches (chance, up
-    to the ties of identical faces)."""
+def embed_run(module, loader, classifier=None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray | None]:
+    """One evaluation run over `loader`: the generated and reference embeddings `(N, D)`, one per identity
+    in identity order, and with a VGGFace2 `classifier` the generated faces' class probabilities `(N, C)`."""
     outputs, probabilities = [], []
     for batch in loader:
         batch = {k: v.to(module.device) if torch.is_tensor(v) else v for k, v in batch.items()}
@@ -70,10 +68,19 @@ def run_scores(module, loader, classifier=None) -> tuple[dict[str, float], int, 
             faces = torch.from_numpy(to_uint8(imagenet_to_unit(fake))).permute(0, 3, 1, 2)
             probabilities.append(identity_probabilities(classifier, faces).cpu().numpy())
     generated, reference = module.gather_identities(outputs)
+    return generated, reference, np.concatenate(probabilities) if probabilities else None
+
+
+def run_scores(module, loader, classifier=None) -> tuple[dict[str, float], int, np.ndarray | None]:
+    """The identity scores of one evaluation run over `loader`, the number of identities, and the class
+    probabilities of `embed_run`. `r@1_control` scores each identity's face generated from the next
+    identity's speech: what a model whose faces ignore the voice reaches (chance, up to the ties of
+    identical faces)."""
+    generated, reference, probabilities = embed_run(module, loader, classifier)
     scores = module.identity_scores(generated, reference)
     if "r@1" in scores:  # retrieval needs two identities
         scores["r@1_control"] = module.identity_scores(generated.roll(-1, 0), reference)["r@1"]
-    return scores, len(generated), np.concatenate(probabilities) if probabilities else None
+    return scores, len(generated), probabilities
 
 
 @torch.no_grad()

@@ -11,21 +11,21 @@ mean that resamples speakers, their clips and the training seeds.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-import numpy as np
-
 from datamodules.synthetic.truth import truth_speaker
-from experiments import train as train_entry
 from experiments.checkpoints import load_run_for_evaluation
 from lightning_modules.common.metrics.lip_shape import LipShapeScores
 from lightning_modules.common.metrics.video_metrics import FrameLandmarks
-from tests.learning.intervals import ClipScores, bootstrap_interval
+from tests.learning.intervals import (
+    FRESH_DATA,
+    TRAINING_SEEDS,
+    ClipScores,
+    assert_above_bar_and_controls,
+    seeded_intervals,
+)
 
-FRESH_DATA_SEED = 1  # the recipes were tuned on seed 0's demo data
-TRAINING_SEEDS = (0, 1, 2)
-LIPS_DATA = ["--data.init_args.demo_articulation=lips", f"--data.init_args.demo_seed={FRESH_DATA_SEED}"]
+LIPS_DATA = ["--data.init_args.demo_articulation=lips", *FRESH_DATA]
 # Every proof asserts, on the lower end of the interval over seeds, speakers and clips, these bars; each
 # lower end must also clear the upper end of both controls' intervals.
 BARS = {"lip_r_opening": 0.5, "lip_partial_r_opening": 0.6}
@@ -44,30 +44,18 @@ def lip_sync_intervals(
     """Train `experiment` with `overrides` on the fresh `lips` data once per training seed (the chain ends
     after `stop_after` when given), score every test clip, and return `{key: (mean, low, high)}` for every
     `REPORTED` key of every set of frames."""
-    scores, started = [], time.monotonic()
-    for seed in seeds:
-        run_dir = train_entry.train(
-            experiment, overrides=[*overrides, *LIPS_DATA, f"--seed_everything={seed}"], stop_after=stop_after
-        )
-        scored = clip_scores(experiment, run_dir, seed, max_items)
-        means = {
-            key: round(float(np.mean([c.values[key] for c in scored if key in c.values])), 3)
-            for key in REPORTED
-        }
-        print(f"[learning proof] {experiment} lips, seed {seed}: {means}")
-        scores += scored
-    intervals = {key + s: bootstrap_interval(scores, key + s) for key in REPORTED for s in SETS}
-    shown = {key: tuple(round(v, 3) for v in interval) for key, interval in intervals.items()}
-    print(f"[learning proof] {experiment} lips, {time.monotonic() - started:.0f} s: {shown}")
-    return intervals
+    return seeded_intervals(
+        experiment,
+        [*overrides, *LIPS_DATA],
+        lambda run_dir, seed: clip_scores(experiment, run_dir, seed, max_items),
+        [key + s for key in REPORTED for s in SETS],
+        stop_after,
+        seeds,
+    )
 
 
 def assert_lip_synced(intervals: dict[str, tuple]) -> None:
-    for key, bar in BARS.items():
-        low = intervals[key][1]
-        assert low >= bar, f"{key}: interval {intervals[key]} below the bar {bar}"
-        controls = max(intervals[f"{key}_control"][2], intervals[f"{key}_matched"][2])
-        assert low > controls, f"{key}: interval {intervals[key]} reaches the controls' ({controls:.3f})"
+    assert_above_bar_and_controls(intervals, BARS, ("_control", "_matched"))
 
 
 def clip_scores(experiment: str, run_dir: Path, seed: int, max_items: int | None) -> list[ClipScores]:
