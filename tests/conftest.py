@@ -31,6 +31,26 @@ def tiny_hq_voxceleb(isolated_data_and_runs):
     )
 
 
+@pytest.fixture(scope="session")
+def open_set(isolated_data_and_runs):
+    """The smallest open-set Youtubers, set up: 4 youtubers, the last 2 held out, each with 2 test pairs;
+    64 px, the smallest side Wav2Pix's generator draws."""
+    from datamodules.youtubers import YoutubersDataModule
+
+    datamodule = YoutubersDataModule(
+        demo_size="tiny_open",
+        open_set_speakers=2,
+        image_size=64,
+        batch_size=4,
+        eval_batch_size=4,
+        num_workers=0,
+        prepare_workers=0,
+    )
+    datamodule.prepare_data()
+    datamodule.setup()
+    return datamodule
+
+
 # Smoke runs as the record tests need them: two validations of every stage (validation runs every 2 batches,
 # the GAN stages take 2 optimiser steps per batch) and the W&B logger, offline, as in real runs.
 SMOKE_RUN_OVERRIDES = [

@@ -120,23 +120,6 @@ def test_held_out_tail_takes_the_last_pairs_of_each_identity():
     assert held_out_tail([0], ["a"], 0.1) == ([0], [])  # a single pair keeps training
 
 
-@pytest.fixture(scope="module")
-def open_set(isolated_data_and_runs):
-    """The smallest open-set data: 4 youtubers, the last 2 held out."""
-    datamodule = YoutubersDataModule(
-        demo_size="tiny_open",
-        open_set_speakers=2,
-        image_size=32,
-        batch_size=4,
-        eval_batch_size=4,
-        num_workers=0,
-        prepare_workers=0,
-    )
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    return datamodule
-
-
 def test_the_open_set_holds_the_last_youtubers_out_whole(open_set):
     names = sorted({pair["identity"] for pair in open_set.pairs})
     assert open_set.identities == names[:2] and open_set.open_set_identities == names[2:]

@@ -7,7 +7,6 @@ held-out youtuber and never the control's, one that ignores the speech scores ch
 import pytest
 import torch
 
-from datamodules.youtubers import YoutubersDataModule
 from lightning_modules.wav2pix.evaluation import (
     OPEN_SET_CHANCE_METRIC,
     OPEN_SET_CONTROL_SETTING,
@@ -19,23 +18,6 @@ from lightning_modules.wav2pix.evaluation import (
 )
 
 SIZE = 64  # the smallest side Wav2Pix's generator draws
-
-
-@pytest.fixture(scope="module")
-def open_set(isolated_data_and_runs):
-    """4 youtubers, the last 2 held out, each with 2 test pairs."""
-    datamodule = YoutubersDataModule(
-        demo_size="tiny_open",
-        open_set_speakers=2,
-        image_size=SIZE,
-        batch_size=4,
-        eval_batch_size=4,
-        num_workers=0,
-        prepare_workers=0,
-    )
-    datamodule.prepare_data()
-    datamodule.setup("test")
-    return datamodule
 
 
 class FaceLookup:
