@@ -116,6 +116,11 @@ class Embed2LatModule(TalkingFaceSamples, LinkedSpeechRate, SplitEvaluationModul
     """
 
     checkpoint_monitor = ("val/mse", "min")
+    # The gain on μ' of the evaluation videos (`evaluation_video`). None renders them as inference does, at
+    # `mu_gain`; the end-to-end lip-sync proof sets 1, the scale of the codes Embed2Lat is trained to predict,
+    # at which a good prediction renders the inverted mouth itself (500 is the paper's remedy for predictions
+    # that stay near the mean).
+    evaluation_gain: float | None = None
 
     def __init__(
         self,
@@ -327,9 +332,10 @@ class Embed2LatModule(TalkingFaceSamples, LinkedSpeechRate, SplitEvaluationModul
     ) -> np.ndarray:
         """A test clip from its speech and its cached first-frame inversion (no 1000-step inversion per clip),
         at the size of the clip's crops: the shared metrics compare it frame by frame with them, and the
-        generator's resolution may differ (the demo's 32-px stand-in against 64-px crops)."""
+        generator's resolution may differ (the demo's 32-px stand-in against 64-px crops). μ' is scaled by
+        `evaluation_gain`."""
         w0 = torch.from_numpy(np.asarray(datamodule.latent_clips[split][index].w0, dtype=np.float32))[None]
-        frames = whole_video(self.render_chunks(speech, w0.to(self.device)))
+        frames = whole_video(self.render_chunks(speech, w0.to(self.device), gain=self.evaluation_gain))
         if frames.shape[1:3] == face.shape[:2]:
             return frames
         resized = nn.functional.interpolate(

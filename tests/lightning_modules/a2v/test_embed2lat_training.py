@@ -194,6 +194,28 @@ def test_evaluation_videos_take_the_size_of_the_crops_they_are_compared_with():
         assert frames.shape == (25, side, side, 3) and frames.dtype == np.uint8
 
 
+def test_evaluation_videos_scale_the_prediction_by_the_evaluation_gain_else_by_mu_gain(monkeypatch):
+    from lightning_modules.a2v.module import Embed2LatModule
+
+    module = Embed2LatModule(
+        speech_encoder=dict(allow_random=True),
+        generator=dict(allow_random=True, tiny_resolution=32, tiny_channels=8),
+        mu_gain=500.0,
+    ).eval()
+    gains, render = [], module.render_chunks
+
+    def spied(speech, w0, *args, gain=None, **kwargs):
+        gains.append(gain)
+        return render(speech, w0, *args, gain=gain, **kwargs)
+
+    monkeypatch.setattr(module, "render_chunks", spied)
+    data, speech, face = FakeA2VData(), np.zeros(16000, dtype=np.float32), np.zeros((32, 32, 3), np.uint8)
+    module.evaluation_video(data, "test", 0, speech, face)
+    monkeypatch.setattr(Embed2LatModule, "evaluation_gain", 1.0)
+    module.evaluation_video(data, "test", 0, speech, face)
+    assert gains == [None, 1.0]  # None: render_chunks' default, mu_gain
+
+
 def test_long_speech_is_predicted_in_windows_and_rendered_in_chunks(monkeypatch):
     """Wav2Vec2 and Embed2Lat attend over their whole input (memory ∝ length²): long speech is predicted
     in runs of PREDICTION_FRAMES with CONTEXT_FRAMES of speech on either side, and rendered in chunks.
