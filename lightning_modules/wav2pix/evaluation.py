@@ -71,13 +71,13 @@ def _by_speaker(embeddings: torch.Tensor, speakers: torch.Tensor, count: int) ->
 
 
 def _open_set_references(
-    datamodule: YoutubersDataModule, test_faces: torch.Tensor, test_speakers: torch.Tensor, embed
+    datamodule: YoutubersDataModule, test_embeddings: torch.Tensor, test_speakers: torch.Tensor, embed
 ) -> torch.Tensor:
     """`(count, D)`: each held-out youtuber's normalised mean embedding over all its real faces: those of
-    its training-partition pairs (never trained on) and its test-partition faces `(N, 3, S, S)` in [0, 1],
-    whose speakers are `(N,)`. `embed` maps faces in [0, 1] to unit-norm `(N, D)`."""
+    its training-partition pairs (never trained on), embedded here, and its test-partition faces, already
+    embedded `(N, D)`, whose speakers are `(N,)`. `embed` maps faces in [0, 1] to unit-norm `(N, D)`."""
     train_faces, train_speakers = _real_faces(datamodule.evaluation_dataset("open_set_train"))
-    embeddings = embed(torch.cat([train_faces, test_faces]))
+    embeddings = torch.cat([embed(train_faces), test_embeddings])
     speakers = torch.cat([train_speakers, test_speakers])
     return identity_embedding(*_by_speaker(embeddings, speakers, len(datamodule.open_set_identities)))
 
@@ -130,9 +130,10 @@ def open_set_hits(
             f"held-out youtubers {missing} have no test pair left after preprocessing, so the open set "
             "cannot query them. Hold out others (--data.init_args.open_set_speakers) or restore their pairs."
         )
-    reference = _open_set_references(datamodule, real, speakers, embed)
+    real_embeddings = embed(real)  # the gallery's test-partition half and the real-face sanity queries
+    reference = _open_set_references(datamodule, real_embeddings, speakers, embed)
     own, control = _retrieval_rounds(queries, counts, reference)
-    real_own, _ = _retrieval_rounds(_by_speaker(embed(real), speakers, len(names))[0], counts, reference)
+    real_own, _ = _retrieval_rounds(_by_speaker(real_embeddings, speakers, len(names))[0], counts, reference)
     return {
         name: {"r@1": own[k], "r@1_control": control[k], "r@1_real": real_own[k]}
         for k, name in enumerate(names)

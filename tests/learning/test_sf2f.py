@@ -45,7 +45,9 @@ def retrieval_hits(run_dir: Path, seed: int) -> list[ClipScores]:
     scored = []
     for run in range(PROTOCOL_RUNS):
         generated, reference, _ = embed_run(model.eval(), datamodule.random_clip_test_loader(run))
-        own, control = recall_hits(generated, reference, 1), recall_hits(generated.roll(-1, 0), reference, 1)
+        block = model.hparams.recall_block  # the blocking make eval's R@1 uses
+        own = recall_hits(generated, reference, 1, block)
+        control = recall_hits(generated.roll(-1, 0), reference, 1, block)
         assert len(own) == TEST_IDENTITIES, f"the demo's test split has {len(own)} identities"
         for identity in range(len(own)):
             values = {"r@1": float(own[identity]), "r@1_control": float(control[identity])}
